@@ -1,0 +1,96 @@
+//! Writes send streams, byte for byte as a ZFS host of either byte order would.
+//!
+//! The running checksum is the one the seed's `dump_bytes` keeps: fletcher-4
+//! over every header and payload in the writer's byte order, which a host of
+//! the other order reads as the byteswapped fletcher-4. `write_end` stores it
+//! in the END record and starts over, so compound streams come out right.
+
+use std::io::{self, Write};
+
+use super::reader::fold;
+use super::record::{ByteOrder, DrrEnd, Record};
+use crate::checksum::ZioCksum;
+
+pub struct StreamWriter<W> {
+    inner: W,
+    order: ByteOrder,
+    cksum: ZioCksum,
+    offset: u64,
+}
+
+/// Zeros that pad an OBJECT's bonus buffer to 8 bytes.
+const PAD: [u8; 8] = [0; 8];
+
+impl<W: Write> StreamWriter<W> {
+    pub fn new(inner: W, order: ByteOrder) -> Self {
+        StreamWriter {
+            inner,
+            order,
+            cksum: ZioCksum::ZERO,
+            offset: 0,
+        }
+    }
+
+    pub fn byte_order(&self) -> ByteOrder {
+        self.order
+    }
+
+    /// Bytes written so far (the seed's `dsa_off`, the progress offset).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The checksum an END written now would carry.
+    pub fn checksum(&self) -> ZioCksum {
+        self.cksum
+    }
+
+    /// Writes a record exactly as given, with its payload. An OBJECT's bonus
+    /// is padded to 8 bytes here; every other payload is written as it is.
+    /// The caller supplies payloads already in the writer's byte order.
+    pub fn write_record(&mut self, record: &Record, payload: &[u8]) -> io::Result<()> {
+        let header = record.encode(self.order);
+        self.emit(&header)?;
+        let pad = match record {
+            Record::Object(_) => payload.len().next_multiple_of(8) - payload.len(),
+            _ => 0,
+        };
+        if pad == 0 {
+            self.emit(payload)?;
+        } else {
+            // The seed checksums the padded bonus in one piece: fletcher-4
+            // drops a trailing partial word of each piece it is given.
+            let mut padded = payload.to_vec();
+            padded.extend_from_slice(&PAD[..pad]);
+            self.emit(&padded)?;
+        }
+        if let Record::End(_) = record {
+            self.cksum = ZioCksum::ZERO;
+        }
+        Ok(())
+    }
+
+    /// Ends the current substream with the checksum of everything before it.
+    pub fn write_end(&mut self, toguid: u64) -> io::Result<()> {
+        let end = Record::End(DrrEnd {
+            checksum: self.cksum,
+            toguid,
+        });
+        self.write_record(&end, &[])
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
+    fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
+        fold(&mut self.cksum, bytes, self.order);
+        self.inner.write_all(bytes)?;
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+}

@@ -1,0 +1,27 @@
+//! `sim`, zsim's command line. Run it as `cargo sim <command>`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sim::cmd;
+
+/// zsim: a deterministic simulation test harness for the ZFS send/receive
+/// engine.
+#[derive(Debug, Parser)]
+#[command(name = "cargo sim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Dump(cmd::dump::DumpArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Dump(args) => cmd::dump::run(args),
+    }
+}
