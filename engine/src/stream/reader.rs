@@ -252,11 +252,16 @@ impl<R: Read> StreamReader<R> {
         if let Record::Begin(begin) = &record
             && begin.magic != DMU_BACKUP_MAGIC
         {
-            return refuse(format!(
+            let reason = format!(
                 "bad magic number {:#x} in a {} stream",
                 begin.magic,
                 order.name()
-            ));
+            );
+            return refuse(if state == State::AfterEnd {
+                format!("garbage after END record ({reason})")
+            } else {
+                reason
+            });
         }
 
         let payload_len = record.wire_payload_len();
