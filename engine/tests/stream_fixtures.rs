@@ -148,7 +148,7 @@ fn a_big_endian_stream_reads_back_as_the_same_records_and_verifies() {
         "chain_c1_c4_I",
         "replication_R",
     ] {
-        let native = fixture_stream(&name);
+        let native = fixture_stream(name);
         let big = rewrite(&native, ByteOrder::Big);
         assert_eq!(big.len(), native.len());
         assert_ne!(big, native);
