@@ -5,11 +5,12 @@
 //! the other order reads as the byteswapped fletcher-4. `write_end` stores it
 //! in the END record and starts over, so compound streams come out right.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
-use super::reader::fold;
+use super::reader::{ChecksumPolicy, StreamReader, fold};
 use super::record::{ByteOrder, DrrEnd, Record};
 use crate::checksum::ZioCksum;
+use crate::error::{Errno, Error};
 
 pub struct StreamWriter<W> {
     inner: W,
@@ -93,4 +94,28 @@ impl<W: Write> StreamWriter<W> {
         self.offset += bytes.len() as u64;
         Ok(())
     }
+}
+
+/// Re-encodes a whole stream in `order`: every header field in that order and
+/// every END checksum as a host of that order computes it. Payloads are
+/// carried over unchanged, so this is what a foreign host's *headers* look
+/// like; swapping payloads by object type is the sender's business.
+pub fn reencode<R: Read, W: Write>(input: R, output: W, order: ByteOrder) -> Result<W, Error> {
+    let mut reader = StreamReader::new(input).with_checksum_policy(ChecksumPolicy::Verify);
+    let mut writer = StreamWriter::new(output, order);
+    let write_error = |e: io::Error| Error::new(Errno::EIO, format!("write error: {e}"));
+    while let Some(entry) = reader.next_record()? {
+        match &entry.record {
+            // After an END the running checksum is zero, which is what a
+            // compound stream's closing END carries.
+            Record::End(end) => writer.write_end(end.toguid),
+            Record::Object(o) => {
+                writer.write_record(&entry.record, &entry.payload[..o.bonuslen as usize])
+            }
+            record => writer.write_record(record, entry.payload),
+        }
+        .map_err(write_error)?;
+    }
+    writer.flush().map_err(write_error)?;
+    Ok(writer.into_inner())
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use engine::stream::{ByteOrder, ChecksumPolicy, Record, StreamReader, StreamWriter};
+use engine::stream::ByteOrder;
 
 /// Streams made by a real ZFS (zfs-fuse 0.7.0), with manifests and dumps.
 pub fn fixtures_dir() -> PathBuf {
@@ -33,22 +33,7 @@ pub fn fixture_text(name: &str, suffix: &str) -> String {
     std::fs::read_to_string(fixtures_dir().join(format!("{name}{suffix}"))).expect("fixture text")
 }
 
-/// Rewrites a stream as a host of `order` would have written it: every header
-/// field in that order, the END checksums as that host computes them. Payloads
-/// are carried over unchanged (their bytes are opaque here).
+/// Rewrites a valid stream's headers in `order` (see `stream::writer::reencode`).
 pub fn rewrite(stream: &[u8], order: ByteOrder) -> Vec<u8> {
-    let mut reader = StreamReader::new(stream).with_checksum_policy(ChecksumPolicy::Verify);
-    let mut writer = StreamWriter::new(Vec::new(), order);
-    while let Some(entry) = reader.next_record().expect("a valid stream") {
-        match &entry.record {
-            // The writer's own checksum; after an END it is zero, which is
-            // what a compound stream's closing END carries.
-            Record::End(end) => writer.write_end(end.toguid).unwrap(),
-            Record::Object(o) => writer
-                .write_record(&entry.record, &entry.payload[..o.bonuslen as usize])
-                .unwrap(),
-            record => writer.write_record(record, entry.payload).unwrap(),
-        }
-    }
-    writer.into_inner()
+    engine::stream::writer::reencode(stream, Vec::new(), order).expect("a valid stream")
 }
