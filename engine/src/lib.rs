@@ -9,6 +9,7 @@
 
 pub mod checksum;
 pub mod error;
+pub mod fuzz;
 pub mod nvlist;
 pub mod stream;
 

@@ -52,23 +52,31 @@ fn run(program: &Path, args: &[&str], stdin: &[u8]) -> Output {
 
 /// `sim dump ARGS` with `stdin` on standard input.
 fn sim_dump(args: &[&str], stdin: &[u8]) -> Output {
-    let args: Vec<&str> = std::iter::once("dump").chain(args.iter().copied()).collect();
+    let args: Vec<&str> = std::iter::once("dump")
+        .chain(args.iter().copied())
+        .collect();
     run(Path::new(env!("CARGO_BIN_EXE_sim")), &args, stdin)
 }
 
 /// The real zstreamdump, when zfs-fuse is installed. CI installs it, so there
 /// a missing binary is a failure; elsewhere the comparison is skipped loudly.
 fn real_zstreamdump() -> Option<PathBuf> {
-    let found = ["/usr/sbin/zstreamdump", "/sbin/zstreamdump", "/usr/bin/zstreamdump"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
+    let found = [
+        "/usr/sbin/zstreamdump",
+        "/sbin/zstreamdump",
+        "/usr/bin/zstreamdump",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists());
     if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
             "zstreamdump (zfs-fuse) must be installed in CI: .ci/run installs it"
         );
-        eprintln!("!!! zstreamdump not found: skipping the comparison with the real one (apt-get install zfs-fuse)");
+        eprintln!(
+            "!!! zstreamdump not found: skipping the comparison with the real one (apt-get install zfs-fuse)"
+        );
     }
     found
 }
@@ -106,7 +114,9 @@ fn dump_reads_standard_input_when_no_file_is_named() {
 
 #[test]
 fn every_mode_matches_the_real_zstreamdump_in_both_byte_orders() {
-    let Some(real) = real_zstreamdump() else { return };
+    let Some(real) = real_zstreamdump() else {
+        return;
+    };
     for name in fixture_names() {
         let native = fixture(&name);
         let big = reencode(&native[..], Vec::new(), ByteOrder::Big).unwrap();
@@ -131,7 +141,10 @@ fn a_big_endian_stream_dumps_the_same_records() {
         let big = reencode(&native[..], Vec::new(), ByteOrder::Big).unwrap();
         let (a, b) = (sim_dump(&["-v"], &native), sim_dump(&["-v"], &big));
         assert!(a.status.success() && b.status.success(), "{name}");
-        let (a, b) = (String::from_utf8(a.stdout).unwrap(), String::from_utf8(b.stdout).unwrap());
+        let (a, b) = (
+            String::from_utf8(a.stdout).unwrap(),
+            String::from_utf8(b.stdout).unwrap(),
+        );
         // Everything but the END checksums, which each host computes its way.
         let strip = |s: &str| -> Vec<String> {
             s.lines()
@@ -193,8 +206,13 @@ fn a_payload_beyond_any_legal_block_is_refused() {
     let mut stream = fixture("small_full");
     // The first WRITE record: set its drr_length (union offset 24) to 2^40.
     let text = std::fs::read_to_string(fixtures_dir().join("small_full.records.jsonl")).unwrap();
-    let line = text.lines().find(|l| l.contains("\"type\":\"WRITE\"")).unwrap();
-    let off: usize = line["{\"off\":".len()..line.find(',').unwrap()].parse().unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"type\":\"WRITE\""))
+        .unwrap();
+    let off: usize = line["{\"off\":".len()..line.find(',').unwrap()]
+        .parse()
+        .unwrap();
     stream[off + 8 + 24..off + 8 + 32].copy_from_slice(&(1u64 << 40).to_le_bytes());
     let (_, stderr) = refused(&stream, &["-v"]);
     assert!(
@@ -210,7 +228,9 @@ fn a_flipped_byte_shows_the_expected_checksum_and_is_refused() {
     let mut stream = fixture("small_full");
     stream[200_000] ^= 0x80;
     let (stdout, stderr) = refused(&stream, &[]);
-    assert!(stdout.contains("Expected checksum differs from checksum in stream.\nExpected checksum = "));
+    assert!(
+        stdout.contains("Expected checksum differs from checksum in stream.\nExpected checksum = ")
+    );
     assert!(
         stderr.starts_with("dump: ECKSUM: record 124 (END) at byte offset"),
         "{stderr}"
@@ -219,7 +239,11 @@ fn a_flipped_byte_shows_the_expected_checksum_and_is_refused() {
     // -C does not look, so it finds nothing wrong.
     let out = sim_dump(&["-C"], &stream);
     assert!(out.status.success());
-    assert!(!String::from_utf8(out.stdout).unwrap().contains("Expected checksum"));
+    assert!(
+        !String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("Expected checksum")
+    );
 }
 
 #[test]
@@ -230,7 +254,9 @@ fn garbage_after_end_is_refused() {
     let (stdout, stderr) = refused(&stream, &[]);
     assert_eq!(
         stderr,
-        format!("dump: EINVAL: record 19 at byte offset {len}: garbage after END record: 100 trailing bytes\n")
+        format!(
+            "dump: EINVAL: record 19 at byte offset {len}: garbage after END record: 100 trailing bytes\n"
+        )
     );
     assert!(stdout.contains("END checksum"));
 }
@@ -241,7 +267,11 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = sim_dump(&["/nonexistent/stream"], b"");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("cannot open /nonexistent/stream"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("cannot open /nonexistent/stream")
+    );
 }
 
 #[test]
@@ -252,11 +282,17 @@ fn dumps_are_snapshotted() {
     settings.bind(|| {
         for name in fixture_names() {
             let out = sim_dump(&[], &fixture(&name));
-            insta::assert_snapshot!(format!("dump__{name}"), String::from_utf8(out.stdout).unwrap());
+            insta::assert_snapshot!(
+                format!("dump__{name}"),
+                String::from_utf8(out.stdout).unwrap()
+            );
         }
         for name in ["empty_full", "dedup_i_D", "chain_c1_c4_I", "replication_R"] {
             let out = sim_dump(&["-v"], &fixture(name));
-            insta::assert_snapshot!(format!("dump_v__{name}"), String::from_utf8(out.stdout).unwrap());
+            insta::assert_snapshot!(
+                format!("dump_v__{name}"),
+                String::from_utf8(out.stdout).unwrap()
+            );
         }
     });
 }
