@@ -95,7 +95,8 @@ pub fn dump(
                     match nvlist::unpack_xdr(entry.payload) {
                         Ok(list) => {
                             let mut text = String::new();
-                            nvlist::print(&list, &mut text).expect("formatting into a String");
+                            nvlist::print(&list, &mut text)
+                                .expect("formatting into a String cannot fail");
                             out.write_all(text.as_bytes())?;
                         }
                         Err(e) => report.problems.push(StreamError {
