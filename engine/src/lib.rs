@@ -14,3 +14,9 @@ pub mod nvlist;
 pub mod stream;
 
 pub use error::{Errno, Error, Result};
+pub mod byteswap;
+pub mod context;
+pub mod dmu;
+pub mod metaslab;
+pub mod vdev;
+pub mod zio;

@@ -1,0 +1,612 @@
+//! Objsets: a meta-dnode whose data blocks are dnode blocks, and the objects
+//! those dnodes describe (`dmu_objset.c`, `dmu_object.c`).
+//!
+//! The meta-dnode has three top-level pointers and as many levels as it
+//! takes to address `DN_MAX_OBJECT` dnodes (seven), exactly as ZFS sizes it:
+//! its holes are what a send stream reports as FREEOBJECTS spans. All of an
+//! open objset's dnodes are decoded in memory; a sync re-encodes the dnode
+//! blocks that hold changed dnodes and writes the objset block last.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::dnode::{
+    DN_MAX_BONUSLEN, DN_MAX_INDBLKSHIFT, DN_MAX_OBJECT, DNODE_BLOCK_SIZE, DNODE_SIZE, DNODES_PER_BLOCK,
+    DNODES_PER_BLOCK_SHIFT, Dnode, ObjectInfo, WritePolicy, valid_blksz,
+};
+use crate::byteswap;
+use crate::error::{Errno, Error, Result, fail};
+use crate::zio::{Blkptr, SPA_MINBLOCKSIZE, Zio};
+
+/// `dmu_objset_type_t`.
+pub const DMU_OST_NONE: u64 = 0;
+pub const DMU_OST_META: u64 = 1;
+pub const DMU_OST_ZFS: u64 = 2;
+pub const DMU_OST_ZVOL: u64 = 3;
+pub const DMU_OST_OTHER: u64 = 4;
+pub const DMU_OST_NUMTYPES: u64 = 6;
+
+/// `OBJSET_OLD_PHYS_SIZE`: the meta-dnode, the ZIL header, type and flags.
+pub const OBJSET_PHYS_SIZE: usize = 1024;
+const OS_TYPE_OFFSET: usize = DNODE_SIZE + 192;
+
+/// `DMU_OBJECT_END`: a length that reaches the end of the object.
+pub const DMU_OBJECT_END: u64 = u64::MAX;
+
+/// What a sync of an objset produced.
+#[derive(Debug, Default)]
+pub struct SyncOutput {
+    /// The new objset block pointer.
+    pub bp: Blkptr,
+    /// Block pointers that are no longer referenced by this objset.
+    pub killed: Vec<Blkptr>,
+    /// Block pointers written in this txg.
+    pub born: Vec<Blkptr>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Objset {
+    pub os_type: u64,
+    meta: Dnode,
+    objects: BTreeMap<u64, Dnode>,
+    dirty_dnode_blocks: BTreeSet<u64>,
+    killed: Vec<Blkptr>,
+    obj_next: u64,
+    pub policy: WritePolicy,
+    /// The objset block as last synced (a hole for a new objset).
+    pub bp: Blkptr,
+    dirty: bool,
+}
+
+impl Objset {
+    /// `dmu_objset_create_impl`: an empty objset.
+    pub fn create(os_type: u64) -> Objset {
+        let mut meta = Dnode::allocate(
+            0,
+            byteswap::DMU_OT_DNODE as u8,
+            DNODE_BLOCK_SIZE as u32,
+            DN_MAX_INDBLKSHIFT,
+            0,
+            0,
+        );
+        // Enough levels for DN_MAX_OBJECT dnodes, as ZFS computes them.
+        let mut levels = 1u32;
+        while (u64::from(meta.nblkptr)
+            << (DNODES_PER_BLOCK_SHIFT + (levels - 1) * (u32::from(DN_MAX_INDBLKSHIFT) - 7)))
+            < DN_MAX_OBJECT
+        {
+            levels += 1;
+        }
+        meta.nlevels = levels as u8;
+        Objset {
+            os_type,
+            meta,
+            objects: BTreeMap::new(),
+            dirty_dnode_blocks: BTreeSet::new(),
+            killed: Vec::new(),
+            obj_next: 1,
+            policy: WritePolicy::default(),
+            bp: Blkptr::HOLE,
+            dirty: true,
+        }
+    }
+
+    /// Opens the objset a block pointer points at, decoding every dnode.
+    pub fn open(zio: &mut Zio, bp: &Blkptr) -> Result<Objset> {
+        if bp.is_hole() {
+            return fail(Errno::EIO, "objset block pointer is a hole");
+        }
+        let block = zio.read_block(bp).map_err(|e| e.context("reading an objset block"))?;
+        if block.len() < OBJSET_PHYS_SIZE {
+            return fail(Errno::EIO, format!("objset block of {} bytes", block.len()));
+        }
+        let mut meta = Dnode::decode(0, &block[..DNODE_SIZE])?
+            .ok_or_else(|| Error::new(Errno::EIO, "objset without a meta-dnode"))?;
+        if u32::from(meta.dn_type) != byteswap::DMU_OT_DNODE || meta.datablksz as usize != DNODE_BLOCK_SIZE {
+            return fail(Errno::EIO, "corrupt meta-dnode");
+        }
+        let os_type = u64::from_le_bytes(block[OS_TYPE_OFFSET..OS_TYPE_OFFSET + 8].try_into().expect("8 bytes"));
+        let mut blkids = Vec::new();
+        meta.visit_blocks(zio, &mut |blkid, _| blkids.push(blkid))?;
+        let mut objects = BTreeMap::new();
+        for blkid in blkids {
+            let Some(data) = meta.read_block(zio, blkid)? else { continue };
+            for (i, slot) in data.chunks_exact(DNODE_SIZE).enumerate() {
+                let object = (blkid << DNODES_PER_BLOCK_SHIFT) + i as u64;
+                if object == 0 {
+                    continue;
+                }
+                if let Some(dn) = Dnode::decode(object, slot)? {
+                    objects.insert(object, dn);
+                }
+            }
+        }
+        Ok(Objset {
+            os_type,
+            meta,
+            objects,
+            dirty_dnode_blocks: BTreeSet::new(),
+            killed: Vec::new(),
+            obj_next: 1,
+            policy: WritePolicy::default(),
+            bp: *bp,
+            dirty: false,
+        })
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Allocated object numbers, in order.
+    pub fn objects(&self) -> impl Iterator<Item = u64> + '_ {
+        self.objects.keys().copied()
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// The meta-dnode (object 0), for traversal.
+    pub fn meta_dnode(&mut self) -> &mut Dnode {
+        &mut self.meta
+    }
+
+    pub fn dnode(&self, object: u64) -> Result<&Dnode> {
+        self.objects
+            .get(&object)
+            .ok_or_else(|| Error::new(Errno::ENOENT, format!("object {object} is not allocated")))
+    }
+
+    /// The dnode of an allocated object, for changing it.
+    pub fn dnode_mut(&mut self, object: u64) -> Result<&mut Dnode> {
+        let dn = self
+            .objects
+            .get_mut(&object)
+            .ok_or_else(|| Error::new(Errno::ENOENT, format!("object {object} is not allocated")))?;
+        self.dirty = true;
+        self.dirty_dnode_blocks.insert(object >> DNODES_PER_BLOCK_SHIFT);
+        Ok(dn)
+    }
+
+    /// `dmu_object_info`.
+    pub fn object_info(&self, object: u64) -> Result<ObjectInfo> {
+        self.dnode(object).map(Dnode::info)
+    }
+
+    fn check_new_object(dn_type: u8, blksz: u32, bonustype: u8, bonuslen: usize) -> Result<()> {
+        if dn_type == 0 || !byteswap::is_valid(u32::from(dn_type)) {
+            return fail(Errno::EINVAL, format!("invalid object type {dn_type}"));
+        }
+        if !byteswap::is_valid(u32::from(bonustype)) {
+            return fail(Errno::EINVAL, format!("invalid bonus type {bonustype}"));
+        }
+        if !valid_blksz(u64::from(blksz)) {
+            return fail(Errno::EINVAL, format!("invalid block size {blksz}"));
+        }
+        if bonuslen > DN_MAX_BONUSLEN {
+            return fail(Errno::EINVAL, format!("bonus length {bonuslen} exceeds {DN_MAX_BONUSLEN}"));
+        }
+        Ok(())
+    }
+
+    /// `dmu_object_alloc`: the next free object number from where the last
+    /// allocation left off; numbers freed behind it wait for the objset to be
+    /// reopened, as in ZFS.
+    pub fn object_alloc(&mut self, dn_type: u8, blksz: u32, bonustype: u8, bonuslen: usize) -> Result<u64> {
+        Self::check_new_object(dn_type, blksz, bonustype, bonuslen)?;
+        let mut object = self.obj_next.max(1);
+        while self.objects.contains_key(&object) {
+            object += 1;
+        }
+        if object >= DN_MAX_OBJECT {
+            return fail(Errno::ENOSPC, "no free object numbers");
+        }
+        self.insert(Dnode::allocate(object, dn_type, blksz, DN_MAX_INDBLKSHIFT, bonustype, bonuslen));
+        self.obj_next = object + 1;
+        Ok(object)
+    }
+
+    /// `dmu_object_claim`: allocate a given object number.
+    pub fn object_claim(&mut self, object: u64, dn_type: u8, blksz: u32, bonustype: u8, bonuslen: usize) -> Result<()> {
+        if object == 0 || object >= DN_MAX_OBJECT {
+            return fail(Errno::EINVAL, format!("object number {object} out of range"));
+        }
+        Self::check_new_object(dn_type, blksz, bonustype, bonuslen)?;
+        if self.objects.contains_key(&object) {
+            return fail(Errno::EEXIST, format!("object {object} is already allocated"));
+        }
+        self.insert(Dnode::allocate(object, dn_type, blksz, DN_MAX_INDBLKSHIFT, bonustype, bonuslen));
+        Ok(())
+    }
+
+    /// `dmu_object_reclaim`: the same number as a new object instance. A
+    /// no-op when nothing changes; the contents are freed when the block size
+    /// changes or block pointers are lost to a longer bonus.
+    pub fn object_reclaim(
+        &mut self,
+        zio: &mut Zio,
+        object: u64,
+        dn_type: u8,
+        blksz: u32,
+        bonustype: u8,
+        bonuslen: usize,
+    ) -> Result<()> {
+        Self::check_new_object(dn_type, blksz, bonustype, bonuslen)?;
+        let dn = self.dnode(object)?;
+        if dn.dn_type == dn_type && dn.datablksz == blksz && dn.bonustype == bonustype && dn.bonus.len() == bonuslen {
+            return Ok(());
+        }
+        let nblkptr = super::dnode::nblkptr_for_bonus(bonustype, bonuslen);
+        if dn.nblkptr > nblkptr || dn.datablksz != blksz {
+            self.free_range(zio, object, 0, DMU_OBJECT_END)?;
+        }
+        let mut killed = Vec::new();
+        let dn = self.dnode_mut(object)?;
+        // dnode_reallocate: the new shape; the tree (now empty, or kept when
+        // only the type or a shorter bonus changes) stays.
+        if dn.datablksz != blksz {
+            dn.maxblkid = 0;
+            dn.datablksz = blksz;
+        }
+        dn.dn_type = dn_type;
+        dn.bonustype = bonustype;
+        dn.bonus = vec![0; bonuslen];
+        if nblkptr > dn.nblkptr {
+            dn.extend_nblkptr(nblkptr);
+        }
+        if dn.flags & super::dnode::DNODE_FLAG_SPILL_BLKPTR != 0 && bonuslen > DN_MAX_BONUSLEN - 128 {
+            dn.set_spill(None, &mut killed)?;
+        }
+        dn.dirty = true;
+        self.killed.extend(killed);
+        Ok(())
+    }
+
+    fn insert(&mut self, dn: Dnode) {
+        self.dirty = true;
+        self.dirty_dnode_blocks.insert(dn.object >> DNODES_PER_BLOCK_SHIFT);
+        self.objects.insert(dn.object, dn);
+    }
+
+    /// `dmu_object_free`: frees an object and every block it has.
+    pub fn object_free(&mut self, zio: &mut Zio, object: u64) -> Result<()> {
+        let mut killed = Vec::new();
+        self.dnode_mut(object)?.kill_all(zio, &mut killed)?;
+        self.objects.remove(&object);
+        self.killed.extend(killed);
+        Ok(())
+    }
+
+    /// `dmu_object_next`: the next allocated object after `object`.
+    pub fn object_next(&self, object: u64) -> Option<u64> {
+        self.objects.range(object + 1..).next().map(|(&o, _)| o)
+    }
+
+    /// `dmu_write`.
+    pub fn write(&mut self, zio: &mut Zio, object: u64, offset: u64, data: &[u8]) -> Result<()> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| Error::new(Errno::EINVAL, "write past the end of the address space"))?;
+        let dn = self.dnode_mut(object)?;
+        let blksz = u64::from(dn.datablksz);
+        if !dn.is_power_of_two() && end > blksz {
+            return fail(
+                Errno::ENOTSUP,
+                format!("object {object} has one {blksz}-byte block; cannot write up to {end}"),
+            );
+        }
+        let mut at = offset;
+        while at < end {
+            let blkid = at / blksz;
+            let in_block = (at % blksz) as usize;
+            let n = ((blksz - at % blksz).min(end - at)) as usize;
+            let src = &data[(at - offset) as usize..(at - offset) as usize + n];
+            let block = dn.dirty_block(zio, blkid)?;
+            block[in_block..in_block + n].copy_from_slice(src);
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// `dmu_read`: holes read as zeros.
+    pub fn read(&mut self, zio: &mut Zio, object: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| Error::new(Errno::EINVAL, "read past the end of the address space"))?;
+        let dn = self
+            .objects
+            .get_mut(&object)
+            .ok_or_else(|| Error::new(Errno::ENOENT, format!("object {object} is not allocated")))?;
+        let blksz = u64::from(dn.datablksz);
+        let mut out = Vec::with_capacity(len.min(1 << 30) as usize);
+        let mut at = offset;
+        while at < end {
+            let blkid = at / blksz;
+            let in_block = (at % blksz) as usize;
+            let n = ((blksz - at % blksz).min(end - at)) as usize;
+            match dn.read_block(zio, blkid)? {
+                Some(block) => out.extend_from_slice(&block[in_block..in_block + n]),
+                None => out.resize(out.len() + n, 0),
+            }
+            at += n as u64;
+        }
+        Ok(out)
+    }
+
+    /// `dmu_free_long_range`: frees `[offset, offset + len)`; a length of
+    /// [`DMU_OBJECT_END`] also truncates `maxblkid`. Blocks only partly in
+    /// the range are zeroed in the range.
+    pub fn free_range(&mut self, zio: &mut Zio, object: u64, offset: u64, len: u64) -> Result<()> {
+        let trunc = len == DMU_OBJECT_END || offset.checked_add(len).is_none();
+        let end = if trunc { u64::MAX } else { offset + len };
+        let mut killed = Vec::new();
+        let dn = self.dnode_mut(object)?;
+        let blksz = u64::from(dn.datablksz);
+        if end <= offset {
+            return Ok(());
+        }
+        // A non-power-of-two object has exactly one block: zero part of it,
+        // or free it whole.
+        let first_whole = offset.div_ceil(blksz);
+        if offset % blksz != 0 {
+            let blkid = offset / blksz;
+            let stop = end.min((blkid + 1) * blksz);
+            if dn.read_block(zio, blkid)?.is_some() {
+                let block = dn.dirty_block(zio, blkid)?;
+                block[(offset % blksz) as usize..(stop - blkid * blksz) as usize].fill(0);
+            }
+        }
+        let end_block = end / blksz;
+        if !trunc && end % blksz != 0 && end_block >= first_whole && dn.read_block(zio, end_block)?.is_some() {
+            let block = dn.dirty_block(zio, end_block)?;
+            block[..(end % blksz) as usize].fill(0);
+        }
+        let last_whole = if trunc { Some(u64::MAX) } else { end_block.checked_sub(1) };
+        if let Some(last) = last_whole
+            && last >= first_whole
+        {
+            dn.free_blocks(zio, first_whole, last, &mut killed)?;
+        }
+        if trunc {
+            dn.maxblkid = first_whole.saturating_sub(1);
+            dn.dirty = true;
+        }
+        self.killed.extend(killed);
+        Ok(())
+    }
+
+    pub fn bonus(&self, object: u64) -> Result<&[u8]> {
+        Ok(&self.dnode(object)?.bonus)
+    }
+
+    /// Replaces the bonus buffer's contents (its length is the object's
+    /// bonus length: `dmu_set_bonus` changes that).
+    pub fn set_bonus(&mut self, object: u64, data: &[u8]) -> Result<()> {
+        let dn = self.dnode_mut(object)?;
+        let n = data.len().min(dn.bonus.len());
+        dn.bonus[..n].copy_from_slice(&data[..n]);
+        dn.bonus[n..].fill(0);
+        Ok(())
+    }
+
+    /// `dmu_set_bonus`: a new bonus length, within what the dnode's block
+    /// pointers leave room for.
+    pub fn set_bonuslen(&mut self, object: u64, bonuslen: usize) -> Result<()> {
+        let dn = self.dnode_mut(object)?;
+        let room = DN_MAX_BONUSLEN - (usize::from(dn.nblkptr) - 1) * 128;
+        if bonuslen > room {
+            return fail(
+                Errno::EINVAL,
+                format!("bonus length {bonuslen} does not fit beside {} block pointers", dn.nblkptr),
+            );
+        }
+        dn.bonus.resize(bonuslen, 0);
+        Ok(())
+    }
+
+    pub fn spill(&mut self, zio: &mut Zio, object: u64) -> Result<Option<Vec<u8>>> {
+        self.objects
+            .get_mut(&object)
+            .ok_or_else(|| Error::new(Errno::ENOENT, format!("object {object} is not allocated")))?
+            .spill(zio)
+    }
+
+    pub fn set_spill(&mut self, object: u64, data: Option<Vec<u8>>) -> Result<()> {
+        let mut killed = Vec::new();
+        self.dnode_mut(object)?.set_spill(data, &mut killed)?;
+        self.killed.extend(killed);
+        Ok(())
+    }
+
+    /// `dmu_object_set_checksum`.
+    pub fn set_checksum(&mut self, object: u64, checksum: u8) -> Result<()> {
+        self.dnode_mut(object)?.checksum = checksum;
+        Ok(())
+    }
+
+    /// `dmu_object_set_compress`.
+    pub fn set_compress(&mut self, object: u64, compress: u8) -> Result<()> {
+        self.dnode_mut(object)?.compress = compress;
+        Ok(())
+    }
+
+    /// `dmu_object_set_blocksize`.
+    pub fn set_blocksize(&mut self, zio: &mut Zio, object: u64, size: u32) -> Result<()> {
+        self.dnode_mut(object)?.set_blocksize(zio, size)
+    }
+
+    /// Writes everything dirty for `txg` and returns the new objset pointer
+    /// with the pointers it killed and wrote.
+    pub fn sync(&mut self, zio: &mut Zio, txg: u64) -> Result<SyncOutput> {
+        let mut out = SyncOutput {
+            killed: std::mem::take(&mut self.killed),
+            ..SyncOutput::default()
+        };
+        if !self.dirty {
+            out.bp = self.bp;
+            return Ok(out);
+        }
+        let policy = self.policy;
+        for dn in self.objects.values_mut().filter(|dn| dn.dirty) {
+            dn.sync(zio, txg, &policy, &mut out.killed, &mut out.born)?;
+            self.dirty_dnode_blocks.insert(dn.object >> DNODES_PER_BLOCK_SHIFT);
+            dn.dirty = false;
+        }
+        for blkid in std::mem::take(&mut self.dirty_dnode_blocks) {
+            let first = blkid << DNODES_PER_BLOCK_SHIFT;
+            let mut block = vec![0u8; DNODE_BLOCK_SIZE];
+            for (&object, dn) in self.objects.range(first..first + DNODES_PER_BLOCK) {
+                let at = ((object - first) as usize) * DNODE_SIZE;
+                dn.encode(&mut block[at..at + DNODE_SIZE]);
+            }
+            *self.meta.dirty_block(zio, blkid)? = block;
+        }
+        self.meta.sync(zio, txg, &policy, &mut out.killed, &mut out.born)?;
+        self.meta.dirty = false;
+
+        let mut block = vec![0u8; OBJSET_PHYS_SIZE];
+        self.meta.encode(&mut block[..DNODE_SIZE]);
+        block[OS_TYPE_OFFSET..OS_TYPE_OFFSET + 8].copy_from_slice(&self.os_type.to_le_bytes());
+        let props = policy.props(byteswap::DMU_OT_OBJSET as u8, 0, 0, 0, self.objects.len() as u64 + 1);
+        let bp = zio.write_block(txg, &block, &props)?;
+        debug_assert!(!bp.is_hole());
+        if !self.bp.is_hole() {
+            out.killed.push(self.bp);
+        }
+        out.born.push(bp);
+        self.bp = bp;
+        self.dirty = false;
+        out.bp = bp;
+        Ok(out)
+    }
+}
+
+/// A valid data block size: a multiple of 512 up to 128 KiB.
+pub fn is_valid_blksz(size: u64) -> bool {
+    valid_blksz(size) && size >= SPA_MINBLOCKSIZE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metaslab::Metaslab;
+    use crate::vdev::MemDevice;
+
+    fn zio() -> Zio {
+        let size = 64 << 20;
+        Zio::new(Box::new(MemDevice::new(size, 512)), Metaslab::new(1 << 20, size, 512))
+    }
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    #[test]
+    fn objects_survive_sync_and_reopen() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        let a = os.object_alloc(19, 131072, 17, 264).unwrap();
+        let b = os.object_alloc(19, 1536, 0, 0).unwrap();
+        assert_eq!((a, b), (1, 2));
+        let data = pattern(300_000, 1);
+        os.write(&mut zio, a, 1000, &data).unwrap();
+        os.write(&mut zio, b, 0, &pattern(1536, 2)).unwrap();
+        os.set_bonus(a, &[7; 264]).unwrap();
+        let out = os.sync(&mut zio, 4).unwrap();
+        assert!(!out.bp.is_hole());
+        assert!(out.killed.is_empty());
+
+        let mut again = Objset::open(&mut zio, &out.bp).unwrap();
+        assert_eq!(again.read(&mut zio, a, 1000, data.len() as u64).unwrap(), data);
+        assert_eq!(again.read(&mut zio, a, 0, 1000).unwrap(), vec![0; 1000]);
+        assert_eq!(again.bonus(a).unwrap(), &[7; 264]);
+        let info = again.object_info(a).unwrap();
+        assert_eq!((info.nblkptr, info.maxblkid, info.nlevels), (1, 2, 2));
+        assert_eq!(again.object_info(b).unwrap().nblkptr, 3);
+        assert_eq!(again.read(&mut zio, b, 0, 1536).unwrap(), pattern(1536, 2));
+    }
+
+    #[test]
+    fn meta_dnode_has_seven_levels_of_three_pointers() {
+        let os = Objset::create(DMU_OST_ZFS);
+        assert_eq!((os.meta.nlevels, os.meta.nblkptr), (7, 3));
+    }
+
+    #[test]
+    fn overwrite_kills_the_old_block_and_free_makes_holes() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        let a = os.object_alloc(19, 4096, 0, 0).unwrap();
+        os.write(&mut zio, a, 0, &pattern(4096 * 4, 3)).unwrap();
+        let first = os.sync(&mut zio, 5).unwrap();
+        let data_bps: Vec<Blkptr> = first.born.iter().filter(|b| b.level() == 0 && b.object_type() == 19).copied().collect();
+        assert_eq!(data_bps.len(), 4);
+
+        os.write(&mut zio, a, 4096, &[1; 10]).unwrap();
+        os.free_range(&mut zio, a, 8192, 4096).unwrap();
+        let second = os.sync(&mut zio, 6).unwrap();
+        assert!(second.killed.contains(&data_bps[1]));
+        assert!(second.killed.contains(&data_bps[2]));
+        assert!(!second.killed.contains(&data_bps[0]));
+        assert!(second.killed.contains(&first.bp), "the old objset block goes too");
+
+        let mut again = Objset::open(&mut zio, &second.bp).unwrap();
+        assert_eq!(again.read(&mut zio, a, 8192, 4096).unwrap(), vec![0; 4096]);
+        let mut want = pattern(4096, 3)[..10].to_vec();
+        want.copy_from_slice(&[1; 10]);
+        assert_eq!(again.read(&mut zio, a, 4096, 10).unwrap(), want);
+    }
+
+    #[test]
+    fn truncate_to_end_lowers_maxblkid() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        let a = os.object_alloc(19, 512, 0, 0).unwrap();
+        os.write(&mut zio, a, 0, &pattern(512 * 10, 4)).unwrap();
+        os.free_range(&mut zio, a, 1000, DMU_OBJECT_END).unwrap();
+        let info = os.object_info(a).unwrap();
+        assert_eq!(info.maxblkid, 1);
+        assert_eq!(os.read(&mut zio, a, 1000, 24).unwrap(), vec![0; 24]);
+        assert_eq!(os.read(&mut zio, a, 0, 1000).unwrap(), pattern(1000, 4));
+    }
+
+    #[test]
+    fn claim_reclaim_and_errors() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        os.object_claim(40, 19, 512, 0, 0).unwrap();
+        assert_eq!(os.object_claim(40, 19, 512, 0, 0).unwrap_err().errno(), Errno::EEXIST);
+        assert_eq!(os.object_claim(0, 19, 512, 0, 0).unwrap_err().errno(), Errno::EINVAL);
+        assert_eq!(os.object_claim(41, 19, 1000, 0, 0).unwrap_err().errno(), Errno::EINVAL);
+        assert_eq!(os.object_claim(41, 19, 512, 0, 321).unwrap_err().errno(), Errno::EINVAL);
+        os.write(&mut zio, 40, 0, &[9; 512]).unwrap();
+        // Same shape: a no-op that keeps the contents.
+        os.object_reclaim(&mut zio, 40, 19, 512, 0, 0).unwrap();
+        assert_eq!(os.read(&mut zio, 40, 0, 512).unwrap(), vec![9; 512]);
+        // New block size: contents freed.
+        os.object_reclaim(&mut zio, 40, 20, 1024, 0, 0).unwrap();
+        assert_eq!(os.read(&mut zio, 40, 0, 1024).unwrap(), vec![0; 1024]);
+        assert_eq!(os.object_info(40).unwrap().dn_type, 20);
+        assert_eq!(os.object_info(99).unwrap_err().errno(), Errno::ENOENT);
+        // A non-power-of-two block size allows one block only.
+        os.object_claim(42, 19, 1536, 0, 0).unwrap();
+        assert_eq!(os.write(&mut zio, 42, 1536, &[1]).unwrap_err().errno(), Errno::ENOTSUP);
+    }
+
+    #[test]
+    fn freeing_all_dnodes_of_a_block_makes_it_a_hole_in_the_meta_dnode() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        os.object_claim(40, 19, 512, 0, 0).unwrap();
+        os.object_claim(3, 19, 512, 0, 0).unwrap();
+        os.sync(&mut zio, 4).unwrap();
+        os.object_free(&mut zio, 40).unwrap();
+        let out = os.sync(&mut zio, 5).unwrap();
+        let mut again = Objset::open(&mut zio, &out.bp).unwrap();
+        assert_eq!(again.objects().collect::<Vec<_>>(), vec![3]);
+        let mut blocks = Vec::new();
+        again.meta_dnode().visit_blocks(&mut zio, &mut |b, _| blocks.push(b)).unwrap();
+        // Dnode block 1 held only object 40: all zeros now, compressed away.
+        assert_eq!(blocks, vec![0]);
+    }
+}
