@@ -15,8 +15,12 @@ pub mod stream;
 
 pub use error::{Errno, Error, Result};
 pub mod byteswap;
+pub mod check;
 pub mod context;
 pub mod dmu;
+pub mod dsl;
 pub mod metaslab;
+pub mod spa;
+pub mod traverse;
 pub mod vdev;
 pub mod zio;

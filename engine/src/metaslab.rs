@@ -67,7 +67,10 @@ impl Metaslab {
 
     /// Bytes waiting out the deferral window.
     pub fn deferred_bytes(&self) -> u64 {
-        self.deferred.iter().flat_map(|(_, v)| v.iter().map(|e| e.1)).sum()
+        self.deferred
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|e| e.1))
+            .sum()
     }
 
     /// Allocates `size` bytes (rounded up to the sector size).

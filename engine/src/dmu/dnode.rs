@@ -15,7 +15,10 @@
 
 use crate::byteswap;
 use crate::error::{Errno, Error, Result, fail};
-use crate::zio::{BLKPTR_SIZE, Blkptr, SPA_MAXBLOCKSIZE, SPA_MINBLOCKSIZE, WriteProps, Zio, ZioChecksum, ZioCompress};
+use crate::zio::{
+    BLKPTR_SIZE, Blkptr, SPA_MAXBLOCKSIZE, SPA_MINBLOCKSIZE, WriteProps, Zio, ZioChecksum,
+    ZioCompress,
+};
 
 pub const DNODE_SHIFT: u32 = 9;
 pub const DNODE_SIZE: usize = 1 << DNODE_SHIFT;
@@ -49,7 +52,7 @@ pub fn nblkptr_for_bonus(bonustype: u8, bonuslen: usize) -> u8 {
 
 /// Whether a data block size is one the DMU accepts.
 pub fn valid_blksz(blksz: u64) -> bool {
-    (SPA_MINBLOCKSIZE..=SPA_MAXBLOCKSIZE).contains(&blksz) && blksz % SPA_MINBLOCKSIZE == 0
+    (SPA_MINBLOCKSIZE..=SPA_MAXBLOCKSIZE).contains(&blksz) && blksz.is_multiple_of(SPA_MINBLOCKSIZE)
 }
 
 /// A node of a dnode's block tree.
@@ -123,7 +126,14 @@ impl WritePolicy {
     /// `dmu_write_policy`: metadata (indirect blocks and metadata types) is
     /// always compressed with lzjb and checksummed with a strong function;
     /// data follows the object's settings, falling back to the objset's.
-    pub fn props(&self, dn_type: u8, dn_checksum: u8, dn_compress: u8, level: u8, fill: u64) -> WriteProps {
+    pub fn props(
+        &self,
+        dn_type: u8,
+        dn_checksum: u8,
+        dn_compress: u8,
+        level: u8,
+        fill: u64,
+    ) -> WriteProps {
         self.props_for(dn_type, dn_checksum, dn_compress, level, fill, false)
     }
 
@@ -214,7 +224,14 @@ pub struct ObjectInfo {
 
 impl Dnode {
     /// `dnode_allocate`: a new object with no blocks.
-    pub fn allocate(object: u64, dn_type: u8, blksz: u32, indblkshift: u8, bonustype: u8, bonuslen: usize) -> Dnode {
+    pub fn allocate(
+        object: u64,
+        dn_type: u8,
+        blksz: u32,
+        indblkshift: u8,
+        bonustype: u8,
+        bonuslen: usize,
+    ) -> Dnode {
         let nblkptr = nblkptr_for_bonus(bonustype, bonuslen);
         Dnode {
             object,
@@ -336,7 +353,10 @@ impl Dnode {
                 return fail(Errno::EFBIG, format!("block {blkid} is beyond any level"));
             }
             let mut children = vec![Node::HOLE; 1 << self.epbs()];
-            let any = self.top.iter().any(|n| !n.synced_bp().is_hole() || n.is_dirty());
+            let any = self
+                .top
+                .iter()
+                .any(|n| !n.synced_bp().is_hole() || n.is_dirty());
             for (i, node) in self.top.drain(..).enumerate() {
                 children[i] = node;
             }
@@ -346,7 +366,11 @@ impl Dnode {
                 children,
             };
             self.top = vec![Node::HOLE; usize::from(self.nblkptr)];
-            self.top[0] = if any { Node::Indirect(Box::new(ind)) } else { Node::HOLE };
+            self.top[0] = if any {
+                Node::Indirect(Box::new(ind))
+            } else {
+                Node::HOLE
+            };
             self.nlevels += 1;
             self.dirty = true;
         }
@@ -401,7 +425,13 @@ impl Dnode {
     /// Frees level-0 blocks `[first, last]`; every block pointer that goes
     /// away (data, and indirect blocks whose whole span is freed) is pushed
     /// onto `killed`. Partially covered blocks are the caller's business.
-    pub fn free_blocks(&mut self, zio: &mut Zio, first: u64, last: u64, killed: &mut Vec<Blkptr>) -> Result<()> {
+    pub fn free_blocks(
+        &mut self,
+        zio: &mut Zio,
+        first: u64,
+        last: u64,
+        killed: &mut Vec<Blkptr>,
+    ) -> Result<()> {
         if first > last || first >= self.capacity() {
             return Ok(());
         }
@@ -437,7 +467,11 @@ impl Dnode {
 
     /// Calls `f(blkid, bp)` for every non-hole level-0 block (dirty ones with
     /// their old pointer), in order.
-    pub fn visit_blocks(&mut self, zio: &mut Zio, f: &mut dyn FnMut(u64, Option<Blkptr>)) -> Result<()> {
+    pub fn visit_blocks(
+        &mut self,
+        zio: &mut Zio,
+        f: &mut dyn FnMut(u64, Option<Blkptr>),
+    ) -> Result<()> {
         let epbs = self.epbs();
         let top_level = self.nlevels - 1;
         let span = span_blocks(epbs, top_level);
@@ -459,7 +493,10 @@ impl Dnode {
         if self.maxblkid != 0 || self.has_blocks_from(zio, 1)? {
             return fail(
                 Errno::ENOTSUP,
-                format!("object {} has more than one block: its block size is fixed", self.object),
+                format!(
+                    "object {} has more than one block: its block size is fixed",
+                    self.object
+                ),
             );
         }
         let block0 = self.read_block(zio, 0)?;
@@ -533,7 +570,10 @@ impl Dnode {
                 if self.bonus.len() > DN_MAX_BONUSLEN - BLKPTR_SIZE {
                     return fail(
                         Errno::EINVAL,
-                        format!("a {}-byte bonus leaves no room for a spill pointer", self.bonus.len()),
+                        format!(
+                            "a {}-byte bonus leaves no room for a spill pointer",
+                            self.bonus.len()
+                        ),
                     );
                 }
                 self.spill = Node::Data(Box::new(DataBlock { old, data }));
@@ -600,18 +640,24 @@ impl Dnode {
         let datablksz = u32::from(u16::from_le_bytes([buf[8], buf[9]])) << 9;
         let indblkshift = buf[1];
         let nlevels = buf[2];
-        let bad = |why: String| Error::new(Errno::EIO, format!("object {object}: corrupt dnode: {why}"));
+        let bad =
+            |why: String| Error::new(Errno::EIO, format!("object {object}: corrupt dnode: {why}"));
         if nblkptr == 0 || usize::from(nblkptr) > DN_MAX_NBLKPTR {
             return Err(bad(format!("nblkptr {nblkptr}")));
         }
         let bonus_at = DNODE_CORE_SIZE + usize::from(nblkptr) * BLKPTR_SIZE;
         if bonus_at + bonuslen > DNODE_SIZE {
-            return Err(bad(format!("bonuslen {bonuslen} with {nblkptr} block pointers")));
+            return Err(bad(format!(
+                "bonuslen {bonuslen} with {nblkptr} block pointers"
+            )));
         }
         if !valid_blksz(u64::from(datablksz)) && datablksz != 0 {
             return Err(bad(format!("block size {datablksz}")));
         }
-        if !(DN_MIN_INDBLKSHIFT..=DN_MAX_INDBLKSHIFT).contains(&indblkshift) || nlevels == 0 || nlevels > 32 {
+        if !(DN_MIN_INDBLKSHIFT..=DN_MAX_INDBLKSHIFT).contains(&indblkshift)
+            || nlevels == 0
+            || nlevels > 32
+        {
             return Err(bad(format!("indblkshift {indblkshift} nlevels {nlevels}")));
         }
         let top = (0..usize::from(nblkptr))
@@ -673,7 +719,10 @@ fn load_indirect(zio: &mut Zio, node: &mut Node, epbs: u32) -> Result<()> {
         } else {
             let data = read_verified(zio, &bp)?;
             if data.len() < BLKPTR_SIZE << epbs {
-                return fail(Errno::EIO, format!("indirect block of {} bytes", data.len()));
+                return fail(
+                    Errno::EIO,
+                    format!("indirect block of {} bytes", data.len()),
+                );
             }
             data.chunks_exact(BLKPTR_SIZE)
                 .take(1 << epbs)
@@ -739,7 +788,13 @@ fn free_node(
 }
 
 /// Pushes every synced block pointer beneath (and including) `node`.
-fn kill_subtree(zio: &mut Zio, node: &mut Node, level: u8, epbs: u32, killed: &mut Vec<Blkptr>) -> Result<()> {
+fn kill_subtree(
+    zio: &mut Zio,
+    node: &mut Node,
+    level: u8,
+    epbs: u32,
+    killed: &mut Vec<Blkptr>,
+) -> Result<()> {
     let old = node.synced_bp();
     if level > 0 {
         if !matches!(node, Node::Stored(bp) if bp.is_hole()) {
@@ -777,10 +832,19 @@ fn visit_node(
         }
         _ => {
             load_indirect(zio, node, epbs)?;
-            let Node::Indirect(ind) = node else { return Ok(()) };
+            let Node::Indirect(ind) = node else {
+                return Ok(());
+            };
             let child_span = span_blocks(epbs, level - 1);
             for (i, child) in ind.children.iter_mut().enumerate() {
-                visit_node(zio, child, level - 1, start + i as u64 * child_span, epbs, f)?;
+                visit_node(
+                    zio,
+                    child,
+                    level - 1,
+                    start + i as u64 * child_span,
+                    epbs,
+                    f,
+                )?;
             }
             Ok(())
         }
@@ -817,9 +881,9 @@ fn sync_node(
                 fill += bp.fill;
                 bp.encode(&mut block[i * BLKPTR_SIZE..(i + 1) * BLKPTR_SIZE]);
             }
-            let props = ctx
-                .policy
-                .props(ctx.dn_type, ctx.dn_checksum, ctx.dn_compress, level, fill);
+            let props =
+                ctx.policy
+                    .props(ctx.dn_type, ctx.dn_checksum, ctx.dn_compress, level, fill);
             let bp = zio.write_block(ctx.txg, &block, &props)?;
             if !ind.old.is_hole() {
                 killed.push(ind.old);
@@ -832,9 +896,14 @@ fn sync_node(
             Ok(())
         }
         Node::Data(d) => {
-            let props =
-                ctx.policy
-                    .props_for(ctx.dn_type, ctx.dn_checksum, ctx.dn_compress, level, 1, ctx.spill);
+            let props = ctx.policy.props_for(
+                ctx.dn_type,
+                ctx.dn_checksum,
+                ctx.dn_compress,
+                level,
+                1,
+                ctx.spill,
+            );
             let bp = zio.write_block(ctx.txg, &d.data, &props)?;
             if !d.old.is_hole() {
                 killed.push(d.old);

@@ -1,4 +1,181 @@
-//! The DMU: objsets of objects, each a dnode with a tree of blocks.
+//! The DMU: objsets of objects, each a dnode with a tree of blocks, and the
+//! object interface the layers above use (`dmu.c`, `dmu_object.c`,
+//! `dmu_tx.c`).
 
 pub mod dnode;
 pub mod objset;
+pub mod tx;
+
+use crate::dsl::DatasetId;
+use crate::error::{Errno, Result, fail};
+use crate::spa::Pool;
+use crate::zio::Zio;
+use dnode::ObjectInfo;
+use objset::Objset;
+
+/// An objset opened for object operations. Snapshots are read-only.
+pub struct Dmu<'a> {
+    os: &'a mut Objset,
+    zio: &'a mut Zio,
+    readonly: bool,
+    name: String,
+}
+
+impl Pool {
+    /// Opens a dataset's objset for object operations.
+    pub fn dmu(&mut self, id: DatasetId) -> Result<Dmu<'_>> {
+        self.check_usable()?;
+        let Some(ds) = self.dsl.datasets.get(&id) else {
+            return fail(Errno::ENOENT, format!("dataset {id} does not exist"));
+        };
+        let readonly = ds.is_snapshot();
+        let name = self.dataset_name(id);
+        if readonly {
+            if !self.snapshot_views.contains_key(&id) {
+                let os = self.objset_snapshot_view(id)?;
+                self.snapshot_views.insert(id, os);
+            }
+        } else {
+            self.objset_mut(id)?;
+        }
+        let os = if readonly {
+            self.snapshot_views.get_mut(&id)
+        } else {
+            self.objsets.get_mut(&id)
+        }
+        .expect("opened above");
+        Ok(Dmu {
+            os,
+            zio: &mut self.zio,
+            readonly,
+            name,
+        })
+    }
+}
+
+impl Dmu<'_> {
+    fn writable(&self) -> Result<()> {
+        if self.readonly {
+            return fail(Errno::EROFS, format!("{} is a snapshot", self.name));
+        }
+        Ok(())
+    }
+
+    pub fn objset(&self) -> &Objset {
+        self.os
+    }
+
+    pub fn objects(&self) -> Vec<u64> {
+        self.os.objects().collect()
+    }
+
+    pub fn object_info(&self, object: u64) -> Result<ObjectInfo> {
+        self.os.object_info(object)
+    }
+
+    pub fn object_next(&self, object: u64) -> Option<u64> {
+        self.os.object_next(object)
+    }
+
+    pub fn object_alloc(
+        &mut self,
+        dn_type: u8,
+        blksz: u32,
+        bonustype: u8,
+        bonuslen: usize,
+    ) -> Result<u64> {
+        self.writable()?;
+        self.os.object_alloc(dn_type, blksz, bonustype, bonuslen)
+    }
+
+    pub fn object_claim(
+        &mut self,
+        object: u64,
+        dn_type: u8,
+        blksz: u32,
+        bonustype: u8,
+        bonuslen: usize,
+    ) -> Result<()> {
+        self.writable()?;
+        self.os
+            .object_claim(object, dn_type, blksz, bonustype, bonuslen)
+    }
+
+    pub fn object_reclaim(
+        &mut self,
+        object: u64,
+        dn_type: u8,
+        blksz: u32,
+        bonustype: u8,
+        bonuslen: usize,
+    ) -> Result<()> {
+        self.writable()?;
+        self.os
+            .object_reclaim(self.zio, object, dn_type, blksz, bonustype, bonuslen)
+    }
+
+    pub fn object_free(&mut self, object: u64) -> Result<()> {
+        self.writable()?;
+        self.os.object_free(self.zio, object)
+    }
+
+    pub fn write(&mut self, object: u64, offset: u64, data: &[u8]) -> Result<()> {
+        self.writable()?;
+        self.os.write(self.zio, object, offset, data)
+    }
+
+    pub fn read(&mut self, object: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.os.read(self.zio, object, offset, len)
+    }
+
+    pub fn free_range(&mut self, object: u64, offset: u64, len: u64) -> Result<()> {
+        self.writable()?;
+        self.os.free_range(self.zio, object, offset, len)
+    }
+
+    pub fn bonus(&self, object: u64) -> Result<Vec<u8>> {
+        self.os.bonus(object).map(<[u8]>::to_vec)
+    }
+
+    pub fn set_bonus(&mut self, object: u64, data: &[u8]) -> Result<()> {
+        self.writable()?;
+        self.os.set_bonus(object, data)
+    }
+
+    pub fn set_bonuslen(&mut self, object: u64, len: usize) -> Result<()> {
+        self.writable()?;
+        self.os.set_bonuslen(object, len)
+    }
+
+    pub fn spill(&mut self, object: u64) -> Result<Option<Vec<u8>>> {
+        self.os.spill(self.zio, object)
+    }
+
+    pub fn set_spill(&mut self, object: u64, data: Option<Vec<u8>>) -> Result<()> {
+        self.writable()?;
+        self.os.set_spill(object, data)
+    }
+
+    pub fn set_checksum(&mut self, object: u64, checksum: u8) -> Result<()> {
+        self.writable()?;
+        self.os.set_checksum(object, checksum)
+    }
+
+    pub fn set_compress(&mut self, object: u64, compress: u8) -> Result<()> {
+        self.writable()?;
+        self.os.set_compress(object, compress)
+    }
+
+    pub fn set_blocksize(&mut self, object: u64, size: u32) -> Result<()> {
+        self.writable()?;
+        self.os.set_blocksize(self.zio, object, size)
+    }
+
+    /// Every level-0 block of an object that is not a hole.
+    pub fn blocks(&mut self, object: u64) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        let dn = self.os.dnode_mut_readonly(object)?;
+        dn.visit_blocks(self.zio, &mut |b, _| out.push(b))?;
+        Ok(out)
+    }
+}

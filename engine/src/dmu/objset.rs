@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::dnode::{
-    DN_MAX_BONUSLEN, DN_MAX_INDBLKSHIFT, DN_MAX_OBJECT, DNODE_BLOCK_SIZE, DNODE_SIZE, DNODES_PER_BLOCK,
-    DNODES_PER_BLOCK_SHIFT, Dnode, ObjectInfo, WritePolicy, valid_blksz,
+    DN_MAX_BONUSLEN, DN_MAX_INDBLKSHIFT, DN_MAX_OBJECT, DNODE_BLOCK_SIZE, DNODE_SIZE,
+    DNODES_PER_BLOCK, DNODES_PER_BLOCK_SHIFT, Dnode, ObjectInfo, WritePolicy, valid_blksz,
 };
 use crate::byteswap;
 use crate::error::{Errno, Error, Result, fail};
@@ -95,21 +95,31 @@ impl Objset {
         if bp.is_hole() {
             return fail(Errno::EIO, "objset block pointer is a hole");
         }
-        let block = zio.read_block(bp).map_err(|e| e.context("reading an objset block"))?;
+        let block = zio
+            .read_block(bp)
+            .map_err(|e| e.context("reading an objset block"))?;
         if block.len() < OBJSET_PHYS_SIZE {
             return fail(Errno::EIO, format!("objset block of {} bytes", block.len()));
         }
         let mut meta = Dnode::decode(0, &block[..DNODE_SIZE])?
             .ok_or_else(|| Error::new(Errno::EIO, "objset without a meta-dnode"))?;
-        if u32::from(meta.dn_type) != byteswap::DMU_OT_DNODE || meta.datablksz as usize != DNODE_BLOCK_SIZE {
+        if u32::from(meta.dn_type) != byteswap::DMU_OT_DNODE
+            || meta.datablksz as usize != DNODE_BLOCK_SIZE
+        {
             return fail(Errno::EIO, "corrupt meta-dnode");
         }
-        let os_type = u64::from_le_bytes(block[OS_TYPE_OFFSET..OS_TYPE_OFFSET + 8].try_into().expect("8 bytes"));
+        let os_type = u64::from_le_bytes(
+            block[OS_TYPE_OFFSET..OS_TYPE_OFFSET + 8]
+                .try_into()
+                .expect("8 bytes"),
+        );
         let mut blkids = Vec::new();
         meta.visit_blocks(zio, &mut |blkid, _| blkids.push(blkid))?;
         let mut objects = BTreeMap::new();
         for blkid in blkids {
-            let Some(data) = meta.read_block(zio, blkid)? else { continue };
+            let Some(data) = meta.read_block(zio, blkid)? else {
+                continue;
+            };
             for (i, slot) in data.chunks_exact(DNODE_SIZE).enumerate() {
                 let object = (blkid << DNODES_PER_BLOCK_SHIFT) + i as u64;
                 if object == 0 {
@@ -159,13 +169,20 @@ impl Objset {
 
     /// The dnode of an allocated object, for changing it.
     pub fn dnode_mut(&mut self, object: u64) -> Result<&mut Dnode> {
-        let dn = self
-            .objects
-            .get_mut(&object)
-            .ok_or_else(|| Error::new(Errno::ENOENT, format!("object {object} is not allocated")))?;
+        let dn = self.objects.get_mut(&object).ok_or_else(|| {
+            Error::new(Errno::ENOENT, format!("object {object} is not allocated"))
+        })?;
         self.dirty = true;
-        self.dirty_dnode_blocks.insert(object >> DNODES_PER_BLOCK_SHIFT);
+        self.dirty_dnode_blocks
+            .insert(object >> DNODES_PER_BLOCK_SHIFT);
         Ok(dn)
+    }
+
+    /// The dnode of an allocated object, to walk its blocks (not to change it).
+    pub fn dnode_mut_readonly(&mut self, object: u64) -> Result<&mut Dnode> {
+        self.objects
+            .get_mut(&object)
+            .ok_or_else(|| Error::new(Errno::ENOENT, format!("object {object} is not allocated")))
     }
 
     /// `dmu_object_info`.
@@ -184,7 +201,10 @@ impl Objset {
             return fail(Errno::EINVAL, format!("invalid block size {blksz}"));
         }
         if bonuslen > DN_MAX_BONUSLEN {
-            return fail(Errno::EINVAL, format!("bonus length {bonuslen} exceeds {DN_MAX_BONUSLEN}"));
+            return fail(
+                Errno::EINVAL,
+                format!("bonus length {bonuslen} exceeds {DN_MAX_BONUSLEN}"),
+            );
         }
         Ok(())
     }
@@ -192,7 +212,13 @@ impl Objset {
     /// `dmu_object_alloc`: the next free object number from where the last
     /// allocation left off; numbers freed behind it wait for the objset to be
     /// reopened, as in ZFS.
-    pub fn object_alloc(&mut self, dn_type: u8, blksz: u32, bonustype: u8, bonuslen: usize) -> Result<u64> {
+    pub fn object_alloc(
+        &mut self,
+        dn_type: u8,
+        blksz: u32,
+        bonustype: u8,
+        bonuslen: usize,
+    ) -> Result<u64> {
         Self::check_new_object(dn_type, blksz, bonustype, bonuslen)?;
         let mut object = self.obj_next.max(1);
         while self.objects.contains_key(&object) {
@@ -201,21 +227,48 @@ impl Objset {
         if object >= DN_MAX_OBJECT {
             return fail(Errno::ENOSPC, "no free object numbers");
         }
-        self.insert(Dnode::allocate(object, dn_type, blksz, DN_MAX_INDBLKSHIFT, bonustype, bonuslen));
+        self.insert(Dnode::allocate(
+            object,
+            dn_type,
+            blksz,
+            DN_MAX_INDBLKSHIFT,
+            bonustype,
+            bonuslen,
+        ));
         self.obj_next = object + 1;
         Ok(object)
     }
 
     /// `dmu_object_claim`: allocate a given object number.
-    pub fn object_claim(&mut self, object: u64, dn_type: u8, blksz: u32, bonustype: u8, bonuslen: usize) -> Result<()> {
+    pub fn object_claim(
+        &mut self,
+        object: u64,
+        dn_type: u8,
+        blksz: u32,
+        bonustype: u8,
+        bonuslen: usize,
+    ) -> Result<()> {
         if object == 0 || object >= DN_MAX_OBJECT {
-            return fail(Errno::EINVAL, format!("object number {object} out of range"));
+            return fail(
+                Errno::EINVAL,
+                format!("object number {object} out of range"),
+            );
         }
         Self::check_new_object(dn_type, blksz, bonustype, bonuslen)?;
         if self.objects.contains_key(&object) {
-            return fail(Errno::EEXIST, format!("object {object} is already allocated"));
+            return fail(
+                Errno::EEXIST,
+                format!("object {object} is already allocated"),
+            );
         }
-        self.insert(Dnode::allocate(object, dn_type, blksz, DN_MAX_INDBLKSHIFT, bonustype, bonuslen));
+        self.insert(Dnode::allocate(
+            object,
+            dn_type,
+            blksz,
+            DN_MAX_INDBLKSHIFT,
+            bonustype,
+            bonuslen,
+        ));
         Ok(())
     }
 
@@ -233,7 +286,11 @@ impl Objset {
     ) -> Result<()> {
         Self::check_new_object(dn_type, blksz, bonustype, bonuslen)?;
         let dn = self.dnode(object)?;
-        if dn.dn_type == dn_type && dn.datablksz == blksz && dn.bonustype == bonustype && dn.bonus.len() == bonuslen {
+        if dn.dn_type == dn_type
+            && dn.datablksz == blksz
+            && dn.bonustype == bonustype
+            && dn.bonus.len() == bonuslen
+        {
             return Ok(());
         }
         let nblkptr = super::dnode::nblkptr_for_bonus(bonustype, bonuslen);
@@ -254,7 +311,8 @@ impl Objset {
         if nblkptr > dn.nblkptr {
             dn.extend_nblkptr(nblkptr);
         }
-        if dn.flags & super::dnode::DNODE_FLAG_SPILL_BLKPTR != 0 && bonuslen > DN_MAX_BONUSLEN - 128 {
+        if dn.flags & super::dnode::DNODE_FLAG_SPILL_BLKPTR != 0 && bonuslen > DN_MAX_BONUSLEN - 128
+        {
             dn.set_spill(None, &mut killed)?;
         }
         dn.dirty = true;
@@ -264,7 +322,8 @@ impl Objset {
 
     fn insert(&mut self, dn: Dnode) {
         self.dirty = true;
-        self.dirty_dnode_blocks.insert(dn.object >> DNODES_PER_BLOCK_SHIFT);
+        self.dirty_dnode_blocks
+            .insert(dn.object >> DNODES_PER_BLOCK_SHIFT);
         self.objects.insert(dn.object, dn);
     }
 
@@ -313,10 +372,9 @@ impl Objset {
         let end = offset
             .checked_add(len)
             .ok_or_else(|| Error::new(Errno::EINVAL, "read past the end of the address space"))?;
-        let dn = self
-            .objects
-            .get_mut(&object)
-            .ok_or_else(|| Error::new(Errno::ENOENT, format!("object {object} is not allocated")))?;
+        let dn = self.objects.get_mut(&object).ok_or_else(|| {
+            Error::new(Errno::ENOENT, format!("object {object} is not allocated"))
+        })?;
         let blksz = u64::from(dn.datablksz);
         let mut out = Vec::with_capacity(len.min(1 << 30) as usize);
         let mut at = offset;
@@ -348,7 +406,7 @@ impl Objset {
         // A non-power-of-two object has exactly one block: zero part of it,
         // or free it whole.
         let first_whole = offset.div_ceil(blksz);
-        if offset % blksz != 0 {
+        if !offset.is_multiple_of(blksz) {
             let blkid = offset / blksz;
             let stop = end.min((blkid + 1) * blksz);
             if dn.read_block(zio, blkid)?.is_some() {
@@ -357,11 +415,19 @@ impl Objset {
             }
         }
         let end_block = end / blksz;
-        if !trunc && end % blksz != 0 && end_block >= first_whole && dn.read_block(zio, end_block)?.is_some() {
+        if !trunc
+            && end % blksz != 0
+            && end_block >= first_whole
+            && dn.read_block(zio, end_block)?.is_some()
+        {
             let block = dn.dirty_block(zio, end_block)?;
             block[..(end % blksz) as usize].fill(0);
         }
-        let last_whole = if trunc { Some(u64::MAX) } else { end_block.checked_sub(1) };
+        let last_whole = if trunc {
+            Some(u64::MAX)
+        } else {
+            end_block.checked_sub(1)
+        };
         if let Some(last) = last_whole
             && last >= first_whole
         {
@@ -397,7 +463,10 @@ impl Objset {
         if bonuslen > room {
             return fail(
                 Errno::EINVAL,
-                format!("bonus length {bonuslen} does not fit beside {} block pointers", dn.nblkptr),
+                format!(
+                    "bonus length {bonuslen} does not fit beside {} block pointers",
+                    dn.nblkptr
+                ),
             );
         }
         dn.bonus.resize(bonuslen, 0);
@@ -449,7 +518,8 @@ impl Objset {
         let policy = self.policy;
         for dn in self.objects.values_mut().filter(|dn| dn.dirty) {
             dn.sync(zio, txg, &policy, &mut out.killed, &mut out.born)?;
-            self.dirty_dnode_blocks.insert(dn.object >> DNODES_PER_BLOCK_SHIFT);
+            self.dirty_dnode_blocks
+                .insert(dn.object >> DNODES_PER_BLOCK_SHIFT);
             dn.dirty = false;
         }
         for blkid in std::mem::take(&mut self.dirty_dnode_blocks) {
@@ -461,13 +531,20 @@ impl Objset {
             }
             *self.meta.dirty_block(zio, blkid)? = block;
         }
-        self.meta.sync(zio, txg, &policy, &mut out.killed, &mut out.born)?;
+        self.meta
+            .sync(zio, txg, &policy, &mut out.killed, &mut out.born)?;
         self.meta.dirty = false;
 
         let mut block = vec![0u8; OBJSET_PHYS_SIZE];
         self.meta.encode(&mut block[..DNODE_SIZE]);
         block[OS_TYPE_OFFSET..OS_TYPE_OFFSET + 8].copy_from_slice(&self.os_type.to_le_bytes());
-        let props = policy.props(byteswap::DMU_OT_OBJSET as u8, 0, 0, 0, self.objects.len() as u64 + 1);
+        let props = policy.props(
+            byteswap::DMU_OT_OBJSET as u8,
+            0,
+            0,
+            0,
+            self.objects.len() as u64 + 1,
+        );
         let bp = zio.write_block(txg, &block, &props)?;
         debug_assert!(!bp.is_hole());
         if !self.bp.is_hole() {
@@ -494,11 +571,16 @@ mod tests {
 
     fn zio() -> Zio {
         let size = 64 << 20;
-        Zio::new(Box::new(MemDevice::new(size, 512)), Metaslab::new(1 << 20, size, 512))
+        Zio::new(
+            Box::new(MemDevice::new(size, 512)),
+            Metaslab::new(1 << 20, size, 512),
+        )
     }
 
     fn pattern(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
     }
 
     #[test]
@@ -517,7 +599,10 @@ mod tests {
         assert!(out.killed.is_empty());
 
         let mut again = Objset::open(&mut zio, &out.bp).unwrap();
-        assert_eq!(again.read(&mut zio, a, 1000, data.len() as u64).unwrap(), data);
+        assert_eq!(
+            again.read(&mut zio, a, 1000, data.len() as u64).unwrap(),
+            data
+        );
         assert_eq!(again.read(&mut zio, a, 0, 1000).unwrap(), vec![0; 1000]);
         assert_eq!(again.bonus(a).unwrap(), &[7; 264]);
         let info = again.object_info(a).unwrap();
@@ -539,7 +624,12 @@ mod tests {
         let a = os.object_alloc(19, 4096, 0, 0).unwrap();
         os.write(&mut zio, a, 0, &pattern(4096 * 4, 3)).unwrap();
         let first = os.sync(&mut zio, 5).unwrap();
-        let data_bps: Vec<Blkptr> = first.born.iter().filter(|b| b.level() == 0 && b.object_type() == 19).copied().collect();
+        let data_bps: Vec<Blkptr> = first
+            .born
+            .iter()
+            .filter(|b| b.level() == 0 && b.object_type() == 19)
+            .copied()
+            .collect();
         assert_eq!(data_bps.len(), 4);
 
         os.write(&mut zio, a, 4096, &[1; 10]).unwrap();
@@ -548,7 +638,10 @@ mod tests {
         assert!(second.killed.contains(&data_bps[1]));
         assert!(second.killed.contains(&data_bps[2]));
         assert!(!second.killed.contains(&data_bps[0]));
-        assert!(second.killed.contains(&first.bp), "the old objset block goes too");
+        assert!(
+            second.killed.contains(&first.bp),
+            "the old objset block goes too"
+        );
 
         let mut again = Objset::open(&mut zio, &second.bp).unwrap();
         assert_eq!(again.read(&mut zio, a, 8192, 4096).unwrap(), vec![0; 4096]);
@@ -575,10 +668,22 @@ mod tests {
         let mut zio = zio();
         let mut os = Objset::create(DMU_OST_ZFS);
         os.object_claim(40, 19, 512, 0, 0).unwrap();
-        assert_eq!(os.object_claim(40, 19, 512, 0, 0).unwrap_err().errno(), Errno::EEXIST);
-        assert_eq!(os.object_claim(0, 19, 512, 0, 0).unwrap_err().errno(), Errno::EINVAL);
-        assert_eq!(os.object_claim(41, 19, 1000, 0, 0).unwrap_err().errno(), Errno::EINVAL);
-        assert_eq!(os.object_claim(41, 19, 512, 0, 321).unwrap_err().errno(), Errno::EINVAL);
+        assert_eq!(
+            os.object_claim(40, 19, 512, 0, 0).unwrap_err().errno(),
+            Errno::EEXIST
+        );
+        assert_eq!(
+            os.object_claim(0, 19, 512, 0, 0).unwrap_err().errno(),
+            Errno::EINVAL
+        );
+        assert_eq!(
+            os.object_claim(41, 19, 1000, 0, 0).unwrap_err().errno(),
+            Errno::EINVAL
+        );
+        assert_eq!(
+            os.object_claim(41, 19, 512, 0, 321).unwrap_err().errno(),
+            Errno::EINVAL
+        );
         os.write(&mut zio, 40, 0, &[9; 512]).unwrap();
         // Same shape: a no-op that keeps the contents.
         os.object_reclaim(&mut zio, 40, 19, 512, 0, 0).unwrap();
@@ -590,7 +695,10 @@ mod tests {
         assert_eq!(os.object_info(99).unwrap_err().errno(), Errno::ENOENT);
         // A non-power-of-two block size allows one block only.
         os.object_claim(42, 19, 1536, 0, 0).unwrap();
-        assert_eq!(os.write(&mut zio, 42, 1536, &[1]).unwrap_err().errno(), Errno::ENOTSUP);
+        assert_eq!(
+            os.write(&mut zio, 42, 1536, &[1]).unwrap_err().errno(),
+            Errno::ENOTSUP
+        );
     }
 
     #[test]
@@ -605,7 +713,10 @@ mod tests {
         let mut again = Objset::open(&mut zio, &out.bp).unwrap();
         assert_eq!(again.objects().collect::<Vec<_>>(), vec![3]);
         let mut blocks = Vec::new();
-        again.meta_dnode().visit_blocks(&mut zio, &mut |b, _| blocks.push(b)).unwrap();
+        again
+            .meta_dnode()
+            .visit_blocks(&mut zio, &mut |b, _| blocks.push(b))
+            .unwrap();
         // Dnode block 1 held only object 40: all zeros now, compressed away.
         assert_eq!(blocks, vec![0]);
     }

@@ -28,7 +28,10 @@ pub struct Dva {
 impl Dva {
     pub fn new(offset: u64, asize: u64) -> Dva {
         Dva {
-            word: [asize >> SPA_MINBLOCKSHIFT & 0xff_ffff, offset >> SPA_MINBLOCKSHIFT & !(1 << 63)],
+            word: [
+                asize >> SPA_MINBLOCKSHIFT & 0xff_ffff,
+                offset >> SPA_MINBLOCKSHIFT & !(1 << 63),
+            ],
         }
     }
 

@@ -39,9 +39,11 @@ pub const ZIO_CHECKSUM_FUNCTIONS: u8 = 10;
 impl ZioChecksum {
     pub fn from_u8(v: u8) -> Option<ZioChecksum> {
         use ZioChecksum::*;
-        [Inherit, On, Off, Label, GangHeader, Zilog, Fletcher2, Fletcher4, Sha256, Zilog2]
-            .get(usize::from(v))
-            .copied()
+        [
+            Inherit, On, Off, Label, GangHeader, Zilog, Fletcher2, Fletcher4, Sha256, Zilog2,
+        ]
+        .get(usize::from(v))
+        .copied()
     }
 
     pub fn name(self) -> &'static str {
@@ -141,7 +143,9 @@ impl Zio {
     /// hole and writes nothing, as `zio_write_bp_init` does.
     pub fn write_block(&mut self, txg: u64, data: &[u8], props: &WriteProps) -> Result<Blkptr> {
         let lsize = data.len() as u64;
-        debug_assert!(lsize > 0 && lsize % SPA_MINBLOCKSIZE == 0 && lsize <= SPA_MAXBLOCKSIZE);
+        debug_assert!(
+            lsize > 0 && lsize.is_multiple_of(SPA_MINBLOCKSIZE) && lsize <= SPA_MAXBLOCKSIZE
+        );
         let (physical, compress) = match compress::compress_block(props.compress, data)? {
             compress::Compressed::Hole => return Ok(Blkptr::HOLE),
             compress::Compressed::Stored { data, compress } => (data, compress),
@@ -188,7 +192,12 @@ impl Zio {
         debug_assert!(!bp.is_hole());
         let dva = bp.dva[0];
         let (offset, asize, psize) = (dva.offset(), dva.asize(), bp.psize());
-        if asize == 0 || psize > asize || offset.checked_add(asize).is_none_or(|end| end > self.dev.size()) {
+        if asize == 0
+            || psize > asize
+            || offset
+                .checked_add(asize)
+                .is_none_or(|end| end > self.dev.size())
+        {
             return fail(
                 Errno::EIO,
                 format!("block pointer out of range: offset {offset:#x} asize {asize}"),
@@ -205,11 +214,15 @@ impl Zio {
             self.stats.checksum_errors += 1;
             return fail(
                 Errno::ECKSUM,
-                format!("checksum mismatch in the block at {offset:#x} (birth txg {})", bp.birth),
+                format!(
+                    "checksum mismatch in the block at {offset:#x} (birth txg {})",
+                    bp.birth
+                ),
             );
         }
-        let compress = ZioCompress::from_u8(bp.compress())
-            .ok_or_else(|| Error::new(Errno::EIO, format!("unknown compression {}", bp.compress())))?;
+        let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
+            Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
+        })?;
         compress::decompress_block(compress, &physical, bp.lsize() as usize)
     }
 

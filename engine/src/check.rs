@@ -1,0 +1,227 @@
+//! The pool consistency check (`zdb -b`): every block reachable from the
+//! uberblock, through the MOS and every dataset and snapshot, is read and
+//! its checksum verified; the set of referenced blocks is compared with the
+//! allocator (leaked, doubly referenced or unallocated blocks) and each
+//! dataset's recorded space with what its tree really holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::spa::Pool;
+use crate::traverse::{WalkOptions, walk, walk_lenient};
+use crate::zio::Blkptr;
+
+/// What the check found. Empty problem lists mean the pool is consistent.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub blocks: u64,
+    pub bytes: u64,
+    /// Allocated extents no tree references and no deferred free covers.
+    pub leaked: Vec<(u64, u64)>,
+    /// Referenced blocks the allocator thinks are free.
+    pub unallocated: Vec<(u64, u64)>,
+    /// Referenced blocks that overlap another referenced block.
+    pub overlapping: Vec<(u64, u64)>,
+    /// Blocks that could not be read or did not verify.
+    pub unreadable: Vec<(Blkptr, Error)>,
+    /// Datasets whose recorded space disagrees with their tree.
+    pub space: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.leaked.is_empty()
+            && self.unallocated.is_empty()
+            && self.overlapping.is_empty()
+            && self.unreadable.is_empty()
+            && self.space.is_empty()
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} blocks, {} bytes referenced", self.blocks, self.bytes)?;
+        for (off, len) in &self.leaked {
+            writeln!(f, "leaked: {len} bytes at {off:#x}")?;
+        }
+        for (off, len) in &self.unallocated {
+            writeln!(f, "referenced but free: {len} bytes at {off:#x}")?;
+        }
+        for (off, len) in &self.overlapping {
+            writeln!(f, "overlapping block: {len} bytes at {off:#x}")?;
+        }
+        for (bp, e) in &self.unreadable {
+            writeln!(
+                f,
+                "unreadable block at {:#x} (birth {}): {e}",
+                bp.dva[0].offset(),
+                bp.birth
+            )?;
+        }
+        for s in &self.space {
+            writeln!(f, "space: {s}")?;
+        }
+        if self.is_clean() {
+            writeln!(f, "no problems found")?;
+        }
+        Ok(())
+    }
+}
+
+/// Merges extents into sorted, non-overlapping ranges.
+fn coalesce(mut extents: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    extents.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (start, len) in extents {
+        match out.last_mut() {
+            Some((s, l)) if *s + *l >= start => *l = (*l).max(start + len - *s),
+            _ => out.push((start, len)),
+        }
+    }
+    out
+}
+
+/// Ranges of `a` not covered by `b` (both coalesced).
+fn subtract(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for &(start, len) in a {
+        let mut cur = start;
+        let end = start + len;
+        for &(bs, bl) in b {
+            let be = bs + bl;
+            if be <= cur || bs >= end {
+                continue;
+            }
+            if bs > cur {
+                out.push((cur, bs - cur));
+            }
+            cur = cur.max(be);
+        }
+        if cur < end {
+            out.push((cur, end - cur));
+        }
+    }
+    out
+}
+
+/// Checks the pool as of its last synced txg.
+pub fn check(pool: &mut Pool) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let rootbp = pool.uberblock.rootbp;
+    let datasets: Vec<(u64, String, Blkptr, u64, u64, u64, bool)> = pool
+        .dsl
+        .datasets
+        .values()
+        .map(|d| {
+            (
+                d.id,
+                String::new(),
+                d.bp,
+                d.referenced_bytes,
+                d.unique_bytes,
+                d.prev_snap_txg,
+                d.is_snapshot(),
+            )
+        })
+        .collect();
+    let names: BTreeMap<u64, String> = datasets
+        .iter()
+        .map(|d| (d.0, pool.dataset_name(d.0)))
+        .collect();
+
+    let options = WalkOptions {
+        min_birth: 0,
+        read_data: true,
+    };
+    let mut seen = BTreeSet::new();
+    let mut extents = Vec::new();
+    let mut errors = Vec::new();
+    let mut record = |bp: &Blkptr| extents.push((bp.dva[0].offset(), bp.dva[0].asize()));
+    walk_lenient(
+        &mut pool.zio,
+        &rootbp,
+        options,
+        &mut seen,
+        &mut record,
+        &mut errors,
+    );
+    for d in &datasets {
+        walk_lenient(
+            &mut pool.zio,
+            &d.2,
+            options,
+            &mut seen,
+            &mut record,
+            &mut errors,
+        );
+    }
+    report.unreadable = errors;
+    report.blocks = extents.len() as u64;
+    report.bytes = extents.iter().map(|e| e.1).sum();
+
+    extents.sort_unstable();
+    for pair in extents.windows(2) {
+        if pair[0].0 + pair[0].1 > pair[1].0 {
+            report.overlapping.push(pair[1]);
+        }
+    }
+    let referenced = coalesce(extents);
+    let deferred = coalesce(
+        pool.zio
+            .ms
+            .deferred_extents()
+            .map(|(_, s, l)| (s, l))
+            .collect(),
+    );
+    let allocated = pool.zio.ms.allocated_extents();
+    let covered = coalesce(referenced.iter().chain(deferred.iter()).copied().collect());
+    report.leaked = subtract(&allocated, &covered);
+    report.unallocated = subtract(&referenced, &allocated);
+
+    if report.unreadable.is_empty() {
+        for (id, _, bp, referenced_bytes, unique_bytes, prev_snap_txg, is_snapshot) in datasets {
+            let name = &names[&id];
+            let mut total = 0;
+            let all = WalkOptions {
+                min_birth: 0,
+                read_data: false,
+            };
+            walk(&mut pool.zio, &bp, all, &mut BTreeSet::new(), &mut |b| {
+                total += b.dva[0].asize()
+            })?;
+            if total != referenced_bytes {
+                report.space.push(format!(
+                    "{name}: referenced {referenced_bytes} recorded, {total} in its tree"
+                ));
+            }
+            if !is_snapshot {
+                let unique = crate::traverse::space_born_after(&mut pool.zio, &bp, prev_snap_txg)?;
+                if unique != unique_bytes {
+                    report
+                        .space
+                        .push(format!("{name}: unique {unique_bytes} recorded, {unique} born since its last snapshot"));
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_coalesce_and_subtract() {
+        assert_eq!(
+            coalesce(vec![(10, 5), (0, 10), (20, 1)]),
+            vec![(0, 15), (20, 1)]
+        );
+        assert_eq!(
+            subtract(&[(0, 100)], &[(10, 10), (50, 60)]),
+            vec![(0, 10), (20, 30)]
+        );
+        assert!(subtract(&[(5, 5)], &[(0, 20)]).is_empty());
+    }
+}

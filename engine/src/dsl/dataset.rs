@@ -1,0 +1,868 @@
+//! Dataset operations with ZFS's rules: create, snapshot, clone, destroy,
+//! rollback, user holds and properties. Each one checks everything first and
+//! returns the errno ZFS would (`*_check`), and only then changes the pool,
+//! in syncing context (`*_sync`), so a refused operation changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::state::{DatasetId, DirId, DslDataset, DslDir, PropValue};
+use super::{
+    DS_FLAG_CI_DATASET, DS_FLAG_DEFER_DESTROY, DS_FLAG_INCONSISTENT, MAXNAMELEN,
+    split_snapshot_name, valid_component,
+};
+use crate::dmu::dnode::{DNODE_SIZE, WritePolicy};
+use crate::dmu::objset::{DMU_OST_ZFS, Objset};
+use crate::error::{Errno, Error, Result, fail};
+use crate::spa::{Pool, new_head_dataset};
+use crate::traverse::{WalkOptions, walk};
+use crate::zio::{Blkptr, SPA_MAXBLOCKSIZE, SPA_MINBLOCKSIZE, ZioChecksum, ZioCompress};
+
+/// What `zfs list` / `zdb` show of a dataset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatasetInfo {
+    pub id: DatasetId,
+    pub name: String,
+    pub is_snapshot: bool,
+    pub guid: u64,
+    pub creation_txg: u64,
+    pub creation_time: u64,
+    pub referenced: u64,
+    pub unique: u64,
+    pub flags: u64,
+    pub origin: Option<String>,
+    pub holds: Vec<String>,
+    pub bp: Blkptr,
+}
+
+/// The properties zsim understands, with their defaults.
+pub const PROPERTIES: &[(&str, &str)] = &[
+    ("recordsize", "131072"),
+    ("checksum", "on"),
+    ("compression", "off"),
+    ("dedup", "off"),
+];
+
+impl Pool {
+    /// The directory of a filesystem name (`pool/a/b`).
+    pub fn lookup_dir(&self, name: &str) -> Result<DirId> {
+        let mut parts = name.split('/');
+        let root = parts.next().unwrap_or_default();
+        if root != self.name {
+            return fail(Errno::ENOENT, format!("{name}: no such pool {root:?}"));
+        }
+        let mut dir = self.root_dir();
+        for part in parts {
+            dir = *self.dsl.dirs[&dir]
+                .children
+                .get(part)
+                .ok_or_else(|| Error::new(Errno::ENOENT, format!("{name}: no such dataset")))?;
+        }
+        Ok(dir)
+    }
+
+    fn root_dir(&self) -> DirId {
+        *self
+            .dsl
+            .dirs
+            .iter()
+            .find(|(_, d)| d.parent.is_none())
+            .expect("a pool has a root directory")
+            .0
+    }
+
+    /// The dataset a name refers to: a filesystem's head or a snapshot.
+    pub fn lookup(&self, name: &str) -> Result<DatasetId> {
+        match split_snapshot_name(name) {
+            Some((fs, snap)) => {
+                let dir = self.lookup_dir(fs)?;
+                self.snapshot_in(dir, snap)
+                    .ok_or_else(|| Error::new(Errno::ENOENT, format!("{name}: no such snapshot")))
+            }
+            None => Ok(self.dsl.dirs[&self.lookup_dir(name)?].head),
+        }
+    }
+
+    fn snapshot_in(&self, dir: DirId, snap: &str) -> Option<DatasetId> {
+        self.dsl
+            .datasets
+            .values()
+            .find(|d| d.dir == dir && d.snapname.as_deref() == Some(snap))
+            .map(|d| d.id)
+    }
+
+    pub fn dir_name(&self, dir: DirId) -> String {
+        let d = &self.dsl.dirs[&dir];
+        match d.parent {
+            Some(p) => format!("{}/{}", self.dir_name(p), d.name),
+            None => d.name.clone(),
+        }
+    }
+
+    pub fn dataset_name(&self, id: DatasetId) -> String {
+        let ds = &self.dsl.datasets[&id];
+        let fs = self.dir_name(ds.dir);
+        match &ds.snapname {
+            Some(snap) => format!("{fs}@{snap}"),
+            None => fs,
+        }
+    }
+
+    pub fn dataset(&self, id: DatasetId) -> &DslDataset {
+        &self.dsl.datasets[&id]
+    }
+
+    /// Snapshots of a filesystem, oldest first.
+    pub fn snapshots_of(&self, fs: DatasetId) -> Vec<DatasetId> {
+        let mut out = Vec::new();
+        let mut cur = self.dsl.datasets[&fs].prev_snap;
+        let dir = self.dsl.datasets[&fs].dir;
+        while let Some(id) = cur {
+            let ds = &self.dsl.datasets[&id];
+            if ds.dir != dir {
+                break; // the origin of a clone belongs to another filesystem
+            }
+            out.push(id);
+            cur = ds.prev_snap;
+        }
+        out.reverse();
+        out
+    }
+
+    pub fn info(&self, id: DatasetId) -> DatasetInfo {
+        let ds = &self.dsl.datasets[&id];
+        let origin = self.dsl.dirs[&ds.dir].origin.map(|o| self.dataset_name(o));
+        DatasetInfo {
+            id,
+            name: self.dataset_name(id),
+            is_snapshot: ds.is_snapshot(),
+            guid: ds.guid,
+            creation_txg: ds.creation_txg,
+            creation_time: ds.creation_time,
+            referenced: ds.referenced_bytes,
+            unique: ds.unique_bytes,
+            flags: ds.flags,
+            origin: if ds.is_snapshot() { None } else { origin },
+            holds: ds.userrefs.keys().cloned().collect(),
+            bp: ds.bp,
+        }
+    }
+
+    /// Every dataset, filesystems before their snapshots, in name order.
+    pub fn list(&self) -> Vec<DatasetInfo> {
+        let mut out: Vec<DatasetInfo> = self.dsl.datasets.keys().map(|&id| self.info(id)).collect();
+        out.sort_by_key(|a| a.name.replace('@', "\u{1}"));
+        out
+    }
+
+    fn check_new_name(&self, name: &str) -> Result<(DirId, String)> {
+        if name.len() >= MAXNAMELEN {
+            return fail(Errno::ENAMETOOLONG, format!("{name}: name too long"));
+        }
+        let Some((parent, last)) = name.rsplit_once('/') else {
+            return fail(
+                Errno::EEXIST,
+                format!("{name}: the pool's root filesystem exists"),
+            );
+        };
+        if !valid_component(last) && !last.starts_with('%') {
+            return fail(Errno::EINVAL, format!("{name}: invalid dataset name"));
+        }
+        let parent_dir = self.lookup_dir(parent)?;
+        if self.dsl.dirs[&parent_dir].children.contains_key(last) {
+            return fail(Errno::EEXIST, format!("{name}: dataset already exists"));
+        }
+        Ok((parent_dir, last.to_string()))
+    }
+
+    fn insert_dir(
+        &mut self,
+        parent: DirId,
+        name: String,
+        origin: Option<DatasetId>,
+    ) -> (DirId, DatasetId) {
+        let dir = self.dsl.alloc_id();
+        let head = self.dsl.alloc_id();
+        self.dsl
+            .dirs
+            .get_mut(&parent)
+            .expect("checked")
+            .children
+            .insert(name.clone(), dir);
+        self.dsl.dirs.insert(
+            dir,
+            DslDir {
+                id: dir,
+                name,
+                parent: Some(parent),
+                head,
+                origin,
+                children: BTreeMap::new(),
+                props: BTreeMap::new(),
+            },
+        );
+        (dir, head)
+    }
+
+    /// `dmu_objset_create`: a new, empty filesystem.
+    pub fn create_fs(&mut self, name: &str) -> Result<DatasetId> {
+        self.check_usable()?;
+        let (parent, last) = self.check_new_name(name)?;
+        let (dir, head) = self.insert_dir(parent, last, None);
+        let now = self.clock.now_secs();
+        let guid = self.rng.next_u64();
+        let ds = new_head_dataset(head, dir, now, self.open_txg(), guid);
+        self.dsl.datasets.insert(head, ds);
+        self.objsets.insert(head, Objset::create(DMU_OST_ZFS));
+        self.dsl_dirty = true;
+        self.txg_sync()?;
+        Ok(head)
+    }
+
+    /// `dsl_dataset_snapshot`: `fs@snap` holding exactly what `fs` holds
+    /// once the open txg has synced.
+    pub fn snapshot(&mut self, name: &str) -> Result<DatasetId> {
+        self.check_usable()?;
+        let Some((fs, snap)) = split_snapshot_name(name) else {
+            return fail(Errno::EINVAL, format!("{name}: not a snapshot name"));
+        };
+        if name.len() >= MAXNAMELEN {
+            return fail(Errno::ENAMETOOLONG, format!("{name}: name too long"));
+        }
+        if !valid_component(snap) {
+            return fail(Errno::EINVAL, format!("{name}: invalid snapshot name"));
+        }
+        let dir = self.lookup_dir(fs)?;
+        if self.snapshot_in(dir, snap).is_some() {
+            return fail(Errno::EEXIST, format!("{name}: snapshot already exists"));
+        }
+        let head = self.dsl.dirs[&dir].head;
+        let guid = self.rng.next_u64();
+        let now = self.clock.now_secs();
+        let snap = snap.to_string();
+        let mut created = 0;
+        self.txg_sync_with(|pool, txg| {
+            created = pool.snapshot_sync(head, &snap, txg, now, guid);
+            Ok(())
+        })?;
+        Ok(created)
+    }
+
+    /// `dsl_dataset_snapshot_sync_impl`: the head's state becomes the
+    /// snapshot's; the head starts a new deadlist.
+    pub(crate) fn snapshot_sync(
+        &mut self,
+        head: DatasetId,
+        snap: &str,
+        txg: u64,
+        now: u64,
+        guid: u64,
+    ) -> DatasetId {
+        let id = self.dsl.alloc_id();
+        let h = self.dsl.datasets.get_mut(&head).expect("checked");
+        let snapshot = DslDataset {
+            id,
+            dir: h.dir,
+            snapname: Some(snap.to_string()),
+            prev_snap: h.prev_snap,
+            prev_snap_txg: h.prev_snap_txg,
+            next_snap: Some(head),
+            next_clones: BTreeSet::new(),
+            creation_time: now,
+            creation_txg: txg,
+            guid,
+            flags: h.flags & DS_FLAG_CI_DATASET,
+            bp: h.bp,
+            referenced_bytes: h.referenced_bytes,
+            compressed_bytes: h.compressed_bytes,
+            uncompressed_bytes: h.uncompressed_bytes,
+            unique_bytes: h.unique_bytes,
+            deadlist: std::mem::take(&mut h.deadlist),
+            userrefs: BTreeMap::new(),
+        };
+        let prev = h.prev_snap;
+        h.prev_snap = Some(id);
+        h.prev_snap_txg = txg;
+        h.unique_bytes = 0;
+        if let Some(p) = prev {
+            let p = self.dsl.datasets.get_mut(&p).expect("prev exists");
+            if p.next_snap == Some(head) {
+                p.next_snap = Some(id);
+            } else if p.next_clones.remove(&head) {
+                // The origin's clone is now reached through this snapshot.
+                p.next_clones.insert(head);
+            }
+        }
+        self.dsl.datasets.insert(id, snapshot);
+        self.dsl_dirty = true;
+        id
+    }
+
+    /// `dmu_objset_clone`: a new filesystem sharing everything with `origin`.
+    pub fn clone_fs(&mut self, origin: &str, name: &str) -> Result<DatasetId> {
+        self.check_usable()?;
+        let origin_id = self.lookup(origin)?;
+        let o = &self.dsl.datasets[&origin_id];
+        if !o.is_snapshot() {
+            return fail(
+                Errno::EINVAL,
+                format!("{origin}: a clone's origin must be a snapshot"),
+            );
+        }
+        if o.flags & DS_FLAG_INCONSISTENT != 0 {
+            return fail(Errno::EINVAL, format!("{origin}: origin is inconsistent"));
+        }
+        let (parent, last) = self.check_new_name(name)?;
+        let now = self.clock.now_secs();
+        let guid = self.rng.next_u64();
+        let mut created = 0;
+        self.txg_sync_with(|pool, txg| {
+            created = pool.clone_sync(parent, last, origin_id, txg, now, guid);
+            Ok(())
+        })?;
+        Ok(created)
+    }
+
+    pub(crate) fn clone_sync(
+        &mut self,
+        parent: DirId,
+        name: String,
+        origin: DatasetId,
+        txg: u64,
+        now: u64,
+        guid: u64,
+    ) -> DatasetId {
+        let (dir, head) = self.insert_dir(parent, name, Some(origin));
+        let o = self.dsl.datasets.get_mut(&origin).expect("checked");
+        o.next_clones.insert(head);
+        let ds = DslDataset {
+            prev_snap: Some(origin),
+            prev_snap_txg: o.creation_txg,
+            bp: o.bp,
+            referenced_bytes: o.referenced_bytes,
+            compressed_bytes: o.compressed_bytes,
+            uncompressed_bytes: o.uncompressed_bytes,
+            flags: o.flags & DS_FLAG_CI_DATASET,
+            ..new_head_dataset(head, dir, now, txg, guid)
+        };
+        self.dsl.datasets.insert(head, ds);
+        self.dsl_dirty = true;
+        head
+    }
+
+    /// `zfs destroy NAME`: a snapshot, or a filesystem without snapshots or
+    /// children.
+    pub fn destroy(&mut self, name: &str) -> Result<()> {
+        self.check_usable()?;
+        let id = self.lookup(name)?;
+        if self.dsl.datasets[&id].is_snapshot() {
+            self.destroy_snapshot_check(id, false)?;
+            self.txg_sync_with(|pool, txg| pool.destroy_snapshot_sync(id, txg))
+        } else {
+            self.destroy_head_check(id)?;
+            self.txg_sync_with(|pool, _| pool.destroy_head_sync(id))
+        }
+    }
+
+    /// `zfs destroy -d`: a snapshot with clones is marked and destroyed when
+    /// its last clone goes.
+    pub fn destroy_deferred(&mut self, name: &str) -> Result<()> {
+        self.check_usable()?;
+        let id = self.lookup(name)?;
+        self.destroy_snapshot_check(id, true)?;
+        if self.has_clones(id) || !self.dsl.datasets[&id].userrefs.is_empty() {
+            self.dsl.datasets.get_mut(&id).expect("exists").flags |= DS_FLAG_DEFER_DESTROY;
+            self.dsl_dirty = true;
+            return self.txg_sync();
+        }
+        self.txg_sync_with(|pool, txg| pool.destroy_snapshot_sync(id, txg))
+    }
+
+    fn has_clones(&self, id: DatasetId) -> bool {
+        !self.dsl.datasets[&id].next_clones.is_empty()
+    }
+
+    /// `dsl_destroy_snapshot_check`.
+    pub(crate) fn destroy_snapshot_check(&self, id: DatasetId, defer: bool) -> Result<()> {
+        let ds = &self.dsl.datasets[&id];
+        let name = self.dataset_name(id);
+        if !ds.is_snapshot() {
+            return fail(Errno::EINVAL, format!("{name}: not a snapshot"));
+        }
+        if defer {
+            return Ok(());
+        }
+        if !ds.userrefs.is_empty() {
+            return fail(Errno::EBUSY, format!("{name}: snapshot has user holds"));
+        }
+        if self.has_clones(id) {
+            return fail(
+                Errno::EEXIST,
+                format!("{name}: snapshot has dependent clones"),
+            );
+        }
+        Ok(())
+    }
+
+    /// `dsl_destroy_snapshot_sync_impl`: frees what only this snapshot held
+    /// and hands its deadlist to its successor.
+    pub(crate) fn destroy_snapshot_sync(&mut self, id: DatasetId, txg: u64) -> Result<()> {
+        let s = self.dsl.datasets.remove(&id).expect("checked");
+        self.snapshot_views.remove(&id);
+        let next = s.next_snap.expect("a snapshot has a successor");
+        let prev_txg = s.prev_snap_txg;
+        let mut freed = Vec::new();
+        {
+            let n = self.dsl.datasets.get_mut(&next).expect("successor exists");
+            let mut kept = Vec::with_capacity(n.deadlist.len() + s.deadlist.len());
+            for bp in std::mem::take(&mut n.deadlist) {
+                if bp.birth > prev_txg {
+                    freed.push(bp);
+                } else {
+                    kept.push(bp);
+                }
+            }
+            kept.extend_from_slice(&s.deadlist);
+            n.deadlist = kept;
+            n.prev_snap = s.prev_snap;
+            n.prev_snap_txg = prev_txg;
+        }
+        for bp in &freed {
+            self.zio.free_block(txg, bp);
+        }
+        if let Some(p) = s.prev_snap {
+            let p = self.dsl.datasets.get_mut(&p).expect("prev exists");
+            if p.next_snap == Some(id) {
+                p.next_snap = Some(next);
+            }
+        }
+        self.dsl_dirty = true;
+        self.recompute_unique(next)?;
+        if let Some(p) = s.prev_snap {
+            self.recompute_unique(p)?;
+        }
+        Ok(())
+    }
+
+    /// `dsl_destroy_head_check_impl`.
+    pub(crate) fn destroy_head_check(&self, id: DatasetId) -> Result<()> {
+        let ds = &self.dsl.datasets[&id];
+        let dir = &self.dsl.dirs[&ds.dir];
+        let name = self.dataset_name(id);
+        if dir.parent.is_none() {
+            return fail(
+                Errno::EINVAL,
+                format!("{name}: the pool's root filesystem cannot be destroyed"),
+            );
+        }
+        if let Some(prev) = ds.prev_snap
+            && self.dsl.datasets[&prev].dir == ds.dir
+        {
+            return fail(Errno::EBUSY, format!("{name}: filesystem has snapshots"));
+        }
+        if !dir.children.is_empty() {
+            return fail(Errno::EEXIST, format!("{name}: filesystem has children"));
+        }
+        Ok(())
+    }
+
+    /// `dsl_destroy_head_sync_impl`: frees every block born since the
+    /// origin (or ever, without one).
+    pub(crate) fn destroy_head_sync(&mut self, id: DatasetId) -> Result<()> {
+        let ds = self.dsl.datasets[&id].clone();
+        self.objsets.remove(&id);
+        let mut blocks = Vec::new();
+        let options = WalkOptions {
+            min_birth: ds.prev_snap_txg,
+            read_data: false,
+        };
+        walk(
+            &mut self.zio,
+            &ds.bp,
+            options,
+            &mut BTreeSet::new(),
+            &mut |bp| {
+                blocks.push(*bp);
+            },
+        )?;
+        self.pending_frees.extend(blocks);
+        let dir = self.dsl.dirs.remove(&ds.dir).expect("exists");
+        if let Some(parent) = dir.parent {
+            self.dsl
+                .dirs
+                .get_mut(&parent)
+                .expect("parent")
+                .children
+                .remove(&dir.name);
+        }
+        self.dsl.datasets.remove(&id);
+        if let Some(origin) = dir.origin {
+            let o = self.dsl.datasets.get_mut(&origin).expect("origin exists");
+            o.next_clones.remove(&id);
+            let deferred = o.flags & DS_FLAG_DEFER_DESTROY != 0
+                && o.next_clones.is_empty()
+                && o.userrefs.is_empty();
+            self.recompute_unique(origin)?;
+            if deferred {
+                let txg = self.open_txg();
+                self.destroy_snapshot_sync(origin, txg)?;
+            }
+        }
+        self.dsl_dirty = true;
+        Ok(())
+    }
+
+    /// `zfs rollback`: the filesystem goes back to its latest snapshot.
+    pub fn rollback(&mut self, name: &str) -> Result<()> {
+        self.check_usable()?;
+        let (fs, target) = match split_snapshot_name(name) {
+            Some((fs, _)) => (self.lookup(fs)?, Some(self.lookup(name)?)),
+            None => (self.lookup(name)?, None),
+        };
+        let ds = &self.dsl.datasets[&fs];
+        let latest = self.snapshots_of(fs).last().copied();
+        let Some(latest) = latest else {
+            return fail(
+                Errno::ESRCH,
+                format!("{}: no snapshot to roll back to", self.dataset_name(fs)),
+            );
+        };
+        if ds.flags & DS_FLAG_INCONSISTENT != 0 {
+            return fail(
+                Errno::EBUSY,
+                format!("{}: a receive is in progress", self.dataset_name(fs)),
+            );
+        }
+        if let Some(t) = target
+            && t != latest
+        {
+            return fail(
+                Errno::EEXIST,
+                format!("{name}: more recent snapshots exist (destroy them first)"),
+            );
+        }
+        self.txg_sync_with(|pool, _| pool.rollback_sync(fs, latest))
+    }
+
+    pub(crate) fn rollback_sync(&mut self, fs: DatasetId, snap: DatasetId) -> Result<()> {
+        let s = self.dsl.datasets[&snap].clone();
+        let d = self.dsl.datasets[&fs].clone();
+        let mut blocks = Vec::new();
+        let options = WalkOptions {
+            min_birth: s.creation_txg,
+            read_data: false,
+        };
+        walk(
+            &mut self.zio,
+            &d.bp,
+            options,
+            &mut BTreeSet::new(),
+            &mut |bp| blocks.push(*bp),
+        )?;
+        self.pending_frees.extend(blocks);
+        let d = self.dsl.datasets.get_mut(&fs).expect("exists");
+        d.bp = s.bp;
+        d.deadlist.clear();
+        d.referenced_bytes = s.referenced_bytes;
+        d.compressed_bytes = s.compressed_bytes;
+        d.uncompressed_bytes = s.uncompressed_bytes;
+        d.unique_bytes = 0;
+        self.objsets.remove(&fs);
+        self.dsl_dirty = true;
+        self.recompute_unique(snap)
+    }
+
+    /// `dsl_dataset_user_hold`.
+    pub fn hold(&mut self, snapshot: &str, tag: &str) -> Result<()> {
+        self.check_usable()?;
+        let id = self.lookup(snapshot)?;
+        let now = self.clock.now_secs();
+        let ds = self.dsl.datasets.get_mut(&id).expect("found");
+        if !ds.is_snapshot() {
+            return fail(
+                Errno::EINVAL,
+                format!("{snapshot}: holds are for snapshots"),
+            );
+        }
+        if ds.userrefs.contains_key(tag) {
+            return fail(
+                Errno::EEXIST,
+                format!("{snapshot}: tag {tag:?} is already held"),
+            );
+        }
+        ds.userrefs.insert(tag.to_string(), now);
+        self.dsl_dirty = true;
+        self.txg_sync()
+    }
+
+    /// `dsl_dataset_user_release`: a deferred-destroy snapshot goes with its
+    /// last hold.
+    pub fn release(&mut self, snapshot: &str, tag: &str) -> Result<()> {
+        self.check_usable()?;
+        let id = self.lookup(snapshot)?;
+        let ds = self.dsl.datasets.get_mut(&id).expect("found");
+        if ds.userrefs.remove(tag).is_none() {
+            return fail(
+                Errno::ESRCH,
+                format!("{snapshot}: no hold with tag {tag:?}"),
+            );
+        }
+        let destroy = ds.flags & DS_FLAG_DEFER_DESTROY != 0
+            && ds.userrefs.is_empty()
+            && ds.next_clones.is_empty();
+        self.dsl_dirty = true;
+        if destroy {
+            self.txg_sync_with(|pool, txg| pool.destroy_snapshot_sync(id, txg))
+        } else {
+            self.txg_sync()
+        }
+    }
+
+    /// `dsl_dataset_modified_since_lastsnap`: the head's meta-dnode differs
+    /// from its latest snapshot's (pending writes are synced first).
+    pub fn modified_since_last_snapshot(&mut self, fs: DatasetId) -> Result<bool> {
+        self.txg_sync()?;
+        let ds = &self.dsl.datasets[&fs];
+        let Some(prev) = ds.prev_snap else {
+            return Ok(false);
+        };
+        let prev = self.dsl.datasets[&prev].clone();
+        let ds = ds.clone();
+        if ds.bp.birth <= prev.creation_txg {
+            return Ok(false);
+        }
+        let a = self.zio.read_block(&ds.bp)?;
+        let b = self.zio.read_block(&prev.bp)?;
+        Ok(a[..DNODE_SIZE] != b[..DNODE_SIZE])
+    }
+
+    /// Sets a property on a filesystem (validated as `zfs set` does).
+    pub fn set_prop(&mut self, name: &str, prop: &str, value: &str) -> Result<()> {
+        self.check_usable()?;
+        let dir = self.lookup_dir(name)?;
+        let parsed = match prop {
+            "recordsize" => {
+                let n: u64 = value.parse().map_err(|_| {
+                    Error::new(
+                        Errno::EINVAL,
+                        format!("recordsize {value:?} is not a number"),
+                    )
+                })?;
+                if !n.is_power_of_two() || !(SPA_MINBLOCKSIZE..=SPA_MAXBLOCKSIZE).contains(&n) {
+                    return fail(
+                        Errno::EINVAL,
+                        format!("recordsize {n} must be a power of two from 512 to 128K"),
+                    );
+                }
+                PropValue::Number(n)
+            }
+            "checksum" => match ZioChecksum::from_name(value) {
+                Some(
+                    ZioChecksum::On
+                    | ZioChecksum::Off
+                    | ZioChecksum::Fletcher2
+                    | ZioChecksum::Fletcher4
+                    | ZioChecksum::Sha256,
+                ) => PropValue::Text(value.to_string()),
+                _ => {
+                    return fail(
+                        Errno::EINVAL,
+                        format!(
+                            "checksum {value:?} is not one of on, off, fletcher2, fletcher4, sha256"
+                        ),
+                    );
+                }
+            },
+            "compression" => match ZioCompress::from_name(value) {
+                Some(c) if c.is_supported() => PropValue::Text(value.to_string()),
+                Some(_) => {
+                    return fail(
+                        Errno::ENOTSUP,
+                        format!("compression {value:?} is not supported by zsim"),
+                    );
+                }
+                None => {
+                    return fail(
+                        Errno::EINVAL,
+                        format!("compression {value:?} is not a compression"),
+                    );
+                }
+            },
+            "dedup" => match value {
+                "on" | "off" | "sha256" => PropValue::Text(value.to_string()),
+                _ => {
+                    return fail(
+                        Errno::EINVAL,
+                        format!("dedup {value:?} is not one of on, off, sha256"),
+                    );
+                }
+            },
+            _ => return fail(Errno::EINVAL, format!("{prop:?} is not a property")),
+        };
+        self.dsl
+            .dirs
+            .get_mut(&dir)
+            .expect("found")
+            .props
+            .insert(prop.to_string(), parsed);
+        self.dsl_dirty = true;
+        // Open objsets pick the new policy up when next used.
+        self.txg_sync()
+    }
+
+    /// A property's effective value and where it comes from.
+    pub fn get_prop(&self, name: &str, prop: &str) -> Result<(String, String)> {
+        let dir = self.lookup_dir(split_snapshot_name(name).map_or(name, |(fs, _)| fs))?;
+        let default = PROPERTIES
+            .iter()
+            .find(|(p, _)| *p == prop)
+            .ok_or_else(|| Error::new(Errno::EINVAL, format!("{prop:?} is not a property")))?
+            .1;
+        let mut cur = Some(dir);
+        while let Some(d) = cur {
+            let d = &self.dsl.dirs[&d];
+            if let Some(v) = d.props.get(prop) {
+                let text = match v {
+                    PropValue::Number(n) => n.to_string(),
+                    PropValue::Text(s) => s.clone(),
+                };
+                let source = if d.id == dir {
+                    "local".to_string()
+                } else {
+                    format!("inherited from {}", self.dir_name(d.id))
+                };
+                return Ok((text, source));
+            }
+            cur = d.parent;
+        }
+        Ok((default.to_string(), "default".to_string()))
+    }
+
+    /// The write policy a directory's properties give its objset.
+    pub(crate) fn write_policy(&self, dir: DirId) -> WritePolicy {
+        let name = self.dir_name(dir);
+        let get = |p: &str| self.get_prop(&name, p).map(|v| v.0).unwrap_or_default();
+        let os_checksum = ZioChecksum::select(
+            ZioChecksum::from_name(&get("checksum")).unwrap_or(ZioChecksum::On),
+            ZioChecksum::Fletcher4,
+        );
+        let os_compress = ZioCompress::select(
+            ZioCompress::from_name(&get("compression")).unwrap_or(ZioCompress::Off),
+            ZioCompress::Off,
+        );
+        let os_dedup_checksum = if get("dedup") == "off" {
+            ZioChecksum::Off
+        } else {
+            ZioChecksum::Sha256
+        };
+        WritePolicy {
+            os_checksum,
+            os_compress,
+            os_dedup_checksum,
+        }
+    }
+
+    /// The `recordsize` a filesystem's new files get.
+    pub fn recordsize(&self, fs: DatasetId) -> u32 {
+        let name = self.dir_name(self.dsl.datasets[&fs].dir);
+        self.get_prop(&name, "recordsize")
+            .ok()
+            .and_then(|v| v.0.parse().ok())
+            .unwrap_or(SPA_MAXBLOCKSIZE as u32)
+    }
+
+    /// Recomputes a dataset's unique space from its tree (after a snapshot
+    /// next to it went away): the blocks born since its previous snapshot
+    /// that its successor does not also hold.
+    pub(crate) fn recompute_unique(&mut self, id: DatasetId) -> Result<()> {
+        let ds = self.dsl.datasets[&id].clone();
+        let options = WalkOptions {
+            min_birth: ds.prev_snap_txg,
+            read_data: false,
+        };
+        let mut mine = BTreeMap::new();
+        walk(
+            &mut self.zio,
+            &ds.bp,
+            options,
+            &mut BTreeSet::new(),
+            &mut |bp| {
+                mine.insert(bp.dva[0].offset(), bp.dva[0].asize());
+            },
+        )?;
+        let mut shared: Vec<DatasetId> = ds.next_clones.iter().copied().collect();
+        if let Some(next) = ds.next_snap {
+            shared.push(next);
+        }
+        for other in shared {
+            let bp = self.dsl.datasets[&other].bp;
+            walk(
+                &mut self.zio,
+                &bp,
+                options,
+                &mut BTreeSet::new(),
+                &mut |bp| {
+                    mine.remove(&bp.dva[0].offset());
+                },
+            )?;
+        }
+        self.dsl.datasets.get_mut(&id).expect("exists").unique_bytes = mine.values().sum();
+        self.dsl_dirty = true;
+        Ok(())
+    }
+
+    /// Space charged to a filesystem: everything its head and snapshots hold
+    /// that is not shared with its origin, plus its children's.
+    pub fn used_bytes(&mut self, fs: DatasetId) -> Result<u64> {
+        let dir = self.dsl.datasets[&fs].dir;
+        let origin_txg = self.dsl.dirs[&dir]
+            .origin
+            .map_or(0, |o| self.dsl.datasets[&o].creation_txg);
+        let mut members: Vec<Blkptr> = self
+            .dsl
+            .datasets
+            .values()
+            .filter(|d| d.dir == dir)
+            .map(|d| d.bp)
+            .collect();
+        members.sort_by_key(|bp| bp.birth);
+        let options = WalkOptions {
+            min_birth: origin_txg,
+            read_data: false,
+        };
+        let mut seen = BTreeSet::new();
+        let mut total = 0;
+        for bp in members {
+            walk(&mut self.zio, &bp, options, &mut seen, &mut |b| {
+                total += b.dva[0].asize()
+            })?;
+        }
+        let children: Vec<DirId> = self.dsl.dirs[&dir].children.values().copied().collect();
+        for child in children {
+            let head = self.dsl.dirs[&child].head;
+            total += self.used_bytes(head)?;
+        }
+        Ok(total)
+    }
+
+    /// Import's last step: datasets a crash left INCONSISTENT (a receive in
+    /// flight) are destroyed, as ZFS does on import.
+    pub(crate) fn destroy_inconsistent(&mut self) -> Result<()> {
+        let victims: Vec<DatasetId> = self
+            .dsl
+            .datasets
+            .values()
+            .filter(|d| !d.is_snapshot() && d.flags & DS_FLAG_INCONSISTENT != 0)
+            .map(|d| d.id)
+            .collect();
+        if victims.is_empty() {
+            return Ok(());
+        }
+        for id in victims {
+            // Snapshots taken of it (none, for a receive) would block this.
+            if self.destroy_head_check(id).is_ok() {
+                self.txg_sync_with(|pool, _| pool.destroy_head_sync(id))?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,701 @@
+//! The storage pool: labels, the uberblock ring, txg sync, create, import
+//! and export (`spa.c`, `vdev_label.c`, `txg.c`, `dsl_pool.c`).
+//!
+//! Device layout: four 256 KiB labels, two at the front and two at the end,
+//! each holding the pool's config (an XDR nvlist, checksummed) and a ring of
+//! uberblocks; data lives between them. A txg sync writes every dirty block
+//! copy-on-write, flushes, writes the uberblock to slot `txg % slots` of
+//! every label, and flushes again. Import takes the newest uberblock whose
+//! own checksum verifies and whose tree reads; a torn or lost uberblock
+//! write leaves the previous one in charge.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::checksum::sha256;
+use crate::context::{Clock, RandomSource};
+use crate::dmu::objset::{DMU_OST_META, DMU_OST_ZFS, Objset};
+use crate::dsl::{DatasetId, DslDataset, DslDir, DslState};
+use crate::error::{Errno, Error, Result, fail};
+use crate::metaslab::{Metaslab, TXG_DEFER_SIZE};
+use crate::nvlist::{self, NvList, NvValue};
+use crate::traverse::{WalkOptions, walk};
+use crate::vdev::BlockDevice;
+use crate::zio::{BLKPTR_SIZE, Blkptr, Zio};
+
+pub const VDEV_LABEL_SIZE: u64 = 256 << 10;
+/// Where the config nvlist sits in a label, and how much room it has.
+const LABEL_CONFIG_OFFSET: u64 = 16 << 10;
+const LABEL_CONFIG_SIZE: usize = 112 << 10;
+const LABEL_RING_OFFSET: u64 = 128 << 10;
+const LABEL_RING_SIZE: u64 = 128 << 10;
+/// Data starts after the two front labels.
+pub const DATA_START: u64 = 2 * VDEV_LABEL_SIZE;
+/// The smallest device a pool can be made on.
+pub const SPA_MINDEVSIZE: u64 = 8 << 20;
+pub const UBERBLOCK_MAGIC: u64 = 0x00ba_b10c;
+/// The txg a new pool's first sync writes (`TXG_INITIAL`).
+pub const TXG_INITIAL: u64 = 4;
+/// zsim's on-disk format version (pool version 23 semantics).
+pub const SPA_VERSION: u64 = 23;
+/// The MOS object holding the DSL record.
+const MOS_DSL_OBJECT: u64 = 1;
+
+/// What `spa_sync` leaves in a ring slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uberblock {
+    pub version: u64,
+    pub txg: u64,
+    pub guid_sum: u64,
+    pub timestamp: u64,
+    pub rootbp: Blkptr,
+}
+
+impl Uberblock {
+    fn encode(&self, slot_size: usize, offset: u64) -> Vec<u8> {
+        let mut buf = vec![0u8; slot_size];
+        for (i, v) in [
+            UBERBLOCK_MAGIC,
+            self.version,
+            self.txg,
+            self.guid_sum,
+            self.timestamp,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            buf[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        self.rootbp.encode(&mut buf[40..40 + BLKPTR_SIZE]);
+        let sum = label_checksum(&buf[..slot_size - 32], offset);
+        buf[slot_size - 32..].copy_from_slice(&sum);
+        buf
+    }
+
+    fn decode(buf: &[u8], offset: u64) -> Option<Uberblock> {
+        let n = buf.len();
+        if label_checksum(&buf[..n - 32], offset) != buf[n - 32..] {
+            return None;
+        }
+        let word =
+            |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        (word(0) == UBERBLOCK_MAGIC).then(|| Uberblock {
+            version: word(1),
+            txg: word(2),
+            guid_sum: word(3),
+            timestamp: word(4),
+            rootbp: Blkptr::decode(&buf[40..40 + BLKPTR_SIZE]),
+        })
+    }
+}
+
+/// SHA-256 with the block's own offset as verifier (`zio_checksum_label`),
+/// so a label written to the wrong place does not verify.
+fn label_checksum(data: &[u8], offset: u64) -> [u8; 32] {
+    let mut buf = data.to_vec();
+    buf.extend_from_slice(&offset.to_le_bytes());
+    let sum = sha256(&buf);
+    let mut out = [0u8; 32];
+    for (i, w) in sum.0.iter().enumerate() {
+        out[i * 8..i * 8 + 8].copy_from_slice(&w.to_be_bytes());
+    }
+    out
+}
+
+/// Pool state recorded in the labels.
+pub const POOL_STATE_ACTIVE: u64 = 0;
+pub const POOL_STATE_EXPORTED: u64 = 1;
+
+/// An open pool: the SPA and the DSL pool together.
+pub struct Pool {
+    pub name: String,
+    pub guid: u64,
+    pub(crate) zio: Zio,
+    pub(crate) clock: Box<dyn Clock>,
+    pub(crate) rng: Box<dyn RandomSource>,
+    slot_size: u64,
+    open_txg: u64,
+    synced_txg: u64,
+    mos: Objset,
+    pub(crate) dsl: DslState,
+    pub(crate) dsl_dirty: bool,
+    /// Open objsets of head datasets, by dataset.
+    pub(crate) objsets: BTreeMap<DatasetId, Objset>,
+    /// Snapshots' objsets, opened read-only.
+    pub(crate) snapshot_views: BTreeMap<DatasetId, Objset>,
+    /// Space promised to the open txg by assigned transactions.
+    pub(crate) dirty_bytes: u64,
+    /// Blocks to free when the open txg syncs (destroy, rollback).
+    pub(crate) pending_frees: Vec<Blkptr>,
+    /// Set when a sync failed: the in-memory state is then not what is on
+    /// disk, and the pool must be imported again.
+    failed: Option<Error>,
+    pub uberblock: Uberblock,
+}
+
+fn label_offsets(size: u64) -> [u64; 4] {
+    [
+        0,
+        VDEV_LABEL_SIZE,
+        size - 2 * VDEV_LABEL_SIZE,
+        size - VDEV_LABEL_SIZE,
+    ]
+}
+
+fn slot_size(sector: u64) -> u64 {
+    sector.max(1 << 10)
+}
+
+impl Pool {
+    /// `spa_create`: a new pool on `dev`, with its root filesystem.
+    pub fn create(
+        mut dev: Box<dyn BlockDevice>,
+        name: &str,
+        clock: Box<dyn Clock>,
+        mut rng: Box<dyn RandomSource>,
+    ) -> Result<Pool> {
+        if !crate::dsl::valid_component(name) || name.contains(' ') {
+            return fail(Errno::EINVAL, format!("invalid pool name {name:?}"));
+        }
+        let sector = dev.sector_size();
+        let size = dev.size() / sector * sector;
+        if size < SPA_MINDEVSIZE {
+            return fail(
+                Errno::EOVERFLOW,
+                format!("device of {size} bytes is smaller than the minimum {SPA_MINDEVSIZE}"),
+            );
+        }
+        let guid = rng.next_u64() | 1;
+        let config = config_nvlist(name, guid, sector, size, POOL_STATE_ACTIVE, TXG_INITIAL);
+        write_labels(&mut *dev, size, &config)?;
+        let ms = Metaslab::new(DATA_START, size - 2 * VDEV_LABEL_SIZE, sector);
+        let mut pool = Pool {
+            name: name.to_string(),
+            guid,
+            zio: Zio::new(dev, ms),
+            clock,
+            rng,
+            slot_size: slot_size(sector),
+            open_txg: TXG_INITIAL,
+            synced_txg: 0,
+            mos: Objset::create(DMU_OST_META),
+            dsl: DslState::default(),
+            dsl_dirty: true,
+            objsets: BTreeMap::new(),
+            snapshot_views: BTreeMap::new(),
+            dirty_bytes: 0,
+            pending_frees: Vec::new(),
+            failed: None,
+            uberblock: Uberblock {
+                version: SPA_VERSION,
+                txg: 0,
+                guid_sum: guid,
+                timestamp: 0,
+                rootbp: Blkptr::HOLE,
+            },
+        };
+        pool.mos.object_claim(
+            MOS_DSL_OBJECT,
+            crate::byteswap::DMU_OT_OBJECT_DIRECTORY as u8,
+            16 << 10,
+            0,
+            0,
+        )?;
+        pool.create_root_dataset()?;
+        pool.txg_sync()?;
+        Ok(pool)
+    }
+
+    fn create_root_dataset(&mut self) -> Result<()> {
+        let dir = self.dsl.alloc_id();
+        let ds = self.dsl.alloc_id();
+        let now = self.clock.now_secs();
+        let guid = self.rng.next_u64();
+        self.dsl.dirs.insert(
+            dir,
+            DslDir {
+                id: dir,
+                name: self.name.clone(),
+                parent: None,
+                head: ds,
+                origin: None,
+                children: BTreeMap::new(),
+                props: BTreeMap::new(),
+            },
+        );
+        self.dsl
+            .datasets
+            .insert(ds, new_head(ds, dir, now, self.open_txg, guid));
+        self.objsets.insert(ds, Objset::create(DMU_OST_ZFS));
+        self.dsl_dirty = true;
+        Ok(())
+    }
+
+    /// `spa_import`: opens the pool on `dev` from its newest usable
+    /// uberblock and rebuilds the free space from what its trees reference.
+    pub fn import(
+        mut dev: Box<dyn BlockDevice>,
+        clock: Box<dyn Clock>,
+        rng: Box<dyn RandomSource>,
+    ) -> Result<Pool> {
+        let sector = dev.sector_size();
+        let size = dev.size() / sector * sector;
+        if size < SPA_MINDEVSIZE {
+            return fail(Errno::ENXIO, "device too small to hold a pool");
+        }
+        let config = read_config(&mut *dev, size)?;
+        let name = config
+            .get_str("name")
+            .ok_or_else(|| Error::new(Errno::EIO, "pool config has no name"))?
+            .to_string();
+        let guid = config
+            .get_u64("pool_guid")
+            .ok_or_else(|| Error::new(Errno::EIO, "pool config has no guid"))?;
+        let slot = slot_size(sector);
+        let mut candidates = read_uberblocks(&mut *dev, size, slot);
+        candidates.retain(|ub| ub.guid_sum == guid && !ub.rootbp.is_hole());
+        let ms = Metaslab::new(DATA_START, size - 2 * VDEV_LABEL_SIZE, sector);
+        let mut zio = Zio::new(dev, ms);
+
+        let mut chosen = None;
+        let mut last_error = Error::new(Errno::EIO, "no valid uberblock");
+        for (i, ub) in candidates.iter().enumerate() {
+            match load_mos(&mut zio, &ub.rootbp) {
+                Ok((mos, dsl)) => {
+                    chosen = Some((i, *ub, mos, dsl));
+                    break;
+                }
+                Err(e) => last_error = e.context(format!("uberblock of txg {}", ub.txg)),
+            }
+        }
+        let Some((index, ub, mos, dsl)) = chosen else {
+            return Err(last_error.context("no usable uberblock"));
+        };
+
+        // Everything the chosen tree references is allocated; what only the
+        // trees of the deferral window before it reference stays deferred.
+        let mut seen = BTreeSet::new();
+        claim_tree(&mut zio, &ub.rootbp, &dsl, &mut seen)?;
+        for older in candidates[index + 1..].iter().take(TXG_DEFER_SIZE as usize) {
+            let Ok((_, older_dsl)) = load_mos(&mut zio, &older.rootbp) else {
+                continue;
+            };
+            let mut extra = BTreeSet::new();
+            let mut all = seen.clone();
+            let before = all.len();
+            if claim_tree_into(&mut zio, &older.rootbp, &older_dsl, &mut all, &mut extra).is_ok() {
+                debug_assert!(all.len() >= before);
+                // Freed in the txg after the older one: reusable once the
+                // deferral window from there has passed.
+                for (offset, asize) in extra {
+                    if zio.ms.claim(offset, asize) {
+                        zio.ms.free_deferred(older.txg + 1, offset, asize);
+                    }
+                }
+                seen = all;
+            }
+        }
+
+        let mut pool = Pool {
+            name,
+            guid,
+            zio,
+            clock,
+            rng,
+            slot_size: slot,
+            open_txg: ub.txg + 1,
+            synced_txg: ub.txg,
+            mos,
+            dsl,
+            dsl_dirty: false,
+            objsets: BTreeMap::new(),
+            snapshot_views: BTreeMap::new(),
+            dirty_bytes: 0,
+            pending_frees: Vec::new(),
+            failed: None,
+            uberblock: ub,
+        };
+        pool.zio.ms.sync_done(ub.txg);
+        pool.destroy_inconsistent()?;
+        Ok(pool)
+    }
+
+    /// `spa_export`: syncs, marks the labels exported and hands the device
+    /// back.
+    pub fn export(mut self) -> Result<Box<dyn BlockDevice>> {
+        self.txg_sync()?;
+        let size = self.zio.dev.size() / self.zio.dev.sector_size() * self.zio.dev.sector_size();
+        let config = config_nvlist(
+            &self.name,
+            self.guid,
+            self.zio.dev.sector_size(),
+            size,
+            POOL_STATE_EXPORTED,
+            self.synced_txg,
+        );
+        write_labels(&mut *self.zio.dev, size, &config)?;
+        self.zio.dev.flush()?;
+        Ok(self.zio.dev)
+    }
+
+    /// Gives up the pool without syncing (a crash, from the pool's side).
+    pub fn into_device(self) -> Box<dyn BlockDevice> {
+        self.zio.dev
+    }
+
+    pub fn device_mut(&mut self) -> &mut dyn BlockDevice {
+        &mut *self.zio.dev
+    }
+
+    pub fn open_txg(&self) -> u64 {
+        self.open_txg
+    }
+
+    pub fn synced_txg(&self) -> u64 {
+        self.synced_txg
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now_secs()
+    }
+
+    pub fn zio_stats(&self) -> crate::zio::ZioStats {
+        self.zio.stats
+    }
+
+    /// Allocator view: (allocated bytes, capacity).
+    pub fn space(&self) -> (u64, u64) {
+        (self.zio.ms.allocated(), self.zio.ms.capacity())
+    }
+
+    pub(crate) fn check_usable(&self) -> Result<()> {
+        match &self.failed {
+            Some(e) => fail(
+                Errno::EIO,
+                format!(
+                    "pool {} is suspended after a failed sync ({e}): import it again",
+                    self.name
+                ),
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// `txg_wait_synced`: writes out the open txg.
+    pub fn txg_sync(&mut self) -> Result<()> {
+        self.txg_sync_with(|_, _| Ok(()))
+    }
+
+    /// Syncs the open txg, running `task` in syncing context after the
+    /// datasets' objsets were written and before the MOS and uberblock are
+    /// (`dsl_sync_task`): a snapshot taken there holds exactly this txg.
+    pub fn txg_sync_with(&mut self, task: impl FnOnce(&mut Pool, u64) -> Result<()>) -> Result<()> {
+        self.check_usable()?;
+        let result = self.sync_impl(task);
+        if let Err(e) = &result {
+            self.failed = Some(e.clone());
+        }
+        result
+    }
+
+    fn sync_impl(&mut self, task: impl FnOnce(&mut Pool, u64) -> Result<()>) -> Result<()> {
+        let txg = self.open_txg;
+        let ids: Vec<DatasetId> = self.objsets.keys().copied().collect();
+        for id in ids {
+            let os = self.objsets.get_mut(&id).expect("listed");
+            if !os.is_dirty() {
+                continue;
+            }
+            let out = os.sync(&mut self.zio, txg)?;
+            self.dataset_synced(id, txg, out)?;
+        }
+        task(self, txg)?;
+        for bp in std::mem::take(&mut self.pending_frees) {
+            self.zio.free_block(txg, &bp);
+        }
+        if self.dsl_dirty {
+            let record = self.dsl.encode();
+            let len = record.len() as u64;
+            self.mos.write(&mut self.zio, MOS_DSL_OBJECT, 0, &record)?;
+            self.mos.free_range(
+                &mut self.zio,
+                MOS_DSL_OBJECT,
+                len,
+                crate::dmu::objset::DMU_OBJECT_END,
+            )?;
+            let mut bonus = self.mos.bonus(MOS_DSL_OBJECT)?.to_vec();
+            if bonus.len() < 8 {
+                self.mos.set_bonuslen(MOS_DSL_OBJECT, 8)?;
+                bonus = vec![0; 8];
+            }
+            bonus[..8].copy_from_slice(&len.to_le_bytes());
+            self.mos.set_bonus(MOS_DSL_OBJECT, &bonus)?;
+            self.dsl_dirty = false;
+        }
+        let mos_out = self.mos.sync(&mut self.zio, txg)?;
+        for bp in &mos_out.killed {
+            self.zio.free_block(txg, bp);
+        }
+        self.zio.dev.flush()?;
+        let ub = Uberblock {
+            version: SPA_VERSION,
+            txg,
+            guid_sum: self.guid,
+            timestamp: self.clock.now_secs(),
+            rootbp: mos_out.bp,
+        };
+        let size = self.zio.dev.size() / self.zio.dev.sector_size() * self.zio.dev.sector_size();
+        let slots = LABEL_RING_SIZE / self.slot_size;
+        for base in label_offsets(size) {
+            let offset = base + LABEL_RING_OFFSET + (txg % slots) * self.slot_size;
+            let bytes = ub.encode(self.slot_size as usize, offset);
+            self.zio.dev.write(offset, &bytes)?;
+        }
+        self.zio.dev.flush()?;
+        self.uberblock = ub;
+        self.synced_txg = txg;
+        self.open_txg = txg + 1;
+        self.zio.ms.sync_done(txg);
+        self.dirty_bytes = 0;
+        Ok(())
+    }
+
+    /// Space bookkeeping for a head dataset whose objset was just written
+    /// (`dsl_dataset_block_born` / `dsl_dataset_block_kill`).
+    fn dataset_synced(
+        &mut self,
+        id: DatasetId,
+        txg: u64,
+        out: crate::dmu::objset::SyncOutput,
+    ) -> Result<()> {
+        let ds = self
+            .dsl
+            .datasets
+            .get_mut(&id)
+            .expect("open objset of a known dataset");
+        ds.bp = out.bp;
+        for bp in &out.born {
+            ds.referenced_bytes += bp.dva[0].asize();
+            ds.compressed_bytes += bp.psize();
+            ds.uncompressed_bytes += bp.lsize();
+            ds.unique_bytes += bp.dva[0].asize();
+        }
+        let prev_snap_txg = ds.prev_snap_txg;
+        let prev = ds.prev_snap;
+        for bp in &out.killed {
+            let asize = bp.dva[0].asize();
+            let ds = self.dsl.datasets.get_mut(&id).expect("known");
+            ds.referenced_bytes -= asize;
+            ds.compressed_bytes -= bp.psize();
+            ds.uncompressed_bytes -= bp.lsize();
+            if bp.birth > prev_snap_txg {
+                ds.unique_bytes -= asize;
+                self.zio.free_block(txg, bp);
+            } else {
+                ds.deadlist.push(*bp);
+                if let Some(p) = prev {
+                    let p = self.dsl.datasets.get_mut(&p).expect("prev snapshot exists");
+                    if p.next_snap == Some(id) && bp.birth > p.prev_snap_txg {
+                        p.unique_bytes += asize;
+                    }
+                }
+            }
+        }
+        self.dsl_dirty = true;
+        Ok(())
+    }
+
+    /// The open objset of a head dataset, opening it if needed.
+    pub(crate) fn objset_mut(&mut self, id: DatasetId) -> Result<&mut Objset> {
+        if !self.objsets.contains_key(&id) {
+            let ds = &self.dsl.datasets[&id];
+            let os = if ds.bp.is_hole() {
+                Objset::create(DMU_OST_ZFS)
+            } else {
+                Objset::open(&mut self.zio, &ds.bp)?
+            };
+            self.objsets.insert(id, os);
+        }
+        let policy = self.write_policy(self.dsl.datasets[&id].dir);
+        let os = self.objsets.get_mut(&id).expect("just inserted");
+        os.policy = policy;
+        Ok(os)
+    }
+
+    /// Reads the objset of any dataset (snapshots included) as synced.
+    pub(crate) fn objset_snapshot_view(&mut self, id: DatasetId) -> Result<Objset> {
+        let bp = self.dsl.datasets[&id].bp;
+        Objset::open(&mut self.zio, &bp)
+    }
+}
+
+fn new_head(id: DatasetId, dir: u64, now: u64, txg: u64, guid: u64) -> DslDataset {
+    DslDataset {
+        id,
+        dir,
+        snapname: None,
+        prev_snap: None,
+        prev_snap_txg: 0,
+        next_snap: None,
+        next_clones: BTreeSet::new(),
+        creation_time: now,
+        creation_txg: txg,
+        guid,
+        flags: 0,
+        bp: Blkptr::HOLE,
+        referenced_bytes: 0,
+        compressed_bytes: 0,
+        uncompressed_bytes: 0,
+        unique_bytes: 0,
+        deadlist: Vec::new(),
+        userrefs: BTreeMap::new(),
+    }
+}
+
+pub(crate) fn new_head_dataset(
+    id: DatasetId,
+    dir: u64,
+    now: u64,
+    txg: u64,
+    guid: u64,
+) -> DslDataset {
+    new_head(id, dir, now, txg, guid)
+}
+
+fn config_nvlist(name: &str, guid: u64, sector: u64, size: u64, state: u64, txg: u64) -> NvList {
+    let mut nv = NvList::new();
+    nv.push("version", NvValue::Uint64(SPA_VERSION));
+    nv.push("name", NvValue::String(name.to_string()));
+    nv.push("state", NvValue::Uint64(state));
+    nv.push("txg", NvValue::Uint64(txg));
+    nv.push("pool_guid", NvValue::Uint64(guid));
+    nv.push(
+        "ashift",
+        NvValue::Uint64(u64::from(sector.trailing_zeros())),
+    );
+    nv.push("asize", NvValue::Uint64(size));
+    nv
+}
+
+fn write_labels(dev: &mut dyn BlockDevice, size: u64, config: &NvList) -> Result<()> {
+    let packed = nvlist::pack_xdr(config);
+    let mut region = vec![0u8; LABEL_CONFIG_SIZE];
+    if packed.len() + 8 + 32 > LABEL_CONFIG_SIZE {
+        return fail(Errno::E2BIG, "pool config does not fit in a label");
+    }
+    region[..8].copy_from_slice(&(packed.len() as u64).to_le_bytes());
+    region[8..8 + packed.len()].copy_from_slice(&packed);
+    for base in label_offsets(size) {
+        let offset = base + LABEL_CONFIG_OFFSET;
+        let sum = label_checksum(&region[..LABEL_CONFIG_SIZE - 32], offset);
+        region[LABEL_CONFIG_SIZE - 32..].copy_from_slice(&sum);
+        dev.write(offset, &region)?;
+    }
+    dev.flush()
+}
+
+fn read_config(dev: &mut dyn BlockDevice, size: u64) -> Result<NvList> {
+    let mut region = vec![0u8; LABEL_CONFIG_SIZE];
+    for base in label_offsets(size) {
+        let offset = base + LABEL_CONFIG_OFFSET;
+        if dev.read(offset, &mut region).is_err() {
+            continue;
+        }
+        if label_checksum(&region[..LABEL_CONFIG_SIZE - 32], offset)
+            != region[LABEL_CONFIG_SIZE - 32..]
+        {
+            continue;
+        }
+        let len = u64::from_le_bytes(region[..8].try_into().expect("8 bytes")) as usize;
+        if len > LABEL_CONFIG_SIZE - 40 {
+            continue;
+        }
+        if let Ok(nv) = nvlist::unpack_xdr(&region[8..8 + len]) {
+            return Ok(nv);
+        }
+    }
+    fail(Errno::ENXIO, "no valid pool label on the device")
+}
+
+/// Every uberblock that verifies, newest first (one per txg).
+fn read_uberblocks(dev: &mut dyn BlockDevice, size: u64, slot: u64) -> Vec<Uberblock> {
+    let mut found: BTreeMap<u64, Uberblock> = BTreeMap::new();
+    let mut ring = vec![0u8; LABEL_RING_SIZE as usize];
+    for base in label_offsets(size) {
+        let ring_offset = base + LABEL_RING_OFFSET;
+        if dev.read(ring_offset, &mut ring).is_err() {
+            continue;
+        }
+        for (i, buf) in ring.chunks_exact(slot as usize).enumerate() {
+            if let Some(ub) = Uberblock::decode(buf, ring_offset + i as u64 * slot) {
+                found.entry(ub.txg).or_insert(ub);
+            }
+        }
+    }
+    found.into_values().rev().collect()
+}
+
+/// Opens the MOS and decodes the DSL record it holds.
+fn load_mos(zio: &mut Zio, rootbp: &Blkptr) -> Result<(Objset, DslState)> {
+    let mut mos = Objset::open(zio, rootbp)?;
+    let len = mos.bonus(MOS_DSL_OBJECT)?;
+    if len.len() < 8 {
+        return fail(Errno::EIO, "MOS DSL object has no length");
+    }
+    let len = u64::from_le_bytes(len[..8].try_into().expect("8 bytes"));
+    if len > 1 << 32 {
+        return fail(Errno::EIO, format!("MOS DSL record claims {len} bytes"));
+    }
+    let record = mos.read(zio, MOS_DSL_OBJECT, 0, len)?;
+    let dsl = DslState::decode(&record)?;
+    // Every dataset's objset must at least open for the tree to count as read.
+    for ds in dsl.datasets.values() {
+        if !ds.bp.is_hole() {
+            zio.read_block(&ds.bp)
+                .map_err(|e| e.context(format!("objset of dataset {}", ds.id)))?;
+        }
+    }
+    Ok((mos, dsl))
+}
+
+/// Claims every block reachable from the MOS and every dataset.
+fn claim_tree(
+    zio: &mut Zio,
+    rootbp: &Blkptr,
+    dsl: &DslState,
+    seen: &mut BTreeSet<u64>,
+) -> Result<()> {
+    let mut extents = BTreeSet::new();
+    claim_tree_into(zio, rootbp, dsl, seen, &mut extents)?;
+    for (offset, asize) in extents {
+        if !zio.ms.claim(offset, asize) {
+            return fail(
+                Errno::EIO,
+                format!("block at {offset:#x} is referenced twice"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Collects `(offset, asize)` of blocks reachable from the MOS and the
+/// datasets that are not yet in `seen`.
+fn claim_tree_into(
+    zio: &mut Zio,
+    rootbp: &Blkptr,
+    dsl: &DslState,
+    seen: &mut BTreeSet<u64>,
+    extents: &mut BTreeSet<(u64, u64)>,
+) -> Result<()> {
+    let options = WalkOptions {
+        min_birth: 0,
+        read_data: false,
+    };
+    let mut collect = |bp: &Blkptr| {
+        extents.insert((bp.dva[0].offset(), bp.dva[0].asize()));
+    };
+    walk(zio, rootbp, options, seen, &mut collect)?;
+    for ds in dsl.datasets.values() {
+        walk(zio, &ds.bp, options, seen, &mut collect)?;
+    }
+    Ok(())
+}

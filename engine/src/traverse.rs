@@ -1,0 +1,134 @@
+//! Walking block trees from a block pointer down (`dmu_traverse.c`).
+//!
+//! A block's type and level say what it holds: indirect blocks hold block
+//! pointers, an objset block holds the meta-dnode, a dnode block holds
+//! dnodes whose own pointers lead further down. The walk is pre-order and
+//! prunes every subtree born at or before `min_birth`, because nothing
+//! beneath a block can be younger than the block itself: that is what makes
+//! incremental traversal and space queries cheap.
+
+use std::collections::BTreeSet;
+
+use crate::byteswap::{DMU_OT_DNODE, DMU_OT_OBJSET};
+use crate::dmu::dnode::{DN_SPILL_OFFSET, DNODE_CORE_SIZE, DNODE_FLAG_SPILL_BLKPTR, DNODE_SIZE};
+use crate::error::{Errno, Result, fail};
+use crate::zio::{BLKPTR_SIZE, Blkptr, Zio};
+
+/// How a walk treats the blocks it meets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkOptions {
+    /// Skip subtrees born at or before this txg.
+    pub min_birth: u64,
+    /// Read (and so verify) level-0 data blocks too, not only the blocks
+    /// that lead further down.
+    pub read_data: bool,
+}
+
+/// Calls `f` for every non-hole block pointer beneath (and including)
+/// `root`, skipping any whose DVA offset is already in `seen` (shared
+/// subtrees are walked once). Blocks that lead further down are read.
+pub fn walk(
+    zio: &mut Zio,
+    root: &Blkptr,
+    options: WalkOptions,
+    seen: &mut BTreeSet<u64>,
+    f: &mut dyn FnMut(&Blkptr),
+) -> Result<()> {
+    walk_impl(zio, root, options, seen, f, None)
+}
+
+/// As [`walk`], but a block that cannot be read is recorded in `errors` and
+/// its subtree skipped, so one bad block does not hide the rest (the check).
+pub fn walk_lenient(
+    zio: &mut Zio,
+    root: &Blkptr,
+    options: WalkOptions,
+    seen: &mut BTreeSet<u64>,
+    f: &mut dyn FnMut(&Blkptr),
+    errors: &mut Vec<(Blkptr, crate::error::Error)>,
+) {
+    let _ = walk_impl(zio, root, options, seen, f, Some(errors));
+}
+
+fn walk_impl(
+    zio: &mut Zio,
+    root: &Blkptr,
+    options: WalkOptions,
+    seen: &mut BTreeSet<u64>,
+    f: &mut dyn FnMut(&Blkptr),
+    mut errors: Option<&mut Vec<(Blkptr, crate::error::Error)>>,
+) -> Result<()> {
+    let mut stack = vec![*root];
+    while let Some(bp) = stack.pop() {
+        if bp.is_hole() || bp.birth <= options.min_birth || !seen.insert(bp.dva[0].offset()) {
+            continue;
+        }
+        f(&bp);
+        let level = bp.level();
+        let t = u32::from(bp.object_type());
+        let descends = level > 0 || t == DMU_OT_OBJSET || t == DMU_OT_DNODE;
+        if !descends && !options.read_data {
+            continue;
+        }
+        let mut children = Vec::new();
+        let result = zio.read_block(&bp).and_then(|data| {
+            if level > 0 {
+                children.extend(data.chunks_exact(BLKPTR_SIZE).map(Blkptr::decode));
+            } else if t == DMU_OT_OBJSET {
+                if data.len() < DNODE_SIZE {
+                    return fail(Errno::EIO, "objset block too small");
+                }
+                dnode_children(&data[..DNODE_SIZE], &mut children)?;
+            } else if t == DMU_OT_DNODE {
+                for slot in data.chunks_exact(DNODE_SIZE) {
+                    dnode_children(slot, &mut children)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            match errors.as_deref_mut() {
+                Some(errors) => {
+                    errors.push((bp, e));
+                    continue;
+                }
+                None => return Err(e),
+            }
+        }
+        // Pre-order, children in ascending order.
+        stack.extend(children.into_iter().rev());
+    }
+    Ok(())
+}
+
+/// The block pointers of one encoded dnode (none for a free slot).
+fn dnode_children(dnode: &[u8], out: &mut Vec<Blkptr>) -> Result<()> {
+    if dnode[0] == 0 {
+        return Ok(());
+    }
+    let nblkptr = usize::from(dnode[3]);
+    if nblkptr == 0 || DNODE_CORE_SIZE + nblkptr * BLKPTR_SIZE > DNODE_SIZE {
+        return fail(Errno::EIO, format!("corrupt dnode: nblkptr {nblkptr}"));
+    }
+    for i in 0..nblkptr {
+        let at = DNODE_CORE_SIZE + i * BLKPTR_SIZE;
+        out.push(Blkptr::decode(&dnode[at..at + BLKPTR_SIZE]));
+    }
+    if dnode[7] & DNODE_FLAG_SPILL_BLKPTR != 0 {
+        out.push(Blkptr::decode(&dnode[DN_SPILL_OFFSET..]));
+    }
+    Ok(())
+}
+
+/// Allocated bytes of every block beneath `root` born after `min_birth`.
+pub fn space_born_after(zio: &mut Zio, root: &Blkptr, min_birth: u64) -> Result<u64> {
+    let mut total = 0;
+    let options = WalkOptions {
+        min_birth,
+        read_data: false,
+    };
+    walk(zio, root, options, &mut BTreeSet::new(), &mut |bp| {
+        total += bp.dva[0].asize()
+    })?;
+    Ok(total)
+}
