@@ -6,3 +6,4 @@
 //! to find, 2 a usage error).
 
 pub mod cmd;
+pub mod file_device;

@@ -17,11 +17,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Dump(cmd::dump::DumpArgs),
+    Pool(cmd::pool::PoolArgs),
+    Zdb(cmd::zdb::ZdbArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Dump(args) => cmd::dump::run(args),
+        Command::Pool(args) => cmd::pool::run(args),
+        Command::Zdb(args) => cmd::zdb::run(args),
     }
 }

@@ -1,6 +1,8 @@
 //! One module per `cargo sim` command.
 
 pub mod dump;
+pub mod pool;
+pub mod zdb;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
@@ -37,4 +39,30 @@ pub fn open_stream(path: Option<&Path>) -> Result<Box<dyn Read>, (ExitCode, Stri
             Ok(Box::new(stdin.lock()))
         }
     }
+}
+
+/// The host's clock, for commands that work on real pool images (creation
+/// times are real there, as with ZFS). Simulations use the simulated clock.
+pub fn host_clock() -> Box<dyn engine::context::Clock> {
+    struct HostClock;
+    impl engine::context::Clock for HostClock {
+        fn now_secs(&self) -> u64 {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        }
+    }
+    Box::new(HostClock)
+}
+
+/// Random guids for a real pool image: from `seed` when given (repeatable),
+/// else from the current time.
+pub fn host_random(seed: Option<u64>) -> Box<dyn engine::context::RandomSource> {
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()) << 32
+    });
+    Box::new(engine::context::SplitMix64::new(seed))
 }
