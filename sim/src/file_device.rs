@@ -57,7 +57,7 @@ impl FileDevice {
 
     fn check(&self, offset: u64, len: usize) -> Result<()> {
         let len = len as u64;
-        if offset % self.sector_size != 0 || len % self.sector_size != 0 {
+        if !offset.is_multiple_of(self.sector_size) || !len.is_multiple_of(self.sector_size) {
             return fail(
                 Errno::EINVAL,
                 format!("unaligned I/O at {offset} of {len} bytes"),
