@@ -1,8 +1,8 @@
 //! ZFS block and stream checksums (fletcher-2, fletcher-4, SHA-256), bit-exact
 //! with illumos `zfs_fletcher.c` / `zio_checksum.c`. Fletcher-4 is the send
 //! stream checksum and sits on the hot path, so it runs as independent lane
-//! accumulators (auto-vectorized, plus a runtime-selected AVX2 build) whose
-//! results are folded back into ZFS's exact `a, b, c, d`.
+//! accumulators (an AVX2 kernel picked at run time, a portable one otherwise)
+//! whose results are folded back into ZFS's exact `a, b, c, d`.
 
 use std::fmt;
 
@@ -100,10 +100,9 @@ fn fletcher_2<const SWAP: bool>(buf: &[u8]) -> ZioCksum {
 /// 128 words is ZFS's SPA_MINBLOCKSIZE, where it draws the same line.
 const PAR_MIN_WORDS: usize = 128;
 
-/// Lane counts picked by measurement (see the crate's benchmark).
-const PORTABLE_LANES: usize = 4;
-#[cfg(target_arch = "x86_64")]
-const AVX2_LANES: usize = 8;
+/// Picked by measurement: at the x86_64 baseline (SSE2) LLVM keeps the
+/// lanes scalar, and two lanes give the most instruction-level parallelism.
+const PORTABLE_LANES: usize = 2;
 
 #[inline(always)]
 fn load<const SWAP: bool>(w: &[u8; 4]) -> u64 {
@@ -143,42 +142,79 @@ fn block_sums<const SWAP: bool>(words: &[[u8; 4]]) -> (ZioCksum, usize) {
     lanes_portable::<SWAP>(words)
 }
 
-/// Baseline build (SSE2 on x86_64): LLVM turns the lane arrays into
-/// two-wide u64 vectors.
+/// Fallback for CPUs without AVX2 and for other architectures.
 fn lanes_portable<const SWAP: bool>(words: &[[u8; 4]]) -> (ZioCksum, usize) {
     lane_sums::<PORTABLE_LANES, SWAP>(words)
 }
 
-/// Same body compiled for AVX2, where each accumulator spans two 4-wide
-/// registers; selected at run time so the binary still runs on baseline CPUs.
+/// AVX2 build, selected at run time so the binary still runs on baseline
+/// CPUs. Written with (safe) intrinsics because LLVM's SLP vectorizer only
+/// vectorizes part of the lanes of [`lane_sums`] and does so differently
+/// from one build to the next; this way the speed does not depend on it.
+/// Eight lanes: two 4 x u64 registers per accumulator, lane `j` = word
+/// `i % 8` as in [`fold_lanes`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn lanes_avx2<const SWAP: bool>(words: &[[u8; 4]]) -> (ZioCksum, usize) {
-    lane_sums::<AVX2_LANES, SWAP>(words)
+    use std::arch::x86_64::*;
+
+    /// Four words zero-extended into 4 x u64, byte-reversed if `SWAP`. The
+    /// swapped form broadcasts the 16 bytes to both halves and lets one
+    /// in-lane `vpshufb` reverse and zero-extend at once, so it costs the
+    /// same single shuffle as the native `vpmovzxdq`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn widen<const SWAP: bool>(q: &[[u8; 4]]) -> __m256i {
+        let w = |i: usize| i32::from_ne_bytes(q[i]);
+        let v = _mm_set_epi32(w(3), w(2), w(1), w(0));
+        if SWAP {
+            const Z: i8 = -128; // pshufb: high bit set yields a zero byte
+            #[rustfmt::skip]
+            let rev_zext = _mm256_setr_epi8(
+                3, 2, 1, 0, Z, Z, Z, Z, 7, 6, 5, 4, Z, Z, Z, Z,
+                11, 10, 9, 8, Z, Z, Z, Z, 15, 14, 13, 12, Z, Z, Z, Z,
+            );
+            _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(v), rev_zext)
+        } else {
+            _mm256_cvtepu32_epi64(v)
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn lanes(v: __m256i) -> [u64; 4] {
+        [
+            _mm256_extract_epi64::<0>(v) as u64,
+            _mm256_extract_epi64::<1>(v) as u64,
+            _mm256_extract_epi64::<2>(v) as u64,
+            _mm256_extract_epi64::<3>(v) as u64,
+        ]
+    }
+
+    const L: usize = 8;
+    let steps = words.chunks_exact(L);
+    let used = words.len() - steps.remainder().len();
+    let mut acc = [_mm256_setzero_si256(); 8];
+    for step in steps {
+        for (h, half) in step.chunks_exact(4).enumerate() {
+            let [a, b, c, d] = [h, h + 2, h + 4, h + 6];
+            acc[a] = _mm256_add_epi64(acc[a], widen::<SWAP>(half));
+            acc[b] = _mm256_add_epi64(acc[b], acc[a]);
+            acc[c] = _mm256_add_epi64(acc[c], acc[b]);
+            acc[d] = _mm256_add_epi64(acc[d], acc[c]);
+        }
+    }
+    let level = |k: usize| -> [u64; L] {
+        let (lo, hi) = (lanes(acc[2 * k]), lanes(acc[2 * k + 1]));
+        std::array::from_fn(|j| if j < 4 { lo[j] } else { hi[j - 4] })
+    };
+    (fold_lanes(&level(0), &level(1), &level(2), &level(3)), used)
 }
 
 /// Runs `L` independent fletcher-4 accumulators over interleaved words (word
 /// `i` goes to lane `i % L`), which breaks the serial `a→b→c→d` chain into
-/// vectorizable lanes, then folds them into the fletcher-4 of the first
+/// independent lanes, then folds them into the fletcher-4 of the first
 /// `used` words taken from a zero state.
-///
-/// The fold: with `k` steps per lane, the word at lane `j`, step `m` sits
-/// `t = r*L - j` words from the end, where `r = k - m`. From zero state ZFS
-/// weights a word by `1`, `t`, `C(t+1,2)`, `C(t+2,3)` in `a, b, c, d`; a lane
-/// weights it by `1`, `r`, `C(r+1,2)`, `C(r+2,3)`. Writing each of ZFS's
-/// weights (polynomials in `r`) in the lane basis gives
-///
-/// ```text
-/// A = Σ a_j
-/// B = Σ L·b_j − j·a_j
-/// C = Σ L²·c_j + (C(j,2) − C(L+j,2))·b_j + C(j,2)·a_j
-/// D = Σ L³·d_j + β_j·c_j + γ_j·b_j − C(j,3)·a_j
-///   with γ_j = C(L+j,3) − C(j,3),  β_j = 2γ_j + C(j,3) − C(2L+j,3)
-/// ```
-///
-/// (the lower coefficients come from evaluating both sides at r = 0, −1, −2,
-/// where the higher basis polynomials vanish). These are integer identities,
-/// so they hold mod 2^64 and the result is bit-exact for any length.
 #[inline(always)]
 fn lane_sums<const L: usize, const SWAP: bool>(words: &[[u8; 4]]) -> (ZioCksum, usize) {
     let mut a = [0u64; L];
@@ -188,8 +224,8 @@ fn lane_sums<const L: usize, const SWAP: bool>(words: &[[u8; 4]]) -> (ZioCksum, 
     let steps = words.chunks_exact(L);
     let used = words.len() - steps.remainder().len();
     for step in steps {
-        // Whole-array adds rather than a per-lane loop: LLVM's SLP
-        // vectorizer reliably turns these into vector adds.
+        // Whole-array adds: where LLVM's SLP vectorizer finds them
+        // profitable they become vector adds, otherwise plain ILP.
         let w: [u64; L] = std::array::from_fn(|j| load::<SWAP>(&step[j]));
         a = add_lanes(a, w);
         b = add_lanes(b, a);
@@ -204,6 +240,26 @@ fn add_lanes<const L: usize>(x: [u64; L], y: [u64; L]) -> [u64; L] {
     std::array::from_fn(|j| x[j].wrapping_add(y[j]))
 }
 
+/// Folds `L` lanes (word `i` in lane `i % L`, `k` steps each) into the
+/// fletcher-4 of those `n = k*L` words from a zero state.
+///
+/// Word `i = m*L + j` (lane `j`, step `m`) has `t = n - i = r*L - j`, where
+/// `r = k - m`. From zero state ZFS weights it by `1`, `t`, `C(t+1,2)`,
+/// `C(t+2,3)` in `a, b, c, d`; its lane weights it by `1`, `r`, `C(r+1,2)`,
+/// `C(r+2,3)`. Writing each of ZFS's weights (polynomials in `r`) in the lane
+/// basis gives
+///
+/// ```text
+/// A = Σ a_j
+/// B = Σ L·b_j − j·a_j
+/// C = Σ L²·c_j + (C(j,2) − C(L+j,2))·b_j + C(j,2)·a_j
+/// D = Σ L³·d_j + β_j·c_j + γ_j·b_j − C(j,3)·a_j
+///   with γ_j = C(L+j,3) − C(j,3),  β_j = 2γ_j + C(j,3) − C(2L+j,3)
+/// ```
+///
+/// (the lower coefficients come from evaluating both sides at r = 0, −1, −2,
+/// where the higher basis polynomials vanish). These are integer identities,
+/// so they hold mod 2^64 and the result is bit-exact for any length.
 fn fold_lanes<const L: usize>(a: &[u64; L], b: &[u64; L], c: &[u64; L], d: &[u64; L]) -> ZioCksum {
     let l = L as u64;
     let (l2, l3) = (l.wrapping_mul(l), l.wrapping_mul(l).wrapping_mul(l));
@@ -430,7 +486,7 @@ mod tests {
         );
     }
 
-    const FIXTURES: &str = "/work/shared/fixtures/zfs-fuse";
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zfs-fuse");
 
     /// The END record (last 312 bytes) carries at bytes 8..40 the fletcher-4
     /// of everything before it, as written by a real zfs send.
@@ -460,7 +516,8 @@ mod tests {
             got.to_string(),
             "34242645cd/e7dde611d9d1/277c31baad0588e/f5ac41034a5144b8"
         );
-        // And rebuilt record by record, as the sender does.
+        // And incrementally in 312-byte pieces (the sender goes record by
+        // record; any split into multiples of 4 bytes gives the same).
         let mut zc = ZioCksum::ZERO;
         for piece in stream[..stream.len() - 312].chunks(312) {
             fletcher_4_incremental_native(piece, &mut zc);
