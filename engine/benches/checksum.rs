@@ -1,8 +1,8 @@
 //! Fletcher-4 throughput per path against a memcpy of the same buffer
 //! (warm cache).
 
-use engine::checksum::{fletcher_4_byteswap, fletcher_4_native, paths};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use engine::checksum::{fletcher_4_byteswap, fletcher_4_native, paths};
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {

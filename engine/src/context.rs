@@ -72,6 +72,13 @@ impl RandomSource for SplitMix64 {
     }
 }
 
+/// The seed's `issig()`: whether the thread doing a send or receive has
+/// been signalled. Both loops poll it where the seed does and stop with
+/// EINTR; the simulator delivers signals through it.
+pub trait Interrupt {
+    fn pending(&mut self) -> bool;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

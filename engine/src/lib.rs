@@ -20,6 +20,8 @@ pub mod context;
 pub mod dmu;
 pub mod dsl;
 pub mod metaslab;
+pub mod recv;
+pub mod send;
 pub mod spa;
 pub mod traverse;
 pub mod vdev;

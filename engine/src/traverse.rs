@@ -132,3 +132,153 @@ pub fn space_born_after(zio: &mut Zio, root: &Blkptr, min_birth: u64) -> Result<
     })?;
     Ok(total)
 }
+
+/// `zbookmark_t`: where a block sits in a dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bookmark {
+    /// 0 is the meta-dnode.
+    pub object: u64,
+    pub level: u8,
+    pub blkid: u64,
+}
+
+/// `DMU_SPILL_BLKID`: the bookmark of a spill block.
+pub const DMU_SPILL_BLKID: u64 = u64::MAX;
+
+/// What `traverse_dataset` hands its callback for each block pointer.
+pub struct Visit<'a> {
+    /// `None` for a hole.
+    pub bp: Option<&'a Blkptr>,
+    pub zb: Bookmark,
+    /// The dnode the block belongs to (the meta-dnode for dnode blocks).
+    pub dnode: &'a crate::dmu::dnode::Dnode,
+    /// For a dnode block: its dnodes, decoded (`None` for a free slot).
+    pub dnodes: Option<&'a [Option<crate::dmu::dnode::Dnode>]>,
+}
+
+/// `traverse_dataset(ds, txg_start, TRAVERSE_PRE, cb)` as of the seed's era:
+/// pre-order from the objset block down, skipping blocks born at or before
+/// `min_txg`, and reporting every hole (a pointer with birth 0) whatever its
+/// birth, with the bookmark of the span it covers. The callback gets the
+/// zio to read level-0 data itself; returning an error stops the walk.
+pub fn traverse_dataset(
+    zio: &mut Zio,
+    objset_bp: &Blkptr,
+    min_txg: u64,
+    cb: &mut dyn FnMut(&mut Zio, &Visit) -> Result<()>,
+) -> Result<()> {
+    if objset_bp.is_hole() || objset_bp.birth <= min_txg {
+        return Ok(());
+    }
+    let data = zio.read_block(objset_bp)?;
+    if data.len() < DNODE_SIZE {
+        return fail(Errno::EIO, "objset block too small");
+    }
+    let meta = crate::dmu::dnode::Dnode::decode(0, &data[..DNODE_SIZE])?
+        .ok_or_else(|| crate::error::Error::new(Errno::EIO, "objset without a meta-dnode"))?;
+    traverse_dnode(zio, &meta, min_txg, cb)
+}
+
+fn traverse_dnode(
+    zio: &mut Zio,
+    dn: &crate::dmu::dnode::Dnode,
+    min_txg: u64,
+    cb: &mut dyn FnMut(&mut Zio, &Visit) -> Result<()>,
+) -> Result<()> {
+    let top = dn.top_bps();
+    for (j, bp) in top.iter().enumerate() {
+        let zb = Bookmark {
+            object: dn.object,
+            level: dn.nlevels - 1,
+            blkid: j as u64,
+        };
+        visit_bp(zio, dn, bp, zb, min_txg, cb)?;
+    }
+    if dn.flags & DNODE_FLAG_SPILL_BLKPTR != 0 {
+        let zb = Bookmark {
+            object: dn.object,
+            level: 0,
+            blkid: DMU_SPILL_BLKID,
+        };
+        visit_bp(zio, dn, &dn.spill_bp(), zb, min_txg, cb)?;
+    }
+    Ok(())
+}
+
+fn visit_bp(
+    zio: &mut Zio,
+    dn: &crate::dmu::dnode::Dnode,
+    bp: &Blkptr,
+    zb: Bookmark,
+    min_txg: u64,
+    cb: &mut dyn FnMut(&mut Zio, &Visit) -> Result<()>,
+) -> Result<()> {
+    if bp.is_hole() {
+        return cb(
+            zio,
+            &Visit {
+                bp: None,
+                zb,
+                dnode: dn,
+                dnodes: None,
+            },
+        );
+    }
+    if bp.birth <= min_txg {
+        return Ok(());
+    }
+    if bp.level() > 0 {
+        cb(
+            zio,
+            &Visit {
+                bp: Some(bp),
+                zb,
+                dnode: dn,
+                dnodes: None,
+            },
+        )?;
+        let data = zio.read_block(bp)?;
+        let epb = data.len() / BLKPTR_SIZE;
+        for (i, chunk) in data.chunks_exact(BLKPTR_SIZE).enumerate() {
+            let child = Blkptr::decode(chunk);
+            let czb = Bookmark {
+                object: zb.object,
+                level: zb.level - 1,
+                blkid: zb.blkid * epb as u64 + i as u64,
+            };
+            visit_bp(zio, dn, &child, czb, min_txg, cb)?;
+        }
+        return Ok(());
+    }
+    if u32::from(bp.object_type()) == DMU_OT_DNODE {
+        let data = zio.read_block(bp)?;
+        let epb = (data.len() / DNODE_SIZE) as u64;
+        let dnodes = data
+            .chunks_exact(DNODE_SIZE)
+            .enumerate()
+            .map(|(i, slot)| crate::dmu::dnode::Dnode::decode(zb.blkid * epb + i as u64, slot))
+            .collect::<Result<Vec<_>>>()?;
+        cb(
+            zio,
+            &Visit {
+                bp: Some(bp),
+                zb,
+                dnode: dn,
+                dnodes: Some(&dnodes),
+            },
+        )?;
+        for child in dnodes.iter().flatten() {
+            traverse_dnode(zio, child, min_txg, cb)?;
+        }
+        return Ok(());
+    }
+    cb(
+        zio,
+        &Visit {
+            bp: Some(bp),
+            zb,
+            dnode: dn,
+            dnodes: None,
+        },
+    )
+}

@@ -207,15 +207,29 @@ impl Pool {
     pub fn create_fs(&mut self, name: &str) -> Result<DatasetId> {
         self.check_usable()?;
         let (parent, last) = self.check_new_name(name)?;
-        let (dir, head) = self.insert_dir(parent, last, None);
         let now = self.clock.now_secs();
         let guid = self.rng.next_u64();
-        let ds = new_head_dataset(head, dir, now, self.open_txg(), guid);
-        self.dsl.datasets.insert(head, ds);
+        let head = self.create_sync(parent, last, now, self.open_txg(), guid);
         self.objsets.insert(head, Objset::create(DMU_OST_ZFS));
-        self.dsl_dirty = true;
         self.txg_sync()?;
         Ok(head)
+    }
+
+    /// A new, empty filesystem in syncing context (checked by the caller).
+    pub(crate) fn create_sync(
+        &mut self,
+        parent: DirId,
+        name: String,
+        now: u64,
+        txg: u64,
+        guid: u64,
+    ) -> DatasetId {
+        let (dir, head) = self.insert_dir(parent, name, None);
+        self.dsl
+            .datasets
+            .insert(head, new_head_dataset(head, dir, now, txg, guid));
+        self.dsl_dirty = true;
+        head
     }
 
     /// `dsl_dataset_snapshot`: `fs@snap` holding exactly what `fs` holds

@@ -179,7 +179,7 @@ pub fn dump(
             )?,
             Record::Spill(s) if options.verbose => writeln!(
                 out,
-                "SPILL block for object = {} length = {}",
+                "SPILL block for object = {} length={}",
                 s.object, s.length
             )?,
             _ => {}

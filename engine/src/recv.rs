@@ -1,0 +1,846 @@
+//! Receiving a stream (`dmu_send.c`: `dmu_recv_begin`, `dmu_recv_stream`,
+//! `restore_*`, `dmu_recv_end`), behaviour for behaviour, with every field
+//! validated before it is acted on.
+//!
+//! A receive writes into a dataset nobody else sees: a new filesystem, or a
+//! temporary clone `%recv` of the target's latest snapshot, flagged
+//! INCONSISTENT. Only `recv_end` makes it visible: it swaps the clone's
+//! contents into the target (or keeps the new filesystem) and snapshots it
+//! with the stream's guid and creation time. Any error on the way destroys
+//! what was created, so the target is exactly as it was.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use crate::byteswap;
+use crate::context::Interrupt;
+use crate::dmu::dnode::DN_MAX_BONUSLEN;
+use crate::dmu::objset::{DMU_OBJECT_END, DMU_OST_NUMTYPES, Objset};
+use crate::dsl::{DS_FLAG_CI_DATASET, DS_FLAG_INCONSISTENT, DatasetId, split_snapshot_name};
+use crate::error::{Errno, Error, Result, fail};
+use crate::spa::{Pool, TXG_INITIAL};
+use crate::stream::{
+    ByteOrder, DMU_BACKUP_FEATURE_MASK, DMU_BACKUP_FEATURE_SA_SPILL, DMU_BACKUP_MAGIC,
+    DMU_COMPOUNDSTREAM, DRR_FLAG_CI_DATA, DRR_FLAG_CLONE, DrrBegin, DrrFree, DrrFreeObjects,
+    DrrObject, DrrSpill, DrrWrite, DrrWriteByref, Record, StreamReader,
+};
+use crate::zio::{SPA_MAXBLOCKSIZE, SPA_MINBLOCKSIZE, ZIO_CHECKSUM_FUNCTIONS};
+
+/// `recv_clone_name`.
+pub const RECV_CLONE_NAME: &str = "%recv";
+/// `SPA_VERSION_SA`: the pool version that brought system attributes.
+pub const SPA_VERSION_SA: u64 = 24;
+/// `ZIO_COMPRESS_FUNCTIONS` of the seed's era.
+pub const ZIO_COMPRESS_FUNCTIONS: u8 = 15;
+
+/// `dmu_recv_cookie_t`: a receive between begin and end.
+#[derive(Clone, Debug)]
+pub struct RecvCookie {
+    pub tofs: String,
+    pub tosnap: String,
+    pub drrb: DrrBegin,
+    pub force: bool,
+    /// The dataset being written: a new filesystem or `tofs/%recv`.
+    pub ds: DatasetId,
+    pub newfs: bool,
+    pub byteswap: bool,
+}
+
+/// Snapshots received earlier in the same session, by guid, for
+/// WRITE_BYREF records that refer to them (`guid_to_ds_map`).
+pub type GuidMap = BTreeMap<u64, DatasetId>;
+
+/// Sequence numbers of the records a receive handled, for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecvStats {
+    pub records: u64,
+    pub bytes: u64,
+}
+
+impl Pool {
+    /// `dmu_recv_begin`: checks that the stream may be received into `tofs`
+    /// (`dmu_recv_begin_check`) and creates the dataset it will be written
+    /// into (`dmu_recv_begin_sync`).
+    pub fn recv_begin(
+        &mut self,
+        tofs: &str,
+        tosnap: &str,
+        drrb: &DrrBegin,
+        order: ByteOrder,
+        force: bool,
+        origin: Option<&str>,
+    ) -> Result<RecvCookie> {
+        self.check_usable()?;
+        if drrb.magic != DMU_BACKUP_MAGIC {
+            return fail(Errno::EINVAL, "bad magic number in the BEGIN record");
+        }
+        let flags = drrb.flags;
+        if drrb.hdrtype() == DMU_COMPOUNDSTREAM
+            || u64::from(drrb.objset_type) >= DMU_OST_NUMTYPES
+            || (flags & DRR_FLAG_CLONE != 0 && origin.is_none())
+        {
+            return fail(
+                Errno::EINVAL,
+                if flags & DRR_FLAG_CLONE != 0 && origin.is_none() {
+                    "a clone stream needs an origin (-o origin=FS@SNAP)".to_string()
+                } else {
+                    format!(
+                        "cannot receive hdrtype {} / objset type {}",
+                        drrb.hdrtype(),
+                        drrb.objset_type
+                    )
+                },
+            );
+        }
+        // libzfs: DMU_STREAM_SUPPORTED.
+        if drrb.features() & !DMU_BACKUP_FEATURE_MASK != 0 {
+            return fail(
+                Errno::ENOTSUP,
+                format!(
+                    "stream has unsupported feature flags {:#x}",
+                    drrb.features()
+                ),
+            );
+        }
+        if drrb.features() & DMU_BACKUP_FEATURE_SA_SPILL != 0
+            && crate::spa::SPA_VERSION < SPA_VERSION_SA
+        {
+            return fail(
+                Errno::ENOTSUP,
+                "stream uses spill blocks, which this pool version lacks",
+            );
+        }
+        if !crate::dsl::valid_component(tosnap) {
+            return fail(Errno::EINVAL, format!("invalid snapshot name {tosnap:?}"));
+        }
+        let fromguid = drrb.fromguid;
+
+        match self.lookup(tofs) {
+            Ok(ds) => {
+                if flags & DRR_FLAG_CLONE != 0 {
+                    return fail(
+                        Errno::EINVAL,
+                        format!("{tofs} exists: a clone stream makes a new filesystem"),
+                    );
+                }
+                self.recv_begin_check_existing(ds, tofs, tosnap, fromguid, force)?;
+            }
+            Err(e) if e.errno() == Errno::ENOENT => {
+                if fromguid != 0 && flags & DRR_FLAG_CLONE == 0 {
+                    return fail(
+                        Errno::ENOENT,
+                        format!("{tofs} does not exist: an incremental stream needs it"),
+                    );
+                }
+                let Some((parent, _)) = tofs.rsplit_once('/') else {
+                    return fail(
+                        Errno::EINVAL,
+                        format!("{tofs}: cannot receive into a pool's root by name"),
+                    );
+                };
+                self.lookup(parent)?;
+                if let Some(origin) = origin {
+                    let o = self.lookup(origin)?;
+                    let o = &self.dsl.datasets[&o];
+                    if !o.is_snapshot() {
+                        return fail(Errno::EINVAL, format!("origin {origin} is not a snapshot"));
+                    }
+                    if o.guid != fromguid {
+                        return fail(
+                            Errno::ENODEV,
+                            format!("origin {origin} is not the stream's source snapshot"),
+                        );
+                    }
+                }
+                // The name itself must be acceptable.
+                let last = tofs.rsplit('/').next().unwrap_or_default();
+                if !crate::dsl::valid_component(last) {
+                    return fail(Errno::EINVAL, format!("invalid dataset name {tofs:?}"));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+
+        let crflags = if flags & DRR_FLAG_CI_DATA != 0 {
+            DS_FLAG_CI_DATASET
+        } else {
+            0
+        };
+        let origin_id = origin.map(|o| self.lookup(o)).transpose()?;
+        let tofs_owned = tofs.to_string();
+        let objset_type = u64::from(drrb.objset_type);
+        let mut created = (0, false);
+        self.txg_sync_with(|pool, txg| {
+            created = pool.recv_begin_sync(&tofs_owned, origin_id, crflags, objset_type, txg)?;
+            Ok(())
+        })?;
+        let (ds, newfs) = created;
+        Ok(RecvCookie {
+            tofs: tofs.to_string(),
+            tosnap: tosnap.to_string(),
+            drrb: drrb.clone(),
+            force,
+            ds,
+            newfs,
+            byteswap: order.is_swapped(),
+        })
+    }
+
+    /// `recv_begin_check_existing_impl`.
+    fn recv_begin_check_existing(
+        &mut self,
+        ds: DatasetId,
+        tofs: &str,
+        tosnap: &str,
+        fromguid: u64,
+        force: bool,
+    ) -> Result<()> {
+        if !force && self.modified_since_last_snapshot(ds)? {
+            return fail(
+                Errno::ETXTBSY,
+                format!("{tofs} has been modified since its most recent snapshot"),
+            );
+        }
+        let dir = self.dsl.datasets[&ds].dir;
+        if self.dsl.dirs[&dir].children.contains_key(RECV_CLONE_NAME) {
+            return fail(
+                Errno::EBUSY,
+                format!("{tofs}/{RECV_CLONE_NAME} exists: a receive is in progress"),
+            );
+        }
+        if self.lookup(&format!("{tofs}@{tosnap}")).is_ok() {
+            return fail(Errno::EEXIST, format!("{tofs}@{tosnap} already exists"));
+        }
+        let d = &self.dsl.datasets[&ds];
+        if fromguid != 0 {
+            let Some(prev) = d.prev_snap else {
+                return fail(
+                    Errno::ENODEV,
+                    format!("{tofs} has no snapshot for an incremental stream"),
+                );
+            };
+            let p = &self.dsl.datasets[&prev];
+            if p.guid != fromguid {
+                // Most recent snapshot must match fromguid, or there must be
+                // no changes since the one that does.
+                let birth = p.bp.birth;
+                let mut cur = p.prev_snap;
+                loop {
+                    let Some(id) = cur else {
+                        return fail(
+                            Errno::ENODEV,
+                            format!("{tofs} has no snapshot with the stream's source guid"),
+                        );
+                    };
+                    let s = &self.dsl.datasets[&id];
+                    if s.creation_txg < birth {
+                        return fail(
+                            Errno::ENODEV,
+                            format!(
+                                "{tofs}: the stream's source snapshot is not its most recent one"
+                            ),
+                        );
+                    }
+                    if s.guid == fromguid {
+                        break;
+                    }
+                    cur = s.prev_snap;
+                }
+            }
+        } else if d.prev_snap_txg >= TXG_INITIAL {
+            return fail(
+                Errno::ENODEV,
+                format!("{tofs} has snapshots: a full stream cannot be received into it"),
+            );
+        }
+        Ok(())
+    }
+
+    /// `dmu_recv_begin_sync`: the temporary clone (or the new filesystem),
+    /// flagged INCONSISTENT.
+    fn recv_begin_sync(
+        &mut self,
+        tofs: &str,
+        origin: Option<DatasetId>,
+        crflags: u64,
+        objset_type: u64,
+        txg: u64,
+    ) -> Result<(DatasetId, bool)> {
+        let now = self.clock.now_secs();
+        let guid = self.rng.next_u64();
+        let (ds, newfs) = match self.lookup(tofs) {
+            Ok(target) => {
+                let dir = self.dsl.datasets[&target].dir;
+                let prev = self.dsl.datasets[&target].prev_snap;
+                let ds = match prev {
+                    Some(prev) => {
+                        self.clone_sync(dir, RECV_CLONE_NAME.to_string(), prev, txg, now, guid)
+                    }
+                    None => self.create_sync(dir, RECV_CLONE_NAME.to_string(), now, txg, guid),
+                };
+                (ds, false)
+            }
+            Err(_) => {
+                let (parent, last) = tofs.rsplit_once('/').expect("checked");
+                let parent_dir = self.lookup_dir(parent)?;
+                let ds = match origin {
+                    Some(origin) => {
+                        self.clone_sync(parent_dir, last.to_string(), origin, txg, now, guid)
+                    }
+                    None => self.create_sync(parent_dir, last.to_string(), now, txg, guid),
+                };
+                (ds, true)
+            }
+        };
+        let d = self.dsl.datasets.get_mut(&ds).expect("created");
+        d.flags |= DS_FLAG_INCONSISTENT | crflags;
+        if d.bp.is_hole() {
+            self.objsets.insert(ds, Objset::create(objset_type));
+        }
+        Ok((ds, newfs))
+    }
+
+    /// `dmu_recv_stream`: applies every record up to END. On any error the
+    /// dataset the receive created is destroyed (`dmu_recv_cleanup_ds`).
+    pub fn recv_stream<R: Read>(
+        &mut self,
+        cookie: &RecvCookie,
+        reader: &mut StreamReader<R>,
+        guid_map: &GuidMap,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<RecvStats> {
+        let start = reader.offset();
+        let mut stats = RecvStats::default();
+        let result = self.recv_stream_impl(cookie, reader, guid_map, interrupt, &mut stats);
+        stats.bytes = reader.offset() - start;
+        match result {
+            Ok(()) => Ok(stats),
+            Err(e) => {
+                self.recv_cleanup(cookie);
+                Err(e)
+            }
+        }
+    }
+
+    fn recv_stream_impl<R: Read>(
+        &mut self,
+        cookie: &RecvCookie,
+        reader: &mut StreamReader<R>,
+        guid_map: &GuidMap,
+        interrupt: &mut dyn Interrupt,
+        stats: &mut RecvStats,
+    ) -> Result<()> {
+        self.check_usable()?;
+        if self.dsl.datasets[&cookie.ds].flags & DS_FLAG_INCONSISTENT == 0 {
+            return fail(Errno::EINVAL, "the receive's dataset is not inconsistent");
+        }
+        loop {
+            let entry = match reader.next_record() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => return fail(Errno::EINVAL, "stream ends before its END record"),
+                Err(e) => return Err(e.into()),
+            };
+            let context = |e: Error| {
+                e.context(format!(
+                    "record {} ({}) at byte offset {}",
+                    entry.index,
+                    entry.record.drr_type(),
+                    entry.offset
+                ))
+            };
+            if interrupt.pending() {
+                return Err(context(Error::new(Errno::EINTR, "receive interrupted")));
+            }
+            stats.records += 1;
+            let payload = entry.payload.to_vec();
+            let record = entry.record.clone();
+            let result = match &record {
+                Record::Object(o) => self.restore_object(cookie, o, &payload),
+                Record::FreeObjects(f) => self.restore_freeobjects(cookie, f),
+                Record::Write(w) => self.restore_write(cookie, w, payload),
+                Record::WriteByref(w) => self.restore_write_byref(cookie, w, guid_map),
+                Record::Free(f) => self.restore_free(cookie, f),
+                Record::Spill(s) => self.restore_spill(cookie, s, payload),
+                // The reader compared the checksum: we are done.
+                Record::End(_) => return Ok(()),
+                Record::Begin(_) => fail(Errno::EINVAL, "BEGIN record inside a stream"),
+            };
+            result.map_err(context)?;
+        }
+    }
+
+    fn recv_dmu(&mut self, cookie: &RecvCookie) -> Result<crate::dmu::Dmu<'_>> {
+        self.dmu(cookie.ds)
+    }
+
+    /// `restore_object`.
+    fn restore_object(
+        &mut self,
+        cookie: &RecvCookie,
+        drro: &DrrObject,
+        payload: &[u8],
+    ) -> Result<()> {
+        let t = drro.object_type;
+        if t == 0
+            || !byteswap::is_valid(t)
+            || !byteswap::is_valid(drro.bonustype)
+            || drro.checksumtype >= ZIO_CHECKSUM_FUNCTIONS
+            || drro.compress >= ZIO_COMPRESS_FUNCTIONS
+            || u64::from(drro.blksz) % SPA_MINBLOCKSIZE != 0
+            || u64::from(drro.blksz) < SPA_MINBLOCKSIZE
+            || u64::from(drro.blksz) > SPA_MAXBLOCKSIZE
+            || drro.bonuslen as usize > DN_MAX_BONUSLEN
+            || t > 0xff
+            || drro.bonustype > 0xff
+        {
+            return fail(
+                Errno::EINVAL,
+                format!(
+                    "invalid OBJECT {}: type {} bonustype {} blksz {} bonuslen {} checksum {} compress {}",
+                    drro.object,
+                    t,
+                    drro.bonustype,
+                    drro.blksz,
+                    drro.bonuslen,
+                    drro.checksumtype,
+                    drro.compress
+                ),
+            );
+        }
+        if drro.object == 0 || drro.object >= crate::dmu::dnode::DN_MAX_OBJECT {
+            return fail(
+                Errno::EINVAL,
+                format!("object number {} out of range", drro.object),
+            );
+        }
+        let bonuslen = drro.bonuslen as usize;
+        let mut bonus = payload[..bonuslen].to_vec();
+        if cookie.byteswap
+            && let Some(class) = byteswap::byteswap_class(drro.bonustype)
+        {
+            byteswap::byteswap(class, &mut bonus);
+        }
+        let mut tx = self.tx_create(cookie.ds);
+        tx.hold_bonus(crate::dmu::tx::DMU_NEW_OBJECT);
+        self.tx_assign(&mut tx)?;
+        let mut dmu = self.recv_dmu(cookie)?;
+        let exists = dmu.object_info(drro.object).is_ok();
+        let (dn_type, bonustype) = (t as u8, drro.bonustype as u8);
+        let claimed = if exists {
+            dmu.object_reclaim(drro.object, dn_type, drro.blksz, bonustype, bonuslen)
+        } else {
+            dmu.object_claim(drro.object, dn_type, drro.blksz, bonustype, bonuslen)
+        };
+        claimed.map_err(|e| {
+            Error::new(
+                Errno::EINVAL,
+                format!("cannot allocate object {}: {}", drro.object, e.reason()),
+            )
+        })?;
+        dmu.set_checksum(drro.object, drro.checksumtype)?;
+        dmu.set_compress(drro.object, drro.compress)?;
+        if bonuslen > 0 {
+            dmu.set_bonus(drro.object, &bonus)?;
+        }
+        self.tx_commit(tx)
+    }
+
+    /// `restore_freeobjects`: frees the allocated objects in the range (a
+    /// range past every object is fine: only allocated ones are visited).
+    fn restore_freeobjects(&mut self, cookie: &RecvCookie, drrfo: &DrrFreeObjects) -> Result<()> {
+        let Some(end) = drrfo.firstobj.checked_add(drrfo.numobjs) else {
+            return fail(
+                Errno::EINVAL,
+                format!(
+                    "FREEOBJECTS {} + {} overflows",
+                    drrfo.firstobj, drrfo.numobjs
+                ),
+            );
+        };
+        let dmu = self.recv_dmu(cookie)?;
+        let victims: Vec<u64> = dmu
+            .objects()
+            .into_iter()
+            .filter(|&o| o >= drrfo.firstobj && o < end)
+            .collect();
+        drop(dmu);
+        for object in victims {
+            let mut tx = self.tx_create(cookie.ds);
+            tx.hold_free(object, 0, DMU_OBJECT_END);
+            self.tx_assign(&mut tx)?;
+            self.recv_dmu(cookie)?.object_free(object)?;
+            self.tx_commit(tx)?;
+        }
+        Ok(())
+    }
+
+    /// `restore_write`.
+    fn restore_write(
+        &mut self,
+        cookie: &RecvCookie,
+        drrw: &DrrWrite,
+        mut data: Vec<u8>,
+    ) -> Result<()> {
+        if drrw.offset.checked_add(drrw.length).is_none() || !byteswap::is_valid(drrw.object_type) {
+            return fail(
+                Errno::EINVAL,
+                format!(
+                    "invalid WRITE: type {} offset {} length {}",
+                    drrw.object_type, drrw.offset, drrw.length
+                ),
+            );
+        }
+        let info = self
+            .recv_dmu(cookie)?
+            .object_info(drrw.object)
+            .map_err(|_| {
+                Error::new(
+                    Errno::EINVAL,
+                    format!("WRITE to object {}, which does not exist", drrw.object),
+                )
+            })?;
+        let blksz = u64::from(info.datablksz);
+        if !info.datablksz.is_power_of_two() && drrw.offset + drrw.length > blksz {
+            return fail(
+                Errno::EINVAL,
+                format!(
+                    "WRITE past the single {blksz}-byte block of object {}",
+                    drrw.object
+                ),
+            );
+        }
+        let mut tx = self.tx_create(cookie.ds);
+        tx.hold_write(drrw.object, drrw.offset, drrw.length);
+        self.tx_assign(&mut tx)?;
+        if cookie.byteswap
+            && let Some(class) = byteswap::byteswap_class(drrw.object_type)
+        {
+            byteswap::byteswap(class, &mut data);
+        }
+        self.recv_dmu(cookie)?
+            .write(drrw.object, drrw.offset, &data)?;
+        self.tx_commit(tx)
+    }
+
+    /// `restore_write_byref`: the data of a block sent earlier, in this
+    /// stream (`refguid == toguid`) or in a snapshot received before.
+    fn restore_write_byref(
+        &mut self,
+        cookie: &RecvCookie,
+        drrwbr: &DrrWriteByref,
+        guid_map: &GuidMap,
+    ) -> Result<()> {
+        if drrwbr.offset.checked_add(drrwbr.length).is_none() {
+            return fail(Errno::EINVAL, "WRITE_BYREF offset + length overflows");
+        }
+        let ref_ds = if drrwbr.toguid != drrwbr.refguid {
+            *guid_map.get(&drrwbr.refguid).ok_or_else(|| {
+                Error::new(
+                    Errno::EINVAL,
+                    format!("WRITE_BYREF to unknown guid {:#x}", drrwbr.refguid),
+                )
+            })?
+        } else {
+            cookie.ds
+        };
+        let mut ref_dmu = self.dmu(ref_ds)?;
+        let info = ref_dmu.object_info(drrwbr.refobject)?;
+        let blksz = u64::from(info.datablksz);
+        if !drrwbr.refoffset.is_multiple_of(blksz) || drrwbr.length > blksz || drrwbr.length == 0 {
+            return fail(
+                Errno::EINVAL,
+                format!(
+                    "WRITE_BYREF of {} bytes from offset {} of object {} (block size {blksz})",
+                    drrwbr.length, drrwbr.refoffset, drrwbr.refobject
+                ),
+            );
+        }
+        let data = ref_dmu.read(drrwbr.refobject, drrwbr.refoffset, drrwbr.length)?;
+        let exists = self.recv_dmu(cookie)?.object_info(drrwbr.object).is_ok();
+        if !exists {
+            return fail(
+                Errno::ENOENT,
+                format!(
+                    "WRITE_BYREF to object {}, which does not exist",
+                    drrwbr.object
+                ),
+            );
+        }
+        let mut tx = self.tx_create(cookie.ds);
+        tx.hold_write(drrwbr.object, drrwbr.offset, drrwbr.length);
+        self.tx_assign(&mut tx)?;
+        self.recv_dmu(cookie)?
+            .write(drrwbr.object, drrwbr.offset, &data)
+            .map_err(|e| Error::new(Errno::EINVAL, e.reason().to_string()))?;
+        self.tx_commit(tx)
+    }
+
+    /// `restore_spill`. As in the seed, spill data is not byteswapped.
+    fn restore_spill(&mut self, cookie: &RecvCookie, drrs: &DrrSpill, data: Vec<u8>) -> Result<()> {
+        if drrs.length < SPA_MINBLOCKSIZE || drrs.length > SPA_MAXBLOCKSIZE {
+            return fail(Errno::EINVAL, format!("SPILL of {} bytes", drrs.length));
+        }
+        if self.recv_dmu(cookie)?.object_info(drrs.object).is_err() {
+            return fail(
+                Errno::EINVAL,
+                format!("SPILL for object {}, which does not exist", drrs.object),
+            );
+        }
+        let mut tx = self.tx_create(cookie.ds);
+        tx.hold_spill(drrs.object);
+        self.tx_assign(&mut tx)?;
+        self.recv_dmu(cookie)?.set_spill(drrs.object, Some(data))?;
+        self.tx_commit(tx)
+    }
+
+    /// `restore_free`.
+    fn restore_free(&mut self, cookie: &RecvCookie, drrf: &DrrFree) -> Result<()> {
+        if drrf.length != u64::MAX && drrf.offset.checked_add(drrf.length).is_none() {
+            return fail(
+                Errno::EINVAL,
+                format!("FREE {} + {} overflows", drrf.offset, drrf.length),
+            );
+        }
+        if self.recv_dmu(cookie)?.object_info(drrf.object).is_err() {
+            return fail(
+                Errno::EINVAL,
+                format!("FREE of object {}, which does not exist", drrf.object),
+            );
+        }
+        let mut tx = self.tx_create(cookie.ds);
+        tx.hold_free(drrf.object, drrf.offset, drrf.length);
+        self.tx_assign(&mut tx)?;
+        self.recv_dmu(cookie)?
+            .free_range(drrf.object, drrf.offset, drrf.length)?;
+        self.tx_commit(tx)
+    }
+
+    /// `dmu_recv_cleanup_ds`: destroys what the receive created. Nothing
+    /// else was touched, so the target is as it was.
+    pub fn recv_cleanup(&mut self, cookie: &RecvCookie) {
+        if !self.dsl.datasets.contains_key(&cookie.ds) || self.check_usable().is_err() {
+            return;
+        }
+        // Unsynced writes of the receive are dropped with its objset.
+        self.objsets.remove(&cookie.ds);
+        let ds = cookie.ds;
+        let _ = self.txg_sync_with(|pool, _| pool.destroy_head_sync(ds));
+    }
+
+    /// `dmu_recv_end`: makes the received data visible as `tofs@tosnap`.
+    pub fn recv_end(&mut self, cookie: &RecvCookie, guid_map: &mut GuidMap) -> Result<DatasetId> {
+        let result = self.recv_end_impl(cookie);
+        match result {
+            Ok(snap) => {
+                if cookie.newfs {
+                    guid_map.insert(cookie.drrb.toguid, snap);
+                }
+                Ok(snap)
+            }
+            Err(e) => {
+                self.recv_cleanup(cookie);
+                Err(e)
+            }
+        }
+    }
+
+    fn recv_end_impl(&mut self, cookie: &RecvCookie) -> Result<DatasetId> {
+        self.check_usable()?;
+        // Pending writes go out first: the checks below look at synced state.
+        self.txg_sync()?;
+        let target = if cookie.newfs {
+            cookie.ds
+        } else {
+            let head = self.lookup(&cookie.tofs)?;
+            self.clone_swap_check(cookie.ds, head, cookie.force)?;
+            self.destroy_head_check(cookie.ds)?;
+            head
+        };
+        let dir = self.dsl.datasets[&target].dir;
+        if self
+            .dsl
+            .datasets
+            .values()
+            .any(|d| d.dir == dir && d.snapname.as_deref() == Some(cookie.tosnap.as_str()))
+        {
+            return fail(
+                Errno::EEXIST,
+                format!("{}@{} already exists", cookie.tofs, cookie.tosnap),
+            );
+        }
+        let drrb = cookie.drrb.clone();
+        let (clone, newfs, tosnap) = (cookie.ds, cookie.newfs, cookie.tosnap.clone());
+        let mut snap = 0;
+        self.txg_sync_with(|pool, txg| {
+            if !newfs {
+                pool.clone_swap_sync(clone, target);
+            }
+            let guid = drrb.toguid;
+            snap = pool.snapshot_sync(target, &tosnap, txg, drrb.creation_time, guid);
+            pool.dsl.datasets.get_mut(&snap).expect("created").flags &= !DS_FLAG_INCONSISTENT;
+            pool.dsl.datasets.get_mut(&target).expect("exists").flags &= !DS_FLAG_INCONSISTENT;
+            if !newfs {
+                pool.destroy_head_sync(clone)?;
+            }
+            Ok(())
+        })?;
+        Ok(snap)
+    }
+
+    /// `dsl_dataset_clone_swap_check_impl`.
+    fn clone_swap_check(&mut self, clone: DatasetId, head: DatasetId, force: bool) -> Result<()> {
+        let (c, h) = (&self.dsl.datasets[&clone], &self.dsl.datasets[&head]);
+        if c.is_snapshot() || h.is_snapshot() || c.prev_snap != h.prev_snap {
+            return fail(
+                Errno::EINVAL,
+                "the received clone no longer branches from its target",
+            );
+        }
+        if self.dsl.dirs[&c.dir].parent != Some(h.dir) {
+            return fail(
+                Errno::EINVAL,
+                "the received clone is not a child of its target",
+            );
+        }
+        if !force && self.modified_since_last_snapshot(head)? {
+            return fail(Errno::ETXTBSY, "the target was modified during the receive");
+        }
+        Ok(())
+    }
+
+    /// `dsl_dataset_clone_swap_sync_impl`: the target takes the clone's
+    /// contents and space, the clone the target's (to be destroyed).
+    fn clone_swap_sync(&mut self, clone: DatasetId, head: DatasetId) {
+        let c = self.dsl.datasets[&clone].clone();
+        let h = self.dsl.datasets.get_mut(&head).expect("exists");
+        let old = (
+            h.bp,
+            h.referenced_bytes,
+            h.compressed_bytes,
+            h.uncompressed_bytes,
+            h.unique_bytes,
+            std::mem::take(&mut h.deadlist),
+        );
+        h.bp = c.bp;
+        h.referenced_bytes = c.referenced_bytes;
+        h.compressed_bytes = c.compressed_bytes;
+        h.uncompressed_bytes = c.uncompressed_bytes;
+        h.unique_bytes = c.unique_bytes;
+        h.deadlist = c.deadlist;
+        let c = self.dsl.datasets.get_mut(&clone).expect("exists");
+        (
+            c.bp,
+            c.referenced_bytes,
+            c.compressed_bytes,
+            c.uncompressed_bytes,
+            c.unique_bytes,
+            c.deadlist,
+        ) = old;
+        // Open objsets follow their contents.
+        let head_os = self.objsets.remove(&head);
+        let clone_os = self.objsets.remove(&clone);
+        if let Some(os) = clone_os {
+            self.objsets.insert(head, os);
+        }
+        if let Some(os) = head_os {
+            self.objsets.insert(clone, os);
+        }
+        self.dsl_dirty = true;
+    }
+
+    /// `zfs receive`: reads a stream from `input` and receives it into
+    /// `target` (`fs` takes the stream's snapshot name, `fs@snap` names it),
+    /// substream by substream for a compound (`-I`) stream, as libzfs does.
+    pub fn receive(
+        &mut self,
+        target: &str,
+        input: impl Read,
+        options: &RecvOptions,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<Vec<DatasetId>> {
+        let mut reader = StreamReader::new(input);
+        let mut guid_map = GuidMap::new();
+        let mut received = Vec::new();
+        loop {
+            let Some(record) = reader.next_record().map_err(Error::from)?.map(|e| e.record) else {
+                if received.is_empty() {
+                    return fail(Errno::EINVAL, "empty stream");
+                }
+                return Ok(received);
+            };
+            let order = reader.byte_order().unwrap_or(ByteOrder::NATIVE);
+            let begin = match record {
+                Record::Begin(b) => *b,
+                // A compound stream's closing END.
+                Record::End(_) if !received.is_empty() => continue,
+                other => {
+                    return fail(
+                        Errno::EINVAL,
+                        format!("expected a BEGIN record, found {}", other.drr_type()),
+                    );
+                }
+            };
+            if begin.hdrtype() == DMU_COMPOUNDSTREAM {
+                if begin.payloadlen != 0 {
+                    return fail(
+                        Errno::ENOTSUP,
+                        "this is a replication stream (zfs send -R): zsim receives full, incremental, \
+                         clone and -I streams",
+                    );
+                }
+                // The -I wrapper: its END follows, then the substreams.
+                match reader.next_record().map_err(Error::from)? {
+                    Some(e) if matches!(e.record, Record::End(_)) => continue,
+                    _ => return fail(Errno::EINVAL, "compound stream header without its END"),
+                }
+            }
+            let name = begin.toname_lossy();
+            let snapname = split_snapshot_name(&name)
+                .map(|(_, s)| s.to_string())
+                .unwrap_or_default();
+            let (tofs, tosnap) = match split_snapshot_name(target) {
+                Some((fs, snap)) => (fs.to_string(), snap.to_string()),
+                None => (target.to_string(), snapname),
+            };
+            if begin.fromguid == 0
+                && begin.flags & DRR_FLAG_CLONE == 0
+                && self.lookup(&tofs).is_ok()
+            {
+                let fs = self.lookup(&tofs)?;
+                if !options.force {
+                    return fail(
+                        Errno::EEXIST,
+                        format!("destination {tofs} exists: must specify -F to overwrite it"),
+                    );
+                }
+                if !self.snapshots_of(fs).is_empty() {
+                    return fail(
+                        Errno::EEXIST,
+                        format!(
+                            "destination {tofs} has snapshots: must destroy them to overwrite it"
+                        ),
+                    );
+                }
+            }
+            let cookie = self.recv_begin(
+                &tofs,
+                &tosnap,
+                &begin,
+                order,
+                options.force,
+                options.origin.as_deref(),
+            )?;
+            self.recv_stream(&cookie, &mut reader, &guid_map, interrupt)?;
+            received.push(self.recv_end(&cookie, &mut guid_map)?);
+        }
+    }
+}
+
+/// `zfs receive` options.
+#[derive(Clone, Debug, Default)]
+pub struct RecvOptions {
+    /// `-F`.
+    pub force: bool,
+    /// `-o origin=FS@SNAP` for a clone stream.
+    pub origin: Option<String>,
+}
