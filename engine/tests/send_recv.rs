@@ -1,0 +1,597 @@
+//! Send and receive against real ZFS streams: what zsim receives it sends
+//! back byte for byte; incremental and clone streams have the same effects;
+//! every refusal of `dmu_recv_begin` has ZFS's errno and leaves the target
+//! untouched; dedup and big-endian streams give the same objects.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use engine::Errno;
+use engine::check::check;
+use engine::context::{Interrupt, ManualClock, SplitMix64};
+use engine::recv::RecvOptions;
+use engine::send::{DedupTable, NoInterrupt, SendOptions};
+use engine::spa::Pool;
+use engine::stream::{ByteOrder, Record, StreamReader};
+use engine::vdev::MemDevice;
+
+fn new_pool(name: &str) -> Pool {
+    Pool::create(
+        Box::new(MemDevice::new(512 << 20, 512)),
+        name,
+        Box::new(ManualClock::new(1_800_000_000)),
+        Box::new(SplitMix64::new(11)),
+    )
+    .unwrap()
+}
+
+fn begin_of(stream: &[u8]) -> engine::stream::DrrBegin {
+    let mut reader = StreamReader::new(stream);
+    match reader.next_record().unwrap().unwrap().record {
+        Record::Begin(b) => *b,
+        _ => unreachable!(),
+    }
+}
+
+fn receive(pool: &mut Pool, target: &str, stream: &[u8]) -> engine::Result<Vec<u64>> {
+    pool.receive(target, stream, &RecvOptions::default(), &mut NoInterrupt)
+}
+
+/// Everything about every object of a dataset, for comparing two copies.
+#[derive(Debug, PartialEq, Eq)]
+struct ObjectState {
+    info: (u8, u8, usize, u32, u8, u8),
+    bonus: Vec<u8>,
+    data: Vec<u8>,
+    spill: Option<Vec<u8>>,
+}
+
+fn objects(pool: &mut Pool, name: &str) -> BTreeMap<u64, ObjectState> {
+    let id = pool.lookup(name).unwrap();
+    let mut dmu = pool.dmu(id).unwrap();
+    let mut out = BTreeMap::new();
+    for object in dmu.objects() {
+        let i = dmu.object_info(object).unwrap();
+        let len = (i.maxblkid + 1) * u64::from(i.datablksz);
+        out.insert(
+            object,
+            ObjectState {
+                info: (
+                    i.dn_type,
+                    i.bonustype,
+                    i.bonuslen,
+                    i.datablksz,
+                    i.checksum,
+                    i.compress,
+                ),
+                bonus: dmu.bonus(object).unwrap(),
+                data: dmu.read(object, 0, len).unwrap(),
+                spill: dmu.spill(object).unwrap(),
+            },
+        );
+    }
+    out
+}
+
+/// What the pool holds, to show a refused receive changed nothing.
+fn pool_state(pool: &mut Pool) -> Vec<(String, u64, u64, u64, BTreeMap<u64, ObjectState>)> {
+    let list = pool.list();
+    list.into_iter()
+        .map(|d| {
+            let objs = objects(pool, &d.name);
+            (d.name, d.guid, d.referenced, d.flags, objs)
+        })
+        .collect()
+}
+
+const FULL_FIXTURES: &[&str] = &[
+    "empty_full",
+    "small_full",
+    "large_full",
+    "sparse_full",
+    "incr_base_full",
+    "chain_c1_full",
+    "clone_origin_full",
+    "xattr_full",
+    "manyfiles_full",
+];
+
+#[test]
+fn every_full_fixture_is_resent_byte_for_byte() {
+    for name in FULL_FIXTURES {
+        let stream = fixture_stream(name);
+        let begin = begin_of(&stream);
+        let toname = begin.toname_lossy();
+        let (fs, _) = toname.split_once('@').unwrap();
+        let mut pool = new_pool(fs.split('/').next().unwrap());
+        receive(&mut pool, fs, &stream).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let snap = pool.info(pool.lookup(&toname).unwrap());
+        assert_eq!(
+            snap.guid, begin.toguid,
+            "{name}: the snapshot takes the stream's guid"
+        );
+        assert_eq!(snap.creation_time, begin.creation_time, "{name}");
+        let mut out = Vec::new();
+        pool.send(
+            &toname,
+            None,
+            &mut out,
+            &SendOptions::default(),
+            None,
+            &mut NoInterrupt,
+        )
+        .unwrap();
+        assert!(out == stream, "{name}: the re-sent stream differs");
+        let report = check(&mut pool).unwrap();
+        assert!(report.is_clean(), "{name}: {report}");
+    }
+}
+
+#[test]
+fn a_dedup_stream_is_resent_byte_for_byte_from_a_dedup_filesystem() {
+    let stream = fixture_stream("dedup_full_D");
+    let mut pool = new_pool("fxp");
+    pool.set_prop("fxp", "dedup", "on").unwrap();
+    receive(&mut pool, "fxp/dedup", &stream).unwrap();
+    let mut out = Vec::new();
+    let mut table = DedupTable::default();
+    pool.send(
+        "fxp/dedup@d1",
+        None,
+        &mut out,
+        &SendOptions::default(),
+        Some(&mut table),
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    assert!(out == stream, "the re-sent -D stream differs");
+}
+
+/// Receives `chain` (base first) into a fresh pool and returns it.
+fn received(chain: &[&str], target: &str) -> Pool {
+    let mut pool = new_pool("fxp");
+    for name in chain {
+        receive(&mut pool, target, &fixture_stream(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    pool
+}
+
+#[test]
+fn incremental_and_clone_streams_resent_by_zsim_have_the_same_effects() {
+    let cases: &[(&[&str], &str, &str, &str)] = &[
+        (
+            &["incr_base_full", "incr_i"],
+            "fxp/incr",
+            "fxp/incr@base",
+            "fxp/incr@next",
+        ),
+        (
+            &["chain_c1_full", "chain_c1_c2_i"],
+            "fxp/chain",
+            "fxp/chain@c1",
+            "fxp/chain@c2",
+        ),
+        (
+            &["xattr_full", "xattr_i"],
+            "fxp/xat",
+            "fxp/xat@x1",
+            "fxp/xat@x2",
+        ),
+        (
+            &["manyfiles_full", "manyfiles_i"],
+            "fxp/many",
+            "fxp/many@m1",
+            "fxp/many@m2",
+        ),
+    ];
+    for (chain, fs, from, to) in cases {
+        let mut pool = received(chain, fs);
+        let mut ours = Vec::new();
+        pool.send(
+            to,
+            Some(from),
+            &mut ours,
+            &SendOptions::default(),
+            None,
+            &mut NoInterrupt,
+        )
+        .unwrap();
+        let want = objects(&mut pool, to);
+
+        // Replay the original and zsim's stream onto the base in fresh pools.
+        let theirs = fixture_stream(chain[1]);
+        for (label, stream) in [("zfs", &theirs), ("zsim", &ours)] {
+            let mut replay = received(&chain[..1], fs);
+            receive(&mut replay, fs, stream).unwrap_or_else(|e| panic!("{fs} {label}: {e}"));
+            assert!(
+                objects(&mut replay, to) == want,
+                "{fs}: {label}'s incremental gives other objects"
+            );
+        }
+    }
+
+    // A clone stream, received with its origin.
+    let mut pool = received(&["clone_origin_full"], "fxp/corigin");
+    let clone = fixture_stream("clone_i");
+    let options = RecvOptions {
+        origin: Some("fxp/corigin@o".into()),
+        ..Default::default()
+    };
+    pool.receive("fxp/cln", &clone[..], &options, &mut NoInterrupt)
+        .unwrap();
+    let mut ours = Vec::new();
+    pool.send(
+        "fxp/cln@m1",
+        Some("fxp/corigin@o"),
+        &mut ours,
+        &SendOptions::default(),
+        None,
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    assert_eq!(begin_of(&ours).flags & engine::stream::DRR_FLAG_CLONE, 1);
+    let want = objects(&mut pool, "fxp/cln@m1");
+    let mut replay = received(&["clone_origin_full"], "fxp/corigin");
+    replay
+        .receive("fxp/cln", &ours[..], &options, &mut NoInterrupt)
+        .unwrap();
+    assert!(objects(&mut replay, "fxp/cln@m1") == want);
+}
+
+#[test]
+fn a_compound_i_stream_is_received_substream_by_substream() {
+    let mut pool = received(&["chain_c1_full", "chain_c1_c4_I"], "fxp/chain");
+    for snap in ["c1", "c2", "c3", "c4"] {
+        pool.lookup(&format!("fxp/chain@{snap}")).unwrap();
+    }
+    let mut stepwise = received(
+        &[
+            "chain_c1_full",
+            "chain_c1_c2_i",
+            "chain_c2_c3_i",
+            "chain_c3_c4_i",
+        ],
+        "fxp/chain",
+    );
+    assert!(objects(&mut pool, "fxp/chain@c4") == objects(&mut stepwise, "fxp/chain@c4"));
+}
+
+#[test]
+fn dedup_and_big_endian_streams_give_the_same_objects() {
+    // The dedup chain, received as sent...
+    let mut native = received(&["dedup_full_D", "dedup_i_D"], "fxp/dedup");
+    let want = objects(&mut native, "fxp/dedup@d2");
+
+    // ...zsim's own -D stream of it, in both byte orders, and a plain one.
+    for (dedup, order) in [
+        (true, ByteOrder::Little),
+        (true, ByteOrder::Big),
+        (false, ByteOrder::Big),
+    ] {
+        let options = SendOptions {
+            byte_order: order,
+            ..SendOptions::default()
+        };
+        let mut table = DedupTable::default();
+        let mut full = Vec::new();
+        native
+            .send(
+                "fxp/dedup@d1",
+                None,
+                &mut full,
+                &options,
+                dedup.then_some(&mut table),
+                &mut NoInterrupt,
+            )
+            .unwrap();
+        let mut incr = Vec::new();
+        native
+            .send(
+                "fxp/dedup@d2",
+                Some("fxp/dedup@d1"),
+                &mut incr,
+                &options,
+                dedup.then_some(&mut table),
+                &mut NoInterrupt,
+            )
+            .unwrap();
+        if dedup {
+            assert!(count_byref(&full) > 0, "a -D stream refers back");
+        }
+        // One session, as `zfs send -D` output is received: the incremental
+        // may refer to blocks of the full stream.
+        let mut pool = new_pool("fxp");
+        receive(&mut pool, "fxp/dedup", &[full, incr].concat()).unwrap();
+        assert!(
+            objects(&mut pool, "fxp/dedup@d2") == want,
+            "dedup {dedup} {order:?}"
+        );
+    }
+}
+
+fn count_byref(stream: &[u8]) -> usize {
+    let mut reader = StreamReader::new(stream);
+    let mut n = 0;
+    while let Some(e) = reader.next_record().unwrap() {
+        n += matches!(e.record, Record::WriteByref(_)) as usize;
+    }
+    n
+}
+
+#[test]
+fn every_receive_begin_refusal_has_zfs_errno_and_leaves_the_target_untouched() {
+    let base = fixture_stream("chain_c1_full");
+    let incr = fixture_stream("chain_c1_c2_i");
+    let clone = fixture_stream("clone_i");
+    let mut bad_features = base.clone();
+    // versioninfo: feature bit 10, then the END checksum no longer matches,
+    // but the BEGIN is refused first.
+    bad_features[16] |= 1 << 4;
+
+    type Setup = fn(&mut Pool);
+    let cases: Vec<(&str, Setup, &str, Vec<u8>, RecvOptions, Errno)> = vec![
+        (
+            "incremental onto a modified target without force",
+            |p| {
+                let id = p.lookup("fxp/chain").unwrap();
+                p.dmu(id).unwrap().write(5, 0, b"changed").unwrap();
+                p.txg_sync().unwrap();
+            },
+            "fxp/chain",
+            incr.clone(),
+            RecvOptions::default(),
+            Errno::ETXTBSY,
+        ),
+        (
+            "a receive already in progress",
+            |p| {
+                p.create_fs("fxp/chain/%recv").unwrap();
+            },
+            "fxp/chain",
+            incr.clone(),
+            RecvOptions::default(),
+            Errno::EBUSY,
+        ),
+        (
+            "the snapshot name is taken",
+            |p| {
+                p.snapshot("fxp/chain@c2").unwrap();
+            },
+            "fxp/chain",
+            incr.clone(),
+            RecvOptions::default(),
+            Errno::EEXIST,
+        ),
+        (
+            "the target's snapshot is not the stream's source",
+            |p| {
+                p.destroy("fxp/chain@c1").unwrap();
+                p.snapshot("fxp/chain@other").unwrap();
+            },
+            "fxp/chain",
+            incr.clone(),
+            RecvOptions::default(),
+            Errno::ENODEV,
+        ),
+        (
+            "an incremental into a missing filesystem",
+            |_| {},
+            "fxp/nothere",
+            incr.clone(),
+            RecvOptions::default(),
+            Errno::ENOENT,
+        ),
+        (
+            "a clone stream without an origin",
+            |_| {},
+            "fxp/newclone",
+            clone.clone(),
+            RecvOptions::default(),
+            Errno::EINVAL,
+        ),
+        (
+            "a clone stream into an existing filesystem",
+            |_| {},
+            "fxp/chain",
+            clone.clone(),
+            RecvOptions {
+                origin: Some("fxp/chain@c1".into()),
+                ..Default::default()
+            },
+            Errno::EINVAL,
+        ),
+        (
+            "a clone stream whose origin is not its source",
+            |_| {},
+            "fxp/newclone",
+            clone.clone(),
+            RecvOptions {
+                origin: Some("fxp/chain@c1".into()),
+                ..Default::default()
+            },
+            Errno::ENODEV,
+        ),
+        (
+            "unsupported feature flags",
+            |_| {},
+            "fxp/other",
+            bad_features,
+            RecvOptions::default(),
+            Errno::ENOTSUP,
+        ),
+        (
+            "a full stream onto a filesystem with snapshots",
+            |_| {},
+            "fxp/chain",
+            base.clone(),
+            RecvOptions {
+                force: true,
+                ..Default::default()
+            },
+            Errno::EEXIST,
+        ),
+    ];
+    for (what, setup, target, stream, options, errno) in cases {
+        let mut pool = received(&["chain_c1_full"], "fxp/chain");
+        setup(&mut pool);
+        pool.txg_sync().unwrap();
+        let before = pool_state(&mut pool);
+        let err = pool
+            .receive(target, &stream[..], &options, &mut NoInterrupt)
+            .expect_err(what);
+        assert_eq!(err.errno(), errno, "{what}: {err}");
+        assert!(pool_state(&mut pool) == before, "{what}: the pool changed");
+        let report = check(&mut pool).unwrap();
+        assert!(report.is_clean(), "{what}: {report}");
+    }
+}
+
+#[test]
+fn a_damaged_stream_is_refused_and_the_target_stays_as_it_was() {
+    let incr = fixture_stream("chain_c1_c2_i");
+    for (what, at) in [
+        ("a flipped byte in a WRITE", 200_000),
+        ("a flipped byte in an OBJECT", 1000),
+    ] {
+        let mut pool = received(&["chain_c1_full"], "fxp/chain");
+        let before = pool_state(&mut pool);
+        let mut damaged = incr.clone();
+        damaged[at] ^= 0x40;
+        let err = receive(&mut pool, "fxp/chain", &damaged).expect_err(what);
+        assert!(
+            matches!(err.errno(), Errno::ECKSUM | Errno::EINVAL),
+            "{what}: {err}"
+        );
+        assert!(pool_state(&mut pool) == before, "{what}");
+        assert!(pool.lookup("fxp/chain/%recv").is_err());
+        let report = check(&mut pool).unwrap();
+        assert!(report.is_clean(), "{what}: {report}");
+    }
+    // Cut short.
+    let mut pool = received(&["chain_c1_full"], "fxp/chain");
+    let before = pool_state(&mut pool);
+    let err = receive(&mut pool, "fxp/chain", &incr[..incr.len() / 2]).unwrap_err();
+    assert_eq!(err.errno(), Errno::EINVAL);
+    assert!(err.to_string().contains("byte offset"), "{err}");
+    assert!(pool_state(&mut pool) == before);
+}
+
+/// Interrupts after `n` polls, as a signal arriving mid-receive.
+struct After(u64);
+
+impl Interrupt for After {
+    fn pending(&mut self) -> bool {
+        if self.0 == 0 {
+            return true;
+        }
+        self.0 -= 1;
+        false
+    }
+}
+
+#[test]
+fn eintr_at_any_record_of_a_receive_leaves_the_target_as_before() {
+    let incr = fixture_stream("chain_c1_c2_i");
+    let records = {
+        let mut reader = StreamReader::new(&incr[..]);
+        let mut n = 0;
+        while reader.next_record().unwrap().is_some() {
+            n += 1;
+        }
+        n
+    };
+    let mut pool = received(&["chain_c1_full"], "fxp/chain");
+    let before = pool_state(&mut pool);
+    for n in (0..records - 1).step_by(3) {
+        let err = pool
+            .receive(
+                "fxp/chain",
+                &incr[..],
+                &RecvOptions::default(),
+                &mut After(n),
+            )
+            .unwrap_err();
+        assert_eq!(err.errno(), Errno::EINTR, "after {n} records");
+        assert!(pool_state(&mut pool) == before, "after {n} records");
+    }
+    let report = check(&mut pool).unwrap();
+    assert!(report.is_clean(), "{report}");
+    // And then it goes through.
+    receive(&mut pool, "fxp/chain", &incr).unwrap();
+}
+
+#[test]
+fn send_refuses_what_zfs_refuses() {
+    let mut pool = received(&["chain_c1_full", "chain_c1_c2_i"], "fxp/chain");
+    let mut out = Vec::new();
+    let opts = SendOptions::default();
+    let err = pool
+        .send(
+            "fxp/chain@c1",
+            Some("fxp/chain@c2"),
+            &mut out,
+            &opts,
+            None,
+            &mut NoInterrupt,
+        )
+        .unwrap_err();
+    assert_eq!(err.errno(), Errno::EXDEV);
+    let err = pool
+        .send("fxp/chain", None, &mut out, &opts, None, &mut NoInterrupt)
+        .unwrap_err();
+    assert_eq!(err.errno(), Errno::EINVAL);
+    let err = pool
+        .send(
+            "fxp/chain@nope",
+            None,
+            &mut out,
+            &opts,
+            None,
+            &mut NoInterrupt,
+        )
+        .unwrap_err();
+    assert_eq!(err.errno(), Errno::ENOENT);
+    // The estimate is in the right range.
+    let size = pool.send_estimate("fxp/chain@c2", None).unwrap();
+    let mut full = Vec::new();
+    pool.send(
+        "fxp/chain@c2",
+        None,
+        &mut full,
+        &opts,
+        None,
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    assert!(
+        size > full.len() as u64 / 2 && size < full.len() as u64 * 2,
+        "{size} vs {}",
+        full.len()
+    );
+    assert_eq!(
+        pool.send_estimate("fxp/chain@c1", Some("fxp/chain@c2"))
+            .unwrap_err()
+            .errno(),
+        Errno::EXDEV
+    );
+}
+
+#[test]
+fn an_interrupted_send_stops_with_eintr() {
+    let mut pool = received(&["chain_c1_full"], "fxp/chain");
+    let mut out = Vec::new();
+    let err = pool
+        .send(
+            "fxp/chain@c1",
+            None,
+            &mut out,
+            &SendOptions::default(),
+            None,
+            &mut After(5),
+        )
+        .unwrap_err();
+    assert_eq!(err.errno(), Errno::EINTR);
+    assert!(!out.is_empty() && out.len() < 100_000);
+}
