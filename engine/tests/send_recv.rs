@@ -76,7 +76,10 @@ fn objects(pool: &mut Pool, name: &str) -> BTreeMap<u64, ObjectState> {
 }
 
 /// What the pool holds, to show a refused receive changed nothing.
-fn pool_state(pool: &mut Pool) -> Vec<(String, u64, u64, u64, BTreeMap<u64, ObjectState>)> {
+/// Per dataset: name, guid, referenced bytes, flags, objects.
+type PoolState = Vec<(String, u64, u64, u64, BTreeMap<u64, ObjectState>)>;
+
+fn pool_state(pool: &mut Pool) -> PoolState {
     let list = pool.list();
     list.into_iter()
         .map(|d| {
@@ -331,7 +334,8 @@ fn every_receive_begin_refusal_has_zfs_errno_and_leaves_the_target_untouched() {
     bad_features[16] |= 1 << 4;
 
     type Setup = fn(&mut Pool);
-    let cases: Vec<(&str, Setup, &str, Vec<u8>, RecvOptions, Errno)> = vec![
+    type Case<'a> = (&'a str, Setup, &'a str, Vec<u8>, RecvOptions, Errno);
+    let cases: Vec<Case> = vec![
         (
             "incremental onto a modified target without force",
             |p| {
