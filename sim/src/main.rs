@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     Dump(cmd::dump::DumpArgs),
     Pool(cmd::pool::PoolArgs),
+    Send(cmd::send::SendArgs),
+    Recv(cmd::recv::RecvArgs),
     Zdb(cmd::zdb::ZdbArgs),
 }
 
@@ -26,6 +28,8 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Dump(args) => cmd::dump::run(args),
         Command::Pool(args) => cmd::pool::run(args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Recv(args) => cmd::recv::run(args),
         Command::Zdb(args) => cmd::zdb::run(args),
     }
 }

@@ -2,6 +2,8 @@
 
 pub mod dump;
 pub mod pool;
+pub mod recv;
+pub mod send;
 pub mod zdb;
 
 use std::fs::File;
