@@ -1,15 +1,27 @@
 //! A pool image file as a block device: what `cargo sim pool`, `zdb`,
-//! `send` and `recv` work on. The engine never touches files itself.
+//! `send` and `recv` work on. The engine never touches files itself, so this
+//! lives in the `sim` crate.
+//!
+//! Reads and writes are positional (`pread`/`pwrite`), so the device keeps
+//! no file offset; `flush` is `fdatasync`, the barrier the engine's txg sync
+//! relies on. Every I/O error becomes EIO with the OS message in the reason,
+//! as a disk driver reports it to ZFS.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use engine::error::{Errno, Error, Result, fail};
-use engine::vdev::BlockDevice;
+use engine::error::{Errno, Error, Result};
+use engine::vdev::{BlockDevice, check_io};
 
+/// The sector size assumed for an image opened without being told.
+pub const DEFAULT_SECTOR_SIZE: u64 = 512;
+
+#[derive(Debug)]
 pub struct FileDevice {
     file: File,
+    /// For error messages.
+    path: PathBuf,
     size: u64,
     sector_size: u64,
 }
@@ -18,9 +30,24 @@ fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::new(Errno::EIO, format!("{what} {}: {e}", path.display()))
 }
 
+/// Refuses sector sizes a disk cannot have, so alignment checks mean
+/// something.
+fn check_sector_size(sector_size: u64) -> Result<()> {
+    if !sector_size.is_power_of_two() {
+        return Err(Error::new(
+            Errno::EINVAL,
+            format!("sector size {sector_size} is not a power of two"),
+        ));
+    }
+    Ok(())
+}
+
 impl FileDevice {
     /// A new sparse image of `size` bytes (rounded down to whole sectors).
-    pub fn create(path: &Path, size: u64, sector_size: u64) -> Result<FileDevice> {
+    /// Refuses to replace an existing file: it may be someone's pool.
+    pub fn create(path: impl AsRef<Path>, size: u64, sector_size: u64) -> Result<FileDevice> {
+        let path = path.as_ref();
+        check_sector_size(sector_size)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -32,13 +59,22 @@ impl FileDevice {
             .map_err(|e| io_error("cannot size", path, e))?;
         Ok(FileDevice {
             file,
+            path: path.to_path_buf(),
             size,
             sector_size,
         })
     }
 
-    /// An existing image; its sector size is taken as 512.
-    pub fn open(path: &Path) -> Result<FileDevice> {
+    /// An existing image, with 512-byte sectors.
+    pub fn open(path: impl AsRef<Path>) -> Result<FileDevice> {
+        FileDevice::open_with_sector_size(path, DEFAULT_SECTOR_SIZE)
+    }
+
+    /// An existing image. Its size is the file's, rounded down to whole
+    /// sectors: a partial last sector is not part of the device.
+    pub fn open_with_sector_size(path: impl AsRef<Path>, sector_size: u64) -> Result<FileDevice> {
+        let path = path.as_ref();
+        check_sector_size(sector_size)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -50,29 +86,14 @@ impl FileDevice {
             .len();
         Ok(FileDevice {
             file,
-            size: len / 512 * 512,
-            sector_size: 512,
+            path: path.to_path_buf(),
+            size: len / sector_size * sector_size,
+            sector_size,
         })
     }
 
-    fn check(&self, offset: u64, len: usize) -> Result<()> {
-        let len = len as u64;
-        if !offset.is_multiple_of(self.sector_size) || !len.is_multiple_of(self.sector_size) {
-            return fail(
-                Errno::EINVAL,
-                format!("unaligned I/O at {offset} of {len} bytes"),
-            );
-        }
-        if offset.checked_add(len).is_none_or(|end| end > self.size) {
-            return fail(
-                Errno::EIO,
-                format!(
-                    "I/O at {offset} of {len} bytes is past the end ({})",
-                    self.size
-                ),
-            );
-        }
-        Ok(())
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -86,22 +107,101 @@ impl BlockDevice for FileDevice {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.check(offset, buf.len())?;
+        check_io(self.sector_size, self.size, offset, buf.len())?;
         self.file
             .read_exact_at(buf, offset)
-            .map_err(|e| Error::new(Errno::EIO, format!("read at {offset}: {e}")))
+            .map_err(|e| io_error(&format!("read at {offset} of"), &self.path, e))
     }
 
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
-        self.check(offset, buf.len())?;
+        check_io(self.sector_size, self.size, offset, buf.len())?;
         self.file
             .write_all_at(buf, offset)
-            .map_err(|e| Error::new(Errno::EIO, format!("write at {offset}: {e}")))
+            .map_err(|e| io_error(&format!("write at {offset} of"), &self.path, e))
     }
 
     fn flush(&mut self) -> Result<()> {
         self.file
             .sync_data()
-            .map_err(|e| Error::new(Errno::EIO, format!("flush: {e}")))
+            .map_err(|e| io_error("flush of", &self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unique directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir()
+                .join(format!("zsim-file-device-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn file_device_round_trips_through_a_reopen() {
+        let tmp = TempDir::new("round-trip");
+        let path = tmp.0.join("pool.img");
+        let data: Vec<u8> = (0..8192u32).map(|i| (i * 13) as u8).collect();
+        {
+            let mut dev = FileDevice::create(&path, (1 << 20) + 100, 4096).unwrap();
+            assert_eq!(dev.size(), 1 << 20);
+            assert_eq!(dev.sector_size(), 4096);
+            dev.write(4096 * 3, &data).unwrap();
+            dev.flush().unwrap();
+            let mut back = vec![0; data.len()];
+            dev.read(4096 * 3, &mut back).unwrap();
+            assert_eq!(back, data);
+            // Misaligned and out-of-range requests are refused.
+            assert_eq!(dev.read(512, &mut back).unwrap_err().errno(), Errno::EINVAL);
+            assert_eq!(dev.write(1 << 20, &data).unwrap_err().errno(), Errno::EIO);
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
+
+        let mut dev = FileDevice::open(&path).unwrap();
+        assert_eq!((dev.size(), dev.sector_size()), (1 << 20, 512));
+        let mut back = vec![0; data.len()];
+        dev.read(4096 * 3, &mut back).unwrap();
+        assert_eq!(back, data);
+        let mut hole = vec![1; 512];
+        dev.read(0, &mut hole).unwrap();
+        assert!(hole.iter().all(|&b| b == 0), "the sparse image reads zeros");
+
+        let dev = FileDevice::open_with_sector_size(&path, 4096).unwrap();
+        assert_eq!(dev.sector_size(), 4096);
+        assert_eq!(dev.path(), path);
+    }
+
+    #[test]
+    fn file_device_reports_os_errors_as_eio() {
+        let tmp = TempDir::new("errors");
+        let path = tmp.0.join("pool.img");
+        let err = FileDevice::open(&path).unwrap_err();
+        assert_eq!(err.errno(), Errno::EIO);
+        assert!(err.reason().contains("cannot open"), "{err}");
+        assert!(err.reason().contains("pool.img"), "{err}");
+
+        FileDevice::create(&path, 1 << 16, 512).unwrap();
+        let err = FileDevice::create(&path, 1 << 16, 512).unwrap_err();
+        assert_eq!(
+            err.errno(),
+            Errno::EIO,
+            "an existing image is never replaced"
+        );
+
+        let err = FileDevice::create(tmp.0.join("odd.img"), 1 << 16, 1000).unwrap_err();
+        assert_eq!(err.errno(), Errno::EINVAL);
     }
 }

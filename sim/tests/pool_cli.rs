@@ -14,11 +14,26 @@ fn sim(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zsim-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory of its own for a test, removed when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("zsim-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn text(out: &Output) -> String {
@@ -51,7 +66,7 @@ fn populated_image(path: &Path) {
 
 #[test]
 fn pool_create_makes_an_image_zdb_can_read() {
-    let dir = scratch("create");
+    let dir = Scratch::new("create");
     let image = dir.join("tank.img");
     let out = sim(&[
         "pool",
@@ -92,7 +107,7 @@ fn pool_create_makes_an_image_zdb_can_read() {
 
 #[test]
 fn zdb_lists_datasets_objects_and_finds_damage() {
-    let dir = scratch("zdb");
+    let dir = Scratch::new("zdb");
     let image = dir.join("img.img");
     populated_image(&image);
     let out = sim(&["zdb", image.to_str().unwrap(), "-dd", "-b"]);
