@@ -350,3 +350,55 @@ fn random_operations_with_crashes_keep_every_synced_txg() {
         "the property test crashed only {crashes} times"
     );
 }
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/zfs-fuse/{name}.zsend", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn a_crash_during_a_receive_leaves_no_trace_after_import() {
+    use engine::recv::RecvOptions;
+    use engine::send::NoInterrupt;
+
+    let base = fixture("chain_c1_full");
+    let incr = fixture("chain_c1_c2_i");
+    let mut outcomes = BTreeMap::new();
+    for (what, first, stream, target) in [
+        ("a new filesystem", None, &base, "tank/new"),
+        ("an incremental onto an existing one", Some(&base), &incr, "tank/chain"),
+    ] {
+        let mut n = 0;
+        loop {
+            let disk = SharedDevice::new(CrashDevice::new(64 << 20, 512));
+            let mut pool = pool_on(&disk);
+            if let Some(first) = first {
+                pool.receive("tank/chain", &first[..], &RecvOptions::default(), &mut NoInterrupt).unwrap();
+            }
+            let before = state(&mut pool);
+            disk.borrow_mut().crash_after_writes(n, CrashMode::KeepSome, n);
+            let result = pool.receive(target, &stream[..], &RecvOptions::default(), &mut NoInterrupt);
+            drop(pool);
+            let mut dev = disk.try_into_inner().unwrap();
+            if !dev.is_down() {
+                result.unwrap();
+                break;
+            }
+            assert!(result.is_err());
+            dev.recover();
+            let mut pool = import(dev).unwrap_or_else(|e| panic!("{what} n={n}: import: {e}"));
+            let names: Vec<String> = pool.list().into_iter().map(|d| d.name).collect();
+            assert!(!names.iter().any(|n| n.contains("%recv")), "{what} n={n}: {names:?}");
+            assert!(pool.list().iter().all(|d| d.flags & 1 == 0), "{what} n={n}: INCONSISTENT left");
+            let now = state(&mut pool);
+            // Either nothing happened, or the receive had completed.
+            let done = now.keys().any(|k| k.ends_with("@c1") && k.starts_with(target))
+                && now.keys().any(|k| k.starts_with(target) && (k.ends_with("@c2") || first.is_none()));
+            assert!(now == before || done, "{what} n={n}: a partial receive is visible");
+            *outcomes.entry((what, now == before)).or_insert(0) += 1;
+            assert_clean(&mut pool, &format!("{what} n={n}"));
+            n += 1;
+        }
+        assert!(n > 5, "{what}: {n} crash points");
+    }
+    assert!(outcomes.keys().any(|(_, untouched)| *untouched));
+}
