@@ -352,7 +352,11 @@ fn random_operations_with_crashes_keep_every_synced_txg() {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/zfs-fuse/{name}.zsend", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/fixtures/zfs-fuse/{name}.zsend",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -365,18 +369,35 @@ fn a_crash_during_a_receive_leaves_no_trace_after_import() {
     let mut outcomes = BTreeMap::new();
     for (what, first, stream, target) in [
         ("a new filesystem", None, &base, "tank/new"),
-        ("an incremental onto an existing one", Some(&base), &incr, "tank/chain"),
+        (
+            "an incremental onto an existing one",
+            Some(&base),
+            &incr,
+            "tank/chain",
+        ),
     ] {
         let mut n = 0;
         loop {
             let disk = SharedDevice::new(CrashDevice::new(64 << 20, 512));
             let mut pool = pool_on(&disk);
             if let Some(first) = first {
-                pool.receive("tank/chain", &first[..], &RecvOptions::default(), &mut NoInterrupt).unwrap();
+                pool.receive(
+                    "tank/chain",
+                    &first[..],
+                    &RecvOptions::default(),
+                    &mut NoInterrupt,
+                )
+                .unwrap();
             }
             let before = state(&mut pool);
-            disk.borrow_mut().crash_after_writes(n, CrashMode::KeepSome, n);
-            let result = pool.receive(target, &stream[..], &RecvOptions::default(), &mut NoInterrupt);
+            disk.borrow_mut()
+                .crash_after_writes(n, CrashMode::KeepSome, n);
+            let result = pool.receive(
+                target,
+                &stream[..],
+                &RecvOptions::default(),
+                &mut NoInterrupt,
+            );
             drop(pool);
             let mut dev = disk.try_into_inner().unwrap();
             if !dev.is_down() {
@@ -387,13 +408,26 @@ fn a_crash_during_a_receive_leaves_no_trace_after_import() {
             dev.recover();
             let mut pool = import(dev).unwrap_or_else(|e| panic!("{what} n={n}: import: {e}"));
             let names: Vec<String> = pool.list().into_iter().map(|d| d.name).collect();
-            assert!(!names.iter().any(|n| n.contains("%recv")), "{what} n={n}: {names:?}");
-            assert!(pool.list().iter().all(|d| d.flags & 1 == 0), "{what} n={n}: INCONSISTENT left");
+            assert!(
+                !names.iter().any(|n| n.contains("%recv")),
+                "{what} n={n}: {names:?}"
+            );
+            assert!(
+                pool.list().iter().all(|d| d.flags & 1 == 0),
+                "{what} n={n}: INCONSISTENT left"
+            );
             let now = state(&mut pool);
             // Either nothing happened, or the receive had completed.
-            let done = now.keys().any(|k| k.ends_with("@c1") && k.starts_with(target))
-                && now.keys().any(|k| k.starts_with(target) && (k.ends_with("@c2") || first.is_none()));
-            assert!(now == before || done, "{what} n={n}: a partial receive is visible");
+            let done = now
+                .keys()
+                .any(|k| k.ends_with("@c1") && k.starts_with(target))
+                && now
+                    .keys()
+                    .any(|k| k.starts_with(target) && (k.ends_with("@c2") || first.is_none()));
+            assert!(
+                now == before || done,
+                "{what} n={n}: a partial receive is visible"
+            );
             *outcomes.entry((what, now == before)).or_insert(0) += 1;
             assert_clean(&mut pool, &format!("{what} n={n}"));
             n += 1;

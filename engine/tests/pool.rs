@@ -304,3 +304,40 @@ fn a_corrupted_block_reads_as_eio_and_the_check_finds_it() {
     let report = check(&mut pool).unwrap();
     assert_eq!(report.unreadable.len(), 1, "{report}");
 }
+
+#[test]
+fn used_referenced_unique_and_written_follow_the_data() {
+    let mut pool = new_pool();
+    pool.create_fs("tank/a").unwrap();
+    let obj = new_file(&mut pool, "tank/a", 1 << 20, 1);
+    pool.snapshot("tank/a@1").unwrap();
+    let a = pool.lookup("tank/a").unwrap();
+    let s1 = pool.lookup("tank/a@1").unwrap();
+    let at_snap = pool.space_info(a).unwrap();
+    assert_eq!(at_snap.written, 0, "nothing written since the snapshot");
+    assert!(at_snap.referenced >= 1 << 20);
+
+    // Overwrite half: the snapshot now holds that half alone.
+    pool.dmu(a)
+        .unwrap()
+        .write(obj, 0, &pattern(512 << 10, 2))
+        .unwrap();
+    pool.txg_sync().unwrap();
+    let head = pool.space_info(a).unwrap();
+    let snap = pool.space_info(s1).unwrap();
+    // The data plus the metadata above it (indirect, dnode and meta-dnode blocks).
+    assert!(
+        head.written >= 512 << 10 && head.written < 700 << 10,
+        "{head:?}"
+    );
+    assert_eq!(head.unique, head.written);
+    assert!(
+        snap.unique >= 512 << 10 && snap.unique < 600 << 10,
+        "{snap:?}"
+    );
+    assert!(
+        head.used >= head.referenced + snap.unique - (64 << 10),
+        "{head:?} {snap:?}"
+    );
+    assert_consistent(&mut pool);
+}

@@ -34,6 +34,18 @@ pub struct DatasetInfo {
     pub bp: Blkptr,
 }
 
+/// A dataset's space, as `zfs list -o used,referenced,unique,written` shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpaceInfo {
+    /// For a filesystem: everything it and its snapshots and children hold
+    /// that is not shared with its origin; for a snapshot: `unique`.
+    pub used: u64,
+    pub referenced: u64,
+    pub unique: u64,
+    /// Space written since the previous snapshot that is still referenced.
+    pub written: u64,
+}
+
 /// The properties zsim understands, with their defaults.
 pub const PROPERTIES: &[(&str, &str)] = &[
     ("recordsize", "131072"),
@@ -856,6 +868,23 @@ impl Pool {
             total += self.used_bytes(head)?;
         }
         Ok(total)
+    }
+
+    /// Used, referenced, unique and written space of a dataset.
+    pub fn space_info(&mut self, id: DatasetId) -> Result<SpaceInfo> {
+        let ds = self.dsl.datasets[&id].clone();
+        let written = crate::traverse::space_born_after(&mut self.zio, &ds.bp, ds.prev_snap_txg)?;
+        let used = if ds.is_snapshot() {
+            ds.unique_bytes
+        } else {
+            self.used_bytes(id)?
+        };
+        Ok(SpaceInfo {
+            used,
+            referenced: ds.referenced_bytes,
+            unique: ds.unique_bytes,
+            written,
+        })
     }
 
     /// Import's last step: datasets a crash left INCONSISTENT (a receive in

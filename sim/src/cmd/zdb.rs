@@ -64,13 +64,27 @@ pub fn run(args: &ZdbArgs) -> ExitCode {
     };
     println!();
     println!(
-        "{:<40} {:>18} {:>8} {:>12} {:>12} {:>12}",
-        "DATASET", "GUID", "TXG", "CREATION", "REFER", "UNIQUE"
+        "{:<40} {:>18} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "DATASET", "GUID", "TXG", "CREATION", "USED", "REFER", "UNIQUE", "WRITTEN"
     );
     for ds in &datasets {
+        let space = match pool.space_info(ds.id) {
+            Ok(space) => space,
+            Err(e) => {
+                eprintln!("zdb: {}: {e}", ds.name);
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        };
         println!(
-            "{:<40} {:>18x} {:>8} {:>12} {:>12} {:>12}",
-            ds.name, ds.guid, ds.creation_txg, ds.creation_time, ds.referenced, ds.unique
+            "{:<40} {:>18x} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12}",
+            ds.name,
+            ds.guid,
+            ds.creation_txg,
+            ds.creation_time,
+            space.used,
+            space.referenced,
+            space.unique,
+            space.written
         );
     }
     if args.objects > 0 {
