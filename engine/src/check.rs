@@ -195,12 +195,16 @@ pub fn check(pool: &mut Pool) -> Result<CheckReport> {
                     "{name}: referenced {referenced_bytes} recorded, {total} in its tree"
                 ));
             }
-            if !is_snapshot {
-                let unique = crate::traverse::space_born_after(&mut pool.zio, &bp, prev_snap_txg)?;
+            let unique = if is_snapshot {
+                pool.compute_unique(id)?
+            } else {
+                crate::traverse::space_born_after(&mut pool.zio, &bp, prev_snap_txg)?
+            };
+            {
                 if unique != unique_bytes {
-                    report
-                        .space
-                        .push(format!("{name}: unique {unique_bytes} recorded, {unique} born since its last snapshot"));
+                    report.space.push(format!(
+                        "{name}: unique {unique_bytes} recorded, {unique} in its tree alone"
+                    ));
                 }
             }
         }

@@ -169,7 +169,7 @@ impl<W: Write> SendArg<'_, W> {
         if self.options.byte_order.is_swapped()
             && let Some(class) = byteswap::byteswap_class(object_type)
         {
-            byteswap::byteswap(class, &mut data);
+            byteswap::byteswap_to_foreign(class, &mut data);
         }
         data
     }
@@ -312,8 +312,9 @@ impl<W: Write> SendArg<'_, W> {
                 length: data.len() as u64,
                 toguid: self.toguid,
             });
-            let payload = self.payload_in_order(object_type, &data);
-            return self.emit(&record, &payload);
+            // The seed's restore_spill() does not byteswap spill data, so a
+            // sender of either order writes it as it is.
+            return self.emit(&record, &data);
         }
         let offset = zb.blkid.wrapping_mul(data.len() as u64);
         self.dump_data(object_type, zb.object, offset, bp, &data)

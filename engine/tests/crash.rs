@@ -304,6 +304,14 @@ fn random_operations_with_crashes_keep_every_synced_txg() {
         for step in 0..50 {
             let txg = pool.synced_txg();
             random_op(&mut pool, &mut rng, step);
+            if std::env::var_os("ZSIM_DEBUG_CHECK").is_some() {
+                pool.txg_sync().unwrap();
+                let report = check(&mut pool).unwrap();
+                assert!(
+                    report.is_clean(),
+                    "seed {seed} step {step} (no crash yet): {report}"
+                );
+            }
             // Operations that sync on their own (snapshot, destroy, ...)
             // leave nothing pending; others leave dirty data.
             if pool.synced_txg() != txg {

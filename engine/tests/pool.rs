@@ -332,7 +332,7 @@ fn used_referenced_unique_and_written_follow_the_data() {
     );
     assert_eq!(head.unique, head.written);
     assert!(
-        snap.unique >= 512 << 10 && snap.unique < 600 << 10,
+        snap.unique >= 512 << 10 && snap.unique < 700 << 10,
         "{snap:?}"
     );
     assert!(

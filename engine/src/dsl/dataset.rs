@@ -301,7 +301,8 @@ impl Pool {
             referenced_bytes: h.referenced_bytes,
             compressed_bytes: h.compressed_bytes,
             uncompressed_bytes: h.uncompressed_bytes,
-            unique_bytes: h.unique_bytes,
+            // It shares everything with the head, for now.
+            unique_bytes: 0,
             deadlist: std::mem::take(&mut h.deadlist),
             userrefs: BTreeMap::new(),
         };
@@ -800,6 +801,14 @@ impl Pool {
     /// next to it went away): the blocks born since its previous snapshot
     /// that its successor does not also hold.
     pub(crate) fn recompute_unique(&mut self, id: DatasetId) -> Result<()> {
+        let unique = self.compute_unique(id)?;
+        self.dsl.datasets.get_mut(&id).expect("exists").unique_bytes = unique;
+        self.dsl_dirty = true;
+        Ok(())
+    }
+
+    /// A dataset's unique space, from the trees.
+    pub(crate) fn compute_unique(&mut self, id: DatasetId) -> Result<u64> {
         let ds = self.dsl.datasets[&id].clone();
         let options = WalkOptions {
             min_birth: ds.prev_snap_txg,
@@ -815,12 +824,10 @@ impl Pool {
                 mine.insert(bp.dva[0].offset(), bp.dva[0].asize());
             },
         )?;
-        let mut shared: Vec<DatasetId> = ds.next_clones.iter().copied().collect();
+        // As ZFS counts it: what the next snapshot (or the head) does not
+        // hold. Clones do not count: a snapshot with clones cannot go.
         if let Some(next) = ds.next_snap {
-            shared.push(next);
-        }
-        for other in shared {
-            let bp = self.dsl.datasets[&other].bp;
+            let bp = self.dsl.datasets[&next].bp;
             walk(
                 &mut self.zio,
                 &bp,
@@ -831,9 +838,7 @@ impl Pool {
                 },
             )?;
         }
-        self.dsl.datasets.get_mut(&id).expect("exists").unique_bytes = mine.values().sum();
-        self.dsl_dirty = true;
-        Ok(())
+        Ok(mine.values().sum())
     }
 
     /// Space charged to a filesystem: everything its head and snapshots hold
