@@ -444,3 +444,99 @@ fn a_crash_during_a_receive_leaves_no_trace_after_import() {
     }
     assert!(outcomes.keys().any(|(_, untouched)| *untouched));
 }
+
+/// A device that fails its n-th write with EIO (a media error, not a crash).
+struct FailingDevice {
+    inner: SharedDevice<CrashDevice>,
+    countdown: std::rc::Rc<std::cell::Cell<Option<u64>>>,
+}
+
+impl engine::vdev::BlockDevice for FailingDevice {
+    fn sector_size(&self) -> u64 {
+        self.inner.sector_size()
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> engine::Result<()> {
+        self.inner.read(offset, buf)
+    }
+    fn write(&mut self, offset: u64, buf: &[u8]) -> engine::Result<()> {
+        match self.countdown.get() {
+            Some(0) => {
+                self.countdown.set(None);
+                Err(engine::Error::new(
+                    engine::Errno::EIO,
+                    "injected write error",
+                ))
+            }
+            Some(n) => {
+                self.countdown.set(Some(n - 1));
+                self.inner.write(offset, buf)
+            }
+            None => self.inner.write(offset, buf),
+        }
+    }
+    fn flush(&mut self) -> engine::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[test]
+fn eio_from_the_device_during_a_receive_leaves_the_target_as_before_after_import() {
+    use engine::recv::RecvOptions;
+    use engine::send::NoInterrupt;
+
+    let base = fixture("chain_c1_full");
+    let incr = fixture("chain_c1_c2_i");
+    let mut failed = 0;
+    for n in 0..200 {
+        let disk = SharedDevice::new(CrashDevice::new(64 << 20, 512));
+        let countdown = std::rc::Rc::new(std::cell::Cell::new(None));
+        let dev = FailingDevice {
+            inner: disk.clone(),
+            countdown: countdown.clone(),
+        };
+        let mut pool = Pool::create(
+            Box::new(dev),
+            "tank",
+            Box::new(ManualClock::new(1_000)),
+            Box::new(SplitMix64::new(7)),
+        )
+        .unwrap();
+        pool.receive(
+            "tank/chain",
+            &base[..],
+            &RecvOptions::default(),
+            &mut NoInterrupt,
+        )
+        .unwrap();
+        let before = state(&mut pool);
+        countdown.set(Some(n));
+        let result = pool.receive(
+            "tank/chain",
+            &incr[..],
+            &RecvOptions::default(),
+            &mut NoInterrupt,
+        );
+        if result.is_ok() {
+            assert!(
+                countdown.get().is_some(),
+                "n={n}: a failed write went unnoticed"
+            );
+            break;
+        }
+        failed += 1;
+        assert_eq!(result.unwrap_err().errno(), engine::Errno::EIO, "n={n}");
+        drop(pool);
+        let mut pool = import(disk.try_into_inner().unwrap()).unwrap();
+        let now = state(&mut pool);
+        assert!(!now.keys().any(|k| k.contains("%recv")), "n={n}");
+        // A write error on one uberblock copy can still leave the new txg on
+        // the others: then the receive is complete. Never anything between.
+        let complete = now.contains_key("tank/chain@c2") && !now.keys().any(|k| k.contains('%'));
+        assert!(now == before || complete, "n={n}: the target changed");
+        assert_clean(&mut pool, &format!("EIO at write {n}"));
+    }
+    assert!(failed > 3, "only {failed} receives saw the error");
+}
