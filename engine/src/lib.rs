@@ -9,6 +9,7 @@
 
 pub mod checksum;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 pub mod nvlist;
 pub mod stream;

@@ -337,6 +337,52 @@ impl Pool {
         Ok(self.zio.dev)
     }
 
+    /// A copy of this pool's in-memory state working on `dev`, which must
+    /// hold the same bytes as this pool's device (a copy-on-write clone of
+    /// it): as if `dev` had been imported, without walking the pool again.
+    /// The pool must have nothing unsynced.
+    pub fn fork(
+        &self,
+        dev: Box<dyn BlockDevice>,
+        clock: Box<dyn Clock>,
+        rng: Box<dyn RandomSource>,
+    ) -> Result<Pool> {
+        self.check_usable()?;
+        if self.dsl_dirty
+            || self.objsets.values().any(|os| os.is_dirty())
+            || !self.pending_frees.is_empty()
+        {
+            return fail(
+                Errno::EBUSY,
+                "a pool with unsynced changes cannot be forked",
+            );
+        }
+        if dev.size() != self.zio.dev.size() || dev.sector_size() != self.zio.dev.sector_size() {
+            return fail(Errno::EINVAL, "a fork needs a device of the same geometry");
+        }
+        let mut zio = Zio::new(dev, self.zio.ms.clone());
+        zio.stats = self.zio.stats;
+        Ok(Pool {
+            name: self.name.clone(),
+            guid: self.guid,
+            zio,
+            clock,
+            rng,
+            slot_size: self.slot_size,
+            open_txg: self.open_txg,
+            synced_txg: self.synced_txg,
+            mos: self.mos.clone(),
+            dsl: self.dsl.clone(),
+            dsl_dirty: false,
+            objsets: self.objsets.clone(),
+            snapshot_views: self.snapshot_views.clone(),
+            dirty_bytes: 0,
+            pending_frees: Vec::new(),
+            failed: None,
+            uberblock: self.uberblock,
+        })
+    }
+
     /// Gives up the pool without syncing (a crash, from the pool's side).
     pub fn into_device(self) -> Box<dyn BlockDevice> {
         self.zio.dev

@@ -37,3 +37,21 @@ fn dump_corpus_replays() {
         engine::fuzz::dump_any(&data);
     }
 }
+
+#[test]
+fn recv_raw_corpus_replays() {
+    let inputs = inputs("recv_raw");
+    assert!(!inputs.is_empty());
+    for (_, data) in inputs {
+        engine::fuzz::recv_raw(&data);
+    }
+}
+
+#[test]
+fn recv_existing_corpus_replays() {
+    let inputs = inputs("recv_existing");
+    assert!(!inputs.is_empty());
+    for (_, data) in inputs {
+        engine::fuzz::recv_existing(&data);
+    }
+}
