@@ -65,7 +65,7 @@ thread_local! {
 
 fn template_pool() -> Template {
     use crate::context::{ManualClock, SplitMix64};
-    use crate::vdev::{BlockDevice as _, CowDevice};
+    use crate::vdev::CowDevice;
 
     let zeros: std::rc::Rc<[u8]> = vec![0u8; TEMPLATE_BYTES as usize].into();
     let dev = CowDevice::new(zeros, 512);
