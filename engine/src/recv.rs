@@ -24,14 +24,13 @@ use crate::stream::{
     DMU_COMPOUNDSTREAM, DRR_FLAG_CI_DATA, DRR_FLAG_CLONE, DrrBegin, DrrFree, DrrFreeObjects,
     DrrObject, DrrSpill, DrrWrite, DrrWriteByref, Record, StreamReader,
 };
+use crate::zio::compress::ZIO_COMPRESS_FUNCTIONS;
 use crate::zio::{SPA_MAXBLOCKSIZE, SPA_MINBLOCKSIZE, ZIO_CHECKSUM_FUNCTIONS};
 
 /// `recv_clone_name`.
 pub const RECV_CLONE_NAME: &str = "%recv";
 /// `SPA_VERSION_SA`: the pool version that brought system attributes.
 pub const SPA_VERSION_SA: u64 = 24;
-/// `ZIO_COMPRESS_FUNCTIONS` of the seed's era.
-pub const ZIO_COMPRESS_FUNCTIONS: u8 = 15;
 
 /// `dmu_recv_cookie_t`: a receive between begin and end.
 #[derive(Clone, Debug)]
