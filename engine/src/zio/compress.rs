@@ -286,14 +286,13 @@ pub fn lzjb_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
             if offset > d {
                 return corrupt("match before the start");
             }
-            let mut cpy = d - offset;
-            for _ in 0..mlen {
+            // Byte by byte: a match may overlap what it is writing.
+            for cpy in (d - offset..).take(mlen) {
                 if d >= dst.len() {
                     break;
                 }
                 dst[d] = dst[cpy];
                 d += 1;
-                cpy += 1;
             }
         } else {
             let Some(&b) = src.get(s) else {
