@@ -224,7 +224,7 @@ impl Pool {
         );
         self.dsl
             .datasets
-            .insert(ds, new_head(ds, dir, now, self.open_txg, guid));
+            .insert(ds, new_head_dataset(ds, dir, now, self.open_txg, guid));
         self.objsets.insert(ds, Objset::create(DMU_OST_ZFS));
         self.dsl_dirty = true;
         Ok(())
@@ -574,7 +574,14 @@ impl Pool {
     }
 }
 
-fn new_head(id: DatasetId, dir: u64, now: u64, txg: u64, guid: u64) -> DslDataset {
+/// A new head dataset with an empty objset to come.
+pub(crate) fn new_head_dataset(
+    id: DatasetId,
+    dir: u64,
+    now: u64,
+    txg: u64,
+    guid: u64,
+) -> DslDataset {
     DslDataset {
         id,
         dir,
@@ -595,16 +602,6 @@ fn new_head(id: DatasetId, dir: u64, now: u64, txg: u64, guid: u64) -> DslDatase
         deadlist: Vec::new(),
         userrefs: BTreeMap::new(),
     }
-}
-
-pub(crate) fn new_head_dataset(
-    id: DatasetId,
-    dir: u64,
-    now: u64,
-    txg: u64,
-    guid: u64,
-) -> DslDataset {
-    new_head(id, dir, now, txg, guid)
 }
 
 fn config_nvlist(name: &str, guid: u64, sector: u64, size: u64, state: u64, txg: u64) -> NvList {

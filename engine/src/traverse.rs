@@ -205,6 +205,26 @@ fn traverse_dnode(
     Ok(())
 }
 
+/// Hands one visit to the callback.
+fn call(
+    zio: &mut Zio,
+    cb: &mut dyn FnMut(&mut Zio, &Visit) -> Result<()>,
+    bp: Option<&Blkptr>,
+    zb: Bookmark,
+    dnode: &crate::dmu::dnode::Dnode,
+    dnodes: Option<&[Option<crate::dmu::dnode::Dnode>]>,
+) -> Result<()> {
+    cb(
+        zio,
+        &Visit {
+            bp,
+            zb,
+            dnode,
+            dnodes,
+        },
+    )
+}
+
 fn visit_bp(
     zio: &mut Zio,
     dn: &crate::dmu::dnode::Dnode,
@@ -214,29 +234,13 @@ fn visit_bp(
     cb: &mut dyn FnMut(&mut Zio, &Visit) -> Result<()>,
 ) -> Result<()> {
     if bp.is_hole() {
-        return cb(
-            zio,
-            &Visit {
-                bp: None,
-                zb,
-                dnode: dn,
-                dnodes: None,
-            },
-        );
+        return call(zio, cb, None, zb, dn, None);
     }
     if bp.birth <= min_txg {
         return Ok(());
     }
     if bp.level() > 0 {
-        cb(
-            zio,
-            &Visit {
-                bp: Some(bp),
-                zb,
-                dnode: dn,
-                dnodes: None,
-            },
-        )?;
+        call(zio, cb, Some(bp), zb, dn, None)?;
         let data = zio.read_block(bp)?;
         let epb = data.len() / BLKPTR_SIZE;
         for (i, chunk) in data.chunks_exact(BLKPTR_SIZE).enumerate() {
@@ -258,27 +262,11 @@ fn visit_bp(
             .enumerate()
             .map(|(i, slot)| crate::dmu::dnode::Dnode::decode(zb.blkid * epb + i as u64, slot))
             .collect::<Result<Vec<_>>>()?;
-        cb(
-            zio,
-            &Visit {
-                bp: Some(bp),
-                zb,
-                dnode: dn,
-                dnodes: Some(&dnodes),
-            },
-        )?;
+        call(zio, cb, Some(bp), zb, dn, Some(&dnodes))?;
         for child in dnodes.iter().flatten() {
             traverse_dnode(zio, child, min_txg, cb)?;
         }
         return Ok(());
     }
-    cb(
-        zio,
-        &Visit {
-            bp: Some(bp),
-            zb,
-            dnode: dn,
-            dnodes: None,
-        },
-    )
+    call(zio, cb, Some(bp), zb, dn, None)
 }

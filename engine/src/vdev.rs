@@ -810,24 +810,17 @@ impl<D: BlockDevice> BlockDevice for SharedDevice<D> {
     }
 }
 
-/// SplitMix64 (Steele, Lea and Flood), the same sequence as
-/// `context::SplitMix64`, kept private so that a crash's choices depend on
-/// nothing but its seed.
-struct SplitMix64 {
-    state: u64,
-}
+/// The seeded coin flips a crash needs, from the engine's own generator.
+struct SplitMix64(crate::context::SplitMix64);
 
 impl SplitMix64 {
     fn new(seed: u64) -> SplitMix64 {
-        SplitMix64 { state: seed }
+        SplitMix64(crate::context::SplitMix64::new(seed))
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        use crate::context::RandomSource;
+        self.0.next_u64()
     }
 
     fn coin(&mut self) -> bool {

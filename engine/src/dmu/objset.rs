@@ -164,7 +164,7 @@ impl Objset {
     pub fn dnode(&self, object: u64) -> Result<&Dnode> {
         self.objects
             .get(&object)
-            .ok_or_else(|| Error::new(Errno::ENOENT, format!("object {object} is not allocated")))
+            .ok_or_else(|| not_allocated(object))
     }
 
     /// The dnode of an allocated object, for changing it.
@@ -182,7 +182,7 @@ impl Objset {
     pub fn dnode_mut_readonly(&mut self, object: u64) -> Result<&mut Dnode> {
         self.objects
             .get_mut(&object)
-            .ok_or_else(|| Error::new(Errno::ENOENT, format!("object {object} is not allocated")))
+            .ok_or_else(|| not_allocated(object))
     }
 
     /// `dmu_object_info`.
@@ -476,7 +476,7 @@ impl Objset {
     pub fn spill(&mut self, zio: &mut Zio, object: u64) -> Result<Option<Vec<u8>>> {
         self.objects
             .get_mut(&object)
-            .ok_or_else(|| Error::new(Errno::ENOENT, format!("object {object} is not allocated")))?
+            .ok_or_else(|| not_allocated(object))?
             .spill(zio)
     }
 
@@ -556,6 +556,11 @@ impl Objset {
         out.bp = bp;
         Ok(out)
     }
+}
+
+/// The error for an object number with no object behind it.
+fn not_allocated(object: u64) -> Error {
+    Error::new(Errno::ENOENT, format!("object {object} is not allocated"))
 }
 
 /// A valid data block size: a multiple of 512 up to 128 KiB.
