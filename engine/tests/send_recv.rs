@@ -599,3 +599,81 @@ fn an_interrupted_send_stops_with_eintr() {
     assert_eq!(err.errno(), Errno::EINTR);
     assert!(!out.is_empty() && out.len() < 100_000);
 }
+
+#[test]
+fn an_unreadable_block_fails_the_send_unless_corrupt_data_is_set() {
+    use engine::vdev::{BlockDevice, CowDevice};
+
+    // A pool on a copy-on-write device, so the test can damage a block.
+    let zeros: std::rc::Rc<[u8]> = vec![0u8; 64 << 20].into();
+    let mut pool = Pool::create(
+        Box::new(CowDevice::new(zeros, 512)),
+        "fxp",
+        Box::new(ManualClock::new(1)),
+        Box::new(SplitMix64::new(1)),
+    )
+    .unwrap();
+    receive(&mut pool, "fxp/large", &fixture_stream("large_full")).unwrap();
+    // Damage one 128K data block of big.bin (its bytes are in the stream).
+    let stream = fixture_stream("large_full");
+    let mut reader = StreamReader::new(&stream[..]);
+    let mut block = None;
+    while let Some(e) = reader.next_record().unwrap() {
+        if let Record::Write(w) = &e.record
+            && w.length == 131072
+        {
+            block = Some(e.payload.to_vec());
+            break;
+        }
+    }
+    let block = block.unwrap();
+    let dev = pool.device_mut();
+    let mut buf = vec![0u8; 131072];
+    let mut at = None;
+    let mut off = engine::spa::DATA_START;
+    while off + 131072 <= dev.size() {
+        dev.read(off, &mut buf).unwrap();
+        if buf == block {
+            at = Some(off);
+            break;
+        }
+        off += 512;
+    }
+    let at = at.expect("the block is on the device");
+    buf[1000] ^= 0xff;
+    dev.write(at, &buf).unwrap();
+
+    let mut out = Vec::new();
+    let err = pool
+        .send(
+            "fxp/large@s1",
+            None,
+            &mut out,
+            &SendOptions::default(),
+            None,
+            &mut NoInterrupt,
+        )
+        .unwrap_err();
+    assert_eq!(err.errno(), Errno::EIO);
+
+    let options = SendOptions {
+        corrupt_data: true,
+        ..SendOptions::default()
+    };
+    let mut out = Vec::new();
+    pool.send(
+        "fxp/large@s1",
+        None,
+        &mut out,
+        &options,
+        None,
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    let pattern = engine::send::CORRUPT_DATA_PATTERN.to_ne_bytes();
+    let marked = out
+        .windows(16)
+        .any(|w| w[..8] == pattern && w[8..] == pattern);
+    assert!(marked, "the unreadable block is sent as 0x2f5baddb10c");
+    assert_eq!(out.len(), stream.len());
+}
