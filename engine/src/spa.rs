@@ -35,8 +35,9 @@ pub const SPA_MINDEVSIZE: u64 = 8 << 20;
 pub const UBERBLOCK_MAGIC: u64 = 0x00ba_b10c;
 /// The txg a new pool's first sync writes (`TXG_INITIAL`).
 pub const TXG_INITIAL: u64 = 4;
-/// zsim's on-disk format version (pool version 23 semantics).
-pub const SPA_VERSION: u64 = 23;
+/// The pool version zsim pools have: 28, the last before feature flags, so
+/// that streams with spill blocks (`SPA_VERSION_SA`, 24) can be received.
+pub const SPA_VERSION: u64 = 28;
 /// The MOS object holding the DSL record.
 const MOS_DSL_OBJECT: u64 = 1;
 

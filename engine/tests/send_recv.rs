@@ -677,3 +677,75 @@ fn an_unreadable_block_fails_the_send_unless_corrupt_data_is_set() {
     assert!(marked, "the unreadable block is sent as 0x2f5baddb10c");
     assert_eq!(out.len(), stream.len());
 }
+
+#[test]
+fn spill_blocks_survive_sync_send_and_receive_in_both_byte_orders() {
+    let mut pool = new_pool("tank");
+    let fs = pool.create_fs("tank/sa").unwrap();
+    let mut dmu = pool.dmu(fs).unwrap();
+    // A bonus that leaves room for the spill pointer (at most 192 bytes).
+    let obj = dmu.object_alloc(19, 4096, 44, 150).unwrap();
+    dmu.set_bonus(obj, &[3; 150]).unwrap();
+    dmu.write(obj, 0, &[4; 4096]).unwrap();
+    let spill: Vec<u8> = (0..1024).map(|i| i as u8).collect();
+    dmu.set_spill(obj, Some(spill.clone())).unwrap();
+    let full_bonus = dmu.object_alloc(19, 512, 17, 320).unwrap();
+    assert_eq!(
+        dmu.set_spill(full_bonus, Some(vec![1; 512]))
+            .unwrap_err()
+            .errno(),
+        Errno::EINVAL
+    );
+    pool.snapshot("tank/sa@1").unwrap();
+
+    let snap = pool.lookup("tank/sa@1").unwrap();
+    assert_eq!(
+        pool.dmu(snap).unwrap().spill(obj).unwrap(),
+        Some(spill.clone())
+    );
+    for order in [ByteOrder::Little, ByteOrder::Big] {
+        let options = SendOptions {
+            byte_order: order,
+            ..SendOptions::default()
+        };
+        let mut out = Vec::new();
+        pool.send(
+            "tank/sa@1",
+            None,
+            &mut out,
+            &options,
+            None,
+            &mut NoInterrupt,
+        )
+        .unwrap();
+        let begin = begin_of(&out);
+        assert_ne!(
+            begin.features() & engine::stream::DMU_BACKUP_FEATURE_SA_SPILL,
+            0
+        );
+        let mut reader = StreamReader::new(&out[..]);
+        let mut spills = 0;
+        while let Some(e) = reader.next_record().unwrap() {
+            spills += matches!(e.record, Record::Spill(_)) as usize;
+        }
+        assert_eq!(spills, 1);
+        let mut other = new_pool("tank");
+        receive(&mut other, "tank/copy", &out).unwrap();
+        let copy = other.lookup("tank/copy@1").unwrap();
+        assert_eq!(
+            other.dmu(copy).unwrap().spill(obj).unwrap(),
+            Some(spill.clone()),
+            "{order:?}"
+        );
+        assert!(
+            objects(&mut other, "tank/copy@1") == objects(&mut pool, "tank/sa@1"),
+            "{order:?}"
+        );
+    }
+    // Removing the spill block frees it.
+    pool.dmu(fs).unwrap().set_spill(obj, None).unwrap();
+    pool.txg_sync().unwrap();
+    assert_eq!(pool.dmu(fs).unwrap().spill(obj).unwrap(), None);
+    let report = check(&mut pool).unwrap();
+    assert!(report.is_clean(), "{report}");
+}
