@@ -329,9 +329,9 @@ fn every_receive_begin_refusal_has_zfs_errno_and_leaves_the_target_untouched() {
     let incr = fixture_stream("chain_c1_c2_i");
     let clone = fixture_stream("clone_i");
     let mut bad_features = base.clone();
-    // versioninfo: feature bit 10, then the END checksum no longer matches,
+    // versioninfo: feature bit 4 (unknown); the END checksum no longer matches,
     // but the BEGIN is refused first.
-    bad_features[16] |= 1 << 4;
+    bad_features[16] |= 1 << 6;
 
     type Setup = fn(&mut Pool);
     type Case<'a> = (&'a str, Setup, &'a str, Vec<u8>, RecvOptions, Errno);
