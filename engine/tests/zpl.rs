@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use common::plan::{manifest, new_pool, receive_plan};
 use common::*;
 use engine::Errno;
+use engine::context::{RandomSource, SplitMix64};
 use engine::dsl::DatasetId;
 use engine::spa::Pool;
 use engine::zpl::{self, FileEntry, FileType, WalkOptions};
@@ -415,4 +416,71 @@ fn hashes_are_what_sha256_of_the_data_gives() {
         assert_eq!(f.sha256_hex().unwrap(), sha256_hex(&data));
         assert_eq!(hex(&f.sha256.unwrap()), sha256_hex(&data));
     }
+}
+
+/// Random damage to znodes and directory blocks never panics or hangs the
+/// walk: each round damages one object of the head, walks, and repairs it.
+#[test]
+fn random_damage_to_znodes_and_directories_never_panics() {
+    for (fixture, files) in [("xattr_full", 7), ("small_full", 36)] {
+        random_damage(fixture, files, &mut SplitMix64::new(77));
+    }
+}
+
+fn random_damage(fixture: &str, files: usize, rng: &mut SplitMix64) {
+    let mut pool = new_pool();
+    receive_plan(&mut pool, fixture);
+    let head = pool.lookup("fxp/v_T").unwrap();
+    let objects = pool.dmu(head).unwrap().objects();
+    // Hashing reads data, not structure: leave it out to keep rounds quick.
+    let options = WalkOptions {
+        hash: false,
+        ..WalkOptions::default()
+    };
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..2000 {
+        let object = objects[(rng.next_u64() % objects.len() as u64) as usize];
+        let mut dmu = pool.dmu(head).unwrap();
+        let info = dmu.object_info(object).unwrap();
+        let bonus = dmu.bonus(object).unwrap();
+        let bs = u64::from(info.datablksz);
+        let block = dmu.read(object, 0, bs).unwrap();
+        let damage_bonus = !bonus.is_empty() && !rng.next_u64().is_multiple_of(3);
+        let mut bytes = if damage_bonus {
+            bonus.clone()
+        } else {
+            block.clone()
+        };
+        for _ in 0..1 + rng.next_u64() % 4 {
+            // The znode's words and a ZAP's headers and first entries.
+            let at = (rng.next_u64() % (bytes.len() as u64).min(320)) as usize;
+            bytes[at] = match rng.next_u64() % 3 {
+                0 => bytes[at] ^ (1 << (rng.next_u64() % 8)),
+                1 => 0,
+                _ => rng.next_u64() as u8,
+            };
+        }
+        if damage_bonus {
+            dmu.set_bonus(object, &bytes).unwrap();
+        } else {
+            dmu.write(object, 0, &bytes).unwrap();
+        }
+        drop(dmu);
+        match zpl::walk_with(&mut pool, head, &options) {
+            Ok(_) => ok += 1,
+            Err(_) => refused += 1,
+        }
+        let mut dmu = pool.dmu(head).unwrap();
+        dmu.set_bonus(object, &bonus).unwrap();
+        dmu.write(object, 0, &block).unwrap();
+    }
+    assert!(
+        ok > 0 && refused > 50,
+        "{fixture}: {ok} walked, {refused} refused"
+    );
+    assert_eq!(
+        zpl::walk(&mut pool, head).unwrap().len(),
+        files,
+        "{fixture} repaired"
+    );
 }
