@@ -26,4 +26,6 @@ pub mod send;
 pub mod spa;
 pub mod traverse;
 pub mod vdev;
+pub mod zap;
 pub mod zio;
+pub mod zpl;

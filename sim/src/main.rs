@@ -17,19 +17,23 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Dump(cmd::dump::DumpArgs),
+    Verify(cmd::verify::VerifyArgs),
     Pool(cmd::pool::PoolArgs),
     Send(cmd::send::SendArgs),
     Recv(cmd::recv::RecvArgs),
     Zdb(cmd::zdb::ZdbArgs),
+    Ls(cmd::ls::LsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Dump(args) => cmd::dump::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
         Command::Pool(args) => cmd::pool::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Recv(args) => cmd::recv::run(args),
         Command::Zdb(args) => cmd::zdb::run(args),
+        Command::Ls(args) => cmd::ls::run(args),
     }
 }

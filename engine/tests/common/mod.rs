@@ -2,6 +2,8 @@
 //! and small stream helpers.
 #![allow(dead_code)]
 
+pub mod plan;
+
 use std::path::PathBuf;
 
 use engine::stream::ByteOrder;

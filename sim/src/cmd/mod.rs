@@ -1,9 +1,12 @@
 //! One module per `cargo sim` command.
 
 pub mod dump;
+pub mod listing;
+pub mod ls;
 pub mod pool;
 pub mod recv;
 pub mod send;
+pub mod verify;
 pub mod zdb;
 
 use std::fs::File;

@@ -1,0 +1,393 @@
+//! `cargo sim verify`: is this backup chain restorable, and what does it
+//! hold? The streams are received in order into a scratch pool in memory,
+//! exactly as `zfs receive` would take them, and every snapshot received is
+//! listed file by file with SHA-256 sums. Nothing is written to disk.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use engine::dmu::objset::{DMU_OST_ZFS, DMU_OST_ZVOL};
+use engine::dsl::DatasetId;
+use engine::error::{Errno, Error};
+use engine::recv::RecvOptions;
+use engine::send::NoInterrupt;
+use engine::spa::Pool;
+use engine::stream::{DMU_COMPOUNDSTREAM, DRR_FLAG_CLONE, DrrBegin, Record, StreamReader};
+use engine::vdev::MemDevice;
+use engine::zpl::{self, FileEntry};
+
+use super::listing::{Json, snapshot_json, write_text};
+use super::{EXIT_FAILURE, EXIT_USAGE, host_clock, host_random};
+
+/// Receive a chain of ZFS send streams into a scratch pool in memory and
+/// list every snapshot received: each file's type, mode, size and SHA-256,
+/// each symlink's target.
+///
+/// The first stream is a full stream; each one after it is an incremental
+/// stream of a snapshot received before it, or a clone stream of one (its
+/// origin is found by the stream's source guid). Every filesystem keeps the
+/// name it had where it was sent. The exit status is 0 only if every stream
+/// was received cleanly and every snapshot could be listed; otherwise the
+/// last line says why (errno, and for a damaged stream the record index and
+/// byte offset) and the status is 1.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The streams, in the order to receive them.
+    #[arg(required = true, value_name = "STREAM")]
+    pub streams: Vec<PathBuf>,
+    /// Print one JSON document instead: {"ok", "error", "snapshots": [{"name",
+    /// "files": [...]}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The scratch pool holds what the streams hold and more: blocks are kept
+/// whole where the stream may carry holes or references, and metadata is
+/// rewritten on each txg.
+fn scratch_size(stream_bytes: u64) -> u64 {
+    stream_bytes.saturating_mul(4).saturating_add(64 << 20)
+}
+
+/// The scratch pool lives in memory; past this, verify says so rather than
+/// exhaust the machine.
+const MAX_SCRATCH_SIZE: u64 = 64 << 30;
+
+/// What a stream's first BEGIN says about where it goes.
+struct StreamHead {
+    /// The first real substream's BEGIN (for a `-I` stream, the one after
+    /// the compound header); the compound header of a `-R` stream.
+    begin: DrrBegin,
+    /// Bytes of the stream's first BEGIN record and its payload.
+    first_record_len: u64,
+}
+
+fn read_head(path: &Path) -> Result<StreamHead, Error> {
+    let file = File::open(path)
+        .map_err(|e| Error::new(Errno::EIO, format!("cannot open {}: {e}", path.display())))?;
+    let mut reader = StreamReader::new(BufReader::new(file));
+    let mut first_record_len = 0;
+    loop {
+        let record = reader.next_record().map_err(Error::from)?.map(|e| e.record);
+        if first_record_len == 0 {
+            first_record_len = reader.offset();
+        }
+        match record {
+            Some(Record::Begin(b)) if b.hdrtype() == DMU_COMPOUNDSTREAM && b.payloadlen == 0 => {
+                continue; // the -I header: its END, then the first substream
+            }
+            Some(Record::Begin(b)) => {
+                return Ok(StreamHead {
+                    begin: *b,
+                    first_record_len,
+                });
+            }
+            Some(Record::End(_)) => continue,
+            _ => return Err(Error::new(Errno::EINVAL, "a stream without a BEGIN record")),
+        }
+    }
+}
+
+/// Counts the bytes the receive consumed, to place errors that come
+/// without a record.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// The outcome of a verification: what was received, in order, and the
+/// first thing that went wrong.
+struct Report {
+    /// In the order received; no files for a volume's snapshot.
+    snapshots: Vec<(String, Option<Vec<FileEntry>>)>,
+    streams_received: usize,
+    error: Option<String>,
+}
+
+impl Report {
+    /// Records a failure; a later one (a snapshot received before a broken
+    /// stream that cannot be listed either) is added, not lost.
+    fn fail(&mut self, error: String) {
+        match &mut self.error {
+            Some(first) => {
+                first.push_str("; and ");
+                first.push_str(&error);
+            }
+            None => self.error = Some(error),
+        }
+    }
+}
+
+pub fn run(args: &VerifyArgs) -> ExitCode {
+    let mut total = 0u64;
+    for path in &args.streams {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => total = total.saturating_add(m.len()),
+            Ok(_) => {
+                eprintln!("verify: {} is not a file", path.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+            Err(e) => {
+                eprintln!("verify: cannot open {}: {e}", path.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let report = verify(&args.streams, total);
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let written = if args.json {
+        write_json(&mut out, &report)
+    } else {
+        write_report(&mut out, &report, args.streams.len())
+    }
+    .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("verify: cannot write output: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+        Ok(()) => {}
+    }
+    if report.error.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+fn verify(streams: &[PathBuf], total: u64) -> Report {
+    let mut report = Report {
+        snapshots: Vec::new(),
+        streams_received: 0,
+        error: None,
+    };
+    let received = match receive_all(streams, total, &mut report) {
+        Ok(received) => received,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
+    let (mut pool, ids) = received;
+    for id in ids {
+        let name = pool.dataset_name(id);
+        let os_type = match pool.dmu(id) {
+            Ok(dmu) => dmu.objset().os_type,
+            Err(e) => {
+                report.fail(format!("cannot open {name}: {e}"));
+                break;
+            }
+        };
+        if os_type == DMU_OST_ZVOL {
+            report.snapshots.push((name, None));
+            continue;
+        }
+        match zpl::walk(&mut pool, id) {
+            Ok(files) => report.snapshots.push((name, Some(files))),
+            Err(e) if os_type != DMU_OST_ZFS => {
+                report.fail(format!("cannot list {name} (objset type {os_type}): {e}"));
+                break;
+            }
+            Err(e) => {
+                report.fail(format!("cannot list {name}: {e}"));
+                break;
+            }
+        }
+    }
+    report
+}
+
+/// Receives every stream in turn; on a failure, what was received before it
+/// stays (and is listed) and the error names the stream.
+fn receive_all(
+    streams: &[PathBuf],
+    total: u64,
+    report: &mut Report,
+) -> Result<(Pool, Vec<DatasetId>), String> {
+    let first = &streams[0];
+    let head = read_head(first).map_err(|e| format!("{}: {e}", first.display()))?;
+    let toname = head.begin.toname_lossy();
+    let pool_name = toname
+        .split(['/', '@'])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let size = scratch_size(total);
+    if size > MAX_SCRATCH_SIZE {
+        return Err(format!(
+            "{}: streams of {total} bytes need a scratch pool of {size} bytes, more than the \
+             {MAX_SCRATCH_SIZE} verify keeps in memory",
+            Errno::ENOMEM
+        ));
+    }
+    let dev = MemDevice::new(size, 512);
+    let mut pool = Pool::create(
+        Box::new(dev),
+        &pool_name,
+        host_clock(),
+        host_random(Some(0)),
+    )
+    .map_err(|e| {
+        format!(
+            "{}: cannot make a scratch pool named {pool_name:?} (from {toname:?}): {e}",
+            first.display()
+        )
+    })?;
+    let mut ids = Vec::new();
+    for (i, path) in streams.iter().enumerate() {
+        let which = format!("{} (stream {} of {})", path.display(), i + 1, streams.len());
+        match receive_one(&mut pool, &pool_name, path) {
+            Ok(received) => {
+                ids.extend(received);
+                report.streams_received += 1;
+            }
+            Err(e) => {
+                report.fail(format!("{which}: {e}"));
+                break;
+            }
+        }
+    }
+    Ok((pool, ids))
+}
+
+fn receive_one(pool: &mut Pool, pool_name: &str, path: &Path) -> Result<Vec<DatasetId>, String> {
+    let head = read_head(path).map_err(|e| e.to_string())?;
+    let begin = &head.begin;
+    let toname = begin.toname_lossy();
+    let fs = toname.split('@').next().unwrap_or_default();
+    // Another pool's stream lands in ours, under the same path.
+    let tofs = match fs.split_once('/') {
+        Some((_, rest)) => format!("{pool_name}/{rest}"),
+        None => pool_name.to_string(),
+    };
+    let full = begin.fromguid == 0;
+    let clone = begin.flags & DRR_FLAG_CLONE != 0;
+    let mut options = RecvOptions {
+        // Only the pool's root filesystem exists before its full stream.
+        force: full && tofs == pool_name,
+        origin: None,
+    };
+    if clone {
+        let origin = pool
+            .list()
+            .into_iter()
+            .find(|d| d.is_snapshot && d.guid == begin.fromguid)
+            .ok_or_else(|| {
+                format!(
+                    "{}: record 0 (BEGIN) at byte offset 0: a clone stream needs its origin, \
+                     the snapshot with guid {:#018x}, which no earlier stream holds",
+                    Errno::ENOENT,
+                    begin.fromguid
+                )
+            })?;
+        options.origin = Some(origin.name);
+    }
+    if full || clone {
+        create_parents(pool, &tofs)
+            .map_err(|e| format!("cannot create the parents of {tofs}: {e}"))?;
+    }
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut input = Counted {
+        inner: BufReader::with_capacity(1 << 20, file),
+        bytes: 0,
+    };
+    pool.receive(&tofs, &mut input, &options, &mut NoInterrupt)
+        .map_err(|e| {
+            // Stream errors say where they are; the checks of BEGIN and END
+            // do not, but the reader consumes exactly one record at a time.
+            let e = if e.reason().contains("byte offset") {
+                e
+            } else if input.bytes <= head.first_record_len {
+                e.context("record 0 (BEGIN) at byte offset 0")
+            } else {
+                e.context(format!("the record ending at byte offset {}", input.bytes))
+            };
+            format!("cannot receive into {tofs}: {e}")
+        })
+}
+
+/// `zfs receive` wants the parent of a new filesystem to exist.
+fn create_parents(pool: &mut Pool, tofs: &str) -> engine::Result<()> {
+    let parts: Vec<&str> = tofs.split('/').collect();
+    for n in 2..parts.len() {
+        let parent = parts[..n].join("/");
+        match pool.lookup(&parent) {
+            Ok(_) => {}
+            Err(e) if e.errno() == Errno::ENOENT => {
+                pool.create_fs(&parent)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn write_report(out: &mut dyn Write, report: &Report, streams: usize) -> io::Result<()> {
+    for (name, files) in &report.snapshots {
+        match files {
+            Some(files) => write_text(out, name, files)?,
+            None => writeln!(out, "{name}: a volume, no files to list")?,
+        }
+        writeln!(out)?;
+    }
+    let snapshots = report.snapshots.len();
+    let entries: usize = report
+        .snapshots
+        .iter()
+        .filter_map(|(_, f)| f.as_ref())
+        .map(Vec::len)
+        .sum();
+    let counts = format!(
+        "received {} of {streams} {}, listed {snapshots} {} with {entries} entries",
+        report.streams_received,
+        plural(streams, "stream", "streams"),
+        plural(snapshots, "snapshot", "snapshots"),
+    );
+    match &report.error {
+        None => writeln!(out, "verify: OK: {counts}"),
+        Some(error) => writeln!(out, "verify: FAILED ({counts}): {error}"),
+    }
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+fn write_json(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    let snapshots: Vec<Json> = report
+        .snapshots
+        .iter()
+        .map(|(name, files)| match files {
+            Some(files) => snapshot_json(name, files),
+            None => Json::obj([
+                ("name", Json::str(name.as_str())),
+                ("volume", Json::Bool(true)),
+                ("files", Json::Arr(Vec::new())),
+            ]),
+        })
+        .collect();
+    let doc = Json::obj([
+        ("ok", Json::Bool(report.error.is_none())),
+        (
+            "error",
+            report
+                .error
+                .as_ref()
+                .map_or(Json::Null, |e| Json::str(e.as_str())),
+        ),
+        ("snapshots", Json::Arr(snapshots)),
+    ]);
+    out.write_all(doc.render().as_bytes())
+}
