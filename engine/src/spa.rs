@@ -409,6 +409,12 @@ impl Pool {
         self.zio.stats
     }
 
+    /// Bytes allocated to blocks some tree still references: the allocated
+    /// bytes less the frees waiting out the deferral window.
+    pub fn referenced_space(&self) -> u64 {
+        self.zio.ms.allocated() - self.zio.ms.deferred_bytes()
+    }
+
     /// Allocator view: (allocated bytes, capacity).
     pub fn space(&self) -> (u64, u64) {
         (self.zio.ms.allocated(), self.zio.ms.capacity())
