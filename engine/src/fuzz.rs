@@ -141,7 +141,7 @@ fn recv_into(data: &[u8], target: &str) {
                 );
                 // The full check reads every block; do it for a sixteenth
                 // of the inputs that got as far as writing something.
-                let sample = crate::checksum::fletcher_4_native(data).0[0] % 16 == 0;
+                let sample = crate::checksum::fletcher_4_native(data).0[0].is_multiple_of(16);
                 if pool.synced_txg() != txg && sample {
                     let report = crate::check::check(&mut pool).expect("the check runs");
                     assert!(report.is_clean(), "after a refused receive: {report}");
