@@ -174,3 +174,225 @@ pub fn recv_raw(data: &[u8]) {
 pub fn recv_existing(data: &[u8]) {
     recv_into(data, "fz/chain");
 }
+
+/// A stream described by its records, for `recv_structured`: the fuzzer
+/// chooses the records and their fields; lengths, payloads, the BEGIN and
+/// the END checksum are made consistent, so the input reaches `restore_*`
+/// instead of dying at the checksum.
+#[derive(Debug, arbitrary::Arbitrary)]
+pub struct StructuredStream {
+    pub big_endian: bool,
+    /// From the template's `fz/chain@c1` (else a full stream).
+    pub incremental: bool,
+    pub records: Vec<StructuredRecord>,
+}
+
+#[derive(Debug, arbitrary::Arbitrary)]
+pub enum StructuredRecord {
+    Object {
+        object: u16,
+        dn_type: u8,
+        bonustype: u8,
+        blksz_sectors: u8,
+        bonuslen: u16,
+        checksum: u8,
+        compress: u8,
+        fill: u8,
+    },
+    FreeObjects {
+        firstobj: u16,
+        numobjs: u64,
+    },
+    Write {
+        object: u16,
+        dn_type: u8,
+        offset: u32,
+        len_sectors: u8,
+        fill: u8,
+    },
+    Free {
+        object: u16,
+        offset: u32,
+        length: Option<u32>,
+    },
+    WriteByref {
+        object: u16,
+        offset: u32,
+        len_sectors: u8,
+        refobject: u16,
+        refoffset: u32,
+        other_guid: bool,
+    },
+    Spill {
+        object: u16,
+        len_sectors: u8,
+        fill: u8,
+    },
+}
+
+/// The guid the structured streams' snapshots get.
+const STRUCTURED_GUID: u64 = 0x5eed_0000_0000_0001;
+
+impl StructuredStream {
+    /// The stream's bytes, as a host of the chosen order would write them.
+    pub fn encode(&self, fromguid: u64) -> Vec<u8> {
+        use crate::stream::*;
+        let order = if self.big_endian {
+            ByteOrder::Big
+        } else {
+            ByteOrder::Little
+        };
+        let mut w = StreamWriter::new(Vec::new(), order);
+        let mut begin = DrrBegin {
+            creation_time: 1_800_000_000,
+            objset_type: 2,
+            toguid: STRUCTURED_GUID,
+            fromguid: if self.incremental { fromguid } else { 0 },
+            ..DrrBegin::default()
+        };
+        let mut features = 0;
+        for r in &self.records {
+            match r {
+                StructuredRecord::Spill { .. } => features |= DMU_BACKUP_FEATURE_SA_SPILL,
+                StructuredRecord::WriteByref { .. } => features |= DMU_BACKUP_FEATURE_DEDUP,
+                _ => {}
+            }
+        }
+        begin.set_features(features);
+        begin.set_toname("fz/x@fuzz");
+        let write = |w: &mut StreamWriter<Vec<u8>>, r: Record, payload: &[u8]| {
+            w.write_record(&r, payload).expect("writing to memory");
+        };
+        write(&mut w, Record::Begin(Box::new(begin)), &[]);
+        for r in &self.records {
+            match *r {
+                StructuredRecord::Object {
+                    object,
+                    dn_type,
+                    bonustype,
+                    blksz_sectors,
+                    bonuslen,
+                    checksum,
+                    compress,
+                    fill,
+                } => {
+                    let bonuslen = u32::from(bonuslen % 330);
+                    let record = Record::Object(DrrObject {
+                        object: u64::from(object),
+                        object_type: u32::from(dn_type),
+                        bonustype: u32::from(bonustype),
+                        blksz: u32::from(blksz_sectors) * 512,
+                        bonuslen,
+                        checksumtype: checksum,
+                        compress,
+                        toguid: STRUCTURED_GUID,
+                    });
+                    write(&mut w, record, &vec![fill; bonuslen as usize]);
+                }
+                StructuredRecord::FreeObjects { firstobj, numobjs } => write(
+                    &mut w,
+                    Record::FreeObjects(DrrFreeObjects {
+                        firstobj: u64::from(firstobj),
+                        numobjs,
+                        toguid: STRUCTURED_GUID,
+                    }),
+                    &[],
+                ),
+                StructuredRecord::Write {
+                    object,
+                    dn_type,
+                    offset,
+                    len_sectors,
+                    fill,
+                } => {
+                    let length = u64::from(len_sectors.max(1)) * 512;
+                    let record = Record::Write(DrrWrite {
+                        object: u64::from(object),
+                        object_type: u32::from(dn_type),
+                        offset: u64::from(offset),
+                        length,
+                        toguid: STRUCTURED_GUID,
+                        ..DrrWrite::default()
+                    });
+                    write(&mut w, record, &vec![fill; length as usize]);
+                }
+                StructuredRecord::Free {
+                    object,
+                    offset,
+                    length,
+                } => write(
+                    &mut w,
+                    Record::Free(DrrFree {
+                        object: u64::from(object),
+                        offset: u64::from(offset),
+                        length: length.map_or(u64::MAX, u64::from),
+                        toguid: STRUCTURED_GUID,
+                    }),
+                    &[],
+                ),
+                StructuredRecord::WriteByref {
+                    object,
+                    offset,
+                    len_sectors,
+                    refobject,
+                    refoffset,
+                    other_guid,
+                } => write(
+                    &mut w,
+                    Record::WriteByref(DrrWriteByref {
+                        object: u64::from(object),
+                        offset: u64::from(offset),
+                        length: u64::from(len_sectors) * 512,
+                        toguid: STRUCTURED_GUID,
+                        refguid: if other_guid {
+                            fromguid
+                        } else {
+                            STRUCTURED_GUID
+                        },
+                        refobject: u64::from(refobject),
+                        refoffset: u64::from(refoffset),
+                        ..DrrWriteByref::default()
+                    }),
+                    &[],
+                ),
+                StructuredRecord::Spill {
+                    object,
+                    len_sectors,
+                    fill,
+                } => {
+                    let length = u64::from(len_sectors) * 512;
+                    let record = Record::Spill(DrrSpill {
+                        object: u64::from(object),
+                        length,
+                        toguid: STRUCTURED_GUID,
+                    });
+                    write(&mut w, record, &vec![fill; length as usize]);
+                }
+            }
+        }
+        w.write_end(STRUCTURED_GUID).expect("writing to memory");
+        w.into_inner()
+    }
+}
+
+/// `recv_structured`: a consistent stream of fuzzer-chosen records, full
+/// into a new filesystem or incremental onto the template's.
+pub fn recv_structured(data: &[u8]) {
+    let mut u = arbitrary::Unstructured::new(data);
+    let Ok(stream) = <StructuredStream as arbitrary::Arbitrary>::arbitrary(&mut u) else {
+        return;
+    };
+    let fromguid = TEMPLATE.with(|t| {
+        let mut t = t.borrow_mut();
+        let t = t.get_or_insert_with(template_pool);
+        let c1 = t.pool.lookup("fz/chain@c1").expect("the template has @c1");
+        t.pool.dataset(c1).guid
+    });
+    let bytes = stream.encode(fromguid);
+    let target = if stream.incremental {
+        "fz/chain"
+    } else {
+        "fz/new"
+    };
+    recv_into(&bytes, target);
+}

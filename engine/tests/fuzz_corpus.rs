@@ -55,3 +55,12 @@ fn recv_existing_corpus_replays() {
         engine::fuzz::recv_existing(&data);
     }
 }
+
+#[test]
+fn recv_structured_corpus_replays() {
+    let inputs = inputs("recv_structured");
+    assert!(!inputs.is_empty());
+    for (_, data) in inputs {
+        engine::fuzz::recv_structured(&data);
+    }
+}

@@ -271,11 +271,18 @@ impl Dnode {
         }
     }
 
-    /// More top-level block pointers (a shorter bonus left room for them).
-    pub fn extend_nblkptr(&mut self, nblkptr: u8) {
-        while self.top.len() < usize::from(nblkptr) {
-            self.top.push(Node::HOLE);
-        }
+    /// A new number of top-level block pointers after a reallocation
+    /// (`dn_next_nblkptr`): gained ones are holes; lost ones must already be
+    /// holes (the caller freed the contents).
+    pub fn set_nblkptr(&mut self, nblkptr: u8) {
+        debug_assert!(
+            self.top
+                .iter()
+                .skip(usize::from(nblkptr))
+                .all(|n| n.synced_bp().is_hole() && !n.is_dirty()),
+            "losing block pointers that are not holes"
+        );
+        self.top.resize(usize::from(nblkptr), Node::HOLE);
         self.nblkptr = nblkptr;
         self.dirty = true;
     }

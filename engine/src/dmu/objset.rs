@@ -308,8 +308,8 @@ impl Objset {
         dn.dn_type = dn_type;
         dn.bonustype = bonustype;
         dn.bonus = vec![0; bonuslen];
-        if nblkptr > dn.nblkptr {
-            dn.extend_nblkptr(nblkptr);
+        if nblkptr != dn.nblkptr {
+            dn.set_nblkptr(nblkptr);
         }
         if dn.flags & super::dnode::DNODE_FLAG_SPILL_BLKPTR != 0 && bonuslen > DN_MAX_BONUSLEN - 128
         {
@@ -704,6 +704,22 @@ mod tests {
             os.write(&mut zio, 42, 1536, &[1]).unwrap_err().errno(),
             Errno::ENOTSUP
         );
+    }
+
+    #[test]
+    fn reclaim_with_a_longer_bonus_gives_up_block_pointers() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        os.object_claim(5, 19, 512, 0, 0).unwrap();
+        os.write(&mut zio, 5, 0, &[1; 2048]).unwrap();
+        assert_eq!(os.object_info(5).unwrap().nblkptr, 3);
+        os.object_reclaim(&mut zio, 5, 19, 512, 17, 300).unwrap();
+        let info = os.object_info(5).unwrap();
+        assert_eq!((info.nblkptr, info.bonuslen), (1, 300));
+        assert_eq!(os.read(&mut zio, 5, 0, 2048).unwrap(), vec![0; 2048]);
+        let out = os.sync(&mut zio, 7).unwrap();
+        let again = Objset::open(&mut zio, &out.bp).unwrap();
+        assert_eq!(again.object_info(5).unwrap().nblkptr, 1);
     }
 
     #[test]
