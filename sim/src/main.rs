@@ -22,6 +22,7 @@ enum Command {
     Send(cmd::send::SendArgs),
     Recv(cmd::recv::RecvArgs),
     Zdb(cmd::zdb::ZdbArgs),
+    Fuzz(cmd::fuzz::FuzzArgs),
     Ls(cmd::ls::LsArgs),
 }
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Send(args) => cmd::send::run(args),
         Command::Recv(args) => cmd::recv::run(args),
         Command::Zdb(args) => cmd::zdb::run(args),
+        Command::Fuzz(args) => cmd::fuzz::run(args),
         Command::Ls(args) => cmd::ls::run(args),
     }
 }

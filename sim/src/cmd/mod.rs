@@ -1,6 +1,7 @@
 //! One module per `cargo sim` command.
 
 pub mod dump;
+pub mod fuzz;
 pub mod listing;
 pub mod ls;
 pub mod pool;
