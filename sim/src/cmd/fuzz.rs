@@ -60,7 +60,6 @@ fn stats(output: &str) -> Option<(u64, u64, u64)> {
     let field = |name: &str| -> Option<u64> {
         let at = line.find(name)? + name.len();
         line[at..]
-            .trim_start()
             .split_whitespace()
             .next()?
             .parse()
