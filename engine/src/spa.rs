@@ -409,6 +409,11 @@ impl Pool {
         self.zio.stats
     }
 
+    /// The I/O pipeline, for walks over the pool's blocks.
+    pub fn zio_mut(&mut self) -> &mut Zio {
+        &mut self.zio
+    }
+
     /// Bytes allocated to blocks some tree still references: the allocated
     /// bytes less the frees waiting out the deferral window.
     pub fn referenced_space(&self) -> u64 {

@@ -59,11 +59,7 @@ fn stats(output: &str) -> Option<(u64, u64, u64)> {
         .find(|l| l.contains("DONE") || l.contains("exec/s:"))?;
     let field = |name: &str| -> Option<u64> {
         let at = line.find(name)? + name.len();
-        line[at..]
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
+        line[at..].split_whitespace().next()?.parse().ok()
     };
     let execs = line
         .trim_start_matches('#')
