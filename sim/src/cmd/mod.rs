@@ -72,3 +72,18 @@ pub fn host_random(seed: Option<u64>) -> Box<dyn engine::context::RandomSource> 
     });
     Box::new(engine::context::SplitMix64::new(seed))
 }
+
+/// A reader that counts the bytes that pass: for rate reports, and to
+/// place errors that come without a record.
+pub struct Counted<R> {
+    pub inner: R,
+    pub bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}

@@ -11,7 +11,7 @@ use engine::send::NoInterrupt;
 use engine::spa::Pool;
 use engine::stream::{ChecksumPolicy, Record, StreamReader};
 
-use super::{EXIT_FAILURE, EXIT_USAGE, host_clock, host_random};
+use super::{Counted, EXIT_FAILURE, EXIT_USAGE, host_clock, host_random};
 use crate::file_device::FileDevice;
 
 /// Receive a send stream from standard input into a pool image (as
@@ -39,20 +39,6 @@ pub struct RecvArgs {
     /// Report what is received, and the size and rate, on standard error.
     #[arg(short = 'v')]
     pub verbose: bool,
-}
-
-/// Counts the bytes that pass, for the rate report.
-struct Counted<R> {
-    inner: R,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
 }
 
 pub fn run(args: &RecvArgs) -> ExitCode {

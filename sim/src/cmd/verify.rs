@@ -4,7 +4,7 @@
 //! listed file by file with SHA-256 sums. Nothing is written to disk.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -20,7 +20,7 @@ use engine::vdev::MemDevice;
 use engine::zpl::{self, FileEntry};
 
 use super::listing::{Json, snapshot_json, write_text};
-use super::{EXIT_FAILURE, EXIT_USAGE, host_clock, host_random};
+use super::{Counted, EXIT_FAILURE, EXIT_USAGE, host_clock, host_random};
 
 /// Receive a chain of ZFS send streams into a scratch pool in memory and
 /// list every snapshot received: each file's type, mode, size and SHA-256,
@@ -87,21 +87,6 @@ fn read_head(path: &Path) -> Result<StreamHead, Error> {
             Some(Record::End(_)) => continue,
             _ => return Err(Error::new(Errno::EINVAL, "a stream without a BEGIN record")),
         }
-    }
-}
-
-/// Counts the bytes the receive consumed, to place errors that come
-/// without a record.
-struct Counted<R> {
-    inner: R,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
     }
 }
 
