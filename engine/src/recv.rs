@@ -750,6 +750,11 @@ impl Pool {
     /// `zfs receive`: reads a stream from `input` and receives it into
     /// `target` (`fs` takes the stream's snapshot name, `fs@snap` names it),
     /// substream by substream for a compound (`-I`) stream, as libzfs does.
+    /// Streams that follow one another in the input are received in turn,
+    /// in one session (they share the dedup guid map), as a `zfs send -I`
+    /// would have carried them. When one is refused, the error is returned
+    /// and the ones before it stay received, whole; the refused one leaves
+    /// nothing behind.
     pub fn receive(
         &mut self,
         target: &str,
