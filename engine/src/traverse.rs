@@ -248,7 +248,7 @@ fn visit_bp(
             let czb = Bookmark {
                 object: zb.object,
                 level: zb.level - 1,
-                blkid: zb.blkid * epb as u64 + i as u64,
+                blkid: zb.blkid.wrapping_mul(epb as u64).wrapping_add(i as u64),
             };
             visit_bp(zio, dn, &child, czb, min_txg, cb)?;
         }
@@ -260,7 +260,12 @@ fn visit_bp(
         let dnodes = data
             .chunks_exact(DNODE_SIZE)
             .enumerate()
-            .map(|(i, slot)| crate::dmu::dnode::Dnode::decode(zb.blkid * epb + i as u64, slot))
+            .map(|(i, slot)| {
+                crate::dmu::dnode::Dnode::decode(
+                    zb.blkid.wrapping_mul(epb).wrapping_add(i as u64),
+                    slot,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         call(zio, cb, Some(bp), zb, dn, Some(&dnodes))?;
         for child in dnodes.iter().flatten() {

@@ -483,7 +483,14 @@ impl Dnode {
         let top_level = self.nlevels - 1;
         let span = span_blocks(epbs, top_level);
         for (i, node) in self.top.iter_mut().enumerate() {
-            visit_node(zio, node, top_level, i as u64 * span, epbs, f)?;
+            visit_node(
+                zio,
+                node,
+                top_level,
+                (i as u64).saturating_mul(span),
+                epbs,
+                f,
+            )?;
         }
         Ok(())
     }
@@ -781,7 +788,7 @@ fn free_node(
     let child_span = span_blocks(epbs, level - 1);
     let mut changed = false;
     for (i, child) in ind.children.iter_mut().enumerate() {
-        let cstart = start + i as u64 * child_span;
+        let cstart = start.saturating_add((i as u64).saturating_mul(child_span));
         let cend = cstart.saturating_add(child_span - 1);
         if cend < first || cstart > last {
             continue;
@@ -848,7 +855,7 @@ fn visit_node(
                     zio,
                     child,
                     level - 1,
-                    start + i as u64 * child_span,
+                    start.saturating_add((i as u64).saturating_mul(child_span)),
                     epbs,
                     f,
                 )?;

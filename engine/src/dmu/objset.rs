@@ -408,7 +408,7 @@ impl Objset {
         let first_whole = offset.div_ceil(blksz);
         if !offset.is_multiple_of(blksz) {
             let blkid = offset / blksz;
-            let stop = end.min((blkid + 1) * blksz);
+            let stop = end.min(blkid.saturating_add(1).saturating_mul(blksz));
             if dn.read_block(zio, blkid)?.is_some() {
                 let block = dn.dirty_block(zio, blkid)?;
                 block[(offset % blksz) as usize..(stop - blkid * blksz) as usize].fill(0);
