@@ -24,8 +24,9 @@
 //!    threads and test binaries may run side by side, so whoever holds the
 //!    lock owns the daemon; everybody else waits;
 //! 3. stops a daemon a previous harness started and could not stop (its
-//!    process was killed): its PID is in [`PID_FILE`], and it is stopped only
-//!    if that PID still runs `zfs-fuse`. A zfs-fuse this harness did not
+//!    process was killed): its PID and scratch directory are in
+//!    [`PID_FILE`]; it is stopped only if that PID still runs `zfs-fuse`,
+//!    and the directory is removed. A zfs-fuse this harness did not
 //!    start (a system service, another user's daemon) is never touched: its
 //!    lock would make ours exit and our commands would go to it, so the
 //!    harness waits for it to stop (`ZSIM_ZFS_FUSE_WAIT_SECS`, default 300
@@ -306,29 +307,53 @@ fn signal(pid: u32, sig: libc::c_int) {
     }
 }
 
-/// Stops the daemon an earlier, killed harness left running (its PID is in
-/// PID_FILE and it still runs zfs-fuse). Called with the lock held.
+/// Stops the daemon an earlier, killed harness left running (PID_FILE
+/// holds its PID and scratch directory, and the PID still runs zfs-fuse),
+/// and removes that directory. Called with the lock held.
 fn stop_leftover_daemon() {
     let Ok(text) = std::fs::read_to_string(PID_FILE) else {
         return;
     };
     let _ = std::fs::remove_file(PID_FILE);
-    let Ok(pid) = text.trim().parse::<u32>() else {
+    let mut lines = text.lines();
+    let pid = lines.next().and_then(|l| l.trim().parse::<u32>().ok());
+    let dir = lines.next().map(PathBuf::from).filter(|d| {
+        d.starts_with(std::env::temp_dir()) && d.to_string_lossy().contains("zsim-zfs-fuse-")
+    });
+    if let Some(pid) = pid.filter(|&p| p != 0 && process_alive(p) && is_zfs_fuse(p)) {
+        eprintln!("zfs-fuse harness: stopping zfs-fuse pid {pid}, left running by an earlier run");
+        signal(pid, libc::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while process_alive(pid) {
+            if Instant::now() > deadline {
+                signal(pid, libc::SIGKILL);
+                std::thread::sleep(Duration::from_millis(200));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    if let Some(dir) = dir.filter(|d| d.exists()) {
+        unmount_under(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Lazily unmounts what is still mounted under `dir` (a FUSE mount whose
+/// daemon is gone).
+fn unmount_under(dir: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
         return;
     };
-    if pid == 0 || !process_alive(pid) || !is_zfs_fuse(pid) {
-        return;
-    }
-    eprintln!("zfs-fuse harness: stopping zfs-fuse pid {pid}, left running by an earlier run");
-    signal(pid, libc::SIGTERM);
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    while process_alive(pid) {
-        if Instant::now() > deadline {
-            signal(pid, libc::SIGKILL);
-            std::thread::sleep(Duration::from_millis(200));
-            break;
+    let prefix = dir.to_string_lossy().into_owned();
+    for line in mounts.lines() {
+        let Some(target) = line.split(' ').nth(1) else {
+            continue;
+        };
+        if target == prefix || target.starts_with(&format!("{prefix}/")) {
+            eprintln!("zfs-fuse harness: unmounting leftover {target}");
+            let _ = Command::new("umount").args(["-l", target]).status();
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -366,20 +391,21 @@ fn foreign_daemon_answers(bins: &Binaries) -> bool {
         && run(&bins.zpool, &["list", "-H"], Input::Null, Output::Capture).success()
 }
 
-/// Waits (until `deadline`, then panics) while a zfs-fuse this harness did
+/// Waits (until `deadline`, then says why not) while a zfs-fuse this harness did
 /// not start is running: our commands would go to it, and our own daemon
 /// could not start. It is never stopped from here.
-fn wait_for_foreign_daemon(bins: &Binaries, deadline: Instant) {
+fn wait_for_foreign_daemon(bins: &Binaries, deadline: Instant) -> Result<(), String> {
     let mut said = false;
     while foreign_daemon_answers(bins) {
-        assert!(
-            Instant::now() < deadline,
-            "a zfs-fuse daemon not started by this harness is running (see `pgrep -a \
-             zfs-fuse`) and did not stop within {:?}: stop it (e.g. `service zfs-fuse stop`) \
-             to run {}",
-            foreign_wait(),
-            caller()
-        );
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "a zfs-fuse daemon not started by this harness is running (see `pgrep -a \
+                 zfs-fuse`) and did not stop within {:?}: stop it (e.g. `service zfs-fuse \
+                 stop`) to run {}",
+                foreign_wait(),
+                caller()
+            ));
+        }
         if !said {
             eprintln!(
                 "zfs-fuse harness: a zfs-fuse daemon not started by this harness is running: \
@@ -390,6 +416,7 @@ fn wait_for_foreign_daemon(bins: &Binaries, deadline: Instant) {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+    Ok(())
 }
 
 /// `zfs-fuse --no-daemon --no-kstat-mount`, a child of ours, output to `log`.
@@ -466,16 +493,22 @@ impl ZfsFuse {
         let log = dir.join("daemon.log");
         let deadline = Instant::now() + foreign_wait();
         let daemon = loop {
-            wait_for_foreign_daemon(&bins, deadline);
+            if let Err(e) = wait_for_foreign_daemon(&bins, deadline) {
+                let _ = std::fs::remove_dir_all(&dir);
+                panic!("{e}");
+            }
             let mut daemon = spawn_daemon(&bins, &log);
-            let _ = std::fs::write(PID_FILE, format!("{}\n", daemon.id()));
+            let _ = std::fs::write(PID_FILE, format!("{}\n{}\n", daemon.id(), dir.display()));
             match wait_ready(&mut daemon, &bins, &log) {
                 Ok(()) => break daemon,
                 // Someone else's daemon started in between: wait for it.
                 Err(e) if foreign_daemon_answers(&bins) && Instant::now() < deadline => {
                     eprintln!("zfs-fuse harness: {e}");
                 }
-                Err(e) => panic!("{e}"),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    panic!("{e}");
+                }
             }
         };
         let vdev = dir.join("vdev");
@@ -671,10 +704,12 @@ impl ZfsFuse {
         if wait_with_limit(&mut daemon, STOP_TIMEOUT).is_none() {
             eprintln!("zfs-fuse harness: zfs-fuse pid {pid} ignored SIGTERM: killed it");
         }
-        if std::fs::read_to_string(PID_FILE).is_ok_and(|t| t.trim() == pid.to_string()) {
+        if std::fs::read_to_string(PID_FILE)
+            .is_ok_and(|t| t.lines().next() == Some(pid.to_string().as_str()))
+        {
             let _ = std::fs::remove_file(PID_FILE);
         }
-        self.unmount_leftovers();
+        unmount_under(&self.dir);
         if std::thread::panicking() {
             eprintln!(
                 "zfs-fuse harness: kept {} (daemon.log, vdev) for the failed test",
@@ -682,24 +717,6 @@ impl ZfsFuse {
             );
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    /// Lazily unmounts what is still mounted under the scratch directory (a
-    /// FUSE mount whose daemon is gone).
-    fn unmount_leftovers(&self) {
-        let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-            return;
-        };
-        let prefix = self.dir.to_string_lossy().into_owned();
-        for line in mounts.lines() {
-            let Some(target) = line.split(' ').nth(1) else {
-                continue;
-            };
-            if target.starts_with(&prefix) {
-                eprintln!("zfs-fuse harness: unmounting leftover {target}");
-                let _ = Command::new("umount").args(["-l", target]).status();
-            }
         }
     }
 }
