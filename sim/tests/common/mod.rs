@@ -1,0 +1,34 @@
+//! Shared by the `sim` crate's integration tests.
+#![allow(dead_code)]
+
+pub mod zfs_fuse;
+
+use std::path::PathBuf;
+
+/// The real ZFS send streams (zfs-fuse 0.7.0) kept with the engine's tests.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/zfs-fuse")
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    fixtures_dir().join(format!("{name}.zsend"))
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).expect("fixture stream")
+}
+
+/// A fixture's manifest.
+pub fn manifest(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures_dir().join(format!("{name}.manifest.json")))
+        .expect("fixture manifest");
+    serde_json::from_str(&text).expect("manifest JSON")
+}
+
+/// The SUMMARY section of a (zstreamdump or `sim dump`) listing.
+pub fn summary(text: &str) -> Vec<String> {
+    text.lines()
+        .skip_while(|l| *l != "SUMMARY:")
+        .map(str::to_string)
+        .collect()
+}
