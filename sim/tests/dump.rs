@@ -6,12 +6,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
+use common::{fixture, fixtures_dir};
 use engine::stream::ByteOrder;
 use engine::stream::writer::reencode;
-
-fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/zfs-fuse")
-}
 
 fn fixture_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
@@ -24,10 +23,6 @@ fn fixture_names() -> Vec<String> {
     names.sort();
     assert_eq!(names.len(), 20);
     names
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(fixtures_dir().join(format!("{name}.zsend"))).unwrap()
 }
 
 /// Runs a program with `stdin` fed on standard input and collects its output.

@@ -1,7 +1,11 @@
 //! `cargo sim pool create` and `cargo sim zdb` on real image files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+mod common;
+
+use common::Scratch;
 
 use engine::context::{ManualClock, SplitMix64};
 use engine::spa::Pool;
@@ -12,28 +16,6 @@ fn sim(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-/// A directory of its own for a test, removed when the test ends.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("zsim-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn text(out: &Output) -> String {

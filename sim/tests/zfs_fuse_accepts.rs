@@ -20,29 +20,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::zfs_fuse::{self, Input, Output, Run, ZfsFuse, run};
-use common::{fixture, fixture_path};
-
-/// A directory of its own for a test, removed when the test ends.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("zsim-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{Scratch, fixture, fixture_path};
 
 fn sim(args: &[&str], input: Input<'_>, output: Output<'_>) -> Run {
     run(Path::new(env!("CARGO_BIN_EXE_sim")), args, input, output)
