@@ -7,3 +7,5 @@
 
 pub mod cmd;
 pub mod file_device;
+#[cfg(madsim)]
+pub mod world;

@@ -1,0 +1,349 @@
+//! Fault plans, swarm style.
+//!
+//! A plan says which fault kinds are on and how often each fires, as a
+//! probability per opportunity (a step, an I/O, a transfer; see
+//! [`FaultKind::opportunity`]). Swarm testing draws a different plan for
+//! each seed, so some runs are nearly clean and others brutal, and faults
+//! that mask each other are not always on together.
+//!
+//! A plan prints as `kind:rate,kind:rate,...` (or `none`) and parses back,
+//! so the plan a run used can be replayed exactly.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use rand::Rng;
+
+use super::streams::Streams;
+
+/// Every way the simulated world can misbehave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// Power loss: writes not yet flushed are lost, kept, or kept in part.
+    Crash,
+    /// Power loss in the middle of a multi-sector write, torn at a sector.
+    Torn,
+    EioRead,
+    EioWrite,
+    /// Bits flipped at rest, found by the block checksums.
+    Corrupt,
+    /// A write that lands on the wrong sectors.
+    Misdirect,
+    /// A signal to the sender or the receiver at a chosen byte (EINTR).
+    Signal,
+    /// The sender writes the other byte order.
+    Endian,
+    /// Short reads and writes and stalls on the pipe.
+    ShortIo,
+    /// Bits flipped, bytes dropped or duplicated, or the stream cut, in
+    /// transit.
+    PipeDamage,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 10] = [
+        FaultKind::Crash,
+        FaultKind::Torn,
+        FaultKind::EioRead,
+        FaultKind::EioWrite,
+        FaultKind::Corrupt,
+        FaultKind::Misdirect,
+        FaultKind::Signal,
+        FaultKind::Endian,
+        FaultKind::ShortIo,
+        FaultKind::PipeDamage,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Torn => "torn",
+            FaultKind::EioRead => "eio-read",
+            FaultKind::EioWrite => "eio-write",
+            FaultKind::Corrupt => "corrupt",
+            FaultKind::Misdirect => "misdirect",
+            FaultKind::Signal => "signal",
+            FaultKind::Endian => "endian",
+            FaultKind::ShortIo => "short-io",
+            FaultKind::PipeDamage => "pipe-damage",
+        }
+    }
+
+    /// What the rate is a probability of.
+    pub fn opportunity(self) -> &'static str {
+        match self {
+            FaultKind::Crash | FaultKind::Torn => "per step, a power loss during it",
+            FaultKind::EioRead => "per disk read",
+            FaultKind::EioWrite => "per disk write",
+            FaultKind::Corrupt => "per step, one sector flipped at rest",
+            FaultKind::Misdirect => "per disk write",
+            FaultKind::Signal => "per transfer, a signal to one side",
+            FaultKind::Endian => "per send",
+            FaultKind::ShortIo => "per pipe read or write",
+            FaultKind::PipeDamage => "per transfer, one kind of damage",
+        }
+    }
+
+    /// The range swarm testing draws a rate from (log-uniformly), and the
+    /// rate a kind named without one gets when it is not drawn.
+    fn swarm_range(self) -> (f64, f64) {
+        match self {
+            FaultKind::Crash | FaultKind::Torn => (0.005, 0.15),
+            FaultKind::EioRead | FaultKind::EioWrite | FaultKind::Misdirect => (0.0002, 0.01),
+            FaultKind::Corrupt => (0.002, 0.05),
+            FaultKind::Signal | FaultKind::PipeDamage => (0.02, 0.4),
+            FaultKind::Endian => (0.1, 0.9),
+            FaultKind::ShortIo => (0.05, 0.9),
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FaultKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown fault kind {s:?}: the kinds are {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// What the user asked for: kinds with or without a rate. Resolved into a
+/// [`FaultPlan`] per seed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultSpec {
+    /// Each kind on with probability 1/2, at a drawn rate: the default.
+    Swarm,
+    /// The listed kinds only; a kind without a rate gets a drawn one.
+    Kinds(BTreeMap<FaultKind, Option<f64>>),
+}
+
+impl FaultSpec {
+    pub fn none() -> FaultSpec {
+        FaultSpec::Kinds(BTreeMap::new())
+    }
+
+    pub fn all() -> FaultSpec {
+        FaultSpec::Kinds(FaultKind::ALL.into_iter().map(|k| (k, None)).collect())
+    }
+
+    /// The plan for one seed, from the seed's "fault-plan" stream.
+    pub fn resolve(&self, streams: &Streams) -> FaultPlan {
+        let mut rng = streams.stream("fault-plan");
+        let mut rates = BTreeMap::new();
+        for kind in FaultKind::ALL {
+            // Draw for every kind in the same order whatever the spec says,
+            // so that one kind's rate does not depend on the others.
+            let on = rng.gen_bool(0.5);
+            let (lo, hi) = kind.swarm_range();
+            let drawn = (lo.ln() + rng.r#gen::<f64>() * (hi.ln() - lo.ln())).exp();
+            let drawn = (drawn * 1e6).round() / 1e6;
+            let rate = match self {
+                FaultSpec::Swarm => on.then_some(drawn),
+                FaultSpec::Kinds(kinds) => kinds.get(&kind).map(|r| r.unwrap_or(drawn)),
+            };
+            if let Some(rate) = rate.filter(|r| *r > 0.0) {
+                rates.insert(kind, rate);
+            }
+        }
+        FaultPlan { rates }
+    }
+}
+
+impl FromStr for FaultSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "swarm" => return Ok(FaultSpec::Swarm),
+            "all" => return Ok(FaultSpec::all()),
+            "none" | "" => return Ok(FaultSpec::none()),
+            _ => {}
+        }
+        let mut kinds = BTreeMap::new();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (name, rate) = match item.split_once(':') {
+                Some((name, rate)) => {
+                    let rate: f64 = rate
+                        .parse()
+                        .map_err(|_| format!("fault {name}: rate {rate:?} is not a number"))?;
+                    if !(0.0..=1.0).contains(&rate) {
+                        return Err(format!(
+                            "fault {name}: rate {rate} is not a probability (0 to 1)"
+                        ));
+                    }
+                    (name, Some(rate))
+                }
+                None => (item, None),
+            };
+            let kind: FaultKind = name.parse()?;
+            if kinds.insert(kind, rate).is_some() {
+                return Err(format!("fault {kind} is named twice"));
+            }
+        }
+        Ok(FaultSpec::Kinds(kinds))
+    }
+}
+
+impl fmt::Display for FaultSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultSpec::Swarm => f.write_str("swarm"),
+            FaultSpec::Kinds(kinds) if kinds.is_empty() => f.write_str("none"),
+            FaultSpec::Kinds(kinds)
+                if kinds.len() == FaultKind::ALL.len() && kinds.values().all(Option::is_none) =>
+            {
+                f.write_str("all")
+            }
+            FaultSpec::Kinds(kinds) => {
+                let items: Vec<String> = kinds
+                    .iter()
+                    .map(|(k, r)| match r {
+                        Some(r) => format!("{k}:{r}"),
+                        None => k.to_string(),
+                    })
+                    .collect();
+                f.write_str(&items.join(","))
+            }
+        }
+    }
+}
+
+/// The faults of one run: each kind that is on, with its rate.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultPlan {
+    rates: BTreeMap<FaultKind, f64>,
+}
+
+impl FaultPlan {
+    pub fn rate(&self, kind: FaultKind) -> f64 {
+        self.rates.get(&kind).copied().unwrap_or(0.0)
+    }
+
+    pub fn is_on(&self, kind: FaultKind) -> bool {
+        self.rate(kind) > 0.0
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = (FaultKind, f64)> + '_ {
+        self.rates.iter().map(|(k, r)| (*k, *r))
+    }
+
+    /// The same plan without one kind (for shrinking).
+    pub fn without(&self, kind: FaultKind) -> FaultPlan {
+        let mut plan = self.clone();
+        plan.rates.remove(&kind);
+        plan
+    }
+
+    /// The plan as a spec that resolves to exactly it.
+    pub fn to_spec(&self) -> FaultSpec {
+        FaultSpec::Kinds(self.rates.iter().map(|(k, r)| (*k, Some(*r))).collect())
+    }
+}
+
+impl fmt::Display for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.rates.is_empty() {
+            return f.write_str("none");
+        }
+        let items: Vec<String> = self.rates.iter().map(|(k, r)| format!("{k}:{r}")).collect();
+        f.write_str(&items.join(","))
+    }
+}
+
+/// Faults that fired, by kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts(pub BTreeMap<FaultKind, u64>);
+
+impl FaultCounts {
+    pub fn add(&mut self, kind: FaultKind) {
+        *self.0.entry(kind).or_default() += 1;
+    }
+
+    pub fn get(&self, kind: FaultKind) -> u64 {
+        self.0.get(&kind).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resolved_plan_prints_and_parses_back_to_itself() {
+        for seed in 0..50 {
+            for spec in [FaultSpec::Swarm, FaultSpec::all()] {
+                let plan = spec.resolve(&Streams::new(seed));
+                let again: FaultSpec = plan.to_string().parse().unwrap();
+                assert_eq!(again.resolve(&Streams::new(seed + 1)), plan, "{plan}");
+            }
+        }
+    }
+
+    #[test]
+    fn swarm_varies_the_kinds_and_all_turns_every_kind_on() {
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let plan = FaultSpec::Swarm.resolve(&Streams::new(seed));
+            seen.insert(plan.kinds().count());
+            let all = FaultSpec::all().resolve(&Streams::new(seed));
+            assert_eq!(all.kinds().count(), FaultKind::ALL.len());
+        }
+        assert!(
+            seen.len() >= 4,
+            "swarm plans should differ in size: {seen:?}"
+        );
+        assert_eq!(
+            FaultSpec::none().resolve(&Streams::new(3)),
+            FaultPlan::default()
+        );
+    }
+
+    #[test]
+    fn specs_parse_as_documented() {
+        let spec: FaultSpec = "torn,eio-read:0.01,signal,endian".parse().unwrap();
+        let plan = spec.resolve(&Streams::new(9));
+        assert_eq!(plan.rate(FaultKind::EioRead), 0.01);
+        assert!(plan.is_on(FaultKind::Torn) && plan.is_on(FaultKind::Signal));
+        assert!(!plan.is_on(FaultKind::Crash));
+        assert_eq!(spec.to_string(), "torn,eio-read:0.01,signal,endian");
+        assert!(
+            "tron"
+                .parse::<FaultSpec>()
+                .unwrap_err()
+                .contains("unknown fault kind")
+        );
+        assert!(
+            "crash:2"
+                .parse::<FaultSpec>()
+                .unwrap_err()
+                .contains("probability")
+        );
+        assert!(
+            "crash,crash"
+                .parse::<FaultSpec>()
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert_eq!("all".parse::<FaultSpec>().unwrap().to_string(), "all");
+        assert_eq!("none".parse::<FaultSpec>().unwrap().to_string(), "none");
+    }
+}

@@ -1,0 +1,12 @@
+//! The simulated world the engine runs in: madsim's executor and virtual
+//! time, a disk, a clock and a pipe that misbehave as a seeded fault plan
+//! says, and a trace of everything that happened.
+//!
+//! Every decision comes from the run's seed (see [`streams`]), so a seed
+//! replays exactly.
+
+pub mod clock;
+pub mod faults;
+pub mod injector;
+pub mod streams;
+pub mod trace;
