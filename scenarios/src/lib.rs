@@ -1,6 +1,12 @@
-//! Workloads for zsim: named scenario specs and seeded step generators, the
-//! reference model that knows what every snapshot must contain, the oracle that
-//! judges each receive (match, or cleanly destroyed), the runner and shrinking.
-//!
-//! The scenario runner is not built yet; this crate holds its place in the
-//! workspace so that the layering (`engine` <- `sim` <- `scenarios`) is fixed.
+//! Workloads for zsim: steps and their text form, named scenario specs and
+//! the seeded generator, the reference model that knows what every snapshot
+//! must contain, the oracle that compares a pool with the model, and
+//! shrinking. The runner that drives all this through the simulated world
+//! lives in `sim` (it needs madsim and the simulated devices), which depends
+//! on this crate.
+
+pub mod generate;
+pub mod model;
+pub mod oracle;
+pub mod spec;
+pub mod step;

@@ -1,0 +1,420 @@
+//! The seeded step generator, in the spirit of ztest: at each step it picks
+//! a kind by the scenario's weights and builds a step that makes sense for
+//! the current model (an object that exists, a snapshot the target has).
+//! Now and then it makes a mistake on purpose (a stale incremental, a full
+//! stream onto an existing filesystem) so that refusals are exercised too.
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::model::{DN_MAX_BONUSLEN, PoolModel};
+use crate::spec::Spec;
+use crate::step::{Shape, Step};
+
+/// The pools every run has: the sender's and the receiver's.
+pub const SRC: &str = "src";
+pub const DST: &str = "dst";
+
+/// Object types whose byteswap is its own inverse on any contents (byte,
+/// 32- and 64-bit arrays), so either byte order round-trips any data.
+const TYPES: [u8; 5] = [19, 25, 26, 2, 0x82];
+const BONUS_TYPES: [u8; 4] = [0, 25, 26, 44];
+const BLOCK_SIZES: [u32; 10] = [
+    512, 1024, 4096, 8192, 16384, 32768, 65536, 131072, 1536, 3072,
+];
+/// Per-object checksum (inherit, on, fletcher2, fletcher4, sha256) and
+/// compression (inherit, on, off, lzjb, zle) values.
+const CHECKSUMS: [u8; 5] = [0, 1, 6, 7, 8];
+const COMPRESSIONS: [u8; 5] = [0, 1, 2, 3, 14];
+/// How far into an object writes, holes and truncations reach, in blocks.
+const SPAN_BLOCKS: u64 = 6;
+
+pub struct Generator {
+    spec: Spec,
+    rng: ChaCha8Rng,
+    next_name: u64,
+}
+
+impl Generator {
+    pub fn new(spec: Spec, rng: ChaCha8Rng) -> Generator {
+        Generator {
+            spec,
+            rng,
+            next_name: 0,
+        }
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    fn name(&mut self) -> u64 {
+        self.next_name += 1;
+        self.next_name
+    }
+
+    /// The next step for pools in the state `src` and `dst` describe.
+    pub fn next(&mut self, src: &PoolModel, dst: &PoolModel) -> Step {
+        let kinds: Vec<(&'static str, u32)> = Step::KINDS
+            .iter()
+            .map(|k| (*k, self.spec.weight(k)))
+            .filter(|(_, w)| *w > 0)
+            .collect();
+        let total: u32 = kinds.iter().map(|(_, w)| w).sum();
+        for _ in 0..16 {
+            let mut pick = self.rng.gen_range(0..total);
+            let kind = kinds
+                .iter()
+                .find(|(_, w)| {
+                    if pick < *w {
+                        true
+                    } else {
+                        pick -= w;
+                        false
+                    }
+                })
+                .map(|(k, _)| *k)
+                .expect("a kind");
+            if let Some(step) = self.build(kind, src, dst) {
+                return step;
+            }
+        }
+        // Nothing the weights allow fits yet: make room for it.
+        match src.filesystems().filter(|f| f.contains('/')).count() {
+            0 => self.build("create", src, dst),
+            _ => self.build("snapshot", src, dst),
+        }
+        .unwrap_or(Step::Wait { ms: 1000 })
+    }
+
+    fn build(&mut self, kind: &str, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
+        let rng = &mut self.rng;
+        match kind {
+            "create" => {
+                if src.filesystems().count() > 4 {
+                    return None;
+                }
+                let n = self.name();
+                Some(Step::CreateFs {
+                    fs: format!("{SRC}/fs{n}"),
+                })
+            }
+            "alloc" | "claim" => {
+                let fs = pick_fs(rng, src, dst)?;
+                let model = model_of(&fs, src, dst);
+                let shape = random_shape(rng);
+                let object = (kind == "claim").then(|| {
+                    let top = model
+                        .get(&fs)
+                        .and_then(|d| d.objects.keys().last().copied());
+                    let mut o = top.unwrap_or(0) + rng.gen_range(1..20);
+                    while model.object(&fs, o).is_some() {
+                        o += 1;
+                    }
+                    o
+                });
+                Some(Step::Alloc { fs, object, shape })
+            }
+            "reclaim" => {
+                let (fs, object, old) = pick_object(rng, src, dst)?;
+                let mut shape = old;
+                match rng.gen_range(0..3) {
+                    0 => shape.blksz = *BLOCK_SIZES.choose(rng).expect("sizes"),
+                    1 => shape.dn_type = *TYPES.choose(rng).expect("types"),
+                    _ => {
+                        shape.bonustype = *BONUS_TYPES.choose(rng).expect("types");
+                        shape.bonuslen = random_bonuslen(rng, shape.bonustype);
+                    }
+                }
+                Some(Step::Reclaim { fs, object, shape })
+            }
+            "write" => {
+                let (fs, object, shape) = pick_object(rng, src, dst)?;
+                let (offset, len) = random_range(rng, shape.blksz);
+                Some(Step::Write {
+                    fs,
+                    object,
+                    offset,
+                    len,
+                    fill: rng.r#gen(),
+                })
+            }
+            "punch" => {
+                let (fs, object, shape) = pick_object(rng, src, dst)?;
+                let (offset, len) = random_range(rng, shape.blksz);
+                Some(Step::Punch {
+                    fs,
+                    object,
+                    offset,
+                    len,
+                })
+            }
+            "truncate" => {
+                let (fs, object, shape) = pick_object(rng, src, dst)?;
+                let (offset, _) = random_range(rng, shape.blksz);
+                Some(Step::Truncate { fs, object, offset })
+            }
+            "free" => {
+                let (fs, object, _) = pick_object(rng, src, dst)?;
+                Some(Step::FreeObject { fs, object })
+            }
+            "bonus" => {
+                let (fs, object, shape) = pick_object(rng, src, dst)?;
+                (shape.bonuslen > 0).then(|| Step::Bonus {
+                    fs,
+                    object,
+                    fill: rng.r#gen(),
+                })
+            }
+            "spill" => {
+                let (fs, object, shape) = pick_object(rng, src, dst)?;
+                if shape.bonuslen > DN_MAX_BONUSLEN - 128 {
+                    return None;
+                }
+                Some(Step::Spill {
+                    fs,
+                    object,
+                    len: *[0u64, 512, 1024, 4096].choose(rng).expect("sizes"),
+                    fill: rng.r#gen(),
+                })
+            }
+            "props" => {
+                let (fs, object, _) = pick_object(rng, src, dst)?;
+                Some(Step::Props {
+                    fs,
+                    object,
+                    checksum: *CHECKSUMS.choose(rng).expect("values"),
+                    compress: *COMPRESSIONS.choose(rng).expect("values"),
+                })
+            }
+            "snapshot" => {
+                let fs = pick_fs(rng, src, dst)?;
+                let n = self.name();
+                Some(Step::Snapshot {
+                    snap: format!("{fs}@s{n}"),
+                })
+            }
+            "clone" => {
+                let snaps = snapshots(src);
+                let origin = snaps.choose(rng)?.clone();
+                let n = self.name();
+                Some(Step::Clone {
+                    origin,
+                    fs: format!("{SRC}/c{n}"),
+                })
+            }
+            "send-full" => self.send_full(src, dst, false),
+            "send-incremental" => self.send_incremental(src, dst, false, false),
+            "recv-force" => self.send_incremental(src, dst, false, true),
+            "send-clone" => self.send_clone(src, dst, false),
+            "send-dedup" => match self.rng.gen_range(0..3) {
+                0 => self.send_full(src, dst, true),
+                1 => self.send_clone(src, dst, true),
+                _ => self.send_incremental(src, dst, true, false),
+            },
+            "rollback" => {
+                let fs = pick_fs(rng, src, dst)?;
+                let model = model_of(&fs, src, dst);
+                model.latest_snapshot(&fs)?;
+                Some(Step::Rollback { fs })
+            }
+            "destroy" => {
+                let mut names: Vec<String> = Vec::new();
+                for model in [src, dst] {
+                    for name in model.datasets.keys() {
+                        let leaf = if name.contains('@') {
+                            model.clones_of(name).is_empty()
+                        } else {
+                            name.contains('/')
+                                && model.snapshots_of(name).is_empty()
+                                && model.children_of(name).is_empty()
+                        };
+                        if leaf {
+                            names.push(name.clone());
+                        }
+                    }
+                }
+                let name = names.choose(rng)?.clone();
+                Some(Step::Destroy { name })
+            }
+            "wait" => Some(Step::Wait {
+                ms: rng.gen_range(100..8000),
+            }),
+            "crash" => Some(Step::Crash {
+                pool: [SRC, DST].choose(rng).expect("pools").to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn send_full(&mut self, src: &PoolModel, dst: &PoolModel, dedup: bool) -> Option<Step> {
+        let snap = snapshots(src).choose(&mut self.rng)?.clone();
+        // Now and then onto an existing filesystem: refused (EEXIST).
+        let existing: Vec<&str> = dst.filesystems().filter(|f| f.contains('/')).collect();
+        let (target, force) = if !existing.is_empty() && self.rng.gen_bool(0.1) {
+            (
+                existing.choose(&mut self.rng)?.to_string(),
+                self.rng.gen_bool(0.5),
+            )
+        } else {
+            let n = self.name();
+            (format!("{DST}/r{n}"), false)
+        };
+        Some(Step::Send {
+            snap,
+            from: None,
+            target,
+            dedup,
+            force,
+            origin: None,
+        })
+    }
+
+    /// An incremental onto a target that has a copy of one of the source's
+    /// snapshots, usually its latest.
+    fn send_incremental(
+        &mut self,
+        src: &PoolModel,
+        dst: &PoolModel,
+        dedup: bool,
+        force: bool,
+    ) -> Option<Step> {
+        let mut options = Vec::new();
+        for target in dst.filesystems().filter(|f| f.contains('/')) {
+            let snaps = dst.snapshots_of(target);
+            let Some((_, latest)) = snaps.last() else {
+                continue;
+            };
+            // Usually the latest; sometimes an older one (a stale source).
+            let base = if self.rng.gen_bool(0.9) || snaps.len() < 2 {
+                latest
+            } else {
+                &snaps[self.rng.gen_range(0..snaps.len() - 1)].1
+            };
+            let Some(from) = src.find_guid(base.guid) else {
+                continue;
+            };
+            let fs = from.split('@').next().expect("a snapshot");
+            let from_seq = src.get(from).expect("found").seq;
+            for (later, d) in src.snapshots_of(fs) {
+                if d.seq > from_seq {
+                    options.push((later.to_string(), from.to_string(), target.to_string()));
+                }
+            }
+        }
+        let (snap, from, target) = options.choose(&mut self.rng)?.clone();
+        Some(Step::Send {
+            snap,
+            from: Some(from),
+            target,
+            dedup,
+            force,
+            origin: None,
+        })
+    }
+
+    /// A snapshot of a clone, sent from its origin onto the target's copy
+    /// of the origin.
+    fn send_clone(&mut self, src: &PoolModel, dst: &PoolModel, dedup: bool) -> Option<Step> {
+        let mut options = Vec::new();
+        for (fs, d) in &src.datasets {
+            let Some(origin) = &d.origin else { continue };
+            let Some(copy) = dst.find_guid(src.get(origin)?.guid) else {
+                continue;
+            };
+            for (snap, _) in src.snapshots_of(fs) {
+                options.push((snap.to_string(), origin.clone(), copy.to_string()));
+            }
+        }
+        let (snap, from, origin) = options.choose(&mut self.rng)?.clone();
+        let n = self.name();
+        Some(Step::Send {
+            snap,
+            from: Some(from),
+            target: format!("{DST}/r{n}"),
+            dedup,
+            force: false,
+            origin: Some(origin),
+        })
+    }
+}
+
+fn model_of<'a>(name: &str, src: &'a PoolModel, dst: &'a PoolModel) -> &'a PoolModel {
+    if name.starts_with(DST) { dst } else { src }
+}
+
+fn snapshots(model: &PoolModel) -> Vec<String> {
+    model
+        .datasets
+        .keys()
+        .filter(|n| n.contains('@'))
+        .cloned()
+        .collect()
+}
+
+/// A filesystem to change: mostly the source's, sometimes a received one
+/// (which then needs -F, or is refused with ETXTBSY).
+fn pick_fs(rng: &mut ChaCha8Rng, src: &PoolModel, dst: &PoolModel) -> Option<String> {
+    let model = if rng.gen_bool(0.1) { dst } else { src };
+    let fss: Vec<&str> = model.filesystems().filter(|f| f.contains('/')).collect();
+    fss.choose(rng).map(|s| s.to_string())
+}
+
+fn pick_object(
+    rng: &mut ChaCha8Rng,
+    src: &PoolModel,
+    dst: &PoolModel,
+) -> Option<(String, u64, Shape)> {
+    let fs = pick_fs(rng, src, dst)?;
+    let model = model_of(&fs, src, dst);
+    let objects: Vec<(u64, Shape)> = model
+        .get(&fs)?
+        .objects
+        .iter()
+        .map(|(o, obj)| (*o, obj.shape))
+        .collect();
+    let (object, shape) = *objects.choose(rng)?;
+    Some((fs, object, shape))
+}
+
+fn random_shape(rng: &mut ChaCha8Rng) -> Shape {
+    let bonustype = *BONUS_TYPES.choose(rng).expect("types");
+    Shape {
+        dn_type: *TYPES.choose(rng).expect("types"),
+        blksz: *BLOCK_SIZES.choose(rng).expect("sizes"),
+        bonustype,
+        bonuslen: random_bonuslen(rng, bonustype),
+    }
+}
+
+fn random_bonuslen(rng: &mut ChaCha8Rng, bonustype: u8) -> usize {
+    match rng.gen_range(0..4) {
+        0 => 0,
+        1 => DN_MAX_BONUSLEN,
+        _ if bonustype == 26 => rng.gen_range(0..=DN_MAX_BONUSLEN / 8) * 8,
+        _ => rng.gen_range(1..=DN_MAX_BONUSLEN),
+    }
+}
+
+/// An offset and length within the first few blocks; within the single
+/// block of an object whose block size is not a power of two.
+fn random_range(rng: &mut ChaCha8Rng, blksz: u32) -> (u64, u64) {
+    let blksz = u64::from(blksz);
+    if !blksz.is_power_of_two() {
+        let offset = rng.gen_range(0..blksz);
+        return (offset, rng.gen_range(1..=blksz - offset));
+    }
+    let span = blksz * SPAN_BLOCKS;
+    let offset = if rng.gen_bool(0.6) {
+        rng.gen_range(0..SPAN_BLOCKS) * blksz
+    } else {
+        rng.gen_range(0..span)
+    };
+    let len = if rng.gen_bool(0.5) {
+        blksz * rng.gen_range(1..=2)
+    } else {
+        rng.gen_range(1..=blksz * 2)
+    };
+    (offset, len.min(span - offset).max(1))
+}

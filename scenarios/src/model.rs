@@ -1,0 +1,519 @@
+//! The reference model: what every filesystem and snapshot must contain.
+//!
+//! It is deliberately simple (objects as maps of whole blocks) and knows
+//! nothing of block pointers, txgs or streams, so that it can judge the
+//! engine rather than repeat it. Values only the engine can choose (an
+//! allocated object number, a snapshot's guid and creation time) are taken
+//! from the engine when the step that makes them succeeds.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use engine::dmu::dnode::nblkptr_for_bonus;
+use engine::error::Errno;
+
+use crate::step::Shape;
+
+/// Largest bonus ZFS allows (`DN_MAX_BONUSLEN`).
+pub const DN_MAX_BONUSLEN: usize = 320;
+const BLKPTR_SIZE: usize = 128;
+
+/// One object's logical state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Object {
+    pub shape: Shape,
+    pub bonus: Vec<u8>,
+    pub checksum: u8,
+    pub compress: u8,
+    /// Whole blocks by block id; a missing block reads as zeros.
+    pub blocks: BTreeMap<u64, Rc<[u8]>>,
+    pub spill: Option<Rc<[u8]>>,
+}
+
+impl Object {
+    pub fn new(shape: Shape) -> Object {
+        Object {
+            shape,
+            bonus: vec![0; shape.bonuslen],
+            checksum: 0,
+            compress: 0,
+            blocks: BTreeMap::new(),
+            spill: None,
+        }
+    }
+
+    pub fn nblkptr(&self) -> u8 {
+        nblkptr_for_bonus(self.shape.bonustype, self.shape.bonuslen)
+    }
+
+    fn blksz(&self) -> u64 {
+        u64::from(self.shape.blksz)
+    }
+
+    /// A block as it reads: its bytes, or zeros.
+    pub fn block(&self, blkid: u64) -> Vec<u8> {
+        match self.blocks.get(&blkid) {
+            Some(b) => b.to_vec(),
+            None => vec![0; self.shape.blksz as usize],
+        }
+    }
+
+    pub fn write(&mut self, offset: u64, data: &[u8]) {
+        let blksz = self.blksz();
+        let end = offset + data.len() as u64;
+        let mut at = offset;
+        while at < end {
+            let blkid = at / blksz;
+            let within = (at % blksz) as usize;
+            let n = (blksz - at % blksz).min(end - at) as usize;
+            let mut block = self.block(blkid);
+            let src = (at - offset) as usize;
+            block[within..within + n].copy_from_slice(&data[src..src + n]);
+            self.blocks.insert(blkid, block.into());
+            at += n as u64;
+        }
+    }
+
+    /// `dmu_free_range`: blocks wholly inside go, blocks partly inside are
+    /// zeroed in the range (if they exist).
+    pub fn free_range(&mut self, offset: u64, end: u64) {
+        let blksz = self.blksz();
+        let ids: Vec<u64> = self.blocks.keys().copied().collect();
+        for blkid in ids {
+            let start = blkid * blksz;
+            let stop = start + blksz;
+            if stop <= offset || start >= end {
+                continue;
+            }
+            if offset <= start && end >= stop {
+                self.blocks.remove(&blkid);
+            } else {
+                let mut block = self.block(blkid);
+                let a = offset.max(start) - start;
+                let b = end.min(stop) - start;
+                block[a as usize..b as usize].fill(0);
+                self.blocks.insert(blkid, block.into());
+            }
+        }
+    }
+}
+
+pub type Objects = BTreeMap<u64, Object>;
+
+/// A filesystem or a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dataset {
+    pub objects: Objects,
+    /// Snapshots: chosen by the engine when it took (or received) them.
+    pub guid: u64,
+    pub creation: u64,
+    /// Filesystems: the snapshot a clone grew from.
+    pub origin: Option<String>,
+    /// Filesystems: changed since their latest snapshot.
+    pub modified: bool,
+    /// Snapshots: order of creation within the pool.
+    pub seq: u64,
+}
+
+impl Dataset {
+    fn fs(objects: Objects, origin: Option<String>) -> Dataset {
+        Dataset {
+            objects,
+            guid: 0,
+            creation: 0,
+            origin,
+            modified: false,
+            seq: 0,
+        }
+    }
+}
+
+/// What a pool must hold: every dataset by full name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolModel {
+    pub datasets: BTreeMap<String, Dataset>,
+    next_seq: u64,
+}
+
+/// What the oracle expects of a receive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// It must succeed and match the source snapshot.
+    Match,
+    /// It must be refused with one of these errnos.
+    Refuse(Vec<Errno>),
+    /// Either: the model cannot tell (the seed's guid search walks back over
+    /// snapshots with no changes between them, which the model does not
+    /// track to the txg).
+    Either(Vec<Errno>),
+}
+
+impl PoolModel {
+    pub fn new(pool: &str) -> PoolModel {
+        let mut m = PoolModel::default();
+        m.datasets
+            .insert(pool.to_string(), Dataset::fs(Objects::new(), None));
+        m
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.datasets.contains_key(name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Dataset> {
+        self.datasets.get(name)
+    }
+
+    pub fn filesystems(&self) -> impl Iterator<Item = &str> {
+        self.datasets
+            .keys()
+            .filter(|n| !n.contains('@'))
+            .map(String::as_str)
+    }
+
+    /// A filesystem's snapshots, oldest first.
+    pub fn snapshots_of(&self, fs: &str) -> Vec<(&str, &Dataset)> {
+        let prefix = format!("{fs}@");
+        let mut snaps: Vec<(&str, &Dataset)> = self
+            .datasets
+            .iter()
+            .filter(|(n, _)| n.starts_with(&prefix))
+            .map(|(n, d)| (n.as_str(), d))
+            .collect();
+        snaps.sort_by_key(|(_, d)| d.seq);
+        snaps
+    }
+
+    pub fn latest_snapshot(&self, fs: &str) -> Option<(&str, &Dataset)> {
+        self.snapshots_of(fs).pop()
+    }
+
+    /// Clones whose origin is `snap`.
+    pub fn clones_of(&self, snap: &str) -> Vec<&str> {
+        self.datasets
+            .iter()
+            .filter(|(_, d)| d.origin.as_deref() == Some(snap))
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// Direct children of a filesystem.
+    pub fn children_of(&self, fs: &str) -> Vec<&str> {
+        let prefix = format!("{fs}/");
+        self.filesystems()
+            .filter(|n| {
+                n.strip_prefix(&prefix)
+                    .is_some_and(|rest| !rest.contains('/'))
+            })
+            .collect()
+    }
+
+    pub fn find_guid(&self, guid: u64) -> Option<&str> {
+        self.datasets
+            .iter()
+            .find(|(n, d)| n.contains('@') && d.guid == guid)
+            .map(|(n, _)| n.as_str())
+    }
+
+    pub fn objects_mut(&mut self, fs: &str) -> &mut Objects {
+        let ds = self.datasets.get_mut(fs).expect("checked by the caller");
+        ds.modified = true;
+        &mut ds.objects
+    }
+
+    pub fn object(&self, fs: &str, object: u64) -> Option<&Object> {
+        self.datasets.get(fs)?.objects.get(&object)
+    }
+
+    pub fn create(&mut self, fs: &str) {
+        self.datasets
+            .insert(fs.to_string(), Dataset::fs(Objects::new(), None));
+    }
+
+    pub fn alloc(&mut self, fs: &str, object: u64, shape: Shape) {
+        self.objects_mut(fs).insert(object, Object::new(shape));
+    }
+
+    /// `dmu_object_reclaim`, as the seed does it: nothing when nothing
+    /// changes; the contents go when the block size changes or block
+    /// pointers are lost to a longer bonus; the bonus starts over as
+    /// zeros; a spill pointer goes when the new bonus leaves it no room.
+    pub fn reclaim(&mut self, fs: &str, object: u64, shape: Shape) {
+        let Some(obj) = self.object(fs, object) else {
+            return;
+        };
+        if obj.shape == shape {
+            return;
+        }
+        let obj = self.objects_mut(fs).get_mut(&object).expect("exists");
+        let new_nblkptr = nblkptr_for_bonus(shape.bonustype, shape.bonuslen);
+        if obj.nblkptr() > new_nblkptr || obj.shape.blksz != shape.blksz {
+            obj.blocks.clear();
+        }
+        obj.shape = shape;
+        obj.bonus = vec![0; shape.bonuslen];
+        if shape.bonuslen > DN_MAX_BONUSLEN - BLKPTR_SIZE {
+            obj.spill = None;
+        }
+    }
+
+    pub fn snapshot(&mut self, snap: &str, guid: u64, creation: u64) {
+        let (fs, _) = snap.split_once('@').expect("a snapshot name");
+        let head = self.datasets.get_mut(fs).expect("checked by the caller");
+        head.modified = false;
+        let objects = head.objects.clone();
+        self.next_seq += 1;
+        self.datasets.insert(
+            snap.to_string(),
+            Dataset {
+                objects,
+                guid,
+                creation,
+                origin: None,
+                modified: false,
+                seq: self.next_seq,
+            },
+        );
+    }
+
+    pub fn clone_fs(&mut self, origin: &str, fs: &str) {
+        let objects = self.datasets[origin].objects.clone();
+        self.datasets.insert(
+            fs.to_string(),
+            Dataset::fs(objects, Some(origin.to_string())),
+        );
+    }
+
+    pub fn rollback(&mut self, fs: &str) {
+        if let Some((_, snap)) = self.latest_snapshot(fs) {
+            let objects = snap.objects.clone();
+            let head = self.datasets.get_mut(fs).expect("exists");
+            head.objects = objects;
+            head.modified = false;
+        }
+    }
+
+    pub fn destroy(&mut self, name: &str) {
+        self.datasets.remove(name);
+    }
+
+    /// What receiving `snap` (a snapshot of another pool's model) into
+    /// `target` must do, by the seed's `dmu_recv_begin` checks in order.
+    pub fn expect_receive(
+        &self,
+        source: &Dataset,
+        from_guid: Option<u64>,
+        target: &str,
+        snapname: &str,
+        force: bool,
+        origin: Option<&str>,
+    ) -> Expect {
+        let _ = source;
+        let exists = self.exists(target);
+        if let Some(origin) = origin {
+            if exists {
+                return Expect::Refuse(vec![Errno::EINVAL]);
+            }
+            return match self.get(origin) {
+                None => Expect::Refuse(vec![Errno::ENOENT]),
+                Some(o) if Some(o.guid) != from_guid => Expect::Refuse(vec![Errno::ENODEV]),
+                Some(_) => Expect::Match,
+            };
+        }
+        let Some(head) = self.get(target) else {
+            return match from_guid {
+                Some(_) => Expect::Refuse(vec![Errno::ENOENT]),
+                None => Expect::Match,
+            };
+        };
+        let snaps = self.snapshots_of(target);
+        if from_guid.is_none() {
+            // libzfs refuses a full stream onto an existing filesystem
+            // without -F, or with snapshots.
+            if !force || !snaps.is_empty() {
+                return Expect::Refuse(vec![Errno::EEXIST]);
+            }
+            return Expect::Match;
+        }
+        if !force && head.modified {
+            return Expect::Refuse(vec![Errno::ETXTBSY]);
+        }
+        if self.exists(&format!("{target}@{snapname}")) {
+            return Expect::Refuse(vec![Errno::EEXIST]);
+        }
+        match snaps.last() {
+            None => Expect::Refuse(vec![Errno::ENODEV]),
+            Some((_, latest)) if Some(latest.guid) == from_guid => Expect::Match,
+            Some(_) if snaps.iter().any(|(_, s)| Some(s.guid) == from_guid) => {
+                Expect::Either(vec![Errno::ENODEV])
+            }
+            Some(_) => Expect::Refuse(vec![Errno::ENODEV]),
+        }
+    }
+
+    /// A receive that succeeded: `target@snapname` now holds `source`.
+    pub fn receive(
+        &mut self,
+        source: &Dataset,
+        target: &str,
+        snapname: &str,
+        origin: Option<&str>,
+    ) {
+        let objects = source.objects.clone();
+        match self.datasets.get_mut(target) {
+            Some(head) => {
+                head.objects = objects.clone();
+                head.modified = false;
+            }
+            None => {
+                self.datasets.insert(
+                    target.to_string(),
+                    Dataset::fs(objects.clone(), origin.map(str::to_string)),
+                );
+            }
+        }
+        self.next_seq += 1;
+        self.datasets.insert(
+            format!("{target}@{snapname}"),
+            Dataset {
+                objects,
+                guid: source.guid,
+                creation: source.creation,
+                origin: None,
+                modified: false,
+                seq: self.next_seq,
+            },
+        );
+    }
+}
+
+/// The bytes a `fill` seed stands for. Its low two bits choose how
+/// compressible they are: random, all zeros, a short repeated pattern, or
+/// mostly zeros.
+pub fn fill_bytes(fill: u64, len: usize) -> Vec<u8> {
+    let mut state = fill.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    match fill & 3 {
+        0 => (0..len).map(|_| next() as u8).collect(),
+        1 => vec![0; len],
+        2 => {
+            let pattern: Vec<u8> = (0..16).map(|_| next() as u8).collect();
+            (0..len).map(|i| pattern[i % 16]).collect()
+        }
+        _ => (0..len)
+            .map(|_| {
+                let r = next();
+                if r % 16 == 0 { (r >> 8) as u8 } else { 0 }
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(blksz: u32) -> Shape {
+        Shape {
+            dn_type: 19,
+            blksz,
+            bonustype: 0,
+            bonuslen: 0,
+        }
+    }
+
+    #[test]
+    fn writes_and_frees_work_on_whole_and_partial_blocks() {
+        let mut o = Object::new(shape(512));
+        o.write(100, &[1; 1000]);
+        assert_eq!(o.blocks.len(), 3);
+        assert_eq!(o.block(0)[99..101], [0, 1]);
+        o.free_range(512, 1024);
+        assert_eq!(o.blocks.len(), 2);
+        o.free_range(0, 200);
+        assert_eq!(o.block(0)[..200], [0; 200]);
+        assert_eq!(o.block(0)[200], 1);
+        assert_eq!(o.block(7), vec![0; 512]);
+    }
+
+    #[test]
+    fn reclaim_frees_contents_only_when_the_shape_demands() {
+        let mut m = PoolModel::new("p");
+        m.create("p/a");
+        m.alloc("p/a", 1, shape(1024));
+        m.objects_mut("p/a").get_mut(&1).unwrap().write(0, &[5; 10]);
+        m.reclaim(
+            "p/a",
+            1,
+            Shape {
+                dn_type: 26,
+                ..shape(1024)
+            },
+        );
+        assert_eq!(m.object("p/a", 1).unwrap().blocks.len(), 1, "type only");
+        m.reclaim(
+            "p/a",
+            1,
+            Shape {
+                dn_type: 26,
+                ..shape(2048)
+            },
+        );
+        assert!(
+            m.object("p/a", 1).unwrap().blocks.is_empty(),
+            "new block size"
+        );
+    }
+
+    #[test]
+    fn receive_expectations_follow_the_seed() {
+        let mut m = PoolModel::new("d");
+        let src = Dataset {
+            guid: 42,
+            ..Dataset::fs(Objects::new(), None)
+        };
+        assert_eq!(
+            m.expect_receive(&src, None, "d/r", "s1", false, None),
+            Expect::Match
+        );
+        assert_eq!(
+            m.expect_receive(&src, Some(1), "d/r", "s1", false, None),
+            Expect::Refuse(vec![Errno::ENOENT])
+        );
+        m.receive(&src, "d/r", "s1", None);
+        assert_eq!(m.get("d/r@s1").unwrap().guid, 42);
+        assert_eq!(
+            m.expect_receive(&src, None, "d/r", "s2", true, None),
+            Expect::Refuse(vec![Errno::EEXIST])
+        );
+        assert_eq!(
+            m.expect_receive(&src, Some(42), "d/r", "s2", false, None),
+            Expect::Match
+        );
+        m.objects_mut("d/r");
+        assert_eq!(
+            m.expect_receive(&src, Some(42), "d/r", "s2", false, None),
+            Expect::Refuse(vec![Errno::ETXTBSY])
+        );
+        assert_eq!(
+            m.expect_receive(&src, Some(42), "d/r", "s2", true, None),
+            Expect::Match
+        );
+        assert_eq!(
+            m.expect_receive(&src, Some(7), "d/r", "s2", true, None),
+            Expect::Refuse(vec![Errno::ENODEV])
+        );
+    }
+
+    #[test]
+    fn fills_are_deterministic_and_vary_in_kind() {
+        assert_eq!(fill_bytes(8, 64), fill_bytes(8, 64));
+        assert_eq!(fill_bytes(1, 64), vec![0; 64]);
+        assert_ne!(fill_bytes(0, 64), fill_bytes(4, 64));
+    }
+}

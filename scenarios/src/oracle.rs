@@ -1,0 +1,175 @@
+//! The oracle: compares what a pool holds with what the model says it must.
+//!
+//! Comparison is object by object: shape (type, block size, bonus type and
+//! length), bonus bytes, checksum and compression, every block's contents
+//! (holes read as zeros) and the spill block; for snapshots also the guid
+//! and creation time. A pool must also hold no `%recv` and no INCONSISTENT
+//! dataset: a receive that failed must leave nothing behind.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use engine::dsl::DS_FLAG_INCONSISTENT;
+use engine::error::Error;
+use engine::spa::Pool;
+
+use crate::model::{Dataset, Object, PoolModel};
+
+/// How a pool differs from its model.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mismatch {
+    /// The difference, as "expected ..., found ...".
+    Differs(String),
+    /// The pool could not be read (EIO, ECKSUM): damage was detected.
+    Unreadable(String),
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mismatch::Differs(s) => f.write_str(s),
+            Mismatch::Unreadable(s) => write!(f, "unreadable: {s}"),
+        }
+    }
+}
+
+fn unreadable(what: &str, e: Error) -> Mismatch {
+    Mismatch::Unreadable(format!("{what}: {e}"))
+}
+
+/// Compares the whole pool with its model.
+pub fn compare_pool(pool: &mut Pool, model: &PoolModel) -> Result<(), Mismatch> {
+    let list = pool.list();
+    for info in &list {
+        if info.name.contains('%') {
+            return Err(Mismatch::Differs(format!(
+                "expected no receive in progress, found {}",
+                info.name
+            )));
+        }
+        if info.flags & DS_FLAG_INCONSISTENT != 0 {
+            return Err(Mismatch::Differs(format!(
+                "expected no INCONSISTENT dataset, found {}",
+                info.name
+            )));
+        }
+    }
+    let found: BTreeSet<&str> = list.iter().map(|i| i.name.as_str()).collect();
+    let expected: BTreeSet<&str> = model.datasets.keys().map(String::as_str).collect();
+    if found != expected {
+        let missing: Vec<&&str> = expected.difference(&found).collect();
+        let extra: Vec<&&str> = found.difference(&expected).collect();
+        return Err(Mismatch::Differs(format!(
+            "expected datasets {expected:?}, found {found:?} (missing {missing:?}, unexpected {extra:?})"
+        )));
+    }
+    for info in &list {
+        compare_dataset(pool, &info.name, &model.datasets[&info.name])?;
+    }
+    Ok(())
+}
+
+/// Compares one dataset (by name) with its model.
+pub fn compare_dataset(pool: &mut Pool, name: &str, model: &Dataset) -> Result<(), Mismatch> {
+    let id = pool
+        .lookup(name)
+        .map_err(|e| Mismatch::Differs(format!("expected {name} to exist: {e}")))?;
+    let info = pool.info(id);
+    if info.is_snapshot && (info.guid, info.creation_time) != (model.guid, model.creation) {
+        return Err(Mismatch::Differs(format!(
+            "{name}: expected guid {:#x} created {}, found guid {:#x} created {}",
+            model.guid, model.creation, info.guid, info.creation_time
+        )));
+    }
+    let mut dmu = pool.dmu(id).map_err(|e| unreadable(name, e))?;
+    let objects: Vec<u64> = dmu.objects();
+    let expected: Vec<u64> = model.objects.keys().copied().collect();
+    if objects != expected {
+        return Err(Mismatch::Differs(format!(
+            "{name}: expected objects {expected:?}, found {objects:?}"
+        )));
+    }
+    for (&object, want) in &model.objects {
+        compare_object(&mut dmu, name, object, want)?;
+    }
+    Ok(())
+}
+
+fn compare_object(
+    dmu: &mut engine::dmu::Dmu<'_>,
+    name: &str,
+    object: u64,
+    want: &Object,
+) -> Result<(), Mismatch> {
+    let at = format!("{name} object {object}");
+    let info = dmu.object_info(object).map_err(|e| unreadable(&at, e))?;
+    let found = (
+        info.dn_type,
+        info.datablksz,
+        info.bonustype,
+        info.bonuslen,
+        info.checksum,
+        info.compress,
+    );
+    let s = want.shape;
+    let expected = (
+        s.dn_type,
+        s.blksz,
+        s.bonustype,
+        s.bonuslen,
+        want.checksum,
+        want.compress,
+    );
+    if found != expected {
+        return Err(Mismatch::Differs(format!(
+            "{at}: expected (type, blksz, bonustype, bonuslen, checksum, compress) {expected:?}, found {found:?}"
+        )));
+    }
+    let bonus = dmu.bonus(object).map_err(|e| unreadable(&at, e))?;
+    if bonus != want.bonus {
+        return Err(Mismatch::Differs(format!(
+            "{at}: bonus differs (expected {} bytes, found {})",
+            want.bonus.len(),
+            bonus.len()
+        )));
+    }
+    let spill = dmu.spill(object).map_err(|e| unreadable(&at, e))?;
+    if spill.as_deref() != want.spill.as_deref() {
+        return Err(Mismatch::Differs(format!(
+            "{at}: expected spill {:?} bytes, found {:?}",
+            want.spill.as_ref().map(|s| s.len()),
+            spill.as_ref().map(Vec::len)
+        )));
+    }
+    let mut ids: BTreeSet<u64> = dmu
+        .blocks(object)
+        .map_err(|e| unreadable(&at, e))?
+        .into_iter()
+        .collect();
+    ids.extend(want.blocks.keys());
+    let blksz = u64::from(want.shape.blksz);
+    for blkid in ids {
+        let data = dmu
+            .read(object, blkid * blksz, blksz)
+            .map_err(|e| unreadable(&format!("{at} block {blkid}"), e))?;
+        let expected = want.block(blkid);
+        if data != expected {
+            let first = data.iter().zip(&expected).position(|(a, b)| a != b);
+            return Err(Mismatch::Differs(format!(
+                "{at} block {blkid}: contents differ (first at byte {first:?}; expected {}, found {})",
+                describe(&expected),
+                describe(&data)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn describe(block: &[u8]) -> String {
+    if block.iter().all(|&b| b == 0) {
+        "zeros".to_string()
+    } else {
+        let head: Vec<String> = block.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("{}...", head.join(""))
+    }
+}

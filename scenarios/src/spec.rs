@@ -1,0 +1,127 @@
+//! Scenario specs: TOML files under `scenarios/` that say how many steps a
+//! run takes, which fault plan it uses unless told otherwise, and how often
+//! the generator picks each step kind.
+//!
+//! ```toml
+//! description = "Full and incremental sends of a changing filesystem."
+//! steps = 60
+//! faults = "none"
+//! [weights]
+//! write = 10
+//! snapshot = 3
+//! send-incremental = 4
+//! ```
+//!
+//! The named scenarios are compiled in, so `cargo sim run --scenario smoke`
+//! works from any directory; `--scenario path/to/file.toml` reads a file.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::step::Step;
+
+/// A parsed scenario.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    #[serde(default)]
+    pub name: String,
+    pub description: String,
+    /// Steps the generator makes (`--steps` overrides).
+    pub steps: usize,
+    /// The fault plan unless `--faults` is given: `none`, `all`, `swarm`, or
+    /// a list of `kind[:rate]`.
+    #[serde(default = "default_faults")]
+    pub faults: String,
+    /// Relative weights of step kinds (see `Step::KINDS`); kinds left out
+    /// are never chosen.
+    pub weights: BTreeMap<String, u32>,
+}
+
+fn default_faults() -> String {
+    "swarm".to_string()
+}
+
+/// The scenarios shipped with zsim, by name.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("mix", include_str!("../mix.toml")),
+    ("smoke", include_str!("../smoke.toml")),
+    (
+        "incremental-chain",
+        include_str!("../incremental-chain.toml"),
+    ),
+    ("clone-send", include_str!("../clone-send.toml")),
+    ("dedup", include_str!("../dedup.toml")),
+    (
+        "reclaim-blocksize",
+        include_str!("../reclaim-blocksize.toml"),
+    ),
+    ("holes", include_str!("../holes.toml")),
+    (
+        "crash-during-recv",
+        include_str!("../crash-during-recv.toml"),
+    ),
+    ("foreign-endian", include_str!("../foreign-endian.toml")),
+    ("interrupted-send", include_str!("../interrupted-send.toml")),
+];
+
+impl Spec {
+    pub fn parse(name: &str, text: &str) -> Result<Spec, String> {
+        let mut spec: Spec = toml::from_str(text).map_err(|e| format!("scenario {name}: {e}"))?;
+        spec.name = name.to_string();
+        for kind in spec.weights.keys() {
+            if !Step::KINDS.contains(&kind.as_str()) {
+                return Err(format!(
+                    "scenario {name}: unknown step kind {kind:?} in [weights]; the kinds are {}",
+                    Step::KINDS.join(", ")
+                ));
+            }
+        }
+        if spec.weights.values().all(|w| *w == 0) {
+            return Err(format!("scenario {name}: every weight is zero"));
+        }
+        Ok(spec)
+    }
+
+    /// A built-in scenario by name, or a TOML file by path.
+    pub fn load(name_or_path: &str) -> Result<Spec, String> {
+        if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Spec::parse(name, text);
+        }
+        let path = std::path::Path::new(name_or_path);
+        if path.exists() {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("scenario {name_or_path}: {e}"))?;
+            let name = path.file_stem().map_or(name_or_path.to_string(), |s| {
+                s.to_string_lossy().into_owned()
+            });
+            return Spec::parse(&name, &text);
+        }
+        let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+        Err(format!(
+            "no scenario {name_or_path:?}: the named ones are {}, or give a path to a .toml file",
+            names.join(", ")
+        ))
+    }
+
+    pub fn weight(&self, kind: &str) -> u32 {
+        self.weights.get(kind).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_scenario_parses() {
+        for (name, _) in BUILTIN {
+            let spec = Spec::load(name).unwrap();
+            assert!(spec.steps > 0, "{name}");
+        }
+        assert!(Spec::load("nope").unwrap_err().contains("smoke"));
+        let bad = Spec::parse("x", "description = \"\"\nsteps = 1\n[weights]\nwrit = 1\n");
+        assert!(bad.unwrap_err().contains("unknown step kind"));
+    }
+}

@@ -1,0 +1,561 @@
+//! Workload steps, and their one-line text form.
+//!
+//! A step names everything it touches (pool, filesystem, object, sizes, the
+//! seed of the bytes it writes), so a list of steps replays without the
+//! generator that made it, and a shrunk list stays readable:
+//!
+//! ```text
+//! write src/fs0 obj=3 off=4096 len=8192 fill=77
+//! send src/fs0@s2 from=src/fs0@s1 to=dst/r0 dedup
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One thing the workload does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    CreateFs {
+        fs: String,
+    },
+    /// `dmu_object_alloc`, or `dmu_object_claim` of a given number.
+    Alloc {
+        fs: String,
+        object: Option<u64>,
+        shape: Shape,
+    },
+    /// `dmu_object_reclaim`: the same number as a new object.
+    Reclaim {
+        fs: String,
+        object: u64,
+        shape: Shape,
+    },
+    Write {
+        fs: String,
+        object: u64,
+        offset: u64,
+        len: u64,
+        fill: u64,
+    },
+    /// Punch a hole: `dmu_free_range`.
+    Punch {
+        fs: String,
+        object: u64,
+        offset: u64,
+        len: u64,
+    },
+    /// Free everything from `offset` on, and shrink the object.
+    Truncate {
+        fs: String,
+        object: u64,
+        offset: u64,
+    },
+    FreeObject {
+        fs: String,
+        object: u64,
+    },
+    Bonus {
+        fs: String,
+        object: u64,
+        fill: u64,
+    },
+    /// A spill block of `len` bytes, or none (len 0).
+    Spill {
+        fs: String,
+        object: u64,
+        len: u64,
+        fill: u64,
+    },
+    /// Per-object checksum and compression.
+    Props {
+        fs: String,
+        object: u64,
+        checksum: u8,
+        compress: u8,
+    },
+    Snapshot {
+        snap: String,
+    },
+    Clone {
+        origin: String,
+        fs: String,
+    },
+    /// `zfs send [-D] [-i from] snap | zfs recv [-F] [-o origin=..] target`.
+    Send {
+        snap: String,
+        from: Option<String>,
+        target: String,
+        dedup: bool,
+        force: bool,
+        origin: Option<String>,
+    },
+    /// Roll a filesystem back to its latest snapshot.
+    Rollback {
+        fs: String,
+    },
+    Destroy {
+        name: String,
+    },
+    /// Let virtual time pass (the txg-sync task runs on its timeout).
+    Wait {
+        ms: u64,
+    },
+    /// Power loss on a pool's disk, then import afresh.
+    Crash {
+        pool: String,
+    },
+}
+
+/// An object's shape: what alloc and reclaim set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub dn_type: u8,
+    pub blksz: u32,
+    pub bonustype: u8,
+    pub bonuslen: usize,
+}
+
+impl Step {
+    /// The step's kind, for coverage counts and scenario weights.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::CreateFs { .. } => "create",
+            Step::Alloc { object: None, .. } => "alloc",
+            Step::Alloc {
+                object: Some(_), ..
+            } => "claim",
+            Step::Reclaim { .. } => "reclaim",
+            Step::Write { .. } => "write",
+            Step::Punch { .. } => "punch",
+            Step::Truncate { .. } => "truncate",
+            Step::FreeObject { .. } => "free",
+            Step::Bonus { .. } => "bonus",
+            Step::Spill { .. } => "spill",
+            Step::Props { .. } => "props",
+            Step::Snapshot { .. } => "snapshot",
+            Step::Clone { .. } => "clone",
+            Step::Send {
+                from,
+                origin,
+                dedup,
+                force,
+                ..
+            } => match (from, origin, dedup, force) {
+                (_, _, true, _) => "send-dedup",
+                (_, _, _, true) => "recv-force",
+                (Some(_), Some(_), _, _) => "send-clone",
+                (Some(_), None, _, _) => "send-incremental",
+                (None, _, _, _) => "send-full",
+            },
+            Step::Rollback { .. } => "rollback",
+            Step::Destroy { .. } => "destroy",
+            Step::Wait { .. } => "wait",
+            Step::Crash { .. } => "crash",
+        }
+    }
+
+    /// Every step kind, in a fixed order.
+    pub const KINDS: [&'static str; 22] = [
+        "create",
+        "alloc",
+        "claim",
+        "reclaim",
+        "write",
+        "punch",
+        "truncate",
+        "free",
+        "bonus",
+        "spill",
+        "props",
+        "snapshot",
+        "clone",
+        "send-full",
+        "send-incremental",
+        "send-clone",
+        "send-dedup",
+        "rollback",
+        "destroy",
+        "wait",
+        "crash",
+        "recv-force",
+    ];
+
+    /// The pool the step acts on first.
+    pub fn pool(&self) -> &str {
+        let name = match self {
+            Step::CreateFs { fs }
+            | Step::Alloc { fs, .. }
+            | Step::Reclaim { fs, .. }
+            | Step::Write { fs, .. }
+            | Step::Punch { fs, .. }
+            | Step::Truncate { fs, .. }
+            | Step::FreeObject { fs, .. }
+            | Step::Bonus { fs, .. }
+            | Step::Spill { fs, .. }
+            | Step::Props { fs, .. }
+            | Step::Rollback { fs } => fs,
+            Step::Snapshot { snap } | Step::Send { snap, .. } => snap,
+            Step::Clone { origin, .. } => origin,
+            Step::Destroy { name } => name,
+            Step::Crash { pool } => pool,
+            Step::Wait { .. } => "",
+        };
+        name.split(['/', '@']).next().unwrap_or("")
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "type={} blksz={} bonustype={} bonuslen={}",
+            self.dn_type, self.blksz, self.bonustype, self.bonuslen
+        )
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::CreateFs { fs } => write!(f, "create {fs}"),
+            Step::Alloc {
+                fs,
+                object: None,
+                shape,
+            } => write!(f, "alloc {fs} {shape}"),
+            Step::Alloc {
+                fs,
+                object: Some(o),
+                shape,
+            } => write!(f, "claim {fs} obj={o} {shape}"),
+            Step::Reclaim { fs, object, shape } => write!(f, "reclaim {fs} obj={object} {shape}"),
+            Step::Write {
+                fs,
+                object,
+                offset,
+                len,
+                fill,
+            } => write!(
+                f,
+                "write {fs} obj={object} off={offset} len={len} fill={fill}"
+            ),
+            Step::Punch {
+                fs,
+                object,
+                offset,
+                len,
+            } => write!(f, "punch {fs} obj={object} off={offset} len={len}"),
+            Step::Truncate { fs, object, offset } => {
+                write!(f, "truncate {fs} obj={object} off={offset}")
+            }
+            Step::FreeObject { fs, object } => write!(f, "free {fs} obj={object}"),
+            Step::Bonus { fs, object, fill } => write!(f, "bonus {fs} obj={object} fill={fill}"),
+            Step::Spill {
+                fs,
+                object,
+                len,
+                fill,
+            } => write!(f, "spill {fs} obj={object} len={len} fill={fill}"),
+            Step::Props {
+                fs,
+                object,
+                checksum,
+                compress,
+            } => write!(
+                f,
+                "props {fs} obj={object} checksum={checksum} compress={compress}"
+            ),
+            Step::Snapshot { snap } => write!(f, "snapshot {snap}"),
+            Step::Clone { origin, fs } => write!(f, "clone {origin} {fs}"),
+            Step::Send {
+                snap,
+                from,
+                target,
+                dedup,
+                force,
+                origin,
+            } => {
+                write!(f, "send {snap}")?;
+                if let Some(from) = from {
+                    write!(f, " from={from}")?;
+                }
+                write!(f, " to={target}")?;
+                if let Some(origin) = origin {
+                    write!(f, " origin={origin}")?;
+                }
+                if *dedup {
+                    f.write_str(" dedup")?;
+                }
+                if *force {
+                    f.write_str(" force")?;
+                }
+                Ok(())
+            }
+            Step::Rollback { fs } => write!(f, "rollback {fs}"),
+            Step::Destroy { name } => write!(f, "destroy {name}"),
+            Step::Wait { ms } => write!(f, "wait ms={ms}"),
+            Step::Crash { pool } => write!(f, "crash {pool}"),
+        }
+    }
+}
+
+/// The words of a step line: positional names and `key=value` options.
+struct Words<'a> {
+    line: &'a str,
+    names: Vec<&'a str>,
+    keys: Vec<(&'a str, &'a str)>,
+    flags: Vec<&'a str>,
+}
+
+impl<'a> Words<'a> {
+    fn new(line: &'a str) -> Words<'a> {
+        let mut words = Words {
+            line,
+            names: Vec::new(),
+            keys: Vec::new(),
+            flags: Vec::new(),
+        };
+        for word in line.split_whitespace().skip(1) {
+            match word.split_once('=') {
+                Some((k, v)) => words.keys.push((k, v)),
+                None if word.contains(['/', '@']) || word.chars().all(|c| c.is_alphanumeric()) => {
+                    if matches!(word, "dedup" | "force") {
+                        words.flags.push(word);
+                    } else {
+                        words.names.push(word);
+                    }
+                }
+                None => words.flags.push(word),
+            }
+        }
+        words
+    }
+
+    fn name(&self, i: usize) -> Result<String, String> {
+        self.names
+            .get(i)
+            .map(|s| s.to_string())
+            .ok_or_else(|| format!("{:?}: missing name {}", self.line, i + 1))
+    }
+
+    fn opt(&self, key: &str) -> Option<&'a str> {
+        self.keys.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    fn num<T: FromStr>(&self, key: &str) -> Result<T, String> {
+        let v = self
+            .opt(key)
+            .ok_or_else(|| format!("{:?}: missing {key}=", self.line))?;
+        v.parse()
+            .map_err(|_| format!("{:?}: {key}={v} is not a number", self.line))
+    }
+
+    fn flag(&self, flag: &str) -> bool {
+        self.flags.contains(&flag)
+    }
+
+    fn shape(&self) -> Result<Shape, String> {
+        Ok(Shape {
+            dn_type: self.num("type")?,
+            blksz: self.num("blksz")?,
+            bonustype: self.num("bonustype")?,
+            bonuslen: self.num("bonuslen")?,
+        })
+    }
+}
+
+impl FromStr for Step {
+    type Err = String;
+
+    fn from_str(line: &str) -> Result<Step, String> {
+        let w = Words::new(line.trim());
+        let verb = line.split_whitespace().next().unwrap_or("");
+        Ok(match verb {
+            "create" => Step::CreateFs { fs: w.name(0)? },
+            "alloc" => Step::Alloc {
+                fs: w.name(0)?,
+                object: None,
+                shape: w.shape()?,
+            },
+            "claim" => Step::Alloc {
+                fs: w.name(0)?,
+                object: Some(w.num("obj")?),
+                shape: w.shape()?,
+            },
+            "reclaim" => Step::Reclaim {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+                shape: w.shape()?,
+            },
+            "write" => Step::Write {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+                offset: w.num("off")?,
+                len: w.num("len")?,
+                fill: w.num("fill")?,
+            },
+            "punch" => Step::Punch {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+                offset: w.num("off")?,
+                len: w.num("len")?,
+            },
+            "truncate" => Step::Truncate {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+                offset: w.num("off")?,
+            },
+            "free" => Step::FreeObject {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+            },
+            "bonus" => Step::Bonus {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+                fill: w.num("fill")?,
+            },
+            "spill" => Step::Spill {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+                len: w.num("len")?,
+                fill: w.num("fill")?,
+            },
+            "props" => Step::Props {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+                checksum: w.num("checksum")?,
+                compress: w.num("compress")?,
+            },
+            "snapshot" => Step::Snapshot { snap: w.name(0)? },
+            "clone" => Step::Clone {
+                origin: w.name(0)?,
+                fs: w.name(1)?,
+            },
+            "send" => Step::Send {
+                snap: w.name(0)?,
+                from: w.opt("from").map(str::to_string),
+                target: w
+                    .opt("to")
+                    .ok_or_else(|| format!("{line:?}: missing to="))?
+                    .to_string(),
+                dedup: w.flag("dedup"),
+                force: w.flag("force"),
+                origin: w.opt("origin").map(str::to_string),
+            },
+            "rollback" => Step::Rollback { fs: w.name(0)? },
+            "destroy" => Step::Destroy { name: w.name(0)? },
+            "wait" => Step::Wait { ms: w.num("ms")? },
+            "crash" => Step::Crash { pool: w.name(0)? },
+            other => return Err(format!("{line:?}: unknown step {other:?}")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_prints_and_parses_back() {
+        let shape = Shape {
+            dn_type: 19,
+            blksz: 4096,
+            bonustype: 44,
+            bonuslen: 64,
+        };
+        let fs = "src/fs0".to_string();
+        let steps = vec![
+            Step::CreateFs { fs: fs.clone() },
+            Step::Alloc {
+                fs: fs.clone(),
+                object: None,
+                shape,
+            },
+            Step::Alloc {
+                fs: fs.clone(),
+                object: Some(9),
+                shape,
+            },
+            Step::Reclaim {
+                fs: fs.clone(),
+                object: 9,
+                shape,
+            },
+            Step::Write {
+                fs: fs.clone(),
+                object: 3,
+                offset: 512,
+                len: 100,
+                fill: 7,
+            },
+            Step::Punch {
+                fs: fs.clone(),
+                object: 3,
+                offset: 0,
+                len: 1,
+            },
+            Step::Truncate {
+                fs: fs.clone(),
+                object: 3,
+                offset: 5,
+            },
+            Step::FreeObject {
+                fs: fs.clone(),
+                object: 3,
+            },
+            Step::Bonus {
+                fs: fs.clone(),
+                object: 3,
+                fill: 1,
+            },
+            Step::Spill {
+                fs: fs.clone(),
+                object: 3,
+                len: 512,
+                fill: 2,
+            },
+            Step::Props {
+                fs: fs.clone(),
+                object: 3,
+                checksum: 7,
+                compress: 3,
+            },
+            Step::Snapshot {
+                snap: "src/fs0@s1".into(),
+            },
+            Step::Clone {
+                origin: "src/fs0@s1".into(),
+                fs: "src/c0".into(),
+            },
+            Step::Send {
+                snap: "src/c0@s2".into(),
+                from: Some("src/fs0@s1".into()),
+                target: "dst/r1".into(),
+                dedup: true,
+                force: true,
+                origin: Some("dst/r0@s1".into()),
+            },
+            Step::Send {
+                snap: "src/fs0@s1".into(),
+                from: None,
+                target: "dst/r0".into(),
+                dedup: false,
+                force: false,
+                origin: None,
+            },
+            Step::Rollback { fs: fs.clone() },
+            Step::Destroy {
+                name: "src/fs0@s1".into(),
+            },
+            Step::Wait { ms: 5000 },
+            Step::Crash { pool: "dst".into() },
+        ];
+        for step in steps {
+            let line = step.to_string();
+            assert_eq!(line.parse::<Step>(), Ok(step.clone()), "{line}");
+            assert!(Step::KINDS.contains(&step.kind()), "{line}");
+        }
+        assert!("write src/fs0 obj=x".parse::<Step>().is_err());
+        assert!("jump".parse::<Step>().unwrap_err().contains("unknown step"));
+    }
+}
