@@ -617,6 +617,9 @@ impl Pool {
     /// `dmu_recv_cleanup_ds`: destroys what the receive created. Nothing
     /// else was touched, so the target is as it was.
     pub fn recv_cleanup(&mut self, cookie: &RecvCookie) {
+        if planted::SKIP_RECV_CLEANUP.with(std::cell::Cell::get) {
+            return;
+        }
         if !self.dsl.datasets.contains_key(&cookie.ds) || self.check_usable().is_err() {
             return;
         }
@@ -837,6 +840,18 @@ impl Pool {
             self.recv_stream(&cookie, &mut reader, &guid_map, interrupt)?;
             received.push(self.recv_end(&cookie, &mut guid_map)?);
         }
+    }
+}
+
+/// Bugs planted on purpose, one switch per thread, off unless a test turns
+/// it on: the simulator's self-test proves that its oracle catches them and
+/// that shrinking reduces the failing run to a short repro.
+pub mod planted {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// A failed receive leaves its `%recv` or new dataset behind.
+        pub static SKIP_RECV_CLEANUP: Cell<bool> = const { Cell::new(false) };
     }
 }
 

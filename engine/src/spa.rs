@@ -425,6 +425,12 @@ impl Pool {
         (self.zio.ms.allocated(), self.zio.ms.capacity())
     }
 
+    /// Whether a sync failed: the pool then refuses everything until it is
+    /// imported again, as ZFS suspends a pool on lost writes.
+    pub fn is_suspended(&self) -> bool {
+        self.failed.is_some()
+    }
+
     pub(crate) fn check_usable(&self) -> Result<()> {
         match &self.failed {
             Some(e) => fail(

@@ -9,3 +9,5 @@ pub mod cmd;
 pub mod file_device;
 #[cfg(madsim)]
 pub mod world;
+#[cfg(madsim)]
+pub mod runner;

@@ -1,0 +1,948 @@
+//! The simulation itself: the hosts, the tasks, and the judging of each
+//! step.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use engine::dmu::objset::DMU_OBJECT_END;
+use engine::error::{Errno, Error, SiteLog};
+use engine::spa::Pool;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use scenarios::generate::{DST, Generator, SRC};
+use scenarios::model::{DN_MAX_BONUSLEN, Expect, PoolModel, fill_bytes};
+use scenarios::oracle::{Mismatch, compare_dataset, compare_pool};
+use scenarios::step::Step;
+
+use super::{Outcome, RunConfig, RunReport, StepRecord, Violation};
+use crate::world::clock::SimClock;
+use crate::world::disk::SimDisk;
+use crate::world::faults::{FaultCounts, FaultKind};
+use crate::world::injector::Injector;
+use crate::world::streams::{ChaChaSource, Streams};
+use crate::world::trace::Trace;
+use crate::world::transfer::{TransferSpec, transfer};
+
+/// Each pool's disk (48 MiB of 512-byte sectors: room for every workload).
+const DISK_BYTES: u64 = 48 << 20;
+const SECTOR: u64 = 512;
+/// `zfs_txg_timeout`.
+const TXG_TIMEOUT: Duration = Duration::from_secs(5);
+/// The pipe between sender and receiver, like a socket buffer.
+const PIPE_BYTES: usize = 64 << 10;
+
+/// One pool on one disk, and what the model says it holds.
+struct Host {
+    name: &'static str,
+    disk: SimDisk,
+    pool: Rc<RefCell<Pool>>,
+    model: PoolModel,
+    /// States the pool may come back in after a crash: every state since
+    /// the last sync known to have completed.
+    candidates: Vec<PoolModel>,
+    /// Damage at rest was injected: reads may fail (never lie).
+    damaged: bool,
+    imports: u64,
+}
+
+struct World {
+    hosts: [Host; 2],
+    injector: Injector,
+    clock: SimClock,
+    streams: Streams,
+    trace: Trace,
+    finished: bool,
+}
+
+/// Faults that can make an operation fail (endianness and short I/O must
+/// not).
+const FAILING: [FaultKind; 8] = [
+    FaultKind::Crash,
+    FaultKind::Torn,
+    FaultKind::EioRead,
+    FaultKind::EioWrite,
+    FaultKind::Corrupt,
+    FaultKind::Misdirect,
+    FaultKind::Signal,
+    FaultKind::PipeDamage,
+];
+
+fn failing(counts: &FaultCounts) -> u64 {
+    FAILING.iter().map(|k| counts.get(*k)).sum()
+}
+
+fn violation(step: Option<usize>, expected: impl Into<String>, found: impl Into<String>) -> Violation {
+    Violation {
+        step,
+        expected: expected.into(),
+        found: found.into(),
+    }
+}
+
+impl World {
+    fn host(&mut self, name: &str) -> usize {
+        usize::from(name.split(['/', '@']).next() == Some(DST))
+    }
+
+    fn now(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
+    fn log(&self, line: impl AsRef<str>) {
+        self.trace.record(self.now(), line);
+    }
+
+    fn new_pool_rng(&mut self, h: usize) -> Box<ChaChaSource> {
+        let host = &mut self.hosts[h];
+        host.imports += 1;
+        Box::new(ChaChaSource(
+            self.streams.stream(&format!("guid:{}:{}", host.name, host.imports)),
+        ))
+    }
+
+    /// A txg sync of one pool; on success everything the model holds is
+    /// durable.
+    fn sync(&mut self, h: usize, why: &str) -> Result<(), Error> {
+        let host = &mut self.hosts[h];
+        if host.pool.borrow().is_suspended() || host.disk.is_down() {
+            return Err(Error::new(Errno::EIO, "pool suspended"));
+        }
+        let result = host.pool.borrow_mut().txg_sync();
+        match &result {
+            Ok(()) => host.candidates = vec![host.model.clone()],
+            Err(e) => {
+                let line = format!("{}: txg sync ({why}) failed: {e}", host.name);
+                self.log(line);
+            }
+        }
+        result
+    }
+
+    /// Power-cycles a host's disk and imports its pool afresh; the pool
+    /// must come back as one of the candidate states, with a clean check.
+    fn recover(&mut self, h: usize, step: Option<usize>, why: &str) -> Result<(), Violation> {
+        let rng = self.new_pool_rng(h);
+        let clock = Box::new(self.clock.clone());
+        let host = &mut self.hosts[h];
+        host.disk.disarm();
+        host.disk.power_on();
+        let dev = Box::new(host.disk.clone());
+        let imported = self.injector.suspended(|| Pool::import(dev, clock, rng));
+        let mut pool = match imported {
+            Ok(pool) => pool,
+            Err(e) => {
+                return Err(violation(
+                    step,
+                    format!("{} to import after {why}", host.name),
+                    format!("import failed: {e}"),
+                ));
+            }
+        };
+        let damaged = host.damaged;
+        let outcome = self.injector.suspended(|| {
+            let report = engine::check::check(&mut pool);
+            match report {
+                Ok(r) if r.is_clean() => {}
+                Ok(r)
+                    if damaged
+                        && r.leaked.is_empty()
+                        && r.unallocated.is_empty()
+                        && r.overlapping.is_empty()
+                        && r.space.is_empty() => {}
+                Ok(r) => {
+                    return Err(violation(
+                        step,
+                        format!("a clean check of {} after {why}", host.name),
+                        format!(
+                            "leaked {:?}, unallocated {:?}, overlapping {:?}, unreadable {}, space {:?}",
+                            r.leaked,
+                            r.unallocated,
+                            r.overlapping,
+                            r.unreadable.len(),
+                            r.space
+                        ),
+                    ));
+                }
+                Err(e) if damaged => {
+                    let _ = e;
+                }
+                Err(e) => {
+                    return Err(violation(
+                        step,
+                        format!("a clean check of {} after {why}", host.name),
+                        format!("check failed: {e}"),
+                    ));
+                }
+            }
+            let mut first_mismatch = None;
+            for (i, candidate) in host.candidates.iter().enumerate().rev() {
+                match compare_pool(&mut pool, candidate) {
+                    Ok(()) => return Ok(i),
+                    Err(Mismatch::Unreadable(_)) if damaged => return Ok(i),
+                    Err(m) => {
+                        first_mismatch.get_or_insert(m);
+                    }
+                }
+            }
+            Err(violation(
+                step,
+                format!(
+                    "{} after {why} to hold one of the {} states that could be durable",
+                    host.name,
+                    host.candidates.len()
+                ),
+                first_mismatch.map_or("no candidate".into(), |m| m.to_string()),
+            ))
+        })?;
+        let chosen = host.candidates[outcome].clone();
+        let back = host.candidates.len() - 1 - outcome;
+        host.model = chosen.clone();
+        host.candidates = vec![chosen];
+        *host.pool.borrow_mut() = pool;
+        let line = format!(
+            "{}: imported after {why}: txg {} ({} state{} back)",
+            host.name,
+            host.pool.borrow().synced_txg(),
+            back,
+            if back == 1 { "" } else { "s" }
+        );
+        self.log(line);
+        Ok(())
+    }
+
+    /// Recovers any host whose disk lost power or whose pool is suspended.
+    fn heal(&mut self, step: Option<usize>) -> Result<bool, Violation> {
+        let mut healed = false;
+        for h in 0..2 {
+            let host = &self.hosts[h];
+            if host.disk.is_armed() {
+                let kind = host.disk.armed_kind().unwrap_or(FaultKind::Crash);
+                host.disk.disarm();
+                host.disk.crash_now(kind);
+            }
+            let host = &self.hosts[h];
+            if host.disk.is_down() || host.pool.borrow().is_suspended() || host.disk.crashed() {
+                let why = if host.pool.borrow().is_suspended() {
+                    "a failed sync"
+                } else {
+                    "a power loss"
+                };
+                self.recover(h, step, why)?;
+                healed = true;
+            }
+        }
+        Ok(healed)
+    }
+
+    /// Faults drawn at the start of a step: a power loss armed to strike
+    /// during it, and rot at rest.
+    fn draw_step_faults(&mut self, pools: &[usize]) {
+        for &h in pools {
+            if self.injector.roll(FaultKind::Crash) {
+                self.hosts[h].disk.arm_crash(FaultKind::Crash);
+            } else if self.injector.roll(FaultKind::Torn) {
+                self.hosts[h].disk.arm_crash(FaultKind::Torn);
+            }
+            if self.injector.roll(FaultKind::Corrupt) && self.hosts[h].disk.rot().is_some() {
+                self.hosts[h].damaged = true;
+            }
+        }
+        if self.injector.counts().get(FaultKind::Misdirect) > 0 {
+            for host in &mut self.hosts {
+                host.damaged = true;
+            }
+        }
+    }
+
+    /// Whether a step no longer applies to the model (a replayed list).
+    fn skip_reason(&mut self, step: &Step) -> Option<String> {
+        let h = self.host(step.pool());
+        let m = &self.hosts[h].model;
+        let fs_ok = |fs: &str| m.exists(fs) && !fs.contains('@') && fs.contains('/');
+        let obj = |fs: &str, o: u64| m.object(fs, o);
+        let missing = |what: &str| Some(format!("{what} does not exist"));
+        match step {
+            Step::CreateFs { fs } => m.exists(fs).then(|| format!("{fs} exists")),
+            Step::Alloc { fs, object, .. } => {
+                if !fs_ok(fs) {
+                    return missing(fs);
+                }
+                object
+                    .filter(|o| obj(fs, *o).is_some())
+                    .map(|o| format!("object {o} exists"))
+            }
+            Step::Reclaim { fs, object, .. }
+            | Step::Write { fs, object, .. }
+            | Step::Punch { fs, object, .. }
+            | Step::Truncate { fs, object, .. }
+            | Step::FreeObject { fs, object }
+            | Step::Props { fs, object, .. } => {
+                (!fs_ok(fs) || obj(fs, *object).is_none()).then(|| format!("{fs} object {object} does not exist"))
+            }
+            Step::Bonus { fs, object, .. } => match obj(fs, *object) {
+                Some(o) if fs_ok(fs) && o.shape.bonuslen > 0 => None,
+                _ => Some(format!("{fs} object {object} has no bonus")),
+            },
+            Step::Spill { fs, object, .. } => match obj(fs, *object) {
+                Some(o) if fs_ok(fs) && o.shape.bonuslen <= DN_MAX_BONUSLEN - 128 => None,
+                _ => Some(format!("{fs} object {object} has no room for a spill pointer")),
+            },
+            Step::Snapshot { snap } => {
+                let fs = snap.split('@').next().unwrap_or_default();
+                if !fs_ok(fs) {
+                    missing(fs)
+                } else {
+                    m.exists(snap).then(|| format!("{snap} exists"))
+                }
+            }
+            Step::Clone { origin, fs } => {
+                if !m.exists(origin) {
+                    missing(origin)
+                } else {
+                    m.exists(fs).then(|| format!("{fs} exists"))
+                }
+            }
+            Step::Rollback { fs } => {
+                (!fs_ok(fs) || m.latest_snapshot(fs).is_none()).then(|| format!("{fs} has no snapshot"))
+            }
+            Step::Destroy { name } => {
+                if !m.exists(name) || !name.contains('/') {
+                    return missing(name);
+                }
+                let leaf = if name.contains('@') {
+                    m.clones_of(name).is_empty()
+                } else {
+                    m.snapshots_of(name).is_empty() && m.children_of(name).is_empty()
+                };
+                (!leaf).then(|| format!("{name} has dependents"))
+            }
+            Step::Send { snap, from, .. } => {
+                if !m.exists(snap) {
+                    return missing(snap);
+                }
+                from.as_ref().filter(|f| !m.exists(f)).and_then(|f| missing(f))
+            }
+            Step::Wait { .. } | Step::Crash { .. } => None,
+        }
+    }
+
+    /// Runs a step that does not transfer anything, on the engine and then
+    /// on the model.
+    fn local_step(&mut self, step: &Step) -> Result<String, Error> {
+        let h = self.host(step.pool());
+        let host = &mut self.hosts[h];
+        let mut pool = host.pool.borrow_mut();
+        let model = &mut host.model;
+        let lookup = |pool: &Pool, fs: &str| pool.lookup(fs);
+        match step {
+            Step::CreateFs { fs } => {
+                pool.create_fs(fs)?;
+                model.create(fs);
+                Ok(String::new())
+            }
+            Step::Alloc { fs, object, shape } => {
+                let id = lookup(&pool, fs)?;
+                let mut dmu = pool.dmu(id)?;
+                let s = shape;
+                let n = match object {
+                    Some(o) => {
+                        dmu.object_claim(*o, s.dn_type, s.blksz, s.bonustype, s.bonuslen)?;
+                        *o
+                    }
+                    None => dmu.object_alloc(s.dn_type, s.blksz, s.bonustype, s.bonuslen)?,
+                };
+                if model.object(fs, n).is_some() {
+                    return Err(Error::new(
+                        Errno::EEXIST,
+                        format!("the engine allocated object {n}, which the model holds"),
+                    ));
+                }
+                model.alloc(fs, n, *shape);
+                Ok(format!("object {n}"))
+            }
+            Step::Reclaim { fs, object, shape } => {
+                let id = lookup(&pool, fs)?;
+                let s = shape;
+                pool.dmu(id)?
+                    .object_reclaim(*object, s.dn_type, s.blksz, s.bonustype, s.bonuslen)?;
+                model.reclaim(fs, *object, *shape);
+                Ok(String::new())
+            }
+            Step::Write {
+                fs,
+                object,
+                offset,
+                len,
+                fill,
+            } => {
+                let id = lookup(&pool, fs)?;
+                let data = fill_bytes(*fill, *len as usize);
+                pool.dmu(id)?.write(*object, *offset, &data)?;
+                let o = model.objects_mut(fs).get_mut(object).expect("checked");
+                o.write(*offset, &data);
+                Ok(String::new())
+            }
+            Step::Punch {
+                fs,
+                object,
+                offset,
+                len,
+            } => {
+                let id = lookup(&pool, fs)?;
+                pool.dmu(id)?.free_range(*object, *offset, *len)?;
+                let o = model.objects_mut(fs).get_mut(object).expect("checked");
+                o.free_range(*offset, offset + len);
+                Ok(String::new())
+            }
+            Step::Truncate { fs, object, offset } => {
+                let id = lookup(&pool, fs)?;
+                pool.dmu(id)?.free_range(*object, *offset, DMU_OBJECT_END)?;
+                let o = model.objects_mut(fs).get_mut(object).expect("checked");
+                o.free_range(*offset, u64::MAX);
+                Ok(String::new())
+            }
+            Step::FreeObject { fs, object } => {
+                let id = lookup(&pool, fs)?;
+                pool.dmu(id)?.object_free(*object)?;
+                model.objects_mut(fs).remove(object);
+                Ok(String::new())
+            }
+            Step::Bonus { fs, object, fill } => {
+                let id = lookup(&pool, fs)?;
+                let len = model.object(fs, *object).expect("checked").shape.bonuslen;
+                let data = fill_bytes(*fill, len);
+                pool.dmu(id)?.set_bonus(*object, &data)?;
+                model.objects_mut(fs).get_mut(object).expect("checked").bonus = data;
+                Ok(String::new())
+            }
+            Step::Spill {
+                fs,
+                object,
+                len,
+                fill,
+            } => {
+                let id = lookup(&pool, fs)?;
+                let data = (*len > 0).then(|| fill_bytes(*fill, *len as usize));
+                pool.dmu(id)?.set_spill(*object, data.clone())?;
+                model.objects_mut(fs).get_mut(object).expect("checked").spill =
+                    data.map(Into::into);
+                Ok(String::new())
+            }
+            Step::Props {
+                fs,
+                object,
+                checksum,
+                compress,
+            } => {
+                let id = lookup(&pool, fs)?;
+                let mut dmu = pool.dmu(id)?;
+                dmu.set_checksum(*object, *checksum)?;
+                dmu.set_compress(*object, *compress)?;
+                let o = model.objects_mut(fs).get_mut(object).expect("checked");
+                o.checksum = *checksum;
+                o.compress = *compress;
+                Ok(String::new())
+            }
+            Step::Snapshot { snap } => {
+                let id = pool.snapshot(snap)?;
+                let info = pool.info(id);
+                model.snapshot(snap, info.guid, info.creation_time);
+                Ok(format!("guid {:#x}", info.guid))
+            }
+            Step::Clone { origin, fs } => {
+                pool.clone_fs(origin, fs)?;
+                model.clone_fs(origin, fs);
+                Ok(String::new())
+            }
+            Step::Rollback { fs } => {
+                pool.rollback(fs)?;
+                model.rollback(fs);
+                Ok(String::new())
+            }
+            Step::Destroy { name } => {
+                pool.destroy(name)?;
+                model.destroy(name);
+                Ok(String::new())
+            }
+            Step::Send { .. } | Step::Wait { .. } | Step::Crash { .. } => {
+                unreachable!("handled by the workload task")
+            }
+        }
+    }
+
+    /// Datasets and their space, to prove a failed receive changed nothing.
+    fn space(&mut self, h: usize) -> Vec<String> {
+        let pool = self.hosts[h].pool.borrow();
+        pool.list()
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} guid={:#x} refd={} uniq={} flags={} origin={:?}",
+                    i.name, i.guid, i.referenced, i.unique, i.flags, i.origin
+                )
+            })
+            .collect()
+    }
+}
+
+/// The txg-sync task of both pools: a sync every `zfs_txg_timeout`.
+async fn txg_sync_task(world: Rc<RefCell<World>>) {
+    loop {
+        madsim::time::sleep(TXG_TIMEOUT).await;
+        let mut w = world.borrow_mut();
+        if w.finished {
+            return;
+        }
+        for h in 0..2 {
+            let _ = w.sync(h, "timeout");
+        }
+    }
+}
+
+fn make_host(
+    name: &'static str,
+    injector: &Injector,
+    clock: &SimClock,
+    streams: &Streams,
+) -> Result<Host, Error> {
+    let disk = SimDisk::new(DISK_BYTES, SECTOR, name, injector);
+    let pool = injector.suspended(|| {
+        Pool::create(
+            Box::new(disk.clone()),
+            name,
+            Box::new(clock.clone()),
+            Box::new(ChaChaSource(streams.stream(&format!("guid:{name}:0")))),
+        )
+    })?;
+    let model = PoolModel::new(name);
+    Ok(Host {
+        name,
+        disk,
+        pool: Rc::new(RefCell::new(pool)),
+        candidates: vec![model.clone()],
+        model,
+        damaged: false,
+        imports: 0,
+    })
+}
+
+/// The workload task, which is the run.
+pub(super) async fn simulate(config: RunConfig) -> RunReport {
+    let streams = Streams::new(config.seed);
+    let trace = Trace::new(config.verbose);
+    let clock = SimClock::current();
+    let plan = config.plan();
+    let injector = Injector::new(plan.clone(), &streams, trace.clone(), clock.clone());
+    let sites = SiteLog::start();
+    trace.record(
+        clock.elapsed(),
+        format!(
+            "run seed={} scenario={} faults={plan}",
+            config.seed, config.spec.name
+        ),
+    );
+    let mut report = RunReport {
+        seed: config.seed,
+        scenario: config.spec.name.clone(),
+        plan: plan.clone(),
+        planted: config.planted.clone(),
+        steps: Vec::new(),
+        violation: None,
+        faults: FaultCounts::default(),
+        error_sites: BTreeMap::new(),
+        trace: Vec::new(),
+        trace_hash: String::new(),
+        virtual_time: Duration::ZERO,
+        disk_writes: 0,
+        disk_reads: 0,
+        bytes_sent: 0,
+    };
+    let hosts = match (
+        make_host(SRC, &injector, &clock, &streams),
+        make_host(DST, &injector, &clock, &streams),
+    ) {
+        (Ok(s), Ok(d)) => [s, d],
+        (Err(e), _) | (_, Err(e)) => {
+            report.violation = Some(violation(None, "the pools to be created", e.to_string()));
+            return report;
+        }
+    };
+    let world = Rc::new(RefCell::new(World {
+        hosts,
+        injector: injector.clone(),
+        clock: clock.clone(),
+        streams,
+        trace: trace.clone(),
+        finished: false,
+    }));
+    let sync_task = madsim::task::spawn_local(txg_sync_task(world.clone()));
+
+    let mut generator = Generator::new(config.spec.clone(), streams.stream("workload"));
+    let mut think: ChaCha8Rng = streams.stream("think-time");
+    let count = config
+        .fixed_steps
+        .as_ref()
+        .map_or(config.steps.unwrap_or(config.spec.steps), Vec::len);
+    for index in 0..count {
+        let step = match &config.fixed_steps {
+            Some(steps) => steps[index].clone(),
+            None => {
+                let w = world.borrow();
+                generator.next(&w.hosts[0].model, &w.hosts[1].model)
+            }
+        };
+        madsim::time::sleep(Duration::from_millis(think.gen_range(1..300))).await;
+        let result = run_step(&world, index, &step).await;
+        let at = clock.elapsed();
+        let (outcome, detail) = match result {
+            Ok(r) => r,
+            Err(v) => {
+                let line = format!("step {index} {step}: VIOLATION: expected {}, found {}", v.expected, v.found);
+                trace.record(at, line);
+                report.steps.push(StepRecord {
+                    index,
+                    at,
+                    step,
+                    outcome: Outcome::Violation,
+                    detail: v.found.clone(),
+                });
+                report.violation = Some(v);
+                break;
+            }
+        };
+        let line = if detail.is_empty() {
+            format!("step {index} {step}: {}", outcome.name())
+        } else {
+            format!("step {index} {step}: {}: {detail}", outcome.name())
+        };
+        trace.record(at, line);
+        report.steps.push(StepRecord {
+            index,
+            at,
+            step,
+            outcome,
+            detail,
+        });
+    }
+    if report.violation.is_none() {
+        report.violation = final_check(&world).err();
+    }
+    world.borrow_mut().finished = true;
+    drop(sync_task);
+    let w = world.borrow();
+    for host in &w.hosts {
+        let stats = host.disk.stats();
+        report.disk_writes += stats.writes;
+        report.disk_reads += stats.reads;
+    }
+    if let Some(v) = &report.violation
+        && v.step.is_none()
+    {
+        trace.record(
+            clock.elapsed(),
+            format!("final check: VIOLATION: expected {}, found {}", v.expected, v.found),
+        );
+    }
+    trace.record(
+        clock.elapsed(),
+        format!(
+            "end: {} steps, {}",
+            report.steps.len(),
+            if report.violation.is_some() { "VIOLATION" } else { "no violation" }
+        ),
+    );
+    for site in sites.finish() {
+        *report.error_sites.entry(site.to_string()).or_default() += 1;
+    }
+    report.faults = injector.counts();
+    report.virtual_time = clock.elapsed();
+    report.trace = trace.lines();
+    report.trace_hash = trace.hash();
+    report
+}
+
+/// At the end: both pools sync, check clean, and hold what the model says.
+fn final_check(world: &Rc<RefCell<World>>) -> Result<(), Violation> {
+    let mut w = world.borrow_mut();
+    w.heal(None)?;
+    for h in 0..2 {
+        let injector = w.injector.clone();
+        let synced = injector.suspended(|| w.sync(h, "end of run"));
+        if let Err(e) = synced {
+            return Err(violation(None, "a final sync", e.to_string()));
+        }
+        let host = &mut w.hosts[h];
+        let damaged = host.damaged;
+        let mut pool = host.pool.borrow_mut();
+        let model = &host.model;
+        injector.suspended(|| {
+            match engine::check::check(&mut pool) {
+                Ok(r) if r.is_clean() => {}
+                Ok(r) if damaged && r.leaked.is_empty() && r.unallocated.is_empty() && r.overlapping.is_empty() && r.space.is_empty() => {}
+                Ok(r) => {
+                    return Err(violation(
+                        None,
+                        format!("a clean check of {} at the end", host.name),
+                        format!("leaked {:?}, unallocated {:?}, overlapping {:?}, unreadable {}, space {:?}", r.leaked, r.unallocated, r.overlapping, r.unreadable.len(), r.space),
+                    ));
+                }
+                Err(e) if damaged => {
+                    let _ = e;
+                }
+                Err(e) => return Err(violation(None, "a final check", e.to_string())),
+            }
+            match compare_pool(&mut pool, model) {
+                Ok(()) => Ok(()),
+                Err(Mismatch::Unreadable(_)) if damaged => Ok(()),
+                Err(m) => Err(violation(
+                    None,
+                    format!("{} at the end to hold what the model holds", host.name),
+                    m.to_string(),
+                )),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// One step, judged.
+async fn run_step(
+    world: &Rc<RefCell<World>>,
+    index: usize,
+    step: &Step,
+) -> Result<(Outcome, String), Violation> {
+    let at = Some(index);
+    {
+        let mut w = world.borrow_mut();
+        w.heal(at)?;
+        if let Some(why) = w.skip_reason(step) {
+            return Ok((Outcome::Skipped, why));
+        }
+    }
+    match step {
+        Step::Wait { ms } => {
+            madsim::time::sleep(Duration::from_millis(*ms)).await;
+            return Ok((Outcome::Done, String::new()));
+        }
+        Step::Crash { pool } => {
+            let mut w = world.borrow_mut();
+            let h = w.host(pool);
+            w.hosts[h].disk.crash_now(FaultKind::Crash);
+            w.recover(h, at, "a power loss (crash step)")?;
+            return Ok((Outcome::Done, String::new()));
+        }
+        Step::Send { .. } => return send_step(world, index, step).await,
+        _ => {}
+    }
+    let mut w = world.borrow_mut();
+    let h = w.host(step.pool());
+    w.draw_step_faults(&[h]);
+    let before = failing(&w.injector.counts());
+    let result = w.local_step(step);
+    let faulted = failing(&w.injector.counts()) > before || w.hosts[h].damaged;
+    match result {
+        Ok(detail) => {
+            let host = &mut w.hosts[h];
+            let model = host.model.clone();
+            host.candidates.push(model);
+            if w.heal(at)? {
+                return Ok((Outcome::Faulted, format!("{detail} (then a power loss)")));
+            }
+            Ok((Outcome::Done, detail))
+        }
+        Err(e) if faulted || w.hosts[h].disk.is_down() || w.hosts[h].pool.borrow().is_suspended() => {
+            // The pool's memory may hold half an operation: reboot.
+            w.hosts[h].disk.crash_now(FaultKind::Crash);
+            w.recover(h, at, "a failed operation")?;
+            Ok((Outcome::Faulted, e.to_string()))
+        }
+        Err(e) => Err(violation(at, format!("`{step}` to succeed"), e.to_string())),
+    }
+}
+
+/// A send through the pipe into a receive, judged by the oracle.
+async fn send_step(
+    world: &Rc<RefCell<World>>,
+    index: usize,
+    step: &Step,
+) -> Result<(Outcome, String), Violation> {
+    let at = Some(index);
+    let Step::Send {
+        snap,
+        from,
+        target,
+        dedup,
+        force,
+        origin,
+    } = step
+    else {
+        unreachable!("a send step");
+    };
+    let (src_pool, dst_pool, injector, source, expect, before_model, before_space, before_counts) = {
+        let mut w = world.borrow_mut();
+        // A receive starts from synced pools, as `zfs recv` does.
+        for h in 0..2 {
+            if w.sync(h, "before a send").is_err() {
+                w.hosts[h].disk.crash_now(FaultKind::Crash);
+                w.recover(h, at, "a failed sync")?;
+            }
+        }
+        w.draw_step_faults(&[0, 1]);
+        let src = &w.hosts[0].model;
+        let source = src.get(snap).expect("checked").clone();
+        let from_guid = from.as_ref().map(|f| src.get(f).expect("checked").guid);
+        let snapname = snap.split('@').nth(1).unwrap_or_default().to_string();
+        let dst = &w.hosts[1].model;
+        let expect = dst.expect_receive(&source, from_guid, target, &snapname, *force, origin.as_deref());
+        let before_model = dst.clone();
+        let before_space = w.space(1);
+        (
+            w.hosts[0].pool.clone(),
+            w.hosts[1].pool.clone(),
+            w.injector.clone(),
+            source,
+            expect,
+            before_model,
+            before_space,
+            w.injector.counts(),
+        )
+    };
+    let spec = TransferSpec {
+        tosnap: snap.clone(),
+        fromsnap: from.clone(),
+        dedup: *dedup,
+        target: target.clone(),
+        force: *force,
+        origin: origin.clone(),
+    };
+    let outcome = transfer(&src_pool, &dst_pool, &spec, &injector).await;
+    let mut w = world.borrow_mut();
+    w.hosts[0].candidates.push(w.hosts[0].model.clone());
+    let faulted = failing(&w.injector.counts()) > failing(&before_counts)
+        || w.hosts[0].damaged
+        || w.hosts[1].damaged;
+    let snapname = snap.split('@').nth(1).unwrap_or_default().to_string();
+    let mut after = before_model.clone();
+    after.receive(&source, target, &snapname, origin.as_deref());
+    let received = matches!(outcome.recv, Some(Ok(_)));
+    if !received && expect != Expect::Refuse(Vec::new()) && matches!(expect, Expect::Match | Expect::Either(_)) {
+        // A power loss may have struck after the receive was durable.
+        w.hosts[1].candidates.push(after.clone());
+    }
+    let bytes = outcome.bytes_sent;
+    let order = format!("{:?}", outcome.byte_order);
+    // Power lost, or a sync failed: the pools are imported again.
+    if w.heal(at)? {
+        let dst_now = w.hosts[1].model.clone();
+        let how = if dst_now == after { "received, then a power loss" } else { "not received: power loss or failed sync" };
+        return Ok((Outcome::Faulted, format!("{how} ({bytes} bytes, {order})")));
+    }
+    let injector = w.injector.clone();
+    let dst = &mut w.hosts[1];
+    let damaged = dst.damaged;
+    match &outcome.recv {
+        Some(Ok(_)) => {
+            let mut pool = dst.pool.borrow_mut();
+            let judged = injector.suspended(|| {
+                compare_dataset(&mut pool, &format!("{target}@{snapname}"), &source)
+                    .and_then(|()| compare_pool(&mut pool, &after))
+            });
+            drop(pool);
+            match judged {
+                Ok(()) => {}
+                Err(Mismatch::Unreadable(_)) if damaged || faulted => {}
+                Err(m) => {
+                    return Err(violation(
+                        at,
+                        format!("{target}@{snapname} to match {snap}"),
+                        m.to_string(),
+                    ));
+                }
+            }
+            if let Expect::Refuse(errnos) = &expect
+                && !faulted
+            {
+                return Err(violation(
+                    at,
+                    format!("the receive to be refused with {errnos:?}"),
+                    "it was received",
+                ));
+            }
+            dst.model = after.clone();
+            dst.candidates.push(after);
+            Ok((Outcome::Match, format!("{bytes} bytes, {order}")))
+        }
+        Some(Err(e)) => {
+            judge_refusal(&mut w, at, &before_model, &before_space, e, &expect, faulted, bytes)
+        }
+        None => {
+            let e = match &outcome.send {
+                Err(e) => e.clone(),
+                Ok(_) => Error::new(Errno::EINVAL, "nothing was received"),
+            };
+            if !faulted {
+                return Err(violation(at, format!("`{step}` to send"), e.to_string()));
+            }
+            judge_refusal(&mut w, at, &before_model, &before_space, &e, &Expect::Either(Vec::new()), faulted, bytes)
+        }
+    }
+}
+
+/// A receive that failed: the target must be exactly as before, and
+/// without a fault the failure must be one the model expected.
+#[allow(clippy::too_many_arguments)]
+fn judge_refusal(
+    w: &mut World,
+    at: Option<usize>,
+    before_model: &PoolModel,
+    before_space: &[String],
+    e: &Error,
+    expect: &Expect,
+    faulted: bool,
+    bytes: u64,
+) -> Result<(Outcome, String), Violation> {
+    let injector = w.injector.clone();
+    let damaged = w.hosts[1].damaged;
+    let judged = {
+        let mut pool = w.hosts[1].pool.borrow_mut();
+        injector.suspended(|| compare_pool(&mut pool, before_model))
+    };
+    match judged {
+        Ok(()) => {}
+        Err(Mismatch::Unreadable(_)) if damaged => {}
+        Err(m) => {
+            return Err(violation(
+                at,
+                format!("the refused receive ({e}) to leave the target as it was"),
+                m.to_string(),
+            ));
+        }
+    }
+    let space = w.space(1);
+    if space != before_space {
+        let diff: Vec<&String> = space.iter().filter(|l| !before_space.contains(l)).collect();
+        return Err(violation(
+            at,
+            format!("the refused receive ({e}) to leave every dataset's space as it was"),
+            format!("{diff:?}"),
+        ));
+    }
+    if !faulted {
+        match expect {
+            Expect::Match => {
+                return Err(violation(at, "the receive to succeed and match", e.to_string()));
+            }
+            Expect::Refuse(errnos) if !errnos.contains(&e.errno()) => {
+                return Err(violation(
+                    at,
+                    format!("a refusal with {errnos:?}"),
+                    e.to_string(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok((Outcome::Destroyed, format!("{e} ({bytes} bytes)")))
+}
