@@ -6,7 +6,10 @@
 //! replays exactly.
 
 pub mod clock;
+pub mod disk;
 pub mod faults;
 pub mod injector;
+pub mod pipe;
 pub mod streams;
 pub mod trace;
+pub mod transfer;
