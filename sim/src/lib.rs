@@ -8,6 +8,6 @@
 pub mod cmd;
 pub mod file_device;
 #[cfg(madsim)]
-pub mod world;
-#[cfg(madsim)]
 pub mod runner;
+#[cfg(madsim)]
+pub mod world;

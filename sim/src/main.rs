@@ -16,6 +16,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Run(cmd::run::RunArgs),
     Dump(cmd::dump::DumpArgs),
     Verify(cmd::verify::VerifyArgs),
     Pool(cmd::pool::PoolArgs),
@@ -29,6 +30,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
+        Command::Run(args) => cmd::run::run(args),
         Command::Dump(args) => cmd::dump::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Pool(args) => cmd::pool::run(args),

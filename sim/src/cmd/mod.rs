@@ -6,6 +6,7 @@ pub mod listing;
 pub mod ls;
 pub mod pool;
 pub mod recv;
+pub mod run;
 pub mod send;
 pub mod verify;
 pub mod zdb;
@@ -18,6 +19,13 @@ use std::process::ExitCode;
 /// Exit status of a command that found what it exists to find (a broken
 /// stream, a violation, a leak).
 pub const EXIT_FAILURE: u8 = 1;
+/// What a simulation command says when the binary was built without
+/// madsim's simulator (`--cfg madsim`, set in `.cargo/config.toml`).
+pub const NO_SIMULATOR: &str = "this sim binary was built without --cfg madsim, so it has no \
+simulated world: build it from the zsim checkout with `cargo sim ...`, or install it with \
+`RUSTFLAGS=\"--cfg madsim\" cargo install --path sim` (a RUSTFLAGS variable replaces the \
+flags in .cargo/config.toml)";
+
 /// Exit status of a command that was called wrongly.
 pub const EXIT_USAGE: u8 = 2;
 

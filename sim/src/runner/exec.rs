@@ -30,8 +30,6 @@ const DISK_BYTES: u64 = 48 << 20;
 const SECTOR: u64 = 512;
 /// `zfs_txg_timeout`.
 const TXG_TIMEOUT: Duration = Duration::from_secs(5);
-/// The pipe between sender and receiver, like a socket buffer.
-const PIPE_BYTES: usize = 64 << 10;
 
 /// One pool on one disk, and what the model says it holds.
 struct Host {
@@ -44,6 +42,8 @@ struct Host {
     candidates: Vec<PoolModel>,
     /// Damage at rest was injected: reads may fail (never lie).
     damaged: bool,
+    /// The power loss armed for the current step.
+    armed: Option<FaultKind>,
     imports: u64,
 }
 
@@ -73,7 +73,11 @@ fn failing(counts: &FaultCounts) -> u64 {
     FAILING.iter().map(|k| counts.get(*k)).sum()
 }
 
-fn violation(step: Option<usize>, expected: impl Into<String>, found: impl Into<String>) -> Violation {
+fn violation(
+    step: Option<usize>,
+    expected: impl Into<String>,
+    found: impl Into<String>,
+) -> Violation {
     Violation {
         step,
         expected: expected.into(),
@@ -98,7 +102,8 @@ impl World {
         let host = &mut self.hosts[h];
         host.imports += 1;
         Box::new(ChaChaSource(
-            self.streams.stream(&format!("guid:{}:{}", host.name, host.imports)),
+            self.streams
+                .stream(&format!("guid:{}:{}", host.name, host.imports)),
         ))
     }
 
@@ -217,13 +222,14 @@ impl World {
         let mut healed = false;
         for h in 0..2 {
             let host = &self.hosts[h];
+            // A power loss drawn for the step strikes by its end.
             if host.disk.is_armed() {
-                let kind = host.disk.armed_kind().unwrap_or(FaultKind::Crash);
+                let kind = host.armed.unwrap_or(FaultKind::Crash);
                 host.disk.disarm();
                 host.disk.crash_now(kind);
             }
             let host = &self.hosts[h];
-            if host.disk.is_down() || host.pool.borrow().is_suspended() || host.disk.crashed() {
+            if host.disk.is_down() || host.pool.borrow().is_suspended() {
                 let why = if host.pool.borrow().is_suspended() {
                     "a failed sync"
                 } else {
@@ -240,10 +246,12 @@ impl World {
     /// during it, and rot at rest.
     fn draw_step_faults(&mut self, pools: &[usize]) {
         for &h in pools {
-            if self.injector.roll(FaultKind::Crash) {
-                self.hosts[h].disk.arm_crash(FaultKind::Crash);
-            } else if self.injector.roll(FaultKind::Torn) {
-                self.hosts[h].disk.arm_crash(FaultKind::Torn);
+            self.hosts[h].armed = None;
+            for kind in [FaultKind::Crash, FaultKind::Torn] {
+                if self.hosts[h].armed.is_none() && self.injector.roll(kind) {
+                    self.hosts[h].disk.arm_crash(kind);
+                    self.hosts[h].armed = Some(kind);
+                }
             }
             if self.injector.roll(FaultKind::Corrupt) && self.hosts[h].disk.rot().is_some() {
                 self.hosts[h].damaged = true;
@@ -278,16 +286,17 @@ impl World {
             | Step::Punch { fs, object, .. }
             | Step::Truncate { fs, object, .. }
             | Step::FreeObject { fs, object }
-            | Step::Props { fs, object, .. } => {
-                (!fs_ok(fs) || obj(fs, *object).is_none()).then(|| format!("{fs} object {object} does not exist"))
-            }
+            | Step::Props { fs, object, .. } => (!fs_ok(fs) || obj(fs, *object).is_none())
+                .then(|| format!("{fs} object {object} does not exist")),
             Step::Bonus { fs, object, .. } => match obj(fs, *object) {
                 Some(o) if fs_ok(fs) && o.shape.bonuslen > 0 => None,
                 _ => Some(format!("{fs} object {object} has no bonus")),
             },
             Step::Spill { fs, object, .. } => match obj(fs, *object) {
                 Some(o) if fs_ok(fs) && o.shape.bonuslen <= DN_MAX_BONUSLEN - 128 => None,
-                _ => Some(format!("{fs} object {object} has no room for a spill pointer")),
+                _ => Some(format!(
+                    "{fs} object {object} has no room for a spill pointer"
+                )),
             },
             Step::Snapshot { snap } => {
                 let fs = snap.split('@').next().unwrap_or_default();
@@ -304,9 +313,8 @@ impl World {
                     m.exists(fs).then(|| format!("{fs} exists"))
                 }
             }
-            Step::Rollback { fs } => {
-                (!fs_ok(fs) || m.latest_snapshot(fs).is_none()).then(|| format!("{fs} has no snapshot"))
-            }
+            Step::Rollback { fs } => (!fs_ok(fs) || m.latest_snapshot(fs).is_none())
+                .then(|| format!("{fs} has no snapshot")),
             Step::Destroy { name } => {
                 if !m.exists(name) || !name.contains('/') {
                     return missing(name);
@@ -322,7 +330,9 @@ impl World {
                 if !m.exists(snap) {
                     return missing(snap);
                 }
-                from.as_ref().filter(|f| !m.exists(f)).and_then(|f| missing(f))
+                from.as_ref()
+                    .filter(|f| !m.exists(f))
+                    .and_then(|f| missing(f))
             }
             Step::Wait { .. } | Step::Crash { .. } => None,
         }
@@ -365,8 +375,13 @@ impl World {
             Step::Reclaim { fs, object, shape } => {
                 let id = lookup(&pool, fs)?;
                 let s = shape;
-                pool.dmu(id)?
-                    .object_reclaim(*object, s.dn_type, s.blksz, s.bonustype, s.bonuslen)?;
+                pool.dmu(id)?.object_reclaim(
+                    *object,
+                    s.dn_type,
+                    s.blksz,
+                    s.bonustype,
+                    s.bonuslen,
+                )?;
                 model.reclaim(fs, *object, *shape);
                 Ok(String::new())
             }
@@ -414,7 +429,11 @@ impl World {
                 let len = model.object(fs, *object).expect("checked").shape.bonuslen;
                 let data = fill_bytes(*fill, len);
                 pool.dmu(id)?.set_bonus(*object, &data)?;
-                model.objects_mut(fs).get_mut(object).expect("checked").bonus = data;
+                model
+                    .objects_mut(fs)
+                    .get_mut(object)
+                    .expect("checked")
+                    .bonus = data;
                 Ok(String::new())
             }
             Step::Spill {
@@ -426,8 +445,11 @@ impl World {
                 let id = lookup(&pool, fs)?;
                 let data = (*len > 0).then(|| fill_bytes(*fill, *len as usize));
                 pool.dmu(id)?.set_spill(*object, data.clone())?;
-                model.objects_mut(fs).get_mut(object).expect("checked").spill =
-                    data.map(Into::into);
+                model
+                    .objects_mut(fs)
+                    .get_mut(object)
+                    .expect("checked")
+                    .spill = data.map(Into::into);
                 Ok(String::new())
             }
             Step::Props {
@@ -524,6 +546,7 @@ fn make_host(
         candidates: vec![model.clone()],
         model,
         damaged: false,
+        armed: None,
         imports: 0,
     })
 }
@@ -599,7 +622,10 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         let (outcome, detail) = match result {
             Ok(r) => r,
             Err(v) => {
-                let line = format!("step {index} {step}: VIOLATION: expected {}, found {}", v.expected, v.found);
+                let line = format!(
+                    "step {index} {step}: VIOLATION: expected {}, found {}",
+                    v.expected, v.found
+                );
                 trace.record(at, line);
                 report.steps.push(StepRecord {
                     index,
@@ -642,7 +668,10 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
     {
         trace.record(
             clock.elapsed(),
-            format!("final check: VIOLATION: expected {}, found {}", v.expected, v.found),
+            format!(
+                "final check: VIOLATION: expected {}, found {}",
+                v.expected, v.found
+            ),
         );
     }
     trace.record(
@@ -650,7 +679,11 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         format!(
             "end: {} steps, {}",
             report.steps.len(),
-            if report.violation.is_some() { "VIOLATION" } else { "no violation" }
+            if report.violation.is_some() {
+                "VIOLATION"
+            } else {
+                "no violation"
+            }
         ),
     );
     for site in sites.finish() {
@@ -752,7 +785,9 @@ async fn run_step(
             }
             Ok((Outcome::Done, detail))
         }
-        Err(e) if faulted || w.hosts[h].disk.is_down() || w.hosts[h].pool.borrow().is_suspended() => {
+        Err(e)
+            if faulted || w.hosts[h].disk.is_down() || w.hosts[h].pool.borrow().is_suspended() =>
+        {
             // The pool's memory may hold half an operation: reboot.
             w.hosts[h].disk.crash_now(FaultKind::Crash);
             w.recover(h, at, "a failed operation")?;
@@ -795,7 +830,14 @@ async fn send_step(
         let from_guid = from.as_ref().map(|f| src.get(f).expect("checked").guid);
         let snapname = snap.split('@').nth(1).unwrap_or_default().to_string();
         let dst = &w.hosts[1].model;
-        let expect = dst.expect_receive(&source, from_guid, target, &snapname, *force, origin.as_deref());
+        let expect = dst.expect_receive(
+            &source,
+            from_guid,
+            target,
+            &snapname,
+            *force,
+            origin.as_deref(),
+        );
         let before_model = dst.clone();
         let before_space = w.space(1);
         (
@@ -819,7 +861,8 @@ async fn send_step(
     };
     let outcome = transfer(&src_pool, &dst_pool, &spec, &injector).await;
     let mut w = world.borrow_mut();
-    w.hosts[0].candidates.push(w.hosts[0].model.clone());
+    let src_model = w.hosts[0].model.clone();
+    w.hosts[0].candidates.push(src_model);
     let faulted = failing(&w.injector.counts()) > failing(&before_counts)
         || w.hosts[0].damaged
         || w.hosts[1].damaged;
@@ -827,7 +870,10 @@ async fn send_step(
     let mut after = before_model.clone();
     after.receive(&source, target, &snapname, origin.as_deref());
     let received = matches!(outcome.recv, Some(Ok(_)));
-    if !received && expect != Expect::Refuse(Vec::new()) && matches!(expect, Expect::Match | Expect::Either(_)) {
+    if !received
+        && expect != Expect::Refuse(Vec::new())
+        && matches!(expect, Expect::Match | Expect::Either(_))
+    {
         // A power loss may have struck after the receive was durable.
         w.hosts[1].candidates.push(after.clone());
     }
@@ -836,7 +882,11 @@ async fn send_step(
     // Power lost, or a sync failed: the pools are imported again.
     if w.heal(at)? {
         let dst_now = w.hosts[1].model.clone();
-        let how = if dst_now == after { "received, then a power loss" } else { "not received: power loss or failed sync" };
+        let how = if dst_now == after {
+            "received, then a power loss"
+        } else {
+            "not received: power loss or failed sync"
+        };
         return Ok((Outcome::Faulted, format!("{how} ({bytes} bytes, {order})")));
     }
     let injector = w.injector.clone();
@@ -874,9 +924,16 @@ async fn send_step(
             dst.candidates.push(after);
             Ok((Outcome::Match, format!("{bytes} bytes, {order}")))
         }
-        Some(Err(e)) => {
-            judge_refusal(&mut w, at, &before_model, &before_space, e, &expect, faulted, bytes)
-        }
+        Some(Err(e)) => judge_refusal(
+            &mut w,
+            at,
+            &before_model,
+            &before_space,
+            e,
+            &expect,
+            faulted,
+            bytes,
+        ),
         None => {
             let e = match &outcome.send {
                 Err(e) => e.clone(),
@@ -885,7 +942,16 @@ async fn send_step(
             if !faulted {
                 return Err(violation(at, format!("`{step}` to send"), e.to_string()));
             }
-            judge_refusal(&mut w, at, &before_model, &before_space, &e, &Expect::Either(Vec::new()), faulted, bytes)
+            judge_refusal(
+                &mut w,
+                at,
+                &before_model,
+                &before_space,
+                &e,
+                &Expect::Either(Vec::new()),
+                faulted,
+                bytes,
+            )
         }
     }
 }
@@ -932,7 +998,11 @@ fn judge_refusal(
     if !faulted {
         match expect {
             Expect::Match => {
-                return Err(violation(at, "the receive to succeed and match", e.to_string()));
+                return Err(violation(
+                    at,
+                    "the receive to succeed and match",
+                    e.to_string(),
+                ));
             }
             Expect::Refuse(errnos) if !errnos.contains(&e.errno()) => {
                 return Err(violation(

@@ -15,6 +15,7 @@
 //! find nothing wrong. Anything else is a violation and ends the run.
 
 mod exec;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -59,7 +60,9 @@ impl std::str::FromStr for Planted {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "skip-recv-cleanup" => Ok(Planted::SkipRecvCleanup),
-            _ => Err(format!("unknown planted bug {s:?}: the one there is is skip-recv-cleanup")),
+            _ => Err(format!(
+                "unknown planted bug {s:?}: the one there is is skip-recv-cleanup"
+            )),
         }
     }
 }
@@ -185,10 +188,13 @@ impl RunReport {
 
 /// Runs one simulation to its end or its first violation.
 pub fn run(config: &RunConfig) -> RunReport {
-    let runtime = madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+    let runtime =
+        madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
     for bug in &config.planted {
         match bug {
-            Planted::SkipRecvCleanup => engine::recv::planted::SKIP_RECV_CLEANUP.with(|c| c.set(true)),
+            Planted::SkipRecvCleanup => {
+                engine::recv::planted::SKIP_RECV_CLEANUP.with(|c| c.set(true))
+            }
         }
     }
     let report = runtime.block_on(exec::simulate(config.clone()));
