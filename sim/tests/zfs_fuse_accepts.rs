@@ -11,9 +11,9 @@
 //! - a real zfs-fuse daemon (`common/zfs_fuse.rs`) `zfs recv`s each one, in
 //!   both byte orders, and lists the snapshot with the stream's guid.
 //!
-//! The received filesystems are not mounted here: zfs-fuse can mount them on
-//! this machine (see `zfs_fuse_harness.rs`), and comparing their files
-//! through the mounts is a later task.
+//! The received filesystems are not mounted here: `zfs_fuse_roundtrip.rs`
+//! mounts every received snapshot and compares its files with the fixture's
+//! manifest.
 
 mod common;
 

@@ -31,12 +31,14 @@
 //!    lock would make ours exit and our commands would go to it, so the
 //!    harness waits for it to stop (`ZSIM_ZFS_FUSE_WAIT_SECS`, default 300
 //!    s), then panics saying so;
-//! 4. starts `zfs-fuse --no-daemon --no-kstat-mount` as its own child (so it
-//!    knows the PID and can wait for it; `--no-daemon` keeps it from forking
-//!    away, `--no-kstat-mount` keeps it from mounting `/zfs-kstat`), output to
-//!    `daemon.log` in a fresh directory `/tmp/zsim-zfs-fuse-<pid>-<n>`, and
-//!    waits until `zpool list` answers (about 0.2 s here). The daemon reads
-//!    `/etc/zfs/zfsrc` (ARC limit 100 MB in Debian's);
+//! 4. starts `zfs-fuse --no-daemon --no-kstat-mount` (plus the options
+//!    given to [`ZfsFuse::start_with`], e.g. `-x` for extended attributes)
+//!    as its own child (so it knows the PID and can wait for it;
+//!    `--no-daemon` keeps it from forking away, `--no-kstat-mount` keeps it
+//!    from mounting `/zfs-kstat`), output to `daemon.log` in a fresh
+//!    directory `/tmp/zsim-zfs-fuse-<pid>-<n>`, and waits until `zpool
+//!    list` answers (about 0.2 s here). The daemon reads `/etc/zfs/zfsrc`
+//!    (ARC limit 100 MB in Debian's);
 //! 5. creates a sparse 256 MiB file vdev there and `zpool create -f -o
 //!    cachefile=none -O mountpoint=none POOL FILE`: with no cache file no
 //!    later daemon ever tries to import the pool again, and with no
@@ -419,11 +421,13 @@ fn wait_for_foreign_daemon(bins: &Binaries, deadline: Instant) -> Result<(), Str
     Ok(())
 }
 
-/// `zfs-fuse --no-daemon --no-kstat-mount`, a child of ours, output to `log`.
-fn spawn_daemon(bins: &Binaries, log: &Path) -> Child {
+/// `zfs-fuse --no-daemon --no-kstat-mount [EXTRA]`, a child of ours, output
+/// to `log`.
+fn spawn_daemon(bins: &Binaries, log: &Path, extra: &[&str]) -> Child {
     let log = File::create(log).expect("daemon log");
     Command::new(&bins.zfs_fuse)
         .args(["--no-daemon", "--no-kstat-mount"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("daemon log"))
         .stderr(log)
@@ -479,6 +483,12 @@ impl ZfsFuse {
     /// after a loud message when zfs-fuse is not installed (a panic in CI);
     /// panics when it is installed but cannot be started.
     pub fn start(pool: &str) -> Option<ZfsFuse> {
+        ZfsFuse::start_with(pool, &[])
+    }
+
+    /// [`ZfsFuse::start`], with more options for the daemon, e.g. `-x`
+    /// (`--enable-xattr`: extended attributes through the FUSE mounts).
+    pub fn start_with(pool: &str, daemon_options: &[&str]) -> Option<ZfsFuse> {
         let bins = binaries()?;
         let lock = take_lock();
         stop_leftover_daemon();
@@ -497,7 +507,7 @@ impl ZfsFuse {
                 let _ = std::fs::remove_dir_all(&dir);
                 panic!("{e}");
             }
-            let mut daemon = spawn_daemon(&bins, &log);
+            let mut daemon = spawn_daemon(&bins, &log, daemon_options);
             let _ = std::fs::write(PID_FILE, format!("{}\n{}\n", daemon.id(), dir.display()));
             match wait_ready(&mut daemon, &bins, &log) {
                 Ok(()) => break daemon,
@@ -648,9 +658,9 @@ impl ZfsFuse {
     }
 
     /// Mounts filesystem `fs` through FUSE under the scratch directory (by
-    /// setting its mountpoint) and returns the mountpoint. Snapshots are
-    /// read through `.zfs/snapshot/NAME` below it. Dropping the harness
-    /// unmounts it.
+    /// setting its mountpoint) and returns the mountpoint. zfs-fuse 0.7.0
+    /// has no `.zfs` directory (ENOENT): to read a snapshot, `zfs clone` it
+    /// and mount the clone. Dropping the harness unmounts it.
     pub fn mount(&self, fs: &str) -> Result<PathBuf, String> {
         let path = self.dir.join("mnt").join(fs.replace('/', "_"));
         std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
