@@ -193,7 +193,7 @@ fn a_torn_uberblock_write_falls_back_to_the_previous_uberblock() {
             let old = pool.synced_txg();
             // The four uberblock copies are the last writes of a sync, after
             // a flush: tear the first (1 KiB slots of two 512-byte sectors).
-            disk.arm_crash_after(FaultKind::Torn, writes - 3);
+            assert!(disk.arm_crash_after(FaultKind::Torn, writes - 3));
             assert_eq!(pool.txg_sync().unwrap_err().errno(), Errno::EIO);
             drop(pool);
             assert!(disk.is_down());
@@ -229,7 +229,7 @@ fn a_torn_data_block_of_an_unfinished_txg_is_never_referenced() {
             let disk = w.disk("src");
             let (mut pool, before) = stage(&w, &disk, 3);
             let old = pool.synced_txg();
-            disk.arm_crash_after(FaultKind::Torn, n);
+            assert!(disk.arm_crash_after(FaultKind::Torn, n));
             assert!(pool.txg_sync().is_err());
             drop(pool);
             let outcome = disk.with_device(|d| d.last_crash()).unwrap();
@@ -421,7 +421,7 @@ fn a_crash_at_a_drawn_write_leaves_a_synced_txg() {
                 p.txg_sync().unwrap();
                 state(&mut p)
             });
-            let n = disk.arm_crash(FaultKind::Crash);
+            let n = disk.arm_crash(FaultKind::Crash).unwrap();
             let synced = pool.txg_sync();
             if !disk.is_down() {
                 synced.unwrap();
