@@ -155,25 +155,30 @@ impl SimDisk {
     /// writes are all lost, all kept or kept sector by sector at random;
     /// [`FaultKind::Torn`]: all kept but the last, which is torn) to strike
     /// right after a number of further writes drawn from 0 to
-    /// [`MAX_WRITES_BEFORE_CRASH`] (0: at once). Returns that number.
-    pub fn arm_crash(&self, kind: FaultKind) -> u64 {
+    /// [`MAX_WRITES_BEFORE_CRASH`] (0: at once). Returns that number, or
+    /// `None` if nothing was armed (the injector is suspended or the power
+    /// is already off).
+    pub fn arm_crash(&self, kind: FaultKind) -> Option<u64> {
+        if self.injector.is_suspended() || self.is_down() {
+            return None;
+        }
         let n = self
             .injector
             .draw(kind, |rng| rng.gen_range(0..=MAX_WRITES_BEFORE_CRASH));
-        self.arm_crash_after(kind, n);
-        n
+        self.arm_crash_after(kind, n).then_some(n)
     }
 
     /// [`arm_crash`](SimDisk::arm_crash) after exactly `n` further writes,
     /// for tests that aim at one write. Writes made while the injector is
     /// suspended do not count: a crash never strikes under the oracle.
-    /// Replaces a crash already armed; does nothing while the power is off.
-    pub fn arm_crash_after(&self, kind: FaultKind, n: u64) {
+    /// Replaces a crash already armed. Returns whether it armed one (not
+    /// while suspended or with the power off).
+    pub fn arm_crash_after(&self, kind: FaultKind, n: u64) -> bool {
+        if self.injector.is_suspended() || self.is_down() {
+            return false;
+        }
         let (mode, seed) = self.draw_crash(kind);
         let mut inner = self.inner.borrow_mut();
-        if inner.dev.is_down() {
-            return;
-        }
         inner.armed = Some(ArmedCrash {
             kind,
             writes_left: n,
@@ -183,6 +188,7 @@ impl SimDisk {
         if n == 0 {
             self.strike(&mut inner);
         }
+        true
     }
 
     /// Cancels an armed crash that has not struck.
@@ -191,13 +197,14 @@ impl SimDisk {
     }
 
     /// A power loss of `kind` now. The power stays off until
-    /// [`power_on`](SimDisk::power_on). Nothing happens if it is already off.
+    /// [`power_on`](SimDisk::power_on). Nothing happens if it is already
+    /// off, or while the injector is suspended.
     pub fn crash_now(&self, kind: FaultKind) -> Option<CrashOutcome> {
-        let (mode, seed) = self.draw_crash(kind);
-        let mut inner = self.inner.borrow_mut();
-        if inner.dev.is_down() {
+        if self.injector.is_suspended() || self.is_down() {
             return None;
         }
+        let (mode, seed) = self.draw_crash(kind);
+        let mut inner = self.inner.borrow_mut();
         inner.armed = Some(ArmedCrash {
             kind,
             writes_left: 0,
@@ -519,9 +526,17 @@ mod tests {
             assert!(disk.crash_now(FaultKind::Crash).is_none(), "already down");
             disk.power_on();
             for _ in 0..20 {
-                assert!(disk.arm_crash(FaultKind::Crash) <= MAX_WRITES_BEFORE_CRASH);
+                assert!(disk.arm_crash(FaultKind::Crash).unwrap() <= MAX_WRITES_BEFORE_CRASH);
                 disk.power_on();
             }
+            disk.disarm();
+            // Nothing strikes under a suspended injector.
+            inj.suspended(|| {
+                assert_eq!(disk.arm_crash(FaultKind::Torn), None);
+                assert!(!disk.arm_crash_after(FaultKind::Torn, 0));
+                assert!(disk.crash_now(FaultKind::Crash).is_none());
+            });
+            assert!(!disk.is_down() && !disk.is_armed());
         });
     }
 
