@@ -169,7 +169,9 @@ impl Generator {
             }
             "spill" => {
                 let (fs, object, shape) = pick_object(rng, src, dst)?;
-                if shape.bonuslen > DN_MAX_BONUSLEN - 128 {
+                let nblkptr =
+                    engine::dmu::dnode::nblkptr_for_bonus(shape.bonustype, shape.bonuslen);
+                if !engine::dmu::dnode::spill_fits(nblkptr, shape.bonuslen) {
                     return None;
                 }
                 Some(Step::Spill {

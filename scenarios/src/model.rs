@@ -9,14 +9,13 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use engine::dmu::dnode::nblkptr_for_bonus;
+use engine::dmu::dnode::{nblkptr_for_bonus, spill_fits};
 use engine::error::Errno;
 
 use crate::step::Shape;
 
 /// Largest bonus ZFS allows (`DN_MAX_BONUSLEN`).
 pub const DN_MAX_BONUSLEN: usize = 320;
-const BLKPTR_SIZE: usize = 128;
 
 /// One object's logical state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +39,11 @@ impl Object {
             blocks: BTreeMap::new(),
             spill: None,
         }
+    }
+
+    /// Whether a spill block fits beside the bonus and block pointers.
+    pub fn spill_fits(&self) -> bool {
+        spill_fits(self.nblkptr(), self.shape.bonuslen)
     }
 
     pub fn nblkptr(&self) -> u8 {
@@ -252,7 +256,7 @@ impl PoolModel {
         }
         obj.shape = shape;
         obj.bonus = vec![0; shape.bonuslen];
-        if shape.bonuslen > DN_MAX_BONUSLEN - BLKPTR_SIZE {
+        if !spill_fits(new_nblkptr, shape.bonuslen) {
             obj.spill = None;
         }
     }

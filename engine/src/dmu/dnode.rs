@@ -50,6 +50,14 @@ pub fn nblkptr_for_bonus(bonustype: u8, bonuslen: usize) -> u8 {
     }
 }
 
+/// Whether a spill block pointer fits in a dnode beside `nblkptr` block
+/// pointers and a bonus of `bonuslen` bytes: it takes the last 128 bytes of
+/// the dnode, which neither may reach (ZFS adds spill blocks only to SA
+/// objects, whose single block pointer leaves that room).
+pub fn spill_fits(nblkptr: u8, bonuslen: usize) -> bool {
+    DNODE_CORE_SIZE + usize::from(nblkptr) * BLKPTR_SIZE + bonuslen <= DN_SPILL_OFFSET
+}
+
 /// Whether a data block size is one the DMU accepts.
 pub fn valid_blksz(blksz: u64) -> bool {
     (SPA_MINBLOCKSIZE..=SPA_MAXBLOCKSIZE).contains(&blksz) && blksz.is_multiple_of(SPA_MINBLOCKSIZE)
@@ -581,12 +589,13 @@ impl Dnode {
                 if !valid_blksz(data.len() as u64) {
                     return fail(Errno::EINVAL, format!("invalid spill size {}", data.len()));
                 }
-                if self.bonus.len() > DN_MAX_BONUSLEN - BLKPTR_SIZE {
+                if !spill_fits(self.nblkptr, self.bonus.len()) {
                     return fail(
                         Errno::EINVAL,
                         format!(
-                            "a {}-byte bonus leaves no room for a spill pointer",
-                            self.bonus.len()
+                            "a {}-byte bonus beside {} block pointers leaves no room for a spill pointer",
+                            self.bonus.len(),
+                            self.nblkptr
                         ),
                     );
                 }

@@ -311,7 +311,8 @@ impl Objset {
         if nblkptr != dn.nblkptr {
             dn.set_nblkptr(nblkptr);
         }
-        if dn.flags & super::dnode::DNODE_FLAG_SPILL_BLKPTR != 0 && bonuslen > DN_MAX_BONUSLEN - 128
+        if dn.flags & super::dnode::DNODE_FLAG_SPILL_BLKPTR != 0
+            && !super::dnode::spill_fits(nblkptr, bonuslen)
         {
             dn.set_spill(None, &mut killed)?;
         }

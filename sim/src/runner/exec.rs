@@ -12,7 +12,7 @@ use engine::spa::Pool;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use scenarios::generate::{DST, Generator, SRC};
-use scenarios::model::{DN_MAX_BONUSLEN, Expect, PoolModel, fill_bytes};
+use scenarios::model::{Expect, PoolModel, fill_bytes};
 use scenarios::oracle::{Mismatch, compare_dataset, compare_pool};
 use scenarios::step::Step;
 
@@ -80,6 +80,7 @@ fn violation(
 ) -> Violation {
     Violation {
         step,
+        lost: false,
         expected: expected.into(),
         found: found.into(),
     }
@@ -138,11 +139,13 @@ impl World {
         let mut pool = match imported {
             Ok(pool) => pool,
             Err(e) => {
-                return Err(violation(
+                let mut v = violation(
                     step,
                     format!("{} to import after {why}", host.name),
                     format!("import failed: {e}"),
-                ));
+                );
+                v.lost = host.damaged && matches!(e.errno(), Errno::EIO | Errno::ECKSUM);
+                return Err(v);
             }
         };
         let damaged = host.damaged;
@@ -182,6 +185,9 @@ impl World {
                 }
             }
             let mut first_mismatch = None;
+            for candidate in host.candidates.iter_mut() {
+                learn_snapshots(candidate, &pool);
+            }
             for (i, candidate) in host.candidates.iter().enumerate().rev() {
                 match compare_pool(&mut pool, candidate) {
                     Ok(()) => return Ok(i),
@@ -191,7 +197,7 @@ impl World {
                     }
                 }
             }
-            Err(violation(
+            let mut v = violation(
                 step,
                 format!(
                     "{} after {why} to hold one of the {} states that could be durable",
@@ -199,7 +205,11 @@ impl World {
                     host.candidates.len()
                 ),
                 first_mismatch.map_or("no candidate".into(), |m| m.to_string()),
-            ))
+            );
+            // Damage at rest can make import fall back to an older txg:
+            // detected (the txg went back), but the model cannot follow.
+            v.lost = damaged;
+            Err(v)
         })?;
         let chosen = host.candidates[outcome].clone();
         let back = host.candidates.len() - 1 - outcome;
@@ -293,7 +303,7 @@ impl World {
                 _ => Some(format!("{fs} object {object} has no bonus")),
             },
             Step::Spill { fs, object, .. } => match obj(fs, *object) {
-                Some(o) if fs_ok(fs) && o.shape.bonuslen <= DN_MAX_BONUSLEN - 128 => None,
+                Some(o) if fs_ok(fs) && o.spill_fits() => None,
                 _ => Some(format!(
                     "{fs} object {object} has no room for a spill pointer"
                 )),
@@ -509,6 +519,37 @@ impl World {
     }
 }
 
+/// What the model would be had a DSL step (which syncs) completed; a
+/// snapshot's guid and creation time are then unknown (0) until import
+/// shows them.
+fn post_model(model: &PoolModel, step: &Step) -> Option<PoolModel> {
+    let mut post = model.clone();
+    match step {
+        Step::CreateFs { fs } => post.create(fs),
+        Step::Snapshot { snap } => post.snapshot(snap, 0, 0),
+        Step::Clone { origin, fs } => post.clone_fs(origin, fs),
+        Step::Rollback { fs } => post.rollback(fs),
+        Step::Destroy { name } => post.destroy(name),
+        _ => return None,
+    }
+    Some(post)
+}
+
+/// Fills in the guid and creation time of snapshots a candidate does not
+/// know yet (0) from the imported pool.
+fn learn_snapshots(candidate: &mut PoolModel, pool: &Pool) {
+    for (name, ds) in candidate.datasets.iter_mut() {
+        if name.contains('@')
+            && ds.guid == 0
+            && let Ok(id) = pool.lookup(name)
+        {
+            let info = pool.info(id);
+            ds.guid = info.guid;
+            ds.creation = info.creation_time;
+        }
+    }
+}
+
 /// The txg-sync task of both pools: a sync every `zfs_txg_timeout`.
 async fn txg_sync_task(world: Rc<RefCell<World>>) {
     loop {
@@ -573,6 +614,7 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         planted: config.planted.clone(),
         steps: Vec::new(),
         violation: None,
+        lost: None,
         faults: FaultCounts::default(),
         error_sites: BTreeMap::new(),
         trace: Vec::new(),
@@ -652,8 +694,11 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
             detail,
         });
     }
-    if report.violation.is_none() {
-        report.violation = final_check(&world).err();
+    if report.violation.is_none() && report.lost.is_none() {
+        match final_check(&world) {
+            Err(v) if v.lost => report.lost = Some(format!("{}: {}", v.expected, v.found)),
+            result => report.violation = result.err(),
+        }
     }
     world.borrow_mut().finished = true;
     drop(sync_task);
@@ -788,6 +833,11 @@ async fn run_step(
         Err(e)
             if faulted || w.hosts[h].disk.is_down() || w.hosts[h].pool.borrow().is_suspended() =>
         {
+            // An operation that syncs may have become durable before the
+            // fault struck it.
+            if let Some(post) = post_model(&w.hosts[h].model, step) {
+                w.hosts[h].candidates.push(post);
+            }
             // The pool's memory may hold half an operation: reboot.
             w.hosts[h].disk.crash_now(FaultKind::Crash);
             w.recover(h, at, "a failed operation")?;
@@ -879,8 +929,21 @@ async fn send_step(
     }
     let bytes = outcome.bytes_sent;
     let order = format!("{:?}", outcome.byte_order);
-    // Power lost, or a sync failed: the pools are imported again.
-    if w.heal(at)? {
+    // The sender's pool lost power or failed a sync: it is imported
+    // again; that changes nothing for the receiver.
+    {
+        let src = &w.hosts[0];
+        if src.disk.is_down() || src.pool.borrow().is_suspended() {
+            w.recover(0, at, "a power loss or failed sync while sending")?;
+        }
+    }
+    // The receiver's did: it must come back before or after the receive.
+    let dst_failed = {
+        let dst = &w.hosts[1];
+        dst.disk.is_down() || dst.pool.borrow().is_suspended()
+    };
+    if dst_failed {
+        w.recover(1, at, "a power loss or failed sync while receiving")?;
         let dst_now = w.hosts[1].model.clone();
         let how = if dst_now == after {
             "received, then a power loss"
@@ -922,6 +985,7 @@ async fn send_step(
             }
             dst.model = after.clone();
             dst.candidates.push(after);
+            w.heal(at)?;
             Ok((Outcome::Match, format!("{bytes} bytes, {order}")))
         }
         Some(Err(e)) => judge_refusal(

@@ -142,6 +142,10 @@ impl Outcome {
 pub struct Violation {
     /// The step it happened in (None: the final check).
     pub step: Option<usize>,
+    /// Not a violation: a pool was lost to damage injected at rest (a
+    /// single disk without ditto blocks cannot always survive it), and
+    /// the loss was detected, not hidden. The run stops there.
+    pub lost: bool,
     pub expected: String,
     pub found: String,
 }
@@ -155,6 +159,9 @@ pub struct RunReport {
     pub planted: Vec<Planted>,
     pub steps: Vec<StepRecord>,
     pub violation: Option<Violation>,
+    /// Why the run stopped early without a violation (a pool lost to
+    /// injected damage, detected).
+    pub lost: Option<String>,
     pub faults: FaultCounts,
     /// Engine error sites hit (`errno at file:line`), with counts.
     pub error_sites: BTreeMap<String, u64>,

@@ -93,6 +93,12 @@ pub fn render(report: &RunReport) -> String {
     let _ = writeln!(out, "trace hash {}", report.trace_hash);
     match &report.violation {
         None => {
+            if let Some(lost) = &report.lost {
+                let _ = writeln!(
+                    out,
+                    "run: stopped early, no violation: a pool was lost to injected damage at rest, and the loss was detected ({lost})"
+                );
+            }
             let _ = writeln!(out, "run: OK: no violation in {} steps", report.steps.len());
         }
         Some(v) => {

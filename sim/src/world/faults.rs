@@ -90,8 +90,11 @@ impl FaultKind {
     fn swarm_range(self) -> (f64, f64) {
         match self {
             FaultKind::Crash | FaultKind::Torn => (0.005, 0.15),
-            FaultKind::EioRead | FaultKind::EioWrite | FaultKind::Misdirect => (0.0002, 0.01),
-            FaultKind::Corrupt => (0.002, 0.05),
+            FaultKind::EioRead | FaultKind::EioWrite => (0.0002, 0.01),
+            // Damage at rest can cost a single-disk pool its metadata (no
+            // ditto blocks here), which ends the run: keep it rarer.
+            FaultKind::Misdirect => (0.00002, 0.001),
+            FaultKind::Corrupt => (0.001, 0.02),
             FaultKind::Signal | FaultKind::PipeDamage => (0.02, 0.4),
             FaultKind::Endian => (0.1, 0.9),
             FaultKind::ShortIo => (0.05, 0.9),
