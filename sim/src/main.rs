@@ -17,6 +17,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(cmd::run::RunArgs),
+    Replay(cmd::replay::ReplayArgs),
+    Shrink(cmd::replay::ShrinkArgs),
     Dump(cmd::dump::DumpArgs),
     Verify(cmd::verify::VerifyArgs),
     Pool(cmd::pool::PoolArgs),
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Run(args) => cmd::run::run(args),
+        Command::Replay(args) => cmd::replay::replay(args),
+        Command::Shrink(args) => cmd::replay::shrink(args),
         Command::Dump(args) => cmd::dump::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Pool(args) => cmd::pool::run(args),

@@ -6,6 +6,7 @@ pub mod listing;
 pub mod ls;
 pub mod pool;
 pub mod recv;
+pub mod replay;
 pub mod run;
 pub mod send;
 pub mod verify;

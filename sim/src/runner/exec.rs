@@ -663,6 +663,22 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         let at = clock.elapsed();
         let (outcome, detail) = match result {
             Ok(r) => r,
+            Err(v) if v.lost => {
+                let why = format!("{}: {}", v.expected, v.found);
+                trace.record(
+                    at,
+                    format!("step {index} {step}: stopped: pool lost to injected damage ({why})"),
+                );
+                report.steps.push(StepRecord {
+                    index,
+                    at,
+                    step,
+                    outcome: Outcome::Faulted,
+                    detail: format!("pool lost to injected damage: {}", v.found),
+                });
+                report.lost = Some(why);
+                break;
+            }
             Err(v) => {
                 let line = format!(
                     "step {index} {step}: VIOLATION: expected {}, found {}",
@@ -914,8 +930,9 @@ async fn send_step(
     let src_model = w.hosts[0].model.clone();
     w.hosts[0].candidates.push(src_model);
     let faulted = failing(&w.injector.counts()) > failing(&before_counts)
-        || w.hosts[0].damaged
-        || w.hosts[1].damaged;
+        || w.hosts
+            .iter()
+            .any(|h| h.damaged || h.disk.is_down() || h.pool.borrow().is_suspended());
     let snapname = snap.split('@').nth(1).unwrap_or_default().to_string();
     let mut after = before_model.clone();
     after.receive(&source, target, &snapname, origin.as_deref());

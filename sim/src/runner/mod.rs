@@ -15,6 +15,8 @@
 //! find nothing wrong. Anything else is a violation and ends the run.
 
 mod exec;
+pub mod failure;
+pub mod shrink;
 pub mod text;
 
 use std::collections::BTreeMap;

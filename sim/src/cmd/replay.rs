@@ -1,0 +1,145 @@
+//! `cargo sim replay FILE` and `cargo sim shrink --seed N ...`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{EXIT_FAILURE, EXIT_USAGE};
+
+/// Replay a saved failure (seed, fault plan, scenario and the exact steps)
+/// and print the run as `cargo sim run` does. Exit status 1 if it still
+/// fails.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A failure file written by `shrink` or `campaign` (see
+    /// scenarios/regressions/ for examples).
+    pub file: PathBuf,
+    /// Print the whole trace to stderr as it happens.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Reduce a failing run to a short list of steps and the fewest fault
+/// kinds that still fail, and save it as a failure file (by default under
+/// scenarios/regressions/, where `cargo test` replays it forever).
+#[derive(Debug, Args)]
+pub struct ShrinkArgs {
+    #[arg(long)]
+    pub seed: u64,
+    #[arg(long, default_value = "mix")]
+    pub scenario: String,
+    /// The fault plan of the failing run (as `run` printed it).
+    #[arg(long)]
+    pub faults: Option<String>,
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Where to save the shrunk failure.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Most runs to spend.
+    #[arg(long, default_value_t = 400)]
+    pub budget: usize,
+    #[arg(long, hide = true)]
+    pub plant: Vec<String>,
+}
+
+#[cfg(not(madsim))]
+pub fn replay(_args: &ReplayArgs) -> ExitCode {
+    eprintln!("{}", super::NO_SIMULATOR);
+    ExitCode::from(EXIT_USAGE)
+}
+
+#[cfg(not(madsim))]
+pub fn shrink(_args: &ShrinkArgs) -> ExitCode {
+    eprintln!("{}", super::NO_SIMULATOR);
+    ExitCode::from(EXIT_USAGE)
+}
+
+#[cfg(madsim)]
+pub fn replay(args: &ReplayArgs) -> ExitCode {
+    use crate::runner::failure::Failure;
+    let config = std::fs::read_to_string(&args.file)
+        .map_err(|e| format!("{}: {e}", args.file.display()))
+        .and_then(|text| Failure::parse(&text).map_err(|e| format!("{}: {e}", args.file.display())))
+        .and_then(|f| f.config());
+    let mut config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cargo sim replay: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    config.verbose = args.verbose;
+    let report = crate::runner::run(&config);
+    print!("{}", crate::runner::text::render(&report));
+    if report.violation.is_some() {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(madsim)]
+pub fn shrink(args: &ShrinkArgs) -> ExitCode {
+    use crate::runner::failure::Failure;
+    use crate::runner::{Faults, RunConfig};
+    let config = (|| -> Result<RunConfig, String> {
+        let spec = scenarios::spec::Spec::load(&args.scenario)?;
+        let faults = args.faults.as_deref().unwrap_or(&spec.faults).parse()?;
+        let mut config = RunConfig::new(args.seed, spec);
+        config.faults = Faults::Spec(faults);
+        config.steps = args.steps;
+        config.planted = args
+            .plant
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<_, _>>()?;
+        Ok(config)
+    })();
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cargo sim shrink: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let Some((report, runs)) = crate::runner::shrink::shrink(&config, args.budget) else {
+        println!(
+            "shrink: seed {} does not fail: nothing to shrink",
+            args.seed
+        );
+        return ExitCode::SUCCESS;
+    };
+    let failure = Failure::from_report(&report);
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "scenarios/regressions/seed-{}-{}.toml",
+            args.seed, args.scenario
+        ))
+    });
+    if let Some(dir) = out.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = std::fs::write(&out, failure.to_toml()) {
+        eprintln!("cargo sim shrink: {}: {e}", out.display());
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    println!(
+        "shrink: {} steps and faults {} still fail ({runs} runs):",
+        failure.steps.len(),
+        failure.faults
+    );
+    for step in &failure.steps {
+        println!("  {step}");
+    }
+    println!("  {}", failure.violation);
+    println!(
+        "saved {}; replay it with: cargo sim replay {}",
+        out.display(),
+        out.display()
+    );
+    ExitCode::from(EXIT_FAILURE)
+}

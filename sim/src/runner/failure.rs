@@ -1,0 +1,76 @@
+//! A saved failure: everything needed to run it again, in a small TOML
+//! file that `cargo sim replay` reads, `shrink` and `campaign` write, and
+//! `cargo test` replays from `scenarios/regressions/`.
+//!
+//! ```toml
+//! seed = 7
+//! scenario = "mix"
+//! faults = "crash:0.05,signal:0.2"
+//! steps = ["create src/fs1", "alloc src/fs1 type=19 blksz=4096 bonustype=0 bonuslen=0"]
+//! violation = "expected ..., found ..."
+//! planted = []
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::{Faults, Planted, RunConfig, RunReport};
+use crate::world::faults::FaultSpec;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    pub seed: u64,
+    pub scenario: String,
+    /// The resolved plan, `kind:rate,...` or `none`.
+    pub faults: String,
+    pub steps: Vec<String>,
+    #[serde(default)]
+    pub violation: String,
+    #[serde(default)]
+    pub planted: Vec<String>,
+}
+
+impl Failure {
+    pub fn from_report(report: &RunReport) -> Failure {
+        Failure {
+            seed: report.seed,
+            scenario: report.scenario.clone(),
+            faults: report.plan.to_string(),
+            steps: report.step_list().iter().map(ToString::to_string).collect(),
+            violation: report
+                .violation
+                .as_ref()
+                .map(|v| format!("expected {}, found {}", v.expected, v.found))
+                .unwrap_or_default(),
+            planted: report.planted.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Failure, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a failure serializes")
+    }
+
+    /// The run this failure describes: its steps replayed as saved.
+    pub fn config(&self) -> Result<RunConfig, String> {
+        let spec = scenarios::spec::Spec::load(&self.scenario)?;
+        let plan: FaultSpec = self.faults.parse()?;
+        let steps = self
+            .steps
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut config = RunConfig::new(self.seed, spec);
+        config.faults = Faults::Spec(plan);
+        config.fixed_steps = Some(steps);
+        config.planted = self
+            .planted
+            .iter()
+            .map(|p| p.parse::<Planted>())
+            .collect::<Result<_, _>>()?;
+        Ok(config)
+    }
+}
