@@ -1,9 +1,8 @@
 //! Workloads for zsim: steps and their text form, named scenario specs and
 //! the seeded generator, the reference model that knows what every snapshot
-//! must contain, the oracle that compares a pool with the model, and
-//! shrinking. The runner that drives all this through the simulated world
-//! lives in `sim` (it needs madsim and the simulated devices), which depends
-//! on this crate.
+//! must contain, and the oracle that compares a pool with it. The runner
+//! that drives them through the simulated world lives in `sim` (it needs
+//! madsim and the simulated devices), which depends on this crate.
 
 pub mod generate;
 pub mod model;
