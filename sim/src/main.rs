@@ -17,6 +17,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(cmd::run::RunArgs),
+    Campaign(cmd::campaign::CampaignArgs),
+    Report(cmd::report::ReportArgs),
     Dump(cmd::dump::DumpArgs),
     Verify(cmd::verify::VerifyArgs),
     Pool(cmd::pool::PoolArgs),
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Run(args) => cmd::run::run(args),
+        Command::Campaign(args) => cmd::campaign::run(args),
+        Command::Report(args) => cmd::report::run(args),
         Command::Dump(args) => cmd::dump::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Pool(args) => cmd::pool::run(args),

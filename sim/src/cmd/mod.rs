@@ -1,11 +1,13 @@
 //! One module per `cargo sim` command.
 
+pub mod campaign;
 pub mod dump;
 pub mod fuzz;
 pub mod listing;
 pub mod ls;
 pub mod pool;
 pub mod recv;
+pub mod report;
 pub mod run;
 pub mod send;
 pub mod verify;
