@@ -131,10 +131,19 @@ impl Outcomes {
 /// What broke the rules, as the oracle put it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
-    /// The step it happened in; `null`: the final check.
+    /// The step it happened in; `null`: the final check (or, for a panic,
+    /// not known).
     pub step: Option<u64>,
     pub expected: String,
     pub found: String,
+    /// The run panicked instead of finishing: the harness or the engine
+    /// broke, and `found` says where.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub panicked: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 impl Violation {
@@ -169,8 +178,11 @@ impl Violation {
 
     /// Where it happened, in words.
     pub fn at(&self) -> String {
-        self.step
-            .map_or("the final check".to_string(), |s| format!("step {s}"))
+        match self.step {
+            Some(s) => format!("step {s}"),
+            None if self.panicked => "a panic (step unknown)".to_string(),
+            None => "the final check".to_string(),
+        }
     }
 }
 
@@ -800,6 +812,7 @@ mod tests {
             step: Some(3),
             expected: "dst/r1 matches | src".into(),
             found: "a\nb".into(),
+            panicked: false,
         });
         r
     }
@@ -935,6 +948,7 @@ mod tests {
             step: None,
             expected: expected.into(),
             found: String::new(),
+            panicked: false,
         };
         assert_eq!(
             v("dst/r12@s3 to match src/fs1@s3").signature(),
@@ -978,6 +992,10 @@ mod tests {
         );
         assert!(render_text(&s).contains("      2  dst/rN@sN to match src/fsN@sN (seeds 1, 5)"));
         assert_eq!(seed_list(&[1, 2, 3, 4], 2), "1, 2, ... (4 in all)");
+        let mut panic = v("the run to end without a panic");
+        assert_eq!(panic.at(), "the final check");
+        panic.panicked = true;
+        assert_eq!(panic.at(), "a panic (step unknown)");
     }
 
     #[test]

@@ -260,6 +260,7 @@ pub fn run(args: &CampaignArgs) -> ExitCode {
 
 #[cfg(madsim)]
 mod exec {
+    use std::cell::RefCell;
     use std::io::IsTerminal;
     use std::panic::AssertUnwindSafe;
     use std::process::ExitCode;
@@ -335,6 +336,10 @@ mod exec {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        // No more workers than seeds.
+        let jobs = range.count().map_or(jobs, |n| {
+            jobs.min(usize::try_from(n).unwrap_or(jobs)).max(1)
+        });
         let mut template = RunConfig::new(0, spec);
         template.faults = Faults::Spec(fault_spec.clone());
         template.steps = args.steps;
@@ -354,6 +359,7 @@ mod exec {
             template.spec.name,
             range.describe()
         );
+        record_panic_locations();
         let started = Instant::now();
         let seeds = Seeds::new(&range, started);
         let bar = progress_bar(&range);
@@ -468,6 +474,23 @@ mod exec {
         bar
     }
 
+    thread_local! {
+        /// Where this thread last panicked, as the panic hook saw it.
+        static PANICKED_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    /// Records where each panic happens (the payload does not say), then
+    /// does what the hook did before.
+    fn record_panic_locations() {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(at) = info.location() {
+                PANICKED_AT.with(|p| *p.borrow_mut() = Some(at.to_string()));
+            }
+            previous(info);
+        }));
+    }
+
     fn run_seed(
         seed: u64,
         template: &RunConfig,
@@ -476,9 +499,16 @@ mod exec {
     ) -> Done {
         let mut config = template.clone();
         config.seed = seed;
+        PANICKED_AT.with(|p| p.borrow_mut().take());
         match std::panic::catch_unwind(AssertUnwindSafe(|| crate::runner::run(&config))) {
             Ok(report) => from_report(&report, fault_spec, scenario_arg),
-            Err(panic) => from_panic(&config, fault_spec, scenario_arg, panic_message(&panic)),
+            Err(panic) => {
+                let mut message = format!("panic: {}", panic_message(&panic));
+                if let Some(at) = PANICKED_AT.with(|p| p.borrow_mut().take()) {
+                    message = format!("panic at {at}: {}", panic_message(&panic));
+                }
+                from_panic(&config, fault_spec, scenario_arg, message)
+            }
         }
     }
 
@@ -517,6 +547,7 @@ mod exec {
             step: v.step.map(|s| s as u64),
             expected: v.expected.clone(),
             found: v.found.clone(),
+            panicked: false,
         });
         let count = |o: Outcome| report.count(o) as u64;
         let result = SeedResult {
@@ -589,7 +620,8 @@ mod exec {
             violation: Some(Violation {
                 step: None,
                 expected: "the run to end without a panic".into(),
-                found: format!("panic: {message}"),
+                found: message,
+                panicked: true,
             }),
             faults: fault_counts(|_| 0),
             error_sites: Default::default(),
