@@ -84,8 +84,9 @@ Report directory (--report DIR):
   results.jsonl   one JSON object per seed, in seed order: seed, scenario,
                   fault_spec (as asked), plan (as resolved), steps, outcomes
                   (ok, match, cleanly-destroyed, faulted, skipped, violation),
-                  violation ({step, expected, found} or null), faults (fired,
-                  by kind), error_sites, step_kinds, trace_hash,
+                  violation ({step, expected, found} or null; a run that
+                  panicked has \"panicked\": true and no step), faults
+                  (fired, by kind), error_sites, step_kinds, trace_hash,
                   virtual_time_ns, replay (the command that runs the seed
                   again)
   report.md       the summary as markdown tables: no wall-clock figures, so
@@ -97,7 +98,9 @@ Report directory (--report DIR):
                     steps = [\"<step line>\", ...]   # the steps as run
                     violation = \"expected ..., found ...\"
                     planted = []
-                  earlier failures/seed-*.toml in DIR are removed first
+                  (none for a panicked run: its steps are unknown; use its
+                  replay command); earlier failures/seed-*.toml in DIR are
+                  removed first
 
 Examples:
   cargo sim campaign --seeds 0..300 --faults all --jobs 2 --report
