@@ -1,5 +1,6 @@
 //! One module per `cargo sim` command.
 
+pub mod campaign;
 pub mod dump;
 pub mod fuzz;
 pub mod listing;
@@ -7,6 +8,7 @@ pub mod ls;
 pub mod pool;
 pub mod recv;
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod send;
 pub mod verify;

@@ -890,6 +890,13 @@ async fn send_step(
                 w.recover(h, at, "a failed sync")?;
             }
         }
+        // A recovery just now may have taken the snapshots back.
+        if let Some(why) = w.skip_reason(step) {
+            return Ok((
+                Outcome::Skipped,
+                format!("{why} (after the pool was imported again)"),
+            ));
+        }
         w.draw_step_faults(&[0, 1]);
         let src = &w.hosts[0].model;
         let source = src.get(snap).expect("checked").clone();

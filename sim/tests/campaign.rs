@@ -1,0 +1,329 @@
+//! `cargo sim campaign` and `cargo sim report merge`, through the binary:
+//! the files they write, their determinism across thread timing and
+//! sharding, the failure files, and their exit statuses.
+#![cfg(madsim)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+mod common;
+
+use common::Scratch;
+use reports::SeedResult;
+use scenarios::step::Step;
+use sim::world::faults::FaultKind;
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn status(out: &Output) -> i32 {
+    out.status.code().expect("exited")
+}
+
+fn both(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A small campaign of the smoke scenario, reported to `dir`.
+fn campaign(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "campaign",
+        "--scenario",
+        "smoke",
+        "--steps",
+        "12",
+        "--report",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    sim(&args)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn results(dir: &Path) -> Vec<SeedResult> {
+    reports::parse_jsonl(&read(&dir.join("results.jsonl"))).unwrap()
+}
+
+fn seeds(dir: &Path) -> Vec<u64> {
+    results(dir).iter().map(|r| r.seed).collect()
+}
+
+#[test]
+fn a_campaign_reports_every_seed_in_order_and_repeats_itself_exactly() {
+    let scratch = Scratch::new("campaign-repeat");
+    let (a, b) = (scratch.join("a"), scratch.join("b"));
+    let out = campaign(&a, &["--seeds", "0..6", "--jobs", "2"]);
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    assert_eq!(seeds(&a), [0, 1, 2, 3, 4, 5]);
+    for r in results(&a) {
+        assert_eq!(r.scenario, "smoke");
+        assert_eq!(r.steps, 12);
+        assert!(r.violation.is_none());
+        assert_eq!(r.faults.len(), FaultKind::ALL.len(), "every fault kind");
+        assert!(
+            r.replay
+                .starts_with(&format!("cargo sim run --seed {} ", r.seed))
+        );
+    }
+    let report = read(&a.join("report.md"));
+    for kind in FaultKind::ALL {
+        assert!(report.contains(&format!("| {kind} ")), "{kind}:\n{report}");
+    }
+    for kind in Step::KINDS {
+        assert!(report.contains(&format!("| {kind} ")), "{kind}:\n{report}");
+    }
+    assert!(
+        report.contains("Verdict: no violation in 6 runs."),
+        "{report}"
+    );
+    assert!(!a.join("failures").exists());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("runs: 6 without a violation, 0 with one"),
+        "{text}"
+    );
+
+    // Other threads, other timing: the same files.
+    let out = campaign(&b, &["--seeds", "0..6", "--jobs", "3"]);
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    assert_eq!(
+        read(&a.join("results.jsonl")),
+        read(&b.join("results.jsonl"))
+    );
+    assert_eq!(report, read(&b.join("report.md")));
+
+    // And each line is the run `cargo sim run` makes of that seed.
+    let one = sim(&["run", "--seed", "4", "--scenario", "smoke", "--steps", "12"]);
+    let hash = &results(&a)[4].trace_hash;
+    assert!(
+        String::from_utf8_lossy(&one.stdout).contains(&format!("trace hash {hash}")),
+        "{}",
+        both(&one)
+    );
+}
+
+#[test]
+fn shards_partition_the_seeds_and_merge_into_the_whole() {
+    let scratch = Scratch::new("campaign-shards");
+    let whole = scratch.join("whole");
+    let out = campaign(&whole, &["--seeds", "0..6", "--jobs", "2"]);
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    let (s0, s1) = (scratch.join("shard-0"), scratch.join("shard-1"));
+    for (dir, shard) in [(&s0, "0/2"), (&s1, "1/2")] {
+        let out = campaign(dir, &["--seeds", "0..6", "--jobs", "2", "--shard", shard]);
+        assert_eq!(status(&out), 0, "{}", both(&out));
+    }
+    assert_eq!(seeds(&s0), [0, 2, 4]);
+    assert_eq!(seeds(&s1), [1, 3, 5]);
+
+    let merged = scratch.join("merged");
+    // Shard 1 twice: identical copies are dropped.
+    let out = sim(&[
+        "report",
+        "merge",
+        s1.to_str().unwrap(),
+        s0.to_str().unwrap(),
+        s1.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    assert_eq!(
+        read(&merged.join("results.jsonl")),
+        read(&whole.join("results.jsonl"))
+    );
+    assert_eq!(
+        read(&merged.join("report.md")),
+        read(&whole.join("report.md"))
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 identical copies dropped"),
+        "{}",
+        both(&out)
+    );
+}
+
+#[test]
+fn a_failing_seed_is_saved_replayable_and_fails_the_campaign() {
+    let scratch = Scratch::new("campaign-failing");
+    let dir = scratch.join("r");
+    // A planted engine bug (a failed receive that leaves its target
+    // behind), and damaged streams to make receives fail.
+    let out = campaign(
+        &dir,
+        &[
+            "--seeds",
+            "0..6",
+            "--jobs",
+            "2",
+            "--faults",
+            "pipe-damage:0.5",
+            "--plant",
+            "skip-recv-cleanup",
+        ],
+    );
+    assert_eq!(status(&out), 1, "{}", both(&out));
+    let failing: Vec<SeedResult> = results(&dir)
+        .into_iter()
+        .filter(|r| r.violation.is_some())
+        .collect();
+    assert!(!failing.is_empty());
+    let report = read(&dir.join("report.md"));
+    for r in &failing {
+        assert!(report.contains(&format!("# seed {} (smoke)\n{}\n", r.seed, r.replay)));
+        assert!(
+            r.replay.ends_with(" --plant skip-recv-cleanup"),
+            "{}",
+            r.replay
+        );
+        let file = read(&dir.join(format!("failures/seed-{}.toml", r.seed)));
+        let saved: toml::Table = toml::from_str(&file).unwrap();
+        let mut keys: Vec<&str> = saved.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "faults",
+                "planted",
+                "scenario",
+                "seed",
+                "steps",
+                "violation"
+            ]
+        );
+        assert_eq!(saved["seed"].as_integer(), Some(r.seed as i64));
+        assert_eq!(saved["scenario"].as_str(), Some("smoke"));
+        assert_eq!(saved["faults"].as_str(), Some(r.plan.as_str()));
+        let steps = saved["steps"].as_array().unwrap();
+        assert_eq!(steps.len() as u64, r.steps);
+        for step in steps {
+            step.as_str().unwrap().parse::<Step>().unwrap();
+        }
+        let v = r.violation.as_ref().unwrap();
+        assert_eq!(
+            saved["violation"].as_str().unwrap(),
+            format!("expected {}, found {}", v.expected, v.found)
+        );
+        assert_eq!(
+            saved["planted"].as_array().unwrap()[0].as_str(),
+            Some("skip-recv-cleanup")
+        );
+    }
+    // Only failing seeds get a file.
+    let files = std::fs::read_dir(dir.join("failures")).unwrap().count();
+    assert_eq!(files, failing.len());
+
+    // The replay command fails the same way.
+    let r = &failing[0];
+    let args: Vec<&str> = r.replay.split(' ').skip(2).collect();
+    let again = sim(&args);
+    assert_eq!(status(&again), 1, "{}", both(&again));
+    assert!(String::from_utf8_lossy(&again.stdout).contains(&r.violation.as_ref().unwrap().found));
+
+    // A merge carries the failure files and the failure.
+    let merged = scratch.join("merged");
+    let out = sim(&[
+        "report",
+        "merge",
+        dir.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&out), 1, "{}", both(&out));
+    assert_eq!(
+        read(&merged.join(format!("failures/seed-{}.toml", r.seed))),
+        read(&dir.join(format!("failures/seed-{}.toml", r.seed)))
+    );
+
+    // Without the bug the same campaign passes, and the stale failure
+    // files are gone.
+    let out = campaign(
+        &dir,
+        &[
+            "--seeds",
+            "0..6",
+            "--jobs",
+            "2",
+            "--faults",
+            "pipe-damage:0.5",
+        ],
+    );
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    let left = std::fs::read_dir(dir.join("failures")).unwrap().count();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn a_time_budget_takes_seeds_upward_within_the_shard() {
+    let scratch = Scratch::new("campaign-time");
+    let dir = scratch.join("r");
+    let out = campaign(
+        &dir,
+        &[
+            "--time", "1s", "--seeds", "100..", "--shard", "1/3", "--jobs", "2",
+        ],
+    );
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    let seeds = seeds(&dir);
+    assert!(!seeds.is_empty());
+    let expected: Vec<u64> = (0..seeds.len() as u64).map(|i| 100 + 3 * i).collect();
+    assert_eq!(seeds, expected);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let scratch = Scratch::new("campaign-usage");
+    let dir = scratch.join("r");
+    let dir = dir.to_str().unwrap();
+    for args in [
+        &["campaign", "--seeds", "5..2"][..],
+        &["campaign", "--seeds", "5"],
+        &["campaign", "--seeds", "5.."],
+        &["campaign", "--time", "10x"],
+        &["campaign", "--time", "0s"],
+        &["campaign", "--shard", "2/2"],
+        &["campaign", "--shard", "1"],
+        &["campaign", "--jobs", "0"],
+        &["campaign", "--scenario", "nope"],
+        &["campaign", "--faults", "tron"],
+        &["campaign", "--steps", "many"],
+        &["campaign", "--bogus"],
+        &["report", "merge", "--out", dir],
+        &["report", "merge", "/nonexistent/zsim-report", "--out", dir],
+    ] {
+        let out = sim(args);
+        assert_eq!(status(&out), 2, "{args:?}: {}", both(&out));
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+    assert!(!Path::new(dir).exists(), "nothing written on a usage error");
+
+    let help = sim(&["campaign", "--help"]);
+    assert_eq!(status(&help), 0);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--seeds",
+        "--time",
+        "--jobs",
+        "--shard",
+        "--scenario",
+        "--faults",
+        "--steps",
+        "--report",
+        "results.jsonl",
+        "seed-N.toml",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    assert!(!help.contains("--plant"), "{help}");
+}
