@@ -223,7 +223,7 @@ impl Zio {
         let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
             Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
         })?;
-        compress::decompress_block(compress, &physical, bp.lsize() as usize)
+        compress::decompress_block_owned(compress, physical, bp.lsize() as usize)
     }
 
     /// Frees a block after `txg` and the deferral window have synced.
