@@ -387,6 +387,17 @@ impl Dnode {
     /// The data of block `blkid`, dirtied in the open txg (created as zeros if
     /// it is a hole). `maxblkid` and the levels grow as needed.
     pub fn dirty_block(&mut self, zio: &mut Zio, blkid: u64) -> Result<&mut Vec<u8>> {
+        self.dirty_block_impl(zio, blkid, false)
+    }
+
+    /// As [`Dnode::dirty_block`] for a caller that overwrites the whole
+    /// block (`dmu_buf_will_fill`): a block on disk is not read first, and
+    /// its contents come back as zeros.
+    pub fn fill_block(&mut self, zio: &mut Zio, blkid: u64) -> Result<&mut Vec<u8>> {
+        self.dirty_block_impl(zio, blkid, true)
+    }
+
+    fn dirty_block_impl(&mut self, zio: &mut Zio, blkid: u64, fill: bool) -> Result<&mut Vec<u8>> {
         if blkid > 0 && !self.is_power_of_two() {
             return fail(
                 Errno::ENOTSUP,
@@ -414,7 +425,7 @@ impl Dnode {
             node = &mut ind.children[child];
         }
         if let Node::Stored(bp) = *node {
-            let data = if bp.is_hole() {
+            let data = if bp.is_hole() || fill {
                 vec![0; blksz]
             } else {
                 let mut data = read_verified(zio, &bp)?;

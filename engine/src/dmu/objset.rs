@@ -360,7 +360,12 @@ impl Objset {
             let in_block = (at % blksz) as usize;
             let n = ((blksz - at % blksz).min(end - at)) as usize;
             let src = &data[(at - offset) as usize..(at - offset) as usize + n];
-            let block = dn.dirty_block(zio, blkid)?;
+            // A block written whole is not read first (`dmu_buf_will_fill`).
+            let block = if n as u64 == blksz {
+                dn.fill_block(zio, blkid)?
+            } else {
+                dn.dirty_block(zio, blkid)?
+            };
             block[in_block..in_block + n].copy_from_slice(src);
             at += n as u64;
         }
@@ -529,7 +534,9 @@ impl Objset {
                 let at = ((object - first) as usize) * DNODE_SIZE;
                 dn.encode(&mut block[at..at + DNODE_SIZE]);
             }
-            *self.meta.dirty_block(zio, blkid)? = block;
+            // Every dnode of the block is in memory: the old block is
+            // replaced whole, never read.
+            *self.meta.fill_block(zio, blkid)? = block;
         }
         self.meta
             .sync(zio, txg, &policy, &mut out.killed, &mut out.born)?;
