@@ -13,6 +13,8 @@
 //! block is just its block pointer again, and reading it goes to the device
 //! and verifies its checksum.
 
+use std::rc::Rc;
+
 use crate::byteswap;
 use crate::error::{Errno, Error, Result, fail};
 use crate::zio::{
@@ -60,8 +62,9 @@ pub fn valid_blksz(blksz: u64) -> bool {
 pub(crate) enum Node {
     /// As on disk (or a hole): nothing loaded.
     Stored(Blkptr),
-    /// An indirect block that has been read or created.
-    Indirect(Box<Indirect>),
+    /// An indirect block that has been read or created. Shared between
+    /// copies of the tree (a forked pool's objsets) until one changes it.
+    Indirect(Rc<Indirect>),
     /// A data block dirtied in the open txg.
     Data(Box<DataBlock>),
 }
@@ -340,7 +343,7 @@ impl Dnode {
             let child = ((blkid >> (epbs * u32::from(level - 1))) & ((1 << epbs) - 1)) as usize;
             load_indirect(zio, node, epbs)?;
             match node {
-                Node::Indirect(ind) => node = &mut ind.children[child],
+                Node::Indirect(ind) => node = &mut Rc::make_mut(ind).children[child],
                 _ => return Ok(None),
             }
         }
@@ -374,7 +377,7 @@ impl Dnode {
             };
             self.top = vec![Node::HOLE; usize::from(self.nblkptr)];
             self.top[0] = if any {
-                Node::Indirect(Box::new(ind))
+                Node::Indirect(Rc::new(ind))
             } else {
                 Node::HOLE
             };
@@ -421,6 +424,7 @@ impl Dnode {
             let Node::Indirect(ind) = node else {
                 unreachable!("load_indirect leaves an indirect")
             };
+            let ind = Rc::make_mut(ind);
             ind.dirty = true;
             node = &mut ind.children[child];
         }
@@ -754,7 +758,7 @@ fn load_indirect(zio: &mut Zio, node: &mut Node, epbs: u32) -> Result<()> {
                 .map(|c| Node::Stored(Blkptr::decode(c)))
                 .collect()
         };
-        *node = Node::Indirect(Box::new(Indirect {
+        *node = Node::Indirect(Rc::new(Indirect {
             old: bp,
             dirty: false,
             children,
@@ -796,6 +800,7 @@ fn free_node(
     let Node::Indirect(ind) = node else {
         return Ok(false);
     };
+    let ind = Rc::make_mut(ind);
     let child_span = span_blocks(epbs, level - 1);
     let mut changed = false;
     for (i, child) in ind.children.iter_mut().enumerate() {
@@ -826,7 +831,7 @@ fn kill_subtree(
             load_indirect(zio, node, epbs)?;
         }
         if let Node::Indirect(ind) = node {
-            for child in &mut ind.children {
+            for child in &mut Rc::make_mut(ind).children {
                 kill_subtree(zio, child, level - 1, epbs, killed)?;
             }
         }
@@ -861,7 +866,7 @@ fn visit_node(
                 return Ok(());
             };
             let child_span = span_blocks(epbs, level - 1);
-            for (i, child) in ind.children.iter_mut().enumerate() {
+            for (i, child) in Rc::make_mut(ind).children.iter_mut().enumerate() {
                 visit_node(
                     zio,
                     child,
@@ -898,6 +903,7 @@ fn sync_node(
         Node::Stored(_) => Ok(()),
         Node::Indirect(ind) if !ind.dirty => Ok(()),
         Node::Indirect(ind) => {
+            let ind = Rc::make_mut(ind);
             let mut block = vec![0u8; BLKPTR_SIZE << ctx.epbs];
             let mut fill = 0;
             for (i, child) in ind.children.iter_mut().enumerate() {
