@@ -471,13 +471,18 @@ impl Pool {
             self.zio.free_block(txg, &bp);
         }
         if self.dsl_dirty {
-            let record = self.dsl.encode();
+            let mut record = self.dsl.encode();
             let len = record.len() as u64;
+            // The record replaces the object's contents: written as whole
+            // blocks (zeros after the record, as the free below would
+            // leave them), the old ones need not be read.
+            let blksz = u64::from(self.mos.object_info(MOS_DSL_OBJECT)?.datablksz);
+            record.resize(len.next_multiple_of(blksz) as usize, 0);
             self.mos.write(&mut self.zio, MOS_DSL_OBJECT, 0, &record)?;
             self.mos.free_range(
                 &mut self.zio,
                 MOS_DSL_OBJECT,
-                len,
+                record.len() as u64,
                 crate::dmu::objset::DMU_OBJECT_END,
             )?;
             let mut bonus = self.mos.bonus(MOS_DSL_OBJECT)?.to_vec();
