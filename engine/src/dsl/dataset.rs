@@ -744,30 +744,44 @@ impl Pool {
             .find(|(p, _)| *p == prop)
             .ok_or_else(|| Error::new(Errno::EINVAL, format!("{prop:?} is not a property")))?
             .1;
+        match self.prop_set_on(dir, prop) {
+            Some((v, d)) => {
+                let source = if d == dir {
+                    "local".to_string()
+                } else {
+                    format!("inherited from {}", self.dir_name(d))
+                };
+                Ok((prop_text(v), source))
+            }
+            None => Ok((default.to_string(), "default".to_string())),
+        }
+    }
+
+    /// The value `dir` or its nearest ancestor sets for `prop`, and which
+    /// directory that is.
+    fn prop_set_on(&self, dir: DirId, prop: &str) -> Option<(&PropValue, DirId)> {
         let mut cur = Some(dir);
         while let Some(d) = cur {
             let d = &self.dsl.dirs[&d];
             if let Some(v) = d.props.get(prop) {
-                let text = match v {
-                    PropValue::Number(n) => n.to_string(),
-                    PropValue::Text(s) => s.clone(),
-                };
-                let source = if d.id == dir {
-                    "local".to_string()
-                } else {
-                    format!("inherited from {}", self.dir_name(d.id))
-                };
-                return Ok((text, source));
+                return Some((v, d.id));
             }
             cur = d.parent;
         }
-        Ok((default.to_string(), "default".to_string()))
+        None
     }
 
     /// The write policy a directory's properties give its objset.
     pub(crate) fn write_policy(&self, dir: DirId) -> WritePolicy {
-        let name = self.dir_name(dir);
-        let get = |p: &str| self.get_prop(&name, p).map(|v| v.0).unwrap_or_default();
+        // As `get_prop` would give it, without going through the name.
+        let get = |p: &str| match self.prop_set_on(dir, p) {
+            Some((v, _)) => prop_text(v),
+            None => PROPERTIES
+                .iter()
+                .find(|(q, _)| *q == p)
+                .map(|(_, default)| default.to_string())
+                .unwrap_or_default(),
+        };
         let os_checksum = ZioChecksum::select(
             ZioChecksum::from_name(&get("checksum")).unwrap_or(ZioChecksum::On),
             ZioChecksum::Fletcher4,
@@ -912,5 +926,13 @@ impl Pool {
             }
         }
         Ok(())
+    }
+}
+
+/// A property value as `get` shows it.
+fn prop_text(v: &PropValue) -> String {
+    match v {
+        PropValue::Number(n) => n.to_string(),
+        PropValue::Text(s) => s.clone(),
     }
 }
