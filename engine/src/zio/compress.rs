@@ -241,20 +241,18 @@ pub fn lzjb_compress(src: &[u8], dst: &mut [u8], d_len: usize) -> usize {
     let s_len = src.len();
     let mut s = 0usize;
     let mut d = 0usize;
-    let mut copymap = 0usize;
-    let mut copymask: u32 = 1 << (NBBY - 1);
     let mut lempel = [0u16; LEMPEL_SIZE];
     // `src[zeros.0..zeros.1]` is known to be all zeros (metadata blocks are
     // mostly zeros): matches inside it need no comparing.
     let mut zeros = (0usize, 0usize);
-    while s < s_len {
+    // Eight items (a literal byte or a match) share a copymap byte, which
+    // comes first: one group per turn.
+    'groups: while s < s_len {
         // Deep in a run of zeros, every step is the same: the three zeros
         // hash to slot 0, which holds the previous step's position, so the
-        // match is the MATCH_MAX zeros just before, at full length. A
-        // whole copymap group of eight such steps at a time, written
-        // exactly as the general loop below would write them.
-        if copymask == 1 << (NBBY - 1)
-            && s >= zeros.0 + MATCH_MAX
+        // match is the MATCH_MAX zeros just before, at full length. A whole
+        // group of eight such steps, written as the items below would be.
+        if s >= zeros.0 + MATCH_MAX
             && s + ZERO_GROUP_SPAN <= zeros.1
             && lempel[0] == (s - MATCH_MAX) as u16
         {
@@ -267,65 +265,71 @@ pub fn lzjb_compress(src: &[u8], dst: &mut [u8], d_len: usize) -> usize {
             lempel[0] = (s - MATCH_MAX) as u16;
             continue;
         }
-        copymask <<= 1;
-        if copymask == 1 << NBBY {
-            if d + 1 + 2 * NBBY as usize >= d_len {
-                return s_len;
+        if d + 1 + 2 * NBBY as usize >= d_len {
+            return s_len;
+        }
+        let copymap = d;
+        dst[d] = 0;
+        d += 1;
+        for copymask in (0..NBBY).map(|bit| 1u8 << bit) {
+            if s + MATCH_MAX > s_len {
+                // Too close to the end for a match.
+                if s >= s_len {
+                    break 'groups;
+                }
+                dst[d] = src[s];
+                d += 1;
+                s += 1;
+                continue;
             }
-            copymask = 1;
-            copymap = d;
-            dst[d] = 0;
-            d += 1;
-        }
-        if s + MATCH_MAX > s_len {
-            dst[d] = src[s];
-            d += 1;
-            s += 1;
-            continue;
-        }
-        let here: &[u8; MATCH_MAX] = src[s..s + MATCH_MAX].try_into().expect("in bounds");
-        if s >= zeros.1 && here[0] == 0 {
-            zeros = (s, s + zero_prefix(&src[s..]));
-        }
-        let in_zeros = s >= zeros.0 && s + MATCH_MAX <= zeros.1;
-        // Three zeros hash to 0.
-        let hash = if in_zeros {
-            0
-        } else {
-            let mut hash =
-                (usize::from(here[0]) << 16) + (usize::from(here[1]) << 8) + usize::from(here[2]);
-            hash += hash >> 9;
-            hash += hash >> 5;
-            hash
-        };
-        let slot = &mut lempel[hash & (LEMPEL_SIZE - 1)];
-        let offset = (s.wrapping_sub(usize::from(*slot))) & OFFSET_MASK;
-        *slot = s as u16;
-        // The match runs as far as the bytes at `s` and `s - offset` agree,
-        // up to MATCH_MAX; it counts from MATCH_MIN.
-        let mlen = if offset != 0 && offset <= s {
-            let cpy = s - offset;
-            if in_zeros && cpy >= zeros.0 {
-                MATCH_MAX
+            let here: &[u8; MATCH_MAX] = src[s..s + MATCH_MAX].try_into().expect("in bounds");
+            let in_zeros = here[0] == 0 && {
+                if s >= zeros.1 {
+                    zeros = (s, s + zero_prefix(&src[s..]));
+                }
+                s + MATCH_MAX <= zeros.1
+            };
+            // Three zeros hash to 0.
+            let hash = if in_zeros {
+                0
             } else {
-                common_prefix(
-                    here,
-                    src[cpy..cpy + MATCH_MAX].try_into().expect("in bounds"),
-                )
+                let mut hash = (usize::from(here[0]) << 16)
+                    + (usize::from(here[1]) << 8)
+                    + usize::from(here[2]);
+                hash += hash >> 9;
+                hash += hash >> 5;
+                hash
+            };
+            let slot = &mut lempel[hash & (LEMPEL_SIZE - 1)];
+            let offset = (s.wrapping_sub(usize::from(*slot))) & OFFSET_MASK;
+            *slot = s as u16;
+            // The match runs as far as the bytes at `s` and `s - offset`
+            // agree, up to MATCH_MAX; it counts from MATCH_MIN. An offset
+            // of 0 or past the start is no match (`1..=s` in one test).
+            let mlen = if offset.wrapping_sub(1) < s {
+                let cpy = s - offset;
+                if in_zeros && cpy >= zeros.0 {
+                    MATCH_MAX
+                } else {
+                    common_prefix(
+                        here,
+                        src[cpy..cpy + MATCH_MAX].try_into().expect("in bounds"),
+                    )
+                }
+            } else {
+                0
+            };
+            if mlen >= MATCH_MIN {
+                dst[copymap] |= copymask;
+                dst[d] = (((mlen - MATCH_MIN) << (NBBY - MATCH_BITS)) | (offset >> NBBY)) as u8;
+                dst[d + 1] = offset as u8;
+                d += 2;
+                s += mlen;
+            } else {
+                dst[d] = src[s];
+                d += 1;
+                s += 1;
             }
-        } else {
-            0
-        };
-        if mlen >= MATCH_MIN {
-            dst[copymap] |= copymask as u8;
-            dst[d] = (((mlen - MATCH_MIN) << (NBBY - MATCH_BITS)) | (offset >> NBBY)) as u8;
-            dst[d + 1] = offset as u8;
-            d += 2;
-            s += mlen;
-        } else {
-            dst[d] = src[s];
-            d += 1;
-            s += 1;
         }
     }
     d
@@ -388,7 +392,12 @@ fn zero_prefix(buf: &[u8]) -> usize {
 fn common_prefix(a: &[u8; MATCH_MAX], b: &[u8; MATCH_MAX]) -> usize {
     let (wa, _) = a.as_chunks::<8>();
     let (wb, _) = b.as_chunks::<8>();
-    for (i, (x, y)) in wa.iter().zip(wb).enumerate() {
+    // Most positions are no match at all: one test settles those.
+    let first = u64::from_le_bytes(wa[0]) ^ u64::from_le_bytes(wb[0]);
+    if first != 0 {
+        return (first.trailing_zeros() / 8) as usize;
+    }
+    for (i, (x, y)) in wa.iter().zip(wb).enumerate().skip(1) {
         let diff = u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y);
         if diff != 0 {
             // Little-endian: the first differing byte holds the lowest set bit.
@@ -408,14 +417,13 @@ pub fn lzjb_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
     let corrupt = |why: &str| fail(Errno::EIO, format!("corrupt lzjb block: {why}"));
     let mut s = 0usize;
     let mut d = 0usize;
-    let mut copymap = 0u8;
-    let mut copymask: u32 = 1 << (NBBY - 1);
+    // A copymap byte, then its eight items: one group per turn. Output
+    // stops as soon as `dst` is full, wherever that is in a group.
     while d < dst.len() {
         // A whole group of full-length matches at offset MATCH_MAX (what
-        // runs of zeros compress to): the same copies as the general path
-        // below makes, without decoding each.
-        if copymask == 1 << (NBBY - 1)
-            && d >= MATCH_MAX
+        // runs of zeros compress to): the same copies as the items below
+        // make, without decoding each.
+        if d >= MATCH_MAX
             && d + ZERO_GROUP_SPAN <= dst.len()
             && src.get(s..s + ZERO_GROUP.len()) == Some(&ZERO_GROUP[..])
         {
@@ -426,46 +434,54 @@ pub fn lzjb_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
             s += ZERO_GROUP.len();
             continue;
         }
-        copymask <<= 1;
-        if copymask == 1 << NBBY {
-            copymask = 1;
-            let Some(&map) = src.get(s) else {
-                return corrupt("input ends");
-            };
-            copymap = map;
-            s += 1;
-        }
-        if copymap as u32 & copymask != 0 {
-            let (Some(&b0), Some(&b1)) = (src.get(s), src.get(s + 1)) else {
-                return corrupt("input ends in a match");
-            };
-            let mlen = (usize::from(b0) >> (NBBY - MATCH_BITS)) + MATCH_MIN;
-            let offset = ((usize::from(b0) << NBBY) | usize::from(b1)) & OFFSET_MASK;
-            s += 2;
-            if offset > d {
-                return corrupt("match before the start");
-            }
-            // As if byte by byte: a match may overlap what it is writing, so
-            // it is copied a period (`offset` bytes) at a time; offset 0
-            // copies each byte onto itself.
-            let n = mlen.min(dst.len() - d);
-            if offset != 0 {
-                let mut done = 0;
-                while done < n {
-                    let k = (n - done).min(offset);
-                    let from = d + done - offset;
-                    dst.copy_within(from..from + k, d + done);
-                    done += k;
-                }
-            }
+        let Some(&copymap) = src.get(s) else {
+            return corrupt("input ends");
+        };
+        s += 1;
+        // Eight literal bytes, with room for them: copied at once.
+        let n = NBBY as usize;
+        if copymap == 0 && d + n <= dst.len() && s + n <= src.len() {
+            dst[d..d + n].copy_from_slice(&src[s..s + n]);
             d += n;
-        } else {
-            let Some(&b) = src.get(s) else {
-                return corrupt("input ends");
-            };
-            dst[d] = b;
-            d += 1;
-            s += 1;
+            s += n;
+            continue;
+        }
+        for copymask in (0..NBBY).map(|bit| 1u8 << bit) {
+            if d >= dst.len() {
+                break;
+            }
+            if copymap & copymask != 0 {
+                let (Some(&b0), Some(&b1)) = (src.get(s), src.get(s + 1)) else {
+                    return corrupt("input ends in a match");
+                };
+                let mlen = (usize::from(b0) >> (NBBY - MATCH_BITS)) + MATCH_MIN;
+                let offset = ((usize::from(b0) << NBBY) | usize::from(b1)) & OFFSET_MASK;
+                s += 2;
+                if offset > d {
+                    return corrupt("match before the start");
+                }
+                // As if byte by byte: a match may overlap what it is
+                // writing, so it is copied a period (`offset` bytes) at a
+                // time; offset 0 copies each byte onto itself.
+                let n = mlen.min(dst.len() - d);
+                if offset != 0 {
+                    let mut done = 0;
+                    while done < n {
+                        let k = (n - done).min(offset);
+                        let from = d + done - offset;
+                        dst.copy_within(from..from + k, d + done);
+                        done += k;
+                    }
+                }
+                d += n;
+            } else {
+                let Some(&b) = src.get(s) else {
+                    return corrupt("input ends");
+                };
+                dst[d] = b;
+                d += 1;
+                s += 1;
+            }
         }
     }
     Ok(())
