@@ -828,31 +828,21 @@ impl Pool {
             min_birth: ds.prev_snap_txg,
             read_data: false,
         };
-        let mut mine = BTreeMap::new();
-        walk(
-            &mut self.zio,
-            &ds.bp,
-            options,
-            &mut BTreeSet::new(),
-            &mut |bp| {
-                mine.insert(bp.dva[0].offset(), bp.dva[0].asize());
-            },
-        )?;
         // As ZFS counts it: what the next snapshot (or the head) does not
         // hold. Clones do not count: a snapshot with clones cannot go.
+        // The next one's blocks are walked first; walking this one's then
+        // skips them, and with them the subtrees beneath, which are the
+        // same blocks in both trees (most of them, usually).
+        let mut theirs = BTreeSet::new();
         if let Some(next) = ds.next_snap {
             let bp = self.dsl.datasets[&next].bp;
-            walk(
-                &mut self.zio,
-                &bp,
-                options,
-                &mut BTreeSet::new(),
-                &mut |bp| {
-                    mine.remove(&bp.dva[0].offset());
-                },
-            )?;
+            walk(&mut self.zio, &bp, options, &mut theirs, &mut |_| {})?;
         }
-        Ok(mine.values().sum())
+        let mut unique = 0;
+        walk(&mut self.zio, &ds.bp, options, &mut theirs, &mut |bp| {
+            unique += bp.dva[0].asize();
+        })?;
+        Ok(unique)
     }
 
     /// Space charged to a filesystem: everything its head and snapshots hold
