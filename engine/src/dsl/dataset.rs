@@ -495,6 +495,17 @@ impl Pool {
     /// `dsl_destroy_head_sync_impl`: frees every block born since the
     /// origin (or ever, without one).
     pub(crate) fn destroy_head_sync(&mut self, id: DatasetId) -> Result<()> {
+        self.destroy_head_sync_impl(id, true)
+    }
+
+    /// As [`Pool::destroy_head_sync`]; a clone's origin has its unique
+    /// space counted again only if `recount_origin` (a clone holds none of
+    /// it, but what happened before the destroy may have changed it).
+    pub(crate) fn destroy_head_sync_impl(
+        &mut self,
+        id: DatasetId,
+        recount_origin: bool,
+    ) -> Result<()> {
         let ds = self.dsl.datasets[&id].clone();
         self.objsets.remove(&id);
         let mut blocks = Vec::new();
@@ -528,7 +539,9 @@ impl Pool {
             let deferred = o.flags & DS_FLAG_DEFER_DESTROY != 0
                 && o.next_clones.is_empty()
                 && o.userrefs.is_empty();
-            self.recompute_unique(origin)?;
+            if recount_origin {
+                self.recompute_unique(origin)?;
+            }
             if deferred {
                 let txg = self.open_txg();
                 self.destroy_snapshot_sync(origin, txg)?;
