@@ -571,10 +571,11 @@ impl Pool {
     pub(crate) fn objset_mut(&mut self, id: DatasetId) -> Result<&mut Objset> {
         if !self.objsets.contains_key(&id) {
             let ds = &self.dsl.datasets[&id];
-            let os = if ds.bp.is_hole() {
+            let bp = ds.bp;
+            let os = if bp.is_hole() {
                 Objset::create(DMU_OST_ZFS)
             } else {
-                Objset::open(&mut self.zio, &ds.bp)?
+                self.open_objset_at(&bp)?
             };
             self.objsets.insert(id, os);
         }
@@ -587,7 +588,24 @@ impl Pool {
     /// Reads the objset of any dataset (snapshots included) as synced.
     pub(crate) fn objset_snapshot_view(&mut self, id: DatasetId) -> Result<Objset> {
         let bp = self.dsl.datasets[&id].bp;
-        Objset::open(&mut self.zio, &bp)
+        self.open_objset_at(&bp)
+    }
+
+    /// The objset at `bp`, as [`Objset::open`] reads it. An open objset
+    /// whose block is `bp` and that has nothing unsynced (the head a
+    /// snapshot or clone was just made of, a snapshot's view) already holds
+    /// exactly that: it is copied, sharing its indirect blocks, instead of
+    /// being read and decoded again.
+    fn open_objset_at(&mut self, bp: &Blkptr) -> Result<Objset> {
+        let open = self
+            .objsets
+            .values()
+            .chain(self.snapshot_views.values())
+            .find(|os| os.bp == *bp && !os.is_dirty());
+        match open {
+            Some(os) => Ok(os.reopened()),
+            None => Objset::open(&mut self.zio, bp),
+        }
     }
 }
 
