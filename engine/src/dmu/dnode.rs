@@ -906,11 +906,19 @@ fn sync_node(
             let ind = Rc::make_mut(ind);
             let mut block = vec![0u8; BLKPTR_SIZE << ctx.epbs];
             let mut fill = 0;
-            for (i, child) in ind.children.iter_mut().enumerate() {
-                sync_node(zio, child, level - 1, ctx, killed, born)?;
+            for (child, out) in ind
+                .children
+                .iter_mut()
+                .zip(block.chunks_exact_mut(BLKPTR_SIZE))
+            {
+                // Most children are as stored (holes, mostly): nothing to
+                // write beneath them.
+                if !matches!(child, Node::Stored(_)) {
+                    sync_node(zio, child, level - 1, ctx, killed, born)?;
+                }
                 let bp = child.synced_bp();
                 fill += bp.fill;
-                bp.encode(&mut block[i * BLKPTR_SIZE..(i + 1) * BLKPTR_SIZE]);
+                bp.encode(out);
             }
             let props =
                 ctx.policy
