@@ -626,7 +626,9 @@ impl Pool {
         // Unsynced writes of the receive are dropped with its objset.
         self.objsets.remove(&cookie.ds);
         let ds = cookie.ds;
-        let _ = self.txg_sync_with(|pool, _| pool.destroy_head_sync(ds));
+        // The receive wrote only into `ds`: the origin of a `%recv` clone
+        // has the unique space it had, which the clone never held.
+        let _ = self.txg_sync_with(|pool, _| pool.destroy_head_sync_impl(ds, false));
     }
 
     /// `dmu_recv_end`: makes the received data visible as `tofs@tosnap`.

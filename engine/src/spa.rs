@@ -477,13 +477,18 @@ impl Pool {
             self.zio.free_block(txg, &bp);
         }
         if self.dsl_dirty {
-            let record = self.dsl.encode();
+            let mut record = self.dsl.encode();
             let len = record.len() as u64;
+            // The record replaces the object's contents: written as whole
+            // blocks (zeros after the record, as the free below would
+            // leave them), the old ones need not be read.
+            let blksz = u64::from(self.mos.object_info(MOS_DSL_OBJECT)?.datablksz);
+            record.resize(len.next_multiple_of(blksz) as usize, 0);
             self.mos.write(&mut self.zio, MOS_DSL_OBJECT, 0, &record)?;
             self.mos.free_range(
                 &mut self.zio,
                 MOS_DSL_OBJECT,
-                len,
+                record.len() as u64,
                 crate::dmu::objset::DMU_OBJECT_END,
             )?;
             let mut bonus = self.mos.bonus(MOS_DSL_OBJECT)?.to_vec();
@@ -572,10 +577,11 @@ impl Pool {
     pub(crate) fn objset_mut(&mut self, id: DatasetId) -> Result<&mut Objset> {
         if !self.objsets.contains_key(&id) {
             let ds = &self.dsl.datasets[&id];
-            let os = if ds.bp.is_hole() {
+            let bp = ds.bp;
+            let os = if bp.is_hole() {
                 Objset::create(DMU_OST_ZFS)
             } else {
-                Objset::open(&mut self.zio, &ds.bp)?
+                self.open_objset_at(&bp)?
             };
             self.objsets.insert(id, os);
         }
@@ -588,7 +594,24 @@ impl Pool {
     /// Reads the objset of any dataset (snapshots included) as synced.
     pub(crate) fn objset_snapshot_view(&mut self, id: DatasetId) -> Result<Objset> {
         let bp = self.dsl.datasets[&id].bp;
-        Objset::open(&mut self.zio, &bp)
+        self.open_objset_at(&bp)
+    }
+
+    /// The objset at `bp`, as [`Objset::open`] reads it. An open objset
+    /// whose block is `bp` and that has nothing unsynced (the head a
+    /// snapshot or clone was just made of, a snapshot's view) already holds
+    /// exactly that: it is copied, sharing its indirect blocks, instead of
+    /// being read and decoded again.
+    fn open_objset_at(&mut self, bp: &Blkptr) -> Result<Objset> {
+        let open = self
+            .objsets
+            .values()
+            .chain(self.snapshot_views.values())
+            .find(|os| os.bp == *bp && !os.is_dirty());
+        match open {
+            Some(os) => Ok(os.reopened()),
+            None => Objset::open(&mut self.zio, bp),
+        }
     }
 }
 

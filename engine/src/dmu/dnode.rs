@@ -13,6 +13,8 @@
 //! block is just its block pointer again, and reading it goes to the device
 //! and verifies its checksum.
 
+use std::rc::Rc;
+
 use crate::byteswap;
 use crate::error::{Errno, Error, Result, fail};
 use crate::zio::{
@@ -68,8 +70,9 @@ pub fn valid_blksz(blksz: u64) -> bool {
 pub(crate) enum Node {
     /// As on disk (or a hole): nothing loaded.
     Stored(Blkptr),
-    /// An indirect block that has been read or created.
-    Indirect(Box<Indirect>),
+    /// An indirect block that has been read or created. Shared between
+    /// copies of the tree (a forked pool's objsets) until one changes it.
+    Indirect(Rc<Indirect>),
     /// A data block dirtied in the open txg.
     Data(Box<DataBlock>),
 }
@@ -348,7 +351,7 @@ impl Dnode {
             let child = ((blkid >> (epbs * u32::from(level - 1))) & ((1 << epbs) - 1)) as usize;
             load_indirect(zio, node, epbs)?;
             match node {
-                Node::Indirect(ind) => node = &mut ind.children[child],
+                Node::Indirect(ind) => node = &mut Rc::make_mut(ind).children[child],
                 _ => return Ok(None),
             }
         }
@@ -382,7 +385,7 @@ impl Dnode {
             };
             self.top = vec![Node::HOLE; usize::from(self.nblkptr)];
             self.top[0] = if any {
-                Node::Indirect(Box::new(ind))
+                Node::Indirect(Rc::new(ind))
             } else {
                 Node::HOLE
             };
@@ -395,6 +398,17 @@ impl Dnode {
     /// The data of block `blkid`, dirtied in the open txg (created as zeros if
     /// it is a hole). `maxblkid` and the levels grow as needed.
     pub fn dirty_block(&mut self, zio: &mut Zio, blkid: u64) -> Result<&mut Vec<u8>> {
+        self.dirty_block_impl(zio, blkid, false)
+    }
+
+    /// As [`Dnode::dirty_block`] for a caller that overwrites the whole
+    /// block (`dmu_buf_will_fill`): a block on disk is not read first, and
+    /// its contents come back as zeros.
+    pub fn fill_block(&mut self, zio: &mut Zio, blkid: u64) -> Result<&mut Vec<u8>> {
+        self.dirty_block_impl(zio, blkid, true)
+    }
+
+    fn dirty_block_impl(&mut self, zio: &mut Zio, blkid: u64, fill: bool) -> Result<&mut Vec<u8>> {
         if blkid > 0 && !self.is_power_of_two() {
             return fail(
                 Errno::ENOTSUP,
@@ -418,11 +432,12 @@ impl Dnode {
             let Node::Indirect(ind) = node else {
                 unreachable!("load_indirect leaves an indirect")
             };
+            let ind = Rc::make_mut(ind);
             ind.dirty = true;
             node = &mut ind.children[child];
         }
         if let Node::Stored(bp) = *node {
-            let data = if bp.is_hole() {
+            let data = if bp.is_hole() || fill {
                 vec![0; blksz]
             } else {
                 let mut data = read_verified(zio, &bp)?;
@@ -752,7 +767,7 @@ fn load_indirect(zio: &mut Zio, node: &mut Node, epbs: u32) -> Result<()> {
                 .map(|c| Node::Stored(Blkptr::decode(c)))
                 .collect()
         };
-        *node = Node::Indirect(Box::new(Indirect {
+        *node = Node::Indirect(Rc::new(Indirect {
             old: bp,
             dirty: false,
             children,
@@ -794,6 +809,7 @@ fn free_node(
     let Node::Indirect(ind) = node else {
         return Ok(false);
     };
+    let ind = Rc::make_mut(ind);
     let child_span = span_blocks(epbs, level - 1);
     let mut changed = false;
     for (i, child) in ind.children.iter_mut().enumerate() {
@@ -824,7 +840,7 @@ fn kill_subtree(
             load_indirect(zio, node, epbs)?;
         }
         if let Node::Indirect(ind) = node {
-            for child in &mut ind.children {
+            for child in &mut Rc::make_mut(ind).children {
                 kill_subtree(zio, child, level - 1, epbs, killed)?;
             }
         }
@@ -859,7 +875,7 @@ fn visit_node(
                 return Ok(());
             };
             let child_span = span_blocks(epbs, level - 1);
-            for (i, child) in ind.children.iter_mut().enumerate() {
+            for (i, child) in Rc::make_mut(ind).children.iter_mut().enumerate() {
                 visit_node(
                     zio,
                     child,
@@ -896,13 +912,22 @@ fn sync_node(
         Node::Stored(_) => Ok(()),
         Node::Indirect(ind) if !ind.dirty => Ok(()),
         Node::Indirect(ind) => {
+            let ind = Rc::make_mut(ind);
             let mut block = vec![0u8; BLKPTR_SIZE << ctx.epbs];
             let mut fill = 0;
-            for (i, child) in ind.children.iter_mut().enumerate() {
-                sync_node(zio, child, level - 1, ctx, killed, born)?;
+            for (child, out) in ind
+                .children
+                .iter_mut()
+                .zip(block.chunks_exact_mut(BLKPTR_SIZE))
+            {
+                // Most children are as stored (holes, mostly): nothing to
+                // write beneath them.
+                if !matches!(child, Node::Stored(_)) {
+                    sync_node(zio, child, level - 1, ctx, killed, born)?;
+                }
                 let bp = child.synced_bp();
                 fill += bp.fill;
-                bp.encode(&mut block[i * BLKPTR_SIZE..(i + 1) * BLKPTR_SIZE]);
+                bp.encode(out);
             }
             let props =
                 ctx.policy

@@ -29,7 +29,12 @@ impl Pool {
             return fail(Errno::ENOENT, format!("dataset {id} does not exist"));
         };
         let readonly = ds.is_snapshot();
-        let name = self.dataset_name(id);
+        // Only a snapshot's name is ever shown (EROFS).
+        let name = if readonly {
+            self.dataset_name(id)
+        } else {
+            String::new()
+        };
         if readonly {
             if !self.snapshot_views.contains_key(&id) {
                 let os = self.objset_snapshot_view(id)?;

@@ -147,6 +147,23 @@ impl Objset {
         self.dirty
     }
 
+    /// This objset as [`Objset::open`] of its block would give it: the
+    /// objset must have nothing unsynced. What differs from an open is only
+    /// what was already read (indirect blocks in memory, shared with this
+    /// one) and the state an open starts afresh (allocation cursor, write
+    /// policy).
+    pub fn reopened(&self) -> Objset {
+        debug_assert!(
+            !self.dirty && self.killed.is_empty() && self.dirty_dnode_blocks.is_empty(),
+            "reopening an objset with unsynced changes"
+        );
+        Objset {
+            obj_next: 1,
+            policy: WritePolicy::default(),
+            ..self.clone()
+        }
+    }
+
     /// Allocated object numbers, in order.
     pub fn objects(&self) -> impl Iterator<Item = u64> + '_ {
         self.objects.keys().copied()
@@ -361,7 +378,12 @@ impl Objset {
             let in_block = (at % blksz) as usize;
             let n = ((blksz - at % blksz).min(end - at)) as usize;
             let src = &data[(at - offset) as usize..(at - offset) as usize + n];
-            let block = dn.dirty_block(zio, blkid)?;
+            // A block written whole is not read first (`dmu_buf_will_fill`).
+            let block = if n as u64 == blksz {
+                dn.fill_block(zio, blkid)?
+            } else {
+                dn.dirty_block(zio, blkid)?
+            };
             block[in_block..in_block + n].copy_from_slice(src);
             at += n as u64;
         }
@@ -530,7 +552,9 @@ impl Objset {
                 let at = ((object - first) as usize) * DNODE_SIZE;
                 dn.encode(&mut block[at..at + DNODE_SIZE]);
             }
-            *self.meta.dirty_block(zio, blkid)? = block;
+            // Every dnode of the block is in memory: the old block is
+            // replaced whole, never read.
+            *self.meta.fill_block(zio, blkid)? = block;
         }
         self.meta
             .sync(zio, txg, &policy, &mut out.killed, &mut out.born)?;
@@ -615,6 +639,69 @@ mod tests {
         assert_eq!((info.nblkptr, info.maxblkid, info.nlevels), (1, 2, 2));
         assert_eq!(again.object_info(b).unwrap().nblkptr, 3);
         assert_eq!(again.read(&mut zio, b, 0, 1536).unwrap(), pattern(1536, 2));
+    }
+
+    /// Everything the objset shows of itself, for comparing two.
+    fn contents(os: &mut Objset, zio: &mut Zio) -> Vec<String> {
+        let mut out = vec![format!("{} {:?}", os.os_type, os.meta.info())];
+        for object in os.objects().collect::<Vec<_>>() {
+            let info = os.object_info(object).unwrap();
+            let len = (info.maxblkid + 1) * u64::from(info.datablksz);
+            let data = os.read(zio, object, 0, len).unwrap();
+            let spill = os.spill(zio, object).unwrap();
+            out.push(format!(
+                "{info:?} {:?} {spill:?} {}",
+                os.bonus(object).unwrap(),
+                crate::checksum::fletcher_4_native(&data)
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn a_synced_objset_reopened_is_what_an_open_reads() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        let a = os.object_alloc(19, 4096, 17, 200).unwrap();
+        os.write(&mut zio, a, 0, &pattern(4096 * 300, 1)).unwrap();
+        os.set_bonus(a, &[3; 200]).unwrap();
+        let b = os.object_alloc(20, 1536, 44, 100).unwrap();
+        os.write(&mut zio, b, 0, &pattern(1536, 2)).unwrap();
+        os.set_spill(b, Some(pattern(512, 3))).unwrap();
+        os.object_claim(70, 19, 512, 0, 0).unwrap();
+        os.write(&mut zio, 70, 0, &pattern(512 * 3, 4)).unwrap();
+        os.set_checksum(70, 8).unwrap();
+        os.sync(&mut zio, 4).unwrap();
+        // A second txg that frees and rewrites some of it.
+        os.free_range(&mut zio, a, 4096 * 10, 4096 * 100).unwrap();
+        os.object_free(&mut zio, 70).unwrap();
+        os.write(&mut zio, a, 4096 * 299, &[9; 10]).unwrap();
+        let out = os.sync(&mut zio, 5).unwrap();
+        os.obj_next = 40;
+
+        let mut reopened = os.reopened();
+        let mut opened = Objset::open(&mut zio, &out.bp).unwrap();
+        assert_eq!((reopened.obj_next, opened.obj_next), (1, 1));
+        assert_eq!(
+            contents(&mut reopened, &mut zio),
+            contents(&mut opened, &mut zio)
+        );
+        // And they go on the same way, each on its own copy of the device.
+        let mut image = vec![0u8; zio.dev.size() as usize];
+        zio.dev.read(0, &mut image).unwrap();
+        let mut copy = Zio::new(
+            Box::new(MemDevice::from_bytes(image, 512).unwrap()),
+            zio.ms.clone(),
+        );
+        let next_txg = |os: &mut Objset, zio: &mut Zio| {
+            let c = os.object_alloc(19, 512, 0, 0).unwrap();
+            os.write(zio, c, 0, &[5; 512]).unwrap();
+            os.write(zio, a, 0, &[6; 100]).unwrap();
+            os.sync(zio, 6).unwrap()
+        };
+        let x = next_txg(&mut reopened, &mut zio);
+        let y = next_txg(&mut opened, &mut copy);
+        assert_eq!((x.bp, x.killed, x.born), (y.bp, y.killed, y.born));
     }
 
     #[test]

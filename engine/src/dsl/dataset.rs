@@ -495,6 +495,17 @@ impl Pool {
     /// `dsl_destroy_head_sync_impl`: frees every block born since the
     /// origin (or ever, without one).
     pub(crate) fn destroy_head_sync(&mut self, id: DatasetId) -> Result<()> {
+        self.destroy_head_sync_impl(id, true)
+    }
+
+    /// As [`Pool::destroy_head_sync`]; a clone's origin has its unique
+    /// space counted again only if `recount_origin` (a clone holds none of
+    /// it, but what happened before the destroy may have changed it).
+    pub(crate) fn destroy_head_sync_impl(
+        &mut self,
+        id: DatasetId,
+        recount_origin: bool,
+    ) -> Result<()> {
         let ds = self.dsl.datasets[&id].clone();
         self.objsets.remove(&id);
         let mut blocks = Vec::new();
@@ -528,7 +539,9 @@ impl Pool {
             let deferred = o.flags & DS_FLAG_DEFER_DESTROY != 0
                 && o.next_clones.is_empty()
                 && o.userrefs.is_empty();
-            self.recompute_unique(origin)?;
+            if recount_origin {
+                self.recompute_unique(origin)?;
+            }
             if deferred {
                 let txg = self.open_txg();
                 self.destroy_snapshot_sync(origin, txg)?;
@@ -744,30 +757,44 @@ impl Pool {
             .find(|(p, _)| *p == prop)
             .ok_or_else(|| Error::new(Errno::EINVAL, format!("{prop:?} is not a property")))?
             .1;
+        match self.prop_set_on(dir, prop) {
+            Some((v, d)) => {
+                let source = if d == dir {
+                    "local".to_string()
+                } else {
+                    format!("inherited from {}", self.dir_name(d))
+                };
+                Ok((prop_text(v), source))
+            }
+            None => Ok((default.to_string(), "default".to_string())),
+        }
+    }
+
+    /// The value `dir` or its nearest ancestor sets for `prop`, and which
+    /// directory that is.
+    fn prop_set_on(&self, dir: DirId, prop: &str) -> Option<(&PropValue, DirId)> {
         let mut cur = Some(dir);
         while let Some(d) = cur {
             let d = &self.dsl.dirs[&d];
             if let Some(v) = d.props.get(prop) {
-                let text = match v {
-                    PropValue::Number(n) => n.to_string(),
-                    PropValue::Text(s) => s.clone(),
-                };
-                let source = if d.id == dir {
-                    "local".to_string()
-                } else {
-                    format!("inherited from {}", self.dir_name(d.id))
-                };
-                return Ok((text, source));
+                return Some((v, d.id));
             }
             cur = d.parent;
         }
-        Ok((default.to_string(), "default".to_string()))
+        None
     }
 
     /// The write policy a directory's properties give its objset.
     pub(crate) fn write_policy(&self, dir: DirId) -> WritePolicy {
-        let name = self.dir_name(dir);
-        let get = |p: &str| self.get_prop(&name, p).map(|v| v.0).unwrap_or_default();
+        // As `get_prop` would give it, without going through the name.
+        let get = |p: &str| match self.prop_set_on(dir, p) {
+            Some((v, _)) => prop_text(v),
+            None => PROPERTIES
+                .iter()
+                .find(|(q, _)| *q == p)
+                .map(|(_, default)| default.to_string())
+                .unwrap_or_default(),
+        };
         let os_checksum = ZioChecksum::select(
             ZioChecksum::from_name(&get("checksum")).unwrap_or(ZioChecksum::On),
             ZioChecksum::Fletcher4,
@@ -814,31 +841,21 @@ impl Pool {
             min_birth: ds.prev_snap_txg,
             read_data: false,
         };
-        let mut mine = BTreeMap::new();
-        walk(
-            &mut self.zio,
-            &ds.bp,
-            options,
-            &mut BTreeSet::new(),
-            &mut |bp| {
-                mine.insert(bp.dva[0].offset(), bp.dva[0].asize());
-            },
-        )?;
         // As ZFS counts it: what the next snapshot (or the head) does not
         // hold. Clones do not count: a snapshot with clones cannot go.
+        // The next one's blocks are walked first; walking this one's then
+        // skips them, and with them the subtrees beneath, which are the
+        // same blocks in both trees (most of them, usually).
+        let mut theirs = BTreeSet::new();
         if let Some(next) = ds.next_snap {
             let bp = self.dsl.datasets[&next].bp;
-            walk(
-                &mut self.zio,
-                &bp,
-                options,
-                &mut BTreeSet::new(),
-                &mut |bp| {
-                    mine.remove(&bp.dva[0].offset());
-                },
-            )?;
+            walk(&mut self.zio, &bp, options, &mut theirs, &mut |_| {})?;
         }
-        Ok(mine.values().sum())
+        let mut unique = 0;
+        walk(&mut self.zio, &ds.bp, options, &mut theirs, &mut |bp| {
+            unique += bp.dva[0].asize();
+        })?;
+        Ok(unique)
     }
 
     /// Space charged to a filesystem: everything its head and snapshots hold
@@ -912,5 +929,13 @@ impl Pool {
             }
         }
         Ok(())
+    }
+}
+
+/// A property value as `get` shows it.
+fn prop_text(v: &PropValue) -> String {
+    match v {
+        PropValue::Number(n) => n.to_string(),
+        PropValue::Text(s) => s.clone(),
     }
 }

@@ -183,13 +183,18 @@ impl Blkptr {
             self.cksum.0[2],
             self.cksum.0[3],
         ];
-        for (chunk, word) in out[..BLKPTR_SIZE].chunks_exact_mut(8).zip(words) {
-            chunk.copy_from_slice(&word.to_le_bytes());
+        let out: &mut [u8; BLKPTR_SIZE] = (&mut out[..BLKPTR_SIZE])
+            .try_into()
+            .expect("BLKPTR_SIZE bytes");
+        for (chunk, word) in out.as_chunks_mut::<8>().0.iter_mut().zip(words) {
+            *chunk = word.to_le_bytes();
         }
     }
 
     pub fn decode(buf: &[u8]) -> Blkptr {
-        let w = |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let buf: &[u8; BLKPTR_SIZE] = buf[..BLKPTR_SIZE].try_into().expect("BLKPTR_SIZE bytes");
+        let words = buf.as_chunks::<8>().0;
+        let w = |i: usize| u64::from_le_bytes(words[i]);
         Blkptr {
             dva: [
                 Dva { word: [w(0), w(1)] },

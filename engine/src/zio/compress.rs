@@ -125,7 +125,7 @@ pub fn compress_block(compress: ZioCompress, src: &[u8]) -> Result<Compressed> {
         return Ok(stored(src));
     }
     // ZFS looks at whole 64-bit words; blocks are whole sectors.
-    if src.iter().all(|&b| b == 0) {
+    if is_all_zeros(src) {
         return Ok(Compressed::Hole);
     }
     if compress == ZioCompress::Empty {
@@ -159,6 +159,41 @@ pub fn compress_block(compress: ZioCompress, src: &[u8]) -> Result<Compressed> {
         data: dst,
         compress,
     })
+}
+
+/// Whether every byte is zero: 64 bytes at a time (one test each, not 64),
+/// stopping at the first chunk that is not.
+pub fn is_all_zeros(buf: &[u8]) -> bool {
+    let (chunks, rest) = buf.as_chunks::<64>();
+    chunks.iter().all(|c| or_words(c) == 0) && rest.iter().all(|&b| b == 0)
+}
+
+/// The bitwise or of a chunk's eight words: zero if and only if every byte
+/// of it is.
+fn or_words(chunk: &[u8; 64]) -> u64 {
+    chunk
+        .as_chunks::<8>()
+        .0
+        .iter()
+        .fold(0u64, |acc, w| acc | u64::from_ne_bytes(*w))
+}
+
+/// As [`decompress_block`], taking the physical bytes: a block stored
+/// uncompressed is handed back without a copy.
+pub fn decompress_block_owned(
+    compress: ZioCompress,
+    mut src: Vec<u8>,
+    lsize: usize,
+) -> Result<Vec<u8>> {
+    match compress {
+        ZioCompress::Off | ZioCompress::Empty | ZioCompress::Inherit | ZioCompress::On
+            if src.len() >= lsize =>
+        {
+            src.truncate(lsize);
+            Ok(src)
+        }
+        _ => decompress_block(compress, &src, lsize),
+    }
 }
 
 /// `zio_decompress_data`: the `lsize` logical bytes of a physical block.
@@ -206,56 +241,174 @@ pub fn lzjb_compress(src: &[u8], dst: &mut [u8], d_len: usize) -> usize {
     let s_len = src.len();
     let mut s = 0usize;
     let mut d = 0usize;
-    let mut copymap = 0usize;
-    let mut copymask: u32 = 1 << (NBBY - 1);
     let mut lempel = [0u16; LEMPEL_SIZE];
-    while s < s_len {
-        copymask <<= 1;
-        if copymask == 1 << NBBY {
+    // `src[zeros.0..zeros.1]` is known to be all zeros (metadata blocks are
+    // mostly zeros): matches inside it need no comparing.
+    let mut zeros = (0usize, 0usize);
+    // Eight items (a literal byte or a match) share a copymap byte, which
+    // comes first: one group per turn.
+    'groups: while s < s_len {
+        // Deep in a run of zeros, every step is the same: the three zeros
+        // hash to slot 0, which holds the previous step's position, so the
+        // match is the MATCH_MAX zeros just before, at full length. A whole
+        // group of eight such steps, written as the items below would be.
+        if s >= zeros.0 + MATCH_MAX
+            && s + ZERO_GROUP_SPAN <= zeros.1
+            && lempel[0] == (s - MATCH_MAX) as u16
+        {
             if d + 1 + 2 * NBBY as usize >= d_len {
                 return s_len;
             }
-            copymask = 1;
-            copymap = d;
-            dst[d] = 0;
-            d += 1;
-        }
-        if s + MATCH_MAX > s_len {
-            dst[d] = src[s];
-            d += 1;
-            s += 1;
+            dst[d..d + ZERO_GROUP.len()].copy_from_slice(&ZERO_GROUP);
+            d += ZERO_GROUP.len();
+            s += ZERO_GROUP_SPAN;
+            lempel[0] = (s - MATCH_MAX) as u16;
             continue;
         }
-        let mut hash =
-            (usize::from(src[s]) << 16) + (usize::from(src[s + 1]) << 8) + usize::from(src[s + 2]);
-        hash += hash >> 9;
-        hash += hash >> 5;
-        let slot = &mut lempel[hash & (LEMPEL_SIZE - 1)];
-        let offset = (s.wrapping_sub(usize::from(*slot))) & OFFSET_MASK;
-        *slot = s as u16;
-        if offset != 0
-            && offset <= s
-            && src[s] == src[s - offset]
-            && src[s + 1] == src[s - offset + 1]
-            && src[s + 2] == src[s - offset + 2]
-        {
-            let cpy = s - offset;
-            dst[copymap] |= copymask as u8;
-            let mut mlen = MATCH_MIN;
-            while mlen < MATCH_MAX && src[s + mlen] == src[cpy + mlen] {
-                mlen += 1;
+        if d + 1 + 2 * NBBY as usize >= d_len {
+            return s_len;
+        }
+        let copymap = d;
+        dst[d] = 0;
+        d += 1;
+        for copymask in (0..NBBY).map(|bit| 1u8 << bit) {
+            if s + MATCH_MAX > s_len {
+                // Too close to the end for a match.
+                if s >= s_len {
+                    break 'groups;
+                }
+                dst[d] = src[s];
+                d += 1;
+                s += 1;
+                continue;
             }
-            dst[d] = (((mlen - MATCH_MIN) << (NBBY - MATCH_BITS)) | (offset >> NBBY)) as u8;
-            dst[d + 1] = offset as u8;
-            d += 2;
-            s += mlen;
-        } else {
-            dst[d] = src[s];
-            d += 1;
-            s += 1;
+            let here: &[u8; MATCH_MAX] = src[s..s + MATCH_MAX].try_into().expect("in bounds");
+            let in_zeros = here[0] == 0 && {
+                if s >= zeros.1 {
+                    zeros = (s, s + zero_prefix(&src[s..]));
+                }
+                s + MATCH_MAX <= zeros.1
+            };
+            // Three zeros hash to 0.
+            let hash = if in_zeros {
+                0
+            } else {
+                let mut hash = (usize::from(here[0]) << 16)
+                    + (usize::from(here[1]) << 8)
+                    + usize::from(here[2]);
+                hash += hash >> 9;
+                hash += hash >> 5;
+                hash
+            };
+            let slot = &mut lempel[hash & (LEMPEL_SIZE - 1)];
+            let offset = (s.wrapping_sub(usize::from(*slot))) & OFFSET_MASK;
+            *slot = s as u16;
+            // The match runs as far as the bytes at `s` and `s - offset`
+            // agree, up to MATCH_MAX; it counts from MATCH_MIN. An offset
+            // of 0 or past the start is no match (`1..=s` in one test).
+            let mlen = if offset.wrapping_sub(1) < s {
+                let cpy = s - offset;
+                if in_zeros && cpy >= zeros.0 {
+                    MATCH_MAX
+                } else {
+                    common_prefix(
+                        here,
+                        src[cpy..cpy + MATCH_MAX].try_into().expect("in bounds"),
+                    )
+                }
+            } else {
+                0
+            };
+            if mlen >= MATCH_MIN {
+                dst[copymap] |= copymask;
+                dst[d] = (((mlen - MATCH_MIN) << (NBBY - MATCH_BITS)) | (offset >> NBBY)) as u8;
+                dst[d + 1] = offset as u8;
+                d += 2;
+                s += mlen;
+            } else {
+                dst[d] = src[s];
+                d += 1;
+                s += 1;
+            }
         }
     }
     d
+}
+
+/// One full-length match at offset MATCH_MAX, as LZJB writes it.
+const ZERO_MATCH: [u8; 2] = [
+    (((MATCH_MAX - MATCH_MIN) << (NBBY - MATCH_BITS)) | (MATCH_MAX >> NBBY)) as u8,
+    MATCH_MAX as u8,
+];
+/// A copymap byte with all eight bits set and eight such matches.
+const ZERO_GROUP: [u8; 1 + 2 * NBBY as usize] = {
+    let mut g = [0xff; 1 + 2 * NBBY as usize];
+    let mut i = 0;
+    while i < NBBY as usize {
+        g[1 + 2 * i] = ZERO_MATCH[0];
+        g[2 + 2 * i] = ZERO_MATCH[1];
+        i += 1;
+    }
+    g
+};
+/// The source bytes a [`ZERO_GROUP`] stands for.
+const ZERO_GROUP_SPAN: usize = NBBY as usize * MATCH_MAX;
+
+/// How many bytes at the start of `buf` are zero: 512 at a time, then 64,
+/// then eight, then one.
+fn zero_prefix(buf: &[u8]) -> usize {
+    let mut whole = buf
+        .as_chunks::<512>()
+        .0
+        .iter()
+        .take_while(|c| {
+            c.as_chunks::<64>()
+                .0
+                .iter()
+                .fold(0, |acc, c| acc | or_words(c))
+                == 0
+        })
+        .count()
+        * 512;
+    whole += buf[whole..]
+        .as_chunks::<64>()
+        .0
+        .iter()
+        .take_while(|c| or_words(c) == 0)
+        .count()
+        * 64;
+    let (words, rest) = buf[whole..].as_chunks::<8>();
+    for (i, w) in words.iter().enumerate() {
+        let v = u64::from_le_bytes(*w);
+        if v != 0 {
+            return whole + i * 8 + (v.trailing_zeros() / 8) as usize;
+        }
+    }
+    whole + words.len() * 8 + rest.iter().take_while(|&&b| b == 0).count()
+}
+
+/// How many leading bytes `a` and `b` share: eight at a time, then one at
+/// a time (the same answer as comparing byte by byte, in far fewer steps).
+fn common_prefix(a: &[u8; MATCH_MAX], b: &[u8; MATCH_MAX]) -> usize {
+    let (wa, _) = a.as_chunks::<8>();
+    let (wb, _) = b.as_chunks::<8>();
+    // Most positions are no match at all: one test settles those.
+    let first = u64::from_le_bytes(wa[0]) ^ u64::from_le_bytes(wb[0]);
+    if first != 0 {
+        return (first.trailing_zeros() / 8) as usize;
+    }
+    for (i, (x, y)) in wa.iter().zip(wb).enumerate().skip(1) {
+        let diff = u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y);
+        if diff != 0 {
+            // Little-endian: the first differing byte holds the lowest set bit.
+            return i * 8 + (diff.trailing_zeros() / 8) as usize;
+        }
+    }
+    let mut n = wa.len() * 8;
+    while n < MATCH_MAX && a[n] == b[n] {
+        n += 1;
+    }
+    n
 }
 
 /// LZJB decompression of `src` into all of `dst`; an error for input that
@@ -264,43 +417,71 @@ pub fn lzjb_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
     let corrupt = |why: &str| fail(Errno::EIO, format!("corrupt lzjb block: {why}"));
     let mut s = 0usize;
     let mut d = 0usize;
-    let mut copymap = 0u8;
-    let mut copymask: u32 = 1 << (NBBY - 1);
+    // A copymap byte, then its eight items: one group per turn. Output
+    // stops as soon as `dst` is full, wherever that is in a group.
     while d < dst.len() {
-        copymask <<= 1;
-        if copymask == 1 << NBBY {
-            copymask = 1;
-            let Some(&map) = src.get(s) else {
-                return corrupt("input ends");
-            };
-            copymap = map;
-            s += 1;
+        // A whole group of full-length matches at offset MATCH_MAX (what
+        // runs of zeros compress to): the same copies as the items below
+        // make, without decoding each.
+        if d >= MATCH_MAX
+            && d + ZERO_GROUP_SPAN <= dst.len()
+            && src.get(s..s + ZERO_GROUP.len()) == Some(&ZERO_GROUP[..])
+        {
+            for _ in 0..NBBY {
+                dst.copy_within(d - MATCH_MAX..d, d);
+                d += MATCH_MAX;
+            }
+            s += ZERO_GROUP.len();
+            continue;
         }
-        if copymap as u32 & copymask != 0 {
-            let (Some(&b0), Some(&b1)) = (src.get(s), src.get(s + 1)) else {
-                return corrupt("input ends in a match");
-            };
-            let mlen = (usize::from(b0) >> (NBBY - MATCH_BITS)) + MATCH_MIN;
-            let offset = ((usize::from(b0) << NBBY) | usize::from(b1)) & OFFSET_MASK;
-            s += 2;
-            if offset > d {
-                return corrupt("match before the start");
+        let Some(&copymap) = src.get(s) else {
+            return corrupt("input ends");
+        };
+        s += 1;
+        // Eight literal bytes, with room for them: copied at once.
+        let n = NBBY as usize;
+        if copymap == 0 && d + n <= dst.len() && s + n <= src.len() {
+            dst[d..d + n].copy_from_slice(&src[s..s + n]);
+            d += n;
+            s += n;
+            continue;
+        }
+        for copymask in (0..NBBY).map(|bit| 1u8 << bit) {
+            if d >= dst.len() {
+                break;
             }
-            // Byte by byte: a match may overlap what it is writing.
-            for cpy in (d - offset..).take(mlen) {
-                if d >= dst.len() {
-                    break;
+            if copymap & copymask != 0 {
+                let (Some(&b0), Some(&b1)) = (src.get(s), src.get(s + 1)) else {
+                    return corrupt("input ends in a match");
+                };
+                let mlen = (usize::from(b0) >> (NBBY - MATCH_BITS)) + MATCH_MIN;
+                let offset = ((usize::from(b0) << NBBY) | usize::from(b1)) & OFFSET_MASK;
+                s += 2;
+                if offset > d {
+                    return corrupt("match before the start");
                 }
-                dst[d] = dst[cpy];
+                // As if byte by byte: a match may overlap what it is
+                // writing, so it is copied a period (`offset` bytes) at a
+                // time; offset 0 copies each byte onto itself.
+                let n = mlen.min(dst.len() - d);
+                if offset != 0 {
+                    let mut done = 0;
+                    while done < n {
+                        let k = (n - done).min(offset);
+                        let from = d + done - offset;
+                        dst.copy_within(from..from + k, d + done);
+                        done += k;
+                    }
+                }
+                d += n;
+            } else {
+                let Some(&b) = src.get(s) else {
+                    return corrupt("input ends");
+                };
+                dst[d] = b;
                 d += 1;
+                s += 1;
             }
-        } else {
-            let Some(&b) = src.get(s) else {
-                return corrupt("input ends");
-            };
-            dst[d] = b;
-            d += 1;
-            s += 1;
         }
     }
     Ok(())
@@ -493,6 +674,215 @@ mod tests {
             let _ = decompress_block(ZioCompress::Zle, &junk, 4096);
         }
         assert!(decompress_block(ZioCompress::Off, &[0; 10], 512).is_err());
+    }
+
+    /// `lzjb_compress` as `lzjb.c` spells it, byte by byte: the reference
+    /// the word-at-a-time one must match exactly.
+    fn lzjb_compress_bytewise(src: &[u8], dst: &mut [u8], d_len: usize) -> usize {
+        let s_len = src.len();
+        let (mut s, mut d, mut copymap) = (0usize, 0usize, 0usize);
+        let mut copymask: u32 = 1 << (NBBY - 1);
+        let mut lempel = [0u16; LEMPEL_SIZE];
+        while s < s_len {
+            copymask <<= 1;
+            if copymask == 1 << NBBY {
+                if d + 1 + 2 * NBBY as usize >= d_len {
+                    return s_len;
+                }
+                copymask = 1;
+                copymap = d;
+                dst[d] = 0;
+                d += 1;
+            }
+            if s + MATCH_MAX > s_len {
+                dst[d] = src[s];
+                d += 1;
+                s += 1;
+                continue;
+            }
+            let mut hash = (usize::from(src[s]) << 16)
+                + (usize::from(src[s + 1]) << 8)
+                + usize::from(src[s + 2]);
+            hash += hash >> 9;
+            hash += hash >> 5;
+            let slot = &mut lempel[hash & (LEMPEL_SIZE - 1)];
+            let offset = (s.wrapping_sub(usize::from(*slot))) & OFFSET_MASK;
+            *slot = s as u16;
+            if offset != 0
+                && offset <= s
+                && src[s] == src[s - offset]
+                && src[s + 1] == src[s - offset + 1]
+                && src[s + 2] == src[s - offset + 2]
+            {
+                let cpy = s - offset;
+                dst[copymap] |= copymask as u8;
+                let mut mlen = MATCH_MIN;
+                while mlen < MATCH_MAX && src[s + mlen] == src[cpy + mlen] {
+                    mlen += 1;
+                }
+                dst[d] = (((mlen - MATCH_MIN) << (NBBY - MATCH_BITS)) | (offset >> NBBY)) as u8;
+                dst[d + 1] = offset as u8;
+                d += 2;
+                s += mlen;
+            } else {
+                dst[d] = src[s];
+                d += 1;
+                s += 1;
+            }
+        }
+        d
+    }
+
+    /// `lzjb_decompress` byte by byte, for the same comparison.
+    fn lzjb_decompress_bytewise(src: &[u8], dst: &mut [u8]) -> bool {
+        let (mut s, mut d, mut copymap) = (0usize, 0usize, 0u8);
+        let mut copymask: u32 = 1 << (NBBY - 1);
+        while d < dst.len() {
+            copymask <<= 1;
+            if copymask == 1 << NBBY {
+                copymask = 1;
+                let Some(&map) = src.get(s) else { return false };
+                copymap = map;
+                s += 1;
+            }
+            if copymap as u32 & copymask != 0 {
+                let (Some(&b0), Some(&b1)) = (src.get(s), src.get(s + 1)) else {
+                    return false;
+                };
+                let mlen = (usize::from(b0) >> (NBBY - MATCH_BITS)) + MATCH_MIN;
+                let offset = ((usize::from(b0) << NBBY) | usize::from(b1)) & OFFSET_MASK;
+                s += 2;
+                if offset > d {
+                    return false;
+                }
+                for cpy in (d - offset..).take(mlen) {
+                    if d >= dst.len() {
+                        break;
+                    }
+                    dst[d] = dst[cpy];
+                    d += 1;
+                }
+            } else {
+                let Some(&b) = src.get(s) else { return false };
+                dst[d] = b;
+                d += 1;
+                s += 1;
+            }
+        }
+        true
+    }
+
+    #[test]
+    fn lzjb_matches_the_bytewise_reference_exactly() {
+        let mut next = xorshift(11);
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for (i, size) in [512, 1024, 4096, 16384, 131072].into_iter().enumerate() {
+            inputs.push(compressible(size, 100 + i as u64));
+            // Mostly zeros with a few words set, like indirect and dnode blocks.
+            let mut sparse = vec![0u8; size];
+            for _ in 0..(size / 1024).max(1) {
+                let at = (next() as usize % size) & !7;
+                sparse[at..at + 8].copy_from_slice(&next().to_le_bytes());
+            }
+            inputs.push(sparse);
+            // Runs of zeros of every length between bits of noise, and a
+            // block pointer's worth of data at any offset in zeros.
+            let mut runs = Vec::with_capacity(size);
+            while runs.len() < size {
+                let zeros = (next() % 1200) as usize;
+                runs.extend(std::iter::repeat_n(0u8, zeros));
+                let noise = (next() % 140) as usize;
+                runs.extend((0..noise).map(|_| next() as u8));
+            }
+            runs.truncate(size);
+            inputs.push(runs);
+            for _ in 0..4 {
+                let mut one = vec![0u8; size];
+                let at = next() as usize % size;
+                let n = (size - at).min(128);
+                one[at..at + n].iter_mut().for_each(|b| *b = next() as u8);
+                inputs.push(one);
+            }
+            // Short periods (overlapping matches) and noise.
+            inputs.push((0..size).map(|j| (j % (1 + i * 3)) as u8).collect());
+            // A period of MATCH_MAX, which is not zeros but compresses to
+            // the same groups of matches as zeros do.
+            inputs.push((0..size).map(|j| 1 + (j % MATCH_MAX) as u8).collect());
+            inputs.push((0..size).map(|_| next() as u8 % 3).collect());
+            inputs.push((0..size).map(|_| next() as u8).collect());
+        }
+        // Zero runs ending and starting at every alignment around the
+        // matches' steps: a few bytes of noise among long runs of zeros.
+        for _ in 0..400 {
+            let size = 1024 << (next() % 4);
+            let mut block = vec![0u8; size];
+            for _ in 0..1 + next() % 6 {
+                let at = next() as usize % size;
+                let n = ((next() % 4) as usize).min(size - at);
+                block[at..at + n]
+                    .iter_mut()
+                    .for_each(|b| *b = 1 + next() as u8 % 255);
+            }
+            inputs.push(block);
+        }
+        // One byte of noise at every position near either end of zeros.
+        for at in (0..600).chain(2048 - 600..2048) {
+            let mut block = vec![0u8; 2048];
+            block[at] = 0x5a;
+            inputs.push(block);
+        }
+        for src in &inputs {
+            let s_len = src.len();
+            for d_len in [s_len, s_len - (s_len >> 3), s_len / 4, 64] {
+                let (mut a, mut b) = (vec![0u8; s_len], vec![0u8; s_len]);
+                let (na, nb) = (
+                    lzjb_compress(src, &mut a, d_len),
+                    lzjb_compress_bytewise(src, &mut b, d_len),
+                );
+                assert_eq!(na, nb, "length, {s_len} bytes into {d_len}");
+                // `s_len` means "did not fit".
+                if na <= d_len && na < s_len {
+                    assert_eq!(a[..na], b[..nb], "bytes, {s_len} bytes into {d_len}");
+                    // Into a buffer that is not zeros: every byte is written.
+                    let mut out = vec![0xaa; s_len];
+                    lzjb_decompress(&a[..na], &mut out).unwrap();
+                    assert_eq!(&out, src);
+                    let mut reference = vec![0xaa; s_len];
+                    assert!(lzjb_decompress_bytewise(&a[..na], &mut reference));
+                    assert_eq!(out, reference);
+                }
+            }
+        }
+        // Any input decompresses as the reference does, error or not.
+        for _ in 0..3000 {
+            let len = (next() % 700) as usize;
+            let junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let size = 512 << (next() % 4);
+            let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+            let ok = lzjb_decompress(&junk, &mut a).is_ok();
+            assert_eq!(ok, lzjb_decompress_bytewise(&junk, &mut b));
+            if ok {
+                assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn zero_detection_and_uncompressed_reads() {
+        for len in [0, 1, 7, 63, 64, 65, 512, 4096 + 3] {
+            assert!(is_all_zeros(&vec![0u8; len]));
+            for at in 0..len {
+                let mut v = vec![0u8; len];
+                v[at] = 0x80;
+                assert!(!is_all_zeros(&v), "{len} {at}");
+            }
+        }
+        let data: Vec<u8> = (0..1024u32).map(|i| i as u8).collect();
+        assert_eq!(
+            decompress_block_owned(ZioCompress::Off, data.clone(), 512).unwrap(),
+            data[..512]
+        );
+        assert!(decompress_block_owned(ZioCompress::Off, data, 2048).is_err());
     }
 
     #[test]

@@ -127,6 +127,8 @@ pub struct Zio {
     pub dev: Box<dyn BlockDevice>,
     pub ms: Metaslab,
     pub stats: ZioStats,
+    /// Set by the check for its walks; any block write drops it.
+    pub(crate) walk_cache: Option<crate::traverse::WalkCache>,
 }
 
 impl Zio {
@@ -135,6 +137,7 @@ impl Zio {
             dev,
             ms,
             stats: ZioStats::default(),
+            walk_cache: None,
         }
     }
 
@@ -142,6 +145,7 @@ impl Zio {
     /// A block that compresses to nothing (all zeros, compression on) is a
     /// hole and writes nothing, as `zio_write_bp_init` does.
     pub fn write_block(&mut self, txg: u64, data: &[u8], props: &WriteProps) -> Result<Blkptr> {
+        self.walk_cache = None;
         let lsize = data.len() as u64;
         debug_assert!(
             lsize > 0 && lsize.is_multiple_of(SPA_MINBLOCKSIZE) && lsize <= SPA_MAXBLOCKSIZE
@@ -223,7 +227,7 @@ impl Zio {
         let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
             Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
         })?;
-        compress::decompress_block(compress, &physical, bp.lsize() as usize)
+        compress::decompress_block_owned(compress, physical, bp.lsize() as usize)
     }
 
     /// Frees a block after `txg` and the deferral window have synced.
