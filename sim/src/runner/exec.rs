@@ -155,7 +155,7 @@ impl World {
                 Ok(r) if r.is_clean() => {}
                 Ok(r)
                     if damaged
-                        && r.leaked.is_empty()
+                        && (r.leaked.is_empty() || !r.unreadable.is_empty())
                         && r.unallocated.is_empty()
                         && r.overlapping.is_empty()
                         && r.space.is_empty() => {}
@@ -774,7 +774,7 @@ fn final_check(world: &Rc<RefCell<World>>) -> Result<(), Violation> {
         injector.suspended(|| {
             match engine::check::check(&mut pool) {
                 Ok(r) if r.is_clean() => {}
-                Ok(r) if damaged && r.leaked.is_empty() && r.unallocated.is_empty() && r.overlapping.is_empty() && r.space.is_empty() => {}
+                Ok(r) if damaged && (r.leaked.is_empty() || !r.unreadable.is_empty()) && r.unallocated.is_empty() && r.overlapping.is_empty() && r.space.is_empty() => {}
                 Ok(r) => {
                     return Err(violation(
                         None,
