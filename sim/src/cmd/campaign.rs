@@ -332,8 +332,16 @@ mod exec {
 
     pub(super) fn campaign(args: &CampaignArgs) -> Result<ExitCode, String> {
         let range = Range::from_args(args)?;
-        let spec = scenarios::spec::Spec::load(&args.scenario)?;
-        let fault_spec: FaultSpec = args.faults.as_deref().unwrap_or(&spec.faults).parse()?;
+        let template = RunConfig::from_options(
+            0,
+            &args.scenario,
+            args.faults.as_deref(),
+            args.steps,
+            &args.plant,
+        )?;
+        let Faults::Spec(fault_spec) = template.faults.clone() else {
+            unreachable!("from_options takes a spec")
+        };
         let jobs = match args.jobs {
             Some(0) => return Err("--jobs 0: at least one worker is needed".into()),
             Some(n) => n,
@@ -343,14 +351,6 @@ mod exec {
         let jobs = range.count().map_or(jobs, |n| {
             jobs.min(usize::try_from(n).unwrap_or(jobs)).max(1)
         });
-        let mut template = RunConfig::new(0, spec);
-        template.faults = Faults::Spec(fault_spec.clone());
-        template.steps = args.steps;
-        template.planted = args
-            .plant
-            .iter()
-            .map(|p| p.parse())
-            .collect::<Result<_, _>>()?;
         // A scenario read from a file is replayed from the same path.
         let builtin = scenarios::spec::BUILTIN
             .iter()

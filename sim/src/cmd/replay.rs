@@ -83,20 +83,13 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
 #[cfg(madsim)]
 pub fn shrink(args: &ShrinkArgs) -> ExitCode {
     use crate::runner::failure::Failure;
-    use crate::runner::{Faults, RunConfig};
-    let config = (|| -> Result<RunConfig, String> {
-        let spec = scenarios::spec::Spec::load(&args.scenario)?;
-        let faults = args.faults.as_deref().unwrap_or(&spec.faults).parse()?;
-        let mut config = RunConfig::new(args.seed, spec);
-        config.faults = Faults::Spec(faults);
-        config.steps = args.steps;
-        config.planted = args
-            .plant
-            .iter()
-            .map(|p| p.parse())
-            .collect::<Result<_, _>>()?;
-        Ok(config)
-    })();
+    let config = crate::runner::RunConfig::from_options(
+        args.seed,
+        &args.scenario,
+        args.faults.as_deref(),
+        args.steps,
+        &args.plant,
+    );
     let config = match config {
         Ok(c) => c,
         Err(e) => {

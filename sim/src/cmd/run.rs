@@ -85,17 +85,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
 
 #[cfg(madsim)]
 fn config(args: &RunArgs) -> Result<crate::runner::RunConfig, String> {
-    use crate::runner::{Faults, RunConfig};
-    let spec = scenarios::spec::Spec::load(&args.scenario)?;
-    let faults = args.faults.as_deref().unwrap_or(&spec.faults).parse()?;
-    let mut config = RunConfig::new(args.seed, spec);
-    config.faults = Faults::Spec(faults);
-    config.steps = args.steps;
+    let mut config = crate::runner::RunConfig::from_options(
+        args.seed,
+        &args.scenario,
+        args.faults.as_deref(),
+        args.steps,
+        &args.plant,
+    )?;
     config.verbose = args.verbose;
-    config.planted = args
-        .plant
-        .iter()
-        .map(|p| p.parse())
-        .collect::<Result<_, _>>()?;
     Ok(config)
 }

@@ -13,8 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Faults, Planted, RunConfig, RunReport};
-use crate::world::faults::FaultSpec;
+use super::{RunConfig, RunReport};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,21 +55,19 @@ impl Failure {
 
     /// The run this failure describes: its steps replayed as saved.
     pub fn config(&self) -> Result<RunConfig, String> {
-        let spec = scenarios::spec::Spec::load(&self.scenario)?;
-        let plan: FaultSpec = self.faults.parse()?;
         let steps = self
             .steps
             .iter()
             .map(|s| s.parse())
             .collect::<Result<Vec<_>, _>>()?;
-        let mut config = RunConfig::new(self.seed, spec);
-        config.faults = Faults::Spec(plan);
+        let mut config = RunConfig::from_options(
+            self.seed,
+            &self.scenario,
+            Some(&self.faults),
+            None,
+            &self.planted,
+        )?;
         config.fixed_steps = Some(steps);
-        config.planted = self
-            .planted
-            .iter()
-            .map(|p| p.parse::<Planted>())
-            .collect::<Result<_, _>>()?;
         Ok(config)
     }
 }

@@ -90,6 +90,28 @@ impl RunConfig {
         }
     }
 
+    /// A run as the command line names it: a scenario by name or path, a
+    /// fault plan (the scenario's when `faults` is `None`), a step count and
+    /// planted bugs by name.
+    pub fn from_options(
+        seed: u64,
+        scenario: &str,
+        faults: Option<&str>,
+        steps: Option<usize>,
+        planted: &[String],
+    ) -> Result<RunConfig, String> {
+        let spec = Spec::load(scenario)?;
+        let faults: FaultSpec = faults.unwrap_or(&spec.faults).parse()?;
+        let mut config = RunConfig::new(seed, spec);
+        config.faults = Faults::Spec(faults);
+        config.steps = steps;
+        config.planted = planted
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<_, _>>()?;
+        Ok(config)
+    }
+
     /// The plan this run uses.
     pub fn plan(&self) -> FaultPlan {
         match &self.faults {
