@@ -113,8 +113,13 @@ pub struct Dataset {
     pub creation: u64,
     /// Filesystems: the snapshot a clone grew from.
     pub origin: Option<String>,
-    /// Filesystems: changed since their latest snapshot.
+    /// Filesystems: changed since their latest snapshot (or, with none, since
+    /// their origin): the engine's `modified_since_last_snapshot`.
     pub modified: bool,
+    /// Snapshots: the filesystem changed between the snapshot before this one
+    /// and this one. Destroying the latest snapshot hands this on to the
+    /// head, as ZFS compares the head with whichever snapshot is now latest.
+    pub changed: bool,
     /// Snapshots: order of creation within the pool.
     pub seq: u64,
 }
@@ -127,6 +132,7 @@ impl Dataset {
             creation: 0,
             origin,
             modified: false,
+            changed: false,
             seq: 0,
         }
     }
@@ -150,6 +156,23 @@ pub enum Expect {
     /// snapshots with no changes between them, which the model does not
     /// track to the txg).
     Either(Vec<Errno>),
+}
+
+impl Expect {
+    /// This, or else a refusal with `errno`.
+    fn or_refused(self, errno: Errno) -> Expect {
+        match self {
+            Expect::Match => Expect::Either(vec![errno]),
+            Expect::Refuse(mut v) => {
+                v.push(errno);
+                Expect::Refuse(v)
+            }
+            Expect::Either(mut v) => {
+                v.push(errno);
+                Expect::Either(v)
+            }
+        }
+    }
 }
 
 impl PoolModel {
@@ -264,7 +287,7 @@ impl PoolModel {
     pub fn snapshot(&mut self, snap: &str, guid: u64, creation: u64) {
         let (fs, _) = snap.split_once('@').expect("a snapshot name");
         let head = self.datasets.get_mut(fs).expect("checked by the caller");
-        head.modified = false;
+        let changed = std::mem::take(&mut head.modified);
         let objects = head.objects.clone();
         self.next_seq += 1;
         self.datasets.insert(
@@ -275,6 +298,7 @@ impl PoolModel {
                 creation,
                 origin: None,
                 modified: false,
+                changed,
                 seq: self.next_seq,
             },
         );
@@ -298,7 +322,52 @@ impl PoolModel {
     }
 
     pub fn destroy(&mut self, name: &str) {
-        self.datasets.remove(name);
+        let Some(gone) = self.datasets.remove(name) else {
+            return;
+        };
+        let Some((fs, _)) = name.split_once('@') else {
+            return;
+        };
+        if !gone.changed {
+            return;
+        }
+        // What changed before the destroyed snapshot now lies between its
+        // neighbours: the next snapshot, or the head.
+        let next = self
+            .snapshots_of(fs)
+            .into_iter()
+            .find(|(_, s)| s.seq > gone.seq)
+            .map(|(n, _)| n.to_string());
+        let heir = next.as_deref().unwrap_or(fs);
+        if let Some(ds) = self.datasets.get_mut(heir) {
+            if next.is_some() {
+                ds.changed = true;
+            } else {
+                ds.modified = true;
+            }
+        }
+    }
+
+    /// Whether a stream from `from` (a snapshot of the same filesystem or
+    /// its origin; none for a full stream) to `to` carries any change:
+    /// whether any snapshot after `from` up to `to` changed its filesystem.
+    pub fn changed_since(&self, from: Option<&str>, to: &str) -> bool {
+        let Some(from) = from else {
+            return true;
+        };
+        let Some((fs, _)) = to.split_once('@') else {
+            return true;
+        };
+        let Some(to) = self.get(to) else {
+            return true;
+        };
+        let after = match from.split_once('@') {
+            Some((from_fs, _)) if from_fs == fs => self.get(from).map_or(0, |f| f.seq),
+            _ => 0,
+        };
+        self.snapshots_of(fs)
+            .iter()
+            .any(|(_, s)| s.seq > after && s.seq <= to.seq && s.changed)
     }
 
     /// What receiving `snap` (a snapshot of another pool's model) into
@@ -339,9 +408,33 @@ impl PoolModel {
             }
             return Expect::Match;
         }
-        if !force && head.modified {
-            return Expect::Refuse(vec![Errno::ETXTBSY]);
+        let rest = self.expect_incremental(&snaps, from_guid, target, snapname);
+        // The engine compares the head with its latest snapshot, or with its
+        // origin if it has none; with neither, nothing counts as modified.
+        let prev = match snaps.last() {
+            Some((_, latest)) => Some(*latest),
+            None => head.origin.as_deref().and_then(|o| self.get(o)),
+        };
+        match prev {
+            Some(_) if force || !head.modified => rest,
+            // Written since, yet holding the same objects: ZFS sees a change
+            // only if a rewritten block is still there (a dnode block whose
+            // objects were all freed again becomes a hole, as it was), which
+            // depends on block layout the model does not keep.
+            Some(prev) if prev.objects == head.objects => rest.or_refused(Errno::ETXTBSY),
+            Some(_) => Expect::Refuse(vec![Errno::ETXTBSY]),
+            None => rest,
         }
+    }
+
+    /// The checks of an incremental receive after the one for changes.
+    fn expect_incremental(
+        &self,
+        snaps: &[(&str, &Dataset)],
+        from_guid: Option<u64>,
+        target: &str,
+        snapname: &str,
+    ) -> Expect {
         if self.exists(&format!("{target}@{snapname}")) {
             return Expect::Refuse(vec![Errno::EEXIST]);
         }
@@ -356,9 +449,12 @@ impl PoolModel {
     }
 
     /// A receive that succeeded: `target@snapname` now holds `source`.
+    /// `changed`: the stream carried changes (`changed_since` on the
+    /// sending side), so the target changed since its previous snapshot.
     pub fn receive(
         &mut self,
         source: &Dataset,
+        changed: bool,
         target: &str,
         snapname: &str,
         origin: Option<&str>,
@@ -385,6 +481,7 @@ impl PoolModel {
                 creation: source.creation,
                 origin: None,
                 modified: false,
+                changed,
                 seq: self.next_seq,
             },
         );

@@ -263,8 +263,23 @@ impl World {
                     .filter(|o| obj(fs, *o).is_some())
                     .map(|o| format!("object {o} exists"))
             }
+            Step::Write {
+                fs,
+                object,
+                offset,
+                len,
+                ..
+            } => match obj(fs, *object) {
+                Some(o) if fs_ok(fs) => {
+                    let blksz = o.shape.blksz as u64;
+                    // Steps shrunk away can leave a write meant for another
+                    // shape: an object of one odd-sized block cannot grow.
+                    (!blksz.is_power_of_two() && offset + len > blksz)
+                        .then(|| format!("{fs} object {object} has one {blksz}-byte block"))
+                }
+                _ => Some(format!("{fs} object {object} does not exist")),
+            },
             Step::Reclaim { fs, object, .. }
-            | Step::Write { fs, object, .. }
             | Step::Punch { fs, object, .. }
             | Step::Truncate { fs, object, .. }
             | Step::FreeObject { fs, object }
@@ -886,7 +901,17 @@ async fn send_step(
     else {
         unreachable!("a send step");
     };
-    let (src_pool, dst_pool, injector, source, expect, before_model, before_space, before_counts) = {
+    let (
+        src_pool,
+        dst_pool,
+        injector,
+        source,
+        changed,
+        expect,
+        before_model,
+        before_space,
+        before_counts,
+    ) = {
         let mut w = world.borrow_mut();
         // A receive starts from synced pools, as `zfs recv` does.
         for h in 0..2 {
@@ -906,6 +931,7 @@ async fn send_step(
         let src = &w.hosts[0].model;
         let source = src.get(snap).expect("checked").clone();
         let from_guid = from.as_ref().map(|f| src.get(f).expect("checked").guid);
+        let changed = src.changed_since(from.as_deref(), snap);
         let snapname = snap.split('@').nth(1).unwrap_or_default().to_string();
         let dst = &w.hosts[1].model;
         let expect = dst.expect_receive(
@@ -923,6 +949,7 @@ async fn send_step(
             w.hosts[1].pool.clone(),
             w.injector.clone(),
             source,
+            changed,
             expect,
             before_model,
             before_space,
@@ -947,7 +974,7 @@ async fn send_step(
             .any(|h| h.damaged || h.disk.is_down() || h.pool.borrow().is_suspended());
     let snapname = snap.split('@').nth(1).unwrap_or_default().to_string();
     let mut after = before_model.clone();
-    after.receive(&source, target, &snapname, origin.as_deref());
+    after.receive(&source, changed, target, &snapname, origin.as_deref());
     let received = matches!(outcome.recv, Some(Ok(_)));
     if !received
         && expect != Expect::Refuse(Vec::new())

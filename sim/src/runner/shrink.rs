@@ -2,7 +2,8 @@
 //!
 //! Steps are removed in ever smaller chunks (delta debugging), then fault
 //! kinds one at a time; a candidate is kept when it still ends in a
-//! violation. Steps that no longer apply after a removal are skipped by the
+//! violation of the same kind (the same expectation, numbers aside), so that
+//! shrinking does not wander off to another bug. Steps that no longer apply after a removal are skipped by the
 //! runner, so every candidate is a valid run.
 
 use super::{Faults, RunConfig, RunReport, run};
@@ -11,7 +12,8 @@ use super::{Faults, RunConfig, RunReport, run};
 /// the number of runs it took.
 pub fn shrink(config: &RunConfig, budget: usize) -> Option<(RunReport, usize)> {
     let mut best = run(config);
-    best.violation.as_ref()?;
+    let kind = signature(&best)?;
+    let same = |report: &RunReport| signature(report).as_ref() == Some(&kind);
     let mut config = config.clone();
     config.verbose = false;
     config.faults = Faults::Plan(best.plan.clone());
@@ -26,7 +28,7 @@ pub fn shrink(config: &RunConfig, budget: usize) -> Option<(RunReport, usize)> {
             config.fixed_steps = Some(candidate.clone());
             let report = run(&config);
             runs += 1;
-            if report.violation.is_some() {
+            if same(&report) {
                 // The run stops at its violation: keep only what it ran.
                 steps = report.step_list();
                 best = report;
@@ -51,10 +53,22 @@ pub fn shrink(config: &RunConfig, budget: usize) -> Option<(RunReport, usize)> {
         candidate.faults = Faults::Plan(plan.without(kind));
         let report = run(&candidate);
         runs += 1;
-        if report.violation.is_some() {
+        if same(&report) {
             config = candidate;
             best = report;
         }
     }
     Some((best, runs))
+}
+
+/// The kind of a run's violation, as campaign reports group them.
+fn signature(report: &RunReport) -> Option<String> {
+    let v = report.violation.as_ref()?;
+    let v = reports::Violation {
+        step: None,
+        expected: v.expected.clone(),
+        found: String::new(),
+        panicked: false,
+    };
+    Some(v.signature())
 }
