@@ -770,8 +770,9 @@ impl Pool {
         let mut reader = StreamReader::new(input);
         let mut guid_map = GuidMap::new();
         let mut received = Vec::new();
+        let mut next = reader.next_record().map_err(Error::from)?.map(|e| e.record);
         loop {
-            let Some(record) = reader.next_record().map_err(Error::from)?.map(|e| e.record) else {
+            let Some(record) = next.take() else {
                 if received.is_empty() {
                     return fail(Errno::EINVAL, "empty stream");
                 }
@@ -781,7 +782,10 @@ impl Pool {
             let begin = match record {
                 Record::Begin(b) => *b,
                 // A compound stream's closing END.
-                Record::End(_) if !received.is_empty() => continue,
+                Record::End(_) if !received.is_empty() => {
+                    next = reader.next_record().map_err(Error::from)?.map(|e| e.record);
+                    continue;
+                }
                 other => {
                     return fail(
                         Errno::EINVAL,
@@ -799,7 +803,10 @@ impl Pool {
                 }
                 // The -I wrapper: its END follows, then the substreams.
                 match reader.next_record().map_err(Error::from)? {
-                    Some(e) if matches!(e.record, Record::End(_)) => continue,
+                    Some(e) if matches!(e.record, Record::End(_)) => {
+                        next = reader.next_record().map_err(Error::from)?.map(|e| e.record);
+                        continue;
+                    }
                     _ => return fail(Errno::EINVAL, "compound stream header without its END"),
                 }
             }
@@ -840,6 +847,16 @@ impl Pool {
                 options.origin.as_deref(),
             )?;
             self.recv_stream(&cookie, &mut reader, &guid_map, interrupt)?;
+            // What follows END is read before the snapshot is made: a stream
+            // with garbage after it is refused whole, not received and then
+            // reported as an error.
+            next = match reader.next_record() {
+                Ok(entry) => entry.map(|e| e.record),
+                Err(e) => {
+                    self.recv_cleanup(&cookie);
+                    return Err(e.into());
+                }
+            };
             received.push(self.recv_end(&cookie, &mut guid_map)?);
         }
     }

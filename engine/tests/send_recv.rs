@@ -482,6 +482,40 @@ fn a_damaged_stream_is_refused_and_the_target_stays_as_it_was() {
     assert!(pool_state(&mut pool) == before);
 }
 
+#[test]
+fn garbage_after_end_refuses_the_stream_it_follows() {
+    let full = fixture_stream("chain_c1_full");
+    let incr = fixture_stream("chain_c1_c2_i");
+    // Part of a record header, a header of zeros, a stray WRITE header.
+    let garbage = [vec![0x5a; 100], vec![0; 312], incr[312..624].to_vec()];
+    for tail in &garbage {
+        let mut pool = new_pool("fxp");
+        let before = pool_state(&mut pool);
+        let err = receive(&mut pool, "fxp/chain", &[&full[..], tail].concat()).unwrap_err();
+        assert_eq!(err.errno(), Errno::EINVAL, "{err}");
+        assert!(err.to_string().contains("garbage after END"), "{err}");
+        assert!(
+            pool_state(&mut pool) == before,
+            "a full stream left something"
+        );
+        assert!(check(&mut pool).unwrap().is_clean());
+
+        let mut pool = received(&["chain_c1_full"], "fxp/chain");
+        let before = pool_state(&mut pool);
+        let err = receive(&mut pool, "fxp/chain", &[&incr[..], tail].concat()).unwrap_err();
+        assert!(err.to_string().contains("garbage after END"), "{err}");
+        assert!(
+            pool_state(&mut pool) == before,
+            "an incremental left something"
+        );
+        assert!(check(&mut pool).unwrap().is_clean());
+    }
+    // A stream followed by the next one is received whole, then the next.
+    let mut pool = new_pool("fxp");
+    let ids = receive(&mut pool, "fxp/chain", &[&full[..], &incr[..]].concat()).unwrap();
+    assert_eq!(ids.len(), 2);
+}
+
 /// Interrupts after `n` polls, as a signal arriving mid-receive.
 struct After(u64);
 
