@@ -183,7 +183,10 @@ impl World {
             v.lost = damaged;
             Err(v)
         })?;
-        let chosen = host.candidates[outcome].clone();
+        let mut chosen = host.candidates[outcome].clone();
+        for other in &host.candidates {
+            chosen.merge_unseen_changes(other);
+        }
         let back = host.candidates.len() - 1 - outcome;
         host.model = chosen.clone();
         host.candidates = vec![chosen];
