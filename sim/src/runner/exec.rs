@@ -40,8 +40,6 @@ struct Host {
     /// States the pool may come back in after a crash: every state since
     /// the last sync known to have completed.
     candidates: Vec<PoolModel>,
-    /// Damage at rest was injected: reads may fail (never lie).
-    damaged: bool,
     /// The power loss armed for the current step.
     armed: Option<FaultKind>,
     imports: u64,
@@ -144,11 +142,11 @@ impl World {
                     format!("{} to import after {why}", host.name),
                     format!("import failed: {e}"),
                 );
-                v.lost = host.damaged && matches!(e.errno(), Errno::EIO | Errno::ECKSUM);
+                v.lost = host.disk.is_damaged() && matches!(e.errno(), Errno::EIO | Errno::ECKSUM);
                 return Err(v);
             }
         };
-        let damaged = host.damaged;
+        let damaged = host.disk.is_damaged();
         let outcome = self.injector.suspended(|| {
             judge_check(
                 &mut pool,
@@ -238,13 +236,8 @@ impl World {
                     self.hosts[h].armed = Some(kind);
                 }
             }
-            if self.injector.roll(FaultKind::Corrupt) && self.hosts[h].disk.rot().is_some() {
-                self.hosts[h].damaged = true;
-            }
-        }
-        if self.injector.counts().get(FaultKind::Misdirect) > 0 {
-            for host in &mut self.hosts {
-                host.damaged = true;
+            if self.injector.roll(FaultKind::Corrupt) {
+                self.hosts[h].disk.rot();
             }
         }
     }
@@ -576,7 +569,6 @@ fn make_host(
         pool: Rc::new(RefCell::new(pool)),
         candidates: vec![model.clone()],
         model,
-        damaged: false,
         armed: None,
         imports: 0,
     })
@@ -800,7 +792,7 @@ fn final_check(world: &Rc<RefCell<World>>) -> Result<(), Violation> {
             return Err(violation(None, "a final sync", e.to_string()));
         }
         let host = &mut w.hosts[h];
-        let damaged = host.damaged;
+        let damaged = host.disk.is_damaged();
         let mut pool = host.pool.borrow_mut();
         let model = &host.model;
         injector.suspended(|| {
@@ -858,7 +850,7 @@ async fn run_step(
     w.draw_step_faults(&[h]);
     let before = failing(&w.injector.counts());
     let result = w.local_step(step);
-    let faulted = failing(&w.injector.counts()) > before || w.hosts[h].damaged;
+    let faulted = failing(&w.injector.counts()) > before || w.hosts[h].disk.is_damaged();
     match result {
         Ok(detail) => {
             let host = &mut w.hosts[h];
@@ -974,7 +966,7 @@ async fn send_step(
     let faulted = failing(&w.injector.counts()) > failing(&before_counts)
         || w.hosts
             .iter()
-            .any(|h| h.damaged || h.disk.is_down() || h.pool.borrow().is_suspended());
+            .any(|h| h.disk.is_damaged() || h.disk.is_down() || h.pool.borrow().is_suspended());
     let snapname = snap.split('@').nth(1).unwrap_or_default().to_string();
     let mut after = before_model.clone();
     after.receive(&source, changed, target, &snapname, origin.as_deref());
@@ -1013,7 +1005,7 @@ async fn send_step(
     }
     let injector = w.injector.clone();
     let dst = &mut w.hosts[1];
-    let damaged = dst.damaged;
+    let damaged = dst.disk.is_damaged();
     match &outcome.recv {
         Some(Ok(_)) => {
             let mut pool = dst.pool.borrow_mut();
@@ -1092,7 +1084,7 @@ fn judge_refusal(
     bytes: u64,
 ) -> Result<(Outcome, String), Violation> {
     let injector = w.injector.clone();
-    let damaged = w.hosts[1].damaged;
+    let damaged = w.hosts[1].disk.is_damaged();
     let judged = {
         let mut pool = w.hosts[1].pool.borrow_mut();
         injector.suspended(|| compare_pool(&mut pool, before_model))

@@ -75,6 +75,8 @@ struct Inner {
     armed: Option<ArmedCrash>,
     /// The kind of the crash that has the power off, until `power_on`.
     down: Option<FaultKind>,
+    /// Damage at rest happened: rot, or a write that landed elsewhere.
+    damaged: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -117,6 +119,7 @@ impl SimDisk {
                 flushes: 0,
                 armed: None,
                 down: None,
+                damaged: false,
             })),
             name: name.into(),
             injector: injector.clone(),
@@ -147,6 +150,12 @@ impl SimDisk {
     }
 
     /// Whether a crash is armed and has not struck yet.
+    /// Whether damage at rest (rot, a misdirected write) ever struck this
+    /// disk: from then on, unreadable blocks are damage found, not bugs.
+    pub fn is_damaged(&self) -> bool {
+        self.inner.borrow().damaged
+    }
+
     pub fn is_armed(&self) -> bool {
         self.inner.borrow().armed.is_some()
     }
@@ -260,6 +269,7 @@ impl SimDisk {
             offset / ss + rng.gen_range(0..(len / ss).max(1))
         });
         inner.dev.corrupt_sector(sector).ok()?;
+        inner.damaged = true;
         self.injector.fired(
             FaultKind::Corrupt,
             format!(
@@ -384,6 +394,7 @@ impl BlockDevice for SimDisk {
                 ),
             );
             target = other;
+            inner.damaged = true;
         }
         inner.dev.write(target, buf)?;
         let flushes = inner.flushes;
