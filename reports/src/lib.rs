@@ -68,6 +68,11 @@ pub struct SeedResult {
     pub outcomes: Outcomes,
     /// The first violation, which ends a run; `null` if none.
     pub violation: Option<Violation>,
+    /// Not a violation: the run stopped early because damage injected at
+    /// rest cost a pool (a single disk without ditto blocks cannot always
+    /// survive it) and the loss was detected, not hidden. What was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
     /// Faults fired, by kind (every kind, 0 if it did not fire).
     pub faults: BTreeMap<String, u64>,
     /// Engine error sites hit (`errno at file:line`), with counts.
@@ -299,6 +304,8 @@ pub struct Summary {
     pub step_kinds: Vec<Tally>,
     /// The results with a violation, in order.
     pub failures: Vec<SeedResult>,
+    /// Seeds whose run stopped early on a pool lost to damage at rest.
+    pub lost: Vec<u64>,
     /// Violations grouped by [`Violation::signature`], most runs first.
     pub signatures: Vec<Signature>,
 }
@@ -338,6 +345,7 @@ impl Summary {
             error_sites: Vec::new(),
             step_kinds: Vec::new(),
             failures: Vec::new(),
+            lost: Vec::new(),
             signatures: Vec::new(),
         };
         let mut faults = Tallies::new(fault_kinds);
@@ -351,6 +359,9 @@ impl Summary {
                 summary.failures.push((*r).clone());
             } else {
                 summary.without_violation += 1;
+            }
+            if r.lost.is_some() {
+                summary.lost.push(r.seed);
             }
             summary.outcomes.add(&r.outcomes);
             summary.outcome_runs.add(&Outcomes {
@@ -408,6 +419,18 @@ impl Summary {
             _ => "none".to_string(),
         }
     }
+}
+
+/// How many runs stopped early, and which.
+fn lost_runs(seeds: &[u64]) -> String {
+    if seeds.is_empty() {
+        return "0".to_string();
+    }
+    format!(
+        "{} (seeds {})",
+        seeds.len(),
+        seed_list(seeds, SIGNATURE_SEEDS)
+    )
 }
 
 /// The kinds a resolved plan (`kind:rate,...` or `none`) has on.
@@ -517,6 +540,10 @@ pub fn render_markdown(summary: &Summary) -> String {
         vec![
             "runs with a violation".to_string(),
             summary.with_violation.to_string(),
+        ],
+        vec![
+            "runs stopped early: a pool lost to damage at rest, detected".to_string(),
+            lost_runs(&summary.lost),
         ],
         vec!["steps".to_string(), summary.outcomes.total().to_string()],
         vec![
@@ -701,6 +728,13 @@ pub fn render_text(summary: &Summary) -> String {
         "runs: {} without a violation, {} with one",
         summary.without_violation, summary.with_violation
     );
+    if !summary.lost.is_empty() {
+        let _ = writeln!(
+            out,
+            "runs stopped early on a pool lost to damage at rest (detected, not a violation): {}",
+            lost_runs(&summary.lost)
+        );
+    }
     let outcomes: Vec<String> = summary
         .outcomes
         .named()
@@ -796,6 +830,7 @@ mod tests {
                 ..Outcomes::default()
             },
             violation: None,
+            lost: None,
             faults: [("crash".to_string(), 0), ("signal".to_string(), 2)].into(),
             error_sites: [("ENOENT at a.rs:1".to_string(), 3)].into(),
             step_kinds: [("create".to_string(), 1), ("write".to_string(), 3)].into(),

@@ -569,6 +569,7 @@ mod exec {
                 violation: count(Outcome::Violation),
             },
             violation,
+            lost: report.lost.clone(),
             faults: fault_counts(|k| report.faults.get(k)),
             error_sites: report.error_sites.clone(),
             step_kinds: report
@@ -626,6 +627,7 @@ mod exec {
                 found: message,
                 panicked: true,
             }),
+            lost: None,
             faults: fault_counts(|_| 0),
             error_sites: Default::default(),
             step_kinds: Default::default(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use engine::dmu::objset::DMU_OBJECT_END;
 use engine::error::{Errno, Error, SiteLog};
 use engine::spa::Pool;
+use engine::vdev::BlockDevice;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use scenarios::generate::{DST, Generator, SRC};
@@ -131,7 +132,23 @@ impl World {
         let clock = Box::new(self.clock.clone());
         let host = &mut self.hosts[h];
         host.disk.disarm();
+        // A pool given up without a power loss (a failed sync) is taken
+        // back as `zpool clear` would: the disk's cache is written out
+        // first, so that what the import reads is what stays.
+        let flushed = if host.disk.is_down() {
+            Ok(())
+        } else {
+            let mut disk = host.disk.clone();
+            self.injector.suspended(|| disk.flush())
+        };
         host.disk.power_on();
+        if let Err(e) = flushed {
+            return Err(violation(
+                step,
+                format!("{} to flush its cache after {why}", host.name),
+                e.to_string(),
+            ));
+        }
         let dev = Box::new(host.disk.clone());
         let imported = self.injector.suspended(|| Pool::import(dev, clock, rng));
         let mut pool = match imported {
@@ -154,7 +171,7 @@ impl World {
                 step,
                 &format!("{} after {why}", host.name),
             )?;
-            let mut first_mismatch = None;
+            let mut mismatches = Vec::new();
             for candidate in host.candidates.iter_mut() {
                 learn_snapshots(candidate, &pool);
             }
@@ -162,9 +179,7 @@ impl World {
                 match compare_pool(&mut pool, candidate) {
                     Ok(()) => return Ok(i),
                     Err(Mismatch::Unreadable(_)) if damaged => return Ok(i),
-                    Err(m) => {
-                        first_mismatch.get_or_insert(m);
-                    }
+                    Err(m) => mismatches.push(m.to_string()),
                 }
             }
             let mut v = violation(
@@ -174,7 +189,12 @@ impl World {
                     host.name,
                     host.candidates.len()
                 ),
-                first_mismatch.map_or("no candidate".into(), |m| m.to_string()),
+                match mismatches.as_slice() {
+                    [] => "no candidate".to_string(),
+                    [only] => only.clone(),
+                    // The newest and the oldest state say most.
+                    [newest, .., oldest] => format!("{newest}; and the oldest state: {oldest}"),
+                },
             );
             // Damage at rest can make import fall back to an older txg:
             // detected (the txg went back), but the model cannot follow.
