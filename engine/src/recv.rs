@@ -247,9 +247,15 @@ impl Pool {
                 }
             }
         } else if d.prev_snap_txg >= TXG_INITIAL {
+            // Its latest snapshot, or for a clone without one, its origin.
+            let what = if self.snapshots_of(ds).is_empty() {
+                "is a clone"
+            } else {
+                "has snapshots"
+            };
             return fail(
                 Errno::ENODEV,
-                format!("{tofs} has snapshots: a full stream cannot be received into it"),
+                format!("{tofs} {what}: a full stream cannot be received into it"),
             );
         }
         Ok(())

@@ -78,6 +78,23 @@ impl Object {
             && blocks_same(other, self)
     }
 
+    /// What a receiver that had `old` in this object's place keeps of its
+    /// spill block. A 2013 stream has no record for a spill block that is
+    /// gone (or all zeros, hence a hole): only a SPILL record for one that
+    /// exists. So an object received with no spill keeps the one it had,
+    /// unless restoring the OBJECT record dropped it (`dmu_object_reclaim`
+    /// to a shape with no room for the pointer). Later OpenZFS added stream
+    /// flags for this (openzfs/zfs#8668); zsim speaks the 2013 format.
+    pub fn keep_unsent_spill(&mut self, old: &Object) {
+        let zero = |s: &Option<Rc<[u8]>>| s.as_ref().is_none_or(|s| s.iter().all(|&b| b == 0));
+        if !zero(&self.spill) || zero(&old.spill) {
+            return;
+        }
+        if old.shape == self.shape || self.spill_fits() {
+            self.spill.clone_from(&old.spill);
+        }
+    }
+
     /// A block as it reads: its bytes, or zeros.
     pub fn block(&self, blkid: u64) -> Vec<u8> {
         match self.blocks.get(&blkid) {
@@ -462,6 +479,11 @@ impl PoolModel {
             if !force || !snaps.is_empty() {
                 return Expect::Refuse(vec![Errno::EEXIST]);
             }
+            // The seed: a full stream only onto a filesystem whose latest
+            // snapshot is $ORIGIN, which a clone's origin is not.
+            if head.origin.is_some() {
+                return Expect::Refuse(vec![Errno::ENODEV]);
+            }
             return Expect::Match;
         }
         let rest = self.expect_incremental(&snaps, from_guid, target, snapname);
@@ -518,7 +540,20 @@ impl PoolModel {
         snapname: &str,
         origin: Option<&str>,
     ) {
-        let objects = source.objects.clone();
+        let mut objects = source.objects.clone();
+        // An incremental (or clone) receive starts from the latest snapshot
+        // (or the origin), whose spill blocks may outlive the stream.
+        let base = match origin {
+            Some(o) => self.get(o),
+            None => self.latest_snapshot(target).map(|(_, d)| d),
+        };
+        if let Some(base) = base {
+            for (id, obj) in &mut objects {
+                if let Some(old) = base.objects.get(id) {
+                    obj.keep_unsent_spill(old);
+                }
+            }
+        }
         match self.datasets.get_mut(target) {
             Some(head) => {
                 head.objects = objects.clone();
