@@ -63,10 +63,32 @@ pub fn compare_pool(pool: &mut Pool, model: &PoolModel) -> Result<(), Mismatch> 
             "expected datasets {expected:?}, found {found:?} (missing {missing:?}, unexpected {extra:?})"
         )));
     }
+    let mut unreadable = Ok(());
     for info in &list {
-        compare_dataset(pool, &info.name, &model.datasets[&info.name])?;
+        keep_looking(
+            compare_dataset(pool, &info.name, &model.datasets[&info.name]),
+            &mut unreadable,
+        )?;
     }
-    Ok(())
+    unreadable
+}
+
+/// A difference ends a comparison; an unreadable part is remembered and the
+/// comparison goes on, so that `Unreadable` means "all that could be read
+/// matched" (after damage at rest, the rest must still be right).
+fn keep_looking(
+    result: Result<(), Mismatch>,
+    unreadable: &mut Result<(), Mismatch>,
+) -> Result<(), Mismatch> {
+    match result {
+        Err(m @ Mismatch::Unreadable(_)) => {
+            if unreadable.is_ok() {
+                *unreadable = Err(m);
+            }
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Compares one dataset (by name) with its model.
@@ -89,10 +111,14 @@ pub fn compare_dataset(pool: &mut Pool, name: &str, model: &Dataset) -> Result<(
             "{name}: expected objects {expected:?}, found {objects:?}"
         )));
     }
+    let mut unreadable = Ok(());
     for (&object, want) in &model.objects {
-        compare_object(&mut dmu, name, object, want)?;
+        keep_looking(
+            compare_object(&mut dmu, name, object, want),
+            &mut unreadable,
+        )?;
     }
-    Ok(())
+    unreadable
 }
 
 fn compare_object(

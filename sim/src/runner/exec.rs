@@ -175,12 +175,20 @@ impl World {
             for candidate in host.candidates.iter_mut() {
                 learn_snapshots(candidate, &pool);
             }
+            // A state that reads back whole beats one that matches only in
+            // what could be read.
+            let mut partly = None;
             for (i, candidate) in host.candidates.iter().enumerate().rev() {
                 match compare_pool(&mut pool, candidate) {
                     Ok(()) => return Ok(i),
-                    Err(Mismatch::Unreadable(_)) if damaged => return Ok(i),
+                    Err(Mismatch::Unreadable(_)) if damaged => {
+                        partly.get_or_insert(i);
+                    }
                     Err(m) => mismatches.push(m.to_string()),
                 }
+            }
+            if let Some(i) = partly {
+                return Ok(i);
             }
             let mut v = violation(
                 step,
