@@ -76,6 +76,9 @@ fn template_pool() -> Template {
         Box::new(SplitMix64::new(1)),
     )
     .expect("the template pool");
+    // As every fork will: a refused receive rewrites the pool's metadata,
+    // which must take the same space it took before.
+    pool.zio_mut().mdcomp_disable = true;
     pool.receive(
         "fz/chain",
         TEMPLATE_STREAM,

@@ -363,6 +363,7 @@ impl Pool {
         }
         let mut zio = Zio::new(dev, self.zio.ms.clone());
         zio.stats = self.zio.stats;
+        zio.mdcomp_disable = self.zio.mdcomp_disable;
         Ok(Pool {
             name: self.name.clone(),
             guid: self.guid,

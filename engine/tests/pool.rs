@@ -341,3 +341,62 @@ fn used_referenced_unique_and_written_follow_the_data() {
     );
     assert_consistent(&mut pool);
 }
+
+/// The compression of every block of the pool born after `txg`, metadata
+/// and data apart, as (metadata, data) lists of `compress` values.
+fn block_compression(pool: &mut Pool, txg: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut roots = vec![pool.uberblock.rootbp];
+    roots.extend(pool.list().into_iter().map(|d| d.bp));
+    let (mut metadata, mut data) = (Vec::new(), Vec::new());
+    let mut seen = std::collections::BTreeSet::new();
+    let options = engine::traverse::WalkOptions {
+        min_birth: 0,
+        read_data: true,
+    };
+    for root in roots {
+        engine::traverse::walk(pool.zio_mut(), &root, options, &mut seen, &mut |bp| {
+            // Plain-file contents (type 19) are data; everything else here
+            // (dnodes, indirect blocks, ZAPs, objsets, the MOS) metadata.
+            if bp.birth <= txg {
+                return;
+            }
+            if bp.level() == 0 && bp.object_type() == 19 {
+                data.push(bp.compress());
+            } else {
+                metadata.push(bp.compress());
+            }
+        })
+        .unwrap();
+    }
+    (metadata, data)
+}
+
+#[test]
+fn mdcomp_disable_writes_metadata_uncompressed_and_the_pool_stays_whole() {
+    const LZJB: u8 = 3;
+    const OFF: u8 = 2;
+    for disable in [false, true] {
+        let mut pool = new_pool();
+        pool.zio_mut().mdcomp_disable = disable;
+        let txg = pool.synced_txg();
+        pool.create_fs("tank/a").unwrap();
+        let obj = new_file(&mut pool, "tank/a", 300_000, 3);
+        pool.txg_sync().unwrap();
+        pool.snapshot("tank/a@s1").unwrap();
+        let (metadata, data) = block_compression(&mut pool, txg);
+        assert!(!metadata.is_empty() && !data.is_empty());
+        assert!(data.iter().all(|&c| c == OFF), "compression=off data");
+        if disable {
+            assert!(metadata.iter().all(|&c| c == OFF), "{metadata:?}");
+        } else {
+            assert!(metadata.contains(&LZJB), "{metadata:?}");
+        }
+        assert_consistent(&mut pool);
+        let mut pool = reimport(pool);
+        assert_eq!(
+            read_all(&mut pool, "tank/a@s1", obj, 300_000),
+            pattern(300_000, 3)
+        );
+        assert_consistent(&mut pool);
+    }
+}

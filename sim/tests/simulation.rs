@@ -17,6 +17,17 @@ fn config(seed: u64, scenario: &str, faults: &str, steps: usize) -> RunConfig {
     c
 }
 
+/// A run gives back everything it made: a campaign runs hundreds of
+/// thousands of seeds in one process.
+#[test]
+fn a_finished_run_holds_no_disk() {
+    for seed in 0..6 {
+        let report = run(&config(seed, "mix", "all", 30));
+        assert!(report.virtual_time > std::time::Duration::ZERO);
+        assert_eq!(sim::world::disk::live_disks(), 0, "seed {seed}");
+    }
+}
+
 /// Same seed, same trace: for many seeds and every fault kind, run twice in
 /// this process, and once through the `sim` binary (`cargo sim run`).
 #[test]

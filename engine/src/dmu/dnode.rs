@@ -121,6 +121,8 @@ pub struct WritePolicy {
     pub os_compress: ZioCompress,
     /// `sha256` when the objset dedups, else `off`.
     pub os_dedup_checksum: ZioChecksum,
+    /// The pool's [`crate::zio::Zio::mdcomp_disable`], as of the sync.
+    pub mdcomp_disable: bool,
 }
 
 impl Default for WritePolicy {
@@ -129,6 +131,7 @@ impl Default for WritePolicy {
             os_checksum: ZioChecksum::Fletcher4,
             os_compress: ZioCompress::Off,
             os_dedup_checksum: ZioChecksum::Off,
+            mdcomp_disable: false,
         }
     }
 }
@@ -166,7 +169,12 @@ impl WritePolicy {
             } else {
                 ZioChecksum::Fletcher4
             };
-            (checksum, ZioCompress::Lzjb)
+            let compress = if self.mdcomp_disable {
+                ZioCompress::Empty
+            } else {
+                ZioCompress::Lzjb
+            };
+            (checksum, compress)
         } else {
             let compress = ZioCompress::select(
                 ZioCompress::from_u8(dn_compress).unwrap_or(ZioCompress::Inherit),

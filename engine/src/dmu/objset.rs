@@ -538,7 +538,10 @@ impl Objset {
             out.bp = self.bp;
             return Ok(out);
         }
-        let policy = self.policy;
+        let policy = WritePolicy {
+            mdcomp_disable: zio.mdcomp_disable,
+            ..self.policy
+        };
         for dn in self.objects.values_mut().filter(|dn| dn.dirty) {
             dn.sync(zio, txg, &policy, &mut out.killed, &mut out.born)?;
             self.dirty_dnode_blocks

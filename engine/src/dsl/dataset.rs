@@ -812,6 +812,7 @@ impl Pool {
             os_checksum,
             os_compress,
             os_dedup_checksum,
+            mdcomp_disable: false,
         }
     }
 

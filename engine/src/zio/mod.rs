@@ -129,6 +129,11 @@ pub struct Zio {
     pub stats: ZioStats,
     /// Set by the check for its walks; any block write drops it.
     pub(crate) walk_cache: Option<crate::traverse::WalkCache>,
+    /// `zfs_mdcomp_disable`: metadata is written uncompressed (all-zero
+    /// blocks are still holes). Off by default, as in ZFS; the fuzz targets
+    /// set it, because compressing metadata is most of a txg sync's cost
+    /// and not what they test.
+    pub mdcomp_disable: bool,
 }
 
 impl Zio {
@@ -138,6 +143,7 @@ impl Zio {
             ms,
             stats: ZioStats::default(),
             walk_cache: None,
+            mdcomp_disable: false,
         }
     }
 

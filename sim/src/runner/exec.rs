@@ -727,7 +727,9 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         }
     }
     world.borrow_mut().finished = true;
-    drop(sync_task);
+    // Cancelled, not detached: a detached task asleep on a timer outlives
+    // the runtime, and with it the whole world (both disks), every run.
+    drop(sync_task.cancel_on_drop());
     let w = world.borrow();
     for host in &w.hosts {
         let stats = host.disk.stats();

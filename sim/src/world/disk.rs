@@ -25,7 +25,7 @@
 //! Clones are handles to one disk: the pool owns one as its
 //! `Box<dyn BlockDevice>` and the runner keeps another to inject faults.
 
-use std::cell::{RefCell, RefMut};
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::VecDeque;
 use std::fmt;
 use std::rc::Rc;
@@ -79,6 +79,23 @@ struct Inner {
     damaged: bool,
 }
 
+thread_local! {
+    static LIVE_DISKS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Disk images still held on this thread. A finished run holds none: one
+/// kept alive past its run (by a task the runtime never dropped) costs a
+/// campaign both disks of every seed.
+pub fn live_disks() -> usize {
+    LIVE_DISKS.with(Cell::get)
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        LIVE_DISKS.with(|n| n.set(n.get() - 1));
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct ArmedCrash {
     kind: FaultKind,
@@ -110,6 +127,7 @@ impl SimDisk {
 
     /// A disk around an existing device (a saved image, a test's setup).
     pub fn on(dev: CrashDevice, name: &str, injector: &Injector) -> SimDisk {
+        LIVE_DISKS.with(|n| n.set(n.get() + 1));
         SimDisk {
             sector_size: dev.sector_size(),
             size: dev.size(),
