@@ -18,6 +18,8 @@
 //! - `DIR/results.jsonl`: one [`SeedResult`] per line, as JSON, sorted by
 //!   seed (then scenario, then plan), so that the file is the same however
 //!   the seeds were spread over threads or machines. Maps are sorted by key.
+//!   Being sorted lets a merge stream the files ([`merge_sorted`]) instead of
+//!   holding them.
 //! - `DIR/report.md`: [`render_markdown`] of the [`Summary`] of those
 //!   results. It holds no wall-clock figures, so it is as repeatable as the
 //!   results.
@@ -254,16 +256,199 @@ pub fn merge(sets: Vec<(String, Vec<SeedResult>)>) -> Merged {
                     seen.insert(key, (source.clone(), r));
                 }
                 Some((_, first)) if *first == r => merged.duplicates += 1,
-                Some((first_source, first)) => merged.conflicts.push(format!(
-                    "seed {} ({}, plan {}) differs between {first_source} (trace hash {}) and \
-                     {source} (trace hash {}): keeping the first",
-                    r.seed, r.scenario, r.plan, first.trace_hash, r.trace_hash
-                )),
+                Some((first_source, first)) => {
+                    merged
+                        .conflicts
+                        .push(conflict(first_source, first, &source, &r))
+                }
             }
         }
     }
     merged.results = seen.into_values().map(|(_, r)| r).collect();
     merged
+}
+
+/// The warning for a result that differs from the first of its key.
+fn conflict(first_source: &str, first: &SeedResult, source: &str, r: &SeedResult) -> String {
+    format!(
+        "seed {} ({}, plan {}) differs between {first_source} (trace hash {}) and \
+         {source} (trace hash {}): keeping the first",
+        r.seed, r.scenario, r.plan, first.trace_hash, r.trace_hash
+    )
+}
+
+/// A `results.jsonl` to merge, read a line at a time.
+pub struct Source<R> {
+    /// What conflict warnings call it (its report directory).
+    pub name: String,
+    /// What errors call it (its file).
+    pub file: String,
+    pub reader: R,
+}
+
+/// What [`merge_sorted`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MergeCounts {
+    /// Results read, over all sources.
+    pub inputs: u64,
+    /// Results kept: one per key.
+    pub kept: u64,
+    /// Identical copies dropped.
+    pub duplicates: u64,
+    /// Differing copies dropped (each one warned about).
+    pub conflicts: u64,
+}
+
+/// One source's reading position.
+struct Cursor<R> {
+    source: Source<R>,
+    line: String,
+    line_no: u64,
+    /// The key of the last result read, to check the order.
+    last: Option<(u64, String, String)>,
+}
+
+impl<R: std::io::BufRead> Cursor<R> {
+    /// The next result, checked to sort no lower than the one before.
+    fn next(&mut self) -> Result<Option<SeedResult>, String> {
+        loop {
+            self.line.clear();
+            let n = self
+                .source
+                .reader
+                .read_line(&mut self.line)
+                .map_err(|e| format!("cannot read {}: {e}", self.source.file))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line_no += 1;
+            if self.line.trim().is_empty() {
+                continue;
+            }
+            let r: SeedResult = serde_json::from_str(&self.line)
+                .map_err(|e| format!("{}: line {}: {e}", self.source.file, self.line_no))?;
+            if let Some(last) = &self.last
+                && r.key() < (last.0, last.1.as_str(), last.2.as_str())
+            {
+                return Err(format!(
+                    "{}: line {}: not sorted: seed {} ({}, plan {}) comes after seed {} ({}, \
+                     plan {}); a results file is sorted by seed, scenario and plan",
+                    self.source.file,
+                    self.line_no,
+                    r.seed,
+                    r.scenario,
+                    r.plan,
+                    last.0,
+                    last.1,
+                    last.2
+                ));
+            }
+            self.last = Some((r.seed, r.scenario.clone(), r.plan.clone()));
+            return Ok(Some(r));
+        }
+    }
+}
+
+/// A source's next result, waiting its turn: the heap pops the lowest key
+/// first, and of equal keys the earliest source's.
+struct Head {
+    result: SeedResult,
+    source: usize,
+}
+
+impl Head {
+    fn rank(&self) -> ((u64, &str, &str), usize) {
+        (self.result.key(), self.source)
+    }
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.rank().cmp(&self.rank())
+    }
+}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank() == other.rank()
+    }
+}
+
+impl Eq for Head {}
+
+/// [`merge`] for sources each sorted by [`SeedResult::key`], as
+/// `results.jsonl` files are, read a line at a time so that memory does
+/// not grow with their length. `keep` gets the kept results in order;
+/// `warn` gets a warning for each conflict, in key order. The same results
+/// are kept, and the same copies dropped, as [`merge`] keeps and drops.
+///
+/// Errors (naming the file, and the line for a bad or out-of-order one)
+/// are a source's read error, a line that is not a result, a result that
+/// sorts below the one before it in its file, or `keep`'s.
+pub fn merge_sorted<R: std::io::BufRead>(
+    sources: Vec<Source<R>>,
+    mut keep: impl FnMut(&SeedResult) -> Result<(), String>,
+    mut warn: impl FnMut(String),
+) -> Result<MergeCounts, String> {
+    let mut cursors: Vec<Cursor<R>> = sources
+        .into_iter()
+        .map(|source| Cursor {
+            source,
+            line: String::new(),
+            line_no: 0,
+            last: None,
+        })
+        .collect();
+    let mut heap = std::collections::BinaryHeap::new();
+    for (source, cursor) in cursors.iter_mut().enumerate() {
+        if let Some(result) = cursor.next()? {
+            heap.push(Head { result, source });
+        }
+    }
+    let mut counts = MergeCounts::default();
+    // The first result of the key being merged, and its source.
+    let mut first: Option<Head> = None;
+    while let Some(head) = heap.pop() {
+        counts.inputs += 1;
+        if let Some(result) = cursors[head.source].next()? {
+            heap.push(Head {
+                result,
+                source: head.source,
+            });
+        }
+        match &first {
+            Some(f) if f.result.key() == head.result.key() => {
+                if f.result == head.result {
+                    counts.duplicates += 1;
+                } else {
+                    counts.conflicts += 1;
+                    warn(conflict(
+                        &cursors[f.source].source.name,
+                        &f.result,
+                        &cursors[head.source].source.name,
+                        &head.result,
+                    ));
+                }
+            }
+            _ => {
+                if let Some(f) = first.replace(head) {
+                    keep(&f.result)?;
+                    counts.kept += 1;
+                }
+            }
+        }
+    }
+    if let Some(f) = first {
+        keep(&f.result)?;
+        counts.kept += 1;
+    }
+    Ok(counts)
 }
 
 /// One row of a coverage table: a fault kind, an error site or a step kind.
@@ -327,71 +512,114 @@ impl Summary {
         fault_kinds: &[&str],
         step_kinds: &[&str],
     ) -> Summary {
-        let mut sorted: Vec<&SeedResult> = results.iter().collect();
-        sorted.sort_by(|a, b| a.key().cmp(&b.key()));
-
-        let mut summary = Summary {
-            seeds: sorted.len() as u64,
-            lowest_seed: sorted.iter().map(|r| r.seed).min(),
-            highest_seed: sorted.iter().map(|r| r.seed).max(),
-            scenarios: BTreeMap::new(),
-            fault_specs: BTreeMap::new(),
-            with_violation: 0,
-            without_violation: 0,
-            outcomes: Outcomes::default(),
-            outcome_runs: Outcomes::default(),
-            virtual_time_ns: 0,
-            faults: Vec::new(),
-            error_sites: Vec::new(),
-            step_kinds: Vec::new(),
-            failures: Vec::new(),
-            lost: Vec::new(),
-            signatures: Vec::new(),
-        };
-        let mut faults = Tallies::new(fault_kinds);
-        let mut sites = Tallies::new(&[]);
-        let mut kinds = Tallies::new(step_kinds);
-        for r in &sorted {
-            *summary.scenarios.entry(r.scenario.clone()).or_default() += 1;
-            *summary.fault_specs.entry(r.fault_spec.clone()).or_default() += 1;
-            if r.violation.is_some() {
-                summary.with_violation += 1;
-                summary.failures.push((*r).clone());
-            } else {
-                summary.without_violation += 1;
-            }
-            if r.lost.is_some() {
-                summary.lost.push(r.seed);
-            }
-            summary.outcomes.add(&r.outcomes);
-            summary.outcome_runs.add(&Outcomes {
-                ok: u64::from(r.outcomes.ok > 0),
-                matched: u64::from(r.outcomes.matched > 0),
-                cleanly_destroyed: u64::from(r.outcomes.cleanly_destroyed > 0),
-                faulted: u64::from(r.outcomes.faulted > 0),
-                skipped: u64::from(r.outcomes.skipped > 0),
-                violation: u64::from(r.outcomes.violation > 0),
-            });
-            summary.virtual_time_ns += r.virtual_time_ns;
-            for (kind, n) in &r.faults {
-                faults.add(kind, *n);
-            }
-            for kind in plan_kinds(&r.plan) {
-                faults.entry(kind).planned += 1;
-            }
-            for (site, n) in &r.error_sites {
-                sites.add(site, *n);
-            }
-            for (kind, n) in &r.step_kinds {
-                kinds.add(kind, *n);
-            }
+        let mut builder = SummaryBuilder::new(fault_kinds, step_kinds);
+        for r in results {
+            builder.add(r);
         }
-        summary.faults = faults.into_rows();
-        summary.error_sites = sites.into_rows();
+        builder.finish()
+    }
+
+    /// The seeds as a range, `lowest..=highest` (or `none`).
+    pub fn seed_span(&self) -> String {
+        match (self.lowest_seed, self.highest_seed) {
+            (Some(lo), Some(hi)) if lo == hi => format!("{lo}"),
+            (Some(lo), Some(hi)) => format!("{lo} to {hi}"),
+            _ => "none".to_string(),
+        }
+    }
+}
+
+/// A [`Summary`] added up one result at a time, in any order, so that a
+/// campaign or a merge need not hold its results: it keeps tallies, the
+/// results with a violation and the seeds of lost runs.
+pub struct SummaryBuilder {
+    summary: Summary,
+    faults: Tallies,
+    sites: Tallies,
+    kinds: Tallies,
+}
+
+impl SummaryBuilder {
+    /// `fault_kinds` and `step_kinds` are listed in the report in the order
+    /// given, with 0 for those that never happened; kinds the results name
+    /// that are not in these lists follow, sorted.
+    pub fn new(fault_kinds: &[&str], step_kinds: &[&str]) -> SummaryBuilder {
+        SummaryBuilder {
+            summary: Summary {
+                seeds: 0,
+                lowest_seed: None,
+                highest_seed: None,
+                scenarios: BTreeMap::new(),
+                fault_specs: BTreeMap::new(),
+                with_violation: 0,
+                without_violation: 0,
+                outcomes: Outcomes::default(),
+                outcome_runs: Outcomes::default(),
+                virtual_time_ns: 0,
+                faults: Vec::new(),
+                error_sites: Vec::new(),
+                step_kinds: Vec::new(),
+                failures: Vec::new(),
+                lost: Vec::new(),
+                signatures: Vec::new(),
+            },
+            faults: Tallies::new(fault_kinds),
+            sites: Tallies::new(&[]),
+            kinds: Tallies::new(step_kinds),
+        }
+    }
+
+    pub fn add(&mut self, r: &SeedResult) {
+        let summary = &mut self.summary;
+        summary.seeds += 1;
+        summary.lowest_seed = Some(summary.lowest_seed.map_or(r.seed, |s| s.min(r.seed)));
+        summary.highest_seed = Some(summary.highest_seed.map_or(r.seed, |s| s.max(r.seed)));
+        *summary.scenarios.entry(r.scenario.clone()).or_default() += 1;
+        *summary.fault_specs.entry(r.fault_spec.clone()).or_default() += 1;
+        if r.violation.is_some() {
+            summary.with_violation += 1;
+            summary.failures.push(r.clone());
+        } else {
+            summary.without_violation += 1;
+        }
+        if r.lost.is_some() {
+            summary.lost.push(r.seed);
+        }
+        summary.outcomes.add(&r.outcomes);
+        summary.outcome_runs.add(&Outcomes {
+            ok: u64::from(r.outcomes.ok > 0),
+            matched: u64::from(r.outcomes.matched > 0),
+            cleanly_destroyed: u64::from(r.outcomes.cleanly_destroyed > 0),
+            faulted: u64::from(r.outcomes.faulted > 0),
+            skipped: u64::from(r.outcomes.skipped > 0),
+            violation: u64::from(r.outcomes.violation > 0),
+        });
+        summary.virtual_time_ns += r.virtual_time_ns;
+        for (kind, n) in &r.faults {
+            self.faults.add(kind, *n);
+        }
+        for kind in plan_kinds(&r.plan) {
+            self.faults.entry(kind).planned += 1;
+        }
+        for (site, n) in &r.error_sites {
+            self.sites.add(site, *n);
+        }
+        for (kind, n) in &r.step_kinds {
+            self.kinds.add(kind, *n);
+        }
+    }
+
+    /// The summary, its lists in the order of the results' keys.
+    pub fn finish(self) -> Summary {
+        let mut summary = self.summary;
+        summary.failures.sort_by(|a, b| a.key().cmp(&b.key()));
+        summary.lost.sort_unstable();
+        summary.faults = self.faults.into_rows();
+        summary.error_sites = self.sites.into_rows();
         summary
             .error_sites
             .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
-        summary.step_kinds = kinds.into_rows();
+        summary.step_kinds = self.kinds.into_rows();
         let mut signatures: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for r in &summary.failures {
             if let Some(v) = &r.violation {
@@ -409,15 +637,6 @@ impl Summary {
                 .then_with(|| a.signature.cmp(&b.signature))
         });
         summary
-    }
-
-    /// The seeds as a range, `lowest..=highest` (or `none`).
-    pub fn seed_span(&self) -> String {
-        match (self.lowest_seed, self.highest_seed) {
-            (Some(lo), Some(hi)) if lo == hi => format!("{lo}"),
-            (Some(lo), Some(hi)) => format!("{lo} to {hi}"),
-            _ => "none".to_string(),
-        }
     }
 }
 
@@ -1040,6 +1259,178 @@ mod tests {
         let md = render_markdown(&s);
         assert!(md.contains("| crash "), "{md}");
         assert!(md.contains("## Error sites hit\n\nNone."), "{md}");
+    }
+
+    #[test]
+    fn the_builder_in_any_order_adds_up_to_from_results() {
+        let mut lost = result(6);
+        lost.lost = Some("src: pool damaged at rest".into());
+        let mut other = failing(4);
+        other.scenario = "mix".into();
+        other.plan = "none".into();
+        other.faults.insert("pipe-damage".into(), 1);
+        other.step_kinds.insert("shiny".into(), 2);
+        other.error_sites.insert("EIO at b.rs:2".into(), 5);
+        let mut panicked = failing(8);
+        panicked.violation = Some(Violation {
+            step: None,
+            expected: "the run to end without a panic".into(),
+            found: "panic at x.rs:1".into(),
+            panicked: true,
+        });
+        let mut sorted = vec![
+            result(1),
+            failing(2),
+            failing(4),
+            other,
+            lost,
+            failing(7),
+            panicked,
+            result(9),
+        ];
+        sort(&mut sorted);
+        let expected = Summary::from_results(&sorted, FAULTS, KINDS);
+        assert_eq!(expected.failures.len(), 5);
+        assert_eq!(expected.lost, [6]);
+        let mut orders = vec![sorted.iter().rev().cloned().collect::<Vec<_>>()];
+        for turn in 1..sorted.len() {
+            let mut order = sorted.clone();
+            order.rotate_left(turn);
+            orders.push(order);
+        }
+        let (odd, even): (Vec<_>, Vec<_>) = sorted.iter().cloned().partition(|r| r.seed % 2 == 1);
+        orders.push(odd.into_iter().chain(even).collect());
+        for order in orders {
+            let mut builder = SummaryBuilder::new(FAULTS, KINDS);
+            for r in &order {
+                builder.add(r);
+            }
+            let got = builder.finish();
+            assert_eq!(got, expected);
+            assert_eq!(render_markdown(&got), render_markdown(&expected));
+            assert_eq!(render_text(&got), render_text(&expected));
+            assert_eq!(got, Summary::from_results(&order, FAULTS, KINDS));
+        }
+    }
+
+    /// Merges `sets` as files: each sorted, one line per result.
+    fn merge_files(
+        sets: &[(&str, Vec<SeedResult>)],
+    ) -> Result<(Vec<SeedResult>, MergeCounts, Vec<String>), String> {
+        let texts: Vec<(String, String)> = sets
+            .iter()
+            .map(|(name, results)| (name.to_string(), to_jsonl(results)))
+            .collect();
+        let sources = texts
+            .iter()
+            .map(|(name, text)| Source {
+                name: name.clone(),
+                file: format!("{name}/results.jsonl"),
+                reader: text.as_bytes(),
+            })
+            .collect();
+        let mut kept = Vec::new();
+        let mut warnings = Vec::new();
+        let counts = merge_sorted(
+            sources,
+            |r| {
+                kept.push(r.clone());
+                Ok(())
+            },
+            |w| warnings.push(w),
+        )?;
+        Ok((kept, counts, warnings))
+    }
+
+    #[test]
+    fn merging_sorted_files_keeps_and_drops_what_merge_does() {
+        let changed = |seed: u64, hash: &str| {
+            let mut r = result(seed);
+            r.trace_hash = hash.into();
+            r
+        };
+        let mut mix = result(2);
+        mix.scenario = "mix".into();
+        let mut planless = result(2);
+        planless.plan = "none".into();
+        let sets = vec![
+            ("a", vec![result(1), result(2), result(2), result(5)]),
+            ("b", vec![mix, changed(2, "b2"), failing(3), result(5)]),
+            ("c", vec![]),
+            (
+                "d",
+                vec![result(0), changed(2, "d2"), planless, changed(5, "d5")],
+            ),
+            ("e", vec![failing(3), result(9)]),
+        ];
+        let (kept, counts, warnings) = merge_files(&sets).unwrap();
+        let old = merge(
+            sets.iter()
+                .map(|(name, rs)| (name.to_string(), rs.clone()))
+                .collect(),
+        );
+        assert_eq!(kept, old.results);
+        assert_eq!(to_jsonl(&kept), to_jsonl(&old.results));
+        assert_eq!(counts.inputs, 14);
+        assert_eq!(counts.kept, old.results.len() as u64);
+        assert_eq!(counts.duplicates, old.duplicates);
+        assert_eq!((counts.duplicates, counts.conflicts), (3, 3));
+        assert_eq!(counts.kept, 8);
+        // The same warnings, in key order rather than source order.
+        let mut sorted_old = old.conflicts.clone();
+        sorted_old.sort();
+        let mut sorted_new = warnings.clone();
+        sorted_new.sort();
+        assert_eq!(sorted_new, sorted_old);
+        assert!(
+            warnings[0].contains("seed 2 (smoke, plan crash:0.01,signal:0.2) differs between a")
+                && warnings[0].contains("(trace hash hash2) and b (trace hash b2)"),
+            "{warnings:?}"
+        );
+        assert!(warnings[2].contains("seed 5"), "{warnings:?}");
+    }
+
+    #[test]
+    fn merging_refuses_unsorted_and_unreadable_lines() {
+        let err = merge_files(&[
+            ("a", vec![result(1), result(2)]),
+            ("b", vec![result(1), result(4), result(3)]),
+        ])
+        .unwrap_err();
+        assert!(
+            err.starts_with("b/results.jsonl: line 3: not sorted: seed 3 (smoke, plan "),
+            "{err}"
+        );
+        assert!(err.contains("comes after seed 4"), "{err}");
+
+        let text = format!("{}\n\n{{\"seed\":1}}\n", result(1).to_line());
+        let err = merge_sorted(
+            vec![Source {
+                name: "x".into(),
+                file: "x/results.jsonl".into(),
+                reader: text.as_bytes(),
+            }],
+            |_| Ok(()),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(err.starts_with("x/results.jsonl: line 3: "), "{err}");
+
+        let mut kept = 0;
+        let err = merge_sorted(
+            vec![Source {
+                name: "a".into(),
+                file: "a/results.jsonl".into(),
+                reader: to_jsonl(&[result(1), result(2)]).as_bytes(),
+            }],
+            |_| {
+                kept += 1;
+                Err("disk full".to_string())
+            },
+            |_| {},
+        )
+        .unwrap_err();
+        assert_eq!((err.as_str(), kept), ("disk full", 1));
     }
 
     #[test]
