@@ -152,6 +152,49 @@ fn shards_partition_the_seeds_and_merge_into_the_whole() {
         "{}",
         both(&out)
     );
+
+    // Into one of the directories it reads.
+    let out = sim(&[
+        "report",
+        "merge",
+        s0.to_str().unwrap(),
+        s1.to_str().unwrap(),
+        "--out",
+        s0.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    assert_eq!(
+        read(&s0.join("results.jsonl")),
+        read(&whole.join("results.jsonl"))
+    );
+    assert_eq!(read(&s0.join("report.md")), read(&whole.join("report.md")));
+    let names: Vec<_> = std::fs::read_dir(&s0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
+
+    // A results file out of order is refused, naming the file and line.
+    let path = s1.join("results.jsonl");
+    let mut lines: Vec<String> = read(&path).lines().map(String::from).collect();
+    lines.reverse();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let unsorted = scratch.join("unsorted");
+    let out = sim(&[
+        "report",
+        "merge",
+        s0.to_str().unwrap(),
+        s1.to_str().unwrap(),
+        "--out",
+        unsorted.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&out), 2, "{}", both(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: line 2: not sorted: seed 3 ", path.display())),
+        "{stderr}"
+    );
+    assert!(!unsorted.exists(), "nothing written");
 }
 
 #[test]
