@@ -198,6 +198,29 @@ fn shards_partition_the_seeds_and_merge_into_the_whole() {
 }
 
 #[test]
+fn results_go_out_in_seed_order_whichever_seed_finishes_first() {
+    let scratch = Scratch::new("campaign-order");
+    let (one, four) = (scratch.join("one"), scratch.join("four"));
+    // What an earlier campaign left in the directory goes.
+    std::fs::create_dir_all(four.join("failures")).unwrap();
+    std::fs::write(four.join("failures/seed-99.toml"), "stale").unwrap();
+    std::fs::write(four.join("report.md"), "stale").unwrap();
+    std::fs::write(four.join("results.jsonl"), "stale").unwrap();
+    let extra = ["--seeds", "3..27", "--faults", "all"];
+    let out = campaign(&one, &[&extra[..], &["--jobs", "1"]].concat());
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    let out = campaign(&four, &[&extra[..], &["--jobs", "4"]].concat());
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    assert_eq!(seeds(&four), (3..27).collect::<Vec<u64>>());
+    assert_eq!(
+        read(&one.join("results.jsonl")),
+        read(&four.join("results.jsonl"))
+    );
+    assert_eq!(read(&one.join("report.md")), read(&four.join("report.md")));
+    assert!(!four.join("failures/seed-99.toml").exists());
+}
+
+#[test]
 fn a_failing_seed_is_saved_replayable_and_fails_the_campaign() {
     let scratch = Scratch::new("campaign-failing");
     let dir = scratch.join("r");

@@ -4,9 +4,11 @@
 //! Each seed is the same run `cargo sim run --seed N` makes: the runner
 //! builds its own madsim runtime on the thread that calls it, so worker
 //! threads run seeds side by side without touching each other. Results are
-//! sorted by seed before anything is written, so the output is the same
-//! however the threads were scheduled. The wall clock is read for one
-//! thing only: `--time` decides when to stop taking new seeds.
+//! written in seed order as they come (one finished ahead of an earlier
+//! seed waits for it), so the output is the same however the threads were
+//! scheduled, and memory does not grow with the seeds run. The wall clock
+//! is read for one thing only: `--time` decides when to stop taking new
+//! seeds.
 
 // Without the simulator only the argument checks below are used.
 #![cfg_attr(not(madsim), allow(dead_code))]
@@ -90,7 +92,9 @@ Report directory (--report DIR):
                   virtual_time_ns, replay (the command that runs the seed
                   again)
   report.md       the summary as markdown tables: no wall-clock figures, so
-                  the same seeds give the same report
+                  the same seeds give the same report; written when the
+                  campaign ends (results.jsonl and failures/ fill as seeds
+                  finish, and an earlier report.md is removed at the start)
   failures/       seed-N.toml for each failing seed, for `cargo sim replay`:
                     seed = N
                     scenario = \"mix\"
@@ -264,15 +268,19 @@ pub fn run(args: &CampaignArgs) -> ExitCode {
 #[cfg(madsim)]
 mod exec {
     use std::cell::RefCell;
+    use std::collections::BTreeMap;
     use std::io::IsTerminal;
     use std::panic::AssertUnwindSafe;
+    use std::path::{Path, PathBuf};
     use std::process::ExitCode;
     use std::sync::Mutex;
     use std::sync::mpsc;
     use std::time::Instant;
 
     use indicatif::{ProgressBar, ProgressStyle};
-    use reports::{FAILURES_DIR, Outcomes, REPORT_FILE, RESULTS_FILE, SeedResult, Violation};
+    use reports::{
+        FAILURES_DIR, Outcomes, REPORT_FILE, RESULTS_FILE, SeedResult, Summary, Violation,
+    };
     use serde::Serialize;
 
     use super::{CampaignArgs, Range};
@@ -362,14 +370,17 @@ mod exec {
             template.spec.name,
             range.describe()
         );
+        let mut out = args.report.as_deref().map(Report::create).transpose()?;
+        let mut summary = report::summary_builder();
         record_panic_locations();
         let started = Instant::now();
         let seeds = Seeds::new(&range, started);
         let bar = progress_bar(&range);
-        let mut done: Vec<Done> = Vec::new();
+        let mut order = InOrder::new(range.first(), range.shard.1);
+        let mut finished = 0u64;
         let mut violations = 0u64;
         std::thread::scope(|scope| -> Result<(), String> {
-            let (tx, rx) = mpsc::channel::<Done>();
+            let (tx, rx) = mpsc::channel::<(u64, Done)>();
             for i in 0..jobs {
                 let tx = tx.clone();
                 let (seeds, template, fault_spec, scenario_arg) =
@@ -383,7 +394,7 @@ mod exec {
                         while let Some(seed) = seeds.take() {
                             let done =
                                 run_seed(seed, template, fault_spec, scenario_arg.as_deref());
-                            if tx.send(done).is_err() {
+                            if tx.send((seed, done)).is_err() {
                                 break;
                             }
                         }
@@ -391,14 +402,25 @@ mod exec {
                     .map_err(|e| format!("cannot start a worker thread: {e}"))?;
             }
             drop(tx);
-            for d in rx {
+            // An error returned here drops the receiver: workers stop after
+            // the seed they are running.
+            for (seed, d) in rx {
                 violations += u64::from(d.result.violation.is_some());
-                done.push(d);
+                finished += 1;
+                summary.add(&d.result);
+                if let Some(out) = &mut out {
+                    if let Some(failure) = &d.failure {
+                        out.failure(seed, failure)?;
+                    }
+                    for r in order.push(seed, d.result) {
+                        out.result(&r)?;
+                    }
+                }
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
                 bar.inc(1);
                 bar.set_message(format!(
                     "violations {violations}, {:.1} seeds/s",
-                    done.len() as f64 / secs
+                    finished as f64 / secs
                 ));
             }
             Ok(())
@@ -406,28 +428,26 @@ mod exec {
         bar.finish_and_clear();
         let elapsed = started.elapsed();
 
-        done.sort_by_key(|d| d.result.seed);
-        let results: Vec<SeedResult> = done.iter().map(|d| d.result.clone()).collect();
-        let failures: Vec<(String, String)> = done
-            .iter()
-            .filter_map(|d| {
-                d.failure
-                    .as_ref()
-                    .map(|f| (format!("seed-{}.toml", d.result.seed), f.clone()))
-            })
-            .collect();
-        let summary = match &args.report {
-            Some(dir) => report::write_dir(dir, &results, &failures)?,
-            None => report::summarize(&results),
+        let summary = summary.finish();
+        let failures = match out {
+            Some(mut out) => {
+                // Every seed taken yields one result, so nothing is left
+                // waiting; should one be missing, the rest still go out.
+                for r in order.rest() {
+                    out.result(&r)?;
+                }
+                out.finish(&summary)?
+            }
+            None => 0,
         };
         print!("{}", reports::render_text(&summary));
         let secs = elapsed.as_secs_f64().max(1e-9);
         println!(
             "wall clock: {} seeds in {:.1}s, {:.2} seeds/s ({:.2} per job)",
-            results.len(),
+            finished,
             secs,
-            results.len() as f64 / secs,
-            results.len() as f64 / secs / jobs as f64
+            finished as f64 / secs,
+            finished as f64 / secs / jobs as f64
         );
         if let Some(dir) = &args.report {
             let mut line = format!(
@@ -435,10 +455,10 @@ mod exec {
                 dir.join(REPORT_FILE).display(),
                 dir.join(RESULTS_FILE).display()
             );
-            if !failures.is_empty() {
+            if failures > 0 {
                 line += &format!(
                     ", {} failure files in {}",
-                    failures.len(),
+                    failures,
                     dir.join(FAILURES_DIR).display()
                 );
             }
@@ -449,6 +469,89 @@ mod exec {
         } else {
             ExitCode::SUCCESS
         })
+    }
+
+    /// Results put back in seed order. Workers finish seeds in any order,
+    /// but take them in increasing order, so only the seeds finished while
+    /// an earlier one still runs wait here.
+    struct InOrder {
+        /// The seed to go out next; None: none will.
+        next: Option<u64>,
+        step: u64,
+        waiting: BTreeMap<u64, SeedResult>,
+    }
+
+    impl InOrder {
+        fn new(first: Option<u64>, step: u64) -> InOrder {
+            InOrder {
+                next: first,
+                step,
+                waiting: BTreeMap::new(),
+            }
+        }
+
+        /// Takes `seed`'s result; returns those now due, in order.
+        fn push(&mut self, seed: u64, result: SeedResult) -> Vec<SeedResult> {
+            self.waiting.insert(seed, result);
+            let mut due = Vec::new();
+            while let Some(r) = self.next.and_then(|next| self.waiting.remove(&next)) {
+                due.push(r);
+                self.next = self.next.and_then(|next| next.checked_add(self.step));
+            }
+            due
+        }
+
+        /// Whatever is still waiting, in order.
+        fn rest(self) -> impl Iterator<Item = SeedResult> {
+            self.waiting.into_values()
+        }
+    }
+
+    /// The report directory, written as results come: results.jsonl in
+    /// seed order, a failure file per failing seed, and report.md once the
+    /// campaign is over.
+    struct Report {
+        dir: PathBuf,
+        results: report::ResultsWriter,
+        failures: usize,
+    }
+
+    impl Report {
+        /// Creates the directory and empties it of an earlier campaign's
+        /// results.jsonl, report.md and failure files, so that what it holds
+        /// describes this campaign (a report.md only once it is complete).
+        fn create(dir: &Path) -> Result<Report, String> {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            report::remove_failures(dir)?;
+            let stale = dir.join(REPORT_FILE);
+            if stale.exists() {
+                std::fs::remove_file(&stale)
+                    .map_err(|e| format!("cannot remove {}: {e}", stale.display()))?;
+            }
+            Ok(Report {
+                dir: dir.to_path_buf(),
+                results: report::ResultsWriter::create(&dir.join(RESULTS_FILE))?,
+                failures: 0,
+            })
+        }
+
+        fn result(&mut self, r: &SeedResult) -> Result<(), String> {
+            self.results.write(r)
+        }
+
+        fn failure(&mut self, seed: u64, text: &str) -> Result<(), String> {
+            self.failures += 1;
+            report::write_failure(&self.dir, &format!("seed-{seed}.toml"), text)
+        }
+
+        /// Finishes results.jsonl and writes report.md; returns the number
+        /// of failure files written.
+        fn finish(self, summary: &Summary) -> Result<usize, String> {
+            self.results.finish()?;
+            report::write_report(&self.dir, summary)?;
+            Ok(self.failures)
+        }
     }
 
     /// A progress bar on standard error, drawn only when it is a terminal
@@ -503,8 +606,12 @@ mod exec {
         let mut config = template.clone();
         config.seed = seed;
         PANICKED_AT.with(|p| p.borrow_mut().take());
-        match std::panic::catch_unwind(AssertUnwindSafe(|| crate::runner::run(&config))) {
-            Ok(report) => from_report(&report, fault_spec, scenario_arg),
+        // Turning the report into a result is inside too: a seed taken
+        // yields one result whatever happens, which the campaign's
+        // in-order writing counts on.
+        let run = || from_report(&crate::runner::run(&config), fault_spec, scenario_arg);
+        match std::panic::catch_unwind(AssertUnwindSafe(run)) {
+            Ok(done) => done,
             Err(panic) => {
                 let mut message = format!("panic: {}", panic_message(&panic));
                 if let Some(at) = PANICKED_AT.with(|p| p.borrow_mut().take()) {
@@ -638,6 +745,51 @@ mod exec {
         Done {
             result,
             failure: None,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn result(seed: u64) -> SeedResult {
+            SeedResult {
+                seed,
+                scenario: "smoke".into(),
+                fault_spec: "none".into(),
+                plan: "none".into(),
+                planted: Vec::new(),
+                steps: 0,
+                outcomes: Outcomes::default(),
+                violation: None,
+                lost: None,
+                faults: Default::default(),
+                error_sites: Default::default(),
+                step_kinds: Default::default(),
+                trace_hash: String::new(),
+                virtual_time_ns: 0,
+                replay: String::new(),
+            }
+        }
+
+        fn seeds(results: Vec<SeedResult>) -> Vec<u64> {
+            results.into_iter().map(|r| r.seed).collect()
+        }
+
+        #[test]
+        fn results_go_out_in_seed_order_as_soon_as_they_are_due() {
+            // Shard 2/3 of 5..: seeds 5, 8, 11, 14, 17.
+            let mut order = InOrder::new(Some(5), 3);
+            assert!(order.push(11, result(11)).is_empty());
+            assert!(order.push(8, result(8)).is_empty());
+            assert_eq!(seeds(order.push(5, result(5))), [5, 8, 11]);
+            assert_eq!(seeds(order.push(14, result(14))), [14]);
+            assert!(order.push(20, result(20)).is_empty());
+            assert_eq!(seeds(order.rest().collect()), [20]);
+
+            let mut order = InOrder::new(Some(u64::MAX), 1);
+            assert_eq!(seeds(order.push(u64::MAX, result(u64::MAX))), [u64::MAX]);
+            assert_eq!(order.rest().count(), 0);
         }
     }
 }

@@ -322,54 +322,6 @@ pub fn write_failure(dir: &Path, name: &str, text: &str) -> Result<(), String> {
     std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// The summary of `results`, with every fault and step kind listed.
-pub fn summarize(results: &[SeedResult]) -> Summary {
-    Summary::from_results(results, &fault_kinds(), &scenarios::step::Step::KINDS)
-}
-
-/// Writes a report directory: `results.jsonl` (sorted), `report.md`, and
-/// `failures/` with the given (file name, text) pairs. Failure files left
-/// by an earlier campaign in the same directory (`failures/seed-*.toml`)
-/// are removed first, so the directory describes this run only.
-pub fn write_dir(
-    dir: &Path,
-    results: &[SeedResult],
-    failures: &[(String, String)],
-) -> Result<Summary, String> {
-    let mut results = results.to_vec();
-    reports::sort(&mut results);
-    let summary = summarize(&results);
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let write = |path: PathBuf, text: &str| {
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-    };
-    write(dir.join(RESULTS_FILE), &reports::to_jsonl(&results))?;
-    write(dir.join(REPORT_FILE), &reports::render_markdown(&summary))?;
-    let failures_dir = dir.join(FAILURES_DIR);
-    if failures_dir.is_dir() {
-        let entries = std::fs::read_dir(&failures_dir)
-            .map_err(|e| format!("{}: {e}", failures_dir.display()))?;
-        for entry in entries {
-            let path = entry
-                .map_err(|e| format!("{}: {e}", failures_dir.display()))?
-                .path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            if name.is_some_and(|n| n.starts_with("seed-") && n.ends_with(".toml")) {
-                std::fs::remove_file(&path)
-                    .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
-            }
-        }
-    }
-    if !failures.is_empty() {
-        std::fs::create_dir_all(&failures_dir)
-            .map_err(|e| format!("cannot create {}: {e}", failures_dir.display()))?;
-        for (name, text) in failures {
-            write(failures_dir.join(name), text)?;
-        }
-    }
-    Ok(summary)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
