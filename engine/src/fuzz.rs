@@ -133,7 +133,7 @@ fn recv_into(data: &[u8], target: &str) {
             &mut crate::send::NoInterrupt,
         );
         match result {
-            Err(_) => {
+            Err(e) => {
                 // Consecutive streams are received in turn: the ones before
                 // the refused one stay received, whole. Everything that was
                 // there before is untouched.
@@ -141,11 +141,11 @@ fn recv_into(data: &[u8], target: &str) {
                 let extra: Vec<_> = after.iter().filter(|d| !before.contains(d)).collect();
                 assert!(
                     before.iter().all(|d| after.contains(d)),
-                    "a refused receive changed the pool"
+                    "a refused receive ({e}) changed the pool: before {before:?}, after {after:?}"
                 );
                 assert!(
                     extra.iter().all(|d| !d.0.contains('%') && d.3 & 1 == 0),
-                    "a refused receive left a %recv or INCONSISTENT dataset"
+                    "a refused receive ({e}) left a %recv or INCONSISTENT dataset: {extra:?}"
                 );
                 if extra.is_empty() {
                     // Every block the receive wrote was freed again: nothing

@@ -57,6 +57,14 @@ impl ZioCompress {
         ZioCompress::ALL.get(usize::from(v)).copied()
     }
 
+    /// The zlib level of `gzip-N`, `None` for other functions.
+    pub fn gzip_level(self) -> Option<u32> {
+        let n = self as u8;
+        (ZioCompress::Gzip1 as u8..=ZioCompress::Gzip9 as u8)
+            .contains(&n)
+            .then(|| u32::from(n - ZioCompress::Gzip1 as u8 + 1))
+    }
+
     pub fn name(self) -> &'static str {
         use ZioCompress::*;
         match self {
@@ -136,6 +144,15 @@ pub fn compress_block(compress: ZioCompress, src: &[u8]) -> Result<Compressed> {
     let d_len = (s_len - (s_len >> 3)) / SPA_MINBLOCKSIZE as usize * SPA_MINBLOCKSIZE as usize;
     if d_len == 0 {
         return Ok(stored(src));
+    }
+    if let Some(level) = compress.gzip_level() {
+        return Ok(match gzip_compress(src, level, d_len) {
+            Some(mut data) => {
+                data.resize(data.len().next_multiple_of(SPA_MINBLOCKSIZE as usize), 0);
+                Compressed::Stored { data, compress }
+            }
+            None => stored(src),
+        });
     }
     let mut dst = vec![0u8; s_len];
     let c_len = match compress {
@@ -218,10 +235,39 @@ pub fn decompress_block(compress: ZioCompress, src: &[u8], lsize: usize) -> Resu
             zle_decompress(src, &mut dst, ZLE_LEVEL)?;
             Ok(dst)
         }
+        c if c.gzip_level().is_some() => gzip_decompress(src, lsize),
         other => fail(
             Errno::ENOTSUP,
             format!("cannot decompress {} blocks", other.name()),
         ),
+    }
+}
+
+/// `gzip_compress`: a zlib stream (zlib's `compress2`) at `level`, or
+/// `None` when it would take more than `d_len` bytes (the block is then
+/// stored as it is).
+fn gzip_compress(src: &[u8], level: u32, d_len: usize) -> Option<Vec<u8>> {
+    let mut z = flate2::Compress::new(flate2::Compression::new(level), true);
+    let mut out = Vec::with_capacity(d_len);
+    match z.compress_vec(src, &mut out, flate2::FlushCompress::Finish) {
+        Ok(flate2::Status::StreamEnd) if out.len() <= d_len => Some(out),
+        _ => None,
+    }
+}
+
+/// `gzip_decompress` (zlib's `uncompress` into an `lsize` buffer): the
+/// output may not exceed the block, so a damaged stream cannot make it
+/// allocate more; a short one leaves zeros after it.
+fn gzip_decompress(src: &[u8], lsize: usize) -> Result<Vec<u8>> {
+    let mut z = flate2::Decompress::new(true);
+    let mut out = vec![0u8; lsize];
+    match z.decompress(src, &mut out, flate2::FlushDecompress::Finish) {
+        Ok(flate2::Status::StreamEnd) => Ok(out),
+        Ok(_) => fail(
+            Errno::EIO,
+            format!("corrupt gzip block: more than its {lsize} bytes, or cut short"),
+        ),
+        Err(e) => fail(Errno::EIO, format!("corrupt gzip block: {e}")),
     }
 }
 
@@ -596,10 +642,17 @@ mod tests {
     }
 
     #[test]
-    fn lzjb_and_zle_round_trip_at_every_block_size() {
+    fn every_function_round_trips_at_every_block_size() {
+        let functions = [
+            ZioCompress::Lzjb,
+            ZioCompress::Zle,
+            ZioCompress::Gzip1,
+            ZioCompress::Gzip6,
+            ZioCompress::Gzip9,
+        ];
         for (i, size) in (512..=131072).step_by(512 * 13).chain([131072]).enumerate() {
             let data = compressible(size, i as u64 + 1);
-            for c in [ZioCompress::Lzjb, ZioCompress::Zle] {
+            for c in functions {
                 match compress_block(c, &data).unwrap() {
                     Compressed::Stored {
                         data: phys,
@@ -619,6 +672,34 @@ mod tests {
     }
 
     #[test]
+    fn gzip_blocks_are_zlib_streams_and_damage_is_eio() {
+        let data = compressible(131072, 5);
+        let Compressed::Stored {
+            data: phys,
+            compress,
+        } = compress_block(ZioCompress::Gzip6, &data).unwrap()
+        else {
+            panic!("not all zeros")
+        };
+        assert_eq!(compress, ZioCompress::Gzip6);
+        assert!(phys.len() < data.len() / 2, "{} bytes", phys.len());
+        // zlib's header: deflate, 32 KiB window, a valid check value.
+        assert_eq!(phys[0], 0x78);
+        assert_eq!((u16::from(phys[0]) << 8 | u16::from(phys[1])) % 31, 0);
+        for gzip in [ZioCompress::Gzip1, ZioCompress::Gzip9] {
+            assert_eq!(decompress_block(gzip, &phys, 131072).unwrap(), data);
+        }
+        // More than the block holds is refused, not allocated.
+        let err = decompress_block(ZioCompress::Gzip6, &phys, 65536).unwrap_err();
+        assert_eq!(err.errno(), Errno::EIO);
+        let mut bad = phys.clone();
+        bad[40] ^= 0xff;
+        bad.truncate(60);
+        let err = decompress_block(ZioCompress::Gzip6, &bad, 131072).unwrap_err();
+        assert_eq!(err.errno(), Errno::EIO);
+    }
+
+    #[test]
     fn zeros_are_a_hole_and_noise_is_stored() {
         assert_eq!(
             compress_block(ZioCompress::Lzjb, &[0; 4096]).unwrap(),
@@ -633,13 +714,15 @@ mod tests {
         ));
         let mut next = xorshift(9);
         let noise: Vec<u8> = (0..8192).map(|_| next() as u8).collect();
-        assert_eq!(
-            compress_block(ZioCompress::Lzjb, &noise).unwrap(),
-            Compressed::Stored {
-                data: noise.clone(),
-                compress: ZioCompress::Off
-            }
-        );
+        for c in [ZioCompress::Lzjb, ZioCompress::Gzip9] {
+            assert_eq!(
+                compress_block(c, &noise).unwrap(),
+                Compressed::Stored {
+                    data: noise.clone(),
+                    compress: ZioCompress::Off
+                }
+            );
+        }
         // A 512-byte block can never save a whole sector.
         let mut small = vec![0u8; 512];
         small[0] = 1;
