@@ -412,6 +412,19 @@ impl Pool {
                 ),
             );
         }
+        // Not in the seed: every traversal (send, scrub, the check) reads a
+        // block of these types as dnodes or as an objset, so an object of
+        // either type would make its data the snapshot's metadata.
+        if t == byteswap::DMU_OT_DNODE || t == byteswap::DMU_OT_OBJSET {
+            return fail(
+                Errno::EINVAL,
+                format!(
+                    "invalid OBJECT {}: type {t} ({}) belongs to the DMU's own structures",
+                    drro.object,
+                    byteswap::dmu_ot(t).map_or("?", |i| i.name)
+                ),
+            );
+        }
         if drro.object == 0 || drro.object >= crate::dmu::dnode::DN_MAX_OBJECT {
             return fail(
                 Errno::EINVAL,
