@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use engine::check::check;
 use engine::context::{ManualClock, SplitMix64};
+use engine::error::Result;
 use engine::spa::Pool;
-use engine::vdev::{CrashDevice, CrashMode, SharedDevice};
+use engine::vdev::{BlockDevice, CrashDevice, CrashMode, SharedDevice};
 
 const MODES: [CrashMode; 4] = [
     CrashMode::LoseAll,
@@ -18,13 +19,89 @@ const MODES: [CrashMode; 4] = [
     CrashMode::KeepAll,
 ];
 
+/// A [`CrashDevice`] whose power fails right after the n-th further
+/// write: how these tests aim a crash at every write of a sync. Choosing
+/// when to crash is the test's decision, so the countdown lives here, not
+/// in the device.
+#[derive(Debug)]
+struct PowerCut {
+    dev: CrashDevice,
+    armed: Option<(u64, CrashMode, u64)>,
+}
+
+impl PowerCut {
+    fn new(size: u64, sector_size: u64) -> PowerCut {
+        PowerCut {
+            dev: CrashDevice::new(size, sector_size),
+            armed: None,
+        }
+    }
+
+    /// The power fails right after `n` further successful writes (at once
+    /// for 0), the cache resolved as `mode` and `seed` say.
+    fn crash_after_writes(&mut self, n: u64, mode: CrashMode, seed: u64) {
+        self.armed = Some((n, mode, seed));
+        if n == 0 {
+            self.strike();
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.armed = None;
+    }
+
+    fn strike(&mut self) {
+        if let Some((_, mode, seed)) = self.armed.take() {
+            self.dev.power_loss(mode, seed);
+        }
+    }
+}
+
+impl std::ops::Deref for PowerCut {
+    type Target = CrashDevice;
+    fn deref(&self) -> &CrashDevice {
+        &self.dev
+    }
+}
+
+impl std::ops::DerefMut for PowerCut {
+    fn deref_mut(&mut self) -> &mut CrashDevice {
+        &mut self.dev
+    }
+}
+
+impl BlockDevice for PowerCut {
+    fn sector_size(&self) -> u64 {
+        self.dev.sector_size()
+    }
+    fn size(&self) -> u64 {
+        self.dev.size()
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.dev.read(offset, buf)
+    }
+    fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        self.dev.write(offset, buf)?;
+        if let Some((n, ..)) = &mut self.armed {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.strike();
+            }
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.dev.flush()
+    }
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
         .collect()
 }
 
-fn pool_on(disk: &SharedDevice<CrashDevice>) -> Pool {
+fn pool_on(disk: &SharedDevice<PowerCut>) -> Pool {
     Pool::create(
         Box::new(disk.clone()),
         "tank",
@@ -34,9 +111,9 @@ fn pool_on(disk: &SharedDevice<CrashDevice>) -> Pool {
     .unwrap()
 }
 
-fn import(dev: CrashDevice) -> engine::Result<Pool> {
+fn import(dev: PowerCut) -> engine::Result<Pool> {
     Pool::import(
-        Box::new(dev),
+        Box::new(dev.dev),
         Box::new(ManualClock::new(2_000)),
         Box::new(SplitMix64::new(8)),
     )
@@ -74,7 +151,7 @@ fn assert_clean(pool: &mut Pool, what: &str) {
 /// Builds a pool with one synced txg of data, then makes the changes of
 /// the next txg (new data, a freed range, a new object and a snapshot
 /// taken in syncing context); returns the pool ready to sync them.
-fn prepare(disk: &SharedDevice<CrashDevice>) -> (Pool, State) {
+fn prepare(disk: &SharedDevice<PowerCut>) -> (Pool, State) {
     let mut pool = pool_on(disk);
     let fs = pool.create_fs("tank/a").unwrap();
     let mut dmu = pool.dmu(fs).unwrap();
@@ -96,7 +173,7 @@ fn a_crash_at_every_write_of_a_txg_sync_leaves_the_old_or_the_new_txg() {
     for mode in MODES {
         // The state the sync produces when nothing goes wrong.
         let after = {
-            let disk = SharedDevice::new(CrashDevice::new(64 << 20, 512));
+            let disk = SharedDevice::new(PowerCut::new(64 << 20, 512));
             let (mut pool, _) = prepare(&disk);
             pool.snapshot("tank/a@s").unwrap();
             state(&mut pool)
@@ -104,7 +181,7 @@ fn a_crash_at_every_write_of_a_txg_sync_leaves_the_old_or_the_new_txg() {
         let (mut old_seen, mut new_seen) = (0, 0);
         let mut n = 0;
         loop {
-            let disk = SharedDevice::new(CrashDevice::new(64 << 20, 512));
+            let disk = SharedDevice::new(PowerCut::new(64 << 20, 512));
             let (mut pool, before) = prepare(&disk);
             disk.borrow_mut().crash_after_writes(n, mode, n * 31 + 5);
             let synced = pool.snapshot("tank/a@s");
@@ -157,14 +234,14 @@ fn a_crash_at_every_write_of_a_txg_sync_leaves_the_old_or_the_new_txg() {
 fn a_torn_uberblock_write_falls_back_to_the_previous_uberblock() {
     // Crash on the very last writes of a sync (the uberblock copies) with
     // the last one torn: the newest uberblock that verifies wins.
-    let disk = SharedDevice::new(CrashDevice::new(64 << 20, 512));
+    let disk = SharedDevice::new(PowerCut::new(64 << 20, 512));
     let (mut pool, _) = prepare(&disk);
     disk.borrow_mut().reset_stats();
     pool.txg_sync().unwrap();
     let writes = disk.borrow().stats().writes;
 
     for seed in 0..8 {
-        let disk = SharedDevice::new(CrashDevice::new(64 << 20, 4096));
+        let disk = SharedDevice::new(PowerCut::new(64 << 20, 4096));
         let (mut pool, before) = {
             let mut pool = pool_on(&disk);
             let fs = pool.create_fs("tank/a").unwrap();
@@ -185,7 +262,7 @@ fn a_torn_uberblock_write_falls_back_to_the_previous_uberblock() {
         // then four uberblock copies; tear the first copy.
         disk.borrow_mut().reset_stats();
         let total = {
-            let probe = SharedDevice::new(CrashDevice::new(64 << 20, 4096));
+            let probe = SharedDevice::new(PowerCut::new(64 << 20, 4096));
             let mut p = pool_on(&probe);
             let fs = p.create_fs("tank/a").unwrap();
             let obj = p.dmu(fs).unwrap().object_alloc(19, 4096, 0, 0).unwrap();
@@ -297,7 +374,7 @@ fn random_operations_with_crashes_keep_every_synced_txg() {
     let mut crashes = 0;
     for seed in 0..20u64 {
         let mut rng = Rng(seed);
-        let mut disk = SharedDevice::new(CrashDevice::new(64 << 20, 512));
+        let mut disk = SharedDevice::new(PowerCut::new(64 << 20, 512));
         let mut pool = pool_on(&disk);
         pool.create_fs("tank/a").unwrap();
         let mut synced = state(&mut pool);
@@ -386,7 +463,7 @@ fn a_crash_during_a_receive_leaves_no_trace_after_import() {
     ] {
         let mut n = 0;
         loop {
-            let disk = SharedDevice::new(CrashDevice::new(64 << 20, 512));
+            let disk = SharedDevice::new(PowerCut::new(64 << 20, 512));
             let mut pool = pool_on(&disk);
             if let Some(first) = first {
                 pool.receive(
@@ -447,7 +524,7 @@ fn a_crash_during_a_receive_leaves_no_trace_after_import() {
 
 /// A device that fails its n-th write with EIO (a media error, not a crash).
 struct FailingDevice {
-    inner: SharedDevice<CrashDevice>,
+    inner: SharedDevice<PowerCut>,
     countdown: std::rc::Rc<std::cell::Cell<Option<u64>>>,
 }
 
@@ -491,7 +568,7 @@ fn eio_from_the_device_during_a_receive_leaves_the_target_as_before_after_import
     let incr = fixture("chain_c1_c2_i");
     let mut failed = 0;
     for n in 0..200 {
-        let disk = SharedDevice::new(CrashDevice::new(64 << 20, 512));
+        let disk = SharedDevice::new(PowerCut::new(64 << 20, 512));
         let countdown = std::rc::Rc::new(std::cell::Cell::new(None));
         let dev = FailingDevice {
             inner: disk.clone(),

@@ -101,6 +101,61 @@ fn a_planted_bug_is_caught_and_shrunk_to_a_short_repro() {
     assert!(clean.violation.is_none(), "{:?}", clean.violation);
 }
 
+/// A failure file holds the whole world it failed in, and a replay, in
+/// this process or through `cargo sim replay`, runs on exactly that world
+/// even where it differs from the defaults.
+#[test]
+fn a_failure_file_replays_on_the_world_it_saved() {
+    let c = config(
+        5,
+        "mix",
+        "short-io:0.5,pipe-damage:0.4,signal:0.3,crash:0.1",
+        40,
+    );
+    let default = run(&c);
+    let mut failure = Failure::from_report(&default);
+    let world = failure.world.as_mut().expect("a failure saves its world");
+    assert_eq!(*world, c.world());
+    world.pipe.capacity_bytes = 1024;
+    world.pipe.send_chunk_bytes = 700;
+    world.pipe.recv_chunk_bytes = 333;
+    world.pipe.damage_kinds = vec![sim::world::pipe::DamageKind::Truncate];
+    world.disk.crash_writes_max = 2;
+    world.clock.txg_timeout_ms = 1500;
+    let changed = world.clone();
+    let text = failure.to_toml();
+    assert!(text.contains("[world.pipe]") && text.contains("capacity_bytes = 1024"));
+
+    let config = Failure::parse(&text).unwrap().config().unwrap();
+    assert_eq!(config.world(), changed);
+    let a = run(&config);
+    assert_eq!(a.world, changed);
+    assert_ne!(a.trace_hash, default.trace_hash, "the options were used");
+    assert_eq!(run(&config).trace_hash, a.trace_hash);
+
+    let file = std::env::temp_dir().join(format!("zsim-world-{}.toml", std::process::id()));
+    std::fs::write(&file, &text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(["replay", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("capacity_bytes=1024") && stdout.contains("txg_timeout_ms=1500"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("trace hash {}", a.trace_hash)),
+        "{stdout}"
+    );
+
+    // Options no device can run with are refused, by name.
+    let bad = text.replace("stall_ms_min = 1", "stall_ms_min = 99");
+    let err = Failure::parse(&bad).unwrap().config().unwrap_err();
+    assert!(err.contains("pipe.stall_ms_min"), "{err}");
+}
+
 /// Every failure saved under scenarios/regressions/ passes now.
 #[test]
 fn every_saved_regression_passes() {

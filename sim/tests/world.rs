@@ -22,6 +22,7 @@ use sim::world::clock::SimClock;
 use sim::world::disk::SimDisk;
 use sim::world::faults::{FaultKind, FaultSpec};
 use sim::world::injector::Injector;
+use sim::world::options::WorldOptions;
 use sim::world::pipe::Damage;
 use sim::world::streams::{ChaChaSource, Streams};
 use sim::world::trace::Trace;
@@ -39,19 +40,27 @@ fn run<T>(seed: u64, f: impl Future<Output = T>) -> T {
 /// One run's streams and injector; made inside the runtime.
 struct World {
     streams: Streams,
+    options: WorldOptions,
     inj: Injector,
 }
 
 fn world(seed: u64, faults: &str) -> World {
     let streams = Streams::new(seed);
     let plan = faults.parse::<FaultSpec>().unwrap().resolve(&streams);
-    let inj = Injector::new(plan, &streams, Trace::new(false), SimClock::current());
-    World { streams, inj }
+    let mut options = WorldOptions::from_plan(&plan);
+    options.disk.size_bytes = DISK;
+    options.disk.sector_size_bytes = SS;
+    let inj = Injector::new(&streams, Trace::new(false), SimClock::current());
+    World {
+        streams,
+        options,
+        inj,
+    }
 }
 
 impl World {
     fn disk(&self, name: &str) -> SimDisk {
-        SimDisk::new(DISK, SS, name, &self.inj)
+        SimDisk::new(&self.options.disk, name, &self.inj)
     }
 
     /// A new pool, with no fault firing while it is made.
@@ -559,7 +568,15 @@ fn a_signal_to_the_receiver_at_any_byte_leaves_the_target_as_before() {
                     signal: Some((Side::Receiver, at)),
                     ..TransferFaults::default()
                 };
-                let out = transfer_with(&src, &dst, &spec(to, from, target), &w.inj, faults).await;
+                let out = transfer_with(
+                    &src,
+                    &dst,
+                    &spec(to, from, target),
+                    &w.options.pipe,
+                    &w.inj,
+                    faults,
+                )
+                .await;
                 out.send.as_ref().unwrap();
                 let signal = out.signal.unwrap();
                 let what = format!("{target} signal at {at} of {len}");
@@ -597,6 +614,7 @@ fn a_signal_to_the_sender_stops_the_send_with_eintr() {
                 &src,
                 &dst,
                 &spec("tank/a@s2", Some("tank/a@s1"), "dst/a"),
+                &w.options.pipe,
                 &w.inj,
                 faults,
             )
@@ -631,7 +649,7 @@ fn an_endian_flipped_stream_is_received_like_the_native_one() {
         ] {
             let mut spec = spec(to, from, target);
             spec.dedup = dedup;
-            let out = transfer(&src, &dst, &spec, &w.inj).await;
+            let out = transfer(&src, &dst, &spec, &w.options, &w.inj).await;
             assert_eq!(out.byte_order, ByteOrder::NATIVE.other());
             out.send.unwrap();
             out.recv.unwrap().unwrap();
@@ -730,7 +748,7 @@ fn a_damaged_stream_is_refused_and_the_target_is_unchanged() {
                 ..TransferFaults::default()
             };
             let spec = spec("tank/a@s2", Some("tank/a@s1"), "dst/a");
-            let out = transfer_with(&src, &dst, &spec, &w.inj, faults).await;
+            let out = transfer_with(&src, &dst, &spec, &w.options.pipe, &w.inj, faults).await;
             out.send.as_ref().unwrap();
             assert_eq!(out.bytes_sent, len);
             if judge_damage(&out, len, &src, &dst, &before, &damage.to_string()) {
@@ -757,7 +775,7 @@ fn drawn_damage_of_every_kind_is_refused() {
             let dst = destination(&w, &src, "dst");
             let before = state(&mut dst.borrow_mut());
             let spec = spec("tank/a@s2", Some("tank/a@s1"), "dst/a");
-            let out = transfer(&src, &dst, &spec, &w.inj).await;
+            let out = transfer(&src, &dst, &spec, &w.options, &w.inj).await;
             if out.damage.is_none() {
                 // Drawn past the end of the stream (the hint is an estimate).
                 out.recv.unwrap().unwrap();
@@ -780,7 +798,14 @@ fn short_io_carries_a_transfer_intact() {
         let src = source(&w);
         let dst = destination(&w, &src, "dst");
         let start = w.inj.clock().elapsed();
-        let out = transfer(&src, &dst, &spec("tank/a@s2", None, "dst/full"), &w.inj).await;
+        let out = transfer(
+            &src,
+            &dst,
+            &spec("tank/a@s2", None, "dst/full"),
+            &w.options,
+            &w.inj,
+        )
+        .await;
         out.send.unwrap();
         out.recv.unwrap().unwrap();
         assert_eq!(out.bytes_delivered, out.bytes_sent);
@@ -809,14 +834,7 @@ fn scenario(seed: u64) -> (String, usize, u64) {
         let dst = shared(w.create(&w.disk("dst"), "dst"));
         let mut sent: Option<String> = None;
         for step in 0..24u64 {
-            if w.inj.roll(FaultKind::Crash) {
-                disk.arm_crash(FaultKind::Crash);
-            } else if w.inj.roll(FaultKind::Torn) {
-                disk.arm_crash(FaultKind::Torn);
-            }
-            if w.inj.roll(FaultKind::Corrupt) {
-                disk.rot();
-            }
+            disk.draw_step_faults();
             let result = {
                 let mut pool = src.borrow_mut();
                 workload_step(&mut pool, step).and_then(|()| {
@@ -834,7 +852,7 @@ fn scenario(seed: u64) -> (String, usize, u64) {
                 Ok(Some(snap)) => {
                     let mut spec = spec(&snap, sent.as_deref(), "dst/a");
                     spec.force = true;
-                    let out = transfer(&src, &dst, &spec, &w.inj).await;
+                    let out = transfer(&src, &dst, &spec, &w.options, &w.inj).await;
                     trace.record(
                         at(),
                         format!(

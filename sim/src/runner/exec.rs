@@ -22,15 +22,10 @@ use crate::world::clock::SimClock;
 use crate::world::disk::SimDisk;
 use crate::world::faults::{FaultCounts, FaultKind};
 use crate::world::injector::Injector;
+use crate::world::options::WorldOptions;
 use crate::world::streams::{ChaChaSource, Streams};
 use crate::world::trace::Trace;
 use crate::world::transfer::{TransferSpec, transfer};
-
-/// Each pool's disk (48 MiB of 512-byte sectors: room for every workload).
-const DISK_BYTES: u64 = 48 << 20;
-const SECTOR: u64 = 512;
-/// `zfs_txg_timeout`.
-const TXG_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One pool on one disk, and what the model says it holds.
 struct Host {
@@ -48,6 +43,7 @@ struct Host {
 
 struct World {
     hosts: [Host; 2],
+    options: WorldOptions,
     injector: Injector,
     clock: SimClock,
     streams: Streams,
@@ -253,20 +249,10 @@ impl World {
         Ok(healed)
     }
 
-    /// Faults drawn at the start of a step: a power loss armed to strike
-    /// during it, and rot at rest.
+    /// The faults each pool's disk draws at the start of a step.
     fn draw_step_faults(&mut self, pools: &[usize]) {
         for &h in pools {
-            self.hosts[h].armed = None;
-            for kind in [FaultKind::Crash, FaultKind::Torn] {
-                if self.hosts[h].armed.is_none() && self.injector.roll(kind) {
-                    self.hosts[h].disk.arm_crash(kind);
-                    self.hosts[h].armed = Some(kind);
-                }
-            }
-            if self.injector.roll(FaultKind::Corrupt) {
-                self.hosts[h].disk.rot();
-            }
+            self.hosts[h].armed = self.hosts[h].disk.draw_step_faults();
         }
     }
 
@@ -563,8 +549,9 @@ fn learn_snapshots(candidate: &mut PoolModel, pool: &Pool) {
 
 /// The txg-sync task of both pools: a sync every `zfs_txg_timeout`.
 async fn txg_sync_task(world: Rc<RefCell<World>>) {
+    let timeout = world.borrow().options.txg_timeout();
     loop {
-        madsim::time::sleep(TXG_TIMEOUT).await;
+        madsim::time::sleep(timeout).await;
         let mut w = world.borrow_mut();
         if w.finished {
             return;
@@ -577,11 +564,12 @@ async fn txg_sync_task(world: Rc<RefCell<World>>) {
 
 fn make_host(
     name: &'static str,
+    options: &WorldOptions,
     injector: &Injector,
     clock: &SimClock,
     streams: &Streams,
 ) -> Result<Host, Error> {
-    let disk = SimDisk::new(DISK_BYTES, SECTOR, name, injector);
+    let disk = SimDisk::new(&options.disk, name, injector);
     let pool = injector.suspended(|| {
         Pool::create(
             Box::new(disk.clone()),
@@ -607,8 +595,9 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
     let streams = Streams::new(config.seed);
     let trace = Trace::new(config.verbose);
     let clock = SimClock::current();
-    let plan = config.plan();
-    let injector = Injector::new(plan.clone(), &streams, trace.clone(), clock.clone());
+    let options = config.world();
+    let plan = options.plan();
+    let injector = Injector::new(&streams, trace.clone(), clock.clone());
     let sites = SiteLog::start();
     trace.record(
         clock.elapsed(),
@@ -620,6 +609,7 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
     let mut report = RunReport {
         seed: config.seed,
         scenario: config.spec.name.clone(),
+        world: options.clone(),
         plan: plan.clone(),
         planted: config.planted.clone(),
         steps: Vec::new(),
@@ -635,8 +625,8 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         bytes_sent: 0,
     };
     let hosts = match (
-        make_host(SRC, &injector, &clock, &streams),
-        make_host(DST, &injector, &clock, &streams),
+        make_host(SRC, &options, &injector, &clock, &streams),
+        make_host(DST, &options, &injector, &clock, &streams),
     ) {
         (Ok(s), Ok(d)) => [s, d],
         (Err(e), _) | (_, Err(e)) => {
@@ -644,8 +634,10 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
             return report;
         }
     };
+    let think_ms_max = options.clock.think_time_ms_max;
     let world = Rc::new(RefCell::new(World {
         hosts,
+        options,
         injector: injector.clone(),
         clock: clock.clone(),
         streams,
@@ -668,7 +660,7 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
                 generator.next(&w.hosts[0].model, &w.hosts[1].model)
             }
         };
-        madsim::time::sleep(Duration::from_millis(think.gen_range(1..300))).await;
+        madsim::time::sleep(Duration::from_millis(think.gen_range(1..think_ms_max))).await;
         let result = run_step(&world, index, &step).await;
         let at = clock.elapsed();
         let (outcome, detail) = match result {
@@ -989,7 +981,8 @@ async fn send_step(
         force: *force,
         origin: origin.clone(),
     };
-    let outcome = transfer(&src_pool, &dst_pool, &spec, &injector).await;
+    let options = world.borrow().options.clone();
+    let outcome = transfer(&src_pool, &dst_pool, &spec, &options, &injector).await;
     let mut w = world.borrow_mut();
     let src_model = w.hosts[0].model.clone();
     w.hosts[0].candidates.push(src_model);

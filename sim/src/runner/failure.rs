@@ -9,11 +9,23 @@
 //! steps = ["create src/fs1", "alloc src/fs1 type=19 blksz=4096 bonustype=0 bonuslen=0"]
 //! violation = "expected ..., found ..."
 //! planted = []
+//!
+//! [world.disk]
+//! size_bytes = 50331648
+//! crash_probability = 0.05
+//! # ... every field of WorldOptions: [world.pipe], [world.transfer],
+//! # [world.clock]
 //! ```
+//!
+//! The `[world]` tables are the whole simulated world the run failed in,
+//! and a replay uses them as they are; `faults` then only names their
+//! rates. A file without them (saved before they existed) replays on the
+//! default world with the rates of `faults`.
 
 use serde::{Deserialize, Serialize};
 
-use super::{RunConfig, RunReport};
+use super::{Faults, RunConfig, RunReport};
+use crate::world::options::WorldOptions;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +39,9 @@ pub struct Failure {
     pub violation: String,
     #[serde(default)]
     pub planted: Vec<String>,
+    /// Last: TOML writes tables after plain values.
+    #[serde(default)]
+    pub world: Option<WorldOptions>,
 }
 
 impl Failure {
@@ -42,6 +57,7 @@ impl Failure {
                 .map(|v| format!("expected {}, found {}", v.expected, v.found))
                 .unwrap_or_default(),
             planted: report.planted.iter().map(ToString::to_string).collect(),
+            world: Some(report.world.clone()),
         }
     }
 
@@ -67,6 +83,12 @@ impl Failure {
             None,
             &self.planted,
         )?;
+        if let Some(world) = &self.world {
+            world
+                .check()
+                .map_err(|e| format!("the failure's [world] options: {e}"))?;
+            config.faults = Faults::World(Box::new(world.clone()));
+        }
         config.fixed_steps = Some(steps);
         Ok(config)
     }

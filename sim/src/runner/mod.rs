@@ -1,10 +1,12 @@
 //! The scenario runner: one seeded simulation.
 //!
-//! A madsim runtime seeded with the run's seed hosts two pools, `src` and
-//! `dst`, each on its own [`SimDisk`], a txg-sync task per host that syncs
-//! every 5 s of virtual time (ZFS's `zfs_txg_timeout`), and the workload
-//! task, which takes steps from the generator (or a saved list), injects
-//! the faults the plan draws, runs each step on the engine, and asks the
+//! Seed → options → run → verdict. A [`RunConfig`] resolves into the
+//! seed and the whole [`WorldOptions`] before the run starts; a madsim
+//! runtime seeded with the seed then hosts two pools, `src` and `dst`,
+//! each on its own [`SimDisk`](crate::world::disk::SimDisk), one txg-sync
+//! task that syncs both every `zfs_txg_timeout` of virtual time, and the
+//! workload task, which takes steps from the generator (or a saved list),
+//! runs each on the engine with the faults the devices draw, and asks the
 //! oracle about the result. Sends go through a SimPipe between a sending
 //! and a receiving task.
 //!
@@ -26,6 +28,7 @@ use scenarios::spec::Spec;
 use scenarios::step::Step;
 
 use crate::world::faults::{FaultCounts, FaultPlan, FaultSpec};
+use crate::world::options::WorldOptions;
 use crate::world::streams::Streams;
 
 /// What to run.
@@ -33,7 +36,7 @@ use crate::world::streams::Streams;
 pub struct RunConfig {
     pub seed: u64,
     pub spec: Spec,
-    /// The plan, or the spec to draw it from (`--faults`).
+    /// The world, or the fault spec to draw its rates from (`--faults`).
     pub faults: Faults,
     /// Steps to generate (`--steps`); the scenario's count by default.
     pub steps: Option<usize>,
@@ -47,8 +50,10 @@ pub struct RunConfig {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Faults {
+    /// Rates drawn per seed, on the default world.
     Spec(FaultSpec),
-    Plan(FaultPlan),
+    /// The whole world, as a failure file saved it.
+    World(Box<WorldOptions>),
 }
 
 /// Deliberate engine bugs the campaign must catch.
@@ -112,12 +117,17 @@ impl RunConfig {
         Ok(config)
     }
 
-    /// The plan this run uses.
-    pub fn plan(&self) -> FaultPlan {
+    /// The world this run simulates.
+    pub fn world(&self) -> WorldOptions {
         match &self.faults {
-            Faults::Plan(plan) => plan.clone(),
-            Faults::Spec(spec) => spec.resolve(&Streams::new(self.seed)),
+            Faults::World(world) => (**world).clone(),
+            Faults::Spec(spec) => WorldOptions::from_plan(&spec.resolve(&Streams::new(self.seed))),
         }
+    }
+
+    /// The fault rates of that world.
+    pub fn plan(&self) -> FaultPlan {
+        self.world().plan()
     }
 }
 
@@ -179,6 +189,8 @@ pub struct Violation {
 pub struct RunReport {
     pub seed: u64,
     pub scenario: String,
+    /// The world it ran in, and its fault rates as a plan.
+    pub world: WorldOptions,
     pub plan: FaultPlan,
     pub planted: Vec<Planted>,
     pub steps: Vec<StepRecord>,

@@ -3,8 +3,9 @@
 //! Steps are removed in ever smaller chunks (delta debugging), then fault
 //! kinds one at a time; a candidate is kept when it still ends in a
 //! violation of the same kind (the same expectation, numbers aside), so that
-//! shrinking does not wander off to another bug. Steps that no longer apply after a removal are skipped by the
-//! runner, so every candidate is a valid run.
+//! shrinking does not wander off to another bug. Steps that no longer apply
+//! after a removal are skipped by the runner, so every candidate is a valid
+//! run.
 
 use super::{Faults, RunConfig, RunReport, run};
 
@@ -16,7 +17,7 @@ pub fn shrink(config: &RunConfig, budget: usize) -> Option<(RunReport, usize)> {
     let same = |report: &RunReport| signature(report).as_ref() == Some(&kind);
     let mut config = config.clone();
     config.verbose = false;
-    config.faults = Faults::Plan(best.plan.clone());
+    config.faults = Faults::World(Box::new(best.world.clone()));
     let mut steps = best.step_list();
     let mut runs = 1;
     let mut chunk = steps.len().div_ceil(2).max(1);
@@ -46,11 +47,8 @@ pub fn shrink(config: &RunConfig, budget: usize) -> Option<(RunReport, usize)> {
         if runs >= budget {
             break;
         }
-        let Faults::Plan(plan) = &config.faults else {
-            unreachable!("set above")
-        };
         let mut candidate = config.clone();
-        candidate.faults = Faults::Plan(plan.without(kind));
+        candidate.faults = Faults::World(Box::new(config.world().without(kind)));
         let report = run(&candidate);
         runs += 1;
         if same(&report) {

@@ -39,6 +39,9 @@ pub fn render(report: &RunReport) -> String {
         "zsim run: seed {} scenario {} faults {}",
         report.seed, report.scenario, report.plan
     );
+    for line in report.world.describe() {
+        let _ = writeln!(out, "  {line}");
+    }
     for s in &report.steps {
         let detail = if s.detail.is_empty() {
             String::new()

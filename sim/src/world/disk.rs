@@ -1,29 +1,38 @@
-//! SimDisk: the pool's disk in the simulated world.
+//! SimDisk: the pool's disk in the simulated world, and its whole fault
+//! model.
 //!
-//! A [`CrashDevice`] (sectors, a volatile write cache, flush barriers, power
-//! loss that keeps all, none or some of the unflushed writes) driven by the
-//! run's [`Injector`], so that every fault is drawn from the seed and lands
-//! in the trace:
+//! Underneath is the engine's [`CrashDevice`], the media: sectors, a
+//! volatile write cache, flush barriers, and what a power loss keeps. Every
+//! decision to inject a fault is made here, from the run's [`Injector`] at
+//! the rates and windows of [`DiskOptions`], and every fault that fires
+//! lands in the trace:
 //!
-//! * **eio-read / eio-write**: a request fails with EIO and moves no data
-//!   (a transient error: the same request may succeed next time).
-//! * **misdirect**: a write lands, whole, at another sector-aligned offset
-//!   of the device and reports success; the intended sectors keep their old
-//!   contents. Nothing is spared (labels and uberblocks included): the
-//!   checksums must catch it.
-//! * **corrupt**: [`SimDisk::rot`] flips the bits of one sector on the media,
-//!   chosen among recently written ones so that it usually hits live data.
-//! * **crash / torn**: [`SimDisk::arm_crash`] makes the power fail right
-//!   after a drawn number of further writes; [`SimDisk::crash_now`] makes it
-//!   fail at once. The device then refuses everything until
-//!   [`SimDisk::power_on`], and the pool is imported again from what the
-//!   crash left on the media.
+//! * **eio-read / eio-write** (per request): it fails with EIO and moves no
+//!   data (a transient error: the same request may succeed next time).
+//! * **misdirect** (per write): the write lands, whole, at another
+//!   sector-aligned offset and reports success; the intended sectors keep
+//!   their old contents. Nothing is spared (labels and uberblocks
+//!   included): the checksums must catch it.
+//! * **corrupt** (per step, [`SimDisk::draw_step_faults`]): the bits of one
+//!   sector flip on the media ([`SimDisk::rot`]), chosen among the last
+//!   `rot_recent_writes` writes so that it usually hits live data. Survives
+//!   crashes.
+//! * **crash / torn** (per step, [`SimDisk::draw_step_faults`]): a power
+//!   loss armed to strike right after 0 to `crash_writes_max` further
+//!   writes; a crash keeps all, none or some sectors of the unflushed
+//!   writes, a torn one keeps all but tears the last. This one countdown is
+//!   the only one: the device underneath only knows how to lose power. The
+//!   disk then refuses everything until [`SimDisk::power_on`], and the pool
+//!   is imported again from what the crash left on the media.
 //!
-//! Every request also costs virtual time, so that a run's timeline (txg
-//! timeouts, snapshot times) moves with the I/O it does.
+//! Why the pool must survive it: the engine writes a txg's blocks, flushes,
+//! then the uberblock, then flushes again, so a crash finds a consistent
+//! older tree, and checksums turn rot and misdirected writes into ECKSUM or
+//! EIO, never wrong data. Every request also costs virtual time, so a run's
+//! timeline (txg timeouts, snapshot times) moves with the I/O it does.
 //!
 //! Clones are handles to one disk: the pool owns one as its
-//! `Box<dyn BlockDevice>` and the runner keeps another to inject faults.
+//! `Box<dyn BlockDevice>` and the runner keeps another.
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::VecDeque;
@@ -37,23 +46,7 @@ use rand::Rng;
 
 use super::faults::FaultKind;
 use super::injector::Injector;
-
-/// Fixed cost of a read, in virtual time.
-pub const READ_BASE: Duration = Duration::from_micros(20);
-/// Fixed cost of a write.
-pub const WRITE_BASE: Duration = Duration::from_micros(10);
-/// Transfer cost per sector, read or written.
-pub const PER_SECTOR: Duration = Duration::from_micros(2);
-/// A cache flush: the disk destages its cache.
-pub const FLUSH: Duration = Duration::from_micros(200);
-
-/// How many recent writes [`SimDisk::rot`] chooses among.
-pub const RECENT_WRITES: usize = 1024;
-
-/// The most writes an [`SimDisk::arm_crash`] lets through before the power
-/// fails: a small txg sync has about a dozen writes, a large one more, so
-/// crashes land anywhere from the first block to the uberblocks.
-pub const MAX_WRITES_BEFORE_CRASH: u64 = 48;
+use super::options::DiskOptions;
 
 /// A handle to one simulated disk (see the module documentation).
 #[derive(Clone)]
@@ -61,6 +54,7 @@ pub struct SimDisk {
     inner: Rc<RefCell<Inner>>,
     name: Rc<str>,
     injector: Injector,
+    options: Rc<DiskOptions>,
     /// Cached, so a busy disk can still answer for its geometry.
     sector_size: u64,
     size: u64,
@@ -115,18 +109,21 @@ impl fmt::Debug for SimDisk {
 }
 
 impl SimDisk {
-    /// A zeroed disk of `size` bytes (rounded down to whole sectors) named
-    /// `name` in the trace ("src", "dst").
+    /// A zeroed disk of the options' size (rounded down to whole sectors)
+    /// named `name` in the trace ("src", "dst").
     ///
     /// # Panics
     ///
-    /// If `sector_size` is not a power of two (a caller's mistake).
-    pub fn new(size: u64, sector_size: u64, name: &str, injector: &Injector) -> SimDisk {
-        SimDisk::on(CrashDevice::new(size, sector_size), name, injector)
+    /// If the sector size is not a power of two (options are checked
+    /// before a run starts).
+    pub fn new(options: &DiskOptions, name: &str, injector: &Injector) -> SimDisk {
+        let dev = CrashDevice::new(options.size_bytes, options.sector_size_bytes);
+        SimDisk::on(dev, options, name, injector)
     }
 
-    /// A disk around an existing device (a saved image, a test's setup).
-    pub fn on(dev: CrashDevice, name: &str, injector: &Injector) -> SimDisk {
+    /// A disk around an existing device (a saved image, a test's setup);
+    /// its geometry is the device's.
+    pub fn on(dev: CrashDevice, options: &DiskOptions, name: &str, injector: &Injector) -> SimDisk {
         LIVE_DISKS.with(|n| n.set(n.get() + 1));
         SimDisk {
             sector_size: dev.sector_size(),
@@ -141,6 +138,7 @@ impl SimDisk {
             })),
             name: name.into(),
             injector: injector.clone(),
+            options: Rc::new(options.clone()),
         }
     }
 
@@ -167,13 +165,13 @@ impl SimDisk {
         self.inner.borrow().dev.is_down()
     }
 
-    /// Whether a crash is armed and has not struck yet.
     /// Whether damage at rest (rot, a misdirected write) ever struck this
     /// disk: from then on, unreadable blocks are damage found, not bugs.
     pub fn is_damaged(&self) -> bool {
         self.inner.borrow().damaged
     }
 
+    /// Whether a crash is armed and has not struck yet.
     pub fn is_armed(&self) -> bool {
         self.inner.borrow().armed.is_some()
     }
@@ -181,8 +179,8 @@ impl SimDisk {
     /// Arms a power loss of `kind` ([`FaultKind::Crash`]: the unflushed
     /// writes are all lost, all kept or kept sector by sector at random;
     /// [`FaultKind::Torn`]: all kept but the last, which is torn) to strike
-    /// right after a number of further writes drawn from 0 to
-    /// [`MAX_WRITES_BEFORE_CRASH`] (0: at once). Returns that number, or
+    /// right after a number of further writes drawn from 0 to the options'
+    /// `crash_writes_max` (0: at once). Returns that number, or
     /// `None` if nothing was armed (the injector is suspended or the power
     /// is already off).
     pub fn arm_crash(&self, kind: FaultKind) -> Option<u64> {
@@ -191,7 +189,7 @@ impl SimDisk {
         }
         let n = self
             .injector
-            .draw(kind, |rng| rng.gen_range(0..=MAX_WRITES_BEFORE_CRASH));
+            .draw(kind, |rng| rng.gen_range(0..=self.options.crash_writes_max));
         self.arm_crash_after(kind, n).then_some(n)
     }
 
@@ -255,13 +253,33 @@ impl SimDisk {
         }
     }
 
+    /// The faults a step's start draws: a power loss armed to strike during
+    /// the step (crash, else torn), and rot at rest. Returns the kind of the
+    /// power loss armed, if any.
+    pub fn draw_step_faults(&self) -> Option<FaultKind> {
+        let o = &self.options;
+        let mut armed = None;
+        for (kind, rate) in [
+            (FaultKind::Crash, o.crash_probability),
+            (FaultKind::Torn, o.torn_probability),
+        ] {
+            if armed.is_none() && self.injector.roll(kind, rate) {
+                self.arm_crash(kind);
+                armed = Some(kind);
+            }
+        }
+        if self.injector.roll(FaultKind::Corrupt, o.rot_probability) {
+            self.rot();
+        }
+        armed
+    }
+
     /// Latent corruption: flips every bit of one sector on the media,
-    /// chosen among the sectors of the last [`RECENT_WRITES`] writes
+    /// chosen among the sectors of the last `rot_recent_writes` writes
     /// (preferring writes already flushed, whose damage a pending write
-    /// would not hide). Survives crashes. The runner calls it when
-    /// `roll(Corrupt)` fires; returns the sector, or `None` when nothing
-    /// has been written yet, the power is off or the injector is
-    /// suspended.
+    /// would not hide). Survives crashes. Returns the sector, or `None`
+    /// when nothing has been written yet, the power is off or the injector
+    /// is suspended.
     pub fn rot(&self) -> Option<u64> {
         if self.injector.is_suspended() {
             return None;
@@ -314,8 +332,7 @@ impl SimDisk {
     /// The armed crash strikes: the power goes, now.
     fn strike(&self, inner: &mut Inner) -> Option<CrashOutcome> {
         let armed = inner.armed.take()?;
-        inner.dev.crash_after_writes(0, armed.mode, armed.seed);
-        let outcome = inner.dev.last_crash()?;
+        let outcome = inner.dev.power_loss(armed.mode, armed.seed);
         inner.down = Some(armed.kind);
         self.injector.fired(
             armed.kind,
@@ -340,8 +357,9 @@ impl SimDisk {
         })
     }
 
-    fn sectors(&self, len: usize) -> u32 {
-        u32::try_from(len as u64 / self.sector_size).unwrap_or(u32::MAX)
+    /// The virtual time a request of `len` bytes costs beyond its base.
+    fn transfer_time(&self, len: usize) -> Duration {
+        Duration::from_micros(self.options.sector_latency_us * (len as u64 / self.sector_size))
     }
 }
 
@@ -355,15 +373,18 @@ impl BlockDevice for SimDisk {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.injector
-            .clock()
-            .jump(READ_BASE + PER_SECTOR * self.sectors(buf.len()));
+        self.injector.clock().jump(
+            Duration::from_micros(self.options.read_latency_us) + self.transfer_time(buf.len()),
+        );
         let mut inner = self.inner()?;
         if inner.dev.is_down() {
             return inner.dev.read(offset, buf);
         }
         check_io(self.sector_size, self.size, offset, buf.len())?;
-        if self.injector.roll(FaultKind::EioRead) {
+        if self
+            .injector
+            .roll(FaultKind::EioRead, self.options.read_eio_probability)
+        {
             let what = format!(
                 "disk {}: read at {offset} of {} bytes failed",
                 self.name,
@@ -376,16 +397,19 @@ impl BlockDevice for SimDisk {
     }
 
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
-        self.injector
-            .clock()
-            .jump(WRITE_BASE + PER_SECTOR * self.sectors(buf.len()));
+        self.injector.clock().jump(
+            Duration::from_micros(self.options.write_latency_us) + self.transfer_time(buf.len()),
+        );
         let mut inner = self.inner()?;
         if inner.dev.is_down() {
             return inner.dev.write(offset, buf);
         }
         check_io(self.sector_size, self.size, offset, buf.len())?;
         let len = buf.len() as u64;
-        if self.injector.roll(FaultKind::EioWrite) {
+        if self
+            .injector
+            .roll(FaultKind::EioWrite, self.options.write_eio_probability)
+        {
             let what = format!(
                 "disk {}: write at {offset} of {len} bytes failed",
                 self.name
@@ -396,7 +420,12 @@ impl BlockDevice for SimDisk {
         let mut target = offset;
         let ss = self.sector_size;
         let places = (self.size - len) / ss + 1;
-        if places > 1 && self.injector.roll(FaultKind::Misdirect) {
+        if places > 1
+            && self.injector.roll(
+                FaultKind::Misdirect,
+                self.options.write_misdirect_probability,
+            )
+        {
             // Any other place the write fits: a different sector-aligned
             // offset, drawn uniformly.
             let other = self.injector.draw(FaultKind::Misdirect, |rng| {
@@ -416,7 +445,7 @@ impl BlockDevice for SimDisk {
         }
         inner.dev.write(target, buf)?;
         let flushes = inner.flushes;
-        if inner.recent.len() == RECENT_WRITES {
+        if inner.recent.len() as u64 >= self.options.rot_recent_writes {
             inner.recent.pop_front();
         }
         if len > 0 {
@@ -434,7 +463,9 @@ impl BlockDevice for SimDisk {
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.injector.clock().jump(FLUSH);
+        self.injector
+            .clock()
+            .jump(Duration::from_micros(self.options.flush_latency_us));
         let mut inner = self.inner()?;
         inner.dev.flush()?;
         inner.flushes += 1;
@@ -447,23 +478,26 @@ mod tests {
     use super::*;
     use crate::world::clock::SimClock;
     use crate::world::faults::FaultSpec;
+    use crate::world::options::WorldOptions;
     use crate::world::streams::Streams;
     use crate::world::trace::Trace;
 
     const SS: u64 = 512;
 
-    fn world<T>(seed: u64, faults: &str, f: impl FnOnce(Injector) -> T) -> T {
+    /// A disk of `sectors` sectors with the rates of `faults`.
+    fn world<T>(seed: u64, faults: &str, f: impl FnOnce(Injector, DiskOptions) -> T) -> T {
         let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
         rt.block_on(async move {
             let streams = Streams::new(seed);
             let plan = faults.parse::<FaultSpec>().unwrap().resolve(&streams);
-            f(Injector::new(
-                plan,
-                &streams,
-                Trace::new(false),
-                SimClock::current(),
-            ))
+            let options = WorldOptions::from_plan(&plan).disk;
+            let inj = Injector::new(&streams, Trace::new(false), SimClock::current());
+            f(inj, options)
         })
+    }
+
+    fn disk(sectors: u64, options: &DiskOptions, name: &str, inj: &Injector) -> SimDisk {
+        SimDisk::on(CrashDevice::new(sectors * SS, SS), options, name, inj)
     }
 
     fn errno(r: Result<()>) -> Errno {
@@ -472,11 +506,14 @@ mod tests {
 
     #[test]
     fn io_costs_virtual_time_and_counts() {
-        world(1, "none", |inj| {
-            let mut disk = SimDisk::new(64 * SS, SS, "src", &inj);
+        world(1, "none", |inj, o| {
+            let mut disk = disk(64, &o, "src", &inj);
             let t0 = inj.clock().elapsed();
             disk.write(0, &[7; 4 * SS as usize]).unwrap();
-            assert_eq!(inj.clock().elapsed() - t0, WRITE_BASE + 4 * PER_SECTOR);
+            assert_eq!(
+                inj.clock().elapsed() - t0,
+                Duration::from_micros(o.write_latency_us + 4 * o.sector_latency_us)
+            );
             let mut buf = vec![0; 2 * SS as usize];
             disk.read(SS, &mut buf).unwrap();
             disk.flush().unwrap();
@@ -491,8 +528,8 @@ mod tests {
 
     #[test]
     fn eio_moves_no_data() {
-        world(2, "eio-read:1,eio-write:1", |inj| {
-            let mut disk = SimDisk::new(64 * SS, SS, "src", &inj);
+        world(2, "eio-read:1,eio-write:1", |inj, o| {
+            let mut disk = disk(64, &o, "src", &inj);
             assert_eq!(errno(disk.write(0, &[1; 512])), Errno::EIO);
             let mut buf = [9; 512];
             assert_eq!(errno(disk.read(0, &mut buf)), Errno::EIO);
@@ -512,8 +549,8 @@ mod tests {
 
     #[test]
     fn a_misdirected_write_lands_elsewhere_and_leaves_the_target_alone() {
-        world(3, "misdirect:1", |inj| {
-            let mut disk = SimDisk::new(16 * SS, SS, "dst", &inj);
+        world(3, "misdirect:1", |inj, o| {
+            let mut disk = disk(16, &o, "dst", &inj);
             disk.write(4 * SS, &[5; 2 * SS as usize]).unwrap();
             let bytes = disk.with_device(|d| d.current_bytes());
             assert_eq!(&bytes[4 * SS as usize..6 * SS as usize], &[0; 1024][..]);
@@ -525,8 +562,8 @@ mod tests {
 
     #[test]
     fn an_armed_crash_strikes_once_after_its_writes() {
-        world(4, "none", |inj| {
-            let mut disk = SimDisk::new(64 * SS, SS, "src", &inj);
+        world(4, "none", |inj, o| {
+            let mut disk = disk(64, &o, "src", &inj);
             disk.write(0, &[1; 512]).unwrap();
             disk.flush().unwrap();
             disk.arm_crash_after(FaultKind::Torn, 2);
@@ -555,7 +592,7 @@ mod tests {
             assert!(disk.crash_now(FaultKind::Crash).is_none(), "already down");
             disk.power_on();
             for _ in 0..20 {
-                assert!(disk.arm_crash(FaultKind::Crash).unwrap() <= MAX_WRITES_BEFORE_CRASH);
+                assert!(disk.arm_crash(FaultKind::Crash).unwrap() <= o.crash_writes_max);
                 disk.power_on();
             }
             disk.disarm();
@@ -571,8 +608,8 @@ mod tests {
 
     #[test]
     fn rot_flips_a_recently_written_flushed_sector() {
-        world(5, "corrupt:1", |inj| {
-            let mut disk = SimDisk::new(1024 * SS, SS, "src", &inj);
+        world(5, "corrupt:1", |inj, o| {
+            let mut disk = disk(1024, &o, "src", &inj);
             assert_eq!(disk.rot(), None, "nothing written yet");
             disk.write(100 * SS, &[0x0f; 4 * SS as usize]).unwrap();
             disk.flush().unwrap();

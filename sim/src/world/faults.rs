@@ -233,6 +233,13 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
+    /// The kinds whose rate is above 0.
+    pub fn from_rates(rates: impl IntoIterator<Item = (FaultKind, f64)>) -> FaultPlan {
+        FaultPlan {
+            rates: rates.into_iter().filter(|(_, r)| *r > 0.0).collect(),
+        }
+    }
+
     pub fn rate(&self, kind: FaultKind) -> f64 {
         self.rates.get(&kind).copied().unwrap_or(0.0)
     }

@@ -1,6 +1,8 @@
-//! The running side of a fault plan: decides, from each kind's own stream,
-//! whether a fault fires at an opportunity, and records every one that does
-//! in the trace (with its virtual time) and in the counts.
+//! The dice of the fault model and its record: each fault kind has its own
+//! seeded stream, from which a device decides whether a fault fires at an
+//! opportunity (at the rate its options give) and draws how; every fault
+//! that fires is recorded in the trace (with its virtual time) and in the
+//! counts.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -10,7 +12,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::clock::SimClock;
-use super::faults::{FaultCounts, FaultKind, FaultPlan};
+use super::faults::{FaultCounts, FaultKind};
 use super::streams::Streams;
 use super::trace::Trace;
 
@@ -23,7 +25,6 @@ pub struct Injector {
 }
 
 struct Inner {
-    plan: FaultPlan,
     /// One stream per kind: whether it fires and the details of how.
     rngs: BTreeMap<FaultKind, ChaCha8Rng>,
     counts: FaultCounts,
@@ -33,14 +34,13 @@ struct Inner {
 }
 
 impl Injector {
-    pub fn new(plan: FaultPlan, streams: &Streams, trace: Trace, clock: SimClock) -> Injector {
+    pub fn new(streams: &Streams, trace: Trace, clock: SimClock) -> Injector {
         let rngs = FaultKind::ALL
             .into_iter()
             .map(|k| (k, streams.stream(&format!("fault:{k}"))))
             .collect();
         Injector {
             inner: Rc::new(RefCell::new(Inner {
-                plan,
                 rngs,
                 counts: FaultCounts::default(),
                 suspended: 0,
@@ -48,10 +48,6 @@ impl Injector {
             trace,
             clock,
         }
-    }
-
-    pub fn plan(&self) -> FaultPlan {
-        self.inner.borrow().plan.clone()
     }
 
     pub fn trace(&self) -> &Trace {
@@ -62,11 +58,11 @@ impl Injector {
         &self.clock
     }
 
-    /// Whether `kind` fires at this opportunity. Draws nothing when the
-    /// kind is off, so turning a kind off does not disturb the others.
-    pub fn roll(&self, kind: FaultKind) -> bool {
+    /// Whether `kind` fires at this opportunity, with probability `rate`.
+    /// Draws nothing when the rate is 0, so turning a kind off does not
+    /// disturb the others.
+    pub fn roll(&self, kind: FaultKind, rate: f64) -> bool {
         let mut inner = self.inner.borrow_mut();
-        let rate = inner.plan.rate(kind);
         if rate <= 0.0 || inner.suspended > 0 {
             return false;
         }

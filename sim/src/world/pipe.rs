@@ -6,17 +6,23 @@
 //! waits while it is empty and reads 0 once the writer has closed. Closing
 //! the reader makes further writes fail with `BrokenPipe`, as EPIPE does.
 //!
-//! What the injector can do to it:
+//! Its fault model, every decision made here at the rates and sizes of
+//! [`PipeOptions`]:
 //!
 //! * **short-io**, per read or write: a write takes only part of its buffer;
-//!   a read returns only part of what it could, or stalls first for 1 to
-//!   50 ms of virtual time. The bytes are never changed: a reader that loops
-//!   must see exactly what was written.
-//! * **pipe-damage**, once per pipe, decided when it is made: one
-//!   [`Damage`] (a flipped bit, the stream cut, a span dropped or a span
-//!   delivered twice) at byte offsets drawn within a length hint. It is
-//!   applied to the bytes as they pass and recorded in the trace when it
-//!   is; a stream shorter than the hint may escape it.
+//!   a read returns only part of what it could, or stalls first for
+//!   `stall_ms_min..=stall_ms_max` of virtual time. The bytes are never
+//!   changed: a reader that loops must see exactly what was written.
+//! * **pipe-damage**, once per transfer ([`Damage::draw`]): one [`Damage`]
+//!   of the kinds `damage_kinds` allows (a flipped bit, the stream cut, a
+//!   span dropped or a span delivered twice) at byte offsets drawn within a
+//!   length hint. It is applied to the bytes as they pass and recorded in
+//!   the trace when it is; a stream shorter than the hint may escape it.
+//!
+//! Why the receiver must survive it: a real pipe delivers in pieces of any
+//! size, and a stream stored or carried elsewhere can be cut or damaged;
+//! `zfs receive` must then refuse it (its END checksum, its record checks)
+//! and leave the target as it was.
 //!
 //! Waiting uses a waker per end, set by the pending side and woken by the
 //! other, so the pipe needs nothing from madsim but its executor (and its
@@ -32,9 +38,30 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use super::faults::FaultKind;
 use super::injector::Injector;
+use super::options::PipeOptions;
+
+/// The kinds of [`Damage`], as `PipeOptions::damage_kinds` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DamageKind {
+    BitFlip,
+    Truncate,
+    Drop,
+    Duplicate,
+}
+
+impl DamageKind {
+    pub const ALL: [DamageKind; 4] = [
+        DamageKind::BitFlip,
+        DamageKind::Truncate,
+        DamageKind::Drop,
+        DamageKind::Duplicate,
+    ];
+}
 
 /// Damage in transit, at offsets of the stream as the writer wrote it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,24 +86,32 @@ impl Damage {
         }
     }
 
-    /// One damage of each kind, its kind and offsets drawn from the
-    /// pipe-damage stream, within a stream of about `len_hint` bytes.
-    /// Spans are 1 to 4096 bytes.
-    pub fn draw(injector: &Injector, len_hint: u64) -> Damage {
+    /// Whether damage strikes a transfer (`damage_probability`), and if so
+    /// one of the allowed kinds at offsets within a stream of about
+    /// `len_hint` bytes, from the pipe-damage stream. Spans are 1 to
+    /// `damage_span_max_bytes` bytes.
+    pub fn draw(options: &PipeOptions, injector: &Injector, len_hint: u64) -> Option<Damage> {
+        if options.damage_kinds.is_empty()
+            || !injector.roll(FaultKind::PipeDamage, options.damage_probability)
+        {
+            return None;
+        }
         let len_hint = len_hint.max(1);
-        injector.draw(FaultKind::PipeDamage, |rng| {
+        let kinds = &options.damage_kinds;
+        Some(injector.draw(FaultKind::PipeDamage, |rng| {
             let at = rng.gen_range(0..len_hint);
-            let len = rng.gen_range(1..=4096);
-            match rng.gen_range(0..4) {
-                0 => Damage::BitFlip {
+            let len = rng.gen_range(1..=options.damage_span_max_bytes);
+            // u32, as the draw has always been made: the same seed, the same damage.
+            match kinds[rng.gen_range(0..kinds.len() as u32) as usize] {
+                DamageKind::BitFlip => Damage::BitFlip {
                     at,
                     mask: 1 << rng.gen_range(0..8),
                 },
-                1 => Damage::Truncate { at },
-                2 => Damage::Drop { at, len },
-                _ => Damage::Duplicate { at, len },
+                DamageKind::Truncate => Damage::Truncate { at },
+                DamageKind::Drop => Damage::Drop { at, len },
+                DamageKind::Duplicate => Damage::Duplicate { at, len },
             }
-        })
+        }))
     }
 }
 
@@ -199,42 +234,29 @@ type Shared = Rc<RefCell<State>>;
 pub struct PipeWriter {
     state: Shared,
     injector: Injector,
+    options: Rc<PipeOptions>,
 }
 
 /// The reading end. Dropping it makes the writer's writes fail (EPIPE).
 pub struct PipeReader {
     state: Shared,
     injector: Injector,
+    options: Rc<PipeOptions>,
 }
 
-/// A pipe holding up to `capacity` bytes (at least 1), with short I/O from
-/// the injector and no damage.
-pub fn pipe(capacity: usize, injector: &Injector) -> (PipeWriter, PipeReader) {
-    pipe_damaged(capacity, injector, None)
-}
-
-/// A pipe that may damage what it carries: `roll(PipeDamage)` once, and
-/// if it fires a [`Damage`] drawn within `len_hint` bytes.
-pub fn pipe_with_damage(
-    capacity: usize,
-    injector: &Injector,
-    len_hint: u64,
-) -> (PipeWriter, PipeReader) {
-    let damage = injector
-        .roll(FaultKind::PipeDamage)
-        .then(|| Damage::draw(injector, len_hint));
-    pipe_damaged(capacity, injector, damage)
-}
-
-/// A pipe with the given damage (tests, and a runner that drew it).
-pub fn pipe_damaged(
-    capacity: usize,
+/// A pipe of the options' capacity (at least 1 byte) that applies
+/// `damage` (drawn by [`Damage::draw`], or aimed by a test) to what it
+/// carries.
+pub fn pipe(
+    options: &PipeOptions,
     injector: &Injector,
     damage: Option<Damage>,
 ) -> (PipeWriter, PipeReader) {
     let state = Rc::new(RefCell::new(State {
         buf: VecDeque::new(),
-        capacity: capacity.max(1),
+        capacity: usize::try_from(options.capacity_bytes)
+            .unwrap_or(usize::MAX)
+            .max(1),
         writer_closed: false,
         reader_closed: false,
         reader_waker: None,
@@ -245,14 +267,17 @@ pub fn pipe_damaged(
         span: Vec::new(),
         dropped: 0,
     }));
+    let options = Rc::new(options.clone());
     (
         PipeWriter {
             state: state.clone(),
             injector: injector.clone(),
+            options: options.clone(),
         },
         PipeReader {
             state,
             injector: injector.clone(),
+            options,
         },
     )
 }
@@ -272,7 +297,11 @@ impl PipeWriter {
             return Ok(0);
         }
         let mut want = buf.len();
-        if want > 1 && self.injector.roll(FaultKind::ShortIo) {
+        if want > 1
+            && self
+                .injector
+                .roll(FaultKind::ShortIo, self.options.short_io_probability)
+        {
             want = self
                 .injector
                 .draw(FaultKind::ShortIo, |rng| rng.gen_range(1..want));
@@ -354,10 +383,15 @@ impl PipeReader {
             return Ok(0);
         }
         let mut want = buf.len();
-        if self.injector.roll(FaultKind::ShortIo) {
+        let o = &self.options;
+        if self
+            .injector
+            .roll(FaultKind::ShortIo, o.short_io_probability)
+        {
             let (stall, limit) = self.injector.draw(FaultKind::ShortIo, |rng| {
                 if rng.gen_bool(0.5) {
-                    (Some(Duration::from_millis(rng.gen_range(1..=50))), want)
+                    let ms = rng.gen_range(o.stall_ms_min..=o.stall_ms_max);
+                    (Some(Duration::from_millis(ms)), want)
                 } else {
                     (None, rng.gen_range(1..=want))
                 }
@@ -403,7 +437,8 @@ impl PipeReader {
 
     /// Reads until EOF, appending to `out`; returns the bytes read.
     pub async fn read_to_end(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
-        let mut chunk = vec![0u8; 32 << 10];
+        let len = usize::try_from(self.options.recv_chunk_bytes).unwrap_or(usize::MAX);
+        let mut chunk = vec![0u8; len.max(1)];
         let start = out.len();
         loop {
             let n = self.read(&mut chunk).await?;
@@ -440,13 +475,23 @@ mod tests {
     use super::*;
     use crate::world::clock::SimClock;
     use crate::world::faults::FaultSpec;
+    use crate::world::options::WorldOptions;
     use crate::world::streams::Streams;
     use crate::world::trace::Trace;
 
-    fn injector(seed: u64, faults: &str) -> Injector {
-        let streams = Streams::new(seed);
-        let plan = faults.parse::<FaultSpec>().unwrap().resolve(&streams);
-        Injector::new(plan, &streams, Trace::new(false), SimClock::current())
+    fn injector(seed: u64) -> Injector {
+        Injector::new(&Streams::new(seed), Trace::new(false), SimClock::current())
+    }
+
+    /// The pipe options of `faults` with a capacity of `capacity` bytes.
+    fn options(seed: u64, faults: &str, capacity: u64) -> PipeOptions {
+        let plan = faults
+            .parse::<FaultSpec>()
+            .unwrap()
+            .resolve(&Streams::new(seed));
+        let mut options = WorldOptions::from_plan(&plan).pipe;
+        options.capacity_bytes = capacity;
+        options
     }
 
     fn run<T>(seed: u64, f: impl std::future::Future<Output = T>) -> T {
@@ -461,9 +506,10 @@ mod tests {
     async fn carry(
         bytes: Vec<u8>,
         inj: &Injector,
+        options: &PipeOptions,
         damage: Option<Damage>,
     ) -> (Vec<u8>, PipeStats, Option<Damage>) {
-        let (mut w, mut r) = pipe_damaged(4096, inj, damage);
+        let (mut w, mut r) = pipe(options, inj, damage);
         let writer = madsim::task::spawn_local(async move {
             for chunk in bytes.chunks(10_000) {
                 w.write_all(chunk).await.unwrap();
@@ -480,10 +526,11 @@ mod tests {
     #[test]
     fn short_io_delivers_every_byte_in_order() {
         run(1, async {
-            let inj = injector(1, "short-io:0.9");
+            let inj = injector(1);
+            let options = options(1, "short-io:0.9", 4096);
             let bytes = data(300_000);
             let t0 = inj.clock().elapsed();
-            let (got, stats, _) = carry(bytes.clone(), &inj, None).await;
+            let (got, stats, _) = carry(bytes.clone(), &inj, &options, None).await;
             assert!(got == bytes, "the bytes arrive intact");
             assert_eq!(stats.bytes_read, bytes.len() as u64);
             assert_eq!(stats.bytes_written, bytes.len() as u64);
@@ -496,7 +543,8 @@ mod tests {
     #[test]
     fn each_damage_is_applied_as_described() {
         run(2, async {
-            let inj = injector(2, "none");
+            let inj = injector(2);
+            let options = options(2, "none", 4096);
             let bytes = data(50_000);
             let cases = [
                 Damage::BitFlip { at: 777, mask: 4 },
@@ -520,7 +568,7 @@ mod tests {
                 Damage::Truncate { at: 60_000 },
             ];
             for damage in cases {
-                let (got, _, applied) = carry(bytes.clone(), &inj, Some(damage)).await;
+                let (got, _, applied) = carry(bytes.clone(), &inj, &options, Some(damage)).await;
                 let mut want = bytes.clone();
                 let expect = match damage {
                     Damage::BitFlip { at, mask } => {
@@ -557,8 +605,8 @@ mod tests {
     #[test]
     fn a_full_pipe_waits_and_a_closed_reader_breaks_it() {
         run(3, async {
-            let inj = injector(3, "none");
-            let (mut w, mut r) = pipe(8, &inj);
+            let inj = injector(3);
+            let (mut w, mut r) = pipe(&options(3, "none", 8), &inj, None);
             assert_eq!(w.write(&[1; 20]).await.unwrap(), 8);
             let writer = madsim::task::spawn_local(async move {
                 let n = w.write(&[2; 4]).await;
@@ -576,13 +624,13 @@ mod tests {
     }
 
     #[test]
-    fn damage_is_drawn_once_per_pipe() {
+    fn damage_is_drawn_of_the_allowed_kinds_or_not_at_all() {
         run(4, async {
-            let inj = injector(4, "pipe-damage:1");
+            let inj = injector(4);
+            let on = options(4, "pipe-damage:1", 64);
             let mut kinds = std::collections::BTreeSet::new();
             for _ in 0..40 {
-                let (w, _r) = pipe_with_damage(64, &inj, 1000);
-                let d = w.state.borrow().planned.unwrap();
+                let d = Damage::draw(&on, &inj, 1000).unwrap();
                 kinds.insert(d.kind());
                 let at = match d {
                     Damage::BitFlip { at, .. }
@@ -593,9 +641,13 @@ mod tests {
                 assert!(at < 1000);
             }
             assert_eq!(kinds.len(), 4);
-            let inj = injector(4, "none");
-            let (w, _r) = pipe_with_damage(64, &inj, 1000);
-            assert!(w.state.borrow().planned.is_none());
+            let mut only = on.clone();
+            only.damage_kinds = vec![DamageKind::Drop];
+            for _ in 0..10 {
+                let d = Damage::draw(&only, &inj, 1000).unwrap();
+                assert!(matches!(d, Damage::Drop { len, .. } if len <= 4096), "{d}");
+            }
+            assert_eq!(Damage::draw(&options(4, "none", 64), &inj, 1000), None);
         });
     }
 }

@@ -12,17 +12,18 @@
 //! the target as it was; a signal stops either side with EINTR at the
 //! record where it arrives.
 //!
-//! The faults of one transfer are drawn up front ([`TransferFaults::draw`])
-//! and recorded in the trace when they take effect:
+//! The faults of one transfer are drawn up front ([`TransferFaults::draw`],
+//! at the rates of [`TransferOptions`] and the pipe's [`PipeOptions`]) and
+//! recorded in the trace when they take effect:
 //!
-//! * **endian** (`roll` per send): the stream is written in the other byte
-//!   order, which the receiver must read just the same.
-//! * **signal** (`roll` per transfer): a side and a byte offset; delivered
-//!   through the engine's [`Interrupt`] once the sender has written, or the
-//!   receive has consumed, that many bytes. A signal whose byte is never
-//!   reached is not delivered and not recorded as a fault. An interrupted
-//!   sender closes the pipe after what it wrote, like a killed `zfs send`.
-//! * **pipe-damage** (`roll` per transfer): see [`Damage`].
+//! * **endian** (per send): the stream is written in the other byte order,
+//!   which the receiver must read just the same.
+//! * **signal** (per transfer): a side and a byte offset; delivered through
+//!   the engine's [`Interrupt`] once the sender has written, or the receive
+//!   has consumed, that many bytes. A signal whose byte is never reached is
+//!   not delivered and not recorded as a fault. An interrupted sender closes
+//!   the pipe after what it wrote, like a killed `zfs send`.
+//! * **pipe-damage** (per transfer): drawn by the pipe, see [`Damage`].
 //!
 //! The receiver always receives when any byte arrived (as `zfs recv` reads
 //! whatever the pipe gives it), so a cut stream is the receiver's EINVAL.
@@ -43,14 +44,8 @@ use rand::Rng;
 
 use super::faults::FaultKind;
 use super::injector::Injector;
-use super::pipe::{Damage, pipe_damaged};
-
-/// Bytes the pipe holds (a Linux pipe's default).
-pub const PIPE_CAPACITY: usize = 64 << 10;
-/// The sender's writes into the pipe.
-pub const CHUNK: usize = 32 << 10;
-/// The least length hint faults are drawn within, for tiny estimates.
-pub const MIN_HINT: u64 = 4096;
+use super::options::{PipeOptions, TransferOptions, WorldOptions};
+use super::pipe::{Damage, pipe};
 
 /// Which end of the pipe a signal goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -107,23 +102,28 @@ pub struct TransferFaults {
 
 impl TransferFaults {
     /// Rolls endian, signal and pipe-damage once each; offsets are drawn
-    /// within `len_hint` bytes (at least [`MIN_HINT`]).
-    pub fn draw(injector: &Injector, len_hint: u64) -> TransferFaults {
-        let len_hint = len_hint.max(MIN_HINT);
-        let flip_endian = injector.roll(FaultKind::Endian);
-        let signal = injector.roll(FaultKind::Signal).then(|| {
-            injector.draw(FaultKind::Signal, |rng| {
-                let side = if rng.gen_bool(0.5) {
-                    Side::Sender
-                } else {
-                    Side::Receiver
-                };
-                (side, rng.gen_range(0..len_hint))
-            })
-        });
-        let damage = injector
-            .roll(FaultKind::PipeDamage)
-            .then(|| Damage::draw(injector, len_hint));
+    /// within `len_hint` bytes (at least `fault_window_min_bytes`).
+    pub fn draw(options: &WorldOptions, injector: &Injector, len_hint: u64) -> TransferFaults {
+        let TransferOptions {
+            endian_probability,
+            signal_probability,
+            fault_window_min_bytes,
+        } = options.transfer;
+        let len_hint = len_hint.max(fault_window_min_bytes);
+        let flip_endian = injector.roll(FaultKind::Endian, endian_probability);
+        let signal = injector
+            .roll(FaultKind::Signal, signal_probability)
+            .then(|| {
+                injector.draw(FaultKind::Signal, |rng| {
+                    let side = if rng.gen_bool(0.5) {
+                        Side::Sender
+                    } else {
+                        Side::Receiver
+                    };
+                    (side, rng.gen_range(0..len_hint))
+                })
+            });
+        let damage = Damage::draw(&options.pipe, injector, len_hint);
         TransferFaults {
             flip_endian,
             signal,
@@ -150,11 +150,12 @@ pub struct TransferOutcome {
 }
 
 /// Sends `spec.tosnap` from `src` into `spec.target` of `dst` (which may be
-/// the same pool), with the faults the injector draws for it.
+/// the same pool), with the faults drawn for it.
 pub async fn transfer(
     src: &Rc<RefCell<Pool>>,
     dst: &Rc<RefCell<Pool>>,
     spec: &TransferSpec,
+    options: &WorldOptions,
     injector: &Injector,
 ) -> TransferOutcome {
     // A hint for where faults land; not part of the fault model, so no
@@ -166,8 +167,8 @@ pub async fn transfer(
             })
         })
         .unwrap_or(0);
-    let faults = TransferFaults::draw(injector, hint);
-    transfer_with(src, dst, spec, injector, faults).await
+    let faults = TransferFaults::draw(options, injector, hint);
+    transfer_with(src, dst, spec, &options.pipe, injector, faults).await
 }
 
 /// [`transfer`] with the faults given (tests aim them; a runner may draw
@@ -176,6 +177,7 @@ pub async fn transfer_with(
     src: &Rc<RefCell<Pool>>,
     dst: &Rc<RefCell<Pool>>,
     spec: &TransferSpec,
+    pipe_options: &PipeOptions,
     injector: &Injector,
     faults: TransferFaults,
 ) -> TransferOutcome {
@@ -196,7 +198,8 @@ pub async fn transfer_with(
     }
     let signal_at = |side: Side| faults.signal.filter(|&(s, _)| s == side).map(|(_, at)| at);
     let delivered = Rc::new(Cell::new(false));
-    let (mut writer, mut reader) = pipe_damaged(PIPE_CAPACITY, injector, faults.damage);
+    let (mut writer, mut reader) = pipe(pipe_options, injector, faults.damage);
+    let chunk = usize::try_from(pipe_options.send_chunk_bytes).unwrap_or(usize::MAX);
 
     let sender = {
         let src = src.clone();
@@ -226,7 +229,7 @@ pub async fn transfer_with(
             });
             // What the send wrote, even if it failed, goes down the pipe:
             // a killed `zfs send` leaves its output in the pipe too.
-            for chunk in out.bytes.chunks(CHUNK) {
+            for chunk in out.bytes.chunks(chunk.max(1)) {
                 if writer.write_all(chunk).await.is_err() {
                     break;
                 }

@@ -1,0 +1,145 @@
+//! Block devices: the pool's only way to reach storage.
+//!
+//! The engine never opens a file. It talks to a [`BlockDevice`], and the
+//! caller decides what is behind it: a [`MemDevice`] for plain tests, a
+//! [`CrashDevice`] (a disk's media: a volatile write cache, barriers and
+//! what a power loss keeps), a [`CowDevice`] copy of a shared image for the
+//! fuzzers, or a pool image file (the `sim` crate's `FileDevice`).
+//! [`SharedDevice`] lets a test keep a handle on a device the pool owns.
+//!
+//! No device here decides to fail: when a fault strikes (a power loss after
+//! the n-th write, an I/O error, rot) is the caller's decision, and the
+//! simulated disk (`sim::world::disk`) is where the simulation makes it.
+
+mod cow;
+mod crash;
+mod mem;
+mod shared;
+#[cfg(test)]
+mod tests;
+
+pub use cow::CowDevice;
+pub use crash::{CrashDevice, CrashMode, CrashOutcome, DeviceStats};
+pub use mem::MemDevice;
+pub use shared::SharedDevice;
+
+use crate::error::{Errno, Result, fail};
+
+/// The pool's only way to reach storage.
+///
+/// Offsets and lengths must be multiples of [`sector_size`]: a request that
+/// is not fails with EINVAL, one that reaches past [`size`] with EIO. Neither
+/// ever panics, so a corrupt block pointer cannot bring the engine down.
+///
+/// [`sector_size`]: BlockDevice::sector_size
+/// [`size`]: BlockDevice::size
+pub trait BlockDevice {
+    /// Smallest unit the device writes atomically (512 or 4096). Constant
+    /// for the device's life.
+    fn sector_size(&self) -> u64;
+    /// Bytes, a multiple of `sector_size`. Constant for the device's life.
+    fn size(&self) -> u64;
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// Completes into the device's cache: durable only after [`flush`].
+    ///
+    /// [`flush`]: BlockDevice::flush
+    fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()>;
+    /// Makes every completed write durable (a cache flush / barrier).
+    fn flush(&mut self) -> Result<()>;
+}
+
+impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
+    fn sector_size(&self) -> u64 {
+        (**self).sector_size()
+    }
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        (**self).read(offset, buf)
+    }
+    fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        (**self).write(offset, buf)
+    }
+    fn flush(&mut self) -> Result<()> {
+        (**self).flush()
+    }
+}
+
+impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
+    fn sector_size(&self) -> u64 {
+        (**self).sector_size()
+    }
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        (**self).read(offset, buf)
+    }
+    fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        (**self).write(offset, buf)
+    }
+    fn flush(&mut self) -> Result<()> {
+        (**self).flush()
+    }
+}
+
+/// Checks a request against a device's geometry: EINVAL when `offset` or
+/// `len` is not sector-aligned, EIO when it reaches past `size`. Every device
+/// calls it first, so they all refuse the same requests the same way.
+pub fn check_io(sector_size: u64, size: u64, offset: u64, len: usize) -> Result<()> {
+    let len = len as u64;
+    if !offset.is_multiple_of(sector_size) || !len.is_multiple_of(sector_size) {
+        return fail(
+            Errno::EINVAL,
+            format!("I/O at {offset} of {len} bytes is not aligned to {sector_size}-byte sectors"),
+        );
+    }
+    if offset.checked_add(len).is_none_or(|end| end > size) {
+        return fail(
+            Errno::EIO,
+            format!("I/O at {offset} of {len} bytes is past the end of the device ({size} bytes)"),
+        );
+    }
+    Ok(())
+}
+
+/// Refuses sector sizes a disk cannot have, so alignment checks mean
+/// something.
+pub(crate) fn check_sector_size(sector_size: u64) -> Result<()> {
+    if !sector_size.is_power_of_two() {
+        return fail(
+            Errno::EINVAL,
+            format!("sector size {sector_size} is not a power of two"),
+        );
+    }
+    Ok(())
+}
+
+/// The bytes of a new zeroed device of `size` bytes, rounded down to whole
+/// sectors (as `FileDevice::create` does).
+///
+/// # Panics
+///
+/// If `sector_size` is not a power of two: a test's own mistake.
+pub(crate) fn zeroed(size: u64, sector_size: u64) -> Vec<u8> {
+    if let Err(e) = check_sector_size(sector_size) {
+        panic!("{e}");
+    }
+    vec![0; (size / sector_size * sector_size) as usize]
+}
+
+/// Accepts an image only if it is whole sectors.
+pub(crate) fn check_image(bytes: &[u8], sector_size: u64) -> Result<()> {
+    check_sector_size(sector_size)?;
+    if !(bytes.len() as u64).is_multiple_of(sector_size) {
+        return fail(
+            Errno::EINVAL,
+            format!(
+                "image of {} bytes is not a whole number of {sector_size}-byte sectors",
+                bytes.len()
+            ),
+        );
+    }
+    Ok(())
+}
