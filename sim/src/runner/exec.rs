@@ -6,14 +6,13 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use engine::dmu::objset::DMU_OBJECT_END;
 use engine::error::{Errno, Error, SiteLog};
 use engine::spa::Pool;
 use engine::vdev::BlockDevice;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use scenarios::generate::{DST, Generator, SRC};
-use scenarios::model::{Expect, PoolModel, fill_bytes};
+use scenarios::model::{Expect, PoolModel};
 use scenarios::oracle::{Mismatch, compare_pool};
 use scenarios::step::Step;
 
@@ -259,90 +258,7 @@ impl World {
     /// Whether a step no longer applies to the model (a replayed list).
     fn skip_reason(&mut self, step: &Step) -> Option<String> {
         let h = self.host(step.pool());
-        let m = &self.hosts[h].model;
-        let fs_ok = |fs: &str| m.exists(fs) && !fs.contains('@') && fs.contains('/');
-        let obj = |fs: &str, o: u64| m.object(fs, o);
-        let missing = |what: &str| Some(format!("{what} does not exist"));
-        match step {
-            Step::CreateFs { fs } => m.exists(fs).then(|| format!("{fs} exists")),
-            Step::Alloc { fs, object, .. } => {
-                if !fs_ok(fs) {
-                    return missing(fs);
-                }
-                object
-                    .filter(|o| obj(fs, *o).is_some())
-                    .map(|o| format!("object {o} exists"))
-            }
-            Step::Write {
-                fs,
-                object,
-                offset,
-                len,
-                ..
-            } => match obj(fs, *object) {
-                Some(o) if fs_ok(fs) => {
-                    let blksz = o.shape.blksz as u64;
-                    // Steps shrunk away can leave a write meant for another
-                    // shape: an object of one odd-sized block cannot grow.
-                    (!blksz.is_power_of_two() && offset + len > blksz)
-                        .then(|| format!("{fs} object {object} has one {blksz}-byte block"))
-                }
-                _ => Some(format!("{fs} object {object} does not exist")),
-            },
-            Step::Reclaim { fs, object, .. }
-            | Step::Punch { fs, object, .. }
-            | Step::Truncate { fs, object, .. }
-            | Step::FreeObject { fs, object }
-            | Step::Props { fs, object, .. } => (!fs_ok(fs) || obj(fs, *object).is_none())
-                .then(|| format!("{fs} object {object} does not exist")),
-            Step::Bonus { fs, object, .. } => match obj(fs, *object) {
-                Some(o) if fs_ok(fs) && o.shape.bonuslen > 0 => None,
-                _ => Some(format!("{fs} object {object} has no bonus")),
-            },
-            Step::Spill { fs, object, .. } => match obj(fs, *object) {
-                Some(o) if fs_ok(fs) && o.spill_fits() => None,
-                _ => Some(format!(
-                    "{fs} object {object} has no room for a spill pointer"
-                )),
-            },
-            Step::Snapshot { snap } => {
-                let fs = snap.split('@').next().unwrap_or_default();
-                if !fs_ok(fs) {
-                    missing(fs)
-                } else {
-                    m.exists(snap).then(|| format!("{snap} exists"))
-                }
-            }
-            Step::Clone { origin, fs } => {
-                if !m.exists(origin) {
-                    missing(origin)
-                } else {
-                    m.exists(fs).then(|| format!("{fs} exists"))
-                }
-            }
-            Step::Rollback { fs } => (!fs_ok(fs) || m.latest_snapshot(fs).is_none())
-                .then(|| format!("{fs} has no snapshot")),
-            Step::Destroy { name } => {
-                if !m.exists(name) || !name.contains('/') {
-                    return missing(name);
-                }
-                let leaf = if name.contains('@') {
-                    m.clones_of(name).is_empty()
-                } else {
-                    m.snapshots_of(name).is_empty() && m.children_of(name).is_empty()
-                };
-                (!leaf).then(|| format!("{name} has dependents"))
-            }
-            Step::Send { snap, from, .. } => {
-                if !m.exists(snap) {
-                    return missing(snap);
-                }
-                from.as_ref()
-                    .filter(|f| !m.exists(f))
-                    .and_then(|f| missing(f))
-            }
-            Step::Wait { .. } | Step::Crash { .. } => None,
-        }
+        step.skip_reason(&self.hosts[h].model)
     }
 
     /// Runs a step that does not transfer anything, on the engine and then
@@ -350,155 +266,7 @@ impl World {
     fn local_step(&mut self, step: &Step) -> Result<String, Error> {
         let h = self.host(step.pool());
         let host = &mut self.hosts[h];
-        let mut pool = host.pool.borrow_mut();
-        let model = &mut host.model;
-        let lookup = |pool: &Pool, fs: &str| pool.lookup(fs);
-        match step {
-            Step::CreateFs { fs } => {
-                pool.create_fs(fs)?;
-                model.create(fs);
-                Ok(String::new())
-            }
-            Step::Alloc { fs, object, shape } => {
-                let id = lookup(&pool, fs)?;
-                let mut dmu = pool.dmu(id)?;
-                let s = shape;
-                let n = match object {
-                    Some(o) => {
-                        dmu.object_claim(*o, s.dn_type, s.blksz, s.bonustype, s.bonuslen)?;
-                        *o
-                    }
-                    None => dmu.object_alloc(s.dn_type, s.blksz, s.bonustype, s.bonuslen)?,
-                };
-                if model.object(fs, n).is_some() {
-                    return Err(Error::new(
-                        Errno::EEXIST,
-                        format!("the engine allocated object {n}, which the model holds"),
-                    ));
-                }
-                model.alloc(fs, n, *shape);
-                Ok(format!("object {n}"))
-            }
-            Step::Reclaim { fs, object, shape } => {
-                let id = lookup(&pool, fs)?;
-                let s = shape;
-                pool.dmu(id)?.object_reclaim(
-                    *object,
-                    s.dn_type,
-                    s.blksz,
-                    s.bonustype,
-                    s.bonuslen,
-                )?;
-                model.reclaim(fs, *object, *shape);
-                Ok(String::new())
-            }
-            Step::Write {
-                fs,
-                object,
-                offset,
-                len,
-                fill,
-            } => {
-                let id = lookup(&pool, fs)?;
-                let data = fill_bytes(*fill, *len as usize);
-                pool.dmu(id)?.write(*object, *offset, &data)?;
-                let o = model.objects_mut(fs).get_mut(object).expect("checked");
-                o.write(*offset, &data);
-                Ok(String::new())
-            }
-            Step::Punch {
-                fs,
-                object,
-                offset,
-                len,
-            } => {
-                let id = lookup(&pool, fs)?;
-                pool.dmu(id)?.free_range(*object, *offset, *len)?;
-                let o = model.objects_mut(fs).get_mut(object).expect("checked");
-                o.free_range(*offset, offset + len);
-                Ok(String::new())
-            }
-            Step::Truncate { fs, object, offset } => {
-                let id = lookup(&pool, fs)?;
-                pool.dmu(id)?.free_range(*object, *offset, DMU_OBJECT_END)?;
-                let o = model.objects_mut(fs).get_mut(object).expect("checked");
-                o.free_range(*offset, u64::MAX);
-                Ok(String::new())
-            }
-            Step::FreeObject { fs, object } => {
-                let id = lookup(&pool, fs)?;
-                pool.dmu(id)?.object_free(*object)?;
-                model.objects_mut(fs).remove(object);
-                Ok(String::new())
-            }
-            Step::Bonus { fs, object, fill } => {
-                let id = lookup(&pool, fs)?;
-                let len = model.object(fs, *object).expect("checked").shape.bonuslen;
-                let data = fill_bytes(*fill, len);
-                pool.dmu(id)?.set_bonus(*object, &data)?;
-                model
-                    .objects_mut(fs)
-                    .get_mut(object)
-                    .expect("checked")
-                    .bonus = data;
-                Ok(String::new())
-            }
-            Step::Spill {
-                fs,
-                object,
-                len,
-                fill,
-            } => {
-                let id = lookup(&pool, fs)?;
-                let data = (*len > 0).then(|| fill_bytes(*fill, *len as usize));
-                pool.dmu(id)?.set_spill(*object, data.clone())?;
-                model
-                    .objects_mut(fs)
-                    .get_mut(object)
-                    .expect("checked")
-                    .spill = data.map(Into::into);
-                Ok(String::new())
-            }
-            Step::Props {
-                fs,
-                object,
-                checksum,
-                compress,
-            } => {
-                let id = lookup(&pool, fs)?;
-                let mut dmu = pool.dmu(id)?;
-                dmu.set_checksum(*object, *checksum)?;
-                dmu.set_compress(*object, *compress)?;
-                let o = model.objects_mut(fs).get_mut(object).expect("checked");
-                o.checksum = *checksum;
-                o.compress = *compress;
-                Ok(String::new())
-            }
-            Step::Snapshot { snap } => {
-                let id = pool.snapshot(snap)?;
-                let info = pool.info(id);
-                model.snapshot(snap, info.guid, info.creation_time);
-                Ok(format!("guid {:#x}", info.guid))
-            }
-            Step::Clone { origin, fs } => {
-                pool.clone_fs(origin, fs)?;
-                model.clone_fs(origin, fs);
-                Ok(String::new())
-            }
-            Step::Rollback { fs } => {
-                pool.rollback(fs)?;
-                model.rollback(fs);
-                Ok(String::new())
-            }
-            Step::Destroy { name } => {
-                pool.destroy(name)?;
-                model.destroy(name);
-                Ok(String::new())
-            }
-            Step::Send { .. } | Step::Wait { .. } | Step::Crash { .. } => {
-                unreachable!("handled by the workload task")
-            }
-        }
+        step.apply(&mut host.pool.borrow_mut(), &mut host.model)
     }
 
     /// Datasets and their space, to prove a failed receive changed nothing.
@@ -514,22 +282,6 @@ impl World {
             })
             .collect()
     }
-}
-
-/// What the model would be had a DSL step (which syncs) completed; a
-/// snapshot's guid and creation time are then unknown (0) until import
-/// shows them.
-fn post_model(model: &PoolModel, step: &Step) -> Option<PoolModel> {
-    let mut post = model.clone();
-    match step {
-        Step::CreateFs { fs } => post.create(fs),
-        Step::Snapshot { snap } => post.snapshot(snap, 0, 0),
-        Step::Clone { origin, fs } => post.clone_fs(origin, fs),
-        Step::Rollback { fs } => post.rollback(fs),
-        Step::Destroy { name } => post.destroy(name),
-        _ => return None,
-    }
-    Some(post)
 }
 
 /// Fills in the guid and creation time of snapshots a candidate does not
@@ -888,7 +640,7 @@ async fn run_step(
         {
             // An operation that syncs may have become durable before the
             // fault struck it.
-            if let Some(post) = post_model(&w.hosts[h].model, step) {
+            if let Some(post) = step.post_model(&w.hosts[h].model) {
                 w.hosts[h].candidates.push(post);
             }
             // The pool's memory may hold half an operation: reboot.

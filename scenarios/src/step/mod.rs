@@ -1,0 +1,206 @@
+//! Workload steps: what each one is (here), its one-line text form
+//! (`text.rs`), and what it does to a pool and to the model (`apply.rs`).
+//!
+//! A step names everything it touches (pool, filesystem, object, sizes, the
+//! seed of the bytes it writes), so a list of steps replays without the
+//! generator that made it, and a shrunk list stays readable:
+//!
+//! ```text
+//! write src/fs0 obj=3 off=4096 len=8192 fill=77
+//! send src/fs0@s2 from=src/fs0@s1 to=dst/r0 dedup
+//! ```
+
+mod apply;
+mod text;
+
+/// One thing the workload does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    CreateFs {
+        fs: String,
+    },
+    /// `dmu_object_alloc`, or `dmu_object_claim` of a given number.
+    Alloc {
+        fs: String,
+        object: Option<u64>,
+        shape: Shape,
+    },
+    /// `dmu_object_reclaim`: the same number as a new object.
+    Reclaim {
+        fs: String,
+        object: u64,
+        shape: Shape,
+    },
+    Write {
+        fs: String,
+        object: u64,
+        offset: u64,
+        len: u64,
+        fill: u64,
+    },
+    /// Punch a hole: `dmu_free_range`.
+    Punch {
+        fs: String,
+        object: u64,
+        offset: u64,
+        len: u64,
+    },
+    /// Free everything from `offset` on, and shrink the object.
+    Truncate {
+        fs: String,
+        object: u64,
+        offset: u64,
+    },
+    FreeObject {
+        fs: String,
+        object: u64,
+    },
+    Bonus {
+        fs: String,
+        object: u64,
+        fill: u64,
+    },
+    /// A spill block of `len` bytes, or none (len 0).
+    Spill {
+        fs: String,
+        object: u64,
+        len: u64,
+        fill: u64,
+    },
+    /// Per-object checksum and compression.
+    Props {
+        fs: String,
+        object: u64,
+        checksum: u8,
+        compress: u8,
+    },
+    Snapshot {
+        snap: String,
+    },
+    Clone {
+        origin: String,
+        fs: String,
+    },
+    /// `zfs send [-D] [-i from] snap | zfs recv [-F] [-o origin=..] target`.
+    Send {
+        snap: String,
+        from: Option<String>,
+        target: String,
+        dedup: bool,
+        force: bool,
+        origin: Option<String>,
+    },
+    /// Roll a filesystem back to its latest snapshot.
+    Rollback {
+        fs: String,
+    },
+    Destroy {
+        name: String,
+    },
+    /// Let virtual time pass (the txg-sync task runs on its timeout).
+    Wait {
+        ms: u64,
+    },
+    /// Power loss on a pool's disk, then import afresh.
+    Crash {
+        pool: String,
+    },
+}
+
+/// An object's shape: what alloc and reclaim set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub dn_type: u8,
+    pub blksz: u32,
+    pub bonustype: u8,
+    pub bonuslen: usize,
+}
+
+impl Step {
+    /// The step's kind, for coverage counts and scenario weights.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::CreateFs { .. } => "create",
+            Step::Alloc { object: None, .. } => "alloc",
+            Step::Alloc {
+                object: Some(_), ..
+            } => "claim",
+            Step::Reclaim { .. } => "reclaim",
+            Step::Write { .. } => "write",
+            Step::Punch { .. } => "punch",
+            Step::Truncate { .. } => "truncate",
+            Step::FreeObject { .. } => "free",
+            Step::Bonus { .. } => "bonus",
+            Step::Spill { .. } => "spill",
+            Step::Props { .. } => "props",
+            Step::Snapshot { .. } => "snapshot",
+            Step::Clone { .. } => "clone",
+            Step::Send {
+                from,
+                origin,
+                dedup,
+                force,
+                ..
+            } => match (from, origin, dedup, force) {
+                (_, _, true, _) => "send-dedup",
+                (_, _, _, true) => "recv-force",
+                (Some(_), Some(_), _, _) => "send-clone",
+                (Some(_), None, _, _) => "send-incremental",
+                (None, _, _, _) => "send-full",
+            },
+            Step::Rollback { .. } => "rollback",
+            Step::Destroy { .. } => "destroy",
+            Step::Wait { .. } => "wait",
+            Step::Crash { .. } => "crash",
+        }
+    }
+
+    /// Every step kind, in a fixed order.
+    pub const KINDS: [&'static str; 22] = [
+        "create",
+        "alloc",
+        "claim",
+        "reclaim",
+        "write",
+        "punch",
+        "truncate",
+        "free",
+        "bonus",
+        "spill",
+        "props",
+        "snapshot",
+        "clone",
+        "send-full",
+        "send-incremental",
+        "send-clone",
+        "send-dedup",
+        "rollback",
+        "destroy",
+        "wait",
+        "crash",
+        "recv-force",
+    ];
+
+    /// The pool the step acts on first.
+    pub fn pool(&self) -> &str {
+        let name = match self {
+            Step::CreateFs { fs }
+            | Step::Alloc { fs, .. }
+            | Step::Reclaim { fs, .. }
+            | Step::Write { fs, .. }
+            | Step::Punch { fs, .. }
+            | Step::Truncate { fs, .. }
+            | Step::FreeObject { fs, .. }
+            | Step::Bonus { fs, .. }
+            | Step::Spill { fs, .. }
+            | Step::Props { fs, .. }
+            | Step::Rollback { fs } => fs,
+            Step::Snapshot { snap } | Step::Send { snap, .. } => snap,
+            Step::Clone { origin, .. } => origin,
+            Step::Destroy { name } => name,
+            Step::Crash { pool } => pool,
+            Step::Wait { .. } => "",
+        };
+        name.split(['/', '@']).next().unwrap_or("")
+    }
+}
