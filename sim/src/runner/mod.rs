@@ -16,9 +16,12 @@
 //! states the model says could have been durable, and `engine::check` must
 //! find nothing wrong. Anything else is a violation and ends the run.
 
-mod exec;
 pub mod failure;
+mod hosts;
+mod send;
 pub mod shrink;
+mod simulate;
+mod step;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -240,7 +243,7 @@ pub fn run(config: &RunConfig) -> RunReport {
             }
         }
     }
-    let report = runtime.block_on(exec::simulate(config.clone()));
+    let report = runtime.block_on(simulate::simulate(config.clone()));
     engine::recv::planted::SKIP_RECV_CLEANUP.with(|c| c.set(false));
     report
 }

@@ -70,6 +70,12 @@ impl FaultKind {
         }
     }
 
+    /// Whether a fault of this kind can make an operation fail: a byte-order
+    /// flip and short I/O must not.
+    pub fn can_fail(self) -> bool {
+        !matches!(self, FaultKind::Endian | FaultKind::ShortIo)
+    }
+
     /// What the rate is a probability of.
     pub fn opportunity(self) -> &'static str {
         match self {
@@ -290,6 +296,15 @@ impl FaultCounts {
 
     pub fn total(&self) -> u64 {
         self.0.values().sum()
+    }
+
+    /// Faults fired of the kinds that can make an operation fail.
+    pub fn failing(&self) -> u64 {
+        self.0
+            .iter()
+            .filter(|(k, _)| k.can_fail())
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 

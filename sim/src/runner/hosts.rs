@@ -1,0 +1,367 @@
+//! The two hosts of a run and their lifecycle: each pool on its disk with
+//! what the model says it holds, txg syncs, and power loss followed by an
+//! import that must find a state that could have been durable, with a clean
+//! check. Everything here runs on the workload task or the txg-sync task,
+//! never across an await.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use engine::error::{Errno, Error};
+use engine::spa::Pool;
+use engine::vdev::BlockDevice;
+use scenarios::generate::DST;
+use scenarios::model::PoolModel;
+use scenarios::oracle::{Mismatch, compare_pool};
+
+use super::Violation;
+use crate::world::clock::SimClock;
+use crate::world::disk::SimDisk;
+use crate::world::faults::FaultKind;
+use crate::world::injector::Injector;
+use crate::world::options::WorldOptions;
+use crate::world::streams::{ChaChaSource, Streams};
+use crate::world::trace::Trace;
+
+/// One pool on one disk, and what the model says it holds.
+pub(super) struct Host {
+    pub name: &'static str,
+    pub disk: SimDisk,
+    pub pool: Rc<RefCell<Pool>>,
+    pub model: PoolModel,
+    /// States the pool may come back in after a crash: every state since
+    /// the last sync known to have completed.
+    pub candidates: Vec<PoolModel>,
+    /// The power loss armed for the current step.
+    pub armed: Option<FaultKind>,
+    imports: u64,
+}
+
+/// Everything the tasks of one run share.
+pub(super) struct World {
+    pub hosts: [Host; 2],
+    pub options: WorldOptions,
+    pub injector: Injector,
+    pub clock: SimClock,
+    pub streams: Streams,
+    pub trace: Trace,
+    /// Set when the workload is done: the txg-sync task stops.
+    pub finished: bool,
+}
+
+pub(super) fn violation(
+    step: Option<usize>,
+    expected: impl Into<String>,
+    found: impl Into<String>,
+) -> Violation {
+    Violation {
+        step,
+        lost: false,
+        expected: expected.into(),
+        found: found.into(),
+    }
+}
+
+impl Host {
+    /// A new pool named `name` on a new disk, created with no fault firing.
+    pub fn create(
+        name: &'static str,
+        options: &WorldOptions,
+        injector: &Injector,
+        clock: &SimClock,
+        streams: &Streams,
+    ) -> Result<Host, Error> {
+        let disk = SimDisk::new(&options.disk, name, injector);
+        let pool = injector.suspended(|| {
+            Pool::create(
+                Box::new(disk.clone()),
+                name,
+                Box::new(clock.clone()),
+                Box::new(ChaChaSource(streams.stream(&format!("guid:{name}:0")))),
+            )
+        })?;
+        let model = PoolModel::new(name);
+        Ok(Host {
+            name,
+            disk,
+            pool: Rc::new(RefCell::new(pool)),
+            candidates: vec![model.clone()],
+            model,
+            armed: None,
+            imports: 0,
+        })
+    }
+
+    /// Whether the pool is gone until imported again: power lost, or a
+    /// failed sync suspended it.
+    pub fn is_down(&self) -> bool {
+        self.disk.is_down() || self.pool.borrow().is_suspended()
+    }
+}
+
+impl World {
+    /// The host a dataset name lives on.
+    pub fn host(&self, name: &str) -> usize {
+        usize::from(name.split(['/', '@']).next() == Some(DST))
+    }
+
+    pub fn now(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
+    pub fn log(&self, line: impl AsRef<str>) {
+        self.trace.record(self.now(), line);
+    }
+
+    /// The guid stream of a host's next import.
+    fn new_pool_rng(&mut self, h: usize) -> Box<ChaChaSource> {
+        let host = &mut self.hosts[h];
+        host.imports += 1;
+        Box::new(ChaChaSource(
+            self.streams
+                .stream(&format!("guid:{}:{}", host.name, host.imports)),
+        ))
+    }
+
+    /// A txg sync of one pool; on success everything the model holds is
+    /// durable.
+    pub fn sync(&mut self, h: usize, why: &str) -> Result<(), Error> {
+        let host = &mut self.hosts[h];
+        if host.pool.borrow().is_suspended() || host.disk.is_down() {
+            return Err(Error::new(Errno::EIO, "pool suspended"));
+        }
+        let result = host.pool.borrow_mut().txg_sync();
+        match &result {
+            Ok(()) => host.candidates = vec![host.model.clone()],
+            Err(e) => {
+                let line = format!("{}: txg sync ({why}) failed: {e}", host.name);
+                self.log(line);
+            }
+        }
+        result
+    }
+
+    /// The faults each pool's disk draws at the start of a step.
+    pub fn draw_step_faults(&mut self, pools: &[usize]) {
+        for &h in pools {
+            self.hosts[h].armed = self.hosts[h].disk.draw_step_faults();
+        }
+    }
+
+    /// Datasets and their space, to prove a failed receive changed nothing.
+    pub fn space(&self, h: usize) -> Vec<String> {
+        let pool = self.hosts[h].pool.borrow();
+        pool.list()
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} guid={:#x} refd={} uniq={} flags={} origin={:?}",
+                    i.name, i.guid, i.referenced, i.unique, i.flags, i.origin
+                )
+            })
+            .collect()
+    }
+
+    /// Recovers any host whose disk lost power or whose pool is suspended.
+    pub fn heal(&mut self, step: Option<usize>) -> Result<bool, Violation> {
+        let mut healed = false;
+        for h in 0..2 {
+            let host = &self.hosts[h];
+            // A power loss drawn for the step strikes by its end.
+            if host.disk.is_armed() {
+                let kind = host.armed.unwrap_or(FaultKind::Crash);
+                host.disk.disarm();
+                host.disk.crash_now(kind);
+            }
+            let host = &self.hosts[h];
+            if host.is_down() {
+                let why = if host.pool.borrow().is_suspended() {
+                    "a failed sync"
+                } else {
+                    "a power loss"
+                };
+                self.recover(h, step, why)?;
+                healed = true;
+            }
+        }
+        Ok(healed)
+    }
+
+    /// Power-cycles a host's disk and imports its pool afresh; the pool
+    /// must come back as one of the candidate states, with a clean check.
+    pub fn recover(&mut self, h: usize, step: Option<usize>, why: &str) -> Result<(), Violation> {
+        let mut pool = self.reimport(h, step, why)?;
+        let host = &mut self.hosts[h];
+        let damaged = host.disk.is_damaged();
+        let chosen = self.injector.suspended(|| {
+            judge_check(
+                &mut pool,
+                damaged,
+                step,
+                &format!("{} after {why}", host.name),
+            )?;
+            choose_candidate(host, &mut pool, damaged, step, why)
+        })?;
+        let mut model = host.candidates[chosen].clone();
+        for other in &host.candidates {
+            model.merge_unseen_changes(other);
+        }
+        let back = host.candidates.len() - 1 - chosen;
+        host.model = model.clone();
+        host.candidates = vec![model];
+        *host.pool.borrow_mut() = pool;
+        let line = format!(
+            "{}: imported after {why}: txg {} ({} state{} back)",
+            host.name,
+            host.pool.borrow().synced_txg(),
+            back,
+            if back == 1 { "" } else { "s" }
+        );
+        self.log(line);
+        Ok(())
+    }
+
+    /// The power cycle and the import of [`recover`](World::recover).
+    fn reimport(&mut self, h: usize, step: Option<usize>, why: &str) -> Result<Pool, Violation> {
+        let rng = self.new_pool_rng(h);
+        let clock = Box::new(self.clock.clone());
+        let host = &mut self.hosts[h];
+        host.disk.disarm();
+        // A pool given up without a power loss (a failed sync) is taken
+        // back as `zpool clear` would: the disk's cache is written out
+        // first, so that what the import reads is what stays.
+        let flushed = if host.disk.is_down() {
+            Ok(())
+        } else {
+            let mut disk = host.disk.clone();
+            self.injector.suspended(|| disk.flush())
+        };
+        host.disk.power_on();
+        if let Err(e) = flushed {
+            return Err(violation(
+                step,
+                format!("{} to flush its cache after {why}", host.name),
+                e.to_string(),
+            ));
+        }
+        let dev = Box::new(host.disk.clone());
+        self.injector
+            .suspended(|| Pool::import(dev, clock, rng))
+            .map_err(|e| {
+                let mut v = violation(
+                    step,
+                    format!("{} to import after {why}", host.name),
+                    format!("import failed: {e}"),
+                );
+                v.lost = host.disk.is_damaged() && matches!(e.errno(), Errno::EIO | Errno::ECKSUM);
+                v
+            })
+    }
+}
+
+/// Which candidate state an imported pool holds (its index): the newest
+/// that matches, or after damage at rest one that matches in all it could
+/// read. None is a violation.
+fn choose_candidate(
+    host: &mut Host,
+    pool: &mut Pool,
+    damaged: bool,
+    step: Option<usize>,
+    why: &str,
+) -> Result<usize, Violation> {
+    let mut mismatches = Vec::new();
+    for candidate in host.candidates.iter_mut() {
+        learn_snapshots(candidate, pool);
+    }
+    // A state that reads back whole beats one that matches only in what
+    // could be read.
+    let mut partly = None;
+    for (i, candidate) in host.candidates.iter().enumerate().rev() {
+        match compare_pool(pool, candidate) {
+            Ok(()) => return Ok(i),
+            Err(Mismatch::Unreadable(_)) if damaged => {
+                partly.get_or_insert(i);
+            }
+            Err(m) => mismatches.push(m.to_string()),
+        }
+    }
+    if let Some(i) = partly {
+        return Ok(i);
+    }
+    let mut v = violation(
+        step,
+        format!(
+            "{} after {why} to hold one of the {} states that could be durable",
+            host.name,
+            host.candidates.len()
+        ),
+        match mismatches.as_slice() {
+            [] => "no candidate".to_string(),
+            [only] => only.clone(),
+            // The newest and the oldest state say most.
+            [newest, .., oldest] => format!("{newest}; and the oldest state: {oldest}"),
+        },
+    );
+    // Damage at rest can make import fall back to an older txg: detected
+    // (the txg went back), but the model cannot follow.
+    v.lost = damaged;
+    Err(v)
+}
+
+/// Fills in the guid and creation time of snapshots a candidate does not
+/// know yet (0) from the imported pool.
+fn learn_snapshots(candidate: &mut PoolModel, pool: &Pool) {
+    for (name, ds) in candidate.datasets.iter_mut() {
+        if name.contains('@')
+            && ds.guid == 0
+            && let Ok(id) = pool.lookup(name)
+        {
+            let info = pool.info(id);
+            ds.guid = info.guid;
+            ds.creation = info.creation_time;
+        }
+    }
+}
+
+/// `engine::check` on a pool (`what` names it and when): it must be clean.
+/// After damage at rest, unreadable blocks are detected damage, and blocks
+/// beneath them cannot be walked, so they are not counted as leaks; every
+/// other finding still is a violation.
+pub(super) fn judge_check(
+    pool: &mut Pool,
+    damaged: bool,
+    step: Option<usize>,
+    what: &str,
+) -> Result<(), Violation> {
+    match engine::check::check(pool) {
+        Ok(r) if r.is_clean() => Ok(()),
+        Ok(r)
+            if damaged
+                && (r.leaked.is_empty() || !r.unreadable.is_empty())
+                && r.unallocated.is_empty()
+                && r.overlapping.is_empty()
+                && r.space.is_empty() =>
+        {
+            Ok(())
+        }
+        Ok(r) => Err(violation(
+            step,
+            format!("a clean check of {what}"),
+            format!(
+                "leaked {:?}, unallocated {:?}, overlapping {:?}, unreadable {}, space {:?}",
+                r.leaked,
+                r.unallocated,
+                r.overlapping,
+                r.unreadable.len(),
+                r.space
+            ),
+        )),
+        Err(_) if damaged => Ok(()),
+        Err(e) => Err(violation(
+            step,
+            format!("a clean check of {what}"),
+            format!("check failed: {e}"),
+        )),
+    }
+}

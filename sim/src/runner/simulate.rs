@@ -1,0 +1,253 @@
+//! The run itself: the world set up from the options, the txg-sync task,
+//! the workload loop that takes each step and records its verdict, and the
+//! final check once the workload is done.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use engine::error::SiteLog;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use scenarios::generate::{DST, Generator, SRC};
+use scenarios::oracle::{Mismatch, compare_pool};
+use scenarios::step::Step;
+
+use super::hosts::{Host, World, judge_check, violation};
+use super::step::run_step;
+use super::{Outcome, RunConfig, RunReport, StepRecord, Violation};
+use crate::world::clock::SimClock;
+use crate::world::faults::FaultCounts;
+use crate::world::injector::Injector;
+use crate::world::streams::Streams;
+use crate::world::trace::Trace;
+
+/// The workload task, which is the run.
+pub(super) async fn simulate(config: RunConfig) -> RunReport {
+    let streams = Streams::new(config.seed);
+    let trace = Trace::new(config.verbose);
+    let clock = SimClock::current();
+    let options = config.world();
+    let injector = Injector::new(&streams, trace.clone(), clock.clone());
+    let sites = SiteLog::start();
+    let mut report = RunReport {
+        seed: config.seed,
+        scenario: config.spec.name.clone(),
+        world: options.clone(),
+        plan: options.plan(),
+        planted: config.planted.clone(),
+        steps: Vec::new(),
+        violation: None,
+        lost: None,
+        faults: FaultCounts::default(),
+        error_sites: BTreeMap::new(),
+        trace: Vec::new(),
+        trace_hash: String::new(),
+        virtual_time: Duration::ZERO,
+        disk_writes: 0,
+        disk_reads: 0,
+        bytes_sent: 0,
+    };
+    trace.record(
+        clock.elapsed(),
+        format!(
+            "run seed={} scenario={} faults={}",
+            config.seed, config.spec.name, report.plan
+        ),
+    );
+    let hosts = match (
+        Host::create(SRC, &options, &injector, &clock, &streams),
+        Host::create(DST, &options, &injector, &clock, &streams),
+    ) {
+        (Ok(s), Ok(d)) => [s, d],
+        (Err(e), _) | (_, Err(e)) => {
+            report.violation = Some(violation(None, "the pools to be created", e.to_string()));
+            return report;
+        }
+    };
+    let world = Rc::new(RefCell::new(World {
+        hosts,
+        options,
+        injector,
+        clock,
+        streams,
+        trace,
+        finished: false,
+    }));
+    let sync_task = madsim::task::spawn_local(txg_sync_task(world.clone()));
+    workload(&config, &world, &mut report).await;
+    if report.violation.is_none() && report.lost.is_none() {
+        match final_check(&world) {
+            Err(v) if v.lost => report.lost = Some(format!("{}: {}", v.expected, v.found)),
+            result => report.violation = result.err(),
+        }
+    }
+    world.borrow_mut().finished = true;
+    // Cancelled, not detached: a detached task asleep on a timer outlives
+    // the runtime, and with it the whole world (both disks), every run.
+    drop(sync_task.cancel_on_drop());
+    finish(&world.borrow(), &mut report, sites);
+    report
+}
+
+/// The steps, generated or replayed, each after a think time, until the
+/// last or the first that stops the run.
+async fn workload(config: &RunConfig, world: &Rc<RefCell<World>>, report: &mut RunReport) {
+    let (streams, think_ms_max) = {
+        let w = world.borrow();
+        (w.streams, w.options.clock.think_time_ms_max)
+    };
+    let mut generator = Generator::new(config.spec.clone(), streams.stream("workload"));
+    let mut think: ChaCha8Rng = streams.stream("think-time");
+    let count = config
+        .fixed_steps
+        .as_ref()
+        .map_or(config.steps.unwrap_or(config.spec.steps), Vec::len);
+    for index in 0..count {
+        let step = match &config.fixed_steps {
+            Some(steps) => steps[index].clone(),
+            None => {
+                let w = world.borrow();
+                generator.next(&w.hosts[0].model, &w.hosts[1].model)
+            }
+        };
+        madsim::time::sleep(Duration::from_millis(think.gen_range(1..think_ms_max))).await;
+        let result = run_step(world, index, &step).await;
+        let w = world.borrow();
+        if !record(&w, report, index, step, result) {
+            break;
+        }
+    }
+}
+
+/// Writes a step's verdict to the trace and the report; false when it
+/// ends the run (a violation, or a pool lost to damage at rest).
+fn record(
+    w: &World,
+    report: &mut RunReport,
+    index: usize,
+    step: Step,
+    result: Result<(Outcome, String), Violation>,
+) -> bool {
+    let at = w.now();
+    let (outcome, detail, line) = match result {
+        Ok((outcome, detail)) => {
+            let line = if detail.is_empty() {
+                format!("step {index} {step}: {}", outcome.name())
+            } else {
+                format!("step {index} {step}: {}: {detail}", outcome.name())
+            };
+            (outcome, detail, line)
+        }
+        Err(v) if v.lost => {
+            let why = format!("{}: {}", v.expected, v.found);
+            let line =
+                format!("step {index} {step}: stopped: pool lost to injected damage ({why})");
+            report.lost = Some(why);
+            let detail = format!("pool lost to injected damage: {}", v.found);
+            (Outcome::Faulted, detail, line)
+        }
+        Err(v) => {
+            let line = format!(
+                "step {index} {step}: VIOLATION: expected {}, found {}",
+                v.expected, v.found
+            );
+            let detail = v.found.clone();
+            report.violation = Some(v);
+            (Outcome::Violation, detail, line)
+        }
+    };
+    w.trace.record(at, line);
+    report.steps.push(StepRecord {
+        index,
+        at,
+        step,
+        outcome,
+        detail,
+    });
+    report.violation.is_none() && report.lost.is_none()
+}
+
+/// The counters, error sites, final trace lines and hash of a finished run.
+fn finish(w: &World, report: &mut RunReport, sites: SiteLog) {
+    for host in &w.hosts {
+        let stats = host.disk.stats();
+        report.disk_writes += stats.writes;
+        report.disk_reads += stats.reads;
+    }
+    if let Some(v) = &report.violation
+        && v.step.is_none()
+    {
+        w.log(format!(
+            "final check: VIOLATION: expected {}, found {}",
+            v.expected, v.found
+        ));
+    }
+    w.log(format!(
+        "end: {} steps, {}",
+        report.steps.len(),
+        if report.violation.is_some() {
+            "VIOLATION"
+        } else {
+            "no violation"
+        }
+    ));
+    for site in sites.finish() {
+        *report.error_sites.entry(site.to_string()).or_default() += 1;
+    }
+    report.faults = w.injector.counts();
+    report.virtual_time = w.now();
+    report.trace = w.trace.lines();
+    report.trace_hash = w.trace.hash();
+}
+
+/// The txg-sync task of both pools: a sync every `zfs_txg_timeout`.
+async fn txg_sync_task(world: Rc<RefCell<World>>) {
+    let timeout = world.borrow().options.txg_timeout();
+    loop {
+        madsim::time::sleep(timeout).await;
+        let mut w = world.borrow_mut();
+        if w.finished {
+            return;
+        }
+        for h in 0..2 {
+            let _ = w.sync(h, "timeout");
+        }
+    }
+}
+
+/// At the end: both pools sync, check clean, and hold what the model says.
+fn final_check(world: &Rc<RefCell<World>>) -> Result<(), Violation> {
+    let mut w = world.borrow_mut();
+    w.heal(None)?;
+    for h in 0..2 {
+        let injector = w.injector.clone();
+        let synced = injector.suspended(|| w.sync(h, "end of run"));
+        if let Err(e) = synced {
+            return Err(violation(None, "a final sync", e.to_string()));
+        }
+        let host = &mut w.hosts[h];
+        let damaged = host.disk.is_damaged();
+        let mut pool = host.pool.borrow_mut();
+        let model = &host.model;
+        injector.suspended(|| {
+            judge_check(
+                &mut pool,
+                damaged,
+                None,
+                &format!("{} at the end", host.name),
+            )?;
+            match compare_pool(&mut pool, model) {
+                Ok(()) => Ok(()),
+                Err(Mismatch::Unreadable(_)) if damaged => Ok(()),
+                Err(m) => Err(violation(
+                    None,
+                    format!("{} at the end to hold what the model holds", host.name),
+                    m.to_string(),
+                )),
+            }
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! One step of the workload, run and judged: waits, crash steps, and steps
+//! that change one pool (their meaning is `scenarios::step`'s; this is
+//! what the world does around them). Sends are `send.rs`'s.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use scenarios::step::Step;
+
+use super::hosts::{World, violation};
+use super::send::send_step;
+use super::{Outcome, Violation};
+use crate::world::faults::FaultKind;
+
+/// One step, judged.
+pub(super) async fn run_step(
+    world: &Rc<RefCell<World>>,
+    index: usize,
+    step: &Step,
+) -> Result<(Outcome, String), Violation> {
+    let at = Some(index);
+    {
+        let mut w = world.borrow_mut();
+        w.heal(at)?;
+        let h = w.host(step.pool());
+        if let Some(why) = step.skip_reason(&w.hosts[h].model) {
+            return Ok((Outcome::Skipped, why));
+        }
+    }
+    match step {
+        Step::Wait { ms } => {
+            madsim::time::sleep(Duration::from_millis(*ms)).await;
+            Ok((Outcome::Done, String::new()))
+        }
+        Step::Crash { pool } => {
+            let mut w = world.borrow_mut();
+            let h = w.host(pool);
+            w.hosts[h].disk.crash_now(FaultKind::Crash);
+            w.recover(h, at, "a power loss (crash step)")?;
+            Ok((Outcome::Done, String::new()))
+        }
+        Step::Send { .. } => send_step(world, index, step).await,
+        _ => local_step(&mut world.borrow_mut(), at, step),
+    }
+}
+
+/// A step that changes one pool, on the engine and then on the model, with
+/// the faults its disk draws. A step that fails without a fault is a
+/// violation; one a fault failed may have become durable or not, and the
+/// pool is imported again.
+fn local_step(
+    w: &mut World,
+    at: Option<usize>,
+    step: &Step,
+) -> Result<(Outcome, String), Violation> {
+    let h = w.host(step.pool());
+    w.draw_step_faults(&[h]);
+    let before = w.injector.counts().failing();
+    let result = {
+        let host = &mut w.hosts[h];
+        step.apply(&mut host.pool.borrow_mut(), &mut host.model)
+    };
+    let faulted = w.injector.counts().failing() > before || w.hosts[h].disk.is_damaged();
+    match result {
+        Ok(detail) => {
+            let host = &mut w.hosts[h];
+            let model = host.model.clone();
+            host.candidates.push(model);
+            if w.heal(at)? {
+                return Ok((Outcome::Faulted, format!("{detail} (then a power loss)")));
+            }
+            Ok((Outcome::Done, detail))
+        }
+        Err(e) if faulted || w.hosts[h].is_down() => {
+            // An operation that syncs may have become durable before the
+            // fault struck it.
+            if let Some(post) = step.post_model(&w.hosts[h].model) {
+                w.hosts[h].candidates.push(post);
+            }
+            // The pool's memory may hold half an operation: reboot.
+            w.hosts[h].disk.crash_now(FaultKind::Crash);
+            w.recover(h, at, "a failed operation")?;
+            Ok((Outcome::Faulted, e.to_string()))
+        }
+        Err(e) => Err(violation(at, format!("`{step}` to succeed"), e.to_string())),
+    }
+}
