@@ -278,9 +278,10 @@ mod exec {
     use std::time::Instant;
 
     use indicatif::{ProgressBar, ProgressStyle};
-    use reports::{
-        FAILURES_DIR, Outcomes, REPORT_FILE, RESULTS_FILE, SeedResult, Summary, Violation,
-    };
+    use reports::dir::{FAILURES_DIR, REPORT_FILE, RESULTS_FILE};
+    use reports::render::render_text;
+    use reports::result::{Outcomes, SeedResult, Violation};
+    use reports::summary::Summary;
     use serde::Serialize;
 
     use super::{CampaignArgs, Range};
@@ -440,7 +441,7 @@ mod exec {
             }
             None => 0,
         };
-        print!("{}", reports::render_text(&summary));
+        print!("{}", render_text(&summary));
         let secs = elapsed.as_secs_f64().max(1e-9);
         println!(
             "wall clock: {} seeds in {:.1}s, {:.2} seeds/s ({:.2} per job)",

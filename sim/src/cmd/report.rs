@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use reports::{
-    FAILURES_DIR, MergeCounts, REPORT_FILE, RESULTS_FILE, SeedResult, Source, Summary,
-    SummaryBuilder,
-};
+use reports::dir::{FAILURES_DIR, REPORT_FILE, RESULTS_FILE};
+use reports::merge::{MergeCounts, Source};
+use reports::render::render_markdown;
+use reports::result::SeedResult;
+use reports::summary::{Summary, SummaryBuilder};
 
 use super::{EXIT_FAILURE, EXIT_USAGE};
 
@@ -83,7 +84,7 @@ fn merge(args: &MergeArgs) -> ExitCode {
         counts.duplicates,
         counts.conflicts
     );
-    print!("{}", reports::render_text(&summary));
+    print!("{}", reports::render::render_text(&summary));
     println!(
         "report: {}, {}{}",
         args.out.join(REPORT_FILE).display(),
@@ -143,7 +144,7 @@ fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
     let partial = out.join(PARTIAL_RESULTS);
     let mut summary = summary_builder();
     let merged = ResultsWriter::create(&partial).and_then(|mut writer| {
-        let counts = reports::merge_sorted(
+        let counts = reports::merge::merge_sorted(
             sources,
             |r| {
                 summary.add(r);
@@ -268,7 +269,7 @@ impl ResultsWriter {
         })
     }
 
-    /// Appends one line: what [`reports::to_jsonl`] writes for it.
+    /// Appends one line: what [`reports::result::to_jsonl`] writes for it.
     pub fn write(&mut self, r: &SeedResult) -> Result<(), String> {
         serde_json::to_writer(&mut self.file, r)
             .map_err(std::io::Error::from)
@@ -287,7 +288,7 @@ impl ResultsWriter {
 /// Writes `report.md` into `dir`.
 pub fn write_report(dir: &Path, summary: &Summary) -> Result<(), String> {
     let path = dir.join(REPORT_FILE);
-    std::fs::write(&path, reports::render_markdown(summary))
+    std::fs::write(&path, render_markdown(summary))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
@@ -352,7 +353,7 @@ mod tests {
 mod merge_tests {
     use std::collections::BTreeMap;
 
-    use reports::{Outcomes, Violation};
+    use reports::result::{Outcomes, Violation};
 
     use super::*;
 
@@ -421,7 +422,7 @@ mod merge_tests {
     /// given, and failure files.
     fn shard(dir: &Path, results: &[SeedResult], failures: &[(&str, &str)]) {
         std::fs::create_dir_all(dir.join(FAILURES_DIR)).unwrap();
-        std::fs::write(dir.join(RESULTS_FILE), reports::to_jsonl(results)).unwrap();
+        std::fs::write(dir.join(RESULTS_FILE), reports::result::to_jsonl(results)).unwrap();
         for (name, text) in failures {
             std::fs::write(dir.join(FAILURES_DIR).join(name), text).unwrap();
         }
@@ -436,19 +437,19 @@ mod merge_tests {
             let text = std::fs::read_to_string(dir.join(RESULTS_FILE)).unwrap();
             sets.push((
                 dir.display().to_string(),
-                reports::parse_jsonl(&text).unwrap(),
+                reports::result::parse_jsonl(&text).unwrap(),
             ));
             failures.extend(read_failures(dir).unwrap());
         }
-        let mut results = reports::merge(sets).results;
-        reports::sort(&mut results);
+        let mut results = reports::merge::merge(sets).results;
+        reports::result::sort(&mut results);
         let summary =
             Summary::from_results(&results, &fault_kinds(), &scenarios::step::Step::KINDS);
         let mut failures = dedupe_failures(failures);
         failures.sort();
         (
-            reports::to_jsonl(&results),
-            reports::render_markdown(&summary),
+            reports::result::to_jsonl(&results),
+            render_markdown(&summary),
             failures,
         )
     }
@@ -485,7 +486,7 @@ mod merge_tests {
         // A copy of a's seed 6, and a seed 8 from another build.
         b_results.push(failing(6, "h"));
         b_results.push(result(8, "other"));
-        reports::sort(&mut b_results);
+        reports::result::sort(&mut b_results);
         shard(
             &b,
             &b_results,
