@@ -271,17 +271,15 @@ mod exec {
     use std::collections::BTreeMap;
     use std::io::IsTerminal;
     use std::panic::AssertUnwindSafe;
-    use std::path::{Path, PathBuf};
     use std::process::ExitCode;
     use std::sync::Mutex;
     use std::sync::mpsc;
     use std::time::Instant;
 
     use indicatif::{ProgressBar, ProgressStyle};
-    use reports::dir::{FAILURES_DIR, REPORT_FILE, RESULTS_FILE};
+    use reports::dir::ReportDir;
     use reports::render::render_text;
     use reports::result::{Outcomes, SeedResult, Violation};
-    use reports::summary::Summary;
     use serde::Serialize;
 
     use super::{CampaignArgs, Range};
@@ -371,7 +369,8 @@ mod exec {
             template.spec.name,
             range.describe()
         );
-        let mut out = args.report.as_deref().map(Report::create).transpose()?;
+        let report_dir = args.report.as_deref().map(ReportDir::new);
+        let mut out = report_dir.as_ref().map(ReportDir::create).transpose()?;
         let mut summary = report::summary_builder();
         record_panic_locations();
         let started = Instant::now();
@@ -450,20 +449,8 @@ mod exec {
             finished as f64 / secs,
             finished as f64 / secs / jobs as f64
         );
-        if let Some(dir) = &args.report {
-            let mut line = format!(
-                "report: {}, {}",
-                dir.join(REPORT_FILE).display(),
-                dir.join(RESULTS_FILE).display()
-            );
-            if failures > 0 {
-                line += &format!(
-                    ", {} failure files in {}",
-                    failures,
-                    dir.join(FAILURES_DIR).display()
-                );
-            }
-            println!("{line}");
+        if let Some(dir) = &report_dir {
+            println!("{}", dir.files_line(failures));
         }
         Ok(if summary.with_violation > 0 {
             ExitCode::from(EXIT_FAILURE)
@@ -505,53 +492,6 @@ mod exec {
         /// Whatever is still waiting, in order.
         fn rest(self) -> impl Iterator<Item = SeedResult> {
             self.waiting.into_values()
-        }
-    }
-
-    /// The report directory, written as results come: results.jsonl in
-    /// seed order, a failure file per failing seed, and report.md once the
-    /// campaign is over.
-    struct Report {
-        dir: PathBuf,
-        results: report::ResultsWriter,
-        failures: usize,
-    }
-
-    impl Report {
-        /// Creates the directory and empties it of an earlier campaign's
-        /// results.jsonl, report.md and failure files, so that what it holds
-        /// describes this campaign (a report.md only once it is complete).
-        fn create(dir: &Path) -> Result<Report, String> {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            report::remove_failures(dir)?;
-            let stale = dir.join(REPORT_FILE);
-            if stale.exists() {
-                std::fs::remove_file(&stale)
-                    .map_err(|e| format!("cannot remove {}: {e}", stale.display()))?;
-            }
-            Ok(Report {
-                dir: dir.to_path_buf(),
-                results: report::ResultsWriter::create(&dir.join(RESULTS_FILE))?,
-                failures: 0,
-            })
-        }
-
-        fn result(&mut self, r: &SeedResult) -> Result<(), String> {
-            self.results.write(r)
-        }
-
-        fn failure(&mut self, seed: u64, text: &str) -> Result<(), String> {
-            self.failures += 1;
-            report::write_failure(&self.dir, &format!("seed-{seed}.toml"), text)
-        }
-
-        /// Finishes results.jsonl and writes report.md; returns the number
-        /// of failure files written.
-        fn finish(self, summary: &Summary) -> Result<usize, String> {
-            self.results.finish()?;
-            report::write_report(&self.dir, summary)?;
-            Ok(self.failures)
         }
     }
 
