@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 mod common;
 
 use common::Scratch;
-use reports::SeedResult;
+use reports::result::SeedResult;
 use scenarios::step::Step;
 use sim::world::faults::FaultKind;
 
@@ -52,7 +52,7 @@ fn read(path: &Path) -> String {
 }
 
 fn results(dir: &Path) -> Vec<SeedResult> {
-    reports::parse_jsonl(&read(&dir.join("results.jsonl"))).unwrap()
+    reports::result::parse_jsonl(&read(&dir.join("results.jsonl"))).unwrap()
 }
 
 fn seeds(dir: &Path) -> Vec<u64> {

@@ -271,16 +271,16 @@ mod exec {
     use std::collections::BTreeMap;
     use std::io::IsTerminal;
     use std::panic::AssertUnwindSafe;
-    use std::path::{Path, PathBuf};
     use std::process::ExitCode;
     use std::sync::Mutex;
     use std::sync::mpsc;
     use std::time::Instant;
 
     use indicatif::{ProgressBar, ProgressStyle};
-    use reports::{
-        FAILURES_DIR, Outcomes, REPORT_FILE, RESULTS_FILE, SeedResult, Summary, Violation,
-    };
+    use reports::dir::{ReportDir, ReportWriter};
+    use reports::render::render_text;
+    use reports::result::{Outcomes, SeedResult, Violation};
+    use reports::summary::SummaryBuilder;
     use serde::Serialize;
 
     use super::{CampaignArgs, Range};
@@ -338,53 +338,113 @@ mod exec {
         planted: Vec<String>,
     }
 
-    pub(super) fn campaign(args: &CampaignArgs) -> Result<ExitCode, String> {
-        let range = Range::from_args(args)?;
-        let template = RunConfig::from_options(
-            0,
-            &args.scenario,
-            args.faults.as_deref(),
-            args.steps,
-            &args.plant,
-        )?;
-        let Faults::Spec(fault_spec) = template.faults.clone() else {
-            unreachable!("from_options takes a spec")
-        };
-        let jobs = match args.jobs {
-            Some(0) => return Err("--jobs 0: at least one worker is needed".into()),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        // No more workers than seeds.
-        let jobs = range.count().map_or(jobs, |n| {
-            jobs.min(usize::try_from(n).unwrap_or(jobs)).max(1)
-        });
-        // A scenario read from a file is replayed from the same path.
-        let builtin = scenarios::spec::BUILTIN
-            .iter()
-            .any(|(name, _)| *name == args.scenario);
-        let scenario_arg = (!builtin).then(|| args.scenario.clone());
+    /// What a campaign runs: the command line, checked.
+    struct Plan {
+        range: Range,
+        template: RunConfig,
+        fault_spec: FaultSpec,
+        jobs: usize,
+        /// The scenario file's path, for a scenario read from a file: its
+        /// seeds are replayed from the same path.
+        scenario_arg: Option<String>,
+    }
 
+    impl Plan {
+        fn from_args(args: &CampaignArgs) -> Result<Plan, String> {
+            let range = Range::from_args(args)?;
+            let template = RunConfig::from_options(
+                0,
+                &args.scenario,
+                args.faults.as_deref(),
+                args.steps,
+                &args.plant,
+            )?;
+            let Faults::Spec(fault_spec) = template.faults.clone() else {
+                unreachable!("from_options takes a spec")
+            };
+            let jobs = match args.jobs {
+                Some(0) => return Err("--jobs 0: at least one worker is needed".into()),
+                Some(n) => n,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
+            // No more workers than seeds.
+            let jobs = range.count().map_or(jobs, |n| {
+                jobs.min(usize::try_from(n).unwrap_or(jobs)).max(1)
+            });
+            let builtin = scenarios::spec::BUILTIN
+                .iter()
+                .any(|(name, _)| *name == args.scenario);
+            let scenario_arg = (!builtin).then(|| args.scenario.clone());
+            Ok(Plan {
+                range,
+                template,
+                fault_spec,
+                jobs,
+                scenario_arg,
+            })
+        }
+    }
+
+    pub(super) fn campaign(args: &CampaignArgs) -> Result<ExitCode, String> {
+        let plan = Plan::from_args(args)?;
         println!(
-            "campaign: scenario {}, faults {fault_spec}, {}, {jobs} jobs",
-            template.spec.name,
-            range.describe()
+            "campaign: scenario {}, faults {}, {}, {} jobs",
+            plan.template.spec.name,
+            plan.fault_spec,
+            plan.range.describe(),
+            plan.jobs
         );
-        let mut out = args.report.as_deref().map(Report::create).transpose()?;
+        let report_dir = args.report.as_deref().map(ReportDir::new);
+        let mut out = report_dir.as_ref().map(ReportDir::create).transpose()?;
         let mut summary = report::summary_builder();
         record_panic_locations();
         let started = Instant::now();
-        let seeds = Seeds::new(&range, started);
-        let bar = progress_bar(&range);
-        let mut order = InOrder::new(range.first(), range.shard.1);
+        let finished = run_seeds(&plan, started, &mut summary, out.as_mut())?;
+        let elapsed = started.elapsed();
+
+        let summary = summary.finish();
+        let failures = match out {
+            Some(out) => out.finish(&summary)?,
+            None => 0,
+        };
+        print!("{}", render_text(&summary));
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "wall clock: {} seeds in {:.1}s, {:.2} seeds/s ({:.2} per job)",
+            finished,
+            secs,
+            finished as f64 / secs,
+            finished as f64 / secs / plan.jobs as f64
+        );
+        if let Some(dir) = &report_dir {
+            println!("{}", dir.files_line(failures));
+        }
+        Ok(if summary.with_violation > 0 {
+            ExitCode::from(EXIT_FAILURE)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
+    /// Runs the plan's seeds on its worker threads, adding each result to
+    /// `summary` and writing it to `out` in seed order; returns the number
+    /// of seeds run.
+    fn run_seeds(
+        plan: &Plan,
+        started: Instant,
+        summary: &mut SummaryBuilder,
+        mut out: Option<&mut ReportWriter>,
+    ) -> Result<u64, String> {
+        let seeds = Seeds::new(&plan.range, started);
+        let bar = progress_bar(&plan.range);
+        let mut order = InOrder::new(plan.range.first(), plan.range.shard.1);
         let mut finished = 0u64;
         let mut violations = 0u64;
         std::thread::scope(|scope| -> Result<(), String> {
             let (tx, rx) = mpsc::channel::<(u64, Done)>();
-            for i in 0..jobs {
+            for i in 0..plan.jobs {
                 let tx = tx.clone();
-                let (seeds, template, fault_spec, scenario_arg) =
-                    (&seeds, &template, &fault_spec, &scenario_arg);
+                let seeds = &seeds;
                 std::thread::Builder::new()
                     .name(format!("campaign-{i}"))
                     // The engine recurses through block trees: give workers
@@ -392,8 +452,12 @@ mod exec {
                     .stack_size(16 << 20)
                     .spawn_scoped(scope, move || {
                         while let Some(seed) = seeds.take() {
-                            let done =
-                                run_seed(seed, template, fault_spec, scenario_arg.as_deref());
+                            let done = run_seed(
+                                seed,
+                                &plan.template,
+                                &plan.fault_spec,
+                                plan.scenario_arg.as_deref(),
+                            );
                             if tx.send((seed, done)).is_err() {
                                 break;
                             }
@@ -408,7 +472,7 @@ mod exec {
                 violations += u64::from(d.result.violation.is_some());
                 finished += 1;
                 summary.add(&d.result);
-                if let Some(out) = &mut out {
+                if let Some(out) = out.as_deref_mut() {
                     if let Some(failure) = &d.failure {
                         out.failure(seed, failure)?;
                     }
@@ -426,49 +490,14 @@ mod exec {
             Ok(())
         })?;
         bar.finish_and_clear();
-        let elapsed = started.elapsed();
-
-        let summary = summary.finish();
-        let failures = match out {
-            Some(mut out) => {
-                // Every seed taken yields one result, so nothing is left
-                // waiting; should one be missing, the rest still go out.
-                for r in order.rest() {
-                    out.result(&r)?;
-                }
-                out.finish(&summary)?
+        if let Some(out) = out {
+            // Every seed taken yields one result, so nothing is left
+            // waiting; should one be missing, the rest still go out.
+            for r in order.rest() {
+                out.result(&r)?;
             }
-            None => 0,
-        };
-        print!("{}", reports::render_text(&summary));
-        let secs = elapsed.as_secs_f64().max(1e-9);
-        println!(
-            "wall clock: {} seeds in {:.1}s, {:.2} seeds/s ({:.2} per job)",
-            finished,
-            secs,
-            finished as f64 / secs,
-            finished as f64 / secs / jobs as f64
-        );
-        if let Some(dir) = &args.report {
-            let mut line = format!(
-                "report: {}, {}",
-                dir.join(REPORT_FILE).display(),
-                dir.join(RESULTS_FILE).display()
-            );
-            if failures > 0 {
-                line += &format!(
-                    ", {} failure files in {}",
-                    failures,
-                    dir.join(FAILURES_DIR).display()
-                );
-            }
-            println!("{line}");
         }
-        Ok(if summary.with_violation > 0 {
-            ExitCode::from(EXIT_FAILURE)
-        } else {
-            ExitCode::SUCCESS
-        })
+        Ok(finished)
     }
 
     /// Results put back in seed order. Workers finish seeds in any order,
@@ -504,53 +533,6 @@ mod exec {
         /// Whatever is still waiting, in order.
         fn rest(self) -> impl Iterator<Item = SeedResult> {
             self.waiting.into_values()
-        }
-    }
-
-    /// The report directory, written as results come: results.jsonl in
-    /// seed order, a failure file per failing seed, and report.md once the
-    /// campaign is over.
-    struct Report {
-        dir: PathBuf,
-        results: report::ResultsWriter,
-        failures: usize,
-    }
-
-    impl Report {
-        /// Creates the directory and empties it of an earlier campaign's
-        /// results.jsonl, report.md and failure files, so that what it holds
-        /// describes this campaign (a report.md only once it is complete).
-        fn create(dir: &Path) -> Result<Report, String> {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            report::remove_failures(dir)?;
-            let stale = dir.join(REPORT_FILE);
-            if stale.exists() {
-                std::fs::remove_file(&stale)
-                    .map_err(|e| format!("cannot remove {}: {e}", stale.display()))?;
-            }
-            Ok(Report {
-                dir: dir.to_path_buf(),
-                results: report::ResultsWriter::create(&dir.join(RESULTS_FILE))?,
-                failures: 0,
-            })
-        }
-
-        fn result(&mut self, r: &SeedResult) -> Result<(), String> {
-            self.results.write(r)
-        }
-
-        fn failure(&mut self, seed: u64, text: &str) -> Result<(), String> {
-            self.failures += 1;
-            report::write_failure(&self.dir, &format!("seed-{seed}.toml"), text)
-        }
-
-        /// Finishes results.jsonl and writes report.md; returns the number
-        /// of failure files written.
-        fn finish(self, summary: &Summary) -> Result<usize, String> {
-            self.results.finish()?;
-            report::write_report(&self.dir, summary)?;
-            Ok(self.failures)
         }
     }
 

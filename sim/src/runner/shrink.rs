@@ -62,7 +62,7 @@ pub fn shrink(config: &RunConfig, budget: usize) -> Option<(RunReport, usize)> {
 /// The kind of a run's violation, as campaign reports group them.
 fn signature(report: &RunReport) -> Option<String> {
     let v = report.violation.as_ref()?;
-    let v = reports::Violation {
+    let v = reports::result::Violation {
         step: None,
         expected: v.expected.clone(),
         found: String::new(),
