@@ -636,7 +636,7 @@ impl Pool {
     /// `dmu_recv_cleanup_ds`: destroys what the receive created. Nothing
     /// else was touched, so the target is as it was.
     pub fn recv_cleanup(&mut self, cookie: &RecvCookie) {
-        if planted::SKIP_RECV_CLEANUP.with(std::cell::Cell::get) {
+        if planted!(SkipRecvCleanup) {
             return;
         }
         if !self.dsl.datasets.contains_key(&cookie.ds) || self.check_usable().is_err() {
@@ -878,18 +878,6 @@ impl Pool {
             };
             received.push(self.recv_end(&cookie, &mut guid_map)?);
         }
-    }
-}
-
-/// Bugs planted on purpose, one switch per thread, off unless a test turns
-/// it on: the simulator's self-test proves that its oracle catches them and
-/// that shrinking reduces the failing run to a short repro.
-pub mod planted {
-    use std::cell::Cell;
-
-    thread_local! {
-        /// A failed receive leaves its `%recv` or new dataset behind.
-        pub static SKIP_RECV_CLEANUP: Cell<bool> = const { Cell::new(false) };
     }
 }
 
