@@ -15,6 +15,7 @@ use std::io::Read;
 use crate::byteswap;
 use crate::context::Interrupt;
 use crate::dmu::dnode::DN_MAX_BONUSLEN;
+use crate::dmu::object_type::{self, DMU_OT_DNODE, DMU_OT_OBJSET};
 use crate::dmu::objset::{DMU_OBJECT_END, DMU_OST_NUMTYPES, Objset};
 use crate::dsl::{DS_FLAG_CI_DATASET, DS_FLAG_INCONSISTENT, DatasetId, split_snapshot_name};
 use crate::error::{Errno, Error, Result, fail};
@@ -387,8 +388,8 @@ impl Pool {
     ) -> Result<()> {
         let t = drro.object_type;
         if t == 0
-            || !byteswap::is_valid(t)
-            || !byteswap::is_valid(drro.bonustype)
+            || !object_type::is_valid(t)
+            || !object_type::is_valid(drro.bonustype)
             || drro.checksumtype >= ZIO_CHECKSUM_FUNCTIONS
             || drro.compress >= ZIO_COMPRESS_FUNCTIONS
             || u64::from(drro.blksz) % SPA_MINBLOCKSIZE != 0
@@ -415,13 +416,13 @@ impl Pool {
         // Not in the seed: every traversal (send, scrub, the check) reads a
         // block of these types as dnodes or as an objset, so an object of
         // either type would make its data the snapshot's metadata.
-        if t == byteswap::DMU_OT_DNODE || t == byteswap::DMU_OT_OBJSET {
+        if t == DMU_OT_DNODE || t == DMU_OT_OBJSET {
             return fail(
                 Errno::EINVAL,
                 format!(
                     "invalid OBJECT {}: type {t} ({}) belongs to the DMU's own structures",
                     drro.object,
-                    byteswap::dmu_ot(t).map_or("?", |i| i.name)
+                    object_type::dmu_ot(t).map_or("?", |i| i.name)
                 ),
             );
         }
@@ -434,7 +435,7 @@ impl Pool {
         let bonuslen = drro.bonuslen as usize;
         let mut bonus = payload[..bonuslen].to_vec();
         if cookie.byteswap
-            && let Some(class) = byteswap::byteswap_class(drro.bonustype)
+            && let Some(class) = object_type::byteswap_class(drro.bonustype)
         {
             byteswap::byteswap(class, &mut bonus);
         }
@@ -499,7 +500,9 @@ impl Pool {
         drrw: &DrrWrite,
         mut data: Vec<u8>,
     ) -> Result<()> {
-        if drrw.offset.checked_add(drrw.length).is_none() || !byteswap::is_valid(drrw.object_type) {
+        if drrw.offset.checked_add(drrw.length).is_none()
+            || !object_type::is_valid(drrw.object_type)
+        {
             return fail(
                 Errno::EINVAL,
                 format!(
@@ -531,7 +534,7 @@ impl Pool {
         tx.hold_write(drrw.object, drrw.offset, drrw.length);
         self.tx_assign(&mut tx)?;
         if cookie.byteswap
-            && let Some(class) = byteswap::byteswap_class(drrw.object_type)
+            && let Some(class) = object_type::byteswap_class(drrw.object_type)
         {
             byteswap::byteswap(class, &mut data);
         }

@@ -11,10 +11,11 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use crate::byteswap::{self, DMU_OT_DNODE, DMU_OT_OBJSET, DMU_OT_SA};
+use crate::byteswap;
 use crate::checksum::ZioCksum;
 use crate::context::Interrupt;
 use crate::dmu::dnode::{DNODE_SHIFT, Dnode};
+use crate::dmu::object_type::{DMU_OT_DNODE, DMU_OT_OBJSET, DMU_OT_SA, byteswap_class};
 use crate::dsl::{DS_FLAG_CI_DATASET, DatasetId};
 use crate::error::{Errno, Error, Result, fail};
 use crate::spa::Pool;
@@ -167,7 +168,7 @@ impl<W: Write> SendArg<'_, W> {
     fn payload_in_order(&self, object_type: u32, data: &[u8]) -> Vec<u8> {
         let mut data = data.to_vec();
         if self.options.byte_order.is_swapped()
-            && let Some(class) = byteswap::byteswap_class(object_type)
+            && let Some(class) = byteswap_class(object_type)
         {
             byteswap::byteswap_to_foreign(class, &mut data);
         }

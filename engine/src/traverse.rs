@@ -9,8 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::byteswap::{DMU_OT_DNODE, DMU_OT_OBJSET};
 use crate::dmu::dnode::{DN_SPILL_OFFSET, DNODE_CORE_SIZE, DNODE_FLAG_SPILL_BLKPTR, DNODE_SIZE};
+use crate::dmu::object_type::{DMU_OT_DNODE, DMU_OT_OBJSET};
 use crate::error::{Errno, Result, fail};
 use crate::zio::{BLKPTR_SIZE, Blkptr, Zio};
 
