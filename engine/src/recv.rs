@@ -74,6 +74,41 @@ impl Pool {
         if drrb.magic != DMU_BACKUP_MAGIC {
             return fail(Errno::EINVAL, "bad magic number in the BEGIN record");
         }
+        let origin_id = self.recv_begin_check(tofs, tosnap, drrb, force, origin)?;
+        let crflags = if drrb.flags & DRR_FLAG_CI_DATA != 0 {
+            DS_FLAG_CI_DATASET
+        } else {
+            0
+        };
+        let objset_type = u64::from(drrb.objset_type);
+        let mut created = (0, false);
+        self.txg_sync_with(|pool, txg| {
+            created = pool.recv_begin_sync(tofs, origin_id, crflags, objset_type, txg)?;
+            Ok(())
+        })?;
+        let (ds, newfs) = created;
+        Ok(RecvCookie {
+            tofs: tofs.to_string(),
+            tosnap: tosnap.to_string(),
+            drrb: drrb.clone(),
+            force,
+            ds,
+            newfs,
+            byteswap: order.is_swapped(),
+        })
+    }
+
+    /// `dmu_recv_begin_check`, with libzfs's feature check and the name
+    /// checks: whether the stream may be received into `tofs`. Returns the
+    /// origin of a clone stream, looked up.
+    fn recv_begin_check(
+        &mut self,
+        tofs: &str,
+        tosnap: &str,
+        drrb: &DrrBegin,
+        force: bool,
+        origin: Option<&str>,
+    ) -> Result<Option<DatasetId>> {
         let flags = drrb.flags;
         if drrb.hdrtype() == DMU_COMPOUNDSTREAM
             || u64::from(drrb.objset_type) >= DMU_OST_NUMTYPES
@@ -160,30 +195,7 @@ impl Pool {
             }
             Err(e) => return Err(e),
         }
-
-        let crflags = if flags & DRR_FLAG_CI_DATA != 0 {
-            DS_FLAG_CI_DATASET
-        } else {
-            0
-        };
-        let origin_id = origin.map(|o| self.lookup(o)).transpose()?;
-        let tofs_owned = tofs.to_string();
-        let objset_type = u64::from(drrb.objset_type);
-        let mut created = (0, false);
-        self.txg_sync_with(|pool, txg| {
-            created = pool.recv_begin_sync(&tofs_owned, origin_id, crflags, objset_type, txg)?;
-            Ok(())
-        })?;
-        let (ds, newfs) = created;
-        Ok(RecvCookie {
-            tofs: tofs.to_string(),
-            tosnap: tosnap.to_string(),
-            drrb: drrb.clone(),
-            force,
-            ds,
-            newfs,
-            byteswap: order.is_swapped(),
-        })
+        origin.map(|o| self.lookup(o)).transpose()
     }
 
     /// `recv_begin_check_existing_impl`.
@@ -670,10 +682,25 @@ impl Pool {
         }
     }
 
+    /// The sync task `dmu_recv_new_end` and `dmu_recv_existing_end` run:
+    /// `dmu_recv_end_check`, then `dmu_recv_end_sync`.
     fn recv_end_impl(&mut self, cookie: &RecvCookie) -> Result<DatasetId> {
         self.check_usable()?;
-        // Pending writes go out first: the checks below look at synced state.
+        // Pending writes go out first: the checks look at synced state.
         self.txg_sync()?;
+        let target = self.recv_end_check(cookie)?;
+        let mut snap = 0;
+        self.txg_sync_with(|pool, txg| {
+            snap = pool.recv_end_sync(cookie, target, txg)?;
+            Ok(())
+        })?;
+        Ok(snap)
+    }
+
+    /// `dmu_recv_end_check`: whether the received dataset can become
+    /// `tofs@tosnap`. Returns the dataset to snapshot: the new filesystem,
+    /// or the target that takes the clone's contents.
+    fn recv_end_check(&mut self, cookie: &RecvCookie) -> Result<DatasetId> {
         let target = if cookie.newfs {
             cookie.ds
         } else {
@@ -694,22 +721,28 @@ impl Pool {
                 format!("{}@{} already exists", cookie.tofs, cookie.tosnap),
             );
         }
-        let drrb = cookie.drrb.clone();
-        let (clone, newfs, tosnap) = (cookie.ds, cookie.newfs, cookie.tosnap.clone());
-        let mut snap = 0;
-        self.txg_sync_with(|pool, txg| {
-            if !newfs {
-                pool.clone_swap_sync(clone, target);
-            }
-            let guid = drrb.toguid;
-            snap = pool.snapshot_sync(target, &tosnap, txg, drrb.creation_time, guid);
-            pool.dsl.datasets.get_mut(&snap).expect("created").flags &= !DS_FLAG_INCONSISTENT;
-            pool.dsl.datasets.get_mut(&target).expect("exists").flags &= !DS_FLAG_INCONSISTENT;
-            if !newfs {
-                pool.destroy_head_sync(clone)?;
-            }
-            Ok(())
-        })?;
+        Ok(target)
+    }
+
+    /// `dmu_recv_end_sync`: swaps the clone's contents into `target` (not
+    /// for a new filesystem), snapshots it with the stream's guid and
+    /// creation time, and destroys the clone. Returns the snapshot.
+    fn recv_end_sync(
+        &mut self,
+        cookie: &RecvCookie,
+        target: DatasetId,
+        txg: u64,
+    ) -> Result<DatasetId> {
+        let drrb = &cookie.drrb;
+        if !cookie.newfs {
+            self.clone_swap_sync(cookie.ds, target);
+        }
+        let snap = self.snapshot_sync(target, &cookie.tosnap, txg, drrb.creation_time, drrb.toguid);
+        self.dsl.datasets.get_mut(&snap).expect("created").flags &= !DS_FLAG_INCONSISTENT;
+        self.dsl.datasets.get_mut(&target).expect("exists").flags &= !DS_FLAG_INCONSISTENT;
+        if !cookie.newfs {
+            self.destroy_head_sync(cookie.ds)?;
+        }
         Ok(snap)
     }
 

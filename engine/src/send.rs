@@ -141,6 +141,19 @@ impl<W: Write> SendArg<'_, W> {
         }
     }
 
+    /// `dump_spill`: a SPILL record and the spill block's data.
+    fn dump_spill(&mut self, object: u64, data: &[u8]) -> Result<()> {
+        self.push_pending()?;
+        let record = Record::Spill(DrrSpill {
+            object,
+            length: data.len() as u64,
+            toguid: self.toguid,
+        });
+        // The seed's restore_spill() does not byteswap spill data, so a
+        // sender of either order writes it as it is.
+        self.emit(&record, data)
+    }
+
     /// `dump_freeobjects`.
     fn dump_freeobjects(&mut self, firstobj: u64, numobjs: u64) -> Result<()> {
         if self.pending == Pending::Free {
@@ -307,15 +320,7 @@ impl<W: Write> SendArg<'_, W> {
             Err(e) => return Err(Error::new(Errno::EIO, e.reason().to_string())),
         };
         if object_type == DMU_OT_SA && zb.blkid == DMU_SPILL_BLKID {
-            self.push_pending()?;
-            let record = Record::Spill(DrrSpill {
-                object: zb.object,
-                length: data.len() as u64,
-                toguid: self.toguid,
-            });
-            // The seed's restore_spill() does not byteswap spill data, so a
-            // sender of either order writes it as it is.
-            return self.emit(&record, &data);
+            return self.dump_spill(zb.object, &data);
         }
         let offset = zb.blkid.wrapping_mul(data.len() as u64);
         self.dump_data(object_type, zb.object, offset, bp, &data)
