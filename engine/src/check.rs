@@ -109,9 +109,9 @@ fn subtract(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
 pub fn check(pool: &mut Pool) -> Result<CheckReport> {
     // The first pass reads and verifies every block; the space passes walk
     // the same trees again from what it read.
-    pool.zio.walk_cache = Some(crate::traverse::WalkCache::default());
+    pool.zio.blkptr_cache = Some(crate::zio::BlkptrCache::default());
     let report = check_impl(pool);
-    pool.zio.walk_cache = None;
+    pool.zio.blkptr_cache = None;
     report
 }
 
@@ -332,7 +332,7 @@ mod tests {
         assert!(clean.is_clean(), "{clean}");
         // Every block is read once, though the space passes walk again.
         assert_eq!(pool.zio.stats.blocks_read - reads, clean.blocks);
-        assert!(pool.zio.walk_cache.is_none());
+        assert!(pool.zio.blkptr_cache.is_none());
         // The same answer every time.
         let again = check(&mut pool).unwrap();
         assert_eq!((again.blocks, again.bytes), (clean.blocks, clean.bytes));
@@ -347,7 +347,7 @@ mod tests {
         assert!(report.space[0].contains("tank/a@1: unique"), "{report}");
         assert!(report.space[1].contains("tank/c: referenced"), "{report}");
         assert_eq!(report.leaked, vec![(leak, 4096)]);
-        assert!(pool.zio.walk_cache.is_none());
+        assert!(pool.zio.blkptr_cache.is_none());
     }
 
     #[test]

@@ -7,11 +7,29 @@
 //! on a real pool image and inside the simulator. Modules are named after the
 //! ZFS layers they follow.
 
+/// Whether the planted bug `planted::Bug::$bug` is on for this thread, at
+/// the site where the engine would deviate: a constant `false` without the
+/// `planted-bugs` feature, so a normal build has no way to plant one.
+#[cfg(feature = "planted-bugs")]
+macro_rules! planted {
+    ($bug:ident) => {
+        $crate::planted::is_enabled($crate::planted::Bug::$bug)
+    };
+}
+#[cfg(not(feature = "planted-bugs"))]
+macro_rules! planted {
+    ($bug:ident) => {
+        false
+    };
+}
+
 pub mod checksum;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 pub mod nvlist;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 pub mod stream;
 
 pub use error::{Errno, Error, Result};

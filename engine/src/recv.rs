@@ -15,6 +15,7 @@ use std::io::Read;
 use crate::byteswap;
 use crate::context::Interrupt;
 use crate::dmu::dnode::DN_MAX_BONUSLEN;
+use crate::dmu::object_type::{self, DMU_OT_DNODE, DMU_OT_OBJSET};
 use crate::dmu::objset::{DMU_OBJECT_END, DMU_OST_NUMTYPES, Objset};
 use crate::dsl::{DS_FLAG_CI_DATASET, DS_FLAG_INCONSISTENT, DatasetId, split_snapshot_name};
 use crate::error::{Errno, Error, Result, fail};
@@ -73,6 +74,41 @@ impl Pool {
         if drrb.magic != DMU_BACKUP_MAGIC {
             return fail(Errno::EINVAL, "bad magic number in the BEGIN record");
         }
+        let origin_id = self.recv_begin_check(tofs, tosnap, drrb, force, origin)?;
+        let crflags = if drrb.flags & DRR_FLAG_CI_DATA != 0 {
+            DS_FLAG_CI_DATASET
+        } else {
+            0
+        };
+        let objset_type = u64::from(drrb.objset_type);
+        let mut created = (0, false);
+        self.txg_sync_with(|pool, txg| {
+            created = pool.recv_begin_sync(tofs, origin_id, crflags, objset_type, txg)?;
+            Ok(())
+        })?;
+        let (ds, newfs) = created;
+        Ok(RecvCookie {
+            tofs: tofs.to_string(),
+            tosnap: tosnap.to_string(),
+            drrb: drrb.clone(),
+            force,
+            ds,
+            newfs,
+            byteswap: order.is_swapped(),
+        })
+    }
+
+    /// `dmu_recv_begin_check`, with libzfs's feature check and the name
+    /// checks: whether the stream may be received into `tofs`. Returns the
+    /// origin of a clone stream, looked up.
+    fn recv_begin_check(
+        &mut self,
+        tofs: &str,
+        tosnap: &str,
+        drrb: &DrrBegin,
+        force: bool,
+        origin: Option<&str>,
+    ) -> Result<Option<DatasetId>> {
         let flags = drrb.flags;
         if drrb.hdrtype() == DMU_COMPOUNDSTREAM
             || u64::from(drrb.objset_type) >= DMU_OST_NUMTYPES
@@ -159,30 +195,7 @@ impl Pool {
             }
             Err(e) => return Err(e),
         }
-
-        let crflags = if flags & DRR_FLAG_CI_DATA != 0 {
-            DS_FLAG_CI_DATASET
-        } else {
-            0
-        };
-        let origin_id = origin.map(|o| self.lookup(o)).transpose()?;
-        let tofs_owned = tofs.to_string();
-        let objset_type = u64::from(drrb.objset_type);
-        let mut created = (0, false);
-        self.txg_sync_with(|pool, txg| {
-            created = pool.recv_begin_sync(&tofs_owned, origin_id, crflags, objset_type, txg)?;
-            Ok(())
-        })?;
-        let (ds, newfs) = created;
-        Ok(RecvCookie {
-            tofs: tofs.to_string(),
-            tosnap: tosnap.to_string(),
-            drrb: drrb.clone(),
-            force,
-            ds,
-            newfs,
-            byteswap: order.is_swapped(),
-        })
+        origin.map(|o| self.lookup(o)).transpose()
     }
 
     /// `recv_begin_check_existing_impl`.
@@ -387,8 +400,8 @@ impl Pool {
     ) -> Result<()> {
         let t = drro.object_type;
         if t == 0
-            || !byteswap::is_valid(t)
-            || !byteswap::is_valid(drro.bonustype)
+            || !object_type::is_valid(t)
+            || !object_type::is_valid(drro.bonustype)
             || drro.checksumtype >= ZIO_CHECKSUM_FUNCTIONS
             || drro.compress >= ZIO_COMPRESS_FUNCTIONS
             || u64::from(drro.blksz) % SPA_MINBLOCKSIZE != 0
@@ -415,13 +428,13 @@ impl Pool {
         // Not in the seed: every traversal (send, scrub, the check) reads a
         // block of these types as dnodes or as an objset, so an object of
         // either type would make its data the snapshot's metadata.
-        if t == byteswap::DMU_OT_DNODE || t == byteswap::DMU_OT_OBJSET {
+        if t == DMU_OT_DNODE || t == DMU_OT_OBJSET {
             return fail(
                 Errno::EINVAL,
                 format!(
                     "invalid OBJECT {}: type {t} ({}) belongs to the DMU's own structures",
                     drro.object,
-                    byteswap::dmu_ot(t).map_or("?", |i| i.name)
+                    object_type::dmu_ot(t).map_or("?", |i| i.name)
                 ),
             );
         }
@@ -434,7 +447,7 @@ impl Pool {
         let bonuslen = drro.bonuslen as usize;
         let mut bonus = payload[..bonuslen].to_vec();
         if cookie.byteswap
-            && let Some(class) = byteswap::byteswap_class(drro.bonustype)
+            && let Some(class) = object_type::byteswap_class(drro.bonustype)
         {
             byteswap::byteswap(class, &mut bonus);
         }
@@ -499,7 +512,9 @@ impl Pool {
         drrw: &DrrWrite,
         mut data: Vec<u8>,
     ) -> Result<()> {
-        if drrw.offset.checked_add(drrw.length).is_none() || !byteswap::is_valid(drrw.object_type) {
+        if drrw.offset.checked_add(drrw.length).is_none()
+            || !object_type::is_valid(drrw.object_type)
+        {
             return fail(
                 Errno::EINVAL,
                 format!(
@@ -531,7 +546,7 @@ impl Pool {
         tx.hold_write(drrw.object, drrw.offset, drrw.length);
         self.tx_assign(&mut tx)?;
         if cookie.byteswap
-            && let Some(class) = byteswap::byteswap_class(drrw.object_type)
+            && let Some(class) = object_type::byteswap_class(drrw.object_type)
         {
             byteswap::byteswap(class, &mut data);
         }
@@ -636,7 +651,7 @@ impl Pool {
     /// `dmu_recv_cleanup_ds`: destroys what the receive created. Nothing
     /// else was touched, so the target is as it was.
     pub fn recv_cleanup(&mut self, cookie: &RecvCookie) {
-        if planted::SKIP_RECV_CLEANUP.with(std::cell::Cell::get) {
+        if planted!(SkipRecvCleanup) {
             return;
         }
         if !self.dsl.datasets.contains_key(&cookie.ds) || self.check_usable().is_err() {
@@ -667,10 +682,25 @@ impl Pool {
         }
     }
 
+    /// The sync task `dmu_recv_new_end` and `dmu_recv_existing_end` run:
+    /// `dmu_recv_end_check`, then `dmu_recv_end_sync`.
     fn recv_end_impl(&mut self, cookie: &RecvCookie) -> Result<DatasetId> {
         self.check_usable()?;
-        // Pending writes go out first: the checks below look at synced state.
+        // Pending writes go out first: the checks look at synced state.
         self.txg_sync()?;
+        let target = self.recv_end_check(cookie)?;
+        let mut snap = 0;
+        self.txg_sync_with(|pool, txg| {
+            snap = pool.recv_end_sync(cookie, target, txg)?;
+            Ok(())
+        })?;
+        Ok(snap)
+    }
+
+    /// `dmu_recv_end_check`: whether the received dataset can become
+    /// `tofs@tosnap`. Returns the dataset to snapshot: the new filesystem,
+    /// or the target that takes the clone's contents.
+    fn recv_end_check(&mut self, cookie: &RecvCookie) -> Result<DatasetId> {
         let target = if cookie.newfs {
             cookie.ds
         } else {
@@ -691,22 +721,28 @@ impl Pool {
                 format!("{}@{} already exists", cookie.tofs, cookie.tosnap),
             );
         }
-        let drrb = cookie.drrb.clone();
-        let (clone, newfs, tosnap) = (cookie.ds, cookie.newfs, cookie.tosnap.clone());
-        let mut snap = 0;
-        self.txg_sync_with(|pool, txg| {
-            if !newfs {
-                pool.clone_swap_sync(clone, target);
-            }
-            let guid = drrb.toguid;
-            snap = pool.snapshot_sync(target, &tosnap, txg, drrb.creation_time, guid);
-            pool.dsl.datasets.get_mut(&snap).expect("created").flags &= !DS_FLAG_INCONSISTENT;
-            pool.dsl.datasets.get_mut(&target).expect("exists").flags &= !DS_FLAG_INCONSISTENT;
-            if !newfs {
-                pool.destroy_head_sync(clone)?;
-            }
-            Ok(())
-        })?;
+        Ok(target)
+    }
+
+    /// `dmu_recv_end_sync`: swaps the clone's contents into `target` (not
+    /// for a new filesystem), snapshots it with the stream's guid and
+    /// creation time, and destroys the clone. Returns the snapshot.
+    fn recv_end_sync(
+        &mut self,
+        cookie: &RecvCookie,
+        target: DatasetId,
+        txg: u64,
+    ) -> Result<DatasetId> {
+        let drrb = &cookie.drrb;
+        if !cookie.newfs {
+            self.clone_swap_sync(cookie.ds, target);
+        }
+        let snap = self.snapshot_sync(target, &cookie.tosnap, txg, drrb.creation_time, drrb.toguid);
+        self.dsl.datasets.get_mut(&snap).expect("created").flags &= !DS_FLAG_INCONSISTENT;
+        self.dsl.datasets.get_mut(&target).expect("exists").flags &= !DS_FLAG_INCONSISTENT;
+        if !cookie.newfs {
+            self.destroy_head_sync(cookie.ds)?;
+        }
         Ok(snap)
     }
 
@@ -878,18 +914,6 @@ impl Pool {
             };
             received.push(self.recv_end(&cookie, &mut guid_map)?);
         }
-    }
-}
-
-/// Bugs planted on purpose, one switch per thread, off unless a test turns
-/// it on: the simulator's self-test proves that its oracle catches them and
-/// that shrinking reduces the failing run to a short repro.
-pub mod planted {
-    use std::cell::Cell;
-
-    thread_local! {
-        /// A failed receive leaves its `%recv` or new dataset behind.
-        pub static SKIP_RECV_CLEANUP: Cell<bool> = const { Cell::new(false) };
     }
 }
 

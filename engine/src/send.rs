@@ -11,10 +11,11 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use crate::byteswap::{self, DMU_OT_DNODE, DMU_OT_OBJSET, DMU_OT_SA};
+use crate::byteswap;
 use crate::checksum::ZioCksum;
 use crate::context::Interrupt;
 use crate::dmu::dnode::{DNODE_SHIFT, Dnode};
+use crate::dmu::object_type::{DMU_OT_DNODE, DMU_OT_OBJSET, DMU_OT_SA, byteswap_class};
 use crate::dsl::{DS_FLAG_CI_DATASET, DatasetId};
 use crate::error::{Errno, Error, Result, fail};
 use crate::spa::Pool;
@@ -140,6 +141,19 @@ impl<W: Write> SendArg<'_, W> {
         }
     }
 
+    /// `dump_spill`: a SPILL record and the spill block's data.
+    fn dump_spill(&mut self, object: u64, data: &[u8]) -> Result<()> {
+        self.push_pending()?;
+        let record = Record::Spill(DrrSpill {
+            object,
+            length: data.len() as u64,
+            toguid: self.toguid,
+        });
+        // The seed's restore_spill() does not byteswap spill data, so a
+        // sender of either order writes it as it is.
+        self.emit(&record, data)
+    }
+
     /// `dump_freeobjects`.
     fn dump_freeobjects(&mut self, firstobj: u64, numobjs: u64) -> Result<()> {
         if self.pending == Pending::Free {
@@ -167,7 +181,7 @@ impl<W: Write> SendArg<'_, W> {
     fn payload_in_order(&self, object_type: u32, data: &[u8]) -> Vec<u8> {
         let mut data = data.to_vec();
         if self.options.byte_order.is_swapped()
-            && let Some(class) = byteswap::byteswap_class(object_type)
+            && let Some(class) = byteswap_class(object_type)
         {
             byteswap::byteswap_to_foreign(class, &mut data);
         }
@@ -306,15 +320,7 @@ impl<W: Write> SendArg<'_, W> {
             Err(e) => return Err(Error::new(Errno::EIO, e.reason().to_string())),
         };
         if object_type == DMU_OT_SA && zb.blkid == DMU_SPILL_BLKID {
-            self.push_pending()?;
-            let record = Record::Spill(DrrSpill {
-                object: zb.object,
-                length: data.len() as u64,
-                toguid: self.toguid,
-            });
-            // The seed's restore_spill() does not byteswap spill data, so a
-            // sender of either order writes it as it is.
-            return self.emit(&record, &data);
+            return self.dump_spill(zb.object, &data);
         }
         let offset = zb.blkid.wrapping_mul(data.len() as u64);
         self.dump_data(object_type, zb.object, offset, bp, &data)

@@ -196,7 +196,7 @@ impl Pool {
         };
         pool.mos.object_claim(
             MOS_DSL_OBJECT,
-            crate::byteswap::DMU_OT_OBJECT_DIRECTORY as u8,
+            crate::dmu::object_type::DMU_OT_OBJECT_DIRECTORY as u8,
             16 << 10,
             0,
             0,

@@ -9,8 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::byteswap::{DMU_OT_DNODE, DMU_OT_OBJSET};
 use crate::dmu::dnode::{DN_SPILL_OFFSET, DNODE_CORE_SIZE, DNODE_FLAG_SPILL_BLKPTR, DNODE_SIZE};
+use crate::dmu::object_type::{DMU_OT_DNODE, DMU_OT_OBJSET};
 use crate::error::{Errno, Result, fail};
 use crate::zio::{BLKPTR_SIZE, Blkptr, Zio};
 
@@ -70,7 +70,7 @@ fn walk_impl(
         if !descends && !options.read_data {
             continue;
         }
-        if let Some(cached) = zio.walk_cache.as_ref().and_then(|c| c.children(&bp)) {
+        if let Some(cached) = zio.blkptr_cache.as_ref().and_then(|c| c.children(&bp)) {
             // Pre-order, children in ascending order.
             stack.extend(cached.iter().rev());
             continue;
@@ -100,46 +100,13 @@ fn walk_impl(
                 None => return Err(e),
             }
         }
-        if descends && let Some(cache) = zio.walk_cache.as_mut() {
+        if descends && let Some(cache) = zio.blkptr_cache.as_mut() {
             cache.insert(&bp, &children);
         }
         // Pre-order, children in ascending order.
         stack.extend(children.into_iter().rev());
     }
     Ok(())
-}
-
-/// The block pointers that blocks leading further down hold, as walks
-/// read them: the check walks the same trees several times (every block,
-/// then each dataset's space), and reads each block once. Only valid while
-/// nothing is written: [`Zio::write_block`] drops it.
-#[derive(Debug, Default)]
-pub struct WalkCache {
-    blocks: std::collections::HashMap<u64, (Blkptr, Vec<Blkptr>)>,
-    /// Block pointers held, against [`WalkCache::LIMIT`].
-    held: usize,
-}
-
-impl WalkCache {
-    /// At most this many block pointers (128 bytes each, 32 MiB) are kept;
-    /// blocks beyond are read again as before.
-    const LIMIT: usize = 1 << 18;
-
-    fn children(&self, bp: &Blkptr) -> Option<&[Blkptr]> {
-        match self.blocks.get(&bp.dva[0].offset()) {
-            Some((cached, children)) if cached == bp => Some(children),
-            _ => None,
-        }
-    }
-
-    fn insert(&mut self, bp: &Blkptr, children: &[Blkptr]) {
-        // Holes lead nowhere: walks skip them.
-        let children: Vec<Blkptr> = children.iter().filter(|c| !c.is_hole()).copied().collect();
-        if self.held + children.len() <= Self::LIMIT {
-            self.held += children.len();
-            self.blocks.insert(bp.dva[0].offset(), (*bp, children));
-        }
-    }
 }
 
 /// The block pointers of one encoded dnode (none for a free slot).

@@ -23,7 +23,7 @@ fn every_lzjb_block_of_every_fixture_compresses_as_zfs_did() {
                 continue; // sha-256 (dedup) keys are checked by the dedup tests
             }
             let data = entry.payload;
-            let metadata = engine::byteswap::is_metadata(w.object_type);
+            let metadata = engine::dmu::object_type::is_metadata(w.object_type);
             let compress = w.key.compress();
             if compress == ZioCompress::Lzjb as u8 {
                 lzjb += 1;

@@ -15,7 +15,7 @@
 
 use std::rc::Rc;
 
-use crate::byteswap;
+use crate::dmu::object_type;
 use crate::error::{Errno, Error, Result, fail};
 use crate::zio::{
     BLKPTR_SIZE, Blkptr, SPA_MAXBLOCKSIZE, SPA_MINBLOCKSIZE, WriteProps, Zio, ZioChecksum,
@@ -45,7 +45,7 @@ pub const DNODE_FLAG_SPILL_BLKPTR: u8 = 1 << 2;
 
 /// Top-level block pointers a dnode has room for with this bonus length.
 pub fn nblkptr_for_bonus(bonustype: u8, bonuslen: usize) -> u8 {
-    if u32::from(bonustype) == byteswap::DMU_OT_SA {
+    if u32::from(bonustype) == object_type::DMU_OT_SA {
         1
     } else {
         (1 + (DN_MAX_BONUSLEN - bonuslen.min(DN_MAX_BONUSLEN)) / BLKPTR_SIZE) as u8
@@ -162,7 +162,7 @@ impl WritePolicy {
         fill: u64,
         spill: bool,
     ) -> WriteProps {
-        let metadata = spill || level > 0 || byteswap::is_metadata(u32::from(dn_type));
+        let metadata = spill || level > 0 || object_type::is_metadata(u32::from(dn_type));
         let (checksum, compress) = if metadata {
             let checksum = if self.os_checksum.fit_for_metadata() {
                 self.os_checksum
@@ -579,7 +579,7 @@ impl Dnode {
         }
         if self.spill.is_dirty() {
             let spill_ctx = SyncCtx {
-                dn_type: byteswap::DMU_OT_SA as u8,
+                dn_type: object_type::DMU_OT_SA as u8,
                 spill: true,
                 ..ctx
             };

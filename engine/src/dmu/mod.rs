@@ -3,6 +3,7 @@
 //! `dmu_tx.c`).
 
 pub mod dnode;
+pub mod object_type;
 pub mod objset;
 pub mod tx;
 

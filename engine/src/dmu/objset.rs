@@ -13,7 +13,7 @@ use super::dnode::{
     DN_MAX_BONUSLEN, DN_MAX_INDBLKSHIFT, DN_MAX_OBJECT, DNODE_BLOCK_SIZE, DNODE_SIZE,
     DNODES_PER_BLOCK, DNODES_PER_BLOCK_SHIFT, Dnode, ObjectInfo, WritePolicy, valid_blksz,
 };
-use crate::byteswap;
+use crate::dmu::object_type;
 use crate::error::{Errno, Error, Result, fail};
 use crate::zio::{Blkptr, SPA_MINBLOCKSIZE, Zio};
 
@@ -62,7 +62,7 @@ impl Objset {
     pub fn create(os_type: u64) -> Objset {
         let mut meta = Dnode::allocate(
             0,
-            byteswap::DMU_OT_DNODE as u8,
+            object_type::DMU_OT_DNODE as u8,
             DNODE_BLOCK_SIZE as u32,
             DN_MAX_INDBLKSHIFT,
             0,
@@ -103,7 +103,7 @@ impl Objset {
         }
         let mut meta = Dnode::decode(0, &block[..DNODE_SIZE])?
             .ok_or_else(|| Error::new(Errno::EIO, "objset without a meta-dnode"))?;
-        if u32::from(meta.dn_type) != byteswap::DMU_OT_DNODE
+        if u32::from(meta.dn_type) != object_type::DMU_OT_DNODE
             || meta.datablksz as usize != DNODE_BLOCK_SIZE
         {
             return fail(Errno::EIO, "corrupt meta-dnode");
@@ -208,10 +208,10 @@ impl Objset {
     }
 
     fn check_new_object(dn_type: u8, blksz: u32, bonustype: u8, bonuslen: usize) -> Result<()> {
-        if dn_type == 0 || !byteswap::is_valid(u32::from(dn_type)) {
+        if dn_type == 0 || !object_type::is_valid(u32::from(dn_type)) {
             return fail(Errno::EINVAL, format!("invalid object type {dn_type}"));
         }
-        if !byteswap::is_valid(u32::from(bonustype)) {
+        if !object_type::is_valid(u32::from(bonustype)) {
             return fail(Errno::EINVAL, format!("invalid bonus type {bonustype}"));
         }
         if !valid_blksz(u64::from(blksz)) {
@@ -567,7 +567,7 @@ impl Objset {
         self.meta.encode(&mut block[..DNODE_SIZE]);
         block[OS_TYPE_OFFSET..OS_TYPE_OFFSET + 8].copy_from_slice(&self.os_type.to_le_bytes());
         let props = policy.props(
-            byteswap::DMU_OT_OBJSET as u8,
+            object_type::DMU_OT_OBJSET as u8,
             0,
             0,
             0,

@@ -475,10 +475,26 @@ impl Record {
         enc.buf
     }
 
-    /// Decodes 312 bytes written in `order`. Only the type can be wrong here:
-    /// every other field is taken as it is and validated by whoever acts on it.
+    /// Decodes 312 bytes written in `order`: a record from a host of the
+    /// other order is swapped first, field by field ([`backup_byteswap`]).
+    /// Only the type can be wrong here: every other field is taken as it is
+    /// and validated by whoever acts on it.
     pub fn decode(buf: &[u8; DRR_RECORD_SIZE], order: ByteOrder) -> Result<Record, DecodeError> {
-        let mut dec = Decoder { buf, pos: 0, order };
+        if order.is_swapped() {
+            let mut native = *buf;
+            backup_byteswap(&mut native);
+            Record::decode_native(&native)
+        } else {
+            Record::decode_native(buf)
+        }
+    }
+
+    fn decode_native(buf: &[u8; DRR_RECORD_SIZE]) -> Result<Record, DecodeError> {
+        let mut dec = Decoder {
+            buf,
+            pos: 0,
+            order: ByteOrder::NATIVE,
+        };
         let raw_type = dec.u32();
         let payloadlen = dec.u32();
         let drr_type = DrrType::from_u32(raw_type).ok_or(DecodeError::UnknownType(raw_type))?;
@@ -591,6 +607,82 @@ impl Record {
                 toguid: dec.u64(),
             }),
         })
+    }
+}
+
+/// `backup_byteswap`: swaps every integer field of a record written by a
+/// host of the other byte order in place, its type first, then the fields
+/// of that type; single bytes, padding and the BEGIN's name stay as they
+/// are, and a record of unknown type keeps everything after its header.
+fn backup_byteswap(buf: &mut [u8; DRR_RECORD_SIZE]) {
+    let mut sw = Swapper { buf, pos: 0 };
+    let drr_type = sw.u32();
+    sw.u32(); // drr_payloadlen
+    let Some(drr_type) = DrrType::from_u32(drr_type) else {
+        return;
+    };
+    match drr_type {
+        DrrType::Begin => {
+            sw.u64s(3); // magic, versioninfo, creation_time
+            sw.u32s(2); // type, flags
+            sw.u64s(2); // toguid, fromguid
+        }
+        DrrType::End => sw.u64s(5), // checksum, toguid
+        DrrType::Object => {
+            sw.u64s(1); // object
+            sw.u32s(4); // type, bonustype, blksz, bonuslen
+            sw.skip(8); // checksumtype, compress, pad
+            sw.u64s(1); // toguid
+        }
+        DrrType::FreeObjects => sw.u64s(3),
+        DrrType::Write => {
+            sw.u64s(1); // object
+            sw.u32s(1); // type
+            sw.skip(4);
+            sw.u64s(3); // offset, length, toguid
+            sw.skip(8); // checksumtype, checksumflags, pad
+            sw.u64s(5); // key: cksum, prop
+        }
+        DrrType::Free => sw.u64s(4),
+        DrrType::WriteByref => {
+            sw.u64s(7); // object .. refoffset
+            sw.skip(8); // checksumtype, checksumflags, pad
+            sw.u64s(5); // key: cksum, prop
+        }
+        DrrType::Spill => sw.u64s(3),
+    }
+}
+
+/// Walks a record's fields, reversing each integer in place.
+struct Swapper<'a> {
+    buf: &'a mut [u8; DRR_RECORD_SIZE],
+    pos: usize,
+}
+
+impl Swapper<'_> {
+    fn skip(&mut self, n: usize) {
+        self.pos += n;
+    }
+
+    /// Swaps the `u32` here and returns its value after the swap.
+    fn u32(&mut self) -> u32 {
+        let field = &mut self.buf[self.pos..self.pos + 4];
+        field.reverse();
+        self.pos += 4;
+        u32::from_ne_bytes(field.try_into().expect("4 bytes"))
+    }
+
+    fn u32s(&mut self, n: usize) {
+        for _ in 0..n {
+            self.u32();
+        }
+    }
+
+    fn u64s(&mut self, n: usize) {
+        for _ in 0..n {
+            self.buf[self.pos..self.pos + 8].reverse();
+            self.pos += 8;
+        }
     }
 }
 
@@ -782,6 +874,21 @@ mod tests {
                 assert_eq!(Record::decode(&bytes, order).unwrap().encode(order), bytes);
             }
         }
+    }
+
+    #[test]
+    fn backup_byteswap_turns_a_record_into_the_other_orders() {
+        for record in samples() {
+            let mut swapped = record.encode(ByteOrder::NATIVE.other());
+            backup_byteswap(&mut swapped);
+            assert_eq!(swapped, record.encode(ByteOrder::NATIVE), "{record:?}");
+        }
+        // An unknown type: only the header is swapped.
+        let mut unknown = [0xa5; DRR_RECORD_SIZE];
+        unknown[..8].copy_from_slice(&[0, 0, 0, 99, 0, 0, 0, 1]);
+        backup_byteswap(&mut unknown);
+        assert_eq!(&unknown[..8], &[99, 0, 0, 0, 1, 0, 0, 0]);
+        assert!(unknown[8..].iter().all(|&b| b == 0xa5));
     }
 
     #[test]

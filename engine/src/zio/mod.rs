@@ -7,9 +7,11 @@
 //! is ECKSUM here and EIO to the DMU's callers, as in ZFS.
 
 pub mod blkptr;
+mod cache;
 pub mod compress;
 
 pub use blkptr::{BLKPTR_SIZE, Blkptr, Dva, SPA_MAXBLOCKSIZE, SPA_MINBLOCKSHIFT, SPA_MINBLOCKSIZE};
+pub(crate) use cache::BlkptrCache;
 pub use compress::ZioCompress;
 
 use crate::checksum::{ZioCksum, fletcher_2_native, fletcher_4_native, sha256};
@@ -128,7 +130,7 @@ pub struct Zio {
     pub ms: Metaslab,
     pub stats: ZioStats,
     /// Set by the check for its walks; any block write drops it.
-    pub(crate) walk_cache: Option<crate::traverse::WalkCache>,
+    pub(crate) blkptr_cache: Option<BlkptrCache>,
     /// `zfs_mdcomp_disable`: metadata is written uncompressed (all-zero
     /// blocks are still holes). Off by default, as in ZFS; the fuzz targets
     /// set it, because compressing metadata is most of a txg sync's cost
@@ -142,7 +144,7 @@ impl Zio {
             dev,
             ms,
             stats: ZioStats::default(),
-            walk_cache: None,
+            blkptr_cache: None,
             mdcomp_disable: false,
         }
     }
@@ -151,7 +153,7 @@ impl Zio {
     /// A block that compresses to nothing (all zeros, compression on) is a
     /// hole and writes nothing, as `zio_write_bp_init` does.
     pub fn write_block(&mut self, txg: u64, data: &[u8], props: &WriteProps) -> Result<Blkptr> {
-        self.walk_cache = None;
+        self.blkptr_cache = None;
         let lsize = data.len() as u64;
         debug_assert!(
             lsize > 0 && lsize.is_multiple_of(SPA_MINBLOCKSIZE) && lsize <= SPA_MAXBLOCKSIZE

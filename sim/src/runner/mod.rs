@@ -59,31 +59,9 @@ pub enum Faults {
     World(Box<WorldOptions>),
 }
 
-/// Deliberate engine bugs the campaign must catch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Planted {
-    SkipRecvCleanup,
-}
-
-impl std::str::FromStr for Planted {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "skip-recv-cleanup" => Ok(Planted::SkipRecvCleanup),
-            _ => Err(format!(
-                "unknown planted bug {s:?}: the one there is is skip-recv-cleanup"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Planted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Planted::SkipRecvCleanup => f.write_str("skip-recv-cleanup"),
-        }
-    }
-}
+/// Deliberate engine bugs the campaign must catch, by the names
+/// `--plant` and failure files use.
+pub use engine::planted::Bug as Planted;
 
 impl RunConfig {
     pub fn new(seed: u64, spec: Spec) -> RunConfig {
@@ -236,14 +214,6 @@ impl RunReport {
 pub fn run(config: &RunConfig) -> RunReport {
     let runtime =
         madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
-    for bug in &config.planted {
-        match bug {
-            Planted::SkipRecvCleanup => {
-                engine::recv::planted::SKIP_RECV_CLEANUP.with(|c| c.set(true))
-            }
-        }
-    }
-    let report = runtime.block_on(simulate::simulate(config.clone()));
-    engine::recv::planted::SKIP_RECV_CLEANUP.with(|c| c.set(false));
-    report
+    let _planted = engine::planted::plant(&config.planted);
+    runtime.block_on(simulate::simulate(config.clone()))
 }
