@@ -281,10 +281,10 @@ mod exec {
     use reports::render::render_text;
     use reports::result::{Outcomes, SeedResult, Violation};
     use reports::summary::SummaryBuilder;
-    use serde::Serialize;
 
     use super::{CampaignArgs, Range};
     use crate::cmd::{EXIT_FAILURE, report};
+    use crate::runner::failure::Failure;
     use crate::runner::text::replay_command;
     use crate::runner::{Faults, Outcome, RunConfig, RunReport};
     use crate::world::faults::{FaultKind, FaultSpec};
@@ -325,17 +325,6 @@ mod exec {
     struct Done {
         result: SeedResult,
         failure: Option<String>,
-    }
-
-    /// A failure file, as `cargo sim replay` reads it.
-    #[derive(Serialize)]
-    struct FailureFile<'a> {
-        seed: u64,
-        scenario: &'a str,
-        faults: String,
-        steps: Vec<String>,
-        violation: String,
-        planted: Vec<String>,
     }
 
     /// What a campaign runs: the command line, checked.
@@ -670,16 +659,12 @@ mod exec {
             virtual_time_ns: u64::try_from(report.virtual_time.as_nanos()).unwrap_or(u64::MAX),
             replay: replay(report, scenario_arg),
         };
-        let failure = report.violation.as_ref().map(|v| {
-            let file = FailureFile {
-                seed: report.seed,
-                scenario: scenario_arg.unwrap_or(&report.scenario),
-                faults: report.plan.to_string(),
-                steps: report.step_list().iter().map(ToString::to_string).collect(),
-                violation: format!("expected {}, found {}", v.expected, v.found),
-                planted: report.planted.iter().map(ToString::to_string).collect(),
-            };
-            toml::to_string(&file).expect("a failure file serializes")
+        let failure = report.violation.is_some().then(|| {
+            let mut file = Failure::from_report(report);
+            if let Some(path) = scenario_arg {
+                file.scenario = path.to_string();
+            }
+            file.to_toml()
         });
         Done { result, failure }
     }

@@ -45,7 +45,7 @@ use rand::Rng;
 use super::faults::FaultKind;
 use super::injector::Injector;
 use super::options::{PipeOptions, TransferOptions, WorldOptions};
-use super::pipe::{Damage, pipe};
+use super::pipe::{Damage, PipeReader, PipeWriter, pipe};
 
 /// Which end of the pipe a signal goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -198,81 +198,32 @@ pub async fn transfer_with(
     }
     let signal_at = |side: Side| faults.signal.filter(|&(s, _)| s == side).map(|(_, at)| at);
     let delivered = Rc::new(Cell::new(false));
-    let (mut writer, mut reader) = pipe(pipe_options, injector, faults.damage);
+    let (writer, reader) = pipe(pipe_options, injector, faults.damage);
     let chunk = usize::try_from(pipe_options.send_chunk_bytes).unwrap_or(usize::MAX);
 
-    let sender = {
-        let src = src.clone();
-        let spec = spec.clone();
-        let mut interrupt =
-            ByteSignal::new(Side::Sender, signal_at(Side::Sender), &delivered, injector);
-        madsim::task::spawn_local(async move {
-            let mut out = CountingWriter {
-                bytes: Vec::new(),
-                count: interrupt.count.clone(),
-            };
-            let options = SendOptions {
-                byte_order,
-                dedup: spec.dedup,
-                corrupt_data: false,
-            };
-            let mut table = DedupTable::default();
-            let send = with_pool(&src, |p| {
-                p.send(
-                    &spec.tosnap,
-                    spec.fromsnap.as_deref(),
-                    &mut out,
-                    &options,
-                    spec.dedup.then_some(&mut table),
-                    &mut interrupt,
-                )
-            });
-            // What the send wrote, even if it failed, goes down the pipe:
-            // a killed `zfs send` leaves its output in the pipe too.
-            for chunk in out.bytes.chunks(chunk.max(1)) {
-                if writer.write_all(chunk).await.is_err() {
-                    break;
-                }
-            }
-            let sent = writer.stats().bytes_written;
-            drop(writer);
-            (send, sent)
-        })
-    };
-
-    let receiver = {
-        let dst = dst.clone();
-        let spec = spec.clone();
-        let mut interrupt = ByteSignal::new(
+    let sender = madsim::task::spawn_local(send_task(
+        src.clone(),
+        spec.clone(),
+        SendOptions {
+            byte_order,
+            dedup: spec.dedup,
+            corrupt_data: false,
+        },
+        ByteSignal::new(Side::Sender, signal_at(Side::Sender), &delivered, injector),
+        writer,
+        chunk.max(1),
+    ));
+    let receiver = madsim::task::spawn_local(recv_task(
+        dst.clone(),
+        spec.clone(),
+        ByteSignal::new(
             Side::Receiver,
             signal_at(Side::Receiver),
             &delivered,
             injector,
-        );
-        madsim::task::spawn_local(async move {
-            let mut got = Vec::new();
-            // The reader never fails: its errors are the writer's.
-            let _ = reader.read_to_end(&mut got).await;
-            let damage = reader.damage();
-            let bytes_delivered = reader.stats().bytes_read;
-            drop(reader);
-            let recv = (!got.is_empty()).then(|| {
-                let input = CountingReader {
-                    inner: &got[..],
-                    count: interrupt.count.clone(),
-                };
-                let options = RecvOptions {
-                    force: spec.force,
-                    origin: spec.origin.clone(),
-                };
-                with_pool(&dst, |p| {
-                    p.receive(&spec.target, input, &options, &mut interrupt)
-                })
-            });
-            (recv, damage, bytes_delivered)
-        })
-    };
-
+        ),
+        reader,
+    ));
     let (send, bytes_sent) = sender
         .await
         .unwrap_or_else(|_| (Err(cancelled("sender")), 0));
@@ -292,6 +243,77 @@ pub async fn transfer_with(
         bytes_delivered,
         recv,
     }
+}
+
+/// The sending task: `zfs send` into a buffer, then the buffer into the
+/// pipe in chunks. Returns the send's result and the bytes it wrote.
+async fn send_task(
+    src: Rc<RefCell<Pool>>,
+    spec: TransferSpec,
+    options: SendOptions,
+    mut interrupt: ByteSignal,
+    mut writer: PipeWriter,
+    chunk: usize,
+) -> (Result<SendSummary>, u64) {
+    let mut out = CountingWriter {
+        bytes: Vec::new(),
+        count: interrupt.count.clone(),
+    };
+    let mut table = DedupTable::default();
+    let send = with_pool(&src, |p| {
+        p.send(
+            &spec.tosnap,
+            spec.fromsnap.as_deref(),
+            &mut out,
+            &options,
+            spec.dedup.then_some(&mut table),
+            &mut interrupt,
+        )
+    });
+    // What the send wrote, even if it failed, goes down the pipe: a killed
+    // `zfs send` leaves its output in the pipe too.
+    for chunk in out.bytes.chunks(chunk) {
+        if writer.write_all(chunk).await.is_err() {
+            break;
+        }
+    }
+    let sent = writer.stats().bytes_written;
+    drop(writer);
+    (send, sent)
+}
+
+/// What the receiving task returns: the receive's result (`None` when not
+/// a byte arrived), the damage the pipe did, and the bytes delivered.
+type Received = (Option<Result<Vec<DatasetId>>>, Option<Damage>, u64);
+
+/// The receiving task: the pipe read to EOF, then `zfs receive` over what
+/// arrived.
+async fn recv_task(
+    dst: Rc<RefCell<Pool>>,
+    spec: TransferSpec,
+    mut interrupt: ByteSignal,
+    mut reader: PipeReader,
+) -> Received {
+    let mut got = Vec::new();
+    // The reader never fails: its errors are the writer's.
+    let _ = reader.read_to_end(&mut got).await;
+    let damage = reader.damage();
+    let bytes_delivered = reader.stats().bytes_read;
+    drop(reader);
+    let recv = (!got.is_empty()).then(|| {
+        let input = CountingReader {
+            inner: &got[..],
+            count: interrupt.count.clone(),
+        };
+        let options = RecvOptions {
+            force: spec.force,
+            origin: spec.origin.clone(),
+        };
+        with_pool(&dst, |p| {
+            p.receive(&spec.target, input, &options, &mut interrupt)
+        })
+    });
+    (recv, damage, bytes_delivered)
 }
 
 fn cancelled(side: &str) -> Error {
