@@ -88,7 +88,11 @@ impl Generator {
         .unwrap_or(Step::Wait { ms: 1000 })
     }
 
+    /// A step of `kind` that makes sense now, or `None` if none does.
     fn build(&mut self, kind: &str, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
+        if let step @ Some(_) = self.build_object_step(kind, src, dst) {
+            return step;
+        }
         let rng = &mut self.rng;
         match kind {
             "create" => {
@@ -100,6 +104,70 @@ impl Generator {
                     fs: format!("{SRC}/fs{n}"),
                 })
             }
+            "snapshot" => {
+                let fs = pick_fs(rng, src, dst)?;
+                let n = self.name();
+                Some(Step::Snapshot {
+                    snap: format!("{fs}@s{n}"),
+                })
+            }
+            "clone" => {
+                let snaps = snapshots(src);
+                let origin = snaps.choose(rng)?.clone();
+                let n = self.name();
+                Some(Step::Clone {
+                    origin,
+                    fs: format!("{SRC}/c{n}"),
+                })
+            }
+            "send-full" => self.send_full(src, dst, false),
+            "send-incremental" => self.send_incremental(src, dst, false, false),
+            "recv-force" => self.send_incremental(src, dst, false, true),
+            "send-clone" => self.send_clone(src, dst, false),
+            "send-dedup" => match self.rng.gen_range(0..3) {
+                0 => self.send_full(src, dst, true),
+                1 => self.send_clone(src, dst, true),
+                _ => self.send_incremental(src, dst, true, false),
+            },
+            "rollback" => {
+                let fs = pick_fs(rng, src, dst)?;
+                let model = model_of(&fs, src, dst);
+                model.latest_snapshot(&fs)?;
+                Some(Step::Rollback { fs })
+            }
+            "destroy" => {
+                let mut names: Vec<String> = Vec::new();
+                for model in [src, dst] {
+                    for name in model.datasets.keys() {
+                        let leaf = if name.contains('@') {
+                            model.clones_of(name).is_empty()
+                        } else {
+                            name.contains('/')
+                                && model.snapshots_of(name).is_empty()
+                                && model.children_of(name).is_empty()
+                        };
+                        if leaf {
+                            names.push(name.clone());
+                        }
+                    }
+                }
+                let name = names.choose(rng)?.clone();
+                Some(Step::Destroy { name })
+            }
+            "wait" => Some(Step::Wait {
+                ms: rng.gen_range(100..8000),
+            }),
+            "crash" => Some(Step::Crash {
+                pool: [SRC, DST].choose(rng).expect("pools").to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// A step on one object, if `kind` is one and an object fits.
+    fn build_object_step(&mut self, kind: &str, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
+        let rng = &mut self.rng;
+        match kind {
             "alloc" | "claim" => {
                 let fs = pick_fs(rng, src, dst)?;
                 let model = model_of(&fs, src, dst);
@@ -190,62 +258,6 @@ impl Generator {
                     compress: *COMPRESSIONS.choose(rng).expect("values"),
                 })
             }
-            "snapshot" => {
-                let fs = pick_fs(rng, src, dst)?;
-                let n = self.name();
-                Some(Step::Snapshot {
-                    snap: format!("{fs}@s{n}"),
-                })
-            }
-            "clone" => {
-                let snaps = snapshots(src);
-                let origin = snaps.choose(rng)?.clone();
-                let n = self.name();
-                Some(Step::Clone {
-                    origin,
-                    fs: format!("{SRC}/c{n}"),
-                })
-            }
-            "send-full" => self.send_full(src, dst, false),
-            "send-incremental" => self.send_incremental(src, dst, false, false),
-            "recv-force" => self.send_incremental(src, dst, false, true),
-            "send-clone" => self.send_clone(src, dst, false),
-            "send-dedup" => match self.rng.gen_range(0..3) {
-                0 => self.send_full(src, dst, true),
-                1 => self.send_clone(src, dst, true),
-                _ => self.send_incremental(src, dst, true, false),
-            },
-            "rollback" => {
-                let fs = pick_fs(rng, src, dst)?;
-                let model = model_of(&fs, src, dst);
-                model.latest_snapshot(&fs)?;
-                Some(Step::Rollback { fs })
-            }
-            "destroy" => {
-                let mut names: Vec<String> = Vec::new();
-                for model in [src, dst] {
-                    for name in model.datasets.keys() {
-                        let leaf = if name.contains('@') {
-                            model.clones_of(name).is_empty()
-                        } else {
-                            name.contains('/')
-                                && model.snapshots_of(name).is_empty()
-                                && model.children_of(name).is_empty()
-                        };
-                        if leaf {
-                            names.push(name.clone());
-                        }
-                    }
-                }
-                let name = names.choose(rng)?.clone();
-                Some(Step::Destroy { name })
-            }
-            "wait" => Some(Step::Wait {
-                ms: rng.gen_range(100..8000),
-            }),
-            "crash" => Some(Step::Crash {
-                pool: [SRC, DST].choose(rng).expect("pools").to_string(),
-            }),
             _ => None,
         }
     }

@@ -257,6 +257,8 @@ impl FromStr for Step {
 mod tests {
     use super::*;
 
+    /// Long because it lists one example of every step form, side by side
+    /// with its text: the table is the specification.
     #[test]
     fn every_step_prints_and_parses_back() {
         let shape = Shape {

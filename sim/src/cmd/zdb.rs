@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use engine::check::check;
+use engine::dsl::dataset::DatasetInfo;
 use engine::spa::Pool;
 
 use super::{EXIT_FAILURE, host_clock, host_random};
@@ -29,20 +30,21 @@ pub struct ZdbArgs {
 }
 
 pub fn run(args: &ZdbArgs) -> ExitCode {
-    let dev = match FileDevice::open(&args.image) {
-        Ok(dev) => dev,
+    match zdb(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_FAILURE),
         Err(e) => {
             eprintln!("zdb: {e}");
-            return ExitCode::from(EXIT_FAILURE);
+            ExitCode::from(EXIT_FAILURE)
         }
-    };
-    let mut pool = match Pool::import(Box::new(dev), host_clock(), host_random(Some(0))) {
-        Ok(pool) => pool,
-        Err(e) => {
-            eprintln!("zdb: cannot import {}: {e}", args.image.display());
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
+    }
+}
+
+/// Prints what was asked; `Ok(false)` when `-b` found a problem.
+fn zdb(args: &ZdbArgs) -> Result<bool, String> {
+    let dev = FileDevice::open(&args.image).map_err(|e| e.to_string())?;
+    let mut pool = Pool::import(Box::new(dev), host_clock(), host_random(Some(0)))
+        .map_err(|e| format!("cannot import {}: {e}", args.image.display()))?;
     let (allocated, capacity) = pool.space();
     println!(
         "pool {} guid {:#x} txg {} allocated {} of {} bytes",
@@ -53,28 +55,35 @@ pub fn run(args: &ZdbArgs) -> ExitCode {
         capacity
     );
     let datasets = match &args.dataset {
-        Some(name) => match pool.lookup(name) {
-            Ok(id) => vec![pool.info(id)],
-            Err(e) => {
-                eprintln!("zdb: {e}");
-                return ExitCode::from(EXIT_FAILURE);
-            }
-        },
+        Some(name) => vec![pool.info(pool.lookup(name).map_err(|e| e.to_string())?)],
         None => pool.list(),
     };
+    print_datasets(&mut pool, &datasets)?;
+    if args.objects > 0 {
+        for ds in &datasets {
+            print_objects(&mut pool, ds, args.objects > 1)?;
+        }
+    }
+    if args.blocks {
+        println!();
+        let report = check(&mut pool).map_err(|e| format!("check failed: {e}"))?;
+        print!("{report}");
+        return Ok(report.is_clean());
+    }
+    Ok(true)
+}
+
+/// The datasets' table: guid, creation, space.
+fn print_datasets(pool: &mut Pool, datasets: &[DatasetInfo]) -> Result<(), String> {
     println!();
     println!(
         "{:<40} {:>18} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12}",
         "DATASET", "GUID", "TXG", "CREATION", "USED", "REFER", "UNIQUE", "WRITTEN"
     );
-    for ds in &datasets {
-        let space = match pool.space_info(ds.id) {
-            Ok(space) => space,
-            Err(e) => {
-                eprintln!("zdb: {}: {e}", ds.name);
-                return ExitCode::from(EXIT_FAILURE);
-            }
-        };
+    for ds in datasets {
+        let space = pool
+            .space_info(ds.id)
+            .map_err(|e| format!("{}: {e}", ds.name))?;
         println!(
             "{:<40} {:>18x} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12}",
             ds.name,
@@ -87,71 +96,43 @@ pub fn run(args: &ZdbArgs) -> ExitCode {
             space.written
         );
     }
-    if args.objects > 0 {
-        for ds in &datasets {
-            println!();
-            println!(
-                "Dataset {}, {} objects",
-                ds.name,
-                object_count(&mut pool, ds.id)
-            );
-            println!(
-                "{:>10} {:>4} {:>6} {:>6} {:>10} {:>5} {:>8}{}",
-                "OBJECT",
-                "LVL",
-                "IBLK",
-                "DBLK",
-                "MAXBLKID",
-                "TYPE",
-                "BONUS",
-                if args.objects > 1 {
-                    "  BONUSTYPE NBLKPTR"
-                } else {
-                    ""
-                }
-            );
-            let dmu = match pool.dmu(ds.id) {
-                Ok(dmu) => dmu,
-                Err(e) => {
-                    eprintln!("zdb: {}: {e}", ds.name);
-                    return ExitCode::from(EXIT_FAILURE);
-                }
-            };
-            for object in dmu.objects() {
-                let info = dmu.object_info(object).expect("listed objects exist");
-                print!(
-                    "{:>10} {:>4} {:>6} {:>6} {:>10} {:>5} {:>8}",
-                    object,
-                    info.nlevels,
-                    1u32 << info.indblkshift,
-                    info.datablksz,
-                    info.maxblkid,
-                    info.dn_type,
-                    info.bonuslen
-                );
-                if args.objects > 1 {
-                    print!("  {:>9} {:>7}", info.bonustype, info.nblkptr);
-                }
-                println!();
-            }
+    Ok(())
+}
+
+/// `-d`: one line per object (`-dd`: with bonus type and block pointers).
+fn print_objects(pool: &mut Pool, ds: &DatasetInfo, detail: bool) -> Result<(), String> {
+    println!();
+    println!("Dataset {}, {} objects", ds.name, object_count(pool, ds.id));
+    println!(
+        "{:>10} {:>4} {:>6} {:>6} {:>10} {:>5} {:>8}{}",
+        "OBJECT",
+        "LVL",
+        "IBLK",
+        "DBLK",
+        "MAXBLKID",
+        "TYPE",
+        "BONUS",
+        if detail { "  BONUSTYPE NBLKPTR" } else { "" }
+    );
+    let dmu = pool.dmu(ds.id).map_err(|e| format!("{}: {e}", ds.name))?;
+    for object in dmu.objects() {
+        let info = dmu.object_info(object).expect("listed objects exist");
+        print!(
+            "{:>10} {:>4} {:>6} {:>6} {:>10} {:>5} {:>8}",
+            object,
+            info.nlevels,
+            1u32 << info.indblkshift,
+            info.datablksz,
+            info.maxblkid,
+            info.dn_type,
+            info.bonuslen
+        );
+        if detail {
+            print!("  {:>9} {:>7}", info.bonustype, info.nblkptr);
         }
-    }
-    if args.blocks {
         println!();
-        match check(&mut pool) {
-            Ok(report) => {
-                print!("{report}");
-                if !report.is_clean() {
-                    return ExitCode::from(EXIT_FAILURE);
-                }
-            }
-            Err(e) => {
-                eprintln!("zdb: check failed: {e}");
-                return ExitCode::from(EXIT_FAILURE);
-            }
-        }
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 fn object_count(pool: &mut Pool, id: u64) -> usize {
