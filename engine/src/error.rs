@@ -119,6 +119,20 @@ impl fmt::Display for Site {
     }
 }
 
+/// A place in the engine's source that creates an error, as `build.rs`
+/// finds it: what a [`Site`] records when it fires, its errno when the
+/// source names one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SiteInfo {
+    pub file: &'static str,
+    pub line: u32,
+    pub errno: Option<Errno>,
+}
+
+/// Every error site of the engine outside its tests, by file and line: the
+/// denominator of the error-site coverage a campaign reports.
+pub const ALL_SITES: &[SiteInfo] = include!(concat!(env!("OUT_DIR"), "/error_sites.rs"));
+
 /// An engine error: an errno, the site that set it, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {

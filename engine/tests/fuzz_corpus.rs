@@ -64,3 +64,46 @@ fn recv_structured_corpus_replays() {
         engine::fuzz::recv_structured(&data);
     }
 }
+
+/// Every error the corpora make comes from a site the engine's site list
+/// (`engine::error::ALL_SITES`, found in the source by `build.rs`) names,
+/// with the same errno: the denominator of error-site coverage is right.
+/// Also prints how many of the listed sites the corpora reach.
+#[test]
+fn every_site_the_corpora_reach_is_listed() {
+    use std::collections::BTreeSet;
+
+    use engine::error::{ALL_SITES, SiteLog};
+
+    let log = SiteLog::start();
+    for (target, body) in [
+        ("stream_decode", engine::fuzz::stream_decode as fn(&[u8])),
+        ("dump", engine::fuzz::dump_any),
+        ("recv_raw", engine::fuzz::recv_raw),
+        ("recv_existing", engine::fuzz::recv_existing),
+        ("recv_structured", engine::fuzz::recv_structured),
+    ] {
+        for (_, data) in inputs(target) {
+            body(&data);
+        }
+    }
+    let hit: BTreeSet<_> = log
+        .finish()
+        .into_iter()
+        .filter(|s| s.file.starts_with("engine/src/") && s.file != "engine/src/fuzz.rs")
+        .collect();
+    assert!(hit.len() > 30, "the corpora reach {} sites", hit.len());
+    for site in &hit {
+        let listed = ALL_SITES
+            .iter()
+            .find(|l| l.file == site.file && l.line == site.line);
+        let listed = listed.unwrap_or_else(|| panic!("{site} is not in ALL_SITES"));
+        assert_eq!(listed.errno, Some(site.errno), "{site}");
+    }
+    let distinct: BTreeSet<_> = hit.iter().map(|s| (s.file, s.line)).collect();
+    println!(
+        "the fuzz corpora reach {} of the engine's {} error sites",
+        distinct.len(),
+        ALL_SITES.len()
+    );
+}

@@ -1,0 +1,166 @@
+//! `cargo sim coverage`: which of the engine's error sites campaigns
+//! reached, by module. The denominator is `engine::error::ALL_SITES`, every
+//! place in `engine/src` that creates an error (found in the source when
+//! the engine is built); the numerator is the sites the campaigns' runs
+//! recorded, as `results.jsonl` keeps them ("EIO at engine/src/spa.rs:261").
+//! A harness is worth what it reaches: this is the figure to raise.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use engine::error::{ALL_SITES, SiteInfo};
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
+
+use super::{EXIT_FAILURE, EXIT_USAGE};
+
+/// Show which of the engine's error sites campaign runs reached: for each
+/// engine module, its sites, how many were hit and the share; with
+/// `--missed`, every site never hit (errno, file:line), to aim new steps,
+/// faults or probes at.
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// Campaign report directories (each holds the `results.jsonl` that
+    /// `cargo sim campaign --report DIR` or `report merge` wrote).
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// List the sites never hit.
+    #[arg(long)]
+    pub missed: bool,
+}
+
+#[derive(Tabled)]
+struct Row {
+    module: String,
+    sites: usize,
+    hit: usize,
+    #[tabled(rename = "hit %")]
+    share: String,
+}
+
+pub fn run(args: &CoverageArgs) -> ExitCode {
+    let mut hit = BTreeSet::new();
+    for dir in &args.reports {
+        if let Err(e) = read_sites(&dir.join("results.jsonl"), &mut hit) {
+            eprintln!("coverage: {e}");
+            return ExitCode::from(if e.contains("cannot open") {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            });
+        }
+    }
+    print!("{}", render(&hit, args.missed));
+    ExitCode::SUCCESS
+}
+
+/// Adds the engine sites (file, line) of every result in a results file.
+fn read_sites(path: &PathBuf, hit: &mut BTreeSet<(String, u32)>) -> Result<(), String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result: reports::result::SeedResult = serde_json::from_str(&line)
+            .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+        for key in result.error_sites.keys() {
+            if let Some(site) = parse_site(key) {
+                hit.insert(site);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// "EIO at engine/src/spa.rs:261" → ("engine/src/spa.rs", 261).
+fn parse_site(key: &str) -> Option<(String, u32)> {
+    let (_, at) = key.split_once(" at ")?;
+    let (file, line) = at.rsplit_once(':')?;
+    Some((file.to_string(), line.parse().ok()?))
+}
+
+/// `engine/src/dsl/dataset.rs` → `dsl/dataset`.
+fn module(file: &str) -> &str {
+    let file = file.strip_prefix("engine/src/").unwrap_or(file);
+    file.strip_suffix(".rs").unwrap_or(file)
+}
+
+/// The table, a total, and (with `missed`) the sites never hit.
+fn render(hit: &BTreeSet<(String, u32)>, missed: bool) -> String {
+    let is_hit = |s: &SiteInfo| hit.contains(&(s.file.to_string(), s.line));
+    let mut by_module: BTreeMap<&str, Vec<&SiteInfo>> = BTreeMap::new();
+    for site in ALL_SITES {
+        by_module.entry(module(site.file)).or_default().push(site);
+    }
+    let share = |n: usize, of: usize| format!("{:.0}", 100.0 * n as f64 / of.max(1) as f64);
+    let mut rows: Vec<Row> = by_module
+        .iter()
+        .map(|(m, sites)| {
+            let n = sites.iter().filter(|s| is_hit(s)).count();
+            Row {
+                module: m.to_string(),
+                sites: sites.len(),
+                hit: n,
+                share: share(n, sites.len()),
+            }
+        })
+        .collect();
+    let total = ALL_SITES.iter().filter(|s| is_hit(s)).count();
+    rows.push(Row {
+        module: "all".into(),
+        sites: ALL_SITES.len(),
+        hit: total,
+        share: share(total, ALL_SITES.len()),
+    });
+    let mut out = Table::new(rows).with(Style::sharp()).to_string();
+    out.push('\n');
+    out += &format!(
+        "error sites hit: {total} of {} ({}%)\n",
+        ALL_SITES.len(),
+        share(total, ALL_SITES.len())
+    );
+    if missed {
+        out += "\nnever hit:\n";
+        for site in ALL_SITES.iter().filter(|s| !is_hit(s)) {
+            let errno = site.errno.map_or("?".to_string(), |e| e.to_string());
+            out += &format!("  {errno:<8} {}:{}\n", site.file, site.line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sites_parse_and_group_by_module() {
+        assert_eq!(
+            parse_site("EIO at engine/src/spa.rs:261"),
+            Some(("engine/src/spa.rs".to_string(), 261))
+        );
+        assert_eq!(parse_site("garbage"), None);
+        assert_eq!(module("engine/src/dsl/dataset.rs"), "dsl/dataset");
+    }
+
+    #[test]
+    fn the_table_counts_a_hit_site_once_and_lists_the_rest() {
+        let first = &ALL_SITES[0];
+        let mut hit = BTreeSet::new();
+        hit.insert((first.file.to_string(), first.line));
+        hit.insert(("sim/src/world/disk.rs".to_string(), 1));
+        let text = render(&hit, true);
+        assert!(
+            text.contains(&format!("error sites hit: 1 of {}", ALL_SITES.len())),
+            "{text}"
+        );
+        assert!(!text.contains(&format!("{}:{}\n", first.file, first.line)));
+        let second = &ALL_SITES[1];
+        assert!(text.contains(&format!("{}:{}\n", second.file, second.line)));
+    }
+}
