@@ -131,6 +131,12 @@ pub struct Pool {
     /// disk, and the pool must be imported again.
     failed: Option<Error>,
     pub uberblock: Uberblock,
+    /// Uberblocks of this pool with a valid checksum that import passed
+    /// over, newest first, because their tree did not load: the txg and
+    /// why. After a power loss alone this is always empty (the tree is
+    /// flushed before its uberblock is written), so a simulator can tell a
+    /// missing barrier from bad luck.
+    pub import_skipped: Vec<(u64, String)>,
 }
 
 fn label_offsets(size: u64) -> [u64; 4] {
@@ -193,6 +199,7 @@ impl Pool {
                 timestamp: 0,
                 rootbp: Blkptr::HOLE,
             },
+            import_skipped: Vec::new(),
         };
         pool.mos.object_claim(
             MOS_DSL_OBJECT,
@@ -258,6 +265,7 @@ impl Pool {
         let mut zio = Zio::new(dev, ms);
 
         let mut chosen = None;
+        let mut skipped = Vec::new();
         let mut last_error = Error::new(Errno::EIO, "no valid uberblock");
         for (i, ub) in candidates.iter().enumerate() {
             match load_mos(&mut zio, &ub.rootbp) {
@@ -265,7 +273,10 @@ impl Pool {
                     chosen = Some((i, *ub, mos, dsl));
                     break;
                 }
-                Err(e) => last_error = e.context(format!("uberblock of txg {}", ub.txg)),
+                Err(e) => {
+                    skipped.push((ub.txg, e.to_string()));
+                    last_error = e.context(format!("uberblock of txg {}", ub.txg));
+                }
             }
         }
         let Some((index, ub, mos, dsl)) = chosen else {
@@ -314,6 +325,7 @@ impl Pool {
             pending_frees: Vec::new(),
             failed: None,
             uberblock: ub,
+            import_skipped: skipped,
         };
         pool.zio.ms.sync_done(ub.txg);
         pool.destroy_inconsistent()?;
@@ -382,6 +394,7 @@ impl Pool {
             pending_frees: Vec::new(),
             failed: None,
             uberblock: self.uberblock,
+            import_skipped: self.import_skipped.clone(),
         })
     }
 

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{DN_MAX_BONUSLEN, PoolModel};
-use crate::spec::Spec;
+use crate::spec::{Depth, Spec};
 use crate::step::{Shape, Step};
 
 /// The pools every run has: the sender's and the receiver's.
@@ -27,8 +27,6 @@ const BLOCK_SIZES: [u32; 10] = [
 /// compression (inherit, on, off, lzjb, zle) values.
 const CHECKSUMS: [u8; 5] = [0, 1, 6, 7, 8];
 const COMPRESSIONS: [u8; 5] = [0, 1, 2, 3, 14];
-/// How far into an object writes, holes and truncations reach, in blocks.
-const SPAN_BLOCKS: u64 = 6;
 
 pub struct Generator {
     spec: Spec,
@@ -176,7 +174,7 @@ impl Generator {
                     let top = model
                         .get(&fs)
                         .and_then(|d| d.objects.keys().last().copied());
-                    let mut o = top.unwrap_or(0) + rng.gen_range(1..20);
+                    let mut o = top.unwrap_or(0) + rng.gen_range(1..self.spec.depth.claim_gap_max);
                     while model.object(&fs, o).is_some() {
                         o += 1;
                     }
@@ -199,7 +197,7 @@ impl Generator {
             }
             "write" => {
                 let (fs, object, shape) = pick_object(rng, src, dst)?;
-                let (offset, len) = random_range(rng, shape.blksz);
+                let (offset, len) = random_range(rng, shape.blksz, &self.spec.depth);
                 Some(Step::Write {
                     fs,
                     object,
@@ -210,7 +208,7 @@ impl Generator {
             }
             "punch" => {
                 let (fs, object, shape) = pick_object(rng, src, dst)?;
-                let (offset, len) = random_range(rng, shape.blksz);
+                let (offset, len) = random_range(rng, shape.blksz, &self.spec.depth);
                 Some(Step::Punch {
                     fs,
                     object,
@@ -220,7 +218,7 @@ impl Generator {
             }
             "truncate" => {
                 let (fs, object, shape) = pick_object(rng, src, dst)?;
-                let (offset, _) = random_range(rng, shape.blksz);
+                let (offset, _) = random_range(rng, shape.blksz, &self.spec.depth);
                 Some(Step::Truncate { fs, object, offset })
             }
             "free" => {
@@ -411,24 +409,35 @@ fn random_bonuslen(rng: &mut ChaCha8Rng, bonustype: u8) -> usize {
     }
 }
 
-/// An offset and length within the first few blocks; within the single
+/// An offset and length within the first `span_blocks` blocks, or now and
+/// then (`far_share`) anywhere below `2^far_offset_log2`; within the single
 /// block of an object whose block size is not a power of two.
-fn random_range(rng: &mut ChaCha8Rng, blksz: u32) -> (u64, u64) {
+fn random_range(rng: &mut ChaCha8Rng, blksz: u32, depth: &Depth) -> (u64, u64) {
     let blksz = u64::from(blksz);
     if !blksz.is_power_of_two() {
         let offset = rng.gen_range(0..blksz);
         return (offset, rng.gen_range(1..=blksz - offset));
     }
-    let span = blksz * SPAN_BLOCKS;
+    // Drawn only when on, so the shallow default draws as it always did.
+    if depth.far_share > 0.0 && rng.gen_bool(depth.far_share) {
+        let blocks = (1u64 << depth.far_offset_log2) / blksz;
+        let offset = rng.gen_range(0..blocks) * blksz;
+        return (
+            offset,
+            blksz * rng.gen_range(1..=depth.write_blocks_max.min(4)),
+        );
+    }
+    let span_blocks = depth.span_blocks;
+    let span = blksz * span_blocks;
     let offset = if rng.gen_bool(0.6) {
-        rng.gen_range(0..SPAN_BLOCKS) * blksz
+        rng.gen_range(0..span_blocks) * blksz
     } else {
         rng.gen_range(0..span)
     };
     let len = if rng.gen_bool(0.5) {
-        blksz * rng.gen_range(1..=2)
+        blksz * rng.gen_range(1..=depth.write_blocks_max)
     } else {
-        rng.gen_range(1..=blksz * 2)
+        rng.gen_range(1..=blksz * depth.write_blocks_max)
     };
     (offset, len.min(span - offset).max(1))
 }

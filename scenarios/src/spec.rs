@@ -10,6 +10,8 @@
 //! write = 10
 //! snapshot = 3
 //! send-incremental = 4
+//! [depth]            # optional: how deep into the engine objects reach
+//! far_share = 0.3
 //! ```
 //!
 //! The named scenarios are compiled in, so `cargo sim run --scenario smoke`
@@ -37,6 +39,61 @@ pub struct Spec {
     /// Relative weights of step kinds (see `Step::KINDS`); kinds left out
     /// are never chosen.
     pub weights: BTreeMap<String, u32>,
+    /// How large and sparse objects get.
+    #[serde(default)]
+    pub depth: Depth,
+}
+
+/// How deep into the engine a workload's objects reach: how far writes,
+/// holes and truncations go, how much a write covers, how sparse object
+/// numbers get. The defaults are the shallow workload every scenario had
+/// before these knobs, draw for draw.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Depth {
+    /// Writes, holes and truncations near the start reach this many blocks.
+    pub span_blocks: u64,
+    /// A write covers up to this many blocks.
+    pub write_blocks_max: u64,
+    /// The share of writes, holes and truncations at a far offset, below
+    /// `2^far_offset_log2` bytes: sparse objects with many indirect levels
+    /// (a 512-byte block at 2^40 needs six).
+    pub far_share: f64,
+    pub far_offset_log2: u32,
+    /// A claimed object number lies 1 to this many numbers above the
+    /// highest object (a wide gap means long FREEOBJECTS ranges).
+    pub claim_gap_max: u64,
+}
+
+impl Default for Depth {
+    fn default() -> Depth {
+        Depth {
+            span_blocks: 6,
+            write_blocks_max: 2,
+            far_share: 0.0,
+            far_offset_log2: 40,
+            claim_gap_max: 20,
+        }
+    }
+}
+
+impl Depth {
+    /// Refuses knobs the generator cannot use, naming them.
+    fn check(&self, name: &str) -> Result<(), String> {
+        let bad = |what: &str| Err(format!("scenario {name}: [depth] {what}"));
+        if self.span_blocks == 0 || self.write_blocks_max == 0 || self.claim_gap_max < 2 {
+            return bad(
+                "span_blocks and write_blocks_max must be at least 1, claim_gap_max at least 2",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.far_share) {
+            return bad("far_share must be between 0 and 1");
+        }
+        if !(17..=50).contains(&self.far_offset_log2) {
+            return bad("far_offset_log2 must be between 17 and 50");
+        }
+        Ok(())
+    }
 }
 
 fn default_faults() -> String {
@@ -64,6 +121,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("foreign-endian", include_str!("../foreign-endian.toml")),
     ("interrupted-send", include_str!("../interrupted-send.toml")),
+    ("deep", include_str!("../deep.toml")),
 ];
 
 impl Spec {
@@ -81,6 +139,7 @@ impl Spec {
         if spec.weights.values().all(|w| *w == 0) {
             return Err(format!("scenario {name}: every weight is zero"));
         }
+        spec.depth.check(name)?;
         Ok(spec)
     }
 

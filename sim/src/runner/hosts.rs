@@ -18,7 +18,7 @@ use scenarios::oracle::{Mismatch, compare_pool};
 use super::Violation;
 use crate::world::clock::SimClock;
 use crate::world::disk::SimDisk;
-use crate::world::faults::FaultKind;
+use crate::world::faults::{FaultCounts, FaultKind};
 use crate::world::injector::Injector;
 use crate::world::options::WorldOptions;
 use crate::world::streams::{ChaChaSource, Streams};
@@ -149,6 +149,27 @@ impl World {
         }
     }
 
+    /// The errnos that the faults fired since `before`, damage at rest on
+    /// either disk, or a pool gone down explain.
+    pub fn explained(&self, before: &FaultCounts) -> Vec<Errno> {
+        let mut errnos: Vec<Errno> = self
+            .injector
+            .counts()
+            .fired_since(before)
+            .into_iter()
+            .flat_map(|k| k.errnos().iter().copied())
+            .collect();
+        if self.hosts.iter().any(|h| h.disk.is_damaged()) {
+            errnos.extend([Errno::ECKSUM, Errno::EIO]);
+        }
+        if self.hosts.iter().any(Host::is_down) {
+            errnos.push(Errno::EIO);
+        }
+        errnos.sort();
+        errnos.dedup();
+        errnos
+    }
+
     /// Datasets and their space, to prove a failed receive changed nothing.
     pub fn space(&self, h: usize) -> Vec<String> {
         let pool = self.hosts[h].pool.borrow();
@@ -194,6 +215,29 @@ impl World {
         let mut pool = self.reimport(h, step, why)?;
         let host = &mut self.hosts[h];
         let damaged = host.disk.is_damaged();
+        // Without damage at rest, the newest uberblock with a valid
+        // checksum always has its tree on disk (it was flushed first):
+        // passing over one is a write-ordering bug, not bad luck.
+        if let Some((txg, cause)) = pool.import_skipped.first()
+            && !damaged
+        {
+            return Err(violation(
+                step,
+                format!(
+                    "{} after {why} to import its newest uberblock (txg {txg}), whose tree was flushed before it",
+                    host.name
+                ),
+                format!(
+                    "its tree did not load ({cause}): import passed over {} uberblock{} to an older one",
+                    pool.import_skipped.len(),
+                    if pool.import_skipped.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
+                ),
+            ));
+        }
         let chosen = self.injector.suspended(|| {
             judge_check(
                 &mut pool,

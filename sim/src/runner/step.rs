@@ -55,8 +55,11 @@ fn local_step(
     step: &Step,
 ) -> Result<(Outcome, String), Violation> {
     let h = w.host(step.pool());
+    // Counted before the draw: a power loss drawn to strike at once is
+    // this step's fault.
+    let counts = w.injector.counts();
+    let before = counts.failing();
     w.draw_step_faults(&[h]);
-    let before = w.injector.counts().failing();
     let result = {
         let host = &mut w.hosts[h];
         step.apply(&mut host.pool.borrow_mut(), &mut host.model)
@@ -73,6 +76,16 @@ fn local_step(
             Ok((Outcome::Done, detail))
         }
         Err(e) if faulted || w.hosts[h].is_down() => {
+            let explained = w.explained(&counts);
+            if !explained.contains(&e.errno()) {
+                return Err(violation(
+                    at,
+                    format!(
+                        "`{step}` to succeed, or fail with an errno its faults explain ({explained:?})"
+                    ),
+                    e.to_string(),
+                ));
+            }
             // An operation that syncs may have become durable before the
             // fault struck it.
             if let Some(post) = step.post_model(&w.hosts[h].model) {

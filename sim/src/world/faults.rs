@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use engine::error::Errno;
 use rand::Rng;
 
 use super::streams::Streams;
@@ -74,6 +75,27 @@ impl FaultKind {
     /// flip and short I/O must not.
     pub fn can_fail(self) -> bool {
         !matches!(self, FaultKind::Endian | FaultKind::ShortIo)
+    }
+
+    /// The errnos a fault of this kind can make an operation fail with: a
+    /// failed operation must carry one its fired faults (or the model)
+    /// explain.
+    pub fn errnos(self) -> &'static [Errno] {
+        match self {
+            // The disk refuses everything once the power is off, and the
+            // pool suspends: EIO.
+            FaultKind::Crash | FaultKind::Torn | FaultKind::EioRead | FaultKind::EioWrite => {
+                &[Errno::EIO]
+            }
+            // A block read back wrong fails its checksum; a label or
+            // uberblock may fail to read at all.
+            FaultKind::Corrupt | FaultKind::Misdirect => &[Errno::ECKSUM, Errno::EIO],
+            FaultKind::Signal => &[Errno::EINTR],
+            FaultKind::Endian | FaultKind::ShortIo => &[],
+            // A damaged stream is refused by the record checks (EINVAL) or
+            // the END checksum (ECKSUM).
+            FaultKind::PipeDamage => &[Errno::EINVAL, Errno::ECKSUM],
+        }
     }
 
     /// What the rate is a probability of.
@@ -296,6 +318,15 @@ impl FaultCounts {
 
     pub fn total(&self) -> u64 {
         self.0.values().sum()
+    }
+
+    /// The kinds that fired more often here than in `before`.
+    pub fn fired_since(&self, before: &FaultCounts) -> Vec<FaultKind> {
+        self.0
+            .iter()
+            .filter(|(k, n)| **n > before.get(**k))
+            .map(|(k, _)| *k)
+            .collect()
     }
 
     /// Faults fired of the kinds that can make an operation fail.
