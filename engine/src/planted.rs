@@ -97,9 +97,7 @@ impl Bug {
     /// What goes wrong when the bug is planted.
     pub fn description(self) -> &'static str {
         match self {
-            Bug::SkipRecvCleanup => {
-                "a failed receive leaves its %recv or new dataset behind"
-            }
+            Bug::SkipRecvCleanup => "a failed receive leaves its %recv or new dataset behind",
             Bug::IncrementalSkipsL0Holes => {
                 "an incremental stream sends no FREE for level-0 holes, as if born before its source (hole_birth, illumos 6370)"
             }

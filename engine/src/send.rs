@@ -153,7 +153,10 @@ impl<W: Write> SendArg<'_, W> {
         // sender of either order writes it as it is.
         if planted!(SpillSwappedBySender) && self.options.byte_order.is_swapped() {
             let mut swapped = data.to_vec();
-            byteswap::byteswap_to_foreign(crate::dmu::object_type::ByteswapClass::Uint64, &mut swapped);
+            byteswap::byteswap_to_foreign(
+                crate::dmu::object_type::ByteswapClass::Uint64,
+                &mut swapped,
+            );
             return self.emit(&record, &swapped);
         }
         self.emit(&record, data)

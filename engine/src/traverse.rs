@@ -244,10 +244,11 @@ fn visit_bp(
     if bp.is_hole() {
         // The seed's era reports every hole: it cannot tell when a hole
         // was made. The hole_birth bugs came from deciding that it could.
-        if min_txg > 0
-            && ((zb.level == 0 && planted!(IncrementalSkipsL0Holes))
-                || (zb.level > 0 && planted!(IncrementalSkipsIndirectHoles)))
-        {
+        let thought_old = match zb.level {
+            0 => planted!(IncrementalSkipsL0Holes),
+            _ => planted!(IncrementalSkipsIndirectHoles),
+        };
+        if thought_old && min_txg > 0 {
             return Ok(());
         }
         return call(zio, cb, None, zb, dn, None);

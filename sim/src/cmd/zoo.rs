@@ -248,7 +248,11 @@ fn first_difference(expected: &str, got: &str) -> String {
         .position(|(a, b)| a != b)
         .unwrap_or(expected.len().min(got.len()));
     let from = at.saturating_sub(40);
-    let excerpt = |s: &str| s.get(from..(at + 80).min(s.len())).unwrap_or("").to_string();
+    let excerpt = |s: &str| {
+        s.get(from..(at + 80).min(s.len()))
+            .unwrap_or("")
+            .to_string()
+    };
     format!("expected …{}…, got …{}…", excerpt(expected), excerpt(got))
 }
 
@@ -278,8 +282,8 @@ mod simulate {
 
     fn config(seed: u64, bug: Planted) -> RunConfig {
         let (scenario, faults) = trial(seed);
-        let mut config =
-            RunConfig::from_options(seed, scenario, faults, None, &[]).expect("a built-in scenario");
+        let mut config = RunConfig::from_options(seed, scenario, faults, None, &[])
+            .expect("a built-in scenario");
         config.planted = vec![bug];
         config
     }
@@ -356,8 +360,7 @@ pub fn render(outcomes: &[Outcome], markdown: bool) -> String {
                 c.by.clone(),
                 c.seed.map_or("-".to_string(), |s| s.to_string()),
                 seconds(c.time),
-                c.shrunk_steps
-                    .map_or("-".to_string(), |s| s.to_string()),
+                c.shrunk_steps.map_or("-".to_string(), |s| s.to_string()),
             ]),
             None => builder.push_record([
                 o.bug.name().to_string(),
