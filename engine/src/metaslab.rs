@@ -130,6 +130,9 @@ impl Metaslab {
 
     /// Frees an extent once txg `txg` and the deferral window have synced.
     pub fn free_deferred(&mut self, txg: u64, start: u64, size: u64) {
+        if planted!(FreeWithoutDeferral) {
+            return self.free_now(start, size);
+        }
         match self.deferred.back_mut() {
             Some((t, extents)) if *t == txg => extents.push((start, size)),
             _ => self.deferred.push_back((txg, vec![(start, size)])),

@@ -15,16 +15,82 @@ use std::str::FromStr;
 pub enum Bug {
     /// `dmu_recv_cleanup_ds` does nothing.
     SkipRecvCleanup,
+    /// Traversal treats a level-0 hole as born before `fromtxg`.
+    IncrementalSkipsL0Holes,
+    /// Traversal skips holes above level 0 in an incremental walk.
+    IncrementalSkipsIndirectHoles,
+    /// `dump_dnode` leaves out the FREE from the end of the object onwards.
+    NoFreePastEof,
+    /// `dump_free` merges a FREE into the pending one without checking they are contiguous.
+    FreeAggregationGap,
+    /// `restore_freeobjects` steps past the object after each one it frees.
+    FreeObjectsDoubleIncrement,
+    /// `restore_object` drops the spill block of an object it reclaims.
+    ReclaimDropsSpill,
+    /// `restore_object` frees an existing object's contents as if its block size changed.
+    ReclaimFreesContents,
+    /// `restore_spill` swaps the spill data of a foreign-order stream.
+    SpillByteswappedOnRecv,
+    /// `dump_spill` swaps spill data into the stream's byte order.
+    SpillSwappedBySender,
+    /// `restore_write_byref` resolves every reference in the dataset being received.
+    ByrefWrongDataset,
+    /// `dmu_recv_begin_sync` makes a clone stream's new filesystem empty, not a clone of its origin.
+    CloneRecvNotCloned,
+    /// `dmu_recv_stream` returns EINTR without `dmu_recv_cleanup_ds`.
+    SkipCleanupOnInterrupt,
+    /// `restore_object` takes any object number.
+    UnvalidatedObjectNumber,
+    /// txg sync writes the uberblock without flushing the tree first.
+    UberblockBeforeFlush,
+    /// Frees are released at once instead of after the deferral window.
+    FreeWithoutDeferral,
+    /// Both the stream writer and reader leave payloads out of the END checksum.
+    StreamChecksumSkipsPayloads,
 }
 
 impl Bug {
     /// Every bug, in declaration order.
-    pub const ALL: &[Bug] = &[Bug::SkipRecvCleanup];
+    pub const ALL: &[Bug] = &[
+        Bug::SkipRecvCleanup,
+        Bug::IncrementalSkipsL0Holes,
+        Bug::IncrementalSkipsIndirectHoles,
+        Bug::NoFreePastEof,
+        Bug::FreeAggregationGap,
+        Bug::FreeObjectsDoubleIncrement,
+        Bug::ReclaimDropsSpill,
+        Bug::ReclaimFreesContents,
+        Bug::SpillByteswappedOnRecv,
+        Bug::SpillSwappedBySender,
+        Bug::ByrefWrongDataset,
+        Bug::CloneRecvNotCloned,
+        Bug::SkipCleanupOnInterrupt,
+        Bug::UnvalidatedObjectNumber,
+        Bug::UberblockBeforeFlush,
+        Bug::FreeWithoutDeferral,
+        Bug::StreamChecksumSkipsPayloads,
+    ];
 
     /// The name the command line and failure files use.
     pub fn name(self) -> &'static str {
         match self {
             Bug::SkipRecvCleanup => "skip-recv-cleanup",
+            Bug::IncrementalSkipsL0Holes => "hole-birth-l0",
+            Bug::IncrementalSkipsIndirectHoles => "hole-birth-indirect",
+            Bug::NoFreePastEof => "no-free-past-eof",
+            Bug::FreeAggregationGap => "free-aggregation-gap",
+            Bug::FreeObjectsDoubleIncrement => "freeobjects-double-increment",
+            Bug::ReclaimDropsSpill => "reclaim-drops-spill",
+            Bug::ReclaimFreesContents => "reclaim-frees-contents",
+            Bug::SpillByteswappedOnRecv => "spill-byteswapped-on-recv",
+            Bug::SpillSwappedBySender => "spill-swapped-by-sender",
+            Bug::ByrefWrongDataset => "byref-wrong-dataset",
+            Bug::CloneRecvNotCloned => "clone-recv-not-cloned",
+            Bug::SkipCleanupOnInterrupt => "skip-cleanup-on-interrupt",
+            Bug::UnvalidatedObjectNumber => "unvalidated-object-number",
+            Bug::UberblockBeforeFlush => "uberblock-before-flush",
+            Bug::FreeWithoutDeferral => "free-without-deferral",
+            Bug::StreamChecksumSkipsPayloads => "stream-checksum-skips-payloads",
         }
     }
 
@@ -32,6 +98,54 @@ impl Bug {
     pub fn description(self) -> &'static str {
         match self {
             Bug::SkipRecvCleanup => "a failed receive leaves its %recv or new dataset behind",
+            Bug::IncrementalSkipsL0Holes => {
+                "an incremental stream sends no FREE for level-0 holes, as if born before its source (hole_birth, illumos 6370)"
+            }
+            Bug::IncrementalSkipsIndirectHoles => {
+                "the L0 holes under an L1 hole are not sent in an incremental stream (illumos 6513)"
+            }
+            Bug::NoFreePastEof => {
+                "blocks past a truncated object's new end survive on the receiver (truncate then write past EOF, illumos 7176)"
+            }
+            Bug::FreeAggregationGap => {
+                "non-contiguous holes collapse into one FREE that covers data and misses the tail (mixed-birth hole collapse, illumos 9438)"
+            }
+            Bug::FreeObjectsDoubleIncrement => {
+                "FREEOBJECTS skips every other object of its range (object iterator incremented twice, OpenZFS #6694)"
+            }
+            Bug::ReclaimDropsSpill => {
+                "a reclaimed object loses a spill block the incremental did not resend (OpenZFS #8668)"
+            }
+            Bug::ReclaimFreesContents => {
+                "an OBJECT record for an unchanged file zeroes it on the receiver (reclaim toggling the block size, OpenZFS #6224)"
+            }
+            Bug::SpillByteswappedOnRecv => {
+                "spill data of a foreign-endian stream is swapped though no sender swapped it (spill byteswap, OpenZFS #7300)"
+            }
+            Bug::SpillSwappedBySender => {
+                "a foreign-order sender swaps spill data that the receiver takes as it is: swapped once too often (OpenZFS #13002)"
+            }
+            Bug::ByrefWrongDataset => {
+                "a WRITE_BYREF to an earlier snapshot reads the new dataset instead (incomplete guid map, ZoL #372)"
+            }
+            Bug::CloneRecvNotCloned => {
+                "a received clone lacks its origin's contents (the clone case of the new dataset, illumos 5689)"
+            }
+            Bug::SkipCleanupOnInterrupt => {
+                "a receive interrupted by a signal leaves its %recv behind (cleanup missed on one error path, OpenZFS #7650)"
+            }
+            Bug::UnvalidatedObjectNumber => {
+                "an OBJECT record for object 0 or past DN_MAX_OBJECT is acted on (unvalidated object numbers, OpenZFS #6396)"
+            }
+            Bug::UberblockBeforeFlush => {
+                "a crash can leave an uberblock pointing at blocks that never reached the disk (missing barrier in txg sync)"
+            }
+            Bug::FreeWithoutDeferral => {
+                "a block freed in a txg is reused before that txg is durable, so a crash finds the older tree overwritten"
+            }
+            Bug::StreamChecksumSkipsPayloads => {
+                "zsim's streams agree with each other but not with ZFS's (stream fletcher-4 over headers only; the seed's END checksum rule)"
+            }
         }
     }
 

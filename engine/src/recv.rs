@@ -301,7 +301,7 @@ impl Pool {
             Err(_) => {
                 let (parent, last) = tofs.rsplit_once('/').expect("checked");
                 let parent_dir = self.lookup_dir(parent)?;
-                let ds = match origin {
+                let ds = match origin.filter(|_| !planted!(CloneRecvNotCloned)) {
                     Some(origin) => {
                         self.clone_sync(parent_dir, last.to_string(), origin, txg, now, guid)
                     }
@@ -333,6 +333,7 @@ impl Pool {
         stats.bytes = reader.offset() - start;
         match result {
             Ok(()) => Ok(stats),
+            Err(e) if e.errno() == Errno::EINTR && planted!(SkipCleanupOnInterrupt) => Err(e),
             Err(e) => {
                 self.recv_cleanup(cookie);
                 Err(e)
@@ -438,7 +439,9 @@ impl Pool {
                 ),
             );
         }
-        if drro.object == 0 || drro.object >= crate::dmu::dnode::DN_MAX_OBJECT {
+        if (drro.object == 0 || drro.object >= crate::dmu::dnode::DN_MAX_OBJECT)
+            && !planted!(UnvalidatedObjectNumber)
+        {
             return fail(
                 Errno::EINVAL,
                 format!("object number {} out of range", drro.object),
@@ -468,6 +471,12 @@ impl Pool {
                 format!("cannot allocate object {}: {}", drro.object, e.reason()),
             )
         })?;
+        if exists && planted!(ReclaimFreesContents) {
+            dmu.free_range(drro.object, 0, DMU_OBJECT_END)?;
+        }
+        if exists && planted!(ReclaimDropsSpill) {
+            dmu.set_spill(drro.object, None)?;
+        }
         dmu.set_checksum(drro.object, drro.checksumtype)?;
         dmu.set_compress(drro.object, drro.compress)?;
         if bonuslen > 0 {
@@ -495,6 +504,11 @@ impl Pool {
             .filter(|&o| o >= drrfo.firstobj && o < end)
             .collect();
         drop(dmu);
+        let victims = if planted!(FreeObjectsDoubleIncrement) {
+            victims.into_iter().step_by(2).collect()
+        } else {
+            victims
+        };
         for object in victims {
             let mut tx = self.tx_create(cookie.ds);
             tx.hold_free(object, 0, DMU_OBJECT_END);
@@ -566,7 +580,7 @@ impl Pool {
         if drrwbr.offset.checked_add(drrwbr.length).is_none() {
             return fail(Errno::EINVAL, "WRITE_BYREF offset + length overflows");
         }
-        let ref_ds = if drrwbr.toguid != drrwbr.refguid {
+        let ref_ds = if drrwbr.toguid != drrwbr.refguid && !planted!(ByrefWrongDataset) {
             *guid_map.get(&drrwbr.refguid).ok_or_else(|| {
                 Error::new(
                     Errno::EINVAL,
@@ -622,6 +636,10 @@ impl Pool {
         let mut tx = self.tx_create(cookie.ds);
         tx.hold_spill(drrs.object);
         self.tx_assign(&mut tx)?;
+        let mut data = data;
+        if cookie.byteswap && planted!(SpillByteswappedOnRecv) {
+            byteswap::byteswap(crate::dmu::object_type::ByteswapClass::Uint64, &mut data);
+        }
         self.recv_dmu(cookie)?.set_spill(drrs.object, Some(data))?;
         self.tx_commit(tx)
     }

@@ -119,7 +119,7 @@ impl<W: Write> SendArg<'_, W> {
             if let Record::Free(f) = &mut self.pending_record
                 && length != u64::MAX
                 && f.object == object
-                && f.offset.wrapping_add(f.length) == offset
+                && (f.offset.wrapping_add(f.length) == offset || planted!(FreeAggregationGap))
             {
                 f.length = f.length.wrapping_add(length);
                 return Ok(());
@@ -151,6 +151,14 @@ impl<W: Write> SendArg<'_, W> {
         });
         // The seed's restore_spill() does not byteswap spill data, so a
         // sender of either order writes it as it is.
+        if planted!(SpillSwappedBySender) && self.options.byte_order.is_swapped() {
+            let mut swapped = data.to_vec();
+            byteswap::byteswap_to_foreign(
+                crate::dmu::object_type::ByteswapClass::Uint64,
+                &mut swapped,
+            );
+            return self.emit(&record, &swapped);
+        }
         self.emit(&record, data)
     }
 
@@ -206,6 +214,9 @@ impl<W: Write> SendArg<'_, W> {
         });
         let bonus = self.payload_in_order(u32::from(dn.bonustype), &dn.bonus);
         self.emit(&record, &bonus)?;
+        if planted!(NoFreePastEof) {
+            return Ok(());
+        }
         // Free anything past the end of the file.
         let end = (dn.maxblkid.wrapping_add(1)).wrapping_mul(u64::from(dn.datablksz));
         self.dump_free(object, end, u64::MAX)

@@ -518,7 +518,9 @@ impl Pool {
         for bp in &mos_out.killed {
             self.zio.free_block(txg, bp);
         }
-        self.zio.dev.flush()?;
+        if !planted!(UberblockBeforeFlush) {
+            self.zio.dev.flush()?;
+        }
         let ub = Uberblock {
             version: SPA_VERSION,
             txg,

@@ -242,6 +242,15 @@ fn visit_bp(
     cb: &mut dyn FnMut(&mut Zio, &Visit) -> Result<()>,
 ) -> Result<()> {
     if bp.is_hole() {
+        // The seed's era reports every hole: it cannot tell when a hole
+        // was made. The hole_birth bugs came from deciding that it could.
+        let thought_old = match zb.level {
+            0 => planted!(IncrementalSkipsL0Holes),
+            _ => planted!(IncrementalSkipsIndirectHoles),
+        };
+        if thought_old && min_txg > 0 {
+            return Ok(());
+        }
         return call(zio, cb, None, zb, dn, None);
     }
     if bp.birth <= min_txg {

@@ -30,6 +30,7 @@ enum Command {
     Zdb(cmd::zdb::ZdbArgs),
     Fuzz(cmd::fuzz::FuzzArgs),
     Ls(cmd::ls::LsArgs),
+    Zoo(cmd::zoo::ZooArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,5 +50,6 @@ fn main() -> ExitCode {
         Command::Zdb(args) => cmd::zdb::run(args),
         Command::Fuzz(args) => cmd::fuzz::run(args),
         Command::Ls(args) => cmd::ls::run(args),
+        Command::Zoo(args) => cmd::zoo::run(args),
     }
 }

@@ -153,7 +153,16 @@ fn parse_seeds(text: &str, open: bool) -> Result<(u64, Option<u64>), String> {
 /// Parses a duration: numbers with units h, m, s, e.g. `90s`, `10m`,
 /// `1h30m`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("--time {text:?}: expected a duration such as 90s, 10m, 1h or 1h30m");
+    let total = parse_span(text, "--time")?;
+    if total.is_zero() {
+        return Err(format!("--time {text:?}: the budget must be more than 0"));
+    }
+    Ok(total)
+}
+
+/// Parses a duration that may be zero, naming `flag` in its error.
+pub(crate) fn parse_span(text: &str, flag: &str) -> Result<Duration, String> {
+    let bad = || format!("{flag} {text:?}: expected a duration such as 90s, 10m, 1h or 1h30m");
     let mut total: u64 = 0;
     let mut digits = String::new();
     let mut units = 0;
@@ -178,9 +187,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     if !digits.is_empty() || units == 0 {
         return Err(bad());
-    }
-    if total == 0 {
-        return Err(format!("--time {text:?}: the budget must be more than 0"));
     }
     Ok(Duration::from_secs(total))
 }

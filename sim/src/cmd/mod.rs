@@ -14,6 +14,7 @@ pub mod run;
 pub mod send;
 pub mod verify;
 pub mod zdb;
+pub mod zoo;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};

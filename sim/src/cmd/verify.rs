@@ -152,6 +152,19 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
     }
 }
 
+/// What `verify --json` prints for a chain of streams (the chain received
+/// in memory and every snapshot listed), for comparing two engines' answers.
+pub fn listing_json(streams: &[PathBuf]) -> String {
+    let total = streams
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .fold(0u64, u64::saturating_add);
+    let mut out = Vec::new();
+    write_json(&mut out, &verify(streams, total)).expect("writing to memory");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn verify(streams: &[PathBuf], total: u64) -> Report {
     let mut report = Report {
         snapshots: Vec::new(),
