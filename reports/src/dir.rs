@@ -411,6 +411,7 @@ mod tests {
             trace_hash: hash.to_string(),
             virtual_time_ns: 1_000_000 * seed,
             replay: format!("cargo sim run --seed {seed} --scenario mix"),
+            reach: Default::default(),
         }
     }
 

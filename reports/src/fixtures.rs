@@ -31,6 +31,7 @@ pub fn result(seed: u64) -> SeedResult {
         trace_hash: format!("hash{seed}"),
         virtual_time_ns: 1_500_000_000,
         replay: format!("cargo sim run --seed {seed} --scenario smoke"),
+        reach: Default::default(),
     }
 }
 

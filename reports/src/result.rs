@@ -60,6 +60,42 @@ pub struct SeedResult {
     pub virtual_time_ns: u64,
     /// The command that runs this seed again.
     pub replay: String,
+    /// How deep into the engine the run reached.
+    #[serde(default, skip_serializing_if = "Reach::is_empty")]
+    pub reach: Reach,
+}
+
+/// How deep into the engine a run reached: what the workload made the
+/// engine handle, beyond which errors it hit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reach {
+    /// The most indirect levels of any object in either pool at the end
+    /// (`dn_nlevels`: 1 for an object with no indirect block).
+    pub max_nlevels: u8,
+    /// The longest stream sent, in bytes.
+    pub max_stream_bytes: u64,
+    /// Streams of more than 1 MiB.
+    pub streams_over_1mib: u64,
+    /// Object types (DMU numbers) in snapshots sent in the other byte
+    /// order, so whose payloads were byteswapped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_types: Vec<u8>,
+}
+
+impl Reach {
+    pub fn is_empty(&self) -> bool {
+        *self == Reach::default()
+    }
+
+    /// Both runs' reach together.
+    pub fn merge(&mut self, other: &Reach) {
+        self.max_nlevels = self.max_nlevels.max(other.max_nlevels);
+        self.max_stream_bytes = self.max_stream_bytes.max(other.max_stream_bytes);
+        self.streams_over_1mib += other.streams_over_1mib;
+        self.foreign_types.extend(&other.foreign_types);
+        self.foreign_types.sort_unstable();
+        self.foreign_types.dedup();
+    }
 }
 
 /// Steps by how they ended.

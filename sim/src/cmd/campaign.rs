@@ -664,6 +664,7 @@ mod exec {
             trace_hash: report.trace_hash.clone(),
             virtual_time_ns: u64::try_from(report.virtual_time.as_nanos()).unwrap_or(u64::MAX),
             replay: replay(report, scenario_arg),
+            reach: report.reach.clone(),
         };
         let failure = report.violation.is_some().then(|| {
             let mut file = Failure::from_report(report);
@@ -714,6 +715,7 @@ mod exec {
             trace_hash: String::new(),
             virtual_time_ns: 0,
             replay,
+            reach: Default::default(),
         };
         Done {
             result,
@@ -742,6 +744,7 @@ mod exec {
                 trace_hash: String::new(),
                 virtual_time_ns: 0,
                 replay: String::new(),
+                reach: Default::default(),
             }
         }
 

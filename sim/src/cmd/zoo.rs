@@ -30,10 +30,10 @@ use crate::runner::Planted;
 /// the failing run, and print a table: bug | caught by | seed | time to
 /// detect | shrunk steps.
 ///
-/// Seed N runs scenario SCENARIOS[N % 9] (mix, holes, reclaim-blocksize,
+/// Seed N runs scenario SCENARIOS[N % 10] (mix, holes, reclaim-blocksize,
 /// dedup, foreign-endian, crash-during-recv, interrupted-send, clone-send,
-/// incremental-chain) under fault plan `all`, `swarm` or the scenario's
-/// own, in turn for each 9 seeds. A seed counts only if it fails with the
+/// incremental-chain, deep) under fault plan `all`, `swarm` or the
+/// scenario's own, in turn for each 10 seeds. A seed counts only if it fails with the
 /// bug and passes without it. Bugs that cancel out between two zsim pools
 /// (the same mistake in the sender and the receiver) are checked against
 /// known answers: the real ZFS streams in engine/tests/fixtures/zfs-fuse,
@@ -67,7 +67,7 @@ pub struct ZooArgs {
 
 /// Scenarios cycled through by seed: between them they write, punch,
 /// truncate, reclaim, dedup, clone, swap byte order, crash and interrupt.
-pub const SCENARIOS: [&str; 9] = [
+pub const SCENARIOS: [&str; 10] = [
     "mix",
     "holes",
     "reclaim-blocksize",
@@ -77,6 +77,7 @@ pub const SCENARIOS: [&str; 9] = [
     "interrupted-send",
     "clone-send",
     "incremental-chain",
+    "deep",
 ];
 
 /// Fault plans cycled through, one per round of the scenarios: `None` is

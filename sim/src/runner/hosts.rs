@@ -48,6 +48,8 @@ pub(super) struct World {
     pub trace: Trace,
     /// Set when the workload is done: the txg-sync task stops.
     pub finished: bool,
+    /// What the run made the engine handle so far.
+    pub reach: reports::result::Reach,
 }
 
 pub(super) fn violation(
@@ -168,6 +170,26 @@ impl World {
         errnos.sort();
         errnos.dedup();
         errnos
+    }
+
+    /// The most indirect levels of any object in either pool now (read with
+    /// no fault firing; an unreadable dataset counts for nothing).
+    pub fn max_nlevels(&self) -> u8 {
+        self.injector.suspended(|| {
+            let mut most = 0;
+            for host in &self.hosts {
+                let mut pool = host.pool.borrow_mut();
+                for ds in pool.list() {
+                    let Ok(dmu) = pool.dmu(ds.id) else { continue };
+                    for object in dmu.objects() {
+                        if let Ok(info) = dmu.object_info(object) {
+                            most = most.max(info.nlevels);
+                        }
+                    }
+                }
+            }
+            most
+        })
     }
 
     /// Datasets and their space, to prove a failed receive changed nothing.

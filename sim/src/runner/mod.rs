@@ -188,6 +188,8 @@ pub struct RunReport {
     pub disk_writes: u64,
     pub disk_reads: u64,
     pub bytes_sent: u64,
+    /// How deep into the engine the run reached.
+    pub reach: reports::result::Reach,
 }
 
 impl RunReport {

@@ -16,6 +16,7 @@ use super::hosts::{World, violation};
 use super::{Outcome, Violation};
 use crate::world::faults::FaultCounts;
 use crate::world::transfer::{TransferOutcome, TransferSpec, transfer};
+use engine::stream::ByteOrder;
 
 /// What a send step knows before its transfer starts.
 struct Before {
@@ -178,6 +179,14 @@ fn judge(
     }
     let bytes = outcome.bytes_sent;
     let order = format!("{:?}", outcome.byte_order);
+    w.reach.max_stream_bytes = w.reach.max_stream_bytes.max(bytes);
+    w.reach.streams_over_1mib += u64::from(bytes > 1 << 20);
+    if outcome.byte_order != ByteOrder::NATIVE && bytes > 0 {
+        let types = before.source.objects.values().map(|o| o.shape.dn_type);
+        w.reach.foreign_types.extend(types);
+        w.reach.foreign_types.sort_unstable();
+        w.reach.foreign_types.dedup();
+    }
     // The sender's pool lost power or failed a sync: it is imported
     // again; that changes nothing for the receiver.
     if w.hosts[0].is_down() {

@@ -48,6 +48,7 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         disk_writes: 0,
         disk_reads: 0,
         bytes_sent: 0,
+        reach: Default::default(),
     };
     trace.record(
         clock.elapsed(),
@@ -74,6 +75,7 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         streams,
         trace,
         finished: false,
+        reach: Default::default(),
     }));
     let sync_task = madsim::task::spawn_local(txg_sync_task(world.clone()));
     workload(&config, &world, &mut report).await;
@@ -200,6 +202,9 @@ fn finish(w: &World, report: &mut RunReport, sites: SiteLog) {
     report.virtual_time = w.now();
     report.trace = w.trace.lines();
     report.trace_hash = w.trace.hash();
+    // Last: its reads take virtual time, which the trace must not see.
+    report.reach = w.reach.clone();
+    report.reach.max_nlevels = w.max_nlevels();
 }
 
 /// The txg-sync task of both pools: a sync every `zfs_txg_timeout`.
