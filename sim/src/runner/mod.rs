@@ -174,7 +174,11 @@ pub struct RunReport {
     pub world: WorldOptions,
     pub plan: FaultPlan,
     pub planted: Vec<Planted>,
+    /// Every step: the workload's, then the liveness phase's sends.
     pub steps: Vec<StepRecord>,
+    /// How many of `steps` the workload took (the rest are the liveness
+    /// phase's, which a replay runs again by itself).
+    pub workload_steps: usize,
     pub violation: Option<Violation>,
     /// Why the run stopped early without a violation (a pool lost to
     /// injected damage, detected).
@@ -206,9 +210,12 @@ impl RunReport {
         kinds
     }
 
-    /// The steps as run, for replay and shrinking.
+    /// The workload's steps as run, for replay and shrinking.
     pub fn step_list(&self) -> Vec<Step> {
-        self.steps.iter().map(|s| s.step.clone()).collect()
+        self.steps[..self.workload_steps]
+            .iter()
+            .map(|s| s.step.clone())
+            .collect()
     }
 }
 

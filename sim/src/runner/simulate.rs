@@ -11,6 +11,7 @@ use engine::error::SiteLog;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use scenarios::generate::{DST, Generator, SRC};
+use scenarios::model::PoolModel;
 use scenarios::oracle::{Mismatch, compare_pool};
 use scenarios::step::Step;
 
@@ -38,6 +39,7 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         plan: options.plan(),
         planted: config.planted.clone(),
         steps: Vec::new(),
+        workload_steps: 0,
         violation: None,
         lost: None,
         faults: FaultCounts::default(),
@@ -79,6 +81,10 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
     }));
     let sync_task = madsim::task::spawn_local(txg_sync_task(world.clone()));
     workload(&config, &world, &mut report).await;
+    report.workload_steps = report.steps.len();
+    if report.violation.is_none() && report.lost.is_none() {
+        liveness(&world, &mut report).await;
+    }
     if report.violation.is_none() && report.lost.is_none() {
         match final_check(&world) {
             Err(v) if v.lost => report.lost = Some(format!("{}: {}", v.expected, v.found)),
@@ -121,6 +127,66 @@ async fn workload(config: &RunConfig, world: &Rc<RefCell<World>>, report: &mut R
             break;
         }
     }
+}
+
+/// The liveness phase, after the workload (as TigerBeetle's VOPR runs
+/// one): faults off for good, then every source filesystem's latest
+/// snapshot must reach the destination and match, as an incremental with
+/// `-F` onto each target received from that filesystem that lags behind,
+/// and whole onto a new target. A pool that faults left unable to send or
+/// receive (a `%recv` left behind, a hold never released) fails here.
+async fn liveness(world: &Rc<RefCell<World>>, report: &mut RunReport) {
+    let steps = {
+        let w = world.borrow();
+        w.injector.end_faults();
+        w.log("liveness: faults off; every source filesystem's latest snapshot must reach dst");
+        catch_up_steps(&w.hosts[0].model, &w.hosts[1].model)
+    };
+    let first = report.steps.len();
+    for (i, step) in steps.into_iter().enumerate() {
+        let result = run_step(world, first + i, &step).await;
+        let w = world.borrow();
+        if !record(&w, report, first + i, step, result) {
+            break;
+        }
+    }
+}
+
+/// The sends that bring `dst` up to date with `src` (see [`liveness`]).
+fn catch_up_steps(src: &PoolModel, dst: &PoolModel) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (n, fs) in src.filesystems().filter(|f| f.contains('/')).enumerate() {
+        let Some((latest, _)) = src.latest_snapshot(fs) else {
+            continue;
+        };
+        for target in dst.filesystems().filter(|f| f.contains('/')) {
+            let Some((_, received)) = dst.latest_snapshot(target) else {
+                continue;
+            };
+            let Some(from) = src.find_guid(received.guid) else {
+                continue;
+            };
+            if from.split('@').next() == Some(fs) && from != latest {
+                steps.push(Step::Send {
+                    snap: latest.to_string(),
+                    from: Some(from.to_string()),
+                    target: target.to_string(),
+                    dedup: false,
+                    force: true,
+                    origin: None,
+                });
+            }
+        }
+        steps.push(Step::Send {
+            snap: latest.to_string(),
+            from: None,
+            target: format!("{DST}/live{n}"),
+            dedup: false,
+            force: false,
+            origin: None,
+        });
+    }
+    steps
 }
 
 /// Writes a step's verdict to the trace and the report; false when it

@@ -24,7 +24,7 @@ pub fn replay_command(report: &RunReport) -> String {
         report.seed,
         report.scenario,
         report.plan,
-        report.steps.len().max(1)
+        report.workload_steps.max(1)
     );
     for bug in &report.planted {
         let _ = write!(cmd, " --plant {bug}");

@@ -97,6 +97,12 @@ impl Injector {
         out
     }
 
+    /// Holds every fault off for the rest of the run: the faults phase is
+    /// over.
+    pub fn end_faults(&self) {
+        self.inner.borrow_mut().suspended += 1;
+    }
+
     pub fn is_suspended(&self) -> bool {
         self.inner.borrow().suspended > 0
     }
