@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use engine::error::{ALL_SITES, SiteInfo};
+use reports::result::Reach;
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
@@ -20,7 +21,12 @@ use super::{EXIT_FAILURE, EXIT_USAGE};
 /// Show which of the engine's error sites campaign runs reached: for each
 /// engine module, its sites, how many were hit and the share; with
 /// `--missed`, every site never hit (errno, file:line), to aim new steps,
-/// faults or probes at.
+/// faults or probes at. Then how deep the runs reached: the most indirect
+/// levels of any object, the longest stream, streams over 1 MiB, and the
+/// object types sent in the other byte order.
+///
+/// Sites are matched by file and line, so give it reports of a campaign
+/// run by the same engine source.
 #[derive(Debug, Args)]
 pub struct CoverageArgs {
     /// Campaign report directories (each holds the `results.jsonl` that
@@ -43,8 +49,9 @@ struct Row {
 
 pub fn run(args: &CoverageArgs) -> ExitCode {
     let mut hit = BTreeSet::new();
+    let mut reach = Reach::default();
     for dir in &args.reports {
-        if let Err(e) = read_sites(&dir.join("results.jsonl"), &mut hit) {
+        if let Err(e) = read_sites(&dir.join("results.jsonl"), &mut hit, &mut reach) {
             eprintln!("coverage: {e}");
             return ExitCode::from(if e.contains("cannot open") {
                 EXIT_USAGE
@@ -54,11 +61,24 @@ pub fn run(args: &CoverageArgs) -> ExitCode {
         }
     }
     print!("{}", render(&hit, args.missed));
+    println!(
+        "deepest object: {} levels (dn_nlevels); longest stream: {} bytes; streams over 1 MiB: {}",
+        reach.max_nlevels, reach.max_stream_bytes, reach.streams_over_1mib
+    );
+    println!(
+        "object types sent in the other byte order: {:?}",
+        reach.foreign_types
+    );
     ExitCode::SUCCESS
 }
 
-/// Adds the engine sites (file, line) of every result in a results file.
-fn read_sites(path: &PathBuf, hit: &mut BTreeSet<(String, u32)>) -> Result<(), String> {
+/// Adds the engine sites (file, line) and the reach of every result in a
+/// results file.
+fn read_sites(
+    path: &PathBuf,
+    hit: &mut BTreeSet<(String, u32)>,
+    reach: &mut Reach,
+) -> Result<(), String> {
     let file =
         std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -68,6 +88,7 @@ fn read_sites(path: &PathBuf, hit: &mut BTreeSet<(String, u32)>) -> Result<(), S
         }
         let result: reports::result::SeedResult = serde_json::from_str(&line)
             .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+        reach.merge(&result.reach);
         for key in result.error_sites.keys() {
             if let Some(site) = parse_site(key) {
                 hit.insert(site);
