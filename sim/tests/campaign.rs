@@ -398,3 +398,57 @@ fn usage_errors_exit_2() {
     }
     assert!(!help.contains("--plant"), "{help}");
 }
+
+/// The lines of a file that hold no wall-clock figure (a campaign's and
+/// a merge's files have none today; a timing line would differ run to run).
+fn without_timing(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.contains("seeds/s") && !l.contains("wall clock"))
+        .collect()
+}
+
+#[test]
+fn the_local_sharded_flow_merges_into_what_one_process_reports() {
+    let scratch = Scratch::new("campaign-local-flow");
+    let (flow, single) = (scratch.join("flow"), scratch.join("single"));
+    let same = [
+        "--seeds",
+        "0..60",
+        "--faults",
+        "all",
+        "--scenario",
+        "smoke",
+        "--steps",
+        "12",
+    ];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/campaign.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("3")
+        .arg(&flow)
+        .args(same)
+        .args(["--jobs", "1"])
+        .env("SIM", env!("CARGO_BIN_EXE_sim"))
+        .output()
+        .unwrap();
+    assert!(matches!(status(&out), 0 | 1), "{}", both(&out));
+    for k in 0..3u64 {
+        let shard = seeds(&flow.join(format!("shard-{k}")));
+        assert_eq!(shard, (k..60).step_by(3).collect::<Vec<_>>(), "shard {k}");
+    }
+    let alone = sim(&[
+        &["campaign", "--report", single.to_str().unwrap()],
+        &same[..],
+    ]
+    .concat());
+    assert_eq!(status(&alone), status(&out), "{}", both(&alone));
+    let merged = flow.join("merged");
+    assert_eq!(seeds(&merged), (0..60).collect::<Vec<_>>());
+    for file in ["results.jsonl", "report.md"] {
+        assert_eq!(
+            without_timing(&read(&merged.join(file))),
+            without_timing(&read(&single.join(file))),
+            "{file}: the sharded flow and one process differ"
+        );
+    }
+}
