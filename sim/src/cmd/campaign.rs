@@ -452,8 +452,12 @@ mod exec {
         let elapsed = started.elapsed();
 
         let summary = summary.finish();
+        let timing = reports::render::Timing {
+            seeds: finished,
+            wall_secs: elapsed.as_secs_f64(),
+        };
         let failures = match out {
-            Some(out) => out.finish(&summary)?,
+            Some(out) => out.finish(&summary, Some(timing))?,
             None => 0,
         };
         print!("{}", render_text(&summary));
