@@ -444,11 +444,90 @@ fn the_local_sharded_flow_merges_into_what_one_process_reports() {
     assert_eq!(status(&alone), status(&out), "{}", both(&alone));
     let merged = flow.join("merged");
     assert_eq!(seeds(&merged), (0..60).collect::<Vec<_>>());
-    for file in ["results.jsonl", "report.md"] {
+    for file in ["results.jsonl", "report.md", "report.html"] {
         assert_eq!(
             without_timing(&read(&merged.join(file))),
             without_timing(&read(&single.join(file))),
             "{file}: the sharded flow and one process differ"
         );
     }
+}
+
+/// The error sites a report directory's results hit.
+fn sites(dir: &Path) -> std::collections::BTreeSet<String> {
+    results(dir)
+        .into_iter()
+        .flat_map(|r| r.error_sites.into_keys())
+        .collect()
+}
+
+#[test]
+fn a_trend_has_a_row_per_night_with_the_sites_new_since_the_night_before() {
+    let scratch = Scratch::new("campaign-trend");
+    let nights = [
+        (
+            scratch.join("night-1"),
+            ["--seeds", "0..3", "--faults", "none"],
+        ),
+        (
+            scratch.join("night-2"),
+            ["--seeds", "0..6", "--faults", "all"],
+        ),
+        (
+            scratch.join("night-3"),
+            ["--seeds", "6..9", "--faults", "all"],
+        ),
+    ];
+    for (dir, args) in &nights {
+        let out = campaign(dir, args);
+        assert_eq!(status(&out), 0, "{}", both(&out));
+        let html = read(&dir.join("report.html"));
+        assert_eq!(html.matches("<svg").count(), 3, "report.html charts");
+        assert!(html.contains("seeds/s"), "a campaign's page has its speed");
+    }
+    let dirs: Vec<&str> = nights.iter().map(|(d, _)| d.to_str().unwrap()).collect();
+    let out = sim(&[&["report", "trend"], &dirs[..]].concat());
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains("night-"))
+        .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    let (s1, s2, s3) = (
+        sites(&nights[0].0),
+        sites(&nights[1].0),
+        sites(&nights[2].0),
+    );
+    // report, seeds, seeds/s, violations, sites hit, new sites, faults fired
+    assert_eq!(rows[0][1..2], ["3"]);
+    assert_eq!(rows[1][1], "6");
+    assert_eq!(rows[2][1], "3");
+    for row in &rows {
+        assert!(
+            row[2].parse::<f64>().is_ok_and(|v| v > 0.0),
+            "seeds/s: {row:?}"
+        );
+        assert_eq!(row[3], "0");
+    }
+    assert_eq!(rows[0][4], s1.len().to_string());
+    assert_eq!(rows[0][5], "-", "the first night has no night before");
+    assert_eq!(rows[0][6], "none", "no faults on the first night");
+    assert_eq!(rows[1][5], s2.difference(&s1).count().to_string());
+    assert_eq!(rows[2][5], s3.difference(&s2).count().to_string());
+    assert_ne!(rows[1][6], "none", "every fault kind was on");
+    assert!(
+        s2.difference(&s1).count() > 0,
+        "faults reach new error sites"
+    );
+    for site in s2.difference(&s1) {
+        assert!(
+            text.contains(&format!("  {site}\n")),
+            "{site} listed: {text}"
+        );
+    }
+    let missing = scratch.join("missing");
+    let out = sim(&["report", "trend", missing.to_str().unwrap()]);
+    assert_eq!(status(&out), 2, "{}", both(&out));
 }

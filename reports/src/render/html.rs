@@ -127,7 +127,8 @@ fn bar_chart(title: &str, bars: &[(String, u64)]) -> Result<String, String> {
                 Text::new(
                     format!(" {count}"),
                     (*count, SegmentValue::CenterOf(n - 1 - i)),
-                    TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+                    TextStyle::from(("sans-serif", 12).into_font())
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
                 )
             }))
             .map_err(draw)?;
