@@ -88,7 +88,8 @@ fn bar_chart(title: &str, bars: &[(String, u64)]) -> Result<String, String> {
             .margin(10)
             .x_label_area_size(28)
             .y_label_area_size(label_px)
-            .build_cartesian_2d(0u64..max + max / 8 + 1, (0..n).into_segmented())
+            // A segmented range a..b has a row for each of a..=b: n rows.
+            .build_cartesian_2d(0u64..max + max / 8 + 1, (0..n - 1).into_segmented())
             .map_err(draw)?;
         // Row i of the chart (counted from the bottom) shows bar n-1-i, so
         // the first bar is at the top.
@@ -211,7 +212,7 @@ pub fn render_html(summary: &Summary, timing: Option<Timing>) -> Result<String, 
     let charts = [
         ("Step outcomes, over all runs", outcomes),
         ("Faults fired, by kind", faults),
-        ("Error sites hit, by engine file", sites_by_file(summary)),
+        ("Error sites hit, by source file", sites_by_file(summary)),
     ];
     for (title, bars) in charts {
         let _ = writeln!(out, "<figure>\n{}\n</figure>", bar_chart(title, &bars)?);
