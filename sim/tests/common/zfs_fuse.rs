@@ -374,7 +374,7 @@ fn unmount_under(dir: &Path) {
 
 /// Whether zfs refused because the dataset or its mount is in use
 /// ("dataset is busy", "Device or resource busy", "target is busy").
-fn is_busy(stderr: &str) -> bool {
+pub fn is_busy(stderr: &str) -> bool {
     stderr.to_ascii_lowercase().contains("busy")
 }
 
@@ -396,7 +396,7 @@ fn mounted_at(path: &Path) -> Vec<String> {
 /// What may hold `dataset`: its mounts (by source name, or at `mountpoint`)
 /// and the processes with a file, directory or working directory under
 /// `mountpoint`. Said as a sentence for a panic message.
-fn holders(dataset: &str, mountpoint: &Path) -> String {
+pub fn holders(dataset: &str, mountpoint: &Path) -> String {
     let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mounts")
         .unwrap_or_default()
         .lines()
