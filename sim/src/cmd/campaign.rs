@@ -81,7 +81,8 @@ pub struct CampaignArgs {
     /// Steps each seed generates (default: the scenario's).
     #[arg(long, value_name = "K")]
     pub steps: Option<usize>,
-    /// Write results.jsonl, report.md and failures/seed-N.toml to DIR
+    /// Write results.jsonl, report.md, report.html, timing.json and
+    /// failures/seed-N.toml to DIR
     /// (default when DIR is left out: reports/out/latest). Without
     /// --report nothing is written; the summary is printed either way.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = DEFAULT_REPORT_DIR)]
@@ -105,6 +106,12 @@ Report directory (--report DIR):
                   the same seeds give the same report; written when the
                   campaign ends (results.jsonl and failures/ fill as seeds
                   finish, and an earlier report.md is removed at the start)
+  report.html     the same summary as one self-contained page: charts of
+                  step outcomes, faults fired per kind and error-site hits
+                  per source file (inline SVG), violations by rule, and
+                  seeds/s from timing.json
+  timing.json     {\"seeds\": N, \"wall_secs\": S}: the only wall-clock
+                  figures kept (`cargo sim report trend` shows seeds/s)
   failures/       seed-N.toml for each failing seed, for `cargo sim replay`:
                     seed = N
                     scenario = \"mix\"
@@ -125,7 +132,8 @@ Examples:
   cargo sim campaign --seeds 0..300 --faults all --jobs 2 --report
   cargo sim campaign --time 40m --shard 3/8 --faults all --report reports/shard-3
   JOB_COMPLETION_INDEX=3 cargo sim campaign --time 40m --shards 8 --report reports/shard-3
-  cargo sim report merge reports/shard-* --out reports/nightly";
+  cargo sim report merge reports/shard-* --out reports/nightly
+  cargo sim report trend nightly/2026-12-04 nightly/2026-12-05 nightly/2026-12-06";
 
 /// What the command line asked for, checked.
 #[derive(Clone, Debug, PartialEq)]

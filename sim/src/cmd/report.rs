@@ -50,8 +50,10 @@ pub struct TrendArgs {
 /// night's run, say) into one: reads each DIR/results.jsonl, keeps one
 /// result per seed, scenario and plan (a seed found twice with different
 /// results is kept as first seen, with a warning), writes the merged
-/// results.jsonl and report.md to the --out directory and copies every
-/// failures/*.toml there. The --out directory may be one of the DIRs.
+/// results.jsonl, report.md, report.html (and timing.json, when every DIR
+/// has one: their seeds over the slowest one's time) to the --out
+/// directory and copies every failures/*.toml there. The --out directory
+/// may be one of the DIRs.
 ///
 /// The results files are read a line at a time, side by side, so each
 /// must be sorted by seed, scenario and plan, as campaigns write them; one
@@ -65,7 +67,8 @@ pub struct MergeArgs {
     #[arg(required = true, value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
     /// Where to write the merged report (created if missing; its
-    /// results.jsonl, report.md and failures/seed-*.toml are replaced).
+    /// results.jsonl, report.md, report.html, timing.json and
+    /// failures/seed-*.toml are replaced).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 }
