@@ -88,8 +88,12 @@ fn bar_chart(title: &str, bars: &[(String, u64)]) -> Result<String, String> {
             .margin(10)
             .x_label_area_size(28)
             .y_label_area_size(label_px)
-            // A segmented range a..b has a row for each of a..=b: n rows.
-            .build_cartesian_2d(0u64..max + max / 8 + 1, (0..n - 1).into_segmented())
+            // A segmented range a..b has a row for each of a..=b: n rows (two
+            // for one bar: plotters draws no labels on an empty range).
+            .build_cartesian_2d(
+                0u64..max + max / 8 + 1,
+                (0..(n - 1).max(1)).into_segmented(),
+            )
             .map_err(draw)?;
         // Row i of the chart (counted from the bottom) shows bar n-1-i, so
         // the first bar is at the top.
