@@ -13,6 +13,13 @@
 //! - `DIR/report.md`: [`render_markdown`] of the [`Summary`] of those
 //!   results. It holds no wall-clock figures, so it is as repeatable as the
 //!   results.
+//! - `DIR/report.html`: [`render_html`] of the same summary: charts of
+//!   outcomes, faults and error sites per engine file, inline SVG, one
+//!   self-contained file; with seeds/s when timing.json is known.
+//! - `DIR/timing.json`: `{"seeds": N, "wall_secs": S}`, the one file with
+//!   wall-clock figures (a campaign's run; for a merge, the shards' seeds
+//!   over the slowest shard's time, as shards run side by side). Left out
+//!   of a merge when a shard has none.
 //! - `DIR/failures/seed-N.toml`: one per failing seed, the file
 //!   `cargo sim replay` reads. Its text comes from `sim`, which knows what
 //!   a replay needs; this module only files it.
@@ -24,7 +31,7 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::merge::{MergeCounts, Source, merge_sorted};
-use crate::render::render_markdown;
+use crate::render::{Timing, render_html, render_markdown};
 use crate::result::SeedResult;
 use crate::summary::{Summary, SummaryBuilder};
 
@@ -32,6 +39,10 @@ use crate::summary::{Summary, SummaryBuilder};
 pub const RESULTS_FILE: &str = "results.jsonl";
 /// The markdown report in a report directory.
 pub const REPORT_FILE: &str = "report.md";
+/// The HTML report in a report directory.
+pub const HTML_FILE: &str = "report.html";
+/// The wall-clock figures of a report directory's run.
+pub const TIMING_FILE: &str = "timing.json";
 /// The directory of failure files in a report directory.
 pub const FAILURES_DIR: &str = "failures";
 
@@ -69,6 +80,20 @@ impl ReportDir {
         self.path.join(REPORT_FILE)
     }
 
+    pub fn html_file(&self) -> PathBuf {
+        self.path.join(HTML_FILE)
+    }
+
+    /// The run's wall-clock figures, if timing.json is there and reads.
+    pub fn timing(&self) -> Option<Timing> {
+        let text = std::fs::read_to_string(self.path.join(TIMING_FILE)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some(Timing {
+            seeds: v["seeds"].as_u64()?,
+            wall_secs: v["wall_secs"].as_f64()?,
+        })
+    }
+
     pub fn failures_dir(&self) -> PathBuf {
         self.path.join(FAILURES_DIR)
     }
@@ -78,8 +103,9 @@ impl ReportDir {
     /// files it wrote if any.
     pub fn files_line(&self, failures: usize) -> String {
         let mut line = format!(
-            "report: {}, {}",
+            "report: {}, {}, {}",
             self.report_file().display(),
+            self.html_file().display(),
             self.results_file().display()
         );
         if failures > 0 {
@@ -100,11 +126,7 @@ impl ReportDir {
         std::fs::create_dir_all(&self.path)
             .map_err(|e| format!("cannot create {}: {e}", self.path.display()))?;
         self.remove_failures()?;
-        let stale = self.report_file();
-        if stale.exists() {
-            std::fs::remove_file(&stale)
-                .map_err(|e| format!("cannot remove {}: {e}", stale.display()))?;
-        }
+        self.remove_reports()?;
         Ok(ReportWriter {
             results: ResultsWriter::create(&self.results_file())?,
             dir: self.clone(),
@@ -135,9 +157,15 @@ impl ReportDir {
         }
         let failures = dedupe_failures(failures);
 
+        let timings: Option<Vec<Timing>> = shards.iter().map(ReportDir::timing).collect();
         let counts = self.write_merged_results(sources, &mut summary, warn)?;
         let summary = summary.finish();
-        self.write_report(&summary)?;
+        let timing = timings.filter(|t| !t.is_empty()).map(|t| Timing {
+            seeds: t.iter().map(|t| t.seeds).sum(),
+            wall_secs: t.iter().map(|t| t.wall_secs).fold(0.0, f64::max),
+        });
+        self.remove_reports()?;
+        self.write_report(&summary, timing)?;
         self.remove_failures()?;
         for (name, text) in &failures {
             self.write_failure(name, text)?;
@@ -227,10 +255,31 @@ impl ReportDir {
         Ok(files)
     }
 
-    fn write_report(&self, summary: &Summary) -> Result<(), String> {
-        let path = self.report_file();
-        std::fs::write(&path, render_markdown(summary))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    /// Writes report.md, report.html and, when known, timing.json.
+    fn write_report(&self, summary: &Summary, timing: Option<Timing>) -> Result<(), String> {
+        let write = |path: PathBuf, text: String| {
+            std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        };
+        write(self.report_file(), render_markdown(summary))?;
+        write(self.html_file(), render_html(summary, timing)?)?;
+        if let Some(t) = timing {
+            let json = serde_json::json!({"seeds": t.seeds, "wall_secs": t.wall_secs});
+            write(self.path.join(TIMING_FILE), format!("{json}\n"))?;
+        }
+        Ok(())
+    }
+
+    /// Removes an earlier run's report.md, report.html and timing.json, so
+    /// that none is left describing another run.
+    fn remove_reports(&self) -> Result<(), String> {
+        for name in [REPORT_FILE, HTML_FILE, TIMING_FILE] {
+            let stale = self.path.join(name);
+            if stale.exists() {
+                std::fs::remove_file(&stale)
+                    .map_err(|e| format!("cannot remove {}: {e}", stale.display()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes `failures/NAME`, creating `failures/` if need be.
@@ -288,11 +337,11 @@ impl ReportWriter {
         self.dir.write_failure(&format!("seed-{seed}.toml"), text)
     }
 
-    /// Finishes results.jsonl and writes report.md; returns the number of
-    /// failure files written.
-    pub fn finish(self, summary: &Summary) -> Result<usize, String> {
+    /// Finishes results.jsonl and writes report.md, report.html and (with
+    /// `timing`) timing.json; returns the number of failure files written.
+    pub fn finish(self, summary: &Summary, timing: Option<Timing>) -> Result<usize, String> {
         self.results.finish()?;
-        self.dir.write_report(summary)?;
+        self.dir.write_report(summary, timing)?;
         Ok(self.failures)
     }
 }
@@ -516,7 +565,7 @@ mod tests {
         writer.failure(2, "seed = 2\n").unwrap();
         writer.result(&results[1]).unwrap();
         let summary = Summary::from_results(&results, FAULTS, KINDS);
-        assert_eq!(writer.finish(&summary).unwrap(), 1);
+        assert_eq!(writer.finish(&summary, None).unwrap(), 1);
         assert_eq!(
             written(&path),
             (
@@ -531,11 +580,13 @@ mod tests {
         let p = path.display();
         assert_eq!(
             dir.files_line(1),
-            format!("report: {p}/report.md, {p}/results.jsonl, 1 failure files in {p}/failures")
+            format!(
+                "report: {p}/report.md, {p}/report.html, {p}/results.jsonl, 1 failure files in {p}/failures"
+            )
         );
         assert_eq!(
             dir.files_line(0),
-            format!("report: {p}/report.md, {p}/results.jsonl")
+            format!("report: {p}/report.md, {p}/report.html, {p}/results.jsonl")
         );
     }
 

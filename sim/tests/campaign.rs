@@ -400,3 +400,136 @@ fn usage_errors_exit_2() {
     }
     assert!(!help.contains("--plant"), "{help}");
 }
+
+/// The lines of a file that hold no wall-clock figure (a campaign's and
+/// a merge's files have none today; a timing line would differ run to run).
+fn without_timing(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.contains("seeds/s") && !l.contains("wall clock"))
+        .collect()
+}
+
+#[test]
+fn the_local_sharded_flow_merges_into_what_one_process_reports() {
+    let scratch = Scratch::new("campaign-local-flow");
+    let (flow, single) = (scratch.join("flow"), scratch.join("single"));
+    let same = [
+        "--seeds",
+        "0..60",
+        "--faults",
+        "all",
+        "--scenario",
+        "smoke",
+        "--steps",
+        "12",
+    ];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/campaign.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("3")
+        .arg(&flow)
+        .args(same)
+        .args(["--jobs", "1"])
+        .env("SIM", env!("CARGO_BIN_EXE_sim"))
+        .output()
+        .unwrap();
+    assert!(matches!(status(&out), 0 | 1), "{}", both(&out));
+    for k in 0..3u64 {
+        let shard = seeds(&flow.join(format!("shard-{k}")));
+        assert_eq!(shard, (k..60).step_by(3).collect::<Vec<_>>(), "shard {k}");
+    }
+    let alone = sim(&[
+        &["campaign", "--report", single.to_str().unwrap()],
+        &same[..],
+    ]
+    .concat());
+    assert_eq!(status(&alone), status(&out), "{}", both(&alone));
+    let merged = flow.join("merged");
+    assert_eq!(seeds(&merged), (0..60).collect::<Vec<_>>());
+    for file in ["results.jsonl", "report.md", "report.html"] {
+        assert_eq!(
+            without_timing(&read(&merged.join(file))),
+            without_timing(&read(&single.join(file))),
+            "{file}: the sharded flow and one process differ"
+        );
+    }
+}
+
+/// The error sites a report directory's results hit.
+fn sites(dir: &Path) -> std::collections::BTreeSet<String> {
+    results(dir)
+        .into_iter()
+        .flat_map(|r| r.error_sites.into_keys())
+        .collect()
+}
+
+#[test]
+fn a_trend_has_a_row_per_night_with_the_sites_new_since_the_night_before() {
+    let scratch = Scratch::new("campaign-trend");
+    let nights = [
+        (
+            scratch.join("night-1"),
+            ["--seeds", "0..3", "--faults", "none"],
+        ),
+        (
+            scratch.join("night-2"),
+            ["--seeds", "0..6", "--faults", "all"],
+        ),
+        (
+            scratch.join("night-3"),
+            ["--seeds", "6..9", "--faults", "all"],
+        ),
+    ];
+    for (dir, args) in &nights {
+        let out = campaign(dir, args);
+        assert_eq!(status(&out), 0, "{}", both(&out));
+        let html = read(&dir.join("report.html"));
+        assert_eq!(html.matches("<svg").count(), 3, "report.html charts");
+        assert!(html.contains("seeds/s"), "a campaign's page has its speed");
+    }
+    let dirs: Vec<&str> = nights.iter().map(|(d, _)| d.to_str().unwrap()).collect();
+    let out = sim(&[&["report", "trend"], &dirs[..]].concat());
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains("night-"))
+        .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    let (s1, s2, s3) = (
+        sites(&nights[0].0),
+        sites(&nights[1].0),
+        sites(&nights[2].0),
+    );
+    // report, seeds, seeds/s, violations, sites hit, new sites, faults fired
+    assert_eq!(rows[0][1..2], ["3"]);
+    assert_eq!(rows[1][1], "6");
+    assert_eq!(rows[2][1], "3");
+    for row in &rows {
+        assert!(
+            row[2].parse::<f64>().is_ok_and(|v| v > 0.0),
+            "seeds/s: {row:?}"
+        );
+        assert_eq!(row[3], "0");
+    }
+    assert_eq!(rows[0][4], s1.len().to_string());
+    assert_eq!(rows[0][5], "-", "the first night has no night before");
+    assert_eq!(rows[0][6], "none", "no faults on the first night");
+    assert_eq!(rows[1][5], s2.difference(&s1).count().to_string());
+    assert_eq!(rows[2][5], s3.difference(&s2).count().to_string());
+    assert_ne!(rows[1][6], "none", "every fault kind was on");
+    assert!(
+        s2.difference(&s1).count() > 0,
+        "faults reach new error sites"
+    );
+    for site in s2.difference(&s1) {
+        assert!(
+            text.contains(&format!("  {site}\n")),
+            "{site} listed: {text}"
+        );
+    }
+    let missing = scratch.join("missing");
+    let out = sim(&["report", "trend", missing.to_str().unwrap()]);
+    assert_eq!(status(&out), 2, "{}", both(&out));
+}

@@ -369,7 +369,7 @@ fn zfs_fuse_receives_every_stream_the_cli_writes() {
         if order == "native" {
             // Out of the way: the big-endian clone stream must find its
             // origin (by guid) among the big-endian receives.
-            zfs.zfs_ok(&["destroy", "-R", &parent]);
+            zfs.destroy(&parent, &["-R"]);
             assert!(!zfs.exists(&parent));
         }
     }

@@ -140,3 +140,28 @@ fn zfs_fuse_receives_lists_sends_and_mounts_a_fixture() {
     assert!(std::fs::read_dir(&root).unwrap().next().is_none());
     zfs.stop();
 }
+
+/// What a destroy or unmount that stays busy blames, without a zfs-fuse:
+/// the process holding a file under the mountpoint, by PID and path.
+#[test]
+fn a_busy_dataset_is_blamed_on_what_holds_its_mountpoint() {
+    use common::zfs_fuse::{holders, is_busy};
+    assert!(is_busy(
+        "cannot destroy 'real/big/check': dataset is busy\n"
+    ));
+    assert!(is_busy("umount: /tmp/x: target is busy."));
+    assert!(!is_busy("cannot open 'real/x': dataset does not exist"));
+
+    let dir = std::env::temp_dir().join(format!("zsim-test-{}-holders", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let held = std::fs::File::create(dir.join("held-open")).unwrap();
+    let said = holders("nopool/nofs", &dir);
+    assert!(
+        said.contains(&format!("pid {} ", std::process::id())) && said.contains("held-open"),
+        "{said}"
+    );
+    drop(held);
+    let said = holders("nopool/nofs", &dir);
+    assert!(said.starts_with("no mount of it"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

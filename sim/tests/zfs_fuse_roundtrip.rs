@@ -595,7 +595,7 @@ fn real_zsim_real_every_snapshot_matches_its_manifest() {
                     .unwrap_or_else(|e| panic!("{what}: cannot mount a clone: {e}"));
                 let (entries, diffs) = compare_with_manifest(&root, &m);
                 zfs.unmount(&check);
-                zfs.zfs_ok(&["destroy", &check]);
+                zfs.destroy(&check, &[]);
                 println!(
                     "{order:<7} {:<22} {fixture_name:<16} {entries:>7}  {}",
                     format!("{}@{snap}", chain.fs),
@@ -612,7 +612,7 @@ fn real_zsim_real_every_snapshot_matches_its_manifest() {
         if order == "native" {
             // Out of the way: the big-endian clone stream must find its
             // origin (by guid) among the big-endian receives.
-            zfs.zfs_ok(&["destroy", "-R", &parent]);
+            zfs.destroy(&parent, &["-R"]);
         }
     }
     let snapshots: usize = CHAINS.iter().map(|c| c.snapshots.len()).sum();

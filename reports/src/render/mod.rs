@@ -1,15 +1,17 @@
 //! A [`Summary`](crate::summary::Summary) as people read it: the markdown
-//! report a report directory keeps, and the short text summary commands
-//! print.
+//! and HTML reports a report directory keeps, and the short text summary
+//! commands print.
 //!
-//! Neither holds wall-clock figures, so the same results always render the
-//! same text.
+//! None holds wall-clock figures (the HTML page only when handed a
+//! [`Timing`]), so the same results always render the same text.
 
 use std::fmt::Write;
 
+mod html;
 mod markdown;
 mod text;
 
+pub use html::{Timing, render_html, site_file, sites_by_file};
 pub use markdown::render_markdown;
 pub use text::render_text;
 

@@ -55,8 +55,18 @@ pub struct CampaignArgs {
     /// Run shard K of N (K in 0..N): only the seeds with seed % N == K, so
     /// that N machines (a CI matrix, an indexed Job, a Slurm array) split
     /// one campaign and `cargo sim report merge` joins their reports.
-    #[arg(long, value_name = "K/N")]
+    /// See also --shards.
+    #[arg(long, value_name = "K/N", conflicts_with = "shards")]
     pub shard: Option<String>,
+    /// Run one of N shards, taking K from the scheduler's environment:
+    /// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) or
+    /// SLURM_ARRAY_TASK_ID (a Slurm array, run as --array=0-(N-1)). Exactly
+    /// one of them must be set (or both, equal), to a K in 0..N. The
+    /// environment is read only when the shard count is given, here or by
+    /// ZSIM_SHARDS: an index alone never shards a campaign, and --shard K/N
+    /// wins over both (giving it with --shards is an error).
+    #[arg(long, value_name = "N", env = "ZSIM_SHARDS")]
+    pub shards: Option<u64>,
     /// A named scenario (mix, smoke, incremental-chain, clone-send, dedup,
     /// reclaim-blocksize, holes, crash-during-recv, foreign-endian,
     /// interrupted-send) or a path to a scenario .toml file.
@@ -71,7 +81,8 @@ pub struct CampaignArgs {
     /// Steps each seed generates (default: the scenario's).
     #[arg(long, value_name = "K")]
     pub steps: Option<usize>,
-    /// Write results.jsonl, report.md and failures/seed-N.toml to DIR
+    /// Write results.jsonl, report.md, report.html, timing.json and
+    /// failures/seed-N.toml to DIR
     /// (default when DIR is left out: reports/out/latest). Without
     /// --report nothing is written; the summary is printed either way.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = DEFAULT_REPORT_DIR)]
@@ -95,6 +106,12 @@ Report directory (--report DIR):
                   the same seeds give the same report; written when the
                   campaign ends (results.jsonl and failures/ fill as seeds
                   finish, and an earlier report.md is removed at the start)
+  report.html     the same summary as one self-contained page: charts of
+                  step outcomes, faults fired per kind and error-site hits
+                  per source file (inline SVG), violations by rule, and
+                  seeds/s from timing.json
+  timing.json     {\"seeds\": N, \"wall_secs\": S}: the only wall-clock
+                  figures kept (`cargo sim report trend` shows seeds/s)
   failures/       seed-N.toml for each failing seed, for `cargo sim replay`:
                     seed = N
                     scenario = \"mix\"
@@ -106,10 +123,17 @@ Report directory (--report DIR):
                   replay command); earlier failures/seed-*.toml in DIR are
                   removed first
 
+Sharding from the environment (--shards N, or ZSIM_SHARDS=N):
+  the shard index K is JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or
+  SLURM_ARRAY_TASK_ID (Slurm array); deploy/k8s, deploy/slurm and
+  deploy/local hold examples that run N shards and merge their reports.
+
 Examples:
   cargo sim campaign --seeds 0..300 --faults all --jobs 2 --report
   cargo sim campaign --time 40m --shard 3/8 --faults all --report reports/shard-3
-  cargo sim report merge reports/shard-* --out reports/nightly";
+  JOB_COMPLETION_INDEX=3 cargo sim campaign --time 40m --shards 8 --report reports/shard-3
+  cargo sim report merge reports/shard-* --out reports/nightly
+  cargo sim report trend nightly/2026-12-04 nightly/2026-12-05 nightly/2026-12-06";
 
 /// What the command line asked for, checked.
 #[derive(Clone, Debug, PartialEq)]
@@ -191,6 +215,46 @@ pub(crate) fn parse_span(text: &str, flag: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// The environment variables a scheduler sets to a task's index, in the
+/// order they are named in messages.
+pub const SHARD_INDEX_VARS: [&str; 2] = ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"];
+
+/// Shard K of `n`, K taken from whichever of [`SHARD_INDEX_VARS`] `env`
+/// has (both may be set only to the same index).
+fn shard_from_env(n: u64, env: impl Fn(&str) -> Option<String>) -> Result<(u64, u64), String> {
+    let mut found: Option<(&str, String)> = None;
+    for var in SHARD_INDEX_VARS {
+        let Some(value) = env(var) else { continue };
+        match &found {
+            Some((first, k)) if k.trim() != value.trim() => {
+                return Err(format!(
+                    "--shards {n}: {first}={k} and {var}={value} disagree on the shard index"
+                ));
+            }
+            Some(_) => {}
+            None => found = Some((var, value)),
+        }
+    }
+    let (var, value) = found.ok_or_else(|| {
+        format!(
+            "--shards {n}: the shard index comes from {} or {}, and neither is set \
+             (use --shard K/N outside a Job or array)",
+            SHARD_INDEX_VARS[0], SHARD_INDEX_VARS[1]
+        )
+    })?;
+    let k: u64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("--shards {n}: {var}={value:?} is not a shard index"))?;
+    if n == 0 || k >= n {
+        return Err(format!(
+            "--shards {n}: {var}={k} is not in 0..{n} (a Slurm array runs as --array=0-{})",
+            n.saturating_sub(1)
+        ));
+    }
+    Ok((k, n))
+}
+
 /// Parses `K/N`.
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     let bad = || format!("--shard {text:?}: expected K/N with K in 0..N, e.g. 0/8");
@@ -211,7 +275,11 @@ impl Range {
             (None, Some(_)) => (0, None),
             (None, None) => (DEFAULT_SEEDS.0, Some(DEFAULT_SEEDS.1)),
         };
-        let shard = args.shard.as_deref().map_or(Ok((0, 1)), parse_shard)?;
+        let shard = match (args.shard.as_deref(), args.shards) {
+            (Some(text), _) => parse_shard(text)?,
+            (None, Some(n)) => shard_from_env(n, |var| std::env::var(var).ok())?,
+            (None, None) => (0, 1),
+        };
         Ok(Range {
             start,
             end,
@@ -398,8 +466,12 @@ mod exec {
         let elapsed = started.elapsed();
 
         let summary = summary.finish();
+        let timing = reports::render::Timing {
+            seeds: finished,
+            wall_secs: elapsed.as_secs_f64(),
+        };
         let failures = match out {
-            Some(out) => out.finish(&summary)?,
+            Some(out) => out.finish(&summary, Some(timing))?,
             None => 0,
         };
         print!("{}", render_text(&summary));
@@ -799,6 +871,41 @@ mod tests {
         for bad in ["", "10", "m", "10x", "1.5h", "-3s", "0s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_shard_index_comes_from_one_scheduler_variable() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(v, _)| *v == name)
+                    .map(|(_, value)| value.to_string())
+            }
+        };
+        assert_eq!(
+            shard_from_env(3, env(&[("JOB_COMPLETION_INDEX", "2")])),
+            Ok((2, 3))
+        );
+        assert_eq!(
+            shard_from_env(8, env(&[("SLURM_ARRAY_TASK_ID", "0")])),
+            Ok((0, 8))
+        );
+        assert_eq!(
+            shard_from_env(
+                4,
+                env(&[("JOB_COMPLETION_INDEX", "1"), ("SLURM_ARRAY_TASK_ID", "1")])
+            ),
+            Ok((1, 4))
+        );
+        let err = |vars| shard_from_env(4, env(vars)).unwrap_err();
+        assert!(err(&[]).contains("neither is set"));
+        assert!(
+            err(&[("JOB_COMPLETION_INDEX", "1"), ("SLURM_ARRAY_TASK_ID", "2")])
+                .contains("disagree")
+        );
+        assert!(err(&[("SLURM_ARRAY_TASK_ID", "4")]).contains("not in 0..4"));
+        assert!(err(&[("JOB_COMPLETION_INDEX", "x")]).contains("not a shard index"));
+        assert!(shard_from_env(0, env(&[("JOB_COMPLETION_INDEX", "0")])).is_err());
     }
 
     #[test]

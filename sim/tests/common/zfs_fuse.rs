@@ -61,6 +61,13 @@
 //! through FUSE ([`ZfsFuse::mount`]). Every command here runs with a 300 s
 //! time limit, after which the command (not the daemon) is killed and the
 //! call panics.
+//!
+//! zfs-fuse lets go of a dataset some time after its FUSE mount is gone:
+//! `zfs destroy` of a clone unmounted a moment ago may fail with "dataset
+//! is busy", and an unmount may be refused while the kernel still holds the
+//! mount. [`ZfsFuse::destroy`] and [`ZfsFuse::unmount`] therefore try again
+//! ([`BUSY_ATTEMPTS`] times, [`BUSY_PAUSE`] apart) and then panic naming
+//! what still held the dataset (mounts, processes with files open there).
 #![allow(dead_code)]
 
 use std::fs::{File, OpenOptions};
@@ -77,6 +84,12 @@ pub const LOCK_FILE: &str = "/tmp/zsim-zfs-fuse.lock";
 pub const PID_FILE: &str = "/tmp/zsim-zfs-fuse.pid";
 /// Size of the pool's file vdev (sparse).
 pub const VDEV_BYTES: u64 = 256 << 20;
+
+/// How many times a destroy or unmount refused as busy is tried, and the
+/// pause between tries: about 10 s in all, far more than zfs-fuse takes to
+/// release an unmounted dataset, short enough to fail fast on a real leak.
+pub const BUSY_ATTEMPTS: u32 = 50;
+pub const BUSY_PAUSE: Duration = Duration::from_millis(200);
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -356,6 +369,86 @@ fn unmount_under(dir: &Path) {
             eprintln!("zfs-fuse harness: unmounting leftover {target}");
             let _ = Command::new("umount").args(["-l", target]).status();
         }
+    }
+}
+
+/// Whether zfs refused because the dataset or its mount is in use
+/// ("dataset is busy", "Device or resource busy", "target is busy").
+pub fn is_busy(stderr: &str) -> bool {
+    stderr.to_ascii_lowercase().contains("busy")
+}
+
+/// The lines of /proc/self/mounts mounted at `path` or below it.
+fn mounted_at(path: &Path) -> Vec<String> {
+    let prefix = path.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| {
+            line.split(' ')
+                .nth(1)
+                .is_some_and(|target| target == prefix || target.starts_with(&format!("{prefix}/")))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// What may hold `dataset`: its mounts (by source name, or at `mountpoint`)
+/// and the processes with a file, directory or working directory under
+/// `mountpoint`. Said as a sentence for a panic message.
+pub fn holders(dataset: &str, mountpoint: &Path) -> String {
+    let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| {
+            line.split(' ').next().is_some_and(|source| {
+                source == dataset
+                    || source.starts_with(&format!("{dataset}/"))
+                    || source.starts_with(&format!("{dataset}@"))
+            })
+        })
+        .map(str::to_string)
+        .chain(mounted_at(mountpoint))
+        .collect();
+    let mut users = Vec::new();
+    let pids = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    for pid in pids.filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()) {
+        let links = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .chain([PathBuf::from(format!("/proc/{pid}/cwd"))]);
+        let open: Vec<String> = links
+            .filter_map(|l| std::fs::read_link(l).ok())
+            .filter(|target| target.starts_with(mountpoint))
+            .map(|target| target.display().to_string())
+            .collect();
+        if !open.is_empty() {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            users.push(format!("pid {pid} ({}): {}", comm.trim(), open.join(", ")));
+        }
+    }
+    let mut said = Vec::new();
+    if !mounts.is_empty() {
+        said.push(format!("still mounted: {}", mounts.join("; ")));
+    }
+    if !users.is_empty() {
+        said.push(format!(
+            "processes using {}: {}",
+            mountpoint.display(),
+            users.join("; ")
+        ));
+    }
+    if said.is_empty() {
+        format!(
+            "no mount of it and no process with files under {} (zfs-fuse itself, or a \
+             clone, snapshot or hold depending on it: see `zfs list -t all -o name,origin` \
+             and `zfs holds`)",
+            mountpoint.display()
+        )
+    } else {
+        said.join("; ")
     }
 }
 
@@ -652,9 +745,57 @@ impl ZfsFuse {
             .success()
     }
 
-    /// `zfs destroy -r NAME`; panics if it fails.
+    /// `zfs destroy -r NAME`; panics if it fails (after waiting out a busy
+    /// dataset, as [`ZfsFuse::destroy`]).
     pub fn destroy_recursive(&self, name: &str) {
-        self.zfs(&["destroy", "-r", name]).expect_success();
+        self.destroy(name, &["-r"]);
+    }
+
+    /// `zfs destroy [FLAGS] NAME`, tried again while zfs says the dataset
+    /// is busy (zfs-fuse releases an unmounted dataset lazily); panics if it
+    /// fails for another reason, or is still busy after [`BUSY_ATTEMPTS`]
+    /// tries, naming what held it.
+    pub fn destroy(&self, name: &str, flags: &[&str]) {
+        let args = [&["destroy"], flags, &[name]].concat();
+        self.zfs_while_busy(&args, name, &self.mountpoint_of(name));
+    }
+
+    /// `zfs ARGS` until it succeeds or fails for a reason other than a busy
+    /// dataset; panics when it fails, saying what held `dataset` if busy.
+    fn zfs_while_busy(&self, args: &[&str], dataset: &str, mountpoint: &Path) -> Run {
+        let mut attempt = 1;
+        loop {
+            let run = self.zfs(args);
+            if run.success() {
+                if attempt > 1 {
+                    eprintln!(
+                        "zfs-fuse harness: `{}` succeeded at try {attempt} (busy before)",
+                        run.command
+                    );
+                }
+                return run;
+            }
+            if !is_busy(&run.stderr) {
+                return run.expect_success();
+            }
+            if attempt == BUSY_ATTEMPTS {
+                panic!(
+                    "`{}` still failed after {BUSY_ATTEMPTS} tries {BUSY_PAUSE:?} apart: {}\n\
+                     what held {dataset}: {}",
+                    run.command,
+                    run.stderr.trim_end(),
+                    holders(dataset, mountpoint)
+                );
+            }
+            attempt += 1;
+            std::thread::sleep(BUSY_PAUSE);
+        }
+    }
+
+    /// Where [`ZfsFuse::mount`] mounts `fs` (a snapshot's or child's
+    /// dataset name maps to its own path; only an exact mount matters).
+    fn mountpoint_of(&self, fs: &str) -> PathBuf {
+        self.dir.join("mnt").join(fs.replace('/', "_"))
     }
 
     /// Mounts filesystem `fs` through FUSE under the scratch directory (by
@@ -662,7 +803,7 @@ impl ZfsFuse {
     /// has no `.zfs` directory (ENOENT): to read a snapshot, `zfs clone` it
     /// and mount the clone. Dropping the harness unmounts it.
     pub fn mount(&self, fs: &str) -> Result<PathBuf, String> {
-        let path = self.dir.join("mnt").join(fs.replace('/', "_"));
+        let path = self.mountpoint_of(fs);
         std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
         let property = format!("mountpoint={}", path.display());
         let set = self.zfs(&["set", &property, fs]);
@@ -680,9 +821,26 @@ impl ZfsFuse {
         Ok(path)
     }
 
-    /// Unmounts `fs` and sets its mountpoint back to none.
+    /// Unmounts `fs` and sets its mountpoint back to none, trying again
+    /// while the mount is busy, then waits until the kernel no longer lists
+    /// the mount; panics naming what held it if either does not happen
+    /// within [`BUSY_ATTEMPTS`] tries.
     pub fn unmount(&self, fs: &str) {
-        self.zfs(&["set", "mountpoint=none", fs]).expect_success();
+        let path = self.mountpoint_of(fs);
+        self.zfs_while_busy(&["set", "mountpoint=none", fs], fs, &path);
+        for _ in 0..BUSY_ATTEMPTS {
+            if mounted_at(&path).is_empty() {
+                return;
+            }
+            std::thread::sleep(BUSY_PAUSE);
+        }
+        panic!(
+            "{fs} was unmounted (mountpoint=none) but {} is still mounted after {:?}; \
+             what held it: {}",
+            path.display(),
+            BUSY_PAUSE * BUSY_ATTEMPTS,
+            holders(fs, &path)
+        );
     }
 
     /// Destroys the pool and stops the daemon now (dropping does the same).
