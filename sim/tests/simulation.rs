@@ -156,6 +156,46 @@ fn a_failure_file_replays_on_the_world_it_saved() {
     assert!(err.contains("pipe.stall_ms_min"), "{err}");
 }
 
+/// A txg sync that writes its uberblock before its tree is flushed (a
+/// missing barrier, planted) is caught at import: the newest uberblock
+/// with a valid checksum had a tree that did not load.
+#[test]
+fn a_missing_barrier_is_caught_at_import() {
+    let mut c = config(34, "foreign-endian", "all", 40);
+    c.planted = vec![Planted::UberblockBeforeFlush];
+    let report = run(&c);
+    let v = report.violation.expect("the missing barrier is caught");
+    assert!(v.expected.contains("newest uberblock"), "{v:?}");
+    c.planted.clear();
+    assert!(
+        run(&c).violation.is_none(),
+        "without the bug the seed passes"
+    );
+}
+
+/// After the workload, with faults off for good, every source filesystem's
+/// latest snapshot reaches the destination and matches.
+#[test]
+fn the_liveness_phase_brings_every_target_up_to_date() {
+    let report = run(&config(1, "mix", "all", 40));
+    assert!(report.violation.is_none(), "{:?}", report.violation);
+    let live = &report.steps[report.workload_steps..];
+    assert!(!live.is_empty());
+    for s in live {
+        assert_eq!(s.outcome, sim::runner::Outcome::Match, "{}", s.step);
+        assert!(
+            matches!(s.step, scenarios::step::Step::Send { .. }),
+            "{}",
+            s.step
+        );
+    }
+    assert!(
+        live.iter()
+            .any(|s| s.step.to_string().contains("to=dst/live"))
+    );
+    assert_eq!(report.step_list().len(), report.workload_steps);
+}
+
 /// Every failure saved under scenarios/regressions/ passes now.
 #[test]
 fn every_saved_regression_passes() {

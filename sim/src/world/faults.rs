@@ -340,6 +340,29 @@ impl FaultCounts {
 }
 
 #[cfg(test)]
+mod tests_errnos {
+    use super::*;
+
+    #[test]
+    fn each_failing_kind_declares_its_errnos_and_counts_say_what_fired() {
+        for kind in FaultKind::ALL {
+            assert_eq!(kind.can_fail(), !kind.errnos().is_empty(), "{kind}");
+        }
+        assert_eq!(FaultKind::Signal.errnos(), [Errno::EINTR]);
+        let mut before = FaultCounts::default();
+        before.add(FaultKind::Crash);
+        let mut now = before.clone();
+        now.add(FaultKind::Signal);
+        now.add(FaultKind::ShortIo);
+        assert_eq!(
+            now.fired_since(&before),
+            [FaultKind::Signal, FaultKind::ShortIo]
+        );
+        assert_eq!(now.failing(), 2);
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
