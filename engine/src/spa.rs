@@ -11,7 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::checksum::sha256;
+use sha2::{Digest, Sha256};
+
 use crate::context::{Clock, RandomSource};
 use crate::dmu::objset::{DMU_OST_META, DMU_OST_ZFS, Objset};
 use crate::dsl::{DatasetId, DslDataset, DslDir, DslState};
@@ -74,12 +75,14 @@ impl Uberblock {
 
     fn decode(buf: &[u8], offset: u64) -> Option<Uberblock> {
         let n = buf.len();
-        if label_checksum(&buf[..n - 32], offset) != buf[n - 32..] {
-            return None;
-        }
         let word =
             |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        (word(0) == UBERBLOCK_MAGIC).then(|| Uberblock {
+        // The magic first: most slots of a young pool's rings were never
+        // written, and import would otherwise hash every one of them.
+        if word(0) != UBERBLOCK_MAGIC || label_checksum(&buf[..n - 32], offset) != buf[n - 32..] {
+            return None;
+        }
+        Some(Uberblock {
             version: word(1),
             txg: word(2),
             guid_sum: word(3),
@@ -92,14 +95,14 @@ impl Uberblock {
 /// SHA-256 with the block's own offset as verifier (`zio_checksum_label`),
 /// so a label written to the wrong place does not verify.
 fn label_checksum(data: &[u8], offset: u64) -> [u8; 32] {
-    let mut buf = data.to_vec();
-    buf.extend_from_slice(&offset.to_le_bytes());
-    let sum = sha256(&buf);
-    let mut out = [0u8; 32];
-    for (i, w) in sum.0.iter().enumerate() {
-        out[i * 8..i * 8 + 8].copy_from_slice(&w.to_be_bytes());
-    }
-    out
+    label_checksum_of_hashed(Sha256::new_with_prefix(data), offset)
+}
+
+/// [`label_checksum`] of data already fed to `hashed`: the four labels'
+/// configs differ only in the offset, so their data is hashed once.
+fn label_checksum_of_hashed(mut hashed: Sha256, offset: u64) -> [u8; 32] {
+    hashed.update(offset.to_le_bytes());
+    hashed.finalize().into()
 }
 
 /// Pool state recorded in the labels.
@@ -669,9 +672,10 @@ fn write_labels(dev: &mut dyn BlockDevice, size: u64, config: &NvList) -> Result
     }
     region[..8].copy_from_slice(&(packed.len() as u64).to_le_bytes());
     region[8..8 + packed.len()].copy_from_slice(&packed);
+    let hashed = Sha256::new_with_prefix(&region[..LABEL_CONFIG_SIZE - 32]);
     for base in label_offsets(size) {
         let offset = base + LABEL_CONFIG_OFFSET;
-        let sum = label_checksum(&region[..LABEL_CONFIG_SIZE - 32], offset);
+        let sum = label_checksum_of_hashed(hashed.clone(), offset);
         region[LABEL_CONFIG_SIZE - 32..].copy_from_slice(&sum);
         dev.write(offset, &region)?;
     }
