@@ -11,7 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::checksum::sha256;
+use sha2::{Digest, Sha256};
+
 use crate::context::{Clock, RandomSource};
 use crate::dmu::objset::{DMU_OST_META, DMU_OST_ZFS, Objset};
 use crate::dsl::{DatasetId, DslDataset, DslDir, DslState};
@@ -74,12 +75,14 @@ impl Uberblock {
 
     fn decode(buf: &[u8], offset: u64) -> Option<Uberblock> {
         let n = buf.len();
-        if label_checksum(&buf[..n - 32], offset) != buf[n - 32..] {
-            return None;
-        }
         let word =
             |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        (word(0) == UBERBLOCK_MAGIC).then(|| Uberblock {
+        // The magic first: most slots of a young pool's rings were never
+        // written, and import would otherwise hash every one of them.
+        if word(0) != UBERBLOCK_MAGIC || label_checksum(&buf[..n - 32], offset) != buf[n - 32..] {
+            return None;
+        }
+        Some(Uberblock {
             version: word(1),
             txg: word(2),
             guid_sum: word(3),
@@ -92,14 +95,14 @@ impl Uberblock {
 /// SHA-256 with the block's own offset as verifier (`zio_checksum_label`),
 /// so a label written to the wrong place does not verify.
 fn label_checksum(data: &[u8], offset: u64) -> [u8; 32] {
-    let mut buf = data.to_vec();
-    buf.extend_from_slice(&offset.to_le_bytes());
-    let sum = sha256(&buf);
-    let mut out = [0u8; 32];
-    for (i, w) in sum.0.iter().enumerate() {
-        out[i * 8..i * 8 + 8].copy_from_slice(&w.to_be_bytes());
-    }
-    out
+    label_checksum_of_hashed(Sha256::new_with_prefix(data), offset)
+}
+
+/// [`label_checksum`] of data already fed to `hashed`: the four labels'
+/// configs differ only in the offset, so their data is hashed once.
+fn label_checksum_of_hashed(mut hashed: Sha256, offset: u64) -> [u8; 32] {
+    hashed.update(offset.to_le_bytes());
+    hashed.finalize().into()
 }
 
 /// Pool state recorded in the labels.
@@ -259,18 +262,18 @@ impl Pool {
             .get_u64("pool_guid")
             .ok_or_else(|| Error::new(Errno::EIO, "pool config has no guid"))?;
         let slot = slot_size(sector);
-        let mut candidates = read_uberblocks(&mut *dev, size, slot);
-        candidates.retain(|ub| ub.guid_sum == guid && !ub.rootbp.is_hole());
+        let mut candidates = read_uberblocks(&mut *dev, size, slot)
+            .filter(|ub| ub.guid_sum == guid && !ub.rootbp.is_hole());
         let ms = Metaslab::new(DATA_START, size - 2 * VDEV_LABEL_SIZE, sector);
         let mut zio = Zio::new(dev, ms);
 
         let mut chosen = None;
         let mut skipped = Vec::new();
         let mut last_error = Error::new(Errno::EIO, "no valid uberblock");
-        for (i, ub) in candidates.iter().enumerate() {
+        for ub in candidates.by_ref() {
             match load_mos(&mut zio, &ub.rootbp) {
                 Ok((mos, dsl)) => {
-                    chosen = Some((i, *ub, mos, dsl));
+                    chosen = Some((ub, mos, dsl));
                     break;
                 }
                 Err(e) => {
@@ -279,7 +282,7 @@ impl Pool {
                 }
             }
         }
-        let Some((index, ub, mos, dsl)) = chosen else {
+        let Some((ub, mos, dsl)) = chosen else {
             return Err(last_error.context("no usable uberblock"));
         };
 
@@ -287,7 +290,7 @@ impl Pool {
         // trees of the deferral window before it reference stays deferred.
         let mut seen = BTreeSet::new();
         claim_tree(&mut zio, &ub.rootbp, &dsl, &mut seen)?;
-        for older in candidates[index + 1..].iter().take(TXG_DEFER_SIZE as usize) {
+        for older in candidates.take(TXG_DEFER_SIZE as usize) {
             let Ok((_, older_dsl)) = load_mos(&mut zio, &older.rootbp) else {
                 continue;
             };
@@ -684,9 +687,10 @@ fn write_labels(dev: &mut dyn BlockDevice, size: u64, config: &NvList) -> Result
     }
     region[..8].copy_from_slice(&(packed.len() as u64).to_le_bytes());
     region[8..8 + packed.len()].copy_from_slice(&packed);
+    let hashed = Sha256::new_with_prefix(&region[..LABEL_CONFIG_SIZE - 32]);
     for base in label_offsets(size) {
         let offset = base + LABEL_CONFIG_OFFSET;
-        let sum = label_checksum(&region[..LABEL_CONFIG_SIZE - 32], offset);
+        let sum = label_checksum_of_hashed(hashed.clone(), offset);
         region[LABEL_CONFIG_SIZE - 32..].copy_from_slice(&sum);
         dev.write(offset, &region)?;
     }
@@ -716,22 +720,70 @@ fn read_config(dev: &mut dyn BlockDevice, size: u64) -> Result<NvList> {
     fail(Errno::ENXIO, "no valid pool label on the device")
 }
 
-/// Every uberblock that verifies, newest first (one per txg).
-fn read_uberblocks(dev: &mut dyn BlockDevice, size: u64, slot: u64) -> Vec<Uberblock> {
-    let mut found: BTreeMap<u64, Uberblock> = BTreeMap::new();
+/// Every uberblock that verifies, newest first (one per txg; of several
+/// copies of a txg, the first in label and slot order that verifies).
+fn read_uberblocks(dev: &mut dyn BlockDevice, size: u64, slot: u64) -> UberblockRings {
+    let slot = slot as usize;
+    let mut rings = UberblockRings {
+        slot,
+        bytes: Vec::new(),
+        slots: Vec::new(),
+        next: 0,
+        last_txg: None,
+    };
     let mut ring = vec![0u8; LABEL_RING_SIZE as usize];
     for base in label_offsets(size) {
         let ring_offset = base + LABEL_RING_OFFSET;
         if dev.read(ring_offset, &mut ring).is_err() {
             continue;
         }
-        for (i, buf) in ring.chunks_exact(slot as usize).enumerate() {
-            if let Some(ub) = Uberblock::decode(buf, ring_offset + i as u64 * slot) {
-                found.entry(ub.txg).or_insert(ub);
+        for (i, buf) in ring.chunks_exact(slot).enumerate() {
+            let word = |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8"));
+            if word(0) == UBERBLOCK_MAGIC {
+                let offset = ring_offset + (i * slot) as u64;
+                rings.slots.push((word(2), offset, rings.bytes.len()));
+                rings.bytes.extend_from_slice(buf);
             }
         }
     }
-    found.into_values().rev().collect()
+    // Stable: copies of one txg stay in label and slot order.
+    rings
+        .slots
+        .sort_by_key(|&(txg, _, _)| std::cmp::Reverse(txg));
+    rings
+}
+
+/// The uberblocks of a device's rings as [`read_uberblocks`] finds them,
+/// each checksummed only when it is reached: import wants the newest usable
+/// one and the few before it, not every slot of four rings.
+struct UberblockRings {
+    slot: usize,
+    /// The slots that carry the magic, one after another.
+    bytes: Vec<u8>,
+    /// (txg the slot claims, its device offset, where in `bytes`), newest
+    /// first.
+    slots: Vec<(u64, u64, usize)>,
+    next: usize,
+    /// The txg of the uberblock returned last: its other copies are skipped.
+    last_txg: Option<u64>,
+}
+
+impl Iterator for UberblockRings {
+    type Item = Uberblock;
+
+    fn next(&mut self) -> Option<Uberblock> {
+        while let Some(&(txg, offset, at)) = self.slots.get(self.next) {
+            self.next += 1;
+            if self.last_txg == Some(txg) {
+                continue;
+            }
+            if let Some(ub) = Uberblock::decode(&self.bytes[at..at + self.slot], offset) {
+                self.last_txg = Some(txg);
+                return Some(ub);
+            }
+        }
+        None
+    }
 }
 
 /// Opens the MOS and decodes the DSL record it holds.

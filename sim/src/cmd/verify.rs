@@ -1,12 +1,16 @@
 //! `cargo sim verify`: is this backup chain restorable, and what does it
-//! hold? The streams are received in order into a scratch pool in memory,
-//! exactly as `zfs receive` would take them, and every snapshot received is
-//! listed file by file with SHA-256 sums. Nothing is written to disk.
+//! hold? The streams are received in order into a scratch pool, exactly as
+//! `zfs receive` would take them, and every snapshot received is listed file
+//! by file with SHA-256 sums. The scratch pool lives on a sparse image in a
+//! temporary directory, removed when verify ends, so memory does not grow
+//! with the backup: a stream is read as it is received, and what the pool
+//! holds in memory is bounded by its dirty-data limit, not by the stream.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Args;
 use engine::dmu::objset::{DMU_OST_ZFS, DMU_OST_ZVOL};
@@ -16,15 +20,15 @@ use engine::recv::RecvOptions;
 use engine::send::NoInterrupt;
 use engine::spa::Pool;
 use engine::stream::{DMU_COMPOUNDSTREAM, DRR_FLAG_CLONE, DrrBegin, Record, StreamReader};
-use engine::vdev::MemDevice;
 use engine::zpl::{self, FileEntry};
 
 use super::listing::{Json, snapshot_json, write_text};
 use super::{Counted, EXIT_FAILURE, EXIT_USAGE, host_clock, host_random};
+use crate::file_device::FileDevice;
 
-/// Receive a chain of ZFS send streams into a scratch pool in memory and
-/// list every snapshot received: each file's type, mode, size and SHA-256,
-/// each symlink's target.
+/// Receive a chain of ZFS send streams into a scratch pool (a temporary
+/// sparse image, see --scratch) and list every snapshot received: each
+/// file's type, mode, size and SHA-256, each symlink's target.
 ///
 /// The first stream is a full stream; each one after it is an incremental
 /// stream of a snapshot received before it, or a clone stream of one (its
@@ -42,6 +46,11 @@ pub struct VerifyArgs {
     /// "files": [...]}]}.
     #[arg(long)]
     pub json: bool,
+    /// Where the scratch pool's image goes (a directory made inside it and
+    /// removed at exit); the system's temporary directory by default. The
+    /// image is sparse: it takes about the space of the data received.
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
 }
 
 /// The scratch pool holds what the streams hold and more: blocks are kept
@@ -51,9 +60,26 @@ fn scratch_size(stream_bytes: u64) -> u64 {
     stream_bytes.saturating_mul(4).saturating_add(64 << 20)
 }
 
-/// The scratch pool lives in memory; past this, verify says so rather than
-/// exhaust the machine.
-const MAX_SCRATCH_SIZE: u64 = 64 << 30;
+/// A directory of verify's own for the scratch image, removed with all it
+/// holds when dropped: on success, on a failed receive, on a panic.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(parent: &Path) -> io::Result<ScratchDir> {
+        // Unique within this process too: tests run verify in threads.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = parent.join(format!("zsim-verify-{}-{n}", std::process::id()));
+        std::fs::create_dir(&dir)?;
+        Ok(ScratchDir(dir))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// What a stream's first BEGIN says about where it goes.
 struct StreamHead {
@@ -128,7 +154,19 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
             }
         }
     }
-    let report = verify(&args.streams, total);
+    let parent = args.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let scratch = match ScratchDir::new(&parent) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!(
+                "verify: cannot make a scratch directory in {}: {e}",
+                parent.display()
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let report = verify(&args.streams, total, &scratch.0);
+    drop(scratch);
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let written = if args.json {
@@ -153,25 +191,32 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
 }
 
 /// What `verify --json` prints for a chain of streams (the chain received
-/// in memory and every snapshot listed), for comparing two engines' answers.
+/// into a scratch pool in the system temp dir, and every snapshot listed),
+/// for comparing two engines' answers.
 pub fn listing_json(streams: &[PathBuf]) -> String {
     let total = streams
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .fold(0u64, u64::saturating_add);
+    let scratch = match ScratchDir::new(&std::env::temp_dir()) {
+        Ok(dir) => dir,
+        Err(e) => return format!("{{\"error\": \"no scratch directory: {e}\"}}"),
+    };
+    let report = verify(streams, total, &scratch.0);
+    drop(scratch);
     let mut out = Vec::new();
-    write_json(&mut out, &verify(streams, total)).expect("writing to memory");
+    write_json(&mut out, &report).expect("writing to memory");
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn verify(streams: &[PathBuf], total: u64) -> Report {
+fn verify(streams: &[PathBuf], total: u64, scratch: &Path) -> Report {
     let mut report = Report {
         snapshots: Vec::new(),
         streams_received: 0,
         error: None,
     };
-    let received = match receive_all(streams, total, &mut report) {
+    let received = match receive_all(streams, total, scratch, &mut report) {
         Ok(received) => received,
         Err(e) => {
             report.error = Some(e);
@@ -212,6 +257,7 @@ fn verify(streams: &[PathBuf], total: u64) -> Report {
 fn receive_all(
     streams: &[PathBuf],
     total: u64,
+    scratch: &Path,
     report: &mut Report,
 ) -> Result<(Pool, Vec<DatasetId>), String> {
     let first = &streams[0];
@@ -222,15 +268,9 @@ fn receive_all(
         .next()
         .unwrap_or_default()
         .to_string();
-    let size = scratch_size(total);
-    if size > MAX_SCRATCH_SIZE {
-        return Err(format!(
-            "{}: streams of {total} bytes need a scratch pool of {size} bytes, more than the \
-             {MAX_SCRATCH_SIZE} verify keeps in memory",
-            Errno::ENOMEM
-        ));
-    }
-    let dev = MemDevice::new(size, 512);
+    let image = scratch.join("scratch.img");
+    let dev = FileDevice::create_scratch(&image, scratch_size(total), 512)
+        .map_err(|e| format!("cannot make the scratch pool's image: {e}"))?;
     let mut pool = Pool::create(
         Box::new(dev),
         &pool_name,
