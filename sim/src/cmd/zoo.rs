@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::EXIT_USAGE;
-use crate::runner::Planted;
+use engine::planted::Bug as Planted;
 
 /// Run the planted-bug zoo: for each bug planted in the engine (each a
 /// small deviation re-creating a bug from ZFS history), switch it on, run
