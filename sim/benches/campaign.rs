@@ -1,7 +1,7 @@
 //! Simulation throughput: seeds per second on one core (criterion runs
-//! one thread; its `elem/s` is seeds/s), for the `smoke` scenario and for
-//! the full `mix` with every fault kind on, as `cargo sim campaign` runs
-//! them. Each iteration is the next seed, so the figure is a mean over
+//! one thread; its `elem/s` is seeds/s), for the `smoke` scenario, and for
+//! the full `mix` and the `deep` scenario with every fault kind on, as
+//! `cargo sim campaign` runs them. Each iteration is the next seed, so the figure is a mean over
 //! many different runs. `cargo bench -p sim --bench campaign`.
 
 #[cfg(madsim)]
@@ -40,6 +40,7 @@ mod bench {
     pub fn benches(c: &mut Criterion) {
         seeds(c, "smoke", None);
         seeds(c, "mix", Some("all"));
+        seeds(c, "deep", Some("all"));
     }
 }
 

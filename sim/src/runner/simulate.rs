@@ -133,7 +133,7 @@ async fn workload(config: &RunConfig, world: &Rc<RefCell<World>>, report: &mut R
 /// one): faults off for good, then every source filesystem's latest
 /// snapshot must reach the destination and match, as an incremental with
 /// `-F` onto each target received from that filesystem that lags behind,
-/// and whole onto a new target. A pool that faults left unable to send or
+/// or whole onto a new target when none was received from it. A pool that faults left unable to send or
 /// receive (a `%recv` left behind, a hold never released) fails here.
 async fn liveness(world: &Rc<RefCell<World>>, report: &mut RunReport) {
     let steps = {
@@ -152,21 +152,29 @@ async fn liveness(world: &Rc<RefCell<World>>, report: &mut RunReport) {
     }
 }
 
-/// The sends that bring `dst` up to date with `src` (see [`liveness`]).
+/// The sends that bring `dst` up to date with `src` (see [`liveness`]): an
+/// incremental with `-F` onto each target received from a filesystem that
+/// lags behind its latest snapshot, and a whole send onto a new target of
+/// each filesystem no target was received from.
 fn catch_up_steps(src: &PoolModel, dst: &PoolModel) -> Vec<Step> {
     let mut steps = Vec::new();
     for (n, fs) in src.filesystems().filter(|f| f.contains('/')).enumerate() {
         let Some((latest, _)) = src.latest_snapshot(fs) else {
             continue;
         };
+        let mut received = false;
         for target in dst.filesystems().filter(|f| f.contains('/')) {
-            let Some((_, received)) = dst.latest_snapshot(target) else {
+            let Some((_, got)) = dst.latest_snapshot(target) else {
                 continue;
             };
-            let Some(from) = src.find_guid(received.guid) else {
+            let Some(from) = src.find_guid(got.guid) else {
                 continue;
             };
-            if from.split('@').next() == Some(fs) && from != latest {
+            if from.split('@').next() != Some(fs) {
+                continue;
+            }
+            received = true;
+            if from != latest {
                 steps.push(Step::Send {
                     snap: latest.to_string(),
                     from: Some(from.to_string()),
@@ -177,14 +185,16 @@ fn catch_up_steps(src: &PoolModel, dst: &PoolModel) -> Vec<Step> {
                 });
             }
         }
-        steps.push(Step::Send {
-            snap: latest.to_string(),
-            from: None,
-            target: format!("{DST}/live{n}"),
-            dedup: false,
-            force: false,
-            origin: None,
-        });
+        if !received {
+            steps.push(Step::Send {
+                snap: latest.to_string(),
+                from: None,
+                target: format!("{DST}/live{n}"),
+                dedup: false,
+                force: false,
+                origin: None,
+            });
+        }
     }
     steps
 }
