@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{EXIT_FAILURE, EXIT_USAGE};
+use super::EXIT_USAGE;
 
 /// Replay a saved failure (seed, fault plan, scenario and the exact steps)
 /// and print the run as `cargo sim run` does. Exit status 1 if it still
@@ -74,7 +74,7 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
     let report = crate::runner::run(&config);
     print!("{}", crate::runner::text::render(&report));
     if report.violation.is_some() {
-        ExitCode::from(EXIT_FAILURE)
+        ExitCode::from(super::EXIT_FAILURE)
     } else {
         ExitCode::SUCCESS
     }
@@ -118,7 +118,7 @@ pub fn shrink(args: &ShrinkArgs) -> ExitCode {
     }
     if let Err(e) = std::fs::write(&out, failure.to_toml()) {
         eprintln!("cargo sim shrink: {}: {e}", out.display());
-        return ExitCode::from(EXIT_FAILURE);
+        return ExitCode::from(super::EXIT_FAILURE);
     }
     println!(
         "shrink: {} steps and faults {} still fail ({runs} runs):",
@@ -134,5 +134,5 @@ pub fn shrink(args: &ShrinkArgs) -> ExitCode {
         out.display(),
         out.display()
     );
-    ExitCode::from(EXIT_FAILURE)
+    ExitCode::from(super::EXIT_FAILURE)
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{EXIT_FAILURE, EXIT_USAGE};
+use super::EXIT_USAGE;
 
 /// Run one seeded simulation: two pools on simulated disks, a workload
 /// from a scenario, faults from a plan, and an oracle that judges every
@@ -73,12 +73,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 "determinism: FAILED: trace hash {} then {}",
                 report.trace_hash, again.trace_hash
             );
-            return ExitCode::from(EXIT_FAILURE);
+            return ExitCode::from(super::EXIT_FAILURE);
         }
         println!("determinism: ok, the second run has the same trace hash");
     }
     if report.violation.is_some() {
-        return ExitCode::from(EXIT_FAILURE);
+        return ExitCode::from(super::EXIT_FAILURE);
     }
     ExitCode::SUCCESS
 }

@@ -150,7 +150,7 @@ pub struct Catch {
 #[cfg(not(madsim))]
 pub fn run(_args: &ZooArgs) -> ExitCode {
     eprintln!("{}", super::NO_SIMULATOR);
-    ExitCode::from(super::EXIT_FAILURE)
+    ExitCode::from(EXIT_USAGE)
 }
 
 #[cfg(madsim)]
