@@ -688,9 +688,12 @@ impl Pool {
         let result = self.recv_end_impl(cookie);
         match result {
             Ok(snap) => {
-                if cookie.newfs {
-                    guid_map.insert(cookie.drrb.toguid, snap);
-                }
+                // The seed adds only a new filesystem's snapshot
+                // (`dmu_recv_new_end`), so a `send -D -I` into an existing
+                // filesystem fails at the first WRITE_BYREF into an earlier
+                // substream (EINVAL). zsim maps every snapshot received,
+                // as later ZFS does.
+                guid_map.insert(cookie.drrb.toguid, snap);
                 Ok(snap)
             }
             Err(e) => {

@@ -122,6 +122,27 @@ impl Generator {
             "send-incremental" => self.send_incremental(src, dst, false, false),
             "recv-force" => self.send_incremental(src, dst, false, true),
             "send-clone" => self.send_clone(src, dst, false),
+            // `-I -D`: a WRITE_BYREF may point into an earlier substream.
+            "send-intermediate" => {
+                let mut step = self.send_incremental(src, dst, true, false)?;
+                let Step::Send {
+                    intermediate,
+                    from,
+                    target,
+                    ..
+                } = &mut step
+                else {
+                    return None;
+                };
+                // From the target's latest snapshot only: a stale base puts
+                // snapshots the target has in the middle of the chain.
+                let latest = dst.latest_snapshot(target)?.1.guid;
+                if src.get(from.as_deref()?)?.guid != latest {
+                    return None;
+                }
+                *intermediate = true;
+                Some(step)
+            }
             "send-dedup" => match self.rng.gen_range(0..3) {
                 0 => self.send_full(src, dst, true),
                 1 => self.send_clone(src, dst, true),
@@ -280,6 +301,7 @@ impl Generator {
             dedup,
             force,
             origin: None,
+            intermediate: false,
         })
     }
 
@@ -323,6 +345,7 @@ impl Generator {
             dedup,
             force,
             origin: None,
+            intermediate: false,
         })
     }
 
@@ -348,6 +371,7 @@ impl Generator {
             dedup,
             force: false,
             origin: Some(origin),
+            intermediate: false,
         })
     }
 }

@@ -81,7 +81,7 @@ pub enum Step {
         origin: String,
         fs: String,
     },
-    /// `zfs send [-D] [-i from] snap | zfs recv [-F] [-o origin=..] target`.
+    /// `zfs send [-D] [-i from | -I from] snap | zfs recv [-F] [-o origin=..] target`.
     Send {
         snap: String,
         from: Option<String>,
@@ -89,6 +89,9 @@ pub enum Step {
         dedup: bool,
         force: bool,
         origin: Option<String>,
+        /// `-I`: every snapshot between `from` and `snap`, one substream
+        /// each, received in one session.
+        intermediate: bool,
     },
     /// Roll a filesystem back to its latest snapshot.
     Rollback {
@@ -136,6 +139,9 @@ impl Step {
             Step::Snapshot { .. } => "snapshot",
             Step::Clone { .. } => "clone",
             Step::Send {
+                intermediate: true, ..
+            } => "send-intermediate",
+            Step::Send {
                 from,
                 origin,
                 dedup,
@@ -156,7 +162,7 @@ impl Step {
     }
 
     /// Every step kind, in a fixed order.
-    pub const KINDS: [&'static str; 22] = [
+    pub const KINDS: [&'static str; 23] = [
         "create",
         "alloc",
         "claim",
@@ -179,6 +185,7 @@ impl Step {
         "wait",
         "crash",
         "recv-force",
+        "send-intermediate",
     ];
 
     /// The pool the step acts on first.

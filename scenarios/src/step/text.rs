@@ -76,6 +76,7 @@ impl fmt::Display for Step {
                 dedup,
                 force,
                 origin,
+                intermediate,
             } => {
                 write!(f, "send {snap}")?;
                 if let Some(from) = from {
@@ -87,6 +88,9 @@ impl fmt::Display for Step {
                 }
                 if *dedup {
                     f.write_str(" dedup")?;
+                }
+                if *intermediate {
+                    f.write_str(" intermediate")?;
                 }
                 if *force {
                     f.write_str(" force")?;
@@ -121,7 +125,7 @@ impl<'a> Words<'a> {
             match word.split_once('=') {
                 Some((k, v)) => words.keys.push((k, v)),
                 None if word.contains(['/', '@']) || word.chars().all(|c| c.is_alphanumeric()) => {
-                    if matches!(word, "dedup" | "force") {
+                    if matches!(word, "dedup" | "force" | "intermediate") {
                         words.flags.push(word);
                     } else {
                         words.names.push(word);
@@ -243,6 +247,7 @@ impl FromStr for Step {
                 dedup: w.flag("dedup"),
                 force: w.flag("force"),
                 origin: w.opt("origin").map(str::to_string),
+                intermediate: w.flag("intermediate"),
             },
             "rollback" => Step::Rollback { fs: w.name(0)? },
             "destroy" => Step::Destroy { name: w.name(0)? },
@@ -338,6 +343,16 @@ mod tests {
                 dedup: true,
                 force: true,
                 origin: Some("dst/r0@s1".into()),
+                intermediate: false,
+            },
+            Step::Send {
+                snap: "src/fs0@s4".into(),
+                from: Some("src/fs0@s1".into()),
+                target: "dst/r0".into(),
+                dedup: true,
+                force: false,
+                origin: None,
+                intermediate: true,
             },
             Step::Send {
                 snap: "src/fs0@s1".into(),
@@ -346,6 +361,7 @@ mod tests {
                 dedup: false,
                 force: false,
                 origin: None,
+                intermediate: false,
             },
             Step::Rollback { fs: fs.clone() },
             Step::Destroy {

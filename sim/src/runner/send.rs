@@ -22,14 +22,16 @@ use engine::stream::ByteOrder;
 struct Before {
     src: Rc<RefCell<Pool>>,
     dst: Rc<RefCell<Pool>>,
-    /// The source snapshot, as the model holds it.
-    source: scenarios::model::Dataset,
-    /// Whether the source changed since `from` (an incremental carries
-    /// changes).
-    changed: bool,
+    /// The snapshots before `snap` that a `-I` send also sends.
+    intermediate: Vec<String>,
+    /// The object types of what is sent.
+    types: Vec<u8>,
     expect: Expect,
     /// The target pool's model and space before the receive.
     model: PoolModel,
+    /// The target pool's model after each substream (one, but for `-I`):
+    /// a receive refused in substream k keeps the k before it.
+    states: Vec<PoolModel>,
     space: Vec<String>,
     counts: FaultCounts,
 }
@@ -48,6 +50,7 @@ pub(super) async fn send_step(
         dedup,
         force,
         origin,
+        ..
     } = step
     else {
         unreachable!("a send step");
@@ -63,6 +66,7 @@ pub(super) async fn send_step(
         target: target.clone(),
         force: *force,
         origin: origin.clone(),
+        intermediate: before.intermediate.clone(),
     };
     let (options, injector) = {
         let w = world.borrow();
@@ -86,6 +90,7 @@ fn prepare(
         target,
         force,
         origin,
+        intermediate,
         ..
     } = step
     else {
@@ -112,28 +117,59 @@ fn prepare(
     let counts = w.injector.counts();
     w.draw_step_faults(&[0, 1]);
     let src = &w.hosts[0].model;
-    let source = src.get(snap).expect("checked").clone();
+    let between = match (intermediate, from) {
+        (true, Some(from)) => between(src, from, snap),
+        _ => Vec::new(),
+    };
+    let chain: Vec<&String> = between.iter().chain([snap]).collect();
     let from_guid = from.as_ref().map(|f| src.get(f).expect("checked").guid);
-    let changed = src.changed_since(from.as_deref(), snap);
     let dst = &w.hosts[1].model;
+    let first = src.get(chain[0]).expect("checked");
     let expect = dst.expect_receive(
-        &source,
+        first,
         from_guid,
         target,
-        snap_name(snap),
+        snap_name(chain[0]),
         *force,
         origin.as_deref(),
     );
+    let mut states = Vec::new();
+    let mut state = dst.clone();
+    let mut prev = from.clone();
+    let mut types = Vec::new();
+    for name in &chain {
+        let source = src.get(name).expect("checked");
+        let changed = src.changed_since(prev.as_deref(), name);
+        state.receive(source, changed, target, snap_name(name), origin.as_deref());
+        states.push(state.clone());
+        types.extend(source.objects.values().map(|o| o.shape.dn_type));
+        prev = Some(name.to_string());
+    }
     Ok(Ok(Before {
         src: w.hosts[0].pool.clone(),
         dst: w.hosts[1].pool.clone(),
-        source,
-        changed,
+        intermediate: between,
+        types,
         expect,
         model: dst.clone(),
+        states,
         space: w.space(1),
         counts,
     }))
+}
+
+/// The snapshots of `from`'s filesystem after `from` and before `snap`,
+/// oldest first: what `zfs send -I from snap` sends before `snap`.
+fn between(src: &PoolModel, from: &str, snap: &str) -> Vec<String> {
+    let fs = from.split('@').next().unwrap_or_default();
+    let (Some(first), Some(last)) = (src.get(from), src.get(snap)) else {
+        return Vec::new();
+    };
+    src.snapshots_of(fs)
+        .into_iter()
+        .filter(|(_, d)| d.seq > first.seq && d.seq < last.seq)
+        .map(|(name, _)| name.to_string())
+        .collect()
 }
 
 fn snap_name(snap: &str) -> &str {
@@ -149,41 +185,29 @@ fn judge(
     before: &Before,
     outcome: &TransferOutcome,
 ) -> Result<(Outcome, String), Violation> {
-    let Step::Send {
-        snap,
-        target,
-        origin,
-        ..
-    } = step
-    else {
-        unreachable!("a send step");
-    };
     let src_model = w.hosts[0].model.clone();
     w.hosts[0].candidates.push(src_model);
     let faulted = w.injector.counts().failing() > before.counts.failing()
         || w.hosts.iter().any(|h| h.disk.is_damaged() || h.is_down());
-    let mut after = before.model.clone();
-    after.receive(
-        &before.source,
-        before.changed,
-        target,
-        snap_name(snap),
-        origin.as_deref(),
-    );
+    let after = before
+        .states
+        .last()
+        .expect("one substream at least")
+        .clone();
     let received = matches!(outcome.recv, Some(Ok(_)));
     // The received state may be durable: a receive that returned, whatever
     // failed after it (the txg-sync task runs alongside the transfer), or
-    // one a power loss cut short after its last sync.
+    // one a power loss cut short after its last sync (for `-I`, after any
+    // of its substreams).
     if received || matches!(before.expect, Expect::Match | Expect::Either(_)) {
-        w.hosts[1].candidates.push(after.clone());
+        w.hosts[1].candidates.extend(before.states.iter().cloned());
     }
     let bytes = outcome.bytes_sent;
     let order = format!("{:?}", outcome.byte_order);
     w.reach.max_stream_bytes = w.reach.max_stream_bytes.max(bytes);
     w.reach.streams_over_1mib += u64::from(bytes > 1 << 20);
     if outcome.byte_order != ByteOrder::NATIVE && bytes > 0 {
-        let types = before.source.objects.values().map(|o| o.shape.dn_type);
-        w.reach.foreign_types.extend(types);
+        w.reach.foreign_types.extend(&before.types);
         w.reach.foreign_types.sort_unstable();
         w.reach.foreign_types.dedup();
     }
@@ -263,11 +287,36 @@ impl Verdict<'_> {
             Ok(()) => {}
             Err(Mismatch::Unreadable(_)) if damaged || self.faulted => {}
             Err(m) => {
-                return Err(violation(
-                    at,
-                    format!("{target}@{} to match {snap}", snap_name(snap)),
-                    m.to_string(),
-                ));
+                // `-I` from a sender that died between substreams: the
+                // receiver saw whole substreams, then the end of its input.
+                let partial = &self.before.states[..self.before.states.len() - 1];
+                let kept = if self.sender_failed {
+                    let mut pool = dst.pool.borrow_mut();
+                    injector.suspended(|| {
+                        partial
+                            .iter()
+                            .position(|s| compare_pool(&mut pool, s).is_ok())
+                    })
+                } else {
+                    None
+                };
+                let Some(k) = kept else {
+                    return Err(violation(
+                        at,
+                        format!("{target}@{} to match {snap}", snap_name(snap)),
+                        m.to_string(),
+                    ));
+                };
+                dst.model = partial[k].clone();
+                w.heal(at)?;
+                let detail = format!(
+                    "received {} of {} substreams before the sender failed ({} bytes, {})",
+                    k + 1,
+                    self.before.states.len(),
+                    self.bytes,
+                    self.order
+                );
+                return Ok((Outcome::Faulted, detail));
             }
         }
         // No fault makes a receive the model refuses acceptable.
@@ -301,19 +350,35 @@ impl Verdict<'_> {
             let mut pool = w.hosts[1].pool.borrow_mut();
             injector.suspended(|| compare_pool(&mut pool, &self.before.model))
         };
+        let mut kept_substreams = false;
         match judged {
             Ok(()) => {}
             Err(Mismatch::Unreadable(_)) if damaged => {}
             Err(m) => {
-                return Err(violation(
-                    at,
-                    format!("the refused receive ({e}) to leave the target as it was"),
-                    m.to_string(),
-                ));
+                // `-I`: the substreams before the refused one stay received.
+                let partial = &self.before.states[..self.before.states.len() - 1];
+                let kept = {
+                    let mut pool = w.hosts[1].pool.borrow_mut();
+                    injector.suspended(|| {
+                        partial
+                            .iter()
+                            .position(|s| compare_pool(&mut pool, s).is_ok())
+                    })
+                };
+                if let Some(k) = kept {
+                    w.hosts[1].model = partial[k].clone();
+                    kept_substreams = true;
+                } else {
+                    return Err(violation(
+                        at,
+                        format!("the refused receive ({e}) to leave the target as it was"),
+                        m.to_string(),
+                    ));
+                }
             }
         }
         let space = w.space(1);
-        if space != self.before.space {
+        if space != self.before.space && !kept_substreams {
             let diff: Vec<&String> = space
                 .iter()
                 .filter(|l| !self.before.space.contains(l))

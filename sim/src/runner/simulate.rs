@@ -182,6 +182,7 @@ fn catch_up_steps(src: &PoolModel, dst: &PoolModel) -> Vec<Step> {
                     dedup: false,
                     force: true,
                     origin: None,
+                    intermediate: false,
                 });
             }
         }
@@ -193,6 +194,7 @@ fn catch_up_steps(src: &PoolModel, dst: &PoolModel) -> Vec<Step> {
                 dedup: false,
                 force: false,
                 origin: None,
+                intermediate: false,
             });
         }
     }

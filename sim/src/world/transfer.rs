@@ -87,6 +87,10 @@ pub struct TransferSpec {
     pub force: bool,
     /// `-o origin=` for a clone stream.
     pub origin: Option<String>,
+    /// `-I`: the snapshots between `fromsnap` and `tosnap`, oldest first;
+    /// each gets a substream of its own before `tosnap`'s, all in one
+    /// session (one dedup table, one guid map on the receiving side).
+    pub intermediate: Vec<String>,
 }
 
 /// The faults of one transfer.
@@ -260,16 +264,24 @@ async fn send_task(
         count: interrupt.count.clone(),
     };
     let mut table = DedupTable::default();
-    let send = with_pool(&src, |p| {
-        p.send(
-            &spec.tosnap,
-            spec.fromsnap.as_deref(),
-            &mut out,
-            &options,
-            spec.dedup.then_some(&mut table),
-            &mut interrupt,
-        )
-    });
+    let mut from = spec.fromsnap.clone();
+    let mut send = Err(Error::new(Errno::EINVAL, "nothing to send"));
+    for snap in spec.intermediate.iter().chain([&spec.tosnap]) {
+        send = with_pool(&src, |p| {
+            p.send(
+                snap,
+                from.as_deref(),
+                &mut out,
+                &options,
+                spec.dedup.then_some(&mut table),
+                &mut interrupt,
+            )
+        });
+        if send.is_err() {
+            break;
+        }
+        from = Some(snap.clone());
+    }
     // What the send wrote, even if it failed, goes down the pipe: a killed
     // `zfs send` leaves its output in the pipe too.
     for chunk in out.bytes.chunks(chunk) {
