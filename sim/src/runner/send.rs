@@ -289,14 +289,8 @@ impl Verdict<'_> {
             Err(m) => {
                 // `-I` from a sender that died between substreams: the
                 // receiver saw whole substreams, then the end of its input.
-                let partial = &self.before.states[..self.before.states.len() - 1];
                 let kept = if self.sender_failed {
-                    let mut pool = dst.pool.borrow_mut();
-                    injector.suspended(|| {
-                        partial
-                            .iter()
-                            .position(|s| compare_pool(&mut pool, s).is_ok())
-                    })
+                    self.kept_substreams(w)
                 } else {
                     None
                 };
@@ -307,7 +301,6 @@ impl Verdict<'_> {
                         m.to_string(),
                     ));
                 };
-                dst.model = partial[k].clone();
                 w.heal(at)?;
                 let detail = format!(
                     "received {} of {} substreams before the sender failed ({} bytes, {})",
@@ -335,6 +328,23 @@ impl Verdict<'_> {
         ))
     }
 
+    /// For `-I`: which of the states after the first substreams (all but
+    /// the last) the target holds, if any; the model becomes that state.
+    fn kept_substreams(&self, w: &mut World) -> Option<usize> {
+        let partial = &self.before.states[..self.before.states.len() - 1];
+        let injector = w.injector.clone();
+        let k = {
+            let mut pool = w.hosts[1].pool.borrow_mut();
+            injector.suspended(|| {
+                partial
+                    .iter()
+                    .position(|s| compare_pool(&mut pool, s).is_ok())
+            })
+        }?;
+        w.hosts[1].model = partial[k].clone();
+        Some(k)
+    }
+
     /// A receive that failed: the target must be exactly as before, and
     /// without a fault the failure must be one the model expected.
     fn refused(
@@ -356,17 +366,7 @@ impl Verdict<'_> {
             Err(Mismatch::Unreadable(_)) if damaged => {}
             Err(m) => {
                 // `-I`: the substreams before the refused one stay received.
-                let partial = &self.before.states[..self.before.states.len() - 1];
-                let kept = {
-                    let mut pool = w.hosts[1].pool.borrow_mut();
-                    injector.suspended(|| {
-                        partial
-                            .iter()
-                            .position(|s| compare_pool(&mut pool, s).is_ok())
-                    })
-                };
-                if let Some(k) = kept {
-                    w.hosts[1].model = partial[k].clone();
+                if self.kept_substreams(w).is_some() {
                     kept_substreams = true;
                 } else {
                     return Err(violation(
