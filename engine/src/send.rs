@@ -454,13 +454,24 @@ impl Pool {
         dedup: Option<&mut DedupTable>,
         interrupt: &mut dyn Interrupt,
     ) -> Result<SendSummary> {
+        let (ds, fromds) = self.send_lookup(tosnap, fromsnap)?;
+        self.send_impl(ds, fromds, out, options, dedup, interrupt)
+    }
+
+    /// `zfs send`'s arguments looked up: the snapshot `tosnap` and the
+    /// incremental source `fromsnap` (names `pool/fs@snap`).
+    pub fn send_lookup(
+        &self,
+        tosnap: &str,
+        fromsnap: Option<&str>,
+    ) -> Result<(DatasetId, Option<DatasetId>)> {
         self.check_usable()?;
         if !tosnap.contains('@') || fromsnap.is_some_and(|f| !f.contains('@')) {
             return fail(Errno::EINVAL, "send needs snapshot names (pool/fs@snap)");
         }
         let ds = self.lookup(tosnap)?;
         let fromds = fromsnap.map(|f| self.lookup(f)).transpose()?;
-        self.send_impl(ds, fromds, out, options, dedup, interrupt)
+        Ok((ds, fromds))
     }
 
     /// `dmu_send_impl`: a [`SendSession`] driven to its end.

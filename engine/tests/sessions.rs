@@ -39,7 +39,7 @@ fn fed(stream: &[u8], piece: usize) -> Seen {
     let mut seen = Vec::new();
     let mut at = 0;
     loop {
-        match feed.next() {
+        match feed.next_record() {
             Ok(Next::Record(e)) => seen.push((
                 e.index,
                 e.offset,
@@ -102,7 +102,7 @@ fn a_session_fed_byte_by_byte_receives_what_receive_does() {
         let mut feed = RecordFeed::new();
         let mut bytes = stream.iter();
         let received = loop {
-            match feed.next().unwrap() {
+            match feed.next_record().unwrap() {
                 Next::Record(e) => session.record(&mut pool, &e, &mut NoInterrupt).unwrap(),
                 Next::NeedMore => match bytes.next() {
                     Some(b) => feed.push(&[*b]),
@@ -192,7 +192,7 @@ fn an_aborted_session_leaves_nothing_and_a_held_snapshot_cannot_be_destroyed() {
     let mut session = RecvSession::new("fxp/copy", &RecvOptions::default());
     let mut feed = RecordFeed::new();
     feed.push(&stream[..stream.len() / 2]);
-    while let Next::Record(e) = feed.next().unwrap() {
+    while let Next::Record(e) = feed.next_record().unwrap() {
         session.record(&mut pool, &e, &mut NoInterrupt).unwrap();
     }
     assert!(session.in_flight().is_some());

@@ -129,7 +129,7 @@ enum Phase {
     },
 }
 
-/// What [`RecordFeed::next`] has for its caller.
+/// What [`RecordFeed::next_record`] has for its caller.
 #[derive(Debug)]
 pub enum Next<'a> {
     /// A whole record, checked, with its payload.
@@ -269,7 +269,7 @@ impl RecordFeed {
     }
 
     /// The next whole record, if all of it was fed.
-    pub fn next(&mut self) -> Result<Next<'_>, StreamError> {
+    pub fn next_record(&mut self) -> Result<Next<'_>, StreamError> {
         Ok(match self.advance()? {
             Status::Record(parsed) => Next::Record(self.entry(parsed)),
             Status::NeedMore => Next::NeedMore,
@@ -277,7 +277,7 @@ impl RecordFeed {
         })
     }
 
-    /// [`next`](RecordFeed::next) without the borrow of the payload.
+    /// [`next_record`](RecordFeed::next_record) without the borrow of the payload.
     fn advance(&mut self) -> Result<Status, StreamError> {
         match self.take_record() {
             Ok(Some(parsed)) => Ok(Status::Record(parsed)),
@@ -317,7 +317,7 @@ impl RecordFeed {
     }
 
     /// A record once all of it is in; `None` while bytes are missing (or
-    /// at the end, or after a failure: [`next`](RecordFeed::next) tells).
+    /// at the end, or after a failure: [`next_record`](RecordFeed::next_record) tells).
     fn take_record(&mut self) -> Result<Option<Parsed>, StreamError> {
         if self.state == State::Failed {
             return Ok(None);
