@@ -260,3 +260,155 @@ fn shape_refusal(shape: &Shape) -> Option<Errno> {
         || shape.bonuslen > DN_MAX_BONUSLEN;
     bad.then_some(Errno::EINVAL)
 }
+
+#[cfg(test)]
+mod tests {
+    use engine::context::{ManualClock, SplitMix64};
+    use engine::spa::Pool;
+    use engine::vdev::MemDevice;
+
+    use super::*;
+    use crate::oracle::compare_pool;
+
+    fn steps(lines: &[&str]) -> Vec<Step> {
+        lines.iter().map(|l| l.parse().unwrap()).collect()
+    }
+
+    /// Each misuse, in the text form, with the errno ZFS refuses it with:
+    /// the model must predict exactly that errno, the engine must refuse
+    /// with it, and the pool must be left as it was. The table is the
+    /// specification of the refusal rules.
+    #[test]
+    fn every_misuse_is_refused_with_the_errno_zfs_gives() {
+        let mut pool = Pool::create(
+            Box::new(MemDevice::new(64 << 20, 512)),
+            "p",
+            Box::new(ManualClock::new(1_700_000_000)),
+            Box::new(SplitMix64::new(7)),
+        )
+        .unwrap();
+        let mut model = PoolModel::new("p");
+        for step in steps(&[
+            "create p/a",
+            "create p/a/kid",
+            "create p/lone",
+            "claim p/a obj=3 type=19 blksz=1536 bonustype=0 bonuslen=0",
+            "claim p/a obj=4 type=19 blksz=512 bonustype=0 bonuslen=0",
+            "write p/a obj=4 off=0 len=2048 fill=8",
+            "claim p/a obj=5 type=19 blksz=512 bonustype=0 bonuslen=320",
+            "snapshot p/a@s1",
+            "snapshot p/a@s2",
+            "clone p/a@s1 p/c",
+        ]) {
+            step.apply(&mut pool, &mut model).unwrap();
+        }
+        let long = format!("p/a/{}", "n".repeat(260));
+        let long_snap = format!("p/a@{}", "n".repeat(260));
+        let table: Vec<(String, Errno)> = [
+            (format!("create {long}"), Errno::ENAMETOOLONG),
+            ("create p/a/b!d".into(), Errno::EINVAL),
+            ("create p".into(), Errno::EEXIST),
+            ("create p/a".into(), Errno::EEXIST),
+            ("create p/none/x".into(), Errno::ENOENT),
+            (format!("snapshot {long_snap}"), Errno::ENAMETOOLONG),
+            ("snapshot p/a@b*d".into(), Errno::EINVAL),
+            ("snapshot p/a@x@y".into(), Errno::EINVAL),
+            ("snapshot p/none@s".into(), Errno::ENOENT),
+            ("snapshot p/a@s2".into(), Errno::EEXIST),
+            ("destroy p".into(), Errno::EINVAL),
+            ("destroy p/none".into(), Errno::ENOENT),
+            ("destroy p/a".into(), Errno::EBUSY),
+            ("destroy p/a@s1".into(), Errno::EEXIST),
+            ("destroy-held p/a@s2".into(), Errno::EBUSY),
+            ("rollback p/lone".into(), Errno::ESRCH),
+            ("rollback p/a@s1".into(), Errno::EEXIST),
+            ("rollback p/a@gone".into(), Errno::ENOENT),
+            ("clone p/a p/c2".into(), Errno::EINVAL),
+            ("clone p/a@gone p/c2".into(), Errno::ENOENT),
+            ("clone p/a@s1 p/c".into(), Errno::EEXIST),
+            ("clone p/a@gone p/c".into(), Errno::EEXIST),
+            (
+                "claim p/a obj=4 type=19 blksz=512 bonustype=0 bonuslen=0".into(),
+                Errno::EEXIST,
+            ),
+            (
+                "claim p/a obj=0 type=19 blksz=512 bonustype=0 bonuslen=0".into(),
+                Errno::EBADF,
+            ),
+            (
+                "claim p/a obj=281474976710656 type=19 blksz=512 bonustype=0 bonuslen=0".into(),
+                Errno::EINVAL,
+            ),
+            (
+                "alloc p/a type=0 blksz=512 bonustype=0 bonuslen=0".into(),
+                Errno::EINVAL,
+            ),
+            (
+                "alloc p/a type=19 blksz=1000 bonustype=0 bonuslen=0".into(),
+                Errno::EINVAL,
+            ),
+            (
+                "alloc p/a type=19 blksz=512 bonustype=99 bonuslen=0".into(),
+                Errno::EINVAL,
+            ),
+            (
+                "alloc p/a type=19 blksz=512 bonustype=0 bonuslen=321".into(),
+                Errno::EINVAL,
+            ),
+            (
+                "alloc p/a@s1 type=19 blksz=512 bonustype=0 bonuslen=0".into(),
+                Errno::EROFS,
+            ),
+            (
+                "reclaim p/a obj=9 type=19 blksz=512 bonustype=0 bonuslen=0".into(),
+                Errno::ENOENT,
+            ),
+            (
+                "reclaim p/a obj=4 type=19 blksz=0 bonustype=0 bonuslen=0".into(),
+                Errno::EINVAL,
+            ),
+            ("write p/a obj=3 off=1000 len=1000 fill=1".into(), Errno::ENOTSUP),
+            (
+                "write p/a obj=4 off=18446744073709551000 len=1000 fill=1".into(),
+                Errno::EINVAL,
+            ),
+            ("write p/a obj=9 off=0 len=10 fill=1".into(), Errno::ENOENT),
+            ("write p/a@s1 obj=4 off=0 len=10 fill=1".into(), Errno::EROFS),
+            ("free p/a obj=9".into(), Errno::ENOENT),
+            ("punch p/a obj=9 off=0 len=1".into(), Errno::ENOENT),
+            ("spill p/a obj=4 len=100 fill=1".into(), Errno::EINVAL),
+            ("spill p/a obj=5 len=512 fill=1".into(), Errno::EINVAL),
+            ("blocksize p/a obj=4 blksz=4096".into(), Errno::ENOTSUP),
+            ("bonuslen p/a obj=4 len=400".into(), Errno::EINVAL),
+            ("bonuslen p/a obj=5 len=321".into(), Errno::EINVAL),
+            ("send-only p/a".into(), Errno::EINVAL),
+            ("send-only p/a@s2 from=p/a".into(), Errno::EINVAL),
+            ("send-only p/a@gone".into(), Errno::ENOENT),
+            ("send-only p/a@s1 from=p/a@s2".into(), Errno::EXDEV),
+            ("send-only p/a@s1 from=p/a@s1".into(), Errno::EXDEV),
+        ]
+        .into_iter()
+        .collect();
+        for (line, errno) in table {
+            let Step::Misuse(misuse) = format!("misuse {line}").parse::<Step>().unwrap() else {
+                unreachable!("a misuse line");
+            };
+            assert_eq!(model.refusal(&misuse), Some(errno), "the model, on {line}");
+            let found = misuse.attempt(&mut pool).map_err(|e| e.errno());
+            assert_eq!(found, Err(errno), "the engine, on {line}");
+            compare_pool(&mut pool, &model).unwrap_or_else(|m| panic!("after {line}: {m}"));
+        }
+        // What is not a misuse is not refused.
+        for line in [
+            "send-only p/a@s2 from=p/a@s1",
+            "send-only p/a@s2",
+            "rollback p/a@s2",
+            "blocksize p/a obj=3 blksz=1536",
+        ] {
+            let Step::Misuse(misuse) = format!("misuse {line}").parse::<Step>().unwrap() else {
+                unreachable!("a misuse line");
+            };
+            assert_eq!(model.refusal(&misuse), None, "{line}");
+        }
+    }
+}
