@@ -367,13 +367,19 @@ mod tests {
                 "reclaim p/a obj=4 type=19 blksz=0 bonustype=0 bonuslen=0".into(),
                 Errno::EINVAL,
             ),
-            ("write p/a obj=3 off=1000 len=1000 fill=1".into(), Errno::ENOTSUP),
+            (
+                "write p/a obj=3 off=1000 len=1000 fill=1".into(),
+                Errno::ENOTSUP,
+            ),
             (
                 "write p/a obj=4 off=18446744073709551000 len=1000 fill=1".into(),
                 Errno::EINVAL,
             ),
             ("write p/a obj=9 off=0 len=10 fill=1".into(), Errno::ENOENT),
-            ("write p/a@s1 obj=4 off=0 len=10 fill=1".into(), Errno::EROFS),
+            (
+                "write p/a@s1 obj=4 off=0 len=10 fill=1".into(),
+                Errno::EROFS,
+            ),
             ("free p/a obj=9".into(), Errno::ENOENT),
             ("punch p/a obj=9 off=0 len=1".into(), Errno::ENOENT),
             ("spill p/a obj=4 len=100 fill=1".into(), Errno::EINVAL),
