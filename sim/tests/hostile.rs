@@ -257,3 +257,41 @@ fn a_draw_replays_and_leaves_the_records_before_its_strike_alone() {
     // Drawn first, each mutation has its share.
     assert!(struck.len() > 20, "{struck:?}");
 }
+
+/// With the object-number check left out (the planted bug
+/// `unvalidated-object-number`), the refusal comes from the DMU that acted
+/// on the number, not from `restore_object`: the oracle tells them apart.
+#[test]
+fn an_unvalidated_object_number_is_caught_by_where_it_is_refused() {
+    let mut src = source();
+    let stream = send(&mut src, &[("tank/a@s1", None)], ByteOrder::NATIVE, false);
+    for m in [Mutation::ObjectNumberZero, Mutation::ObjectNumberTooLarge] {
+        for planted in [false, true] {
+            let mut dst = new_pool("dst");
+            let mut hostile =
+                HostileSender::new(HostileDraw { skip: 1, seed: 3 }).restricted_to(&[m]);
+            let sent = hostile.rewrite(&stream);
+            let applied = hostile.applied().expect("struck").clone();
+            let bugs = if planted {
+                vec![engine::planted::Bug::UnvalidatedObjectNumber]
+            } else {
+                Vec::new()
+            };
+            let _guard = engine::planted::plant(&bugs);
+            let err = dst
+                .receive(
+                    "dst/a",
+                    &sent[..],
+                    &RecvOptions::default(),
+                    &mut NoInterrupt,
+                )
+                .expect_err("refused");
+            let judged = applied.judge(&err);
+            assert_eq!(
+                judged.is_err(),
+                planted,
+                "{applied}, planted {planted}: {err} {judged:?}"
+            );
+        }
+    }
+}

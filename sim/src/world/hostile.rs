@@ -282,6 +282,57 @@ impl Mutation {
         }
     }
 
+    /// How the check that must refuse it begins its reason: the oracle
+    /// tells the check the seed puts first from a later one that refuses
+    /// the same field only after something acted on it.
+    pub fn because(self) -> &'static [&'static str] {
+        use Mutation::*;
+        match self {
+            BeginBadMagic => &[
+                "invalid stream (bad magic number)",
+                "garbage after END record (bad magic number",
+            ],
+            BeginUnknownFeature => &["stream has unsupported feature flags"],
+            BeginObjsetType => &["cannot receive hdrtype"],
+            BeginInsideStream => &["BEGIN record inside a stream"],
+            ObjectNumberZero | ObjectNumberTooLarge => &["object number"],
+            ObjectTypeNone
+            | ObjectTypeInvalid
+            | ObjectTypeDmu
+            | ObjectBonustypeInvalid
+            | ObjectChecksumType
+            | ObjectCompress
+            | ObjectBlkszUnaligned
+            | ObjectBlkszZero
+            | ObjectBlkszTooLarge => &["invalid OBJECT"],
+            ObjectBonuslenTooLarge => &["bonuslen"],
+            FreeObjectsOverflow => &["FREEOBJECTS"],
+            WriteOffsetOverflow | WriteTypeInvalid => &["invalid WRITE"],
+            WriteLengthTooLarge | WriteLengthUnaligned | SpillTooLong => &["payload length"],
+            WriteNoSuchObject => &["WRITE to object"],
+            FreeOverflow => &["FREE "],
+            FreeNoSuchObject => &["FREE of object"],
+            ByrefOverflow => &["WRITE_BYREF offset + length overflows"],
+            ByrefUnknownGuid => &["WRITE_BYREF to unknown guid"],
+            ByrefNoSuchObject => &["WRITE_BYREF to object"],
+            SpillTooShort => &["SPILL of"],
+            SpillNoSuchObject => &["SPILL for object"],
+            EndChecksum => &["checksum mismatch"],
+            UnknownType => &[
+                "invalid stream (bad magic number)",
+                "unknown record type",
+                "garbage after END record (unknown record type",
+            ],
+            EndTooEarly | RecordAfterEnd => &["garbage after END record"],
+            ObjectAfterItsData => &[
+                "WRITE to object",
+                "FREE of object",
+                "SPILL for object",
+                "WRITE_BYREF to object",
+            ],
+        }
+    }
+
     /// The record type it strikes (for insertions, the record it goes
     /// before or after).
     fn strikes(self, t: DrrType) -> bool {
@@ -333,6 +384,8 @@ pub struct Applied {
     pub drr_type: Option<DrrType>,
     pub errno: Errno,
     pub refuser: Refuser,
+    /// How the refusing check's reason begins.
+    pub because: &'static [&'static str],
     /// What was changed, for the trace.
     pub detail: String,
 }
@@ -361,8 +414,18 @@ impl Applied {
                 self.refuser.file()
             ));
         }
-        if !e.reason().contains(&self.names()) {
-            wrong.push(format!("the error does not name {}", self.names()));
+        let named = format!("{}: ", self.names());
+        match e.reason().find(&named) {
+            None => wrong.push(format!("the error does not name {}", self.names())),
+            Some(at) => {
+                let why = &e.reason()[at + named.len()..];
+                if !self.because.iter().any(|b| why.starts_with(b)) {
+                    wrong.push(format!(
+                        "refused by another check than the one that begins {:?}",
+                        self.because
+                    ));
+                }
+            }
         }
         if wrong.is_empty() {
             Ok(())
@@ -892,6 +955,7 @@ impl HostileSender {
             drr_type,
             errno,
             refuser: mutation.refuser(),
+            because: mutation.because(),
             detail,
         });
     }
