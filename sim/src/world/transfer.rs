@@ -243,7 +243,6 @@ pub async fn transfer_with(
         writer,
         chunk.max(1),
         faults.hostile.map(HostileSender::new),
-        injector.clone(),
     ));
     let receiver = madsim::task::spawn_local(recv_task(
         dst.clone(),
@@ -289,7 +288,6 @@ async fn send_task(
     mut writer: PipeWriter,
     chunk: usize,
     hostile: Option<HostileSender>,
-    injector: Injector,
 ) -> (Result<SendSummary>, u64, Option<Applied>) {
     let mut out = CountingWriter {
         bytes: Vec::new(),
@@ -320,7 +318,10 @@ async fn send_task(
             let bytes = hostile.rewrite(&out.bytes);
             applied = hostile.applied().cloned();
             if let Some(a) = &applied {
-                injector.fired(FaultKind::Hostile, format!("send of {}: {a}", spec.tosnap));
+                // The sender's own injector, as its signal reports.
+                interrupt
+                    .injector
+                    .fired(FaultKind::Hostile, format!("send of {}: {a}", spec.tosnap));
             }
             bytes
         }
