@@ -1075,14 +1075,22 @@ impl RecvSession {
                 );
             }
         }
-        let cookie = pool.recv_begin(
-            &tofs,
-            &tosnap,
-            begin,
-            entry.order,
-            self.options.force,
-            self.options.origin.as_deref(),
-        )?;
+        // A refused BEGIN is named as a refused record is.
+        let cookie = pool
+            .recv_begin(
+                &tofs,
+                &tosnap,
+                begin,
+                entry.order,
+                self.options.force,
+                self.options.origin.as_deref(),
+            )
+            .map_err(|e| {
+                e.context(format!(
+                    "record {} (BEGIN) at byte offset {}",
+                    entry.index, entry.offset
+                ))
+            })?;
         if let Err(e) = pool.recv_stream_start(&cookie) {
             return Err(pool.recv_stream_failed(&cookie, e));
         }
