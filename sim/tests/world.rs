@@ -772,7 +772,6 @@ fn a_receive_spans_txg_syncs_in_partial_reads_with_a_workload_step_between_recor
                     .any(|d| d.flags & DS_FLAG_INCONSISTENT != 0)
             })
         };
-        let t0 = w.inj.clock().elapsed();
         let out = transfer_with(
             &src,
             &dst,
