@@ -410,9 +410,7 @@ impl BlockDevice for CrashDevice {
             self.log
                 .extend_from_slice(&self.image.as_slice()[start..start + buf.len()]);
             self.log.extend_from_slice(buf);
-            self.image
-                .slice_mut(start, buf.len())
-                .copy_from_slice(buf);
+            self.image.slice_mut(start, buf.len()).copy_from_slice(buf);
         }
         self.stats.writes += 1;
         self.stats.bytes_written += len;

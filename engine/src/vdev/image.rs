@@ -52,7 +52,7 @@ impl Image {
         let chunks = bytes.len().div_ceil(CHUNK);
         let mut written = vec![u64::MAX; chunks.div_ceil(64)];
         if let Some(last) = written.last_mut()
-            && chunks % 64 != 0
+            && !chunks.is_multiple_of(64)
         {
             *last = (1 << (chunks % 64)) - 1;
         }
