@@ -2,7 +2,10 @@
 //! a kind by the scenario's weights and builds a step that makes sense for
 //! the current model (an object that exists, a snapshot the target has).
 //! Now and then it makes a mistake on purpose (a stale incremental, a full
-//! stream onto an existing filesystem) so that refusals are exercised too.
+//! stream onto an existing filesystem) so that refusals are exercised too;
+//! `misuse` steps (`generate/misuse.rs`) ask for what ZFS refuses outright.
+
+mod misuse;
 
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -179,6 +182,7 @@ impl Generator {
             "crash" => Some(Step::Crash {
                 pool: [SRC, DST].choose(rng).expect("pools").to_string(),
             }),
+            "misuse" => self.misuse(src, dst),
             _ => None,
         }
     }

@@ -98,6 +98,13 @@ impl Step {
                     .and_then(|f| missing(f))
             }
             Step::Wait { .. } | Step::Crash { .. } => None,
+            Step::Misuse(m) => match m.receive() {
+                Some(send) => send.skip_reason(model),
+                None => m
+                    .refusal_in(model)
+                    .is_none()
+                    .then(|| "ZFS would not refuse it now".to_string()),
+            },
         }
     }
 
@@ -124,7 +131,7 @@ impl Step {
             | Step::Bonus { .. }
             | Step::Spill { .. }
             | Step::Props { .. } => self.apply_contents(pool, model),
-            Step::Send { .. } | Step::Wait { .. } | Step::Crash { .. } => {
+            Step::Send { .. } | Step::Wait { .. } | Step::Crash { .. } | Step::Misuse(_) => {
                 unreachable!("handled by the workload task")
             }
         }

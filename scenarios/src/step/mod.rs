@@ -11,7 +11,10 @@
 //! ```
 
 mod apply;
+mod misuse;
 mod text;
+
+pub use misuse::{HOLD_TAG, Misuse};
 
 /// One thing the workload does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +111,8 @@ pub enum Step {
     Crash {
         pool: String,
     },
+    /// Something ZFS must refuse, asked for on purpose.
+    Misuse(Misuse),
 }
 
 /// An object's shape: what alloc and reclaim set.
@@ -158,11 +163,12 @@ impl Step {
             Step::Destroy { .. } => "destroy",
             Step::Wait { .. } => "wait",
             Step::Crash { .. } => "crash",
+            Step::Misuse(_) => "misuse",
         }
     }
 
     /// Every step kind, in a fixed order.
-    pub const KINDS: [&'static str; 23] = [
+    pub const KINDS: [&'static str; 24] = [
         "create",
         "alloc",
         "claim",
@@ -186,6 +192,7 @@ impl Step {
         "crash",
         "recv-force",
         "send-intermediate",
+        "misuse",
     ];
 
     /// The pool the step acts on first.
@@ -206,6 +213,7 @@ impl Step {
             Step::Clone { origin, .. } => origin,
             Step::Destroy { name } => name,
             Step::Crash { pool } => pool,
+            Step::Misuse(m) => m.target(),
             Step::Wait { .. } => "",
         };
         name.split(['/', '@']).next().unwrap_or("")

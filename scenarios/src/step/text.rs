@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{Shape, Step};
+use super::{Misuse, Shape, Step};
 
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -101,7 +101,59 @@ impl fmt::Display for Step {
             Step::Destroy { name } => write!(f, "destroy {name}"),
             Step::Wait { ms } => write!(f, "wait ms={ms}"),
             Step::Crash { pool } => write!(f, "crash {pool}"),
+            Step::Misuse(m) => write!(f, "misuse {m}"),
         }
+    }
+}
+
+impl fmt::Display for Misuse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Misuse::Step(step) => write!(f, "{step}"),
+            Misuse::Blocksize { fs, object, blksz } => {
+                write!(f, "blocksize {fs} obj={object} blksz={blksz}")
+            }
+            Misuse::Bonuslen { fs, object, len } => {
+                write!(f, "bonuslen {fs} obj={object} len={len}")
+            }
+            Misuse::DestroyHeld { snap } => write!(f, "destroy-held {snap}"),
+            Misuse::SendOnly { snap, from } => {
+                write!(f, "send-only {snap}")?;
+                match from {
+                    Some(from) => write!(f, " from={from}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl FromStr for Misuse {
+    type Err = String;
+
+    /// A misuse's own verbs, or any ordinary step line.
+    fn from_str(line: &str) -> Result<Misuse, String> {
+        let w = Words::new(line.trim());
+        let verb = line.split_whitespace().next().unwrap_or("");
+        Ok(match verb {
+            "blocksize" => Misuse::Blocksize {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+                blksz: w.num("blksz")?,
+            },
+            "bonuslen" => Misuse::Bonuslen {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+                len: w.num("len")?,
+            },
+            "destroy-held" => Misuse::DestroyHeld { snap: w.name(0)? },
+            "send-only" => Misuse::SendOnly {
+                snap: w.name(0)?,
+                from: w.opt("from").map(str::to_string),
+            },
+            "misuse" => return Err(format!("{line:?}: a misuse of a misuse")),
+            _ => Misuse::Step(Box::new(line.parse()?)),
+        })
     }
 }
 
@@ -253,6 +305,12 @@ impl FromStr for Step {
             "destroy" => Step::Destroy { name: w.name(0)? },
             "wait" => Step::Wait { ms: w.num("ms")? },
             "crash" => Step::Crash { pool: w.name(0)? },
+            "misuse" => Step::Misuse(
+                line.trim()
+                    .strip_prefix("misuse")
+                    .unwrap_or_default()
+                    .parse()?,
+            ),
             other => return Err(format!("{line:?}: unknown step {other:?}")),
         })
     }
@@ -369,6 +427,42 @@ mod tests {
             },
             Step::Wait { ms: 5000 },
             Step::Crash { pool: "dst".into() },
+            Step::Misuse(Misuse::Step(Box::new(Step::CreateFs {
+                fs: format!("src/{}", "x".repeat(260)),
+            }))),
+            Step::Misuse(Misuse::Step(Box::new(Step::Destroy {
+                name: "src/fs0@s1".into(),
+            }))),
+            Step::Misuse(Misuse::Step(Box::new(Step::Send {
+                snap: "src/fs0@s1".into(),
+                from: None,
+                target: "dst/r0".into(),
+                dedup: false,
+                force: true,
+                origin: None,
+                intermediate: false,
+            }))),
+            Step::Misuse(Misuse::Blocksize {
+                fs: fs.clone(),
+                object: 3,
+                blksz: 4096,
+            }),
+            Step::Misuse(Misuse::Bonuslen {
+                fs: fs.clone(),
+                object: 3,
+                len: 400,
+            }),
+            Step::Misuse(Misuse::DestroyHeld {
+                snap: "src/fs0@s1".into(),
+            }),
+            Step::Misuse(Misuse::SendOnly {
+                snap: "src/fs0@s1".into(),
+                from: Some("src/fs0@s4".into()),
+            }),
+            Step::Misuse(Misuse::SendOnly {
+                snap: "src/fs0".into(),
+                from: None,
+            }),
         ];
         for step in steps {
             let line = step.to_string();
@@ -377,5 +471,11 @@ mod tests {
         }
         assert!("write src/fs0 obj=x".parse::<Step>().is_err());
         assert!("jump".parse::<Step>().unwrap_err().contains("unknown step"));
+        assert!(
+            "misuse misuse create src/a"
+                .parse::<Step>()
+                .unwrap_err()
+                .contains("misuse of a misuse")
+        );
     }
 }
