@@ -33,6 +33,8 @@ struct Before {
     /// The target pool's model after each substream (one, but for `-I`):
     /// a receive refused in substream k keeps the k before it.
     states: Vec<PoolModel>,
+    /// How many of `states` the model lets the receive reach.
+    receivable: usize,
     space: Vec<String>,
     counts: FaultCounts,
 }
@@ -123,22 +125,49 @@ fn prepare(
         _ => Vec::new(),
     };
     let chain: Vec<&String> = between.iter().chain([snap]).collect();
-    let from_guid = from.as_ref().map(|f| src.get(f).expect("checked").guid);
     let dst = &w.hosts[1].model;
-    let first = src.get(chain[0]).expect("checked");
-    let expect = dst.expect_receive(
-        first,
-        from_guid,
-        target,
-        snap_name(chain[0]),
-        *force,
-        origin.as_deref(),
-    );
+    // Each substream is judged against the target as the ones before it
+    // left it: a later one can be refused (a snapshot the target already
+    // holds, as after a walk-back receive) where the first is not.
+    let mut expect = Expect::Match;
+    let mut receivable = 0;
     let mut states = Vec::new();
     let mut state = dst.clone();
     let mut prev = from.clone();
     let mut types = Vec::new();
-    for name in &chain {
+    for (k, name) in chain.iter().enumerate() {
+        let source = src.get(name).expect("checked");
+        let from_guid = prev.as_ref().map(|f| src.get(f).expect("checked").guid);
+        let this = state.expect_receive(
+            source,
+            from_guid,
+            target,
+            snap_name(name),
+            *force,
+            if k == 0 { origin.as_deref() } else { None },
+        );
+        expect = match (expect, this) {
+            (Expect::Refuse(v), _) => Expect::Refuse(v),
+            (Expect::Match, this) => this,
+            (Expect::Either(mut v), Expect::Refuse(w) | Expect::Either(w)) => {
+                v.extend(w);
+                Expect::Either(v)
+            }
+            (Expect::Either(v), Expect::Match) => Expect::Either(v),
+        };
+        if matches!(expect, Expect::Refuse(_)) {
+            break;
+        }
+        receivable += 1;
+        let changed = src.changed_since(prev.as_deref(), name);
+        state.receive(source, changed, target, snap_name(name), origin.as_deref());
+        states.push(state.clone());
+        types.extend(source.objects.values().map(|o| o.shape.dn_type));
+        prev = Some(name.to_string());
+    }
+    // The substreams the model refuses are still sent: their states, for
+    // a receive that takes them anyway (a violation), and their types.
+    for name in &chain[states.len()..] {
         let source = src.get(name).expect("checked");
         let changed = src.changed_since(prev.as_deref(), name);
         state.receive(source, changed, target, snap_name(name), origin.as_deref());
@@ -154,6 +183,7 @@ fn prepare(
         expect,
         model: dst.clone(),
         states,
+        receivable,
         space: w.space(1),
         counts,
     }))
@@ -204,9 +234,14 @@ fn judge(
     // failed after it (the txg-sync task runs alongside the transfer), or
     // one a power loss cut short after its last sync (for `-I`, after any
     // of its substreams).
-    if received || matches!(before.expect, Expect::Match | Expect::Either(_)) {
-        w.hosts[1].candidates.extend(before.states.iter().cloned());
-    }
+    let reached = if received {
+        before.states.len()
+    } else {
+        before.receivable
+    };
+    w.hosts[1]
+        .candidates
+        .extend(before.states[..reached].iter().cloned());
     let bytes = outcome.bytes_sent;
     let order = format!("{:?}", outcome.byte_order);
     w.reach.max_stream_bytes = w.reach.max_stream_bytes.max(bytes);
