@@ -40,10 +40,13 @@ pub enum FaultKind {
     /// Bits flipped, bytes dropped or duplicated, or the stream cut, in
     /// transit.
     PipeDamage,
+    /// The pool runs out of space: a BUGGIFY probe in the engine's
+    /// allocator or transaction assignment fires (`probes.rs`).
+    Enospc,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::Crash,
         FaultKind::Torn,
         FaultKind::EioRead,
@@ -54,6 +57,7 @@ impl FaultKind {
         FaultKind::Endian,
         FaultKind::ShortIo,
         FaultKind::PipeDamage,
+        FaultKind::Enospc,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +72,7 @@ impl FaultKind {
             FaultKind::Endian => "endian",
             FaultKind::ShortIo => "short-io",
             FaultKind::PipeDamage => "pipe-damage",
+            FaultKind::Enospc => "enospc",
         }
     }
 
@@ -97,6 +102,7 @@ impl FaultKind {
             // feature flags, before any checksum can vouch for them, by the
             // feature check (ENOTSUP), as the seed's receive refuses it.
             FaultKind::PipeDamage => &[Errno::EINVAL, Errno::ECKSUM, Errno::ENOTSUP],
+            FaultKind::Enospc => &[Errno::ENOSPC],
         }
     }
 
@@ -112,6 +118,7 @@ impl FaultKind {
             FaultKind::Endian => "per send",
             FaultKind::ShortIo => "per pipe read or write",
             FaultKind::PipeDamage => "per transfer, one kind of damage",
+            FaultKind::Enospc => "per allocation or transaction assignment in the engine",
         }
     }
 
@@ -128,6 +135,9 @@ impl FaultKind {
             FaultKind::Signal | FaultKind::PipeDamage => (0.02, 0.4),
             FaultKind::Endian => (0.1, 0.9),
             FaultKind::ShortIo => (0.05, 0.9),
+            // A sync allocates dozens of blocks and a receive assigns a
+            // transaction per record: rare per opportunity.
+            FaultKind::Enospc => (0.0002, 0.004),
         }
     }
 }
