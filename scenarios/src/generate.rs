@@ -189,12 +189,16 @@ impl Generator {
 
     /// A step on one object, if `kind` is one and an object fits.
     fn build_object_step(&mut self, kind: &str, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
+        let palette = self.spec.fill_palette;
         let rng = &mut self.rng;
         match kind {
             "alloc" | "claim" => {
                 let fs = pick_fs(rng, src, dst)?;
                 let model = model_of(&fs, src, dst);
-                let shape = random_shape(rng);
+                let mut shape = random_shape(rng);
+                if let Some(blksz) = self.spec.depth.block_sizes.choose(rng) {
+                    shape.blksz = *blksz;
+                }
                 let object = (kind == "claim").then(|| {
                     let top = model
                         .get(&fs)
@@ -223,12 +227,17 @@ impl Generator {
             "write" => {
                 let (fs, object, shape) = pick_object(rng, src, dst)?;
                 let (offset, len) = random_range(rng, shape.blksz, &self.spec.depth);
+                let fill = if palette > 0 {
+                    palette_fill(rng.gen_range(0..palette))
+                } else {
+                    rng.r#gen()
+                };
                 Some(Step::Write {
                     fs,
                     object,
                     offset,
                     len,
-                    fill: rng.r#gen(),
+                    fill,
                 })
             }
             "punch" => {
@@ -416,6 +425,12 @@ fn pick_object(
         .collect();
     let (object, shape) = *objects.choose(rng)?;
     Some((fs, object, shape))
+}
+
+/// The `n`th fill of a palette: bytes that do not compress to nothing
+/// (`fill_bytes` modes 0 and 2, never all zeros), so each is a real block.
+fn palette_fill(n: u64) -> u64 {
+    0x5eed_0000 + n * 4 + (n & 1) * 2
 }
 
 fn random_shape(rng: &mut ChaCha8Rng) -> Shape {

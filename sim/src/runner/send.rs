@@ -16,7 +16,19 @@ use super::hosts::{World, violation};
 use super::{Outcome, Violation};
 use crate::world::faults::FaultCounts;
 use crate::world::transfer::{TransferOutcome, TransferSpec, transfer};
-use engine::stream::ByteOrder;
+use engine::stream::{ByteOrder, DRR_RECORD_SIZE};
+
+/// Every errno `dmu_recv_begin`'s checks (and libzfs's before them) can
+/// refuse a BEGIN record with.
+const BEGIN_CHECK_ERRNOS: [Errno; 7] = [
+    Errno::EINVAL,
+    Errno::ENOTSUP,
+    Errno::ENOENT,
+    Errno::EEXIST,
+    Errno::ENODEV,
+    Errno::ETXTBSY,
+    Errno::EBUSY,
+];
 
 /// What a send step knows before its transfer starts.
 struct Before {
@@ -229,6 +241,11 @@ fn judge(
     let verdict = Verdict {
         before,
         faulted,
+        // For `-I`, damage anywhere may reach a later substream's BEGIN.
+        begin_damaged: outcome
+            .damage
+            .as_ref()
+            .is_some_and(|d| d.at() < DRR_RECORD_SIZE as u64 || !before.intermediate.is_empty()),
         sender_failed: outcome.send.is_err(),
         bytes,
         order,
@@ -255,6 +272,10 @@ struct Verdict<'a> {
     /// A fault that can fail an operation fired, or a disk is damaged or
     /// down.
     faulted: bool,
+    /// The pipe damaged a BEGIN record (the first, or for `-I` maybe a
+    /// later one), which the receive-begin checks act on before any
+    /// checksum can vouch for it.
+    begin_damaged: bool,
     /// The sender stopped early: the receiver got a stream cut short.
     sender_failed: bool,
     bytes: u64,
@@ -398,6 +419,13 @@ impl Verdict<'_> {
             // pool) leaves the receiver a stream cut short.
             if self.sender_failed {
                 explained.push(Errno::EINVAL);
+            }
+            // A damaged BEGIN record is another stream to those checks: a
+            // flipped fromguid or flag can make it a full stream onto an
+            // existing filesystem (EEXIST), an incremental from a snapshot
+            // the target lacks (ENODEV), and so on.
+            if self.begin_damaged {
+                explained.extend(BEGIN_CHECK_ERRNOS);
             }
             if !explained.contains(&e.errno()) {
                 return Err(violation(
