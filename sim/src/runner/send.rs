@@ -253,7 +253,7 @@ fn judge(
             .damage
             .as_ref()
             .is_some_and(|d| d.at() < DRR_RECORD_SIZE as u64 || !before.intermediate.is_empty()),
-        sender_failed: outcome.send.is_err(),
+        sender_failed: outcome.sender_failed(),
         bytes,
         order,
     };
