@@ -35,7 +35,7 @@ pub struct Stamp {
 pub const NAME_MAX: usize = 255;
 /// A file's data block size when the caller gives none: as large as ZFS
 /// grows one for `len` bytes (a multiple of 512, at most 128 KiB).
-fn block_for(len: usize) -> u32 {
+pub fn block_for(len: usize) -> u32 {
     len.clamp(1, 128 << 10).div_ceil(512) as u32 * 512
 }
 
@@ -369,7 +369,8 @@ pub fn rmdir(dmu: &mut Dmu<'_>, stamp: Stamp, path: &[u8]) -> Result<u64> {
 /// Sets (`Some`) or removes (`None`) an extended attribute: a file in the
 /// hidden attribute directory, made on first use (`zfs_make_xattrdir`:
 /// mode 01777, two links, its parent the file). A value that is there is
-/// rewritten in place.
+/// replaced by a new file, as an `O_TRUNC` create would not grow a block
+/// size the old value fixed.
 pub fn set_xattr(
     dmu: &mut Dmu<'_>,
     stamp: Stamp,
@@ -399,24 +400,19 @@ pub fn set_xattr(
         link_destroy(dmu, stamp, xdir, name, false)?;
         return dmu.object_free(attr);
     };
-    let attr = match existing {
-        Some(attr) => {
-            dmu.free_range(attr, 0, DMU_OBJECT_END)?;
-            attr
-        }
-        None => {
-            if xdir == 0 {
-                xdir = znode::mkdir_object(dmu, 0o1777, object, 2, true, stamp.now, stamp.txg)?;
-                patch(dmu, object, |b| {
-                    znode::set_word(b, ZP_XATTR, xdir);
-                    set_time(b, ZP_CTIME, stamp.now);
-                })?;
-            }
-            let attr = new_file(dmu, stamp, xdir, 0o660, block_for(value.len()), true)?;
-            link_create(dmu, stamp, xdir, name, attr, S_IFREG)?;
-            attr
-        }
-    };
+    if let Some(old) = existing {
+        link_destroy(dmu, stamp, xdir, name, false)?;
+        dmu.object_free(old)?;
+    }
+    if xdir == 0 {
+        xdir = znode::mkdir_object(dmu, 0o1777, object, 2, true, stamp.now, stamp.txg)?;
+        patch(dmu, object, |b| {
+            znode::set_word(b, ZP_XATTR, xdir);
+            set_time(b, ZP_CTIME, stamp.now);
+        })?;
+    }
+    let attr = new_file(dmu, stamp, xdir, 0o660, block_for(value.len()), true)?;
+    link_create(dmu, stamp, xdir, name, attr, S_IFREG)?;
     if !value.is_empty() {
         dmu.write(attr, 0, value)?;
     }

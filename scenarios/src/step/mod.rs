@@ -12,12 +12,60 @@
 
 mod apply;
 mod text;
+mod zpl;
 
 /// One thing the workload does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     CreateFs {
         fs: String,
+    },
+    /// `zfs_create_fs`: the ZPL's skeleton (master node, delete queue,
+    /// root and shares directories) in a filesystem with no objects yet.
+    ZplInit {
+        fs: String,
+    },
+    /// ZPL operations on a filesystem that has the skeleton, by path
+    /// relative to its root: `zfs_mkdir`, `zfs_create` of a file with
+    /// `blksz`-byte blocks (its data comes from write, punch and truncate
+    /// steps on its object), `zfs_symlink`, `zfs_link` to `existing`,
+    /// `zfs_remove`, `zfs_rmdir`.
+    Mkdir {
+        fs: String,
+        path: String,
+        mode: u64,
+    },
+    MkFile {
+        fs: String,
+        path: String,
+        mode: u64,
+        blksz: u32,
+    },
+    Symlink {
+        fs: String,
+        path: String,
+        target: String,
+    },
+    Link {
+        fs: String,
+        path: String,
+        existing: String,
+    },
+    /// An extended attribute of `len` bytes of `fill`, or none (len 0).
+    Xattr {
+        fs: String,
+        path: String,
+        name: String,
+        len: u64,
+        fill: u64,
+    },
+    Unlink {
+        fs: String,
+        path: String,
+    },
+    Rmdir {
+        fs: String,
+        path: String,
     },
     /// `dmu_object_alloc`, or `dmu_object_claim` of a given number.
     Alloc {
@@ -124,6 +172,14 @@ impl Step {
     pub fn kind(&self) -> &'static str {
         match self {
             Step::CreateFs { .. } => "create",
+            Step::ZplInit { .. } => "zpl-init",
+            Step::Mkdir { .. } => "mkdir",
+            Step::MkFile { .. } => "mkfile",
+            Step::Symlink { .. } => "symlink",
+            Step::Link { .. } => "link",
+            Step::Xattr { .. } => "xattr",
+            Step::Unlink { .. } => "unlink",
+            Step::Rmdir { .. } => "rmdir",
             Step::Alloc { object: None, .. } => "alloc",
             Step::Alloc {
                 object: Some(_), ..
@@ -162,7 +218,7 @@ impl Step {
     }
 
     /// Every step kind, in a fixed order.
-    pub const KINDS: [&'static str; 23] = [
+    pub const KINDS: [&'static str; 31] = [
         "create",
         "alloc",
         "claim",
@@ -186,12 +242,28 @@ impl Step {
         "crash",
         "recv-force",
         "send-intermediate",
+        "zpl-init",
+        "mkdir",
+        "mkfile",
+        "symlink",
+        "link",
+        "xattr",
+        "unlink",
+        "rmdir",
     ];
 
     /// The pool the step acts on first.
     pub fn pool(&self) -> &str {
         let name = match self {
             Step::CreateFs { fs }
+            | Step::ZplInit { fs }
+            | Step::Mkdir { fs, .. }
+            | Step::MkFile { fs, .. }
+            | Step::Symlink { fs, .. }
+            | Step::Link { fs, .. }
+            | Step::Xattr { fs, .. }
+            | Step::Unlink { fs, .. }
+            | Step::Rmdir { fs, .. }
             | Step::Alloc { fs, .. }
             | Step::Reclaim { fs, .. }
             | Step::Write { fs, .. }
