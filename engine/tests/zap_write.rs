@@ -34,7 +34,11 @@ fn new_zap(pool: &mut Pool) -> (engine::dsl::DatasetId, u64) {
 }
 
 /// Every entry as name → (integer size, values).
-fn contents(pool: &mut Pool, id: engine::dsl::DatasetId, obj: u64) -> BTreeMap<Vec<u8>, (u8, Vec<u64>)> {
+fn contents(
+    pool: &mut Pool,
+    id: engine::dsl::DatasetId,
+    obj: u64,
+) -> BTreeMap<Vec<u8>, (u8, Vec<u64>)> {
     zap::read(&mut pool.dmu(id).unwrap(), obj)
         .unwrap()
         .entries
@@ -148,7 +152,10 @@ fn a_fat_zap_splits_leaves_and_outgrows_its_embedded_pointer_table() {
     let block0 = dmu.read(obj, 0, 512).unwrap();
     let word = |at: usize| u64::from_le_bytes(block0[at..at + 8].try_into().unwrap());
     let (zt_numblks, zt_shift) = (word(24), word(32));
-    assert!(zt_numblks >= 2, "the table left block 0 and doubled: {zt_numblks}");
+    assert!(
+        zt_numblks >= 2,
+        "the table left block 0 and doubled: {zt_numblks}"
+    );
     assert_eq!(zt_numblks, 1 << (zt_shift - 6));
     for i in (0..600).step_by(2) {
         let n = name(i, 6 + i % 30);
@@ -215,7 +222,12 @@ fn names_are_hashed_as_a_real_zfs_hashed_them() {
             idx = u16_at(a + 22);
         }
         name.pop();
-        assert_eq!(zap::zap_hash(salt, 0, &name), hash, "{}", String::from_utf8_lossy(&name));
+        assert_eq!(
+            zap::zap_hash(salt, 0, &name),
+            hash,
+            "{}",
+            String::from_utf8_lossy(&name)
+        );
         seen += 1;
     }
     assert_eq!(seen, 2);

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use engine::Errno;
 use engine::context::{ManualClock, SplitMix64};
 use engine::dsl::DatasetId;
 use engine::recv::RecvOptions;
@@ -17,7 +18,6 @@ use engine::stream::ByteOrder;
 use engine::vdev::MemDevice;
 use engine::zap::{self, ZapKind};
 use engine::zpl::{self, FileEntry, FileType, Stamp, ZfsTime, vnops};
-use engine::Errno;
 
 fn new_pool(name: &str) -> Pool {
     Pool::create(
@@ -92,12 +92,18 @@ fn a_written_tree_lists_as_made() {
     let l = listing(&mut pool, id);
     assert_eq!(l.len(), 9 + 60);
     let root = &l["."];
-    assert_eq!((root.file_type, root.mode, root.size, root.nlink), (FileType::Dir, 0o755, 6, 4));
+    assert_eq!(
+        (root.file_type, root.mode, root.size, root.nlink),
+        (FileType::Dir, 0o755, 6, 4)
+    );
     let a = &l["a"];
     assert_eq!((a.size, a.nlink), (4, 3));
     assert_eq!(a.xattrs[&b"user.dir".to_vec()], b"on a directory");
     let f = &l["a/f.txt"];
-    assert_eq!((f.file_type, f.mode, f.size, f.nlink), (FileType::File, 0o644, 10_004, 2));
+    assert_eq!(
+        (f.file_type, f.mode, f.size, f.nlink),
+        (FileType::File, 0o644, 10_004, 2)
+    );
     assert_eq!(f.xattrs.len(), 2);
     assert_eq!(f.xattrs[&b"user.big".to_vec()], vec![3; 5000]);
     assert_eq!(l["a/b/hard"].object, f.object);
@@ -127,16 +133,34 @@ fn removals_keep_counts_and_queue_orphaned_attribute_directories() {
     let before = listing(&mut pool, id);
     let xattr_dir = {
         let dmu = pool.dmu(id).unwrap();
-        zpl::read_znode(&dmu, before["a/f.txt"].object).unwrap().xattr
+        zpl::read_znode(&dmu, before["a/f.txt"].object)
+            .unwrap()
+            .xattr
     };
     let mut dmu = pool.dmu(id).unwrap();
     let s = stamp(300);
     let e = vnops::rmdir(&mut dmu, s, b"a/b").unwrap_err();
     assert_eq!(e.errno(), Errno::EEXIST, "not empty");
-    assert_eq!(vnops::remove(&mut dmu, s, b"a").unwrap_err().errno(), Errno::EPERM);
-    assert_eq!(vnops::mkdir(&mut dmu, s, b"g", 0o755).unwrap_err().errno(), Errno::EEXIST);
-    assert_eq!(vnops::create(&mut dmu, s, b"nope/x", 0o644, 512).unwrap_err().errno(), Errno::ENOENT);
-    assert_eq!(vnops::create(&mut dmu, s, b"g/x", 0o644, 512).unwrap_err().errno(), Errno::ENOTDIR);
+    assert_eq!(
+        vnops::remove(&mut dmu, s, b"a").unwrap_err().errno(),
+        Errno::EPERM
+    );
+    assert_eq!(
+        vnops::mkdir(&mut dmu, s, b"g", 0o755).unwrap_err().errno(),
+        Errno::EEXIST
+    );
+    assert_eq!(
+        vnops::create(&mut dmu, s, b"nope/x", 0o644, 512)
+            .unwrap_err()
+            .errno(),
+        Errno::ENOENT
+    );
+    assert_eq!(
+        vnops::create(&mut dmu, s, b"g/x", 0o644, 512)
+            .unwrap_err()
+            .errno(),
+        Errno::ENOTDIR
+    );
     vnops::remove(&mut dmu, s, b"a/f.txt").unwrap();
     vnops::remove(&mut dmu, s, b"a/b/up").unwrap();
     vnops::set_xattr(&mut dmu, s, b"a", b"user.dir", None).unwrap();
@@ -154,7 +178,12 @@ fn removals_keep_counts_and_queue_orphaned_attribute_directories() {
     vnops::rmdir(&mut dmu, s, b"a/b").unwrap();
     assert!(dmu.object_info(before["a/f.txt"].object).is_err(), "freed");
     let queue = zap::read(&mut dmu, 2).unwrap();
-    assert_eq!(queue.lookup_u64(2, format!("{xattr_dir:x}").as_bytes()).unwrap(), xattr_dir);
+    assert_eq!(
+        queue
+            .lookup_u64(2, format!("{xattr_dir:x}").as_bytes())
+            .unwrap(),
+        xattr_dir
+    );
     let l = listing(&mut pool, id);
     assert_eq!((l["a"].size, l["a"].nlink, l["."].nlink), (2, 2, 4));
     assert!(!l.contains_key("a/b"));
@@ -187,19 +216,35 @@ fn a_zpl_snapshot_is_received_equal_in_either_byte_order() {
             let mut stream = Vec::new();
             src.send(snap, from, &mut stream, &options, None, &mut NoInterrupt)
                 .unwrap();
-            dst.receive("q/r", &stream[..], &RecvOptions::default(), &mut NoInterrupt)
-                .unwrap();
+            dst.receive(
+                "q/r",
+                &stream[..],
+                &RecvOptions::default(),
+                &mut NoInterrupt,
+            )
+            .unwrap();
         }
         for snap in ["s1", "s2"] {
             let want_id = src.lookup(&format!("p/fs@{snap}")).unwrap();
             let got_id = dst.lookup(&format!("q/r@{snap}")).unwrap();
-            assert_eq!(listing(&mut dst, got_id), listing(&mut src, want_id), "{order:?} {snap}");
-            let (w, g) = (src.dmu(want_id).unwrap().objects(), dst.dmu(got_id).unwrap().objects());
+            assert_eq!(
+                listing(&mut dst, got_id),
+                listing(&mut src, want_id),
+                "{order:?} {snap}"
+            );
+            let (w, g) = (
+                src.dmu(want_id).unwrap().objects(),
+                dst.dmu(got_id).unwrap().objects(),
+            );
             assert_eq!(w, g);
             for o in w {
                 let wd = src.dmu(want_id).unwrap();
                 let gd = dst.dmu(got_id).unwrap();
-                assert_eq!(wd.bonus(o).unwrap(), gd.bonus(o).unwrap(), "{order:?} object {o}");
+                assert_eq!(
+                    wd.bonus(o).unwrap(),
+                    gd.bonus(o).unwrap(),
+                    "{order:?} object {o}"
+                );
                 drop((wd, gd));
                 let info = src.dmu(want_id).unwrap().object_info(o).unwrap();
                 let len = (info.maxblkid + 1) * u64::from(info.datablksz);

@@ -334,7 +334,9 @@ impl Generator {
         let new_path = |prefix: &str, rng: &mut ChaCha8Rng| {
             let dirs = tree.dirs();
             let dir = if rng.gen_bool(0.5) {
-                dirs.iter().max_by_key(|d| (tree.entries_of(d), d.len()))?.clone()
+                dirs.iter()
+                    .max_by_key(|d| (tree.entries_of(d), d.len()))?
+                    .clone()
             } else {
                 dirs.choose(rng)?.clone()
             };

@@ -54,7 +54,15 @@ fn simulated_zpl_snapshots_list_from_saved_images_as_their_sources() {
     let dir = std::env::temp_dir().join(format!("zsim-images-{}", std::process::id()));
     let dir_s = dir.to_str().unwrap();
     let out = sim(&[
-        "run", "--seed", "2", "--scenario", "zpl", "--faults", "none", "--save-images", dir_s,
+        "run",
+        "--seed",
+        "2",
+        "--scenario",
+        "zpl",
+        "--faults",
+        "none",
+        "--save-images",
+        dir_s,
     ]);
     assert!(out.contains("run: OK"), "{out}");
     let (src, dst) = (dir.join("src.img"), dir.join("dst.img"));

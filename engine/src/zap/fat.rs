@@ -107,7 +107,10 @@ impl<'d, 'a> FatZap<'d, 'a> {
     /// Which pointer-table block holds entry `idx`, and where in it.
     fn table_slot(&self, idx: u64) -> (u64, usize) {
         let per_block = (self.bs / 8) as u64;
-        (self.field(ZT_BLK) + idx / per_block, (idx % per_block) as usize * 8)
+        (
+            self.field(ZT_BLK) + idx / per_block,
+            (idx % per_block) as usize * 8,
+        )
     }
 
     fn table_block(&mut self, blkid: u64) -> Result<&mut Vec<u8>> {

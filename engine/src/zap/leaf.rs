@@ -378,7 +378,13 @@ impl LeafBlock {
     }
 
     /// `zap_leaf_transfer_entry`.
-    fn transfer_entry(&mut self, object: u64, idx: u16, e: &Entry, new: &mut LeafBlock) -> Result<()> {
+    fn transfer_entry(
+        &mut self,
+        object: u64,
+        idx: u16,
+        e: &Entry,
+        new: &mut LeafBlock,
+    ) -> Result<()> {
         let name = self.array_read(e.name_chunk, usize::from(e.name_numints));
         let value_len = usize::from(e.value_numints) * usize::from(e.value_intlen);
         let value = self.array_read(e.value_chunk, value_len);

@@ -54,7 +54,10 @@ fn check_name(name: &[u8]) -> Result<()> {
     if name.len() > NAME_MAX || name.contains(&0) {
         return fail(
             Errno::ENAMETOOLONG,
-            format!("a name of {} bytes (at most {NAME_MAX}, no NUL)", name.len()),
+            format!(
+                "a name of {} bytes (at most {NAME_MAX}, no NUL)",
+                name.len()
+            ),
         );
     }
     Ok(())

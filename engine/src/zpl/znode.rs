@@ -6,8 +6,9 @@
 //! shares directory.
 
 use super::{
-    DMU_OT_DIRECTORY_CONTENTS, DMU_OT_MASTER_NODE, DMU_OT_ZNODE, MASTER_NODE_OBJ, MasterNode, S_IFDIR, S_IFMT,
-    ZFS_ROOT_OBJ, ZFS_SHARES_DIR, ZFS_UNLINKED_SET, ZNODE_PHYS_SIZE, ZPL_VERSION_STR, ZfsTime,
+    DMU_OT_DIRECTORY_CONTENTS, DMU_OT_MASTER_NODE, DMU_OT_ZNODE, MASTER_NODE_OBJ, MasterNode,
+    S_IFDIR, S_IFMT, ZFS_ROOT_OBJ, ZFS_SHARES_DIR, ZFS_UNLINKED_SET, ZNODE_PHYS_SIZE,
+    ZPL_VERSION_STR, ZfsTime,
 };
 use crate::dmu::Dmu;
 use crate::error::Result;
@@ -194,7 +195,12 @@ pub fn create_fs(dmu: &mut Dmu<'_>, now: ZfsTime, txg: u64) -> Result<MasterNode
     for prop in ["normalization", "utf8only", "casesensitivity"] {
         zap::add_u64(dmu, MASTER_NODE_OBJ, prop.as_bytes(), 0)?;
     }
-    zap::add_u64(dmu, MASTER_NODE_OBJ, ZPL_VERSION_STR.as_bytes(), ZPL_VERSION)?;
+    zap::add_u64(
+        dmu,
+        MASTER_NODE_OBJ,
+        ZPL_VERSION_STR.as_bytes(),
+        ZPL_VERSION,
+    )?;
     let unlinked = zap::create(dmu, DMU_OT_UNLINKED_SET, 0, 0)?;
     zap::add_u64(dmu, MASTER_NODE_OBJ, ZFS_UNLINKED_SET.as_bytes(), unlinked)?;
     let root = mkdir_object(dmu, 0o755, 0, 2, false, now, txg)?;

@@ -112,7 +112,9 @@ impl Tree {
 
     /// Whether `object` is a regular file of this tree.
     pub fn is_file(&self, object: u64) -> bool {
-        self.nodes.get(&object).is_some_and(|n| n.kind == Kind::File)
+        self.nodes
+            .get(&object)
+            .is_some_and(|n| n.kind == Kind::File)
     }
 
     /// Whether `object` holds part of the filesystem (a node, an attribute

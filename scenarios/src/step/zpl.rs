@@ -208,7 +208,11 @@ impl Step {
     }
 
     /// A ZPL step, on the pool and then on the model.
-    pub(super) fn apply_zpl(&self, pool: &mut Pool, model: &mut PoolModel) -> Result<String, Error> {
+    pub(super) fn apply_zpl(
+        &self,
+        pool: &mut Pool,
+        model: &mut PoolModel,
+    ) -> Result<String, Error> {
         let fs = match self {
             Step::Mkdir { fs, .. }
             | Step::MkFile { fs, .. }
@@ -254,7 +258,8 @@ impl Step {
                 format!("object {object}")
             }
             Step::Link { path, existing, .. } => {
-                let object = vnops::link(&mut pool.dmu(id)?, s, path.as_bytes(), existing.as_bytes())?;
+                let object =
+                    vnops::link(&mut pool.dmu(id)?, s, path.as_bytes(), existing.as_bytes())?;
                 tree_mut(model, fs).add(path, object, None);
                 format!("object {object}")
             }
