@@ -2,7 +2,10 @@
 //! a kind by the scenario's weights and builds a step that makes sense for
 //! the current model (an object that exists, a snapshot the target has).
 //! Now and then it makes a mistake on purpose (a stale incremental, a full
-//! stream onto an existing filesystem) so that refusals are exercised too.
+//! stream onto an existing filesystem) so that refusals are exercised too;
+//! `misuse` steps (`generate/misuse.rs`) ask for what ZFS refuses outright.
+
+mod misuse;
 
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -215,6 +218,7 @@ impl Generator {
             "crash" => Some(Step::Crash {
                 pool: [SRC, DST].choose(rng).expect("pools").to_string(),
             }),
+            "misuse" => self.misuse(src, dst),
             _ => None,
         }
     }
@@ -361,10 +365,16 @@ impl Generator {
                 mode: *DIR_MODES.choose(rng)?,
                 fs,
             },
+            // Now and then a batch, which can split a fat ZAP's leaf.
             "mkfile" => Step::MkFile {
                 path: new_path("f", rng)?,
                 mode: *FILE_MODES.choose(rng)?,
                 blksz: *FILE_BLOCK_SIZES.choose(rng)?,
+                count: if rng.gen_bool(0.08) {
+                    rng.gen_range(20..=200)
+                } else {
+                    1
+                },
                 fs,
             },
             "symlink" => {

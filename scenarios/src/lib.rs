@@ -8,5 +8,6 @@
 pub mod generate;
 pub mod model;
 pub mod oracle;
+pub mod refusal;
 pub mod spec;
 pub mod step;

@@ -123,6 +123,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("interrupted-send", include_str!("../interrupted-send.toml")),
     ("deep", include_str!("../deep.toml")),
     ("zpl", include_str!("../zpl.toml")),
+    ("misuse", include_str!("../misuse.toml")),
 ];
 
 impl Spec {

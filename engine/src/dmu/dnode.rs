@@ -604,24 +604,30 @@ impl Dnode {
         }
     }
 
+    /// Why a spill block of `len` bytes cannot be set, if it cannot.
+    pub fn check_spill(&self, len: usize) -> Result<()> {
+        if !valid_blksz(len as u64) {
+            return fail(Errno::EINVAL, format!("invalid spill size {len}"));
+        }
+        if !spill_fits(self.nblkptr, self.bonus.len()) {
+            return fail(
+                Errno::EINVAL,
+                format!(
+                    "a {}-byte bonus beside {} block pointers leaves no room for a spill pointer",
+                    self.bonus.len(),
+                    self.nblkptr
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// Sets (or with `None` removes) the spill block.
     pub fn set_spill(&mut self, data: Option<Vec<u8>>, killed: &mut Vec<Blkptr>) -> Result<()> {
         let old = self.spill.synced_bp();
         match data {
             Some(data) => {
-                if !valid_blksz(data.len() as u64) {
-                    return fail(Errno::EINVAL, format!("invalid spill size {}", data.len()));
-                }
-                if !spill_fits(self.nblkptr, self.bonus.len()) {
-                    return fail(
-                        Errno::EINVAL,
-                        format!(
-                            "a {}-byte bonus beside {} block pointers leaves no room for a spill pointer",
-                            self.bonus.len(),
-                            self.nblkptr
-                        ),
-                    );
-                }
+                self.check_spill(data.len())?;
                 self.spill = Node::Data(Box::new(DataBlock { old, data }));
                 self.flags |= DNODE_FLAG_SPILL_BLKPTR;
             }

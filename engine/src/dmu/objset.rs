@@ -184,7 +184,10 @@ impl Objset {
             .ok_or_else(|| not_allocated(object))
     }
 
-    /// The dnode of an allocated object, for changing it.
+    /// The dnode of an allocated object, for changing it: the objset and
+    /// the object's dnode block are dirty from here on, so a call that may
+    /// still refuse checks first ([`Objset::dnode`]); a refused call must
+    /// leave the dataset unmodified, as in ZFS.
     pub fn dnode_mut(&mut self, object: u64) -> Result<&mut Dnode> {
         let dn = self.objects.get_mut(&object).ok_or_else(|| {
             Error::new(Errno::ENOENT, format!("object {object} is not allocated"))
@@ -265,7 +268,12 @@ impl Objset {
         bonustype: u8,
         bonuslen: usize,
     ) -> Result<()> {
-        if object == 0 || object >= DN_MAX_OBJECT {
+        // Object 0 is the meta-dnode: `dmu_object_claim` says EBADF before
+        // `dnode_hold_impl` says EINVAL for numbers out of range.
+        if object == 0 {
+            return fail(Errno::EBADF, "object 0 is the meta-dnode");
+        }
+        if object >= DN_MAX_OBJECT {
             return fail(
                 Errno::EINVAL,
                 format!("object number {object} out of range"),
@@ -301,6 +309,9 @@ impl Objset {
         bonustype: u8,
         bonuslen: usize,
     ) -> Result<()> {
+        if object == 0 {
+            return fail(Errno::EBADF, "object 0 is the meta-dnode");
+        }
         Self::check_new_object(dn_type, blksz, bonustype, bonuslen)?;
         let dn = self.dnode(object)?;
         if dn.dn_type == dn_type
@@ -364,7 +375,7 @@ impl Objset {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| Error::new(Errno::EINVAL, "write past the end of the address space"))?;
-        let dn = self.dnode_mut(object)?;
+        let dn = self.dnode(object)?;
         let blksz = u64::from(dn.datablksz);
         if !dn.is_power_of_two() && end > blksz {
             return fail(
@@ -372,6 +383,7 @@ impl Objset {
                 format!("object {object} has one {blksz}-byte block; cannot write up to {end}"),
             );
         }
+        let dn = self.dnode_mut(object)?;
         let mut at = offset;
         while at < end {
             let blkid = at / blksz;
@@ -481,7 +493,7 @@ impl Objset {
     /// `dmu_set_bonus`: a new bonus length, within what the dnode's block
     /// pointers leave room for.
     pub fn set_bonuslen(&mut self, object: u64, bonuslen: usize) -> Result<()> {
-        let dn = self.dnode_mut(object)?;
+        let dn = self.dnode(object)?;
         let room = DN_MAX_BONUSLEN - (usize::from(dn.nblkptr) - 1) * 128;
         if bonuslen > room {
             return fail(
@@ -492,7 +504,7 @@ impl Objset {
                 ),
             );
         }
-        dn.bonus.resize(bonuslen, 0);
+        self.dnode_mut(object)?.bonus.resize(bonuslen, 0);
         Ok(())
     }
 
@@ -505,6 +517,9 @@ impl Objset {
 
     pub fn set_spill(&mut self, object: u64, data: Option<Vec<u8>>) -> Result<()> {
         let mut killed = Vec::new();
+        if let Some(data) = &data {
+            self.dnode(object)?.check_spill(data.len())?;
+        }
         self.dnode_mut(object)?.set_spill(data, &mut killed)?;
         self.killed.extend(killed);
         Ok(())
@@ -524,7 +539,13 @@ impl Objset {
 
     /// `dmu_object_set_blocksize`.
     pub fn set_blocksize(&mut self, zio: &mut Zio, object: u64, size: u32) -> Result<()> {
-        self.dnode_mut(object)?.set_blocksize(zio, size)
+        let dn = self.dnode_mut_readonly(object)?;
+        if size == dn.datablksz {
+            return Ok(());
+        }
+        // Refused before it changes anything; the dnode is dirty after.
+        dn.set_blocksize(zio, size)?;
+        self.dnode_mut(object).map(|_| ())
     }
 
     /// Writes everything dirty for `txg` and returns the new objset pointer
@@ -759,6 +780,39 @@ mod tests {
         assert_eq!(os.read(&mut zio, a, 0, 1000).unwrap(), pattern(1000, 4));
     }
 
+    /// A refused call changes nothing: were the objset dirtied, its
+    /// filesystem would count as modified since its snapshot, and an
+    /// incremental receive would then be refused (ETXTBSY).
+    #[test]
+    fn refused_object_calls_leave_the_objset_clean() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        os.object_claim(5, 19, 1536, 0, 0).unwrap();
+        os.object_claim(6, 19, 512, 0, 0).unwrap();
+        os.write(&mut zio, 6, 0, &[1; 2048]).unwrap();
+        os.sync(&mut zio, 4).unwrap();
+        assert!(!os.is_dirty());
+        let refusals = [
+            os.write(&mut zio, 5, 1000, &[1; 1000]).unwrap_err(),
+            os.set_bonuslen(5, 400).unwrap_err(),
+            os.set_spill(5, Some(vec![0; 100])).unwrap_err(),
+            os.set_spill(5, Some(vec![0; 512])).unwrap_err(),
+            os.set_blocksize(&mut zio, 6, 4096).unwrap_err(),
+            os.object_claim(0, 19, 512, 0, 0).unwrap_err(),
+            os.object_reclaim(&mut zio, 0, 19, 512, 0, 0).unwrap_err(),
+        ];
+        let errnos: Vec<Errno> = refusals.iter().map(Error::errno).collect();
+        use Errno::*;
+        assert_eq!(
+            errnos,
+            [ENOTSUP, EINVAL, EINVAL, EINVAL, ENOTSUP, EBADF, EBADF]
+        );
+        assert!(!os.is_dirty(), "a refused call dirtied the objset");
+        // The same size again is no change either.
+        os.set_blocksize(&mut zio, 5, 1536).unwrap();
+        assert!(!os.is_dirty());
+    }
+
     #[test]
     fn claim_reclaim_and_errors() {
         let mut zio = zio();
@@ -770,6 +824,12 @@ mod tests {
         );
         assert_eq!(
             os.object_claim(0, 19, 512, 0, 0).unwrap_err().errno(),
+            Errno::EBADF
+        );
+        assert_eq!(
+            os.object_claim(DN_MAX_OBJECT, 19, 512, 0, 0)
+                .unwrap_err()
+                .errno(),
             Errno::EINVAL
         );
         assert_eq!(

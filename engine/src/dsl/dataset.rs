@@ -325,8 +325,11 @@ impl Pool {
     }
 
     /// `dmu_objset_clone`: a new filesystem sharing everything with `origin`.
+    /// As `dmu_objset_clone_check`, the new name is checked before the
+    /// origin is looked up.
     pub fn clone_fs(&mut self, origin: &str, name: &str) -> Result<DatasetId> {
         self.check_usable()?;
+        let (parent, last) = self.check_new_name(name)?;
         let origin_id = self.lookup(origin)?;
         let o = &self.dsl.datasets[&origin_id];
         if !o.is_snapshot() {
@@ -338,7 +341,6 @@ impl Pool {
         if o.flags & DS_FLAG_INCONSISTENT != 0 {
             return fail(Errno::EINVAL, format!("{origin}: origin is inconsistent"));
         }
-        let (parent, last) = self.check_new_name(name)?;
         let now = self.clock.now_secs();
         let guid = self.rng.next_u64();
         let mut created = 0;

@@ -9,6 +9,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use engine::error::Errno;
+use engine::zpl::MAXPATHLEN;
+use engine::zpl::vnops::NAME_MAX;
+
+use crate::step::Step;
+
 /// What a name is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -267,5 +273,114 @@ impl Tree {
         }
         out.sort();
         out
+    }
+}
+
+impl Tree {
+    /// `check_name`: a file name the ZPL takes.
+    fn name_refusal(name: &str) -> Option<Errno> {
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            Some(Errno::EINVAL)
+        } else if name.len() > NAME_MAX {
+            Some(Errno::ENAMETOOLONG)
+        } else {
+            None
+        }
+    }
+
+    /// The directory a path names, walked a component at a time (empty
+    /// components skipped): ENOENT at a missing one, ENOTDIR at one that
+    /// is not a directory.
+    fn resolve_dir(&self, path: &str) -> Result<String, Errno> {
+        let mut at = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            let next = if at.is_empty() {
+                part.to_string()
+            } else {
+                format!("{at}/{part}")
+            };
+            match self.node(&next) {
+                None => return Err(Errno::ENOENT),
+                Some(n) if n.kind != Kind::Dir => return Err(Errno::ENOTDIR),
+                Some(_) => at = next,
+            }
+        }
+        Ok(at)
+    }
+
+    /// The parent directory and last name of a path.
+    fn resolve_parent<'p>(&self, path: &'p str) -> Result<(String, &'p str), Errno> {
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if let Some(e) = Tree::name_refusal(name) {
+            return Err(e);
+        }
+        Ok((self.resolve_dir(parent)?, name))
+    }
+
+    fn child(dir: &str, name: &str) -> String {
+        if dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{dir}/{name}")
+        }
+    }
+
+    /// A path that must not exist yet.
+    fn resolve_new(&self, path: &str) -> Option<Errno> {
+        match self.resolve_parent(path) {
+            Err(e) => Some(e),
+            Ok((dir, name)) => self.lookup(&Tree::child(&dir, name)).map(|_| Errno::EEXIST),
+        }
+    }
+
+    /// A path that must exist: what it names.
+    fn resolve_existing(&self, path: &str) -> Result<&Node, Errno> {
+        let (dir, name) = self.resolve_parent(path)?;
+        self.node(&Tree::child(&dir, name)).ok_or(Errno::ENOENT)
+    }
+
+    /// The errno `engine::zpl::vnops` refuses a ZPL step with on this
+    /// namespace, in the order it checks, or `None`.
+    pub fn refusal(&self, step: &Step) -> Option<Errno> {
+        match step {
+            Step::Mkdir { path, .. } => self.resolve_new(path),
+            Step::MkFile { path, count, .. } => {
+                // A batch stops at its first refusal, after the names before it.
+                (*count == 1).then(|| self.resolve_new(path)).flatten()
+            }
+            Step::Symlink { path, target, .. } => {
+                if target.len() as u64 > MAXPATHLEN {
+                    return Some(Errno::ENAMETOOLONG);
+                }
+                self.resolve_new(path)
+            }
+            Step::Link { path, existing, .. } => match self.resolve_existing(existing) {
+                Err(e) => Some(e),
+                Ok(n) if n.kind == Kind::Dir => Some(Errno::EPERM),
+                Ok(_) => self.resolve_new(path),
+            },
+            Step::Unlink { path, .. } => match self.resolve_existing(path) {
+                Err(e) => Some(e),
+                Ok(n) => (n.kind == Kind::Dir).then_some(Errno::EPERM),
+            },
+            Step::Rmdir { path, .. } => match self.resolve_existing(path) {
+                Err(e) => Some(e),
+                Ok(n) if n.kind != Kind::Dir => Some(Errno::ENOTDIR),
+                // Solaris ZFS: a directory that is not empty is EEXIST.
+                Ok(_) => (self.entries_of(path.trim_matches('/')) > 0).then_some(Errno::EEXIST),
+            },
+            Step::Xattr {
+                path, name, len, ..
+            } => {
+                if let Some(e) = Tree::name_refusal(name) {
+                    return Some(e);
+                }
+                match self.resolve_existing(path) {
+                    Err(e) => Some(e),
+                    Ok(n) => (*len == 0 && !n.xattrs.contains_key(name)).then_some(Errno::ENOENT),
+                }
+            }
+            _ => None,
+        }
     }
 }

@@ -114,6 +114,13 @@ impl Step {
                     .and_then(|f| missing(f))
             }
             Step::Wait { .. } | Step::Crash { .. } => None,
+            Step::Misuse(m) => match m.receive() {
+                Some(send) => send.skip_reason(model),
+                None => m
+                    .refusal_in(model)
+                    .is_none()
+                    .then(|| "ZFS would not refuse it now".to_string()),
+            },
         }
     }
 
@@ -148,7 +155,7 @@ impl Step {
             | Step::Bonus { .. }
             | Step::Spill { .. }
             | Step::Props { .. } => self.apply_contents(pool, model),
-            Step::Send { .. } | Step::Wait { .. } | Step::Crash { .. } => {
+            Step::Send { .. } | Step::Wait { .. } | Step::Crash { .. } | Step::Misuse(_) => {
                 unreachable!("handled by the workload task")
             }
         }
@@ -405,6 +412,8 @@ mod tests {
             "mkdir p/z path=d mode=755",
             "mkfile p/z path=d/f mode=644 blksz=4096",
             "write p/z obj=6 off=5000 len=9000 fill=4",
+            "mkdir p/z path=e mode=755",
+            "mkfile p/z path=e/many-files-in-one-directory-with-long-names-to-fill-leaves mode=600 blksz=512 count=150",
             "symlink p/z path=l target=d/f",
             "link p/z path=h to=d/f",
             "xattr p/z path=d/f name=user.a len=100 fill=3",
@@ -426,10 +435,10 @@ mod tests {
                 "claim" => assert_eq!(detail, "object 9"),
                 "snapshot" => assert!(detail.starts_with("guid 0x"), "{detail}"),
                 "zpl-init" => assert_eq!(detail, "root 3"),
-                "mkdir" | "mkfile" | "symlink" | "link" | "unlink" | "rmdir" => {
+                "mkdir" | "symlink" | "link" | "unlink" | "rmdir" => {
                     assert!(detail.starts_with("object "), "{detail}");
                 }
-                "xattr" => {}
+                "xattr" | "mkfile" => {}
                 _ => assert_eq!(detail, "", "{step}"),
             }
             compare_pool(&mut pool, &model).unwrap_or_else(|m| panic!("after {step}: {m}"));

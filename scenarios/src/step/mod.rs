@@ -11,8 +11,11 @@
 //! ```
 
 mod apply;
+mod misuse;
 mod text;
 mod zpl;
+
+pub use misuse::{HOLD_TAG, Misuse};
 
 /// One thing the workload does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,11 +38,15 @@ pub enum Step {
         path: String,
         mode: u64,
     },
+    /// `count` files: `path`, then `path.2` ... `path.<count>` (as
+    /// `touch f f.2 f.3 ...`), so that a directory can outgrow a fat ZAP
+    /// leaf in one step.
     MkFile {
         fs: String,
         path: String,
         mode: u64,
         blksz: u32,
+        count: u64,
     },
     Symlink {
         fs: String,
@@ -156,6 +163,8 @@ pub enum Step {
     Crash {
         pool: String,
     },
+    /// Something ZFS must refuse, asked for on purpose.
+    Misuse(Misuse),
 }
 
 /// An object's shape: what alloc and reclaim set.
@@ -214,11 +223,12 @@ impl Step {
             Step::Destroy { .. } => "destroy",
             Step::Wait { .. } => "wait",
             Step::Crash { .. } => "crash",
+            Step::Misuse(_) => "misuse",
         }
     }
 
     /// Every step kind, in a fixed order.
-    pub const KINDS: [&'static str; 31] = [
+    pub const KINDS: [&'static str; 32] = [
         "create",
         "alloc",
         "claim",
@@ -250,7 +260,24 @@ impl Step {
         "xattr",
         "unlink",
         "rmdir",
+        "misuse",
     ];
+
+    /// The dataset a step on one filesystem names (empty for others).
+    pub fn pool_dataset(&self) -> &str {
+        match self {
+            Step::CreateFs { fs }
+            | Step::ZplInit { fs }
+            | Step::Mkdir { fs, .. }
+            | Step::MkFile { fs, .. }
+            | Step::Symlink { fs, .. }
+            | Step::Link { fs, .. }
+            | Step::Xattr { fs, .. }
+            | Step::Unlink { fs, .. }
+            | Step::Rmdir { fs, .. } => fs,
+            _ => "",
+        }
+    }
 
     /// The pool the step acts on first.
     pub fn pool(&self) -> &str {
@@ -278,6 +305,7 @@ impl Step {
             Step::Clone { origin, .. } => origin,
             Step::Destroy { name } => name,
             Step::Crash { pool } => pool,
+            Step::Misuse(m) => m.target(),
             Step::Wait { .. } => "",
         };
         name.split(['/', '@']).next().unwrap_or("")

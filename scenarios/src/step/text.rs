@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{Shape, Step};
+use super::{Misuse, Shape, Step};
 
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -27,7 +27,14 @@ impl fmt::Display for Step {
                 path,
                 mode,
                 blksz,
-            } => write!(f, "mkfile {fs} path={path} mode={mode:o} blksz={blksz}"),
+                count,
+            } => {
+                write!(f, "mkfile {fs} path={path} mode={mode:o} blksz={blksz}")?;
+                if *count > 1 {
+                    write!(f, " count={count}")?;
+                }
+                Ok(())
+            }
             Step::Symlink { fs, path, target } => {
                 write!(f, "symlink {fs} path={path} target={target}")
             }
@@ -125,7 +132,59 @@ impl fmt::Display for Step {
             Step::Destroy { name } => write!(f, "destroy {name}"),
             Step::Wait { ms } => write!(f, "wait ms={ms}"),
             Step::Crash { pool } => write!(f, "crash {pool}"),
+            Step::Misuse(m) => write!(f, "misuse {m}"),
         }
+    }
+}
+
+impl fmt::Display for Misuse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Misuse::Step(step) => write!(f, "{step}"),
+            Misuse::Blocksize { fs, object, blksz } => {
+                write!(f, "blocksize {fs} obj={object} blksz={blksz}")
+            }
+            Misuse::Bonuslen { fs, object, len } => {
+                write!(f, "bonuslen {fs} obj={object} len={len}")
+            }
+            Misuse::DestroyHeld { snap } => write!(f, "destroy-held {snap}"),
+            Misuse::SendOnly { snap, from } => {
+                write!(f, "send-only {snap}")?;
+                match from {
+                    Some(from) => write!(f, " from={from}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl FromStr for Misuse {
+    type Err = String;
+
+    /// A misuse's own verbs, or any ordinary step line.
+    fn from_str(line: &str) -> Result<Misuse, String> {
+        let w = Words::new(line.trim());
+        let verb = line.split_whitespace().next().unwrap_or("");
+        Ok(match verb {
+            "blocksize" => Misuse::Blocksize {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+                blksz: w.num("blksz")?,
+            },
+            "bonuslen" => Misuse::Bonuslen {
+                fs: w.name(0)?,
+                object: w.num("obj")?,
+                len: w.num("len")?,
+            },
+            "destroy-held" => Misuse::DestroyHeld { snap: w.name(0)? },
+            "send-only" => Misuse::SendOnly {
+                snap: w.name(0)?,
+                from: w.opt("from").map(str::to_string),
+            },
+            "misuse" => return Err(format!("{line:?}: a misuse of a misuse")),
+            _ => Misuse::Step(Box::new(line.parse()?)),
+        })
     }
 }
 
@@ -225,6 +284,10 @@ impl FromStr for Step {
                 path: w.text("path")?,
                 mode: w.mode()?,
                 blksz: w.num("blksz")?,
+                count: match w.opt("count") {
+                    Some(_) => w.num("count")?,
+                    None => 1,
+                },
             },
             "symlink" => Step::Symlink {
                 fs: w.name(0)?,
@@ -326,6 +389,12 @@ impl FromStr for Step {
             "destroy" => Step::Destroy { name: w.name(0)? },
             "wait" => Step::Wait { ms: w.num("ms")? },
             "crash" => Step::Crash { pool: w.name(0)? },
+            "misuse" => Step::Misuse(
+                line.trim()
+                    .strip_prefix("misuse")
+                    .unwrap_or_default()
+                    .parse()?,
+            ),
             other => return Err(format!("{line:?}: unknown step {other:?}")),
         })
     }
@@ -359,6 +428,14 @@ mod tests {
                 path: "d1/f2".into(),
                 mode: 0o4755,
                 blksz: 4096,
+                count: 1,
+            },
+            Step::MkFile {
+                fs: fs.clone(),
+                path: "d1/g".into(),
+                mode: 0o644,
+                blksz: 512,
+                count: 90,
             },
             Step::Symlink {
                 fs: fs.clone(),
@@ -479,6 +556,42 @@ mod tests {
             },
             Step::Wait { ms: 5000 },
             Step::Crash { pool: "dst".into() },
+            Step::Misuse(Misuse::Step(Box::new(Step::CreateFs {
+                fs: format!("src/{}", "x".repeat(260)),
+            }))),
+            Step::Misuse(Misuse::Step(Box::new(Step::Destroy {
+                name: "src/fs0@s1".into(),
+            }))),
+            Step::Misuse(Misuse::Step(Box::new(Step::Send {
+                snap: "src/fs0@s1".into(),
+                from: None,
+                target: "dst/r0".into(),
+                dedup: false,
+                force: true,
+                origin: None,
+                intermediate: false,
+            }))),
+            Step::Misuse(Misuse::Blocksize {
+                fs: fs.clone(),
+                object: 3,
+                blksz: 4096,
+            }),
+            Step::Misuse(Misuse::Bonuslen {
+                fs: fs.clone(),
+                object: 3,
+                len: 400,
+            }),
+            Step::Misuse(Misuse::DestroyHeld {
+                snap: "src/fs0@s1".into(),
+            }),
+            Step::Misuse(Misuse::SendOnly {
+                snap: "src/fs0@s1".into(),
+                from: Some("src/fs0@s4".into()),
+            }),
+            Step::Misuse(Misuse::SendOnly {
+                snap: "src/fs0".into(),
+                from: None,
+            }),
         ];
         for step in steps {
             let line = step.to_string();
@@ -487,5 +600,11 @@ mod tests {
         }
         assert!("write src/fs0 obj=x".parse::<Step>().is_err());
         assert!("jump".parse::<Step>().unwrap_err().contains("unknown step"));
+        assert!(
+            "misuse misuse create src/a"
+                .parse::<Step>()
+                .unwrap_err()
+                .contains("misuse of a misuse")
+        );
     }
 }

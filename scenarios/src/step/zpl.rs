@@ -19,6 +19,15 @@ use crate::model::{DN_MAX_BONUSLEN, Object, PoolModel, fill_bytes};
 const PLAIN_FILE: u8 = 19;
 const ZNODE: u8 = 17;
 
+/// The `i`th name of a batch of files (from 1): `path`, `path.2`, ...
+pub fn batch_path(path: &str, i: u64) -> String {
+    if i == 1 {
+        path.to_string()
+    } else {
+        format!("{path}.{i}")
+    }
+}
+
 /// Now, as the pool's clock and open txg say.
 pub fn stamp(pool: &Pool) -> Stamp {
     Stamp {
@@ -136,6 +145,43 @@ pub fn create_fs(pool: &mut Pool, model: &mut PoolModel, fs: &str) -> Result<Str
     Ok(format!("root {}", mn.root))
 }
 
+/// A ZPL step's engine call alone, the model untouched (a misuse: the
+/// engine must refuse it).
+pub fn attempt(step: &Step, pool: &mut Pool) -> Result<String, Error> {
+    let id = pool.lookup(step.pool_dataset())?;
+    let s = stamp(pool);
+    let mut dmu = pool.dmu(id)?;
+    let object = match step {
+        Step::ZplInit { .. } => ezpl::create_fs(&mut dmu, s.now, s.txg)?.root,
+        Step::Mkdir { path, mode, .. } => vnops::mkdir(&mut dmu, s, path.as_bytes(), *mode)?,
+        Step::MkFile {
+            path, mode, blksz, ..
+        } => vnops::create(&mut dmu, s, path.as_bytes(), *mode, *blksz)?,
+        Step::Symlink { path, target, .. } => {
+            vnops::symlink(&mut dmu, s, path.as_bytes(), target.as_bytes())?
+        }
+        Step::Link { path, existing, .. } => {
+            vnops::link(&mut dmu, s, path.as_bytes(), existing.as_bytes())?
+        }
+        Step::Xattr {
+            path,
+            name,
+            len,
+            fill,
+            ..
+        } => {
+            let value = fill_bytes(*fill, *len as usize);
+            let set = (*len > 0).then_some(&value[..]);
+            vnops::set_xattr(&mut dmu, s, path.as_bytes(), name.as_bytes(), set)?;
+            return Ok(String::new());
+        }
+        Step::Unlink { path, .. } => vnops::remove(&mut dmu, s, path.as_bytes())?,
+        Step::Rmdir { path, .. } => vnops::rmdir(&mut dmu, s, path.as_bytes())?,
+        _ => unreachable!("not a ZPL step: {step}"),
+    };
+    Ok(format!("object {object}"))
+}
+
 impl Step {
     /// Why a step does not apply to a ZPL filesystem's model: a ZPL step
     /// whose path does not fit the namespace, or another step on an
@@ -181,7 +227,8 @@ impl Step {
         let kind = |p: &str| t.node(p).map(|n| n.kind.clone());
         let missing = || Some(format!("{fs}: {path} does not exist"));
         match self {
-            Step::Mkdir { .. } | Step::MkFile { .. } | Step::Symlink { .. } => absent(path),
+            Step::MkFile { count, .. } => (1..=*count).find_map(|i| absent(&batch_path(path, i))),
+            Step::Mkdir { .. } | Step::Symlink { .. } => absent(path),
             Step::Link { existing, .. } => match kind(existing) {
                 Some(Kind::Dir) | None => Some(format!("{fs}: {existing} is no file to link")),
                 Some(_) => absent(path),
@@ -232,14 +279,34 @@ impl Step {
                 format!("object {object}")
             }
             Step::MkFile {
-                path, mode, blksz, ..
+                path,
+                mode,
+                blksz,
+                count,
+                ..
             } => {
-                let object = vnops::create(&mut pool.dmu(id)?, s, path.as_bytes(), *mode, *blksz)?;
-                model
-                    .objects_mut(fs)
-                    .insert(object, Object::new(file_shape(*blksz, ZNODE_PHYS_SIZE)));
-                tree_mut(model, fs).add(path, object, Some(Node::new(Kind::File, *mode & 0o7777)));
-                format!("object {object}")
+                let mut made = Vec::new();
+                let mut dmu = pool.dmu(id)?;
+                for i in 1..=*count {
+                    let p = batch_path(path, i);
+                    made.push((
+                        p.clone(),
+                        vnops::create(&mut dmu, s, p.as_bytes(), *mode, *blksz)?,
+                    ));
+                }
+                drop(dmu);
+                let first = made[0].1;
+                for (p, object) in made {
+                    model
+                        .objects_mut(fs)
+                        .insert(object, Object::new(file_shape(*blksz, ZNODE_PHYS_SIZE)));
+                    let node = Node::new(Kind::File, *mode & 0o7777);
+                    tree_mut(model, fs).add(&p, object, Some(node));
+                }
+                match count {
+                    1 => format!("object {first}"),
+                    n => format!("objects {first} and {} more", n - 1),
+                }
             }
             Step::Symlink { path, target, .. } => {
                 let object =

@@ -14,6 +14,7 @@ use engine::vdev::BlockDevice;
 use scenarios::generate::DST;
 use scenarios::model::PoolModel;
 use scenarios::oracle::{Mismatch, compare_pool};
+use scenarios::step::HOLD_TAG;
 
 use super::Violation;
 use crate::world::clock::SimClock;
@@ -277,6 +278,27 @@ impl World {
         host.model = model.clone();
         host.candidates = vec![model];
         *host.pool.borrow_mut() = pool;
+        // A misuse's hold is taken and released in one step; an import
+        // that falls back to a state between the two brings it back, and
+        // the model knows no holds: release it, as an operator would.
+        let held: Vec<String> = host
+            .pool
+            .borrow()
+            .list()
+            .into_iter()
+            .filter(|i| i.holds.iter().any(|t| t == HOLD_TAG))
+            .map(|i| i.name)
+            .collect();
+        for snap in held {
+            let mut pool = host.pool.borrow_mut();
+            if let Err(e) = self.injector.suspended(|| pool.release(&snap, HOLD_TAG)) {
+                return Err(violation(
+                    step,
+                    format!("the hold on {snap} to be released"),
+                    e.to_string(),
+                ));
+            }
+        }
         let line = format!(
             "{}: imported after {why}: txg {} ({} state{} back)",
             host.name,

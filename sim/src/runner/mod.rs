@@ -18,6 +18,7 @@
 
 pub mod failure;
 mod hosts;
+mod misuse;
 mod send;
 pub mod shrink;
 mod simulate;

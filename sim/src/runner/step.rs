@@ -9,6 +9,7 @@ use std::time::Duration;
 use scenarios::step::Step;
 
 use super::hosts::{World, violation};
+use super::misuse::misuse_step;
 use super::send::send_step;
 use super::{Outcome, Violation};
 use crate::world::faults::FaultKind;
@@ -41,6 +42,10 @@ pub(super) async fn run_step(
             Ok((Outcome::Done, String::new()))
         }
         Step::Send { .. } => send_step(world, index, step).await,
+        Step::Misuse(misuse) => match misuse.receive() {
+            Some(send) => send_step(world, index, send).await,
+            None => misuse_step(&mut world.borrow_mut(), at, step, misuse),
+        },
         _ => local_step(&mut world.borrow_mut(), at, step),
     }
 }

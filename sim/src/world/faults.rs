@@ -93,8 +93,10 @@ impl FaultKind {
             FaultKind::Signal => &[Errno::EINTR],
             FaultKind::Endian | FaultKind::ShortIo => &[],
             // A damaged stream is refused by the record checks (EINVAL) or
-            // the END checksum (ECKSUM).
-            FaultKind::PipeDamage => &[Errno::EINVAL, Errno::ECKSUM],
+            // the END checksum (ECKSUM); a bit flipped in the BEGIN record's
+            // feature flags, before any checksum can vouch for them, by the
+            // feature check (ENOTSUP), as the seed's receive refuses it.
+            FaultKind::PipeDamage => &[Errno::EINVAL, Errno::ECKSUM, Errno::ENOTSUP],
         }
     }
 
