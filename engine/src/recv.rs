@@ -846,9 +846,17 @@ impl Pool {
         let mut reader = StreamReader::new(input);
         let mut guid_map = GuidMap::new();
         let mut received = Vec::new();
-        let mut next = reader.next_record().map_err(Error::from)?.map(|e| e.record);
+        let mut next = reader
+            .next_record()
+            .map_err(Error::from)?
+            .map(Located::from);
         loop {
-            let Some(record) = next.take() else {
+            let Some(Located {
+                index,
+                offset,
+                record,
+            }) = next.take()
+            else {
                 if received.is_empty() {
                     return fail(Errno::EINVAL, "empty stream");
                 }
@@ -859,7 +867,10 @@ impl Pool {
                 Record::Begin(b) => *b,
                 // A compound stream's closing END.
                 Record::End(_) if !received.is_empty() => {
-                    next = reader.next_record().map_err(Error::from)?.map(|e| e.record);
+                    next = reader
+                        .next_record()
+                        .map_err(Error::from)?
+                        .map(Located::from);
                     continue;
                 }
                 other => {
@@ -880,7 +891,10 @@ impl Pool {
                 // The -I wrapper: its END follows, then the substreams.
                 match reader.next_record().map_err(Error::from)? {
                     Some(e) if matches!(e.record, Record::End(_)) => {
-                        next = reader.next_record().map_err(Error::from)?.map(|e| e.record);
+                        next = reader
+                            .next_record()
+                            .map_err(Error::from)?
+                            .map(Located::from);
                         continue;
                     }
                     _ => return fail(Errno::EINVAL, "compound stream header without its END"),
@@ -914,26 +928,48 @@ impl Pool {
                     );
                 }
             }
-            let cookie = self.recv_begin(
-                &tofs,
-                &tosnap,
-                &begin,
-                order,
-                options.force,
-                options.origin.as_deref(),
-            )?;
+            // A refused BEGIN is named as a refused record is.
+            let cookie = self
+                .recv_begin(
+                    &tofs,
+                    &tosnap,
+                    &begin,
+                    order,
+                    options.force,
+                    options.origin.as_deref(),
+                )
+                .map_err(|e| {
+                    e.context(format!("record {index} (BEGIN) at byte offset {offset}"))
+                })?;
             self.recv_stream(&cookie, &mut reader, &guid_map, interrupt)?;
             // What follows END is read before the snapshot is made: a stream
             // with garbage after it is refused whole, not received and then
             // reported as an error.
             next = match reader.next_record() {
-                Ok(entry) => entry.map(|e| e.record),
+                Ok(entry) => entry.map(Located::from),
                 Err(e) => {
                     self.recv_cleanup(&cookie);
                     return Err(e.into());
                 }
             };
             received.push(self.recv_end(&cookie, &mut guid_map)?);
+        }
+    }
+}
+
+/// A record read by `receive`, with where it was.
+struct Located {
+    index: u64,
+    offset: u64,
+    record: Record,
+}
+
+impl From<crate::stream::Entry<'_>> for Located {
+    fn from(e: crate::stream::Entry<'_>) -> Located {
+        Located {
+            index: e.index,
+            offset: e.offset,
+            record: e.record,
         }
     }
 }

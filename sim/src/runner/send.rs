@@ -14,7 +14,8 @@ use scenarios::step::Step;
 
 use super::hosts::{World, violation};
 use super::{Outcome, Violation};
-use crate::world::faults::FaultCounts;
+use crate::world::faults::{FaultCounts, FaultKind};
+use crate::world::hostile::Applied;
 use crate::world::transfer::{TransferOutcome, TransferSpec, transfer};
 use engine::stream::ByteOrder;
 
@@ -193,8 +194,12 @@ fn judge(
 ) -> Result<(Outcome, String), Violation> {
     let src_model = w.hosts[0].model.clone();
     w.hosts[0].candidates.push(src_model);
-    let faulted = w.injector.counts().failing() > before.counts.failing()
-        || w.hosts.iter().any(|h| h.disk.is_damaged() || h.is_down());
+    let now = w.injector.counts();
+    let disks = w.hosts.iter().any(|h| h.disk.is_damaged() || h.is_down());
+    let faulted = now.failing() > before.counts.failing() || disks;
+    // Faults other than a hostile sender's, which alone is judged exactly.
+    let others = |c: &FaultCounts| c.failing() - c.get(FaultKind::Hostile);
+    let others_faulted = others(&now) > others(&before.counts) || disks;
     let after = before
         .states
         .last()
@@ -235,6 +240,8 @@ fn judge(
     let verdict = Verdict {
         before,
         faulted,
+        others_faulted,
+        hostile: outcome.hostile.as_ref(),
         sender_failed: outcome.send.is_err(),
         bytes,
         order,
@@ -261,6 +268,10 @@ struct Verdict<'a> {
     /// A fault that can fail an operation fired, or a disk is damaged or
     /// down.
     faulted: bool,
+    /// The same, leaving out a hostile sender.
+    others_faulted: bool,
+    /// The record a hostile sender rewrote: the receive must refuse it.
+    hostile: Option<&'a Applied>,
     /// The sender stopped early: the receiver got a stream cut short.
     sender_failed: bool,
     bytes: u64,
@@ -280,6 +291,14 @@ impl Verdict<'_> {
         let Step::Send { snap, target, .. } = step else {
             unreachable!("a send step");
         };
+        // The receiver read every record, the rewritten one too.
+        if let Some(hostile) = self.hostile {
+            return Err(violation(
+                at,
+                format!("the hostile stream to be refused ({hostile})"),
+                "it was received",
+            ));
+        }
         let injector = w.injector.clone();
         let dst = &mut w.hosts[1];
         let damaged = dst.disk.is_damaged();
@@ -360,6 +379,11 @@ impl Verdict<'_> {
         e: &Error,
         expect: &Expect,
     ) -> Result<(Outcome, String), Violation> {
+        if let Some(hostile) = self.hostile
+            && !self.others_faulted
+        {
+            hostile_refusal(at, hostile, e, expect)?;
+        }
         let injector = w.injector.clone();
         let damaged = w.hosts[1].disk.is_damaged();
         let judged = {
@@ -432,5 +456,33 @@ impl Verdict<'_> {
             }
         }
         Ok((Outcome::Destroyed, format!("{e} ({} bytes)", self.bytes)))
+    }
+}
+
+/// A receive refused with only a hostile sender's fault: refused at the
+/// rewritten record with its errno by its check ([`Applied::judge`]), or
+/// before it for a reason the model gives.
+fn hostile_refusal(
+    at: Option<usize>,
+    hostile: &Applied,
+    e: &Error,
+    expect: &Expect,
+) -> Result<(), Violation> {
+    if e.reason().contains(&hostile.names()) {
+        return hostile.judge(e).map_err(|why| {
+            violation(
+                at,
+                format!("the refusal of {hostile}"),
+                format!("{e}: {why}"),
+            )
+        });
+    }
+    match expect {
+        Expect::Refuse(errnos) | Expect::Either(errnos) if errnos.contains(&e.errno()) => Ok(()),
+        _ => Err(violation(
+            at,
+            format!("the refusal of {hostile}"),
+            e.to_string(),
+        )),
     }
 }

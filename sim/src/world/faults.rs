@@ -40,10 +40,13 @@ pub enum FaultKind {
     /// Bits flipped, bytes dropped or duplicated, or the stream cut, in
     /// transit.
     PipeDamage,
+    /// A sender that rewrites one record into one the receiver must refuse,
+    /// with a valid stream checksum (see `hostile.rs`).
+    Hostile,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::Crash,
         FaultKind::Torn,
         FaultKind::EioRead,
@@ -54,6 +57,7 @@ impl FaultKind {
         FaultKind::Endian,
         FaultKind::ShortIo,
         FaultKind::PipeDamage,
+        FaultKind::Hostile,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +72,7 @@ impl FaultKind {
             FaultKind::Endian => "endian",
             FaultKind::ShortIo => "short-io",
             FaultKind::PipeDamage => "pipe-damage",
+            FaultKind::Hostile => "hostile",
         }
     }
 
@@ -97,6 +102,9 @@ impl FaultKind {
             // feature flags, before any checksum can vouch for them, by the
             // feature check (ENOTSUP), as the seed's receive refuses it.
             FaultKind::PipeDamage => &[Errno::EINVAL, Errno::ECKSUM, Errno::ENOTSUP],
+            // Each mutation names its own errno (`Mutation::errno`), and
+            // the oracle holds a receive to exactly that one.
+            FaultKind::Hostile => &[Errno::EINVAL, Errno::ENOTSUP, Errno::ENOENT, Errno::ECKSUM],
         }
     }
 
@@ -112,6 +120,7 @@ impl FaultKind {
             FaultKind::Endian => "per send",
             FaultKind::ShortIo => "per pipe read or write",
             FaultKind::PipeDamage => "per transfer, one kind of damage",
+            FaultKind::Hostile => "per transfer, one record rewritten by the sender",
         }
     }
 
@@ -125,7 +134,7 @@ impl FaultKind {
             // ditto blocks here), which ends the run: keep it rarer.
             FaultKind::Misdirect => (0.00002, 0.001),
             FaultKind::Corrupt => (0.001, 0.02),
-            FaultKind::Signal | FaultKind::PipeDamage => (0.02, 0.4),
+            FaultKind::Signal | FaultKind::PipeDamage | FaultKind::Hostile => (0.02, 0.4),
             FaultKind::Endian => (0.1, 0.9),
             FaultKind::ShortIo => (0.05, 0.9),
         }

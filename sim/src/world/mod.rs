@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod disk;
 pub mod faults;
+pub mod hostile;
 pub mod injector;
 pub mod options;
 pub mod pipe;

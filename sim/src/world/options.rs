@@ -92,6 +92,10 @@ pub struct TransferOptions {
     /// Signal and damage offsets are drawn within the send's estimate, and
     /// at least within this many bytes.
     pub fault_window_min_bytes: u64,
+    /// Per transfer: the sender rewrites one record into one the receiver
+    /// must refuse. Absent from failure files older than the kind: 0.
+    #[serde(default)]
+    pub hostile_probability: f64,
 }
 
 /// Time in the world.
@@ -150,6 +154,7 @@ impl Default for WorldOptions {
                 endian_probability: 0.0,
                 signal_probability: 0.0,
                 fault_window_min_bytes: 4096,
+                hostile_probability: 0.0,
             },
             clock: ClockOptions {
                 txg_timeout_ms: 5000,
@@ -192,6 +197,7 @@ impl WorldOptions {
             FaultKind::Endian => &mut self.transfer.endian_probability,
             FaultKind::ShortIo => &mut self.pipe.short_io_probability,
             FaultKind::PipeDamage => &mut self.pipe.damage_probability,
+            FaultKind::Hostile => &mut self.transfer.hostile_probability,
         }
     }
 

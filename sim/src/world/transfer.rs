@@ -24,6 +24,9 @@
 //!   not delivered and not recorded as a fault. An interrupted sender closes
 //!   the pipe after what it wrote, like a killed `zfs send`.
 //! * **pipe-damage** (per transfer): drawn by the pipe, see [`Damage`].
+//! * **hostile** (per transfer): a seed and a count; the sender rewrites
+//!   one record, see [`hostile`](super::hostile). Recorded when the
+//!   rewritten record is sent.
 //!
 //! The receiver always receives when any byte arrived (as `zfs recv` reads
 //! whatever the pipe gives it), so a cut stream is the receiver's EINVAL.
@@ -43,6 +46,7 @@ use engine::stream::ByteOrder;
 use rand::Rng;
 
 use super::faults::FaultKind;
+use super::hostile::{Applied, HostileDraw, HostileSender};
 use super::injector::Injector;
 use super::options::{PipeOptions, TransferOptions, WorldOptions};
 use super::pipe::{Damage, PipeReader, PipeWriter, pipe};
@@ -102,6 +106,8 @@ pub struct TransferFaults {
     pub signal: Option<(Side, u64)>,
     /// Damage in transit.
     pub damage: Option<Damage>,
+    /// A record rewritten by the sender.
+    pub hostile: Option<HostileDraw>,
 }
 
 impl TransferFaults {
@@ -112,6 +118,7 @@ impl TransferFaults {
             endian_probability,
             signal_probability,
             fault_window_min_bytes,
+            hostile_probability,
         } = options.transfer;
         let len_hint = len_hint.max(fault_window_min_bytes);
         let flip_endian = injector.roll(FaultKind::Endian, endian_probability);
@@ -128,10 +135,27 @@ impl TransferFaults {
                 })
             });
         let damage = Damage::draw(&options.pipe, injector, len_hint);
+        let hostile = injector
+            .roll(FaultKind::Hostile, hostile_probability)
+            .then(|| {
+                injector.draw(FaultKind::Hostile, |rng| {
+                    // Geometric: mostly the first records of a kind, which
+                    // nearly every stream has, and now and then a later one.
+                    let mut skip = 0;
+                    while skip < 64 && rng.gen_bool(0.5) {
+                        skip += 1;
+                    }
+                    HostileDraw {
+                        skip,
+                        seed: rng.r#gen(),
+                    }
+                })
+            });
         TransferFaults {
             flip_endian,
             signal,
             damage,
+            hostile,
         }
     }
 }
@@ -151,6 +175,8 @@ pub struct TransferOutcome {
     pub bytes_delivered: u64,
     /// `None` when not a byte arrived (the sender failed at once).
     pub recv: Option<Result<Vec<DatasetId>>>,
+    /// The record the sender rewrote, if it sent one.
+    pub hostile: Option<Applied>,
 }
 
 /// Sends `spec.tosnap` from `src` into `spec.target` of `dst` (which may be
@@ -216,6 +242,7 @@ pub async fn transfer_with(
         ByteSignal::new(Side::Sender, signal_at(Side::Sender), &delivered, injector),
         writer,
         chunk.max(1),
+        faults.hostile.map(HostileSender::new),
     ));
     let receiver = madsim::task::spawn_local(recv_task(
         dst.clone(),
@@ -228,9 +255,9 @@ pub async fn transfer_with(
         ),
         reader,
     ));
-    let (send, bytes_sent) = sender
+    let (send, bytes_sent, hostile) = sender
         .await
-        .unwrap_or_else(|_| (Err(cancelled("sender")), 0));
+        .unwrap_or_else(|_| (Err(cancelled("sender")), 0, None));
     let (recv, damage, bytes_delivered) = receiver
         .await
         .unwrap_or_else(|_| (Some(Err(cancelled("receiver"))), None, 0));
@@ -246,11 +273,13 @@ pub async fn transfer_with(
         bytes_sent,
         bytes_delivered,
         recv,
+        hostile,
     }
 }
 
-/// The sending task: `zfs send` into a buffer, then the buffer into the
-/// pipe in chunks. Returns the send's result and the bytes it wrote.
+/// The sending task: `zfs send` into a buffer, then the buffer (rewritten
+/// by a hostile sender, if one was drawn) into the pipe in chunks. Returns
+/// the send's result, the bytes it wrote and the record it rewrote.
 async fn send_task(
     src: Rc<RefCell<Pool>>,
     spec: TransferSpec,
@@ -258,7 +287,8 @@ async fn send_task(
     mut interrupt: ByteSignal,
     mut writer: PipeWriter,
     chunk: usize,
-) -> (Result<SendSummary>, u64) {
+    hostile: Option<HostileSender>,
+) -> (Result<SendSummary>, u64, Option<Applied>) {
     let mut out = CountingWriter {
         bytes: Vec::new(),
         count: interrupt.count.clone(),
@@ -282,16 +312,31 @@ async fn send_task(
         }
         from = Some(snap.clone());
     }
+    let mut applied = None;
+    let bytes = match hostile {
+        Some(mut hostile) => {
+            let bytes = hostile.rewrite(&out.bytes);
+            applied = hostile.applied().cloned();
+            if let Some(a) = &applied {
+                // The sender's own injector, as its signal reports.
+                interrupt
+                    .injector
+                    .fired(FaultKind::Hostile, format!("send of {}: {a}", spec.tosnap));
+            }
+            bytes
+        }
+        None => out.bytes,
+    };
     // What the send wrote, even if it failed, goes down the pipe: a killed
     // `zfs send` leaves its output in the pipe too.
-    for chunk in out.bytes.chunks(chunk) {
+    for chunk in bytes.chunks(chunk) {
         if writer.write_all(chunk).await.is_err() {
             break;
         }
     }
     let sent = writer.stats().bytes_written;
     drop(writer);
-    (send, sent)
+    (send, sent, applied)
 }
 
 /// What the receiving task returns: the receive's result (`None` when not
