@@ -39,6 +39,9 @@ pub enum Errno {
     ENOSPC = 28,
     EROFS = 30,
     EMLINK = 31,
+    /// A write into a pipe whose reader is gone (`zfs send` into a dead
+    /// `zfs receive`).
+    EPIPE = 32,
     EDOM = 33,
     ERANGE = 34,
     ENAMETOOLONG = 36,
@@ -80,6 +83,7 @@ impl Errno {
             ENOSPC => "ENOSPC",
             EROFS => "EROFS",
             EMLINK => "EMLINK",
+            EPIPE => "EPIPE",
             EDOM => "EDOM",
             ERANGE => "ERANGE",
             ENAMETOOLONG => "ENAMETOOLONG",

@@ -23,7 +23,7 @@ use crate::spa::{Pool, TXG_INITIAL};
 use crate::stream::{
     ByteOrder, DMU_BACKUP_FEATURE_MASK, DMU_BACKUP_FEATURE_SA_SPILL, DMU_BACKUP_MAGIC,
     DMU_COMPOUNDSTREAM, DRR_FLAG_CI_DATA, DRR_FLAG_CLONE, DrrBegin, DrrFree, DrrFreeObjects,
-    DrrObject, DrrSpill, DrrWrite, DrrWriteByref, Record, StreamReader,
+    DrrObject, DrrSpill, DrrWrite, DrrWriteByref, Entry, Record, StreamReader,
 };
 use crate::zio::compress::ZIO_COMPRESS_FUNCTIONS;
 use crate::zio::{SPA_MAXBLOCKSIZE, SPA_MINBLOCKSIZE, ZIO_CHECKSUM_FUNCTIONS};
@@ -329,63 +329,84 @@ impl Pool {
     ) -> Result<RecvStats> {
         let start = reader.offset();
         let mut stats = RecvStats::default();
-        let result = self.recv_stream_impl(cookie, reader, guid_map, interrupt, &mut stats);
+        let mut result = self.recv_stream_start(cookie);
+        while result.is_ok() {
+            let entry = match reader.next_record() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => {
+                    result = fail(Errno::EINVAL, "stream ends before its END record");
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e.into());
+                    break;
+                }
+            };
+            stats.records += 1;
+            match self.recv_record(cookie, &entry, guid_map, interrupt) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => result = Err(e),
+            }
+        }
         stats.bytes = reader.offset() - start;
         match result {
             Ok(()) => Ok(stats),
-            Err(e) if e.errno() == Errno::EINTR && planted!(SkipCleanupOnInterrupt) => Err(e),
-            Err(e) => {
-                self.recv_cleanup(cookie);
-                Err(e)
-            }
+            Err(e) => Err(self.recv_stream_failed(cookie, e)),
         }
     }
 
-    fn recv_stream_impl<R: Read>(
-        &mut self,
-        cookie: &RecvCookie,
-        reader: &mut StreamReader<R>,
-        guid_map: &GuidMap,
-        interrupt: &mut dyn Interrupt,
-        stats: &mut RecvStats,
-    ) -> Result<()> {
+    /// What `dmu_recv_stream` checks before its first record.
+    fn recv_stream_start(&mut self, cookie: &RecvCookie) -> Result<()> {
         self.check_usable()?;
         if self.dsl.datasets[&cookie.ds].flags & DS_FLAG_INCONSISTENT == 0 {
             return fail(Errno::EINVAL, "the receive's dataset is not inconsistent");
         }
-        loop {
-            let entry = match reader.next_record() {
-                Ok(Some(entry)) => entry,
-                Ok(None) => return fail(Errno::EINVAL, "stream ends before its END record"),
-                Err(e) => return Err(e.into()),
-            };
-            let context = |e: Error| {
-                e.context(format!(
-                    "record {} ({}) at byte offset {}",
-                    entry.index,
-                    entry.record.drr_type(),
-                    entry.offset
-                ))
-            };
-            if interrupt.pending() {
-                return Err(context(Error::new(Errno::EINTR, "receive interrupted")));
-            }
-            stats.records += 1;
-            let payload = entry.payload.to_vec();
-            let record = entry.record.clone();
-            let result = match &record {
-                Record::Object(o) => self.restore_object(cookie, o, &payload),
-                Record::FreeObjects(f) => self.restore_freeobjects(cookie, f),
-                Record::Write(w) => self.restore_write(cookie, w, payload),
-                Record::WriteByref(w) => self.restore_write_byref(cookie, w, guid_map),
-                Record::Free(f) => self.restore_free(cookie, f),
-                Record::Spill(s) => self.restore_spill(cookie, s, payload),
-                // The reader compared the checksum: we are done.
-                Record::End(_) => return Ok(()),
-                Record::Begin(_) => fail(Errno::EINVAL, "BEGIN record inside a stream"),
-            };
-            result.map_err(context)?;
+        Ok(())
+    }
+
+    /// A receive stopped by `e`: what it created is destroyed, as
+    /// `dmu_recv_stream` does on any error.
+    fn recv_stream_failed(&mut self, cookie: &RecvCookie, e: Error) -> Error {
+        if !(e.errno() == Errno::EINTR && planted!(SkipCleanupOnInterrupt)) {
+            self.recv_cleanup(cookie);
         }
+        e
+    }
+
+    /// One record of `dmu_recv_stream`'s loop, each `restore_*` its own tx:
+    /// true at END (the reader compared the checksum). An error names the
+    /// record and its byte offset; the caller cleans up.
+    pub fn recv_record(
+        &mut self,
+        cookie: &RecvCookie,
+        entry: &Entry<'_>,
+        guid_map: &GuidMap,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<bool> {
+        let context = |e: Error| {
+            e.context(format!(
+                "record {} ({}) at byte offset {}",
+                entry.index,
+                entry.record.drr_type(),
+                entry.offset
+            ))
+        };
+        if interrupt.pending() {
+            return Err(context(Error::new(Errno::EINTR, "receive interrupted")));
+        }
+        let payload = entry.payload;
+        let result = match &entry.record {
+            Record::Object(o) => self.restore_object(cookie, o, payload),
+            Record::FreeObjects(f) => self.restore_freeobjects(cookie, f),
+            Record::Write(w) => self.restore_write(cookie, w, payload.to_vec()),
+            Record::WriteByref(w) => self.restore_write_byref(cookie, w, guid_map),
+            Record::Free(f) => self.restore_free(cookie, f),
+            Record::Spill(s) => self.restore_spill(cookie, s, payload.to_vec()),
+            Record::End(_) => return Ok(true),
+            Record::Begin(_) => fail(Errno::EINVAL, "BEGIN record inside a stream"),
+        };
+        result.map_err(context).map(|()| false)
     }
 
     fn recv_dmu(&mut self, cookie: &RecvCookie) -> Result<crate::dmu::Dmu<'_>> {
@@ -835,7 +856,7 @@ impl Pool {
     /// in one session (they share the dedup guid map), as a `zfs send -I`
     /// would have carried them. When one is refused, the error is returned
     /// and the ones before it stay received, whole; the refused one leaves
-    /// nothing behind.
+    /// nothing behind. A [`RecvSession`] fed from `input` record by record.
     pub fn receive(
         &mut self,
         target: &str,
@@ -844,138 +865,295 @@ impl Pool {
         interrupt: &mut dyn Interrupt,
     ) -> Result<Vec<DatasetId>> {
         let mut reader = StreamReader::new(input);
-        let mut guid_map = GuidMap::new();
-        let mut received = Vec::new();
-        let mut next = reader
-            .next_record()
-            .map_err(Error::from)?
-            .map(Located::from);
+        let mut session = RecvSession::new(target, options);
         loop {
-            let Some(Located {
-                index,
-                offset,
-                record,
-            }) = next.take()
-            else {
-                if received.is_empty() {
-                    return fail(Errno::EINVAL, "empty stream");
-                }
-                return Ok(received);
-            };
-            let order = reader.byte_order().unwrap_or(ByteOrder::NATIVE);
-            let begin = match record {
-                Record::Begin(b) => *b,
-                // A compound stream's closing END.
-                Record::End(_) if !received.is_empty() => {
-                    next = reader
-                        .next_record()
-                        .map_err(Error::from)?
-                        .map(Located::from);
-                    continue;
-                }
-                other => {
-                    return fail(
-                        Errno::EINVAL,
-                        format!("expected a BEGIN record, found {}", other.drr_type()),
-                    );
-                }
-            };
-            if begin.hdrtype() == DMU_COMPOUNDSTREAM {
-                if begin.payloadlen != 0 {
-                    return fail(
-                        Errno::ENOTSUP,
-                        "this is a replication stream (zfs send -R): zsim receives full, incremental, \
-                         clone and -I streams",
-                    );
-                }
-                // The -I wrapper: its END follows, then the substreams.
-                match reader.next_record().map_err(Error::from)? {
-                    Some(e) if matches!(e.record, Record::End(_)) => {
-                        next = reader
-                            .next_record()
-                            .map_err(Error::from)?
-                            .map(Located::from);
-                        continue;
-                    }
-                    _ => return fail(Errno::EINVAL, "compound stream header without its END"),
-                }
+            match reader.next_record() {
+                Ok(Some(entry)) => session.record(self, &entry, interrupt)?,
+                Ok(None) => return session.end(self),
+                Err(e) => return Err(session.fail(self, e.into())),
             }
-            let name = begin.toname_lossy();
-            let snapname = split_snapshot_name(&name)
-                .map(|(_, s)| s.to_string())
-                .unwrap_or_default();
-            let (tofs, tosnap) = match split_snapshot_name(target) {
-                Some((fs, snap)) => (fs.to_string(), snap.to_string()),
-                None => (target.to_string(), snapname),
-            };
-            if begin.fromguid == 0
-                && begin.flags & DRR_FLAG_CLONE == 0
-                && self.lookup(&tofs).is_ok()
-            {
-                let fs = self.lookup(&tofs)?;
-                if !options.force {
-                    return fail(
-                        Errno::EEXIST,
-                        format!("destination {tofs} exists: must specify -F to overwrite it"),
-                    );
-                }
-                if !self.snapshots_of(fs).is_empty() {
-                    return fail(
-                        Errno::EEXIST,
-                        format!(
-                            "destination {tofs} has snapshots: must destroy them to overwrite it"
-                        ),
-                    );
-                }
-            }
-            // A refused BEGIN is named as a refused record is.
-            let cookie = self
-                .recv_begin(
-                    &tofs,
-                    &tosnap,
-                    &begin,
-                    order,
-                    options.force,
-                    options.origin.as_deref(),
-                )
-                .map_err(|e| {
-                    e.context(format!("record {index} (BEGIN) at byte offset {offset}"))
-                })?;
-            self.recv_stream(&cookie, &mut reader, &guid_map, interrupt)?;
-            // What follows END is read before the snapshot is made: a stream
-            // with garbage after it is refused whole, not received and then
-            // reported as an error.
-            next = match reader.next_record() {
-                Ok(entry) => entry.map(Located::from),
-                Err(e) => {
-                    self.recv_cleanup(&cookie);
-                    return Err(e.into());
-                }
-            };
-            received.push(self.recv_end(&cookie, &mut guid_map)?);
         }
     }
 }
 
-/// A record read by `receive`, with where it was.
-struct Located {
-    index: u64,
-    offset: u64,
-    record: Record,
+/// Where a [`RecvSession`] is between two records.
+#[derive(Clone, Debug)]
+enum SessionState {
+    /// Before the first BEGIN, or between two substreams.
+    Between,
+    /// After a compound (`-I`) stream's BEGIN: its END must follow.
+    CompoundHeader,
+    /// Inside a substream, written into the cookie's dataset.
+    InStream(RecvCookie),
+    /// A substream's END was read. Its snapshot is made once what follows
+    /// is known to be a record or the end of the input, so that a stream
+    /// with garbage after it is refused whole.
+    Ended(RecvCookie),
+    /// Ended or failed: nothing more is received.
+    Closed,
 }
 
-impl From<crate::stream::Entry<'_>> for Located {
-    fn from(e: crate::stream::Entry<'_>) -> Located {
-        Located {
-            index: e.index,
-            offset: e.offset,
-            record: e.record,
+/// `zfs receive` as a session a caller feeds one whole record at a time
+/// (from a [`RecordFeed`](crate::stream::reader::RecordFeed) fed by a pipe),
+/// so that anything may happen between two records: `dmu_recv_begin` at a
+/// BEGIN, each record its own tx, `dmu_recv_end` after an END. Any error
+/// destroys what the session created and closes it; so does
+/// [`abort`](RecvSession::abort), for a caller that stops (a signal while
+/// waiting for bytes). [`Pool::receive`] is this session over a reader.
+#[derive(Clone, Debug)]
+pub struct RecvSession {
+    target: String,
+    options: RecvOptions,
+    guid_map: GuidMap,
+    received: Vec<DatasetId>,
+    state: SessionState,
+    /// The long hold on the dataset being written (`dsl_dataset_own`), by
+    /// which a record finds out that its pool was imported again.
+    hold: u64,
+}
+
+impl RecvSession {
+    pub fn new(target: &str, options: &RecvOptions) -> RecvSession {
+        RecvSession {
+            target: target.to_string(),
+            options: options.clone(),
+            guid_map: GuidMap::new(),
+            received: Vec::new(),
+            state: SessionState::Between,
+            hold: 0,
         }
+    }
+
+    /// The receive written into now, between its BEGIN and its end.
+    pub fn in_flight(&self) -> Option<&RecvCookie> {
+        match &self.state {
+            SessionState::InStream(c) | SessionState::Ended(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The snapshots received so far, whole.
+    pub fn received(&self) -> &[DatasetId] {
+        &self.received
+    }
+
+    /// Whether the session ended or failed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, SessionState::Closed)
+    }
+
+    /// One whole record, as the reader checked it.
+    pub fn record(
+        &mut self,
+        pool: &mut Pool,
+        entry: &Entry<'_>,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<()> {
+        self.check_held(pool)?;
+        let cookie = self.in_flight().map(|c| c.ds);
+        let result = self.record_impl(pool, entry, interrupt);
+        if result.is_err() {
+            self.state = SessionState::Closed;
+        }
+        self.release_if_done(pool, cookie);
+        result
+    }
+
+    /// A receive in flight whose pool was imported again (its `%recv` was
+    /// destroyed at import, the holder with it) is over: EIO, and nothing
+    /// of the new pool is touched.
+    fn check_held(&mut self, pool: &Pool) -> Result<()> {
+        match self.in_flight() {
+            Some(c) if !pool.long_held(c.ds, Some(self.hold)) => {
+                self.state = SessionState::Closed;
+                fail(
+                    Errno::EIO,
+                    "the receiving pool was imported again during the receive",
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Releases the hold on `was` (the dataset in flight before a call)
+    /// once the session has moved past it.
+    fn release_if_done(&mut self, pool: &mut Pool, was: Option<DatasetId>) {
+        if let Some(ds) = was
+            && self.in_flight().map(|c| c.ds) != Some(ds)
+        {
+            pool.long_rele(ds, self.hold);
+        }
+        if let Some(c) = self.in_flight()
+            && Some(c.ds) != was
+        {
+            let ds = c.ds;
+            self.hold = pool.long_hold(ds);
+        }
+    }
+
+    fn record_impl(
+        &mut self,
+        pool: &mut Pool,
+        entry: &Entry<'_>,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<()> {
+        match std::mem::replace(&mut self.state, SessionState::Closed) {
+            SessionState::Closed => fail(Errno::EINVAL, "the receive has ended"),
+            SessionState::InStream(cookie) => {
+                match pool.recv_record(&cookie, entry, &self.guid_map, interrupt) {
+                    Ok(true) => self.state = SessionState::Ended(cookie),
+                    Ok(false) => self.state = SessionState::InStream(cookie),
+                    Err(e) => return Err(pool.recv_stream_failed(&cookie, e)),
+                }
+                Ok(())
+            }
+            SessionState::CompoundHeader => match entry.record {
+                Record::End(_) => {
+                    self.state = SessionState::Between;
+                    Ok(())
+                }
+                _ => fail(Errno::EINVAL, "compound stream header without its END"),
+            },
+            SessionState::Ended(cookie) => {
+                self.received
+                    .push(pool.recv_end(&cookie, &mut self.guid_map)?);
+                self.between(pool, entry)
+            }
+            SessionState::Between => self.between(pool, entry),
+        }
+    }
+
+    /// A record between substreams: a BEGIN, or a compound stream's closing
+    /// END.
+    fn between(&mut self, pool: &mut Pool, entry: &Entry<'_>) -> Result<()> {
+        let begin = match &entry.record {
+            Record::Begin(b) => b,
+            // A compound stream's closing END.
+            Record::End(_) if !self.received.is_empty() => {
+                self.state = SessionState::Between;
+                return Ok(());
+            }
+            other => {
+                return fail(
+                    Errno::EINVAL,
+                    format!("expected a BEGIN record, found {}", other.drr_type()),
+                );
+            }
+        };
+        if begin.hdrtype() == DMU_COMPOUNDSTREAM {
+            if begin.payloadlen != 0 {
+                return fail(
+                    Errno::ENOTSUP,
+                    "this is a replication stream (zfs send -R): zsim receives full, incremental, \
+                     clone and -I streams",
+                );
+            }
+            // The -I wrapper: its END follows, then the substreams.
+            self.state = SessionState::CompoundHeader;
+            return Ok(());
+        }
+        let name = begin.toname_lossy();
+        let snapname = split_snapshot_name(&name)
+            .map(|(_, s)| s.to_string())
+            .unwrap_or_default();
+        let (tofs, tosnap) = match split_snapshot_name(&self.target) {
+            Some((fs, snap)) => (fs.to_string(), snap.to_string()),
+            None => (self.target.clone(), snapname),
+        };
+        if begin.fromguid == 0 && begin.flags & DRR_FLAG_CLONE == 0 && pool.lookup(&tofs).is_ok() {
+            let fs = pool.lookup(&tofs)?;
+            if !self.options.force {
+                return fail(
+                    Errno::EEXIST,
+                    format!("destination {tofs} exists: must specify -F to overwrite it"),
+                );
+            }
+            if !pool.snapshots_of(fs).is_empty() {
+                return fail(
+                    Errno::EEXIST,
+                    format!("destination {tofs} has snapshots: must destroy them to overwrite it"),
+                );
+            }
+        }
+        // A refused BEGIN is named as a refused record is.
+        let cookie = pool
+            .recv_begin(
+                &tofs,
+                &tosnap,
+                begin,
+                entry.order,
+                self.options.force,
+                self.options.origin.as_deref(),
+            )
+            .map_err(|e| {
+                e.context(format!(
+                    "record {} (BEGIN) at byte offset {}",
+                    entry.index, entry.offset
+                ))
+            })?;
+        if let Err(e) = pool.recv_stream_start(&cookie) {
+            return Err(pool.recv_stream_failed(&cookie, e));
+        }
+        self.state = SessionState::InStream(cookie);
+        Ok(())
+    }
+
+    /// The input ended cleanly (right after an END): the last substream's
+    /// snapshot is made. Returns every snapshot received.
+    pub fn end(&mut self, pool: &mut Pool) -> Result<Vec<DatasetId>> {
+        self.check_held(pool)?;
+        let was = self.in_flight().map(|c| c.ds);
+        let result = self.end_impl(pool);
+        self.release_if_done(pool, was);
+        result
+    }
+
+    fn end_impl(&mut self, pool: &mut Pool) -> Result<Vec<DatasetId>> {
+        match std::mem::replace(&mut self.state, SessionState::Closed) {
+            SessionState::Ended(cookie) => {
+                self.received
+                    .push(pool.recv_end(&cookie, &mut self.guid_map)?);
+            }
+            SessionState::InStream(cookie) => {
+                let e = Error::new(Errno::EINVAL, "stream ends before its END record");
+                return Err(pool.recv_stream_failed(&cookie, e));
+            }
+            SessionState::CompoundHeader => {
+                return fail(Errno::EINVAL, "compound stream header without its END");
+            }
+            SessionState::Closed => return fail(Errno::EINVAL, "the receive has ended"),
+            SessionState::Between => {}
+        }
+        if self.received.is_empty() {
+            return fail(Errno::EINVAL, "empty stream");
+        }
+        Ok(self.received.clone())
+    }
+
+    /// The input failed with `e` (a damaged or cut stream, a failed read):
+    /// what the session created is destroyed. Returns `e`.
+    pub fn fail(&mut self, pool: &mut Pool, e: Error) -> Error {
+        if let Err(gone) = self.check_held(pool) {
+            return e.context(gone.reason().to_string());
+        }
+        match std::mem::replace(&mut self.state, SessionState::Closed) {
+            SessionState::InStream(cookie) | SessionState::Ended(cookie) => {
+                pool.long_rele(cookie.ds, self.hold);
+                pool.recv_stream_failed(&cookie, e)
+            }
+            _ => e,
+        }
+    }
+
+    /// The caller stops receiving (`zfs receive` killed): as
+    /// [`fail`](RecvSession::fail).
+    pub fn abort(&mut self, pool: &mut Pool, e: Error) -> Error {
+        self.fail(pool, e)
     }
 }
 
 /// `zfs receive` options.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecvOptions {
     /// `-F`.
     pub force: bool,

@@ -25,7 +25,7 @@ use crate::stream::{
     DrrBegin, DrrFree, DrrFreeObjects, DrrObject, DrrSpill, DrrWrite, DrrWriteByref, Record,
     StreamWriter,
 };
-use crate::traverse::{DMU_SPILL_BLKID, Visit, traverse_dataset};
+use crate::traverse::{DMU_SPILL_BLKID, TraverseCursor, Visit, traverse_dataset};
 use crate::zio::{Blkptr, SPA_MINBLOCKSHIFT, Zio, ZioChecksum};
 
 /// What `zfs send` was asked for.
@@ -78,7 +78,7 @@ enum Pending {
 
 /// `dmu_sendarg_t`: the state of one send.
 struct SendArg<'w, W: Write> {
-    out: StreamWriter<&'w mut W>,
+    out: StreamWriter<W>,
     pending: Pending,
     pending_record: Record,
     toguid: u64,
@@ -338,6 +338,83 @@ impl<W: Write> SendArg<'_, W> {
     }
 }
 
+/// One send between its BEGIN and its END: the traversal taken one block
+/// at a time, each [`step`](SendSession::step) writing that block's records
+/// (`backup_cb`, checking for a signal first), so that a caller can wait
+/// for room in a pipe, or let anything else run, between two of them. The
+/// snapshot stays long-held until [`end`](SendSession::end); a step finds
+/// its hold gone (the pool was imported again under it) and fails with EIO.
+pub struct SendSession<'a, W: Write> {
+    arg: SendArg<'a, W>,
+    cursor: TraverseCursor,
+    ds: DatasetId,
+    hold: Option<u64>,
+    ended: bool,
+}
+
+impl<W: Write> SendSession<'_, W> {
+    /// The records of the next block, or the END once the traversal is
+    /// over: true while there is more to send.
+    pub fn step(&mut self, pool: &mut Pool) -> Result<bool> {
+        if self.ended {
+            return Ok(false);
+        }
+        let held = self
+            .hold
+            .is_some_and(|tag| pool.long_held(self.ds, Some(tag)));
+        if !held {
+            return fail(Errno::EIO, "the sent snapshot's pool was imported again");
+        }
+        pool.check_usable()?;
+        match self.cursor.next(&mut pool.zio)? {
+            Some(visit) => {
+                self.arg.backup_cb(&mut pool.zio, &visit.as_visit())?;
+                Ok(true)
+            }
+            None => {
+                let arg = &mut self.arg;
+                arg.push_pending()?;
+                arg.out
+                    .write_end(arg.toguid)
+                    .map_err(|e| Error::new(Errno::EIO, format!("writing the stream: {e}")))?;
+                arg.records += 1;
+                arg.out
+                    .flush()
+                    .map_err(|e| Error::new(Errno::EIO, format!("writing the stream: {e}")))?;
+                self.ended = true;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Where the stream goes (a caller that carries the bytes on drains
+    /// them from here between steps).
+    pub fn out_mut(&mut self) -> &mut W {
+        self.arg.out.get_mut()
+    }
+
+    /// Bytes written so far.
+    pub fn offset(&self) -> u64 {
+        self.arg.out.offset()
+    }
+
+    /// The snapshot being sent.
+    pub fn dataset(&self) -> DatasetId {
+        self.ds
+    }
+
+    /// Releases the long hold (also after a failure); what was sent.
+    pub fn end(&mut self, pool: &mut Pool) -> SendSummary {
+        if let Some(tag) = self.hold.take() {
+            pool.long_rele(self.ds, tag);
+        }
+        SendSummary {
+            bytes: self.arg.out.offset(),
+            records: self.arg.records,
+        }
+    }
+}
+
 /// Never interrupted.
 pub struct NoInterrupt;
 
@@ -377,16 +454,27 @@ impl Pool {
         dedup: Option<&mut DedupTable>,
         interrupt: &mut dyn Interrupt,
     ) -> Result<SendSummary> {
+        let (ds, fromds) = self.send_lookup(tosnap, fromsnap)?;
+        self.send_impl(ds, fromds, out, options, dedup, interrupt)
+    }
+
+    /// `zfs send`'s arguments looked up: the snapshot `tosnap` and the
+    /// incremental source `fromsnap` (names `pool/fs@snap`).
+    pub fn send_lookup(
+        &self,
+        tosnap: &str,
+        fromsnap: Option<&str>,
+    ) -> Result<(DatasetId, Option<DatasetId>)> {
         self.check_usable()?;
         if !tosnap.contains('@') || fromsnap.is_some_and(|f| !f.contains('@')) {
             return fail(Errno::EINVAL, "send needs snapshot names (pool/fs@snap)");
         }
         let ds = self.lookup(tosnap)?;
         let fromds = fromsnap.map(|f| self.lookup(f)).transpose()?;
-        self.send_impl(ds, fromds, out, options, dedup, interrupt)
+        Ok((ds, fromds))
     }
 
-    /// `dmu_send_impl`.
+    /// `dmu_send_impl`: a [`SendSession`] driven to its end.
     pub fn send_impl(
         &mut self,
         ds: DatasetId,
@@ -396,6 +484,32 @@ impl Pool {
         dedup: Option<&mut DedupTable>,
         interrupt: &mut dyn Interrupt,
     ) -> Result<SendSummary> {
+        let mut session = self.send_begin(ds, fromds, out, options, dedup, interrupt)?;
+        loop {
+            match session.step(self) {
+                Ok(true) => {}
+                Ok(false) => return Ok(session.end(self)),
+                Err(e) => {
+                    session.end(self);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// The start of `dmu_send_impl`: the BEGIN record written to `out`, and
+    /// the snapshot long-held (`dsl_dataset_long_hold`) until
+    /// [`SendSession::end`], so that it cannot be destroyed while it is
+    /// being sent.
+    pub fn send_begin<'a, W: Write>(
+        &mut self,
+        ds: DatasetId,
+        fromds: Option<DatasetId>,
+        out: W,
+        options: &SendOptions,
+        dedup: Option<&'a mut DedupTable>,
+        interrupt: &'a mut dyn Interrupt,
+    ) -> Result<SendSession<'a, W>> {
         if let Some(from) = fromds
             && !self.is_before(ds, from)
         {
@@ -454,20 +568,13 @@ impl Pool {
             interrupt,
         };
         arg.emit(&Record::Begin(Box::new(begin)), &[])?;
-        traverse_dataset(&mut self.zio, &objset_bp, fromtxg, &mut |zio, visit| {
-            arg.backup_cb(zio, visit)
-        })?;
-        arg.push_pending()?;
-        arg.out
-            .write_end(d.guid)
-            .map_err(|e| Error::new(Errno::EIO, format!("writing the stream: {e}")))?;
-        arg.records += 1;
-        arg.out
-            .flush()
-            .map_err(|e| Error::new(Errno::EIO, format!("writing the stream: {e}")))?;
-        Ok(SendSummary {
-            bytes: arg.out.offset(),
-            records: arg.records,
+        let hold = self.long_hold(ds);
+        Ok(SendSession {
+            arg,
+            cursor: TraverseCursor::new(objset_bp, fromtxg),
+            ds,
+            hold: Some(hold),
+            ended: false,
         })
     }
 

@@ -140,6 +140,12 @@ pub struct Pool {
     /// flushed before its uberblock is written), so a simulator can tell a
     /// missing barrier from bad luck.
     pub import_skipped: Vec<(u64, String)>,
+    /// `ds_long_holds`: snapshots held by a send in progress, with the tag
+    /// of each holder. In memory only, as in ZFS: a pool imported again
+    /// has none (its senders died with it).
+    pub(crate) long_holds: BTreeMap<DatasetId, Vec<u64>>,
+    /// The tag of the next long hold.
+    next_hold_tag: u64,
 }
 
 fn label_offsets(size: u64) -> [u64; 4] {
@@ -203,6 +209,8 @@ impl Pool {
                 rootbp: Blkptr::HOLE,
             },
             import_skipped: Vec::new(),
+            long_holds: BTreeMap::new(),
+            next_hold_tag: 0,
         };
         pool.mos.object_claim(
             MOS_DSL_OBJECT,
@@ -329,6 +337,8 @@ impl Pool {
             failed: None,
             uberblock: ub,
             import_skipped: skipped,
+            long_holds: BTreeMap::new(),
+            next_hold_tag: 0,
         };
         pool.zio.ms.sync_done(ub.txg);
         pool.destroy_inconsistent()?;
@@ -398,6 +408,8 @@ impl Pool {
             failed: None,
             uberblock: self.uberblock,
             import_skipped: self.import_skipped.clone(),
+            long_holds: BTreeMap::new(),
+            next_hold_tag: 0,
         })
     }
 
@@ -446,6 +458,33 @@ impl Pool {
     /// imported again, as ZFS suspends a pool on lost writes.
     pub fn is_suspended(&self) -> bool {
         self.failed.is_some()
+    }
+
+    /// `dsl_dataset_long_hold`: keeps `ds` from being destroyed (EBUSY)
+    /// until [`long_rele`](Pool::long_rele) with the tag returned.
+    pub fn long_hold(&mut self, ds: DatasetId) -> u64 {
+        self.next_hold_tag += 1;
+        let tag = self.next_hold_tag;
+        self.long_holds.entry(ds).or_default().push(tag);
+        tag
+    }
+
+    /// `dsl_dataset_long_rele`. A hold this pool does not have (a pool
+    /// imported again since) is nothing to release.
+    pub fn long_rele(&mut self, ds: DatasetId, tag: u64) {
+        if let Some(tags) = self.long_holds.get_mut(&ds) {
+            tags.retain(|&t| t != tag);
+            if tags.is_empty() {
+                self.long_holds.remove(&ds);
+            }
+        }
+    }
+
+    /// Whether `ds` has the long hold `tag` (or, with `None`, any).
+    pub fn long_held(&self, ds: DatasetId, tag: Option<u64>) -> bool {
+        self.long_holds
+            .get(&ds)
+            .is_some_and(|tags| tag.is_none_or(|t| tags.contains(&t)))
     }
 
     pub(crate) fn check_usable(&self) -> Result<()> {

@@ -8,8 +8,11 @@
 //! incremental traversal and space queries cheap.
 
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
-use crate::dmu::dnode::{DN_SPILL_OFFSET, DNODE_CORE_SIZE, DNODE_FLAG_SPILL_BLKPTR, DNODE_SIZE};
+use crate::dmu::dnode::{
+    DN_SPILL_OFFSET, DNODE_CORE_SIZE, DNODE_FLAG_SPILL_BLKPTR, DNODE_SIZE, Dnode,
+};
 use crate::dmu::object_type::{DMU_OT_DNODE, DMU_OT_OBJSET};
 use crate::error::{Errno, Result, fail};
 use crate::zio::{BLKPTR_SIZE, Blkptr, Zio};
@@ -169,126 +172,204 @@ pub struct Visit<'a> {
 /// `min_txg`, and reporting every hole (a pointer with birth 0) whatever its
 /// birth, with the bookmark of the span it covers. The callback gets the
 /// zio to read level-0 data itself; returning an error stops the walk.
+/// A [`TraverseCursor`] driven to its end.
 pub fn traverse_dataset(
     zio: &mut Zio,
     objset_bp: &Blkptr,
     min_txg: u64,
     cb: &mut dyn FnMut(&mut Zio, &Visit) -> Result<()>,
 ) -> Result<()> {
-    if objset_bp.is_hole() || objset_bp.birth <= min_txg {
-        return Ok(());
-    }
-    let data = zio.read_block(objset_bp)?;
-    if data.len() < DNODE_SIZE {
-        return fail(Errno::EIO, "objset block too small");
-    }
-    let meta = crate::dmu::dnode::Dnode::decode(0, &data[..DNODE_SIZE])?
-        .ok_or_else(|| crate::error::Error::new(Errno::EIO, "objset without a meta-dnode"))?;
-    traverse_dnode(zio, &meta, min_txg, cb)
-}
-
-fn traverse_dnode(
-    zio: &mut Zio,
-    dn: &crate::dmu::dnode::Dnode,
-    min_txg: u64,
-    cb: &mut dyn FnMut(&mut Zio, &Visit) -> Result<()>,
-) -> Result<()> {
-    let top = dn.top_bps();
-    for (j, bp) in top.iter().enumerate() {
-        let zb = Bookmark {
-            object: dn.object,
-            level: dn.nlevels - 1,
-            blkid: j as u64,
-        };
-        visit_bp(zio, dn, bp, zb, min_txg, cb)?;
-    }
-    if dn.flags & DNODE_FLAG_SPILL_BLKPTR != 0 {
-        let zb = Bookmark {
-            object: dn.object,
-            level: 0,
-            blkid: DMU_SPILL_BLKID,
-        };
-        visit_bp(zio, dn, &dn.spill_bp(), zb, min_txg, cb)?;
+    let mut cursor = TraverseCursor::new(*objset_bp, min_txg);
+    while let Some(visit) = cursor.next(zio)? {
+        cb(zio, &visit.as_visit())?;
     }
     Ok(())
 }
 
-/// Hands one visit to the callback.
-fn call(
-    zio: &mut Zio,
-    cb: &mut dyn FnMut(&mut Zio, &Visit) -> Result<()>,
-    bp: Option<&Blkptr>,
+/// One visit of a [`TraverseCursor`], owning what it refers to.
+pub struct CursorVisit {
+    bp: Option<Blkptr>,
     zb: Bookmark,
-    dnode: &crate::dmu::dnode::Dnode,
-    dnodes: Option<&[Option<crate::dmu::dnode::Dnode>]>,
-) -> Result<()> {
-    cb(
-        zio,
-        &Visit {
-            bp,
-            zb,
-            dnode,
-            dnodes,
-        },
-    )
+    dnode: Rc<Dnode>,
+    dnodes: Option<Rc<Vec<Option<Dnode>>>>,
 }
 
-fn visit_bp(
-    zio: &mut Zio,
-    dn: &crate::dmu::dnode::Dnode,
-    bp: &Blkptr,
-    zb: Bookmark,
+impl CursorVisit {
+    pub fn as_visit(&self) -> Visit<'_> {
+        Visit {
+            bp: self.bp.as_ref(),
+            zb: self.zb,
+            dnode: &self.dnode,
+            dnodes: self.dnodes.as_deref().map(Vec::as_slice),
+        }
+    }
+}
+
+/// What a [`TraverseCursor`] has yet to do, innermost last.
+enum Frame {
+    /// The objset block: read it for the meta-dnode.
+    Objset(Blkptr),
+    /// Every block of a dnode: its top pointers, then its spill block.
+    Dnode(Rc<Dnode>),
+    /// The `i`th dnode of a decoded dnode block.
+    Child(Rc<Vec<Option<Dnode>>>, usize),
+    /// One block pointer, visited.
+    Bp(Rc<Dnode>, Blkptr, Bookmark),
+    /// The children of an indirect block already visited.
+    Indirect(Rc<Dnode>, Blkptr, Bookmark),
+}
+
+/// The traversal of [`traverse_dataset`] taken one visit at a time, so a
+/// caller (a send, `dmu_send`'s `backup_cb`) can stop between any two and
+/// go on later: its explicit stack is where the recursion was. Reads and
+/// visits happen in exactly the recursive order.
+pub struct TraverseCursor {
+    stack: Vec<Frame>,
     min_txg: u64,
-    cb: &mut dyn FnMut(&mut Zio, &Visit) -> Result<()>,
-) -> Result<()> {
-    if bp.is_hole() {
-        // The seed's era reports every hole: it cannot tell when a hole
-        // was made. The hole_birth bugs came from deciding that it could.
-        let thought_old = match zb.level {
-            0 => planted!(IncrementalSkipsL0Holes),
-            _ => planted!(IncrementalSkipsIndirectHoles),
+}
+
+impl TraverseCursor {
+    pub fn new(objset_bp: Blkptr, min_txg: u64) -> TraverseCursor {
+        let stack = if objset_bp.is_hole() || objset_bp.birth <= min_txg {
+            Vec::new()
+        } else {
+            vec![Frame::Objset(objset_bp)]
         };
-        if thought_old && min_txg > 0 {
-            return Ok(());
+        TraverseCursor { stack, min_txg }
+    }
+
+    /// Whether the walk is over.
+    pub fn is_done(&self) -> bool {
+        self.stack.is_empty()
+    }
+
+    /// The next visit, `None` once the walk is over. An error ends it.
+    pub fn next(&mut self, zio: &mut Zio) -> Result<Option<CursorVisit>> {
+        let result = self.step(zio);
+        if result.is_err() {
+            self.stack.clear();
         }
-        return call(zio, cb, None, zb, dn, None);
+        result
     }
-    if bp.birth <= min_txg {
-        return Ok(());
+
+    fn step(&mut self, zio: &mut Zio) -> Result<Option<CursorVisit>> {
+        let min_txg = self.min_txg;
+        while let Some(frame) = self.stack.pop() {
+            match frame {
+                Frame::Objset(bp) => {
+                    let data = zio.read_block(&bp)?;
+                    if data.len() < DNODE_SIZE {
+                        return fail(Errno::EIO, "objset block too small");
+                    }
+                    let meta = Dnode::decode(0, &data[..DNODE_SIZE])?.ok_or_else(|| {
+                        crate::error::Error::new(Errno::EIO, "objset without a meta-dnode")
+                    })?;
+                    self.stack.push(Frame::Dnode(Rc::new(meta)));
+                }
+                Frame::Dnode(dn) => {
+                    if dn.flags & DNODE_FLAG_SPILL_BLKPTR != 0 {
+                        let zb = Bookmark {
+                            object: dn.object,
+                            level: 0,
+                            blkid: DMU_SPILL_BLKID,
+                        };
+                        self.stack.push(Frame::Bp(dn.clone(), dn.spill_bp(), zb));
+                    }
+                    let top = dn.top_bps();
+                    for (j, bp) in top.iter().enumerate().rev() {
+                        let zb = Bookmark {
+                            object: dn.object,
+                            level: dn.nlevels - 1,
+                            blkid: j as u64,
+                        };
+                        self.stack.push(Frame::Bp(dn.clone(), *bp, zb));
+                    }
+                }
+                Frame::Child(dnodes, i) => {
+                    // The dnodes after this one come after its blocks.
+                    let next = dnodes[i + 1..].iter().position(Option::is_some);
+                    if let Some(k) = next {
+                        self.stack.push(Frame::Child(dnodes.clone(), i + 1 + k));
+                    }
+                    if let Some(child) = &dnodes[i] {
+                        self.stack.push(Frame::Dnode(Rc::new(child.clone())));
+                    }
+                }
+                Frame::Indirect(dn, bp, zb) => {
+                    let data = zio.read_block(&bp)?;
+                    let epb = data.len() / BLKPTR_SIZE;
+                    let children: Vec<Blkptr> =
+                        data.chunks_exact(BLKPTR_SIZE).map(Blkptr::decode).collect();
+                    for (i, child) in children.into_iter().enumerate().rev() {
+                        let czb = Bookmark {
+                            object: zb.object,
+                            level: zb.level - 1,
+                            blkid: zb.blkid.wrapping_mul(epb as u64).wrapping_add(i as u64),
+                        };
+                        self.stack.push(Frame::Bp(dn.clone(), child, czb));
+                    }
+                }
+                Frame::Bp(dn, bp, zb) => {
+                    if let Some(visit) = self.visit_bp(zio, dn, bp, zb, min_txg)? {
+                        return Ok(Some(visit));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
-    if bp.level() > 0 {
-        call(zio, cb, Some(bp), zb, dn, None)?;
-        let data = zio.read_block(bp)?;
-        let epb = data.len() / BLKPTR_SIZE;
-        for (i, chunk) in data.chunks_exact(BLKPTR_SIZE).enumerate() {
-            let child = Blkptr::decode(chunk);
-            let czb = Bookmark {
-                object: zb.object,
-                level: zb.level - 1,
-                blkid: zb.blkid.wrapping_mul(epb as u64).wrapping_add(i as u64),
+
+    /// What `visit_bp` did for one pointer: the visit to hand out (none for
+    /// a block too old), with what comes beneath it pushed to do next.
+    fn visit_bp(
+        &mut self,
+        zio: &mut Zio,
+        dn: Rc<Dnode>,
+        bp: Blkptr,
+        zb: Bookmark,
+        min_txg: u64,
+    ) -> Result<Option<CursorVisit>> {
+        let visit = |bp: Option<Blkptr>, dn: Rc<Dnode>, dnodes| CursorVisit {
+            bp,
+            zb,
+            dnode: dn,
+            dnodes,
+        };
+        if bp.is_hole() {
+            // The seed's era reports every hole: it cannot tell when a hole
+            // was made. The hole_birth bugs came from deciding that it could.
+            let thought_old = match zb.level {
+                0 => planted!(IncrementalSkipsL0Holes),
+                _ => planted!(IncrementalSkipsIndirectHoles),
             };
-            visit_bp(zio, dn, &child, czb, min_txg, cb)?;
+            if thought_old && min_txg > 0 {
+                return Ok(None);
+            }
+            return Ok(Some(visit(None, dn, None)));
         }
-        return Ok(());
-    }
-    if u32::from(bp.object_type()) == DMU_OT_DNODE {
-        let data = zio.read_block(bp)?;
-        let epb = (data.len() / DNODE_SIZE) as u64;
-        let dnodes = data
-            .chunks_exact(DNODE_SIZE)
-            .enumerate()
-            .map(|(i, slot)| {
-                crate::dmu::dnode::Dnode::decode(
-                    zb.blkid.wrapping_mul(epb).wrapping_add(i as u64),
-                    slot,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        call(zio, cb, Some(bp), zb, dn, Some(&dnodes))?;
-        for child in dnodes.iter().flatten() {
-            traverse_dnode(zio, child, min_txg, cb)?;
+        if bp.birth <= min_txg {
+            return Ok(None);
         }
-        return Ok(());
+        if bp.level() > 0 {
+            self.stack.push(Frame::Indirect(dn.clone(), bp, zb));
+            return Ok(Some(visit(Some(bp), dn, None)));
+        }
+        if u32::from(bp.object_type()) == DMU_OT_DNODE {
+            let data = zio.read_block(&bp)?;
+            let epb = (data.len() / DNODE_SIZE) as u64;
+            let dnodes = data
+                .chunks_exact(DNODE_SIZE)
+                .enumerate()
+                .map(|(i, slot)| {
+                    Dnode::decode(zb.blkid.wrapping_mul(epb).wrapping_add(i as u64), slot)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let dnodes = Rc::new(dnodes);
+            if let Some(first) = dnodes.iter().position(Option::is_some) {
+                self.stack.push(Frame::Child(dnodes.clone(), first));
+            }
+            return Ok(Some(visit(Some(bp), dn, Some(dnodes))));
+        }
+        Ok(Some(visit(Some(bp), dn, None)))
     }
-    call(zio, cb, Some(bp), zb, dn, None)
 }

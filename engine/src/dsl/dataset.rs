@@ -417,6 +417,9 @@ impl Pool {
         if !ds.is_snapshot() {
             return fail(Errno::EINVAL, format!("{name}: not a snapshot"));
         }
+        if self.long_held(id, None) {
+            return fail(Errno::EBUSY, format!("{name}: snapshot is being sent"));
+        }
         if defer {
             return Ok(());
         }

@@ -8,6 +8,6 @@ pub mod reader;
 pub mod record;
 pub mod writer;
 
-pub use reader::{ChecksumPolicy, Entry, StreamError, StreamReader};
+pub use reader::{ChecksumPolicy, Entry, Next, RecordFeed, StreamError, StreamReader};
 pub use record::*;
 pub use writer::StreamWriter;

@@ -56,6 +56,8 @@ pub struct Entry<'a> {
     /// For an END record (unless checksums are skipped): the fletcher-4 the
     /// reader computed over the substream before it.
     pub computed_checksum: Option<ZioCksum>,
+    /// The stream's byte order (its first BEGIN's).
+    pub order: ByteOrder,
 }
 
 /// A stream the reader cannot go on with: which record, where, and why.
@@ -114,30 +116,80 @@ enum State {
     Failed,
 }
 
-pub struct StreamReader<R> {
-    inner: R,
+/// Where the feed is inside the current record.
+#[derive(Clone, Debug)]
+enum Phase {
+    /// Collecting the 312-byte header; `header_len` bytes are in.
+    Header,
+    /// The header was decoded and checked; collecting its payload.
+    Payload {
+        record: Record,
+        payload_len: usize,
+        cksum_before: ZioCksum,
+    },
+}
+
+/// What [`RecordFeed::next_record`] has for its caller.
+#[derive(Debug)]
+pub enum Next<'a> {
+    /// A whole record, checked, with its payload.
+    Record(Entry<'a>),
+    /// The bytes fed so far end inside a record: feed more (or the end of
+    /// the input).
+    NeedMore,
+    /// A clean end of the stream: the input ended right after an END.
+    End,
+}
+
+/// The stream reader's core, fed bytes in pieces of any size as they
+/// arrive (a pipe's short reads) rather than pulling them: it yields a
+/// record only once all of it is in, and keeps the running fletcher-4 and
+/// the byte offset of every record for error messages. It holds at most one
+/// record and what was fed beyond it.
+pub struct RecordFeed {
     policy: ChecksumPolicy,
     order: Option<ByteOrder>,
     state: State,
+    phase: Phase,
     cksum: ZioCksum,
+    /// Bytes taken into records so far.
     offset: u64,
+    /// Where the current record's header starts.
+    record_offset: u64,
     index: u64,
     header: [u8; DRR_RECORD_SIZE],
+    header_len: usize,
     payload: Vec<u8>,
+    /// Bytes fed and not yet taken, from `pending_at` on.
+    pending: Vec<u8>,
+    pending_at: usize,
+    /// The input has ended: what is pending is all there is.
+    eof: bool,
 }
 
-impl<R: Read> StreamReader<R> {
-    pub fn new(inner: R) -> Self {
-        StreamReader {
-            inner,
+impl Default for RecordFeed {
+    fn default() -> Self {
+        RecordFeed::new()
+    }
+}
+
+impl RecordFeed {
+    pub fn new() -> Self {
+        RecordFeed {
             policy: ChecksumPolicy::Verify,
             order: None,
             state: State::Start,
+            phase: Phase::Header,
             cksum: ZioCksum::ZERO,
             offset: 0,
+            record_offset: 0,
             index: 0,
             header: [0; DRR_RECORD_SIZE],
+            header_len: 0,
             payload: Vec::new(),
+            pending: Vec::new(),
+            pending_at: 0,
+            eof: false,
         }
     }
 
@@ -146,12 +198,46 @@ impl<R: Read> StreamReader<R> {
         self
     }
 
+    /// Bytes from the input, in order.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.pending_at == self.pending.len() {
+            self.pending.clear();
+            self.pending_at = 0;
+        } else if self.pending_at > self.pending.len() / 2 {
+            self.pending.drain(..self.pending_at);
+            self.pending_at = 0;
+        }
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// The input has ended.
+    pub fn push_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Whether the input has ended.
+    pub fn at_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Bytes the current record still lacks beyond what is pending, at most
+    /// a read's worth: what a reader that pulls should ask its input for.
+    pub fn wants(&self) -> usize {
+        let missing = match &self.phase {
+            Phase::Header => DRR_RECORD_SIZE - self.header_len,
+            Phase::Payload { payload_len, .. } => {
+                (payload_len - self.payload.len()).min(READ_CHUNK)
+            }
+        };
+        missing.saturating_sub(self.pending.len() - self.pending_at)
+    }
+
     /// The byte order of the stream, known once its first BEGIN was read.
     pub fn byte_order(&self) -> Option<ByteOrder> {
         self.order
     }
 
-    /// Bytes consumed so far.
+    /// Bytes taken into records so far.
     pub fn offset(&self) -> u64 {
         self.offset
     }
@@ -166,17 +252,39 @@ impl<R: Read> StreamReader<R> {
         self.cksum
     }
 
-    /// The next record, `None` at a clean end of stream (right after an END).
-    pub fn next_record(&mut self) -> Result<Option<Entry<'_>>, StreamError> {
-        match self.read_record() {
-            Ok(Some(next)) => Ok(Some(Entry {
-                index: next.index,
-                offset: next.offset,
-                record: next.record,
-                payload: &self.payload[..next.payload_len],
-                computed_checksum: next.computed_checksum,
-            })),
-            Ok(None) => Ok(None),
+    /// An error of the input itself (a failed read), placed at the record
+    /// being read; nothing more is read after it.
+    pub fn input_error(&mut self, error: Error) -> StreamError {
+        let drr_type = match &self.phase {
+            Phase::Header => None,
+            Phase::Payload { record, .. } => Some(record.drr_type()),
+        };
+        self.state = State::Failed;
+        StreamError {
+            index: self.index,
+            offset: self.record_offset,
+            drr_type,
+            error,
+        }
+    }
+
+    /// The next whole record, if all of it was fed.
+    pub fn next_record(&mut self) -> Result<Next<'_>, StreamError> {
+        Ok(match self.advance()? {
+            Status::Record(parsed) => Next::Record(self.entry(parsed)),
+            Status::NeedMore => Next::NeedMore,
+            Status::End => Next::End,
+        })
+    }
+
+    /// [`next_record`](RecordFeed::next_record) without the borrow of the payload.
+    fn advance(&mut self) -> Result<Status, StreamError> {
+        match self.take_record() {
+            Ok(Some(parsed)) => Ok(Status::Record(parsed)),
+            Ok(None) if self.state == State::Failed || (self.eof && self.is_idle()) => {
+                Ok(Status::End)
+            }
+            Ok(None) => Ok(Status::NeedMore),
             Err(e) => {
                 self.state = State::Failed;
                 Err(e)
@@ -184,36 +292,171 @@ impl<R: Read> StreamReader<R> {
         }
     }
 
-    fn read_record(&mut self) -> Result<Option<Parsed>, StreamError> {
+    fn entry(&self, parsed: Parsed) -> Entry<'_> {
+        Entry {
+            index: parsed.index,
+            offset: parsed.offset,
+            record: parsed.record,
+            payload: &self.payload[..parsed.payload_len],
+            computed_checksum: parsed.computed_checksum,
+            order: self.order.unwrap_or(ByteOrder::NATIVE),
+        }
+    }
+
+    /// Nothing of a record taken in.
+    fn is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Header) && self.header_len == 0
+    }
+
+    /// Moves up to `want` pending bytes into `out`; returns how many.
+    fn take_pending(pending: &[u8], at: &mut usize, out: &mut [u8]) -> usize {
+        let n = out.len().min(pending.len() - *at);
+        out[..n].copy_from_slice(&pending[*at..*at + n]);
+        *at += n;
+        n
+    }
+
+    /// A record once all of it is in; `None` while bytes are missing (or
+    /// at the end, or after a failure: [`next_record`](RecordFeed::next_record) tells).
+    fn take_record(&mut self) -> Result<Option<Parsed>, StreamError> {
+        if self.state == State::Failed {
+            return Ok(None);
+        }
+        if let Phase::Header = self.phase {
+            let got = Self::take_pending(
+                &self.pending,
+                &mut self.pending_at,
+                &mut self.header[self.header_len..],
+            );
+            self.header_len += got;
+            self.offset += got as u64;
+            if self.header_len < DRR_RECORD_SIZE {
+                if !self.eof {
+                    return Ok(None);
+                }
+                return self.header_cut_short();
+            }
+            self.header_len = 0;
+            self.phase = self.decode_header()?;
+        }
+        let Phase::Payload { payload_len, .. } = self.phase else {
+            unreachable!("a decoded header");
+        };
         let index = self.index;
-        let offset = self.offset;
+        let offset = self.record_offset;
+        while self.payload.len() < payload_len {
+            let start = self.payload.len();
+            let avail = self.pending.len() - self.pending_at;
+            // Memory only for bytes that are really there.
+            let want = (payload_len - start).min(READ_CHUNK).min(avail);
+            if want == 0 {
+                if !self.eof {
+                    return Ok(None);
+                }
+                let Phase::Payload { record, .. } = &self.phase else {
+                    unreachable!("a payload phase");
+                };
+                return Err(StreamError {
+                    index,
+                    offset,
+                    drr_type: Some(record.drr_type()),
+                    error: Error::new(
+                        Errno::EINVAL,
+                        format!("stream ends inside the payload ({start} of {payload_len} bytes)"),
+                    ),
+                });
+            }
+            self.payload.resize(start + want, 0);
+            Self::take_pending(
+                &self.pending,
+                &mut self.pending_at,
+                &mut self.payload[start..],
+            );
+            self.offset += want as u64;
+        }
+        let Phase::Payload {
+            record,
+            cksum_before,
+            ..
+        } = std::mem::replace(&mut self.phase, Phase::Header)
+        else {
+            unreachable!("a payload phase");
+        };
+        let order = self.order.expect("known once a header was decoded");
+        if self.policy != ChecksumPolicy::Skip && !planted!(StreamChecksumSkipsPayloads) {
+            fold(&mut self.cksum, &self.payload, order);
+        }
+
+        let mut computed_checksum = None;
+        match &record {
+            Record::End(end) => {
+                if self.policy != ChecksumPolicy::Skip {
+                    computed_checksum = Some(cksum_before);
+                    if self.policy == ChecksumPolicy::Verify && end.checksum != cksum_before {
+                        return Err(StreamError {
+                            index,
+                            offset,
+                            drr_type: Some(record.drr_type()),
+                            error: Error::new(
+                                Errno::ECKSUM,
+                                format!(
+                                    "checksum mismatch: stream says {}, computed {}",
+                                    end.checksum, cksum_before
+                                ),
+                            ),
+                        });
+                    }
+                }
+                self.cksum = ZioCksum::ZERO;
+                self.state = State::AfterEnd;
+            }
+            _ => self.state = State::InStream,
+        }
+
+        self.index += 1;
+        self.record_offset = self.offset;
+        Ok(Some(Parsed {
+            index,
+            offset,
+            record,
+            payload_len,
+            computed_checksum,
+        }))
+    }
+
+    /// The input ended inside a header, or cleanly after an END.
+    fn header_cut_short(&mut self) -> Result<Option<Parsed>, StreamError> {
+        let got = self.header_len;
+        let reason = match (self.state, got) {
+            (State::AfterEnd, 0) => return Ok(None),
+            (State::Start, 0) => "empty stream: expected a BEGIN record".to_string(),
+            (State::AfterEnd, n) => format!("garbage after END record: {n} trailing bytes"),
+            (_, 0) => "stream ends before its END record".to_string(),
+            (_, n) => {
+                format!("stream ends inside a record header ({n} of {DRR_RECORD_SIZE} bytes)")
+            }
+        };
+        Err(StreamError {
+            index: self.index,
+            offset: self.record_offset,
+            drr_type: None,
+            error: Error::new(Errno::EINVAL, reason),
+        })
+    }
+
+    /// Decodes and checks a whole header (type, order in the stream, magic,
+    /// payload length), folds it into the checksum, and says what payload
+    /// to collect.
+    fn decode_header(&mut self) -> Result<Phase, StreamError> {
+        let index = self.index;
+        let offset = self.record_offset;
         let fail = |drr_type: Option<DrrType>, error: Error| StreamError {
             index,
             offset,
             drr_type,
             error,
         };
-
         let state = self.state;
-        if state == State::Failed {
-            return Ok(None);
-        }
-        let got =
-            read_full(&mut self.inner, &mut self.header).map_err(|e| fail(None, io_error(e)))?;
-        self.offset += got as u64;
-        if got < DRR_RECORD_SIZE {
-            let reason = match (state, got) {
-                (State::AfterEnd, 0) => return Ok(None),
-                (State::Start, 0) => "empty stream: expected a BEGIN record".to_string(),
-                (State::AfterEnd, n) => format!("garbage after END record: {n} trailing bytes"),
-                (_, 0) => "stream ends before its END record".to_string(),
-                (_, n) => {
-                    format!("stream ends inside a record header ({n} of {DRR_RECORD_SIZE} bytes)")
-                }
-            };
-            return Err(fail(None, Error::new(Errno::EINVAL, reason)));
-        }
-
         let order = match self.order {
             Some(order) => order,
             None => {
@@ -298,59 +541,104 @@ impl<R: Read> StreamReader<R> {
         if self.policy != ChecksumPolicy::Skip {
             fold(&mut self.cksum, &self.header, order);
         }
-
         self.payload.clear();
-        while self.payload.len() < payload_len {
-            let start = self.payload.len();
-            let want = (payload_len - start).min(READ_CHUNK);
-            self.payload.resize(start + want, 0);
-            let got = read_full(&mut self.inner, &mut self.payload[start..])
-                .map_err(|e| fail(Some(drr_type), io_error(e)))?;
-            self.offset += got as u64;
-            if got < want {
-                return refuse(format!(
-                    "stream ends inside the payload ({} of {payload_len} bytes)",
-                    start + got
-                ));
-            }
-        }
-        if self.policy != ChecksumPolicy::Skip && !planted!(StreamChecksumSkipsPayloads) {
-            fold(&mut self.cksum, &self.payload, order);
-        }
-
-        let mut computed_checksum = None;
-        match &record {
-            Record::End(end) => {
-                if self.policy != ChecksumPolicy::Skip {
-                    computed_checksum = Some(cksum_before);
-                    if self.policy == ChecksumPolicy::Verify && end.checksum != cksum_before {
-                        return Err(fail(
-                            Some(drr_type),
-                            Error::new(
-                                Errno::ECKSUM,
-                                format!(
-                                    "checksum mismatch: stream says {}, computed {}",
-                                    end.checksum, cksum_before
-                                ),
-                            ),
-                        ));
-                    }
-                }
-                self.cksum = ZioCksum::ZERO;
-                self.state = State::AfterEnd;
-            }
-            _ => self.state = State::InStream,
-        }
-
-        self.index += 1;
-        Ok(Some(Parsed {
-            index,
-            offset,
+        Ok(Phase::Payload {
             record,
             payload_len,
-            computed_checksum,
-        }))
+            cksum_before,
+        })
     }
+}
+
+/// The stream reader over an `io::Read`: a [`RecordFeed`] that pulls what
+/// each record still lacks from its input, and no more.
+pub struct StreamReader<R> {
+    inner: R,
+    feed: RecordFeed,
+}
+
+impl<R: Read> StreamReader<R> {
+    pub fn new(inner: R) -> Self {
+        StreamReader {
+            inner,
+            feed: RecordFeed::new(),
+        }
+    }
+
+    pub fn with_checksum_policy(mut self, policy: ChecksumPolicy) -> Self {
+        self.feed = self.feed.with_checksum_policy(policy);
+        self
+    }
+
+    /// The byte order of the stream, known once its first BEGIN was read.
+    pub fn byte_order(&self) -> Option<ByteOrder> {
+        self.feed.byte_order()
+    }
+
+    /// Bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.feed.offset()
+    }
+
+    /// Records returned so far.
+    pub fn records_read(&self) -> u64 {
+        self.feed.records_read()
+    }
+
+    /// The running checksum of the current substream.
+    pub fn checksum(&self) -> ZioCksum {
+        self.feed.checksum()
+    }
+
+    /// The feed underneath, for a caller that goes on by record.
+    pub fn feed_mut(&mut self) -> &mut RecordFeed {
+        &mut self.feed
+    }
+
+    /// Pulls what the current record lacks into the feed: false once the
+    /// input has ended.
+    pub fn fill(&mut self) -> Result<bool, StreamError> {
+        let mut buf = [0u8; DRR_RECORD_SIZE];
+        let mut big = Vec::new();
+        let want = self.feed.wants();
+        if want == 0 {
+            return Ok(!self.feed.at_eof());
+        }
+        let dst: &mut [u8] = if want <= buf.len() {
+            &mut buf[..want]
+        } else {
+            big.resize(want, 0);
+            &mut big
+        };
+        let got =
+            read_full(&mut self.inner, dst).map_err(|e| self.feed.input_error(io_error(e)))?;
+        self.feed.push(&dst[..got]);
+        if got < want {
+            self.feed.push_eof();
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The next record, `None` at a clean end of stream (right after an END).
+    pub fn next_record(&mut self) -> Result<Option<Entry<'_>>, StreamError> {
+        loop {
+            match self.feed.advance()? {
+                Status::Record(parsed) => return Ok(Some(self.feed.entry(parsed))),
+                Status::End => return Ok(None),
+                Status::NeedMore => {
+                    self.fill()?;
+                }
+            }
+        }
+    }
+}
+
+/// [`Next`] without the payload's borrow.
+enum Status {
+    Record(Parsed),
+    NeedMore,
+    End,
 }
 
 struct Parsed {

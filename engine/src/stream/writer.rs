@@ -88,6 +88,11 @@ impl<W: Write> StreamWriter<W> {
         self.inner.flush()
     }
 
+    /// Where the bytes go.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     pub fn into_inner(self) -> W {
         self.inner
     }

@@ -1,0 +1,203 @@
+//! Send and receive a record at a time: a record feed given bytes in pieces
+//! of any size reads exactly what the pulling reader reads (errors and their
+//! offsets included), a receive session fed byte by byte receives what
+//! `Pool::receive` does, a send session's steps write the bytes `Pool::send`
+//! writes, and the snapshot a send holds cannot be destroyed meanwhile.
+
+mod common;
+
+use common::*;
+use engine::Errno;
+use engine::recv::{RecvOptions, RecvSession};
+use engine::send::{NoInterrupt, SendOptions};
+use engine::stream::reader::{Next, RecordFeed};
+use engine::stream::{StreamError, StreamReader};
+
+/// What a reader saw: (index, offset, type, payload) per record, then the
+/// error or the clean end.
+type Seen = (Vec<(u64, u64, String, Vec<u8>)>, Option<StreamError>);
+
+fn pulled(stream: &[u8]) -> Seen {
+    let mut reader = StreamReader::new(stream);
+    let mut seen = Vec::new();
+    loop {
+        match reader.next_record() {
+            Ok(Some(e)) => seen.push((
+                e.index,
+                e.offset,
+                e.record.drr_type().to_string(),
+                e.payload.to_vec(),
+            )),
+            Ok(None) => return (seen, None),
+            Err(e) => return (seen, Some(e)),
+        }
+    }
+}
+
+fn fed(stream: &[u8], piece: usize) -> Seen {
+    let mut feed = RecordFeed::new();
+    let mut seen = Vec::new();
+    let mut at = 0;
+    loop {
+        match feed.next_record() {
+            Ok(Next::Record(e)) => seen.push((
+                e.index,
+                e.offset,
+                e.record.drr_type().to_string(),
+                e.payload.to_vec(),
+            )),
+            Ok(Next::End) => return (seen, None),
+            Ok(Next::NeedMore) if at == stream.len() => feed.push_eof(),
+            Ok(Next::NeedMore) => {
+                let end = (at + piece).min(stream.len());
+                feed.push(&stream[at..end]);
+                at = end;
+            }
+            Err(e) => return (seen, Some(e)),
+        }
+    }
+}
+
+#[test]
+fn a_feed_in_pieces_reads_what_the_reader_reads_even_cut_or_damaged() {
+    let stream = fixture_stream("small_full");
+    let mut cases = vec![stream.clone()];
+    for cut in [0, 1, 311, 312, 313, 700, stream.len() / 2, stream.len() - 1] {
+        cases.push(stream[..cut].to_vec());
+    }
+    let mut flipped = stream.clone();
+    flipped[stream.len() / 3] ^= 0x10;
+    cases.push(flipped);
+    let mut garbage = stream.clone();
+    garbage.extend_from_slice(&[7; 20]);
+    cases.push(garbage);
+    for case in &cases {
+        let want = pulled(case);
+        for piece in [1, 7, 312, 4096, 1 << 20] {
+            assert_eq!(
+                fed(case, piece),
+                want,
+                "{} bytes in pieces of {piece}",
+                case.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_session_fed_byte_by_byte_receives_what_receive_does() {
+    for name in ["small_full", "sparse_full", "xattr_full"] {
+        let stream = fixture_stream(name);
+        let mut whole = plan::new_pool();
+        let by_receive = whole
+            .receive(
+                "fxp/whole",
+                &stream[..],
+                &RecvOptions::default(),
+                &mut NoInterrupt,
+            )
+            .unwrap();
+        let mut pool = plan::new_pool();
+        let mut session = RecvSession::new("fxp/whole", &RecvOptions::default());
+        let mut feed = RecordFeed::new();
+        let mut bytes = stream.iter();
+        let received = loop {
+            match feed.next_record().unwrap() {
+                Next::Record(e) => session.record(&mut pool, &e, &mut NoInterrupt).unwrap(),
+                Next::NeedMore => match bytes.next() {
+                    Some(b) => feed.push(&[*b]),
+                    None => feed.push_eof(),
+                },
+                Next::End => break session.end(&mut pool).unwrap(),
+            }
+        };
+        assert_eq!(received.len(), by_receive.len());
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let opts = SendOptions::default();
+        whole
+            .send(
+                &format!("fxp/whole@{}", snap_of(&whole)),
+                None,
+                &mut a,
+                &opts,
+                None,
+                &mut NoInterrupt,
+            )
+            .unwrap();
+        pool.send(
+            &format!("fxp/whole@{}", snap_of(&pool)),
+            None,
+            &mut b,
+            &opts,
+            None,
+            &mut NoInterrupt,
+        )
+        .unwrap();
+        assert!(a == b, "{name}: the two receives hold the same snapshot");
+    }
+}
+
+fn snap_of(pool: &engine::spa::Pool) -> String {
+    pool.list()
+        .iter()
+        .find_map(|d| d.name.strip_prefix("fxp/whole@").map(str::to_string))
+        .expect("a received snapshot")
+}
+
+#[test]
+fn an_aborted_session_leaves_nothing_and_a_held_snapshot_cannot_be_destroyed() {
+    let stream = fixture_stream("small_full");
+    let mut pool = plan::new_pool();
+    pool.receive(
+        "fxp/src",
+        &stream[..],
+        &RecvOptions::default(),
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    let before = pool.list().len();
+    let snap = pool
+        .list()
+        .iter()
+        .find(|d| d.name.starts_with("fxp/src@"))
+        .map(|d| d.name.clone())
+        .unwrap();
+
+    // A send by steps writes what a whole send writes, and holds its snapshot.
+    let mut whole = Vec::new();
+    let opts = SendOptions::default();
+    pool.send(&snap, None, &mut whole, &opts, None, &mut NoInterrupt)
+        .unwrap();
+    let id = pool.lookup(&snap).unwrap();
+    let mut interrupt = NoInterrupt;
+    let mut session = pool
+        .send_begin(id, None, Vec::new(), &opts, None, &mut interrupt)
+        .unwrap();
+    let mut steps = 0;
+    while session.step(&mut pool).unwrap() {
+        steps += 1;
+        if steps == 2 {
+            let e = pool.destroy(&snap).unwrap_err();
+            assert_eq!(e.errno(), Errno::EBUSY, "{e}");
+        }
+    }
+    let summary = session.end(&mut pool);
+    assert!(steps > 2);
+    assert_eq!(summary.bytes, whole.len() as u64);
+    assert!(*session.out_mut() == whole, "the same bytes");
+    assert!(!pool.long_held(id, None), "released at the end");
+
+    // A receive aborted half-way leaves the pool as it was.
+    let mut session = RecvSession::new("fxp/copy", &RecvOptions::default());
+    let mut feed = RecordFeed::new();
+    feed.push(&stream[..stream.len() / 2]);
+    while let Next::Record(e) = feed.next_record().unwrap() {
+        session.record(&mut pool, &e, &mut NoInterrupt).unwrap();
+    }
+    assert!(session.in_flight().is_some());
+    let e = session.abort(&mut pool, engine::Error::new(Errno::EINTR, "signal"));
+    assert_eq!(e.errno(), Errno::EINTR);
+    assert_eq!(pool.list().len(), before, "the %recv dataset is gone");
+    assert!(engine::check::check(&mut pool).unwrap().is_clean());
+}
