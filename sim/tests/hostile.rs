@@ -39,7 +39,8 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// tank/a@s1: two objects with the same blocks (WRITE_BYREF in a `-D`
-/// stream), one with a spill block, one freed by @s2; @s2 rewrites a block,
+/// stream), one with a spill block, one of a single 1536-byte block, one
+/// freed by @s2; @s2 rewrites a block,
 /// frees an object and adds one whose data is a block of @s1 (a reference
 /// into the earlier substream).
 fn source() -> Pool {
@@ -56,6 +57,8 @@ fn source() -> Pool {
     let c = dmu.object_alloc(19, 4096, 44, 150).unwrap();
     dmu.write(c, 0, &noise(5000, 3)).unwrap();
     dmu.set_spill(c, Some(noise(512, 4))).unwrap();
+    let odd = dmu.object_alloc(19, 1536, 0, 0).unwrap();
+    dmu.write(odd, 0, &noise(1000, 7)).unwrap();
     let d = dmu.object_alloc(19, 4096, 0, 0).unwrap();
     dmu.write(d, 0, &noise(3000, 5)).unwrap();
     pool.snapshot("tank/a@s1").unwrap();

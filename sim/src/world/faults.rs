@@ -134,7 +134,10 @@ impl FaultKind {
             // ditto blocks here), which ends the run: keep it rarer.
             FaultKind::Misdirect => (0.00002, 0.001),
             FaultKind::Corrupt => (0.001, 0.02),
-            FaultKind::Signal | FaultKind::PipeDamage | FaultKind::Hostile => (0.02, 0.4),
+            FaultKind::Signal | FaultKind::PipeDamage => (0.02, 0.4),
+            // A mutation strikes only streams with a record of its kind:
+            // drawn more often, so the rarer ones (SPILL, WRITE_BYREF) fire.
+            FaultKind::Hostile => (0.05, 0.6),
             FaultKind::Endian => (0.1, 0.9),
             FaultKind::ShortIo => (0.05, 0.9),
         }

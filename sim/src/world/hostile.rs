@@ -24,7 +24,7 @@
 //! rewrites every END's checksum; [`HostileSender::rewrite`] runs it over a
 //! whole buffered stream.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use engine::checksum::ZioCksum;
@@ -131,6 +131,10 @@ pub enum Mutation {
     /// A payload length that is not a multiple of 8 (the seed's
     /// `restore_read` asserts it; zsim refuses): EINVAL.
     WriteLengthUnaligned,
+    /// WRITE past the end of an object whose one block has a size that is
+    /// not a power of two, as the substream's OBJECT record set it (zsim:
+    /// such an object has a single block; the seed asserts it): EINVAL.
+    WriteBeyondSingleBlock,
     /// WRITE to an object that cannot exist: 0, past `DN_MAX_OBJECT`, or
     /// in a full substream one it has not created (`restore_write`):
     /// EINVAL.
@@ -174,7 +178,7 @@ pub enum Mutation {
 }
 
 impl Mutation {
-    pub const ALL: [Mutation; 35] = [
+    pub const ALL: [Mutation; 36] = [
         Mutation::BeginBadMagic,
         Mutation::BeginUnknownFeature,
         Mutation::BeginObjsetType,
@@ -196,6 +200,7 @@ impl Mutation {
         Mutation::WriteTypeInvalid,
         Mutation::WriteLengthTooLarge,
         Mutation::WriteLengthUnaligned,
+        Mutation::WriteBeyondSingleBlock,
         Mutation::WriteNoSuchObject,
         Mutation::FreeOverflow,
         Mutation::FreeNoSuchObject,
@@ -235,6 +240,7 @@ impl Mutation {
             Mutation::WriteTypeInvalid => "write-type-invalid",
             Mutation::WriteLengthTooLarge => "write-length-too-large",
             Mutation::WriteLengthUnaligned => "write-length-unaligned",
+            Mutation::WriteBeyondSingleBlock => "write-beyond-single-block",
             Mutation::WriteNoSuchObject => "write-no-such-object",
             Mutation::FreeOverflow => "free-overflow",
             Mutation::FreeNoSuchObject => "free-no-such-object",
@@ -309,6 +315,7 @@ impl Mutation {
             FreeObjectsOverflow => &["FREEOBJECTS"],
             WriteOffsetOverflow | WriteTypeInvalid => &["invalid WRITE"],
             WriteLengthTooLarge | WriteLengthUnaligned | SpillTooLong => &["payload length"],
+            WriteBeyondSingleBlock => &["WRITE past the single"],
             WriteNoSuchObject => &["WRITE to object"],
             FreeOverflow => &["FREE "],
             FreeNoSuchObject => &["FREE of object"],
@@ -354,7 +361,11 @@ impl Mutation {
             | ObjectBonuslenTooLarge
             | ObjectAfterItsData => t == DrrType::Object,
             FreeObjectsOverflow => t == DrrType::FreeObjects,
-            WriteOffsetOverflow | WriteTypeInvalid | WriteLengthTooLarge | WriteLengthUnaligned
+            WriteOffsetOverflow
+            | WriteTypeInvalid
+            | WriteLengthTooLarge
+            | WriteLengthUnaligned
+            | WriteBeyondSingleBlock
             | WriteNoSuchObject => t == DrrType::Write,
             FreeOverflow | FreeNoSuchObject => t == DrrType::Free,
             ByrefOverflow | ByrefUnknownGuid | ByrefNoSuchObject => t == DrrType::WriteByref,
@@ -483,6 +494,8 @@ pub struct HostileSender {
     /// objset), and the objects its OBJECT records created so far.
     full: bool,
     created: BTreeSet<u64>,
+    /// The block size each OBJECT record of the substream set.
+    blksz: BTreeMap<u64, u32>,
     /// The guids of every substream so far: the receiver's guid map holds
     /// no other.
     guids: BTreeSet<u64>,
@@ -512,6 +525,7 @@ impl HostileSender {
             toguid: 0,
             full: false,
             created: BTreeSet::new(),
+            blksz: BTreeMap::new(),
             guids: BTreeSet::new(),
             allowed: Mutation::ALL.to_vec(),
             chosen: None,
@@ -613,6 +627,7 @@ impl HostileSender {
             self.toguid = b.toguid;
             self.full = b.fromguid == 0 && b.flags & DRR_FLAG_CLONE == 0;
             self.created.clear();
+            self.blksz.clear();
             self.guids.insert(b.toguid);
         }
         if self.armed && !self.allowed.is_empty() {
@@ -645,6 +660,13 @@ impl HostileSender {
     fn applies(&self, m: Mutation, record: &Record) -> bool {
         match (m, record) {
             (Mutation::WriteOffsetOverflow, Record::Write(w)) => w.length > 0,
+            (Mutation::WriteBeyondSingleBlock, Record::Write(w)) => {
+                w.length > 0
+                    && self
+                        .blksz
+                        .get(&w.object)
+                        .is_some_and(|b| !b.is_power_of_two())
+            }
             (Mutation::ByrefOverflow, Record::WriteByref(w)) => w.length > 0,
             (Mutation::FreeOverflow, Record::Free(_)) => true,
             (Mutation::ObjectAfterItsData, Record::Object(_)) => self.full,
@@ -871,6 +893,11 @@ impl HostileSender {
                             }
                         };
                     }
+                    Mutation::WriteBeyondSingleBlock => {
+                        let blksz = u64::from(self.blksz[&w.object]);
+                        let first = (blksz + 1).saturating_sub(w.length);
+                        w.offset = self.rng.gen_range(first..=(1 << 40));
+                    }
                     Mutation::WriteNoSuchObject => w.object = self.no_such_object(),
                     _ => unreachable!("{m} strikes WRITE records only when listed"),
                 }
@@ -974,6 +1001,7 @@ impl HostileSender {
         let Record::End(end) = record else {
             if let Record::Object(o) = record {
                 self.created.insert(o.object);
+                self.blksz.insert(o.object, o.blksz);
             }
             self.send_raw(&wire.header, &wire.payload, out);
             return;
