@@ -53,7 +53,9 @@ pub struct Uberblock {
 }
 
 impl Uberblock {
-    fn encode(&self, slot_size: usize, offset: u64) -> Vec<u8> {
+    /// The slot's bytes with the checksum left zero, and the hash of what
+    /// it covers: the copies differ only in the offset that verifies them.
+    fn encode(&self, slot_size: usize) -> (Vec<u8>, Sha256) {
         let mut buf = vec![0u8; slot_size];
         for (i, v) in [
             UBERBLOCK_MAGIC,
@@ -68,9 +70,8 @@ impl Uberblock {
             buf[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
         self.rootbp.encode(&mut buf[40..40 + BLKPTR_SIZE]);
-        let sum = label_checksum(&buf[..slot_size - 32], offset);
-        buf[slot_size - 32..].copy_from_slice(&sum);
-        buf
+        let hashed = Sha256::new_with_prefix(&buf[..slot_size - 32]);
+        (buf, hashed)
     }
 
     fn decode(buf: &[u8], offset: u64) -> Option<Uberblock> {
@@ -572,9 +573,11 @@ impl Pool {
         };
         let size = self.zio.dev.size() / self.zio.dev.sector_size() * self.zio.dev.sector_size();
         let slots = LABEL_RING_SIZE / self.slot_size;
+        let (mut bytes, hashed) = ub.encode(self.slot_size as usize);
         for base in label_offsets(size) {
             let offset = base + LABEL_RING_OFFSET + (txg % slots) * self.slot_size;
-            let bytes = ub.encode(self.slot_size as usize, offset);
+            let sum = label_checksum_of_hashed(hashed.clone(), offset);
+            bytes[self.slot_size as usize - 32..].copy_from_slice(&sum);
             self.zio.dev.write(offset, &bytes)?;
         }
         self.zio.dev.flush()?;
@@ -743,9 +746,9 @@ fn read_config(dev: &mut dyn BlockDevice, size: u64) -> Result<NvList> {
         if dev.read(offset, &mut region).is_err() {
             continue;
         }
-        if label_checksum(&region[..LABEL_CONFIG_SIZE - 32], offset)
-            != region[LABEL_CONFIG_SIZE - 32..]
-        {
+        // Hashing 112 KiB is most of what reading a label costs: a region
+        // that verified before at this offset is compared, not hashed.
+        if !config_verifies(&region, offset) {
             continue;
         }
         let len = u64::from_le_bytes(region[..8].try_into().expect("8 bytes")) as usize;
@@ -889,4 +892,37 @@ fn claim_tree_into(
         walk(zio, &ds.bp, options, seen, &mut collect)?;
     }
     Ok(())
+}
+
+thread_local! {
+    /// Label config regions that verified lately, with their offsets.
+    static VERIFIED_CONFIGS: std::cell::RefCell<Vec<(u64, Vec<u8>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether a label's config region read at `offset` carries its checksum.
+/// The answer depends only on the bytes and the offset, so a region equal
+/// to one that verified at the same offset verifies without hashing again.
+fn config_verifies(region: &[u8], offset: u64) -> bool {
+    let known = VERIFIED_CONFIGS.with(|v| {
+        v.borrow()
+            .iter()
+            .any(|(at, bytes)| *at == offset && bytes[..] == *region)
+    });
+    if known {
+        return true;
+    }
+    let n = region.len();
+    if label_checksum(&region[..n - 32], offset) != region[n - 32..] {
+        return false;
+    }
+    VERIFIED_CONFIGS.with(|v| {
+        let mut v = v.borrow_mut();
+        // Four labels of two pools.
+        if v.len() >= 8 {
+            v.remove(0);
+        }
+        v.push((offset, region.to_vec()));
+    });
+    true
 }

@@ -62,6 +62,10 @@ fn walk_impl(
     mut errors: Option<&mut Vec<(Blkptr, crate::error::Error)>>,
 ) -> Result<()> {
     let mut stack = vec![*root];
+    let mut children = Vec::new();
+    // Holes and blocks too old to walk would be skipped when popped: they
+    // are never pushed (an indirect block is mostly holes).
+    let walked = |c: &&Blkptr| !c.is_hole() && c.birth > options.min_birth;
     while let Some(bp) = stack.pop() {
         if bp.is_hole() || bp.birth <= options.min_birth || !seen.insert(bp.dva[0].offset()) {
             continue;
@@ -75,13 +79,18 @@ fn walk_impl(
         }
         if let Some(cached) = zio.blkptr_cache.as_ref().and_then(|c| c.children(&bp)) {
             // Pre-order, children in ascending order.
-            stack.extend(cached.iter().rev());
+            stack.extend(cached.iter().rev().filter(walked));
             continue;
         }
-        let mut children = Vec::new();
+        children.clear();
         let result = zio.read_block(&bp).and_then(|data| {
             if level > 0 {
-                children.extend(data.chunks_exact(BLKPTR_SIZE).map(Blkptr::decode));
+                // A hole's birth (its eleventh word) is zero.
+                children.extend(
+                    data.chunks_exact(BLKPTR_SIZE)
+                        .filter(|c| c[80..88] != [0; 8])
+                        .map(Blkptr::decode),
+                );
             } else if t == DMU_OT_OBJSET {
                 if data.len() < DNODE_SIZE {
                     return fail(Errno::EIO, "objset block too small");
@@ -107,7 +116,7 @@ fn walk_impl(
             cache.insert(&bp, &children);
         }
         // Pre-order, children in ascending order.
-        stack.extend(children.into_iter().rev());
+        stack.extend(children.iter().rev().filter(walked));
     }
     Ok(())
 }

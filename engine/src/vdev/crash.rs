@@ -33,10 +33,11 @@
 //! simulated disk (`sim::world::disk`) draws it, and a crash test of the
 //! engine counts writes itself.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt;
 
-use super::{BlockDevice, check_image, check_io, zeroed};
+use super::image::Image;
+use super::{BlockDevice, check_image, check_io, check_sector_size};
 use crate::context::{RandomSource, SplitMix64};
 use crate::error::{Errno, Result, fail};
 
@@ -87,27 +88,36 @@ pub struct CrashOutcome {
     pub sectors_lost: u64,
 }
 
-/// A write in the volatile cache.
-#[derive(Clone)]
+/// A write in the volatile cache: where, and how long. Its bytes sit in
+/// [`CrashDevice::log`]: first what the sectors held before it, then what
+/// it wrote.
+#[derive(Clone, Copy)]
 struct Pending {
     offset: u64,
-    data: Vec<u8>,
+    len: usize,
+    /// Where its before and after bytes start in the log.
+    at: usize,
 }
 
 /// An in-memory disk with a volatile write cache, barriers and power loss
 /// (see the module documentation).
 ///
-/// Memory: the durable image, plus the pending writes and an index entry
-/// per pending sector; a flush empties the cache.
+/// Writes go straight into the image, which is therefore what a read sees,
+/// and each one logs the bytes it replaced: a power loss undoes the log
+/// back to the durable image and then lets through what its mode keeps, and
+/// a flush just forgets the log. Reads are one copy, flushes cost nothing.
+///
+/// Memory: the image, plus twice the bytes written since the last flush.
 #[derive(Clone)]
 pub struct CrashDevice {
-    durable: Vec<u8>,
+    /// What a read sees: the durable image with every pending write on it.
+    image: Image,
     sector_size: u64,
     /// Writes since the last flush, in issue order.
     cache: Vec<Pending>,
-    /// For each sector with a pending write, the index in `cache` of the
-    /// newest one: what a read of that sector sees.
-    newest: BTreeMap<u64, usize>,
+    /// The before and after bytes of the pending writes (kept allocated
+    /// from one flush to the next).
+    log: Vec<u8>,
     /// The power is off, since a power loss, until `recover`.
     down: bool,
     last_crash: Option<CrashOutcome>,
@@ -118,7 +128,7 @@ impl fmt::Debug for CrashDevice {
     /// State and counters only: a pool image is too big to print.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CrashDevice")
-            .field("size", &self.durable.len())
+            .field("size", &self.image.len())
             .field("sector_size", &self.sector_size)
             .field("pending_writes", &self.cache.len())
             .field("down", &self.down)
@@ -134,22 +144,26 @@ impl CrashDevice {
     ///
     /// If `sector_size` is not a power of two.
     pub fn new(size: u64, sector_size: u64) -> CrashDevice {
-        CrashDevice::with_image(zeroed(size, sector_size), sector_size)
+        if let Err(e) = check_sector_size(sector_size) {
+            panic!("{e}");
+        }
+        let len = (size / sector_size * sector_size) as usize;
+        CrashDevice::with_image(Image::zeroed(len), sector_size)
     }
 
     /// A device whose durable image is `bytes`. EINVAL unless it is whole
     /// sectors.
     pub fn from_bytes(bytes: Vec<u8>, sector_size: u64) -> Result<CrashDevice> {
         check_image(&bytes, sector_size)?;
-        Ok(CrashDevice::with_image(bytes, sector_size))
+        Ok(CrashDevice::with_image(Image::from_vec(bytes), sector_size))
     }
 
-    fn with_image(durable: Vec<u8>, sector_size: u64) -> CrashDevice {
+    fn with_image(image: Image, sector_size: u64) -> CrashDevice {
         CrashDevice {
-            durable,
+            image,
             sector_size,
             cache: Vec::new(),
-            newest: BTreeMap::new(),
+            log: Vec::new(),
             down: false,
             last_crash: None,
             stats: DeviceStats::default(),
@@ -157,24 +171,25 @@ impl CrashDevice {
     }
 
     /// What is on the media: what would survive `crash(LoseAll)`.
-    pub fn durable_bytes(&self) -> &[u8] {
-        &self.durable
-    }
-
-    /// What a read sees now: the cache over the durable image.
-    pub fn current_bytes(&self) -> Vec<u8> {
-        let mut bytes = self.durable.clone();
-        for w in &self.cache {
+    pub fn durable_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.image.as_slice().to_vec();
+        for w in self.cache.iter().rev() {
             let start = w.offset as usize;
-            bytes[start..start + w.data.len()].copy_from_slice(&w.data);
+            bytes[start..start + w.len].copy_from_slice(&self.log[w.at..w.at + w.len]);
         }
         bytes
     }
 
+    /// What a read sees now: the cache over the durable image.
+    pub fn current_bytes(&self) -> Vec<u8> {
+        self.image.as_slice().to_vec()
+    }
+
     /// The durable image alone, e.g. to import a crashed pool on a plain
     /// device.
-    pub fn into_durable_bytes(self) -> Vec<u8> {
-        self.durable
+    pub fn into_durable_bytes(mut self) -> Vec<u8> {
+        self.undo_pending();
+        std::mem::replace(&mut self.image, Image::from_vec(Vec::new())).into_vec()
     }
 
     /// Writes issued since the last flush.
@@ -184,7 +199,13 @@ impl CrashDevice {
 
     /// Distinct sectors with a write issued since the last flush.
     pub fn pending_sectors(&self) -> usize {
-        self.newest.len()
+        let ss = self.sector_size;
+        let sectors: BTreeSet<u64> = self
+            .cache
+            .iter()
+            .flat_map(|w| w.offset / ss..(w.offset + w.len as u64) / ss)
+            .collect();
+        sectors.len()
     }
 
     pub fn stats(&self) -> DeviceStats {
@@ -247,17 +268,31 @@ impl CrashDevice {
     /// it (a later flush overwrites it). EINVAL past the end.
     pub fn corrupt_sector(&mut self, sector: u64) -> Result<()> {
         let ss = self.sector_size;
-        if sector >= self.durable.len() as u64 / ss {
+        if sector >= self.image.len() as u64 / ss {
             return fail(
                 Errno::EINVAL,
                 format!(
                     "no sector {sector} on a device of {} bytes",
-                    self.durable.len()
+                    self.image.len()
                 ),
             );
         }
-        let start = (sector * ss) as usize;
-        for byte in &mut self.durable[start..start + ss as usize] {
+        let start = sector * ss;
+        // The media's copy: in the log of the first pending write of the
+        // sector if there is one (the image shows the pending data over
+        // it), else in the image.
+        let first = self
+            .cache
+            .iter()
+            .find(|w| w.offset <= start && start < w.offset + w.len as u64);
+        let bytes = match first {
+            Some(w) => {
+                let at = w.at + (start - w.offset) as usize;
+                &mut self.log[at..at + ss as usize]
+            }
+            None => self.image.slice_mut(start as usize, ss as usize),
+        };
+        for byte in bytes {
             *byte = !*byte;
         }
         Ok(())
@@ -274,12 +309,23 @@ impl CrashDevice {
         Ok(())
     }
 
+    /// Puts back what the pending writes replaced, newest first: the image
+    /// is the durable one again, and the cache is empty.
+    fn undo_pending(&mut self) {
+        for w in self.cache.iter().rev() {
+            self.image
+                .slice_mut(w.offset as usize, w.len)
+                .copy_from_slice(&self.log[w.at..w.at + w.len]);
+        }
+        self.cache.clear();
+    }
+
     /// Resolves the cache into the durable image as `mode` says.
     fn lose_power(&mut self, mode: CrashMode, seed: u64) -> CrashOutcome {
         let ss = self.sector_size as usize;
         let mut rng = SplitMix64::new(seed);
-        let cache = std::mem::take(&mut self.cache);
-        self.newest.clear();
+        let cache = self.cache.clone();
+        self.undo_pending();
         let mut outcome = CrashOutcome {
             mode,
             seed,
@@ -289,7 +335,7 @@ impl CrashDevice {
         };
         let last = cache.len().wrapping_sub(1);
         for (i, w) in cache.iter().enumerate() {
-            let sectors = w.data.len() / ss;
+            let sectors = w.len / ss;
             let keep: Vec<bool> = match mode {
                 CrashMode::LoseAll => vec![false; sectors],
                 CrashMode::KeepAll => vec![true; sectors],
@@ -297,16 +343,19 @@ impl CrashDevice {
                 CrashMode::TornLast if i == last => torn(sectors, &mut rng),
                 CrashMode::TornLast => vec![true; sectors],
             };
+            let data = &self.log[w.at + w.len..w.at + 2 * w.len];
             for (s, kept) in keep.into_iter().enumerate() {
                 if kept {
-                    let start = w.offset as usize + s * ss;
-                    self.durable[start..start + ss].copy_from_slice(&w.data[s * ss..(s + 1) * ss]);
+                    self.image
+                        .slice_mut(w.offset as usize + s * ss, ss)
+                        .copy_from_slice(&data[s * ss..(s + 1) * ss]);
                     outcome.sectors_kept += 1;
                 } else {
                     outcome.sectors_lost += 1;
                 }
             }
         }
+        self.log.clear();
         self.stats.crashes += 1;
         self.last_crash = Some(outcome);
         outcome
@@ -333,7 +382,7 @@ impl BlockDevice for CrashDevice {
     }
 
     fn size(&self) -> u64 {
-        self.durable.len() as u64
+        self.image.len() as u64
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
@@ -341,14 +390,7 @@ impl BlockDevice for CrashDevice {
         check_io(self.sector_size, self.size(), offset, buf.len())?;
         let len = buf.len() as u64;
         let start = offset as usize;
-        buf.copy_from_slice(&self.durable[start..start + buf.len()]);
-        let ss = self.sector_size;
-        for (&sector, &i) in self.newest.range(offset / ss..(offset + len) / ss) {
-            let w = &self.cache[i];
-            let from = (sector * ss - w.offset) as usize;
-            let to = (sector * ss - offset) as usize;
-            buf[to..to + ss as usize].copy_from_slice(&w.data[from..from + ss as usize]);
-        }
+        buf.copy_from_slice(&self.image.as_slice()[start..start + buf.len()]);
         self.stats.reads += 1;
         self.stats.bytes_read += len;
         Ok(())
@@ -359,15 +401,16 @@ impl BlockDevice for CrashDevice {
         check_io(self.sector_size, self.size(), offset, buf.len())?;
         let len = buf.len() as u64;
         if !buf.is_empty() {
-            let i = self.cache.len();
-            let ss = self.sector_size;
-            for sector in offset / ss..(offset + len) / ss {
-                self.newest.insert(sector, i);
-            }
+            let start = offset as usize;
             self.cache.push(Pending {
                 offset,
-                data: buf.to_vec(),
+                len: buf.len(),
+                at: self.log.len(),
             });
+            self.log
+                .extend_from_slice(&self.image.as_slice()[start..start + buf.len()]);
+            self.log.extend_from_slice(buf);
+            self.image.slice_mut(start, buf.len()).copy_from_slice(buf);
         }
         self.stats.writes += 1;
         self.stats.bytes_written += len;
@@ -376,11 +419,9 @@ impl BlockDevice for CrashDevice {
 
     fn flush(&mut self) -> Result<()> {
         self.check_up("flush")?;
-        for w in std::mem::take(&mut self.cache) {
-            let start = w.offset as usize;
-            self.durable[start..start + w.data.len()].copy_from_slice(&w.data);
-        }
-        self.newest.clear();
+        // Everything written is in the image already.
+        self.cache.clear();
+        self.log.clear();
         self.stats.flushes += 1;
         Ok(())
     }

@@ -13,6 +13,7 @@
 
 mod cow;
 mod crash;
+mod image;
 mod mem;
 mod shared;
 #[cfg(test)]

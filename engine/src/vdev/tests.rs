@@ -111,7 +111,7 @@ fn reads_see_unflushed_writes_newest_first() {
 
     dev.flush().unwrap();
     assert_eq!(dev.pending_writes(), 0);
-    assert_eq!(sector_marks(dev.durable_bytes(), 5), [1, 2, 1, 0, 0]);
+    assert_eq!(sector_marks(&dev.durable_bytes(), 5), [1, 2, 1, 0, 0]);
 }
 
 #[test]
@@ -136,7 +136,7 @@ fn keep_all_keeps_every_write_in_order() {
     dev.write(0, &[sector(1), sector(1)].concat()).unwrap();
     dev.write(SS, &sector(2)).unwrap();
     dev.crash(CrashMode::KeepAll, 0);
-    assert_eq!(sector_marks(dev.durable_bytes(), 3), [1, 2, 0]);
+    assert_eq!(sector_marks(&dev.durable_bytes(), 3), [1, 2, 0]);
 }
 
 /// 64 one-sector writes and two 8-sector ones, then a crash.
@@ -191,7 +191,7 @@ fn torn_last(seed: u64) -> Vec<u8> {
     dev.write(8 * SS, &vec![2; 8 * SS as usize]).unwrap();
     let outcome = dev.crash(CrashMode::TornLast, seed);
     assert_eq!(outcome.sectors_kept + outcome.sectors_lost, 9);
-    sector_marks(dev.durable_bytes(), 16)
+    sector_marks(&dev.durable_bytes(), 16)
 }
 
 #[test]

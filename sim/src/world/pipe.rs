@@ -422,9 +422,12 @@ impl PipeReader {
                 return Poll::Pending;
             }
             let n = want.min(st.buf.len());
-            for (dst, src) in buf[..n].iter_mut().zip(st.buf.drain(..n)) {
-                *dst = src;
-            }
+            // The ring's two halves, copied whole.
+            let (a, b) = st.buf.as_slices();
+            let k = n.min(a.len());
+            buf[..k].copy_from_slice(&a[..k]);
+            buf[k..n].copy_from_slice(&b[..n - k]);
+            st.buf.drain(..n);
             st.stats.reads += 1;
             st.stats.bytes_read += n as u64;
             if let Some(w) = st.writer_waker.take() {
