@@ -549,8 +549,32 @@ fn assert_same(src: &Shared, snap: &str, dst: &Shared, copy: &str) {
     assert!(want == got, "{copy} differs from {snap}");
 }
 
+/// How long a clean transfer takes, in virtual time (receiving into a
+/// throwaway target on a fresh destination).
+async fn duration(
+    w: &World,
+    src: &Shared,
+    to: &str,
+    from: Option<&str>,
+    target: &str,
+) -> std::time::Duration {
+    let dst = destination(w, src, "dst");
+    let t0 = w.inj.clock().elapsed();
+    let out = transfer_with(
+        src,
+        &dst,
+        &spec(to, from, target),
+        &w.options.pipe,
+        &w.inj,
+        TransferFaults::default(),
+    )
+    .await;
+    out.recv.unwrap().unwrap();
+    w.inj.clock().elapsed() - t0
+}
+
 #[test]
-fn a_signal_to_the_receiver_at_any_byte_leaves_the_target_as_before() {
+fn a_signal_to_the_receiver_at_any_moment_leaves_the_target_as_before() {
     run(3, async {
         let w = world(3, "none");
         let src = source(&w);
@@ -558,12 +582,13 @@ fn a_signal_to_the_receiver_at_any_byte_leaves_the_target_as_before() {
             (Some("tank/a@s1"), "tank/a@s2", "dst/a"),
             (None, "tank/a@s2", "dst/b"),
         ] {
-            let dst = destination(&w, &src, "dst");
-            let len = stream(&src, to, from).len() as u64;
-            let before = state(&mut dst.borrow_mut());
-            let mut bytes: Vec<u64> = (0..len).step_by(len as usize / 9).collect();
-            bytes.extend([311, 312, 313, len - 312, len - 1, len, len + 1]);
-            for at in bytes {
+            let len = duration(&w, &src, to, from, target).await;
+            let mut moments: Vec<_> = (0..=12).map(|i| len * i / 10).collect();
+            moments.push(std::time::Duration::ZERO);
+            let mut delivered = 0;
+            for at in moments {
+                let dst = destination(&w, &src, "dst");
+                let before = state(&mut dst.borrow_mut());
                 let faults = TransferFaults {
                     signal: Some((Side::Receiver, at)),
                     ..TransferFaults::default()
@@ -577,23 +602,31 @@ fn a_signal_to_the_receiver_at_any_byte_leaves_the_target_as_before() {
                     faults,
                 )
                 .await;
-                out.send.as_ref().unwrap();
                 let signal = out.signal.unwrap();
-                let what = format!("{target} signal at {at} of {len}");
-                if at <= len {
-                    assert!(signal.delivered, "{what}");
+                let what = format!("{target} signal at {at:?} of {len:?}");
+                if signal.delivered {
+                    delivered += 1;
                     let err = out.recv.unwrap().unwrap_err();
                     assert_eq!(err.errno(), Errno::EINTR, "{what}: {err}");
                     assert_unchanged(&dst, &before, &what);
+                    // The sender finished, or found the pipe closed.
+                    if let Err(e) = &out.send {
+                        assert_eq!(e.errno(), Errno::EPIPE, "{what}: {e}");
+                    }
                 } else {
-                    assert!(!signal.delivered, "{what}");
+                    // Past its last record (the end's syncs take time too).
+                    out.send.as_ref().unwrap();
                     out.recv.unwrap().unwrap();
                     assert_same(&src, to, &dst, &format!("{target}@s2"));
+                    // The next moment needs the target as it was.
+                    dst.borrow_mut().destroy(&format!("{target}@s2")).unwrap();
+                    if from.is_none() {
+                        dst.borrow_mut().destroy(target).unwrap();
+                    }
                 }
             }
+            assert!(delivered >= 4, "{target}: {delivered} delivered");
         }
-        let delivered = w.inj.counts().get(FaultKind::Signal);
-        assert!(delivered > 20, "{delivered}");
     });
 }
 
@@ -605,7 +638,9 @@ fn a_signal_to_the_sender_stops_the_send_with_eintr() {
         let dst = destination(&w, &src, "dst");
         let before = state(&mut dst.borrow_mut());
         let len = stream(&src, "tank/a@s2", Some("tank/a@s1")).len() as u64;
-        for at in [0, 1, 400, len / 4, len / 3, len / 2] {
+        let micros = [0, 1, 5, 20, 60, 150];
+        for us in micros {
+            let at = std::time::Duration::from_micros(us);
             let faults = TransferFaults {
                 signal: Some((Side::Sender, at)),
                 ..TransferFaults::default()
@@ -619,19 +654,155 @@ fn a_signal_to_the_sender_stops_the_send_with_eintr() {
                 faults,
             )
             .await;
-            let what = format!("sender signalled at {at} of {len}");
+            let what = format!("sender signalled at {at:?} ({len} bytes)");
             assert_eq!(out.send.unwrap_err().errno(), Errno::EINTR, "{what}");
             assert!(out.signal.unwrap().delivered);
-            assert!(
-                out.bytes_sent >= at.min(312) && out.bytes_sent < len,
-                "{what}"
-            );
+            assert!(out.bytes_sent >= 312 && out.bytes_sent < len, "{what}");
             assert_eq!(out.bytes_delivered, out.bytes_sent);
             let err = out.recv.unwrap().unwrap_err();
             assert_eq!(err.errno(), Errno::EINVAL, "{what}: {err}");
             assert_unchanged(&dst, &before, &what);
         }
-        assert_eq!(w.inj.counts().get(FaultKind::Signal), 6);
+        assert_eq!(w.inj.counts().get(FaultKind::Signal), micros.len() as u64);
+    });
+}
+
+/// A world whose source disk reads slowly (the sender takes a long
+/// virtual time per block, so the receiver often waits on an empty pipe),
+/// with the pipe's short reads and stalls on.
+fn slow_world(seed: u64) -> World {
+    let mut w = world(seed, "short-io:0.7");
+    w.options.disk.read_latency_us = 40_000;
+    w.options.pipe.recv_chunk_bytes = 4096;
+    w.options.pipe.stall_ms_min = 20;
+    w.options.pipe.stall_ms_max = 60;
+    w
+}
+
+#[test]
+fn a_signal_reaches_a_receiver_waiting_on_an_empty_pipe_and_the_sender_gets_epipe() {
+    run(12, async {
+        let w = slow_world(12);
+        let src = source(&w);
+        let dst = destination(&w, &src, "dst");
+        let before = state(&mut dst.borrow_mut());
+        let len = stream(&src, "tank/a@s2", None).len() as u64;
+        let mut waiting = 0;
+        for ms in [30, 90, 150, 210, 270] {
+            let at = std::time::Duration::from_millis(ms);
+            let faults = TransferFaults {
+                signal: Some((Side::Receiver, at)),
+                ..TransferFaults::default()
+            };
+            let out = transfer_with(
+                &src,
+                &dst,
+                &spec("tank/a@s2", None, "dst/b"),
+                &w.options.pipe,
+                &w.inj,
+                faults,
+            )
+            .await;
+            let what = format!("signal at {at:?}");
+            let signal = out.signal.unwrap();
+            assert!(signal.delivered, "{what}");
+            waiting += u32::from(signal.while_waiting);
+            let err = out.recv.unwrap().unwrap_err();
+            assert_eq!(err.errno(), Errno::EINTR, "{what}: {err}");
+            assert_unchanged(&dst, &before, &what);
+            // The receiver died mid-stream: the sender, still sending,
+            // found the pipe broken.
+            let e = out.send.unwrap_err();
+            assert_eq!(e.errno(), Errno::EPIPE, "{what}: {e}");
+            assert!(out.bytes_sent < len, "{what}: it stopped early");
+        }
+        assert!(waiting >= 3, "{waiting} of 5 while waiting on the pipe");
+    });
+}
+
+#[test]
+fn a_receive_spans_txg_syncs_in_partial_reads_with_a_workload_step_between_records() {
+    run(13, async {
+        let w = slow_world(13);
+        let src = source(&w);
+        let dst = destination(&w, &src, "dst");
+        let synced_before = dst.borrow().synced_txg();
+        // The destination's txg-sync task, every 50 ms of virtual time.
+        let syncer = {
+            let dst = dst.clone();
+            madsim::task::spawn_local(async move {
+                let mut syncs = 0u64;
+                loop {
+                    madsim::time::sleep(std::time::Duration::from_millis(50)).await;
+                    dst.borrow_mut().txg_sync().unwrap();
+                    syncs += 1;
+                    if syncs == 1_000 {
+                        return;
+                    }
+                }
+            })
+        };
+        // A workload step while the receive is in flight: a new file on
+        // the source, and a filesystem created on the destination.
+        let done = Rc::new(std::cell::Cell::new(false));
+        let worker = {
+            let (src, dst, done) = (src.clone(), dst.clone(), done.clone());
+            madsim::task::spawn_local(async move {
+                // Once the receive has begun (its dataset is INCONSISTENT
+                // until its end), and some records later.
+                let mut seen = 0;
+                while seen < 20 {
+                    if done.get() {
+                        return false;
+                    }
+                    madsim::time::sleep(std::time::Duration::from_millis(1)).await;
+                    let in_flight = dst
+                        .borrow()
+                        .list()
+                        .iter()
+                        .any(|d| d.flags & DS_FLAG_INCONSISTENT != 0);
+                    seen += u32::from(in_flight);
+                }
+                let mut pool = src.borrow_mut();
+                workload_step(&mut pool, 99).unwrap();
+                dst.borrow_mut().create_fs("dst/other").unwrap();
+                dst.borrow()
+                    .list()
+                    .iter()
+                    .any(|d| d.flags & DS_FLAG_INCONSISTENT != 0)
+            })
+        };
+        let out = transfer_with(
+            &src,
+            &dst,
+            &spec("tank/a@s2", None, "dst/b"),
+            &w.options.pipe,
+            &w.inj,
+            TransferFaults::default(),
+        )
+        .await;
+        assert!(
+            worker.await.unwrap(),
+            "the step ran while the receive was in flight"
+        );
+        drop(syncer.cancel_on_drop());
+        out.send.unwrap();
+        out.recv.unwrap().unwrap();
+        assert_same(&src, "tank/a@s2", &dst, "dst/b@s2");
+        assert!(
+            out.records_received > 10,
+            "{} records",
+            out.records_received
+        );
+        assert!(
+            w.inj.counts().get(FaultKind::ShortIo) > 10,
+            "short reads and stalls"
+        );
+        // recv_begin and recv_end sync once each; the rest are the task's.
+        let syncs = dst.borrow().synced_txg() - synced_before;
+        assert!(syncs >= 4, "{syncs} txgs synced during the receive");
+        assert!(dst.borrow().lookup("dst/other").is_ok());
+        assert_clean(&mut dst.borrow_mut(), "after the receive");
     });
 }
 

@@ -242,7 +242,7 @@ fn judge(
         faulted,
         others_faulted,
         hostile: outcome.hostile.as_ref(),
-        sender_failed: outcome.send.is_err(),
+        sender_failed: outcome.sender_failed(),
         bytes,
         order,
     };

@@ -87,15 +87,25 @@ pub struct PipeOptions {
 pub struct TransferOptions {
     /// Per send: the stream is written in the other byte order.
     pub endian_probability: f64,
-    /// Per transfer: a signal to one side at a drawn byte.
+    /// Per transfer: a signal to one side at a drawn moment.
     pub signal_probability: f64,
-    /// Signal and damage offsets are drawn within the send's estimate, and
-    /// at least within this many bytes.
+    /// Damage offsets are drawn within the send's estimate, and at least
+    /// within this many bytes.
     pub fault_window_min_bytes: u64,
+    /// A signal comes within this much virtual time per KiB of the send's
+    /// estimate (at least 1 ms) after the transfer starts; it may come after
+    /// its side is done, and then it is not delivered. Absent from older
+    /// failure files: the default.
+    #[serde(default = "default_signal_window_us_per_kib")]
+    pub signal_window_us_per_kib: u64,
     /// Per transfer: the sender rewrites one record into one the receiver
     /// must refuse. Absent from failure files older than the kind: 0.
     #[serde(default)]
     pub hostile_probability: f64,
+}
+
+fn default_signal_window_us_per_kib() -> u64 {
+    WorldOptions::default().transfer.signal_window_us_per_kib
 }
 
 /// Time in the world.
@@ -154,6 +164,7 @@ impl Default for WorldOptions {
                 endian_probability: 0.0,
                 signal_probability: 0.0,
                 fault_window_min_bytes: 4096,
+                signal_window_us_per_kib: 64,
                 hostile_probability: 0.0,
             },
             clock: ClockOptions {

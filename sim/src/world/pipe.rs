@@ -456,6 +456,11 @@ impl PipeReader {
         self.state.borrow().stats
     }
 
+    /// Whether nothing is waiting to be read (a read now waits).
+    pub fn is_empty(&self) -> bool {
+        self.state.borrow().buf.is_empty()
+    }
+
     /// The damage applied to what was read, with its real extent (final
     /// once [`read`](PipeReader::read) has returned EOF).
     pub fn damage(&self) -> Option<Damage> {

@@ -1,16 +1,16 @@
 //! `zfs send | zfs receive` in the simulated world: a sending task and a
-//! receiving task joined by a [`SimPipe`](super::pipe).
+//! receiving task joined by a [`SimPipe`](super::pipe), running alongside
+//! everything else.
 //!
-//! The engine's send and receive are synchronous calls, and each runs as one
-//! synchronous step of its task: the sender runs `Pool::send` into a buffer,
-//! then writes the buffer into the pipe in chunks (short writes, waiting
-//! while the pipe is full); the receiver reads the pipe to EOF, then runs
-//! `Pool::receive` over what arrived. So the pipe carries the bytes between
-//! them in virtual time, with its short I/O, stalls and damage, but the two
-//! engine calls never overlap. What that still shows: a receive only ever
-//! sees a prefix of the stream, or a damaged one, and must refuse it with
-//! the target as it was; a signal stops either side with EINTR at the
-//! record where it arrives.
+//! Both sides go a record at a time, as the seed does (each `restore_*` is
+//! one tx): the sender steps a [`SendSession`] one block at a time and
+//! writes what it produced into the pipe, waiting for room; the receiver
+//! reads whatever the pipe gives it (short reads, stalls, damage, EOF) into
+//! a [`RecordFeed`] and hands each whole record to a [`RecvSession`]. So a
+//! receive spans txgs (the txg-sync task runs while records arrive), and
+//! any other task may run between two records. A receiver that stops
+//! (refusal, signal, crash) closes its end, and the sender's next write
+//! fails with EPIPE, as `zfs send` into a dead pipe does.
 //!
 //! The faults of one transfer are drawn up front ([`TransferFaults::draw`],
 //! at the rates of [`TransferOptions`] and the pipe's [`PipeOptions`]) and
@@ -18,33 +18,41 @@
 //!
 //! * **endian** (per send): the stream is written in the other byte order,
 //!   which the receiver must read just the same.
-//! * **signal** (per transfer): a side and a byte offset; delivered through
-//!   the engine's [`Interrupt`] once the sender has written, or the receive
-//!   has consumed, that many bytes. A signal whose byte is never reached is
-//!   not delivered and not recorded as a fault. An interrupted sender closes
+//! * **signal** (per transfer): a side and a moment, within
+//!   `signal_window_us_per_kib` of virtual time per KiB of the send's
+//!   estimate (at least 1 ms) after the transfer starts. The side
+//!   sees it where the seed checks `issig`: the sender per block
+//!   (`backup_cb`), the receiver per record, and either while it waits on
+//!   the pipe. A signal whose moment comes after that side is done is not
+//!   delivered and not recorded as a fault. An interrupted sender closes
 //!   the pipe after what it wrote, like a killed `zfs send`.
 //! * **pipe-damage** (per transfer): drawn by the pipe, see [`Damage`].
 //! * **hostile** (per transfer): a seed and a count; the sender rewrites
 //!   one record, see [`hostile`](super::hostile). Recorded when the
-//!   rewritten record is sent.
+//!   rewritten record is sent. A hostile sender buffers its whole stream
+//!   before writing it (the filter may hold a record back to reorder it).
 //!
-//! The receiver always receives when any byte arrived (as `zfs recv` reads
-//! whatever the pipe gives it), so a cut stream is the receiver's EINVAL.
+//! The receiver receives whatever arrives (as `zfs recv` reads whatever the
+//! pipe gives it), so a cut stream is the receiver's EINVAL.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
 
 use engine::context::Interrupt;
 use engine::dsl::DatasetId;
 use engine::error::{Errno, Error, Result};
-use engine::recv::RecvOptions;
+use engine::recv::{RecvOptions, RecvSession};
 use engine::send::{DedupTable, SendOptions, SendSummary};
 use engine::spa::Pool;
-use engine::stream::ByteOrder;
+use engine::stream::{ByteOrder, Next, RecordFeed};
 use rand::Rng;
 
+use super::clock::SimClock;
 use super::faults::FaultKind;
 use super::hostile::{Applied, HostileDraw, HostileSender};
 use super::injector::Injector;
@@ -67,13 +75,15 @@ impl fmt::Display for Side {
     }
 }
 
-/// A signal drawn for a transfer, and whether its byte was reached.
+/// A signal drawn for a transfer, and whether it was delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Signal {
     pub side: Side,
-    /// The byte offset of the stream it is aimed at.
-    pub at: u64,
+    /// Virtual time after the transfer's start it is sent at.
+    pub at: Duration,
     pub delivered: bool,
+    /// Delivered while its side waited on the pipe (not between records).
+    pub while_waiting: bool,
 }
 
 /// What to send and where to receive it.
@@ -102,8 +112,8 @@ pub struct TransferSpec {
 pub struct TransferFaults {
     /// Send in the other byte order.
     pub flip_endian: bool,
-    /// A signal to one side at a byte offset.
-    pub signal: Option<(Side, u64)>,
+    /// A signal to one side, this long after the transfer starts.
+    pub signal: Option<(Side, Duration)>,
     /// Damage in transit.
     pub damage: Option<Damage>,
     /// A record rewritten by the sender.
@@ -111,13 +121,15 @@ pub struct TransferFaults {
 }
 
 impl TransferFaults {
-    /// Rolls endian, signal and pipe-damage once each; offsets are drawn
-    /// within `len_hint` bytes (at least `fault_window_min_bytes`).
+    /// Rolls endian, signal and pipe-damage once each; damage offsets are
+    /// drawn within `len_hint` bytes (at least `fault_window_min_bytes`),
+    /// a signal's moment within a window that grows with `len_hint`.
     pub fn draw(options: &WorldOptions, injector: &Injector, len_hint: u64) -> TransferFaults {
         let TransferOptions {
             endian_probability,
             signal_probability,
             fault_window_min_bytes,
+            signal_window_us_per_kib,
             hostile_probability,
         } = options.transfer;
         let len_hint = len_hint.max(fault_window_min_bytes);
@@ -131,7 +143,10 @@ impl TransferFaults {
                     } else {
                         Side::Receiver
                     };
-                    (side, rng.gen_range(0..len_hint))
+                    let window = (len_hint / 1024)
+                        .saturating_mul(signal_window_us_per_kib)
+                        .max(1000);
+                    (side, Duration::from_micros(rng.gen_range(0..window)))
                 })
             });
         let damage = Damage::draw(&options.pipe, injector, len_hint);
@@ -163,6 +178,7 @@ impl TransferFaults {
 /// What happened to a transfer.
 #[derive(Debug)]
 pub struct TransferOutcome {
+    /// The sender's result: EPIPE when the receiver stopped first.
     pub send: Result<SendSummary>,
     pub byte_order: ByteOrder,
     pub signal: Option<Signal>,
@@ -175,8 +191,19 @@ pub struct TransferOutcome {
     pub bytes_delivered: u64,
     /// `None` when not a byte arrived (the sender failed at once).
     pub recv: Option<Result<Vec<DatasetId>>>,
+    /// Records the receiver handled, and pipe reads that found it empty
+    /// (the receiver waited).
+    pub records_received: u64,
+    pub waits: u64,
     /// The record the sender rewrote, if it sent one.
     pub hostile: Option<Applied>,
+}
+
+impl TransferOutcome {
+    /// The sender stopped by itself (not because the receiver went away).
+    pub fn sender_failed(&self) -> bool {
+        matches!(&self.send, Err(e) if e.errno() != Errno::EPIPE)
+    }
 }
 
 /// Sends `spec.tosnap` from `src` into `spec.target` of `dst` (which may be
@@ -226,10 +253,22 @@ pub async fn transfer_with(
             ),
         );
     }
-    let signal_at = |side: Side| faults.signal.filter(|&(s, _)| s == side).map(|(_, at)| at);
-    let delivered = Rc::new(Cell::new(false));
+    let clock = injector.clock().clone();
+    let start = clock.elapsed();
+    let delivered = Rc::new(Cell::new(None));
+    let signal = |side: Side| TimeSignal {
+        side,
+        at: faults
+            .signal
+            .filter(|&(s, _)| s == side)
+            .map(|(_, at)| start + at),
+        clock: clock.clone(),
+        delivered: delivered.clone(),
+        injector: injector.clone(),
+    };
     let (writer, reader) = pipe(pipe_options, injector, faults.damage);
-    let chunk = usize::try_from(pipe_options.send_chunk_bytes).unwrap_or(usize::MAX);
+    let send_chunk = usize::try_from(pipe_options.send_chunk_bytes).unwrap_or(usize::MAX);
+    let recv_chunk = usize::try_from(pipe_options.recv_chunk_bytes).unwrap_or(usize::MAX);
 
     let sender = madsim::task::spawn_local(send_task(
         src.clone(),
@@ -239,99 +278,91 @@ pub async fn transfer_with(
             dedup: spec.dedup,
             corrupt_data: false,
         },
-        ByteSignal::new(Side::Sender, signal_at(Side::Sender), &delivered, injector),
+        signal(Side::Sender),
         writer,
-        chunk.max(1),
+        send_chunk.max(1),
         faults.hostile.map(HostileSender::new),
     ));
     let receiver = madsim::task::spawn_local(recv_task(
         dst.clone(),
         spec.clone(),
-        ByteSignal::new(
-            Side::Receiver,
-            signal_at(Side::Receiver),
-            &delivered,
-            injector,
-        ),
+        signal(Side::Receiver),
         reader,
+        recv_chunk.max(1),
     ));
     let (send, bytes_sent, hostile) = sender
         .await
         .unwrap_or_else(|_| (Err(cancelled("sender")), 0, None));
-    let (recv, damage, bytes_delivered) = receiver
-        .await
-        .unwrap_or_else(|_| (Some(Err(cancelled("receiver"))), None, 0));
+    let received = receiver.await.unwrap_or_else(|_| Received {
+        recv: Some(Err(cancelled("receiver"))),
+        ..Received::default()
+    });
     TransferOutcome {
         send,
         byte_order,
         signal: faults.signal.map(|(side, at)| Signal {
             side,
             at,
-            delivered: delivered.get(),
+            delivered: delivered.get().is_some(),
+            while_waiting: delivered.get() == Some(true),
         }),
-        damage,
+        damage: received.damage,
         bytes_sent,
-        bytes_delivered,
-        recv,
+        bytes_delivered: received.bytes,
+        recv: received.recv,
+        records_received: received.records,
+        waits: received.waits,
         hostile,
     }
 }
 
-/// The sending task: `zfs send` into a buffer, then the buffer (rewritten
-/// by a hostile sender, if one was drawn) into the pipe in chunks. Returns
-/// the send's result, the bytes it wrote and the record it rewrote.
+/// The sending task: each substream a [`SendSession`] stepped one block at
+/// a time, what each step wrote carried into the pipe before the next (or,
+/// for a hostile sender, the whole stream buffered, rewritten, then
+/// carried). Returns the send's result, the bytes it wrote and the record
+/// it rewrote.
 async fn send_task(
     src: Rc<RefCell<Pool>>,
     spec: TransferSpec,
     options: SendOptions,
-    mut interrupt: ByteSignal,
+    signal: TimeSignal,
     mut writer: PipeWriter,
     chunk: usize,
-    hostile: Option<HostileSender>,
+    mut hostile: Option<HostileSender>,
 ) -> (Result<SendSummary>, u64, Option<Applied>) {
-    let mut out = CountingWriter {
-        bytes: Vec::new(),
-        count: interrupt.count.clone(),
-    };
     let mut table = DedupTable::default();
     let mut from = spec.fromsnap.clone();
     let mut send = Err(Error::new(Errno::EINVAL, "nothing to send"));
+    let mut held = hostile.as_ref().map(|_| Vec::new());
     for snap in spec.intermediate.iter().chain([&spec.tosnap]) {
-        send = with_pool(&src, |p| {
-            p.send(
-                snap,
-                from.as_deref(),
-                &mut out,
-                &options,
-                spec.dedup.then_some(&mut table),
-                &mut interrupt,
-            )
-        });
+        let dedup = spec.dedup.then_some(&mut table);
+        let out = Out {
+            writer: &mut writer,
+            held: held.as_mut(),
+            chunk,
+        };
+        send = send_one(&src, snap, from.as_deref(), &options, dedup, &signal, out).await;
         if send.is_err() {
             break;
         }
         from = Some(snap.clone());
     }
     let mut applied = None;
-    let bytes = match hostile {
-        Some(mut hostile) => {
-            let bytes = hostile.rewrite(&out.bytes);
-            applied = hostile.applied().cloned();
-            if let Some(a) = &applied {
-                // The sender's own injector, as its signal reports.
-                interrupt
-                    .injector
-                    .fired(FaultKind::Hostile, format!("send of {}: {a}", spec.tosnap));
-            }
-            bytes
+    if let (Some(hostile), Some(bytes)) = (hostile.as_mut(), held) {
+        let bytes = hostile.rewrite(&bytes);
+        applied = hostile.applied().cloned();
+        if let Some(a) = &applied {
+            // The sender's own injector, as its signal reports.
+            signal
+                .injector
+                .fired(FaultKind::Hostile, format!("send of {}: {a}", spec.tosnap));
         }
-        None => out.bytes,
-    };
-    // What the send wrote, even if it failed, goes down the pipe: a killed
-    // `zfs send` leaves its output in the pipe too.
-    for chunk in bytes.chunks(chunk) {
-        if writer.write_all(chunk).await.is_err() {
-            break;
+        // What the send wrote, even if it failed, goes down the pipe: a
+        // killed `zfs send` leaves its output in the pipe too.
+        if let Err(e) = write_out(&mut writer, &bytes, chunk, &signal).await
+            && send.is_ok()
+        {
+            send = Err(e);
         }
     }
     let sent = writer.stats().bytes_written;
@@ -339,38 +370,185 @@ async fn send_task(
     (send, sent, applied)
 }
 
-/// What the receiving task returns: the receive's result (`None` when not
-/// a byte arrived), the damage the pipe did, and the bytes delivered.
-type Received = (Option<Result<Vec<DatasetId>>>, Option<Damage>, u64);
+/// Where a sender's bytes go: the pipe, or a hostile sender's buffer.
+struct Out<'a> {
+    writer: &'a mut PipeWriter,
+    held: Option<&'a mut Vec<u8>>,
+    chunk: usize,
+}
 
-/// The receiving task: the pipe read to EOF, then `zfs receive` over what
-/// arrived.
+/// One substream: `dmu_send_impl` a block at a time, under its long hold.
+async fn send_one(
+    src: &Rc<RefCell<Pool>>,
+    snap: &str,
+    from: Option<&str>,
+    options: &SendOptions,
+    dedup: Option<&mut DedupTable>,
+    signal: &TimeSignal,
+    mut out: Out<'_>,
+) -> Result<SendSummary> {
+    let mut interrupt = signal.clone();
+    let mut session = with_pool(src, |p| {
+        let (ds, fromds) = p.send_lookup(snap, from)?;
+        p.send_begin(ds, fromds, Vec::new(), options, dedup, &mut interrupt)
+    })?;
+    let result = loop {
+        let more = with_pool(src, |p| session.step(p));
+        // What a step wrote goes down the pipe even if it then failed: a
+        // killed `zfs send` leaves its output in the pipe too.
+        let bytes = std::mem::take(session.out_mut());
+        match out.held.as_deref_mut() {
+            Some(held) => held.extend_from_slice(&bytes),
+            None => {
+                if let Err(e) = write_out(out.writer, &bytes, out.chunk, signal).await {
+                    break Err(e);
+                }
+            }
+        }
+        match more {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    let summary = with_pool(src, |p| Ok(session.end(p)));
+    result.and(summary)
+}
+
+/// Writes `bytes` into the pipe in chunks, through short writes, waiting
+/// for room: EPIPE once the receiver is gone, EINTR if the sender's signal
+/// comes while it waits.
+async fn write_out(
+    writer: &mut PipeWriter,
+    bytes: &[u8],
+    chunk: usize,
+    signal: &TimeSignal,
+) -> Result<()> {
+    for piece in bytes.chunks(chunk) {
+        let mut rest = piece;
+        while !rest.is_empty() {
+            match signal.or_signal(writer.write(rest)).await {
+                None => {
+                    return Err(Error::new(
+                        Errno::EINTR,
+                        "send interrupted while waiting for room in the pipe",
+                    ));
+                }
+                Some(Ok(n)) => rest = &rest[n..],
+                Some(Err(_)) => {
+                    return Err(Error::new(
+                        Errno::EPIPE,
+                        "the receiver closed the pipe (broken pipe)",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the receiving task returns.
+#[derive(Default)]
+struct Received {
+    /// The receive's result (`None` when not a byte arrived).
+    recv: Option<Result<Vec<DatasetId>>>,
+    /// The damage the pipe did.
+    damage: Option<Damage>,
+    /// Bytes delivered.
+    bytes: u64,
+    records: u64,
+    waits: u64,
+}
+
+/// The receiving task: what the pipe delivers fed to a [`RecordFeed`], and
+/// each whole record to a [`RecvSession`]; between records other tasks run.
+/// It closes its end of the pipe when it stops.
 async fn recv_task(
     dst: Rc<RefCell<Pool>>,
     spec: TransferSpec,
-    mut interrupt: ByteSignal,
+    signal: TimeSignal,
     mut reader: PipeReader,
+    chunk: usize,
 ) -> Received {
-    let mut got = Vec::new();
-    // The reader never fails: its errors are the writer's.
-    let _ = reader.read_to_end(&mut got).await;
-    let damage = reader.damage();
-    let bytes_delivered = reader.stats().bytes_read;
+    let options = RecvOptions {
+        force: spec.force,
+        origin: spec.origin.clone(),
+    };
+    let mut interrupt = signal.clone();
+    let mut session = RecvSession::new(&spec.target, &options);
+    let mut feed = RecordFeed::new();
+    let mut buf = vec![0u8; chunk];
+    let mut arrived = false;
+    let mut records = 0;
+    let mut waits = 0;
+    let recv = loop {
+        let next = match feed.next_record() {
+            Ok(Next::Record(entry)) => {
+                records += 1;
+                match with_pool(&dst, |p| session.record(p, &entry, &mut interrupt)) {
+                    Ok(()) => Step::Record,
+                    Err(e) => Step::Done(Err(e)),
+                }
+            }
+            Ok(Next::End) => Step::Done(with_pool(&dst, |p| session.end(p))),
+            Ok(Next::NeedMore) => Step::Read,
+            Err(e) => Step::Done(Err(stop(&dst, &mut session, e.into()))),
+        };
+        match next {
+            Step::Done(result) => break Some(result),
+            // Between two records, anything else may run.
+            Step::Record => madsim::task::yield_now().await,
+            Step::Read => {
+                if reader.is_empty() {
+                    waits += 1;
+                }
+                match signal.or_signal(reader.read(&mut buf)).await {
+                    None => {
+                        let e = Error::new(
+                            Errno::EINTR,
+                            "receive interrupted while waiting on the pipe",
+                        );
+                        break Some(Err(stop(&dst, &mut session, e)));
+                    }
+                    Some(Ok(0)) if !arrived => break None,
+                    Some(Ok(0)) => feed.push_eof(),
+                    Some(Ok(n)) => {
+                        arrived = true;
+                        feed.push(&buf[..n]);
+                    }
+                    Some(Err(e)) => {
+                        let e = Error::new(Errno::EIO, format!("reading the pipe: {e}"));
+                        break Some(Err(stop(&dst, &mut session, e)));
+                    }
+                }
+            }
+        }
+    };
+    let received = Received {
+        recv,
+        damage: reader.damage(),
+        bytes: reader.stats().bytes_read,
+        records,
+        waits,
+    };
+    // The receiver is gone: the sender's next write fails with EPIPE.
     drop(reader);
-    let recv = (!got.is_empty()).then(|| {
-        let input = CountingReader {
-            inner: &got[..],
-            count: interrupt.count.clone(),
-        };
-        let options = RecvOptions {
-            force: spec.force,
-            origin: spec.origin.clone(),
-        };
-        with_pool(&dst, |p| {
-            p.receive(&spec.target, input, &options, &mut interrupt)
-        })
-    });
-    (recv, damage, bytes_delivered)
+    received
+}
+
+/// What the receiver does next.
+enum Step {
+    Record,
+    Read,
+    Done(Result<Vec<DatasetId>>),
+}
+
+/// The receive stops with `e`: what it created is destroyed.
+fn stop(dst: &Rc<RefCell<Pool>>, session: &mut RecvSession, e: Error) -> Error {
+    match dst.try_borrow_mut() {
+        Ok(mut pool) => session.fail(&mut pool, e),
+        Err(_) => e,
+    }
 }
 
 fn cancelled(side: &str) -> Error {
@@ -386,81 +564,80 @@ fn with_pool<T>(pool: &Rc<RefCell<Pool>>, f: impl FnOnce(&mut Pool) -> Result<T>
     f(&mut pool)
 }
 
-/// The signal of one side: pending once `count` bytes have reached `at`.
-struct ByteSignal {
+/// The signal of one side: due from the moment `at` of virtual time on.
+#[derive(Clone)]
+struct TimeSignal {
     side: Side,
-    at: Option<u64>,
-    count: Rc<Cell<u64>>,
-    delivered: Rc<Cell<bool>>,
+    at: Option<Duration>,
+    clock: SimClock,
+    /// Set once delivered: whether while waiting on the pipe.
+    delivered: Rc<Cell<Option<bool>>>,
     injector: Injector,
 }
 
-impl ByteSignal {
-    fn new(side: Side, at: Option<u64>, delivered: &Rc<Cell<bool>>, injector: &Injector) -> Self {
-        ByteSignal {
-            side,
-            at,
-            count: Rc::new(Cell::new(0)),
-            delivered: delivered.clone(),
-            injector: injector.clone(),
-        }
+impl TimeSignal {
+    fn due(&self) -> bool {
+        self.at.is_some_and(|at| self.clock.elapsed() >= at)
     }
-}
 
-impl Interrupt for ByteSignal {
-    fn pending(&mut self) -> bool {
-        let Some(at) = self.at else {
-            return false;
+    /// Records the delivery in the trace, once.
+    fn deliver(&self, while_waiting: bool) {
+        if self.delivered.get().is_some() {
+            return;
+        }
+        self.delivered.set(Some(while_waiting));
+        let at = self.at.unwrap_or_default();
+        let now = self.clock.elapsed();
+        let how = if while_waiting {
+            "while it waited on the pipe"
+        } else {
+            match self.side {
+                Side::Sender => "at a block",
+                Side::Receiver => "at a record",
+            }
         };
-        let count = self.count.get();
-        if count < at {
+        self.injector.fired(
+            FaultKind::Signal,
+            format!(
+                "SIGINT to the {} at {:.6}s (seen at {:.6}s, {how})",
+                self.side,
+                at.as_secs_f64(),
+                now.as_secs_f64()
+            ),
+        );
+    }
+
+    /// `f`, unless the signal comes first (`None`: delivered).
+    async fn or_signal<F: Future>(&self, f: F) -> Option<F::Output> {
+        let Some(at) = self.at else {
+            return Some(f.await);
+        };
+        let mut f = pin!(f);
+        let wait = at.saturating_sub(self.clock.elapsed());
+        let mut alarm = pin!(madsim::time::sleep(wait));
+        // The alarm first: a signal that came while this side was blocked
+        // interrupts the wait even if bytes or room came at the same time,
+        // as a pending signal makes a blocking read or write return EINTR.
+        let out = poll_fn(|cx| {
+            if alarm.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            f.as_mut().poll(cx).map(Some)
+        })
+        .await;
+        if out.is_none() {
+            self.deliver(true);
+        }
+        out
+    }
+}
+
+impl Interrupt for TimeSignal {
+    fn pending(&mut self) -> bool {
+        if !self.due() {
             return false;
         }
-        if !self.delivered.replace(true) {
-            let verb = match self.side {
-                Side::Sender => "written",
-                Side::Receiver => "consumed",
-            };
-            self.injector.fired(
-                FaultKind::Signal,
-                format!(
-                    "SIGINT to the {} at byte {at} (delivered with {count} bytes {verb})",
-                    self.side
-                ),
-            );
-        }
+        self.deliver(false);
         true
-    }
-}
-
-/// The sender's output: a buffer, and a count its signal watches.
-struct CountingWriter {
-    bytes: Vec<u8>,
-    count: Rc<Cell<u64>>,
-}
-
-impl Write for CountingWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.bytes.extend_from_slice(buf);
-        self.count.set(self.bytes.len() as u64);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The receiver's input, counting what the receive consumed.
-struct CountingReader<'a> {
-    inner: &'a [u8],
-    count: Rc<Cell<u64>>,
-}
-
-impl Read for CountingReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
-        Ok(n)
     }
 }
