@@ -141,6 +141,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("foreign-endian", include_str!("../foreign-endian.toml")),
     ("interrupted-send", include_str!("../interrupted-send.toml")),
     ("deep", include_str!("../deep.toml")),
+    ("zpl", include_str!("../zpl.toml")),
     ("misuse", include_str!("../misuse.toml")),
 ];
 

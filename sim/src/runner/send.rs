@@ -37,7 +37,8 @@ struct Before {
     dst: Rc<RefCell<Pool>>,
     /// The snapshots before `snap` that a `-I` send also sends.
     intermediate: Vec<String>,
-    /// The object types of what is sent.
+    /// The object types of what is sent, bonus types included (a bonus is
+    /// swapped by its own type).
     types: Vec<u8>,
     expect: Expect,
     /// The target pool's model and space before the receive.
@@ -155,7 +156,12 @@ fn prepare(
         let changed = src.changed_since(prev.as_deref(), name);
         state.receive(source, changed, target, snap_name(name), origin.as_deref());
         states.push(state.clone());
-        types.extend(source.objects.values().map(|o| o.shape.dn_type));
+        for o in source.objects.values() {
+            types.push(o.shape.dn_type);
+            if o.shape.bonuslen > 0 {
+                types.push(o.shape.bonustype);
+            }
+        }
         prev = Some(name.to_string());
     }
     Ok(Ok(Before {

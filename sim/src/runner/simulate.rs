@@ -52,6 +52,7 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         disk_reads: 0,
         bytes_sent: 0,
         reach: Default::default(),
+        images: Vec::new(),
     };
     trace.record(
         clock.elapsed(),
@@ -98,6 +99,13 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         }
     }
     world.borrow_mut().finished = true;
+    if config.save_images {
+        let w = world.borrow();
+        for host in &w.hosts {
+            let bytes = host.disk.with_device(|d| d.durable_bytes().to_vec());
+            report.images.push((host.name.to_string(), bytes));
+        }
+    }
     // Cancelled, not detached: a detached task asleep on a timer outlives
     // the runtime, and with it the whole world (both disks), every run.
     drop(sync_task.cancel_on_drop());
