@@ -23,6 +23,24 @@ macro_rules! planted {
     };
 }
 
+/// Whether the BUGGIFY probe `buggify::Probe::$probe` fires here (the
+/// harness's hook decides): a constant `false` without the `buggify`
+/// feature, so a normal build never takes a probed path.
+#[cfg(feature = "buggify")]
+macro_rules! buggify {
+    ($probe:ident) => {
+        $crate::buggify::fires($crate::buggify::Probe::$probe)
+    };
+}
+#[cfg(not(feature = "buggify"))]
+macro_rules! buggify {
+    ($probe:ident) => {
+        false
+    };
+}
+
+#[cfg(feature = "buggify")]
+pub mod buggify;
 pub mod checksum;
 pub mod error;
 #[cfg(feature = "fuzzing")]

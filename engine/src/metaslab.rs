@@ -76,7 +76,13 @@ impl Metaslab {
     /// Allocates `size` bytes (rounded up to the sector size).
     pub fn alloc(&mut self, size: u64) -> Result<u64> {
         let size = size.next_multiple_of(self.align);
-        let Some((&start, &len)) = self.free.iter().find(|(_, len)| **len >= size) else {
+        // BUGGIFY: the simulator makes a full pool happen now and then.
+        let found = if buggify!(MetaslabAlloc) {
+            None
+        } else {
+            self.free.iter().find(|(_, len)| **len >= size)
+        };
+        let Some((&start, &len)) = found else {
             return fail(Errno::ENOSPC, format!("no free extent of {size} bytes"));
         };
         self.free.remove(&start);

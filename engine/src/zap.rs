@@ -7,12 +7,26 @@
 //! block type, magic number, chunk index, chain and length is checked against
 //! the block it sits in, and anything malformed is an `EIO` naming the object,
 //! never a panic, a loop or an allocation the input asks for.
+//!
+//! The writer (`create`, `add`, `remove`) makes objects of the same shapes,
+//! so that a ZPL filesystem the simulator writes reads back here and in a
+//! real ZFS: a microzap that grows by 512 bytes a block, upgraded to a fat
+//! ZAP of 16 KiB blocks when a name or value does not fit it or it can grow
+//! no more (`micro`, `fat`, `leaf`, `hash`). Each change reads the object
+//! through the reader first, so it never acts on a malformed one.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::dmu::Dmu;
 use crate::error::{Errno, Error, Result, fail};
+
+mod fat;
+mod hash;
+mod leaf;
+mod micro;
+
+pub use hash::zap_hash;
 
 /// `zap_phys_t.zap_block_type` / `lh_block_type` / `mz_block_type` values.
 pub const ZBT_LEAF: u64 = 1 << 63;
@@ -197,6 +211,215 @@ pub fn lookup(dmu: &mut Dmu<'_>, object: u64, name: &[u8]) -> Result<Vec<u64>> {
 /// The single integer stored under `name`.
 pub fn lookup_u64(dmu: &mut Dmu<'_>, object: u64, name: &[u8]) -> Result<u64> {
     read(dmu, object)?.lookup_u64(object, name)
+}
+
+/// The block a new ZAP starts with: a microzap of `SPA_MINBLOCKSIZE`.
+pub const MZAP_INITIAL_BLKSZ: u32 = 512;
+/// `fzap_default_block_shift`: a fat ZAP's blocks are 16 KiB.
+pub const FZAP_BLOCK_SHIFT: u32 = 14;
+
+/// A new ZAP's salt. ZFS stirs kernel addresses into it; zsim takes the
+/// object number, so a run is the same every time.
+fn salt_for(object: u64) -> u64 {
+    let mut z = object.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) | 1
+}
+
+/// `zap_create`: a new object of type `ot` holding an empty microzap.
+pub fn create(dmu: &mut Dmu<'_>, ot: u8, bonustype: u8, bonuslen: usize) -> Result<u64> {
+    let object = dmu.object_alloc(ot, MZAP_INITIAL_BLKSZ, bonustype, bonuslen)?;
+    mzap_create(dmu, object)?;
+    Ok(object)
+}
+
+/// `zap_create_claim`: the same, as a given object number.
+pub fn create_claim(
+    dmu: &mut Dmu<'_>,
+    object: u64,
+    ot: u8,
+    bonustype: u8,
+    bonuslen: usize,
+) -> Result<()> {
+    dmu.object_claim(object, ot, MZAP_INITIAL_BLKSZ, bonustype, bonuslen)?;
+    mzap_create(dmu, object)
+}
+
+fn mzap_create(dmu: &mut Dmu<'_>, object: u64) -> Result<()> {
+    let block = micro::create_block(salt_for(object), MZAP_INITIAL_BLKSZ as usize);
+    dmu.write(object, 0, &block)
+}
+
+/// `zap_add` of one 8-byte integer, as directories and the master node
+/// hold.
+pub fn add_u64(dmu: &mut Dmu<'_>, object: u64, name: &[u8], value: u64) -> Result<()> {
+    add(dmu, object, name, 8, &[value])
+}
+
+/// `zap_add`: `name` with `values` of `integer_size` bytes each; `EEXIST`
+/// if the name is there. A microzap takes it if it can (growing its block
+/// by 512 bytes when every slot is used), else becomes a fat ZAP first.
+pub fn add(
+    dmu: &mut Dmu<'_>,
+    object: u64,
+    name: &[u8],
+    integer_size: u8,
+    values: &[u64],
+) -> Result<()> {
+    let value_bytes = values.len() * usize::from(integer_size);
+    if name.is_empty() || name.len() >= ZAP_MAXNAMELEN || name.contains(&0) {
+        return fail(
+            Errno::ENAMETOOLONG,
+            format!(
+                "ZAP object {object}: a name of {} bytes cannot be stored (1 to {} bytes, no NUL)",
+                name.len(),
+                ZAP_MAXNAMELEN - 1
+            ),
+        );
+    }
+    if !matches!(integer_size, 1 | 2 | 4 | 8) || values.is_empty() || value_bytes > ZAP_MAXVALUELEN
+    {
+        return fail(
+            Errno::E2BIG,
+            format!(
+                "ZAP object {object}: {} integers of {integer_size} bytes cannot be a value",
+                values.len()
+            ),
+        );
+    }
+    let zap = read(dmu, object)?;
+    if zap.flags & (ZAP_FLAG_UINT64_KEY | ZAP_FLAG_PRE_HASHED_KEY) != 0 {
+        return fail(
+            Errno::ENOTSUP,
+            format!(
+                "ZAP object {object} has flags {:#x}: only string keys are written",
+                zap.flags
+            ),
+        );
+    }
+    if zap.entries.iter().any(|e| e.name == name) {
+        return fail(
+            Errno::EEXIST,
+            format!(
+                "ZAP object {object} already has an entry {:?}",
+                String::from_utf8_lossy(name)
+            ),
+        );
+    }
+    let value: Vec<u8> = values
+        .iter()
+        .flat_map(|v| v.to_be_bytes()[8 - usize::from(integer_size)..].to_vec())
+        .collect();
+    let mut with_nul = name.to_vec();
+    with_nul.push(0);
+    match zap.kind {
+        ZapKind::Fat => {
+            let bs = u64::from(dmu.object_info(object)?.datablksz);
+            let block0 = dmu.read(object, 0, bs)?;
+            let mut fat = fat::FatZap::open(dmu, object, block0);
+            fat.add(&with_nul, integer_size, &value, None)?;
+            fat.finish()
+        }
+        ZapKind::Micro => {
+            let bs = dmu.object_info(object)?.datablksz;
+            let mut mz = micro::MicroBlock {
+                block: dmu.read(object, 0, u64::from(bs))?,
+            };
+            let fits = integer_size == 8 && values.len() == 1 && name.len() < MZAP_NAME_LEN;
+            let slot = match mz.free_slot() {
+                Some(slot) => Some(slot),
+                None if bs as usize + 512 <= MZAP_MAX_BLKSZ => {
+                    dmu.set_blocksize(object, bs + 512)?;
+                    mz.grow_to(bs as usize + 512);
+                    mz.free_slot()
+                }
+                None => None,
+            };
+            match slot {
+                Some(slot) if fits => {
+                    let cd = mz.unused_cd(name);
+                    mz.put(slot, name, cd, values[0]);
+                    dmu.write(object, 0, &mz.block)
+                }
+                _ => {
+                    let mut fat = mzap_upgrade(dmu, object, &mz, FZAP_BLOCK_SHIFT)?;
+                    fat.add(&with_nul, integer_size, &value, None)?;
+                    fat.finish()
+                }
+            }
+        }
+    }
+}
+
+/// `mzap_upgrade`: the microzap's entries, with their cds, in a new fat ZAP
+/// of `1 << block_shift`-byte blocks.
+fn mzap_upgrade<'d, 'a>(
+    dmu: &'d mut Dmu<'a>,
+    object: u64,
+    mz: &micro::MicroBlock,
+    block_shift: u32,
+) -> Result<fat::FatZap<'d, 'a>> {
+    let bs = 1usize << block_shift;
+    dmu.set_blocksize(object, bs as u32)?;
+    let mut fat = fat::FatZap::create(dmu, object, bs, mz.salt(), mz.normflags(), 0);
+    for slot in mz.slots() {
+        let mut name = slot.name;
+        name.push(0);
+        fat.add(&name, 8, &slot.value.to_be_bytes(), Some(slot.cd))?;
+    }
+    Ok(fat)
+}
+
+/// Upgrades a microzap to a fat ZAP of `1 << block_shift`-byte blocks now,
+/// whatever it holds: small blocks make every fat ZAP path (leaf splits, a
+/// pointer table outgrowing block 0) reachable with few entries in tests.
+pub fn upgrade(dmu: &mut Dmu<'_>, object: u64, block_shift: u32) -> Result<()> {
+    let zap = read(dmu, object)?;
+    if zap.kind == ZapKind::Fat {
+        return Ok(());
+    }
+    let bs = dmu.object_info(object)?.datablksz;
+    let mz = micro::MicroBlock {
+        block: dmu.read(object, 0, u64::from(bs))?,
+    };
+    mzap_upgrade(dmu, object, &mz, block_shift)?.finish()
+}
+
+/// `zap_remove`: `ENOENT` if the name is not there. A fat ZAP stays fat
+/// and keeps its leaves, as in ZFS.
+pub fn remove(dmu: &mut Dmu<'_>, object: u64, name: &[u8]) -> Result<()> {
+    let zap = read(dmu, object)?;
+    let missing = || {
+        fail(
+            Errno::ENOENT,
+            format!(
+                "ZAP object {object} has no entry {:?}",
+                String::from_utf8_lossy(name)
+            ),
+        )
+    };
+    let bs = dmu.object_info(object)?.datablksz;
+    let block0 = dmu.read(object, 0, u64::from(bs))?;
+    match zap.kind {
+        ZapKind::Micro => {
+            let mut mz = micro::MicroBlock { block: block0 };
+            let Some(slot) = mz.slots().into_iter().find(|s| s.name == name) else {
+                return missing();
+            };
+            mz.clear(slot.index);
+            dmu.write(object, 0, &mz.block)
+        }
+        ZapKind::Fat => {
+            let mut with_nul = name.to_vec();
+            with_nul.push(0);
+            let mut fat = fat::FatZap::open(dmu, object, block0);
+            if !fat.remove(&with_nul)? {
+                return missing();
+            }
+            fat.finish()
+        }
+    }
 }
 
 impl Zap {

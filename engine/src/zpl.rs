@@ -7,6 +7,11 @@
 //! version 1–4 znodes (`znode_phys_t` bonus buffers, no system attributes)
 //! exactly as ZFS lays them out and refuses malformed ones with an error
 //! naming the object, never a panic, a directory cycle or an unbounded read.
+//!
+//! `znode` and `vnops` write such filesystems (ZPL version 4, as zfs-fuse
+//! does), so the simulator's workloads can make files, directories, links
+//! and extended attributes that this walker, `cargo sim ls` and a real ZFS
+//! read back.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +26,12 @@ use crate::error::{Errno, Error, Result, fail};
 use crate::spa::Pool;
 use crate::zap;
 use crate::zio::BLKPTR_SIZE;
+
+pub mod vnops;
+pub mod znode;
+
+pub use vnops::Stamp;
+pub use znode::create_fs;
 
 /// `MASTER_NODE_OBJ`: the ZAP that names the root and the ZPL version.
 pub const MASTER_NODE_OBJ: u64 = 1;

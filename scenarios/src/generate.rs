@@ -19,9 +19,18 @@ use crate::step::{Shape, Step};
 pub const SRC: &str = "src";
 pub const DST: &str = "dst";
 
-/// Object types whose byteswap is its own inverse on any contents (byte,
-/// 32- and 64-bit arrays), so either byte order round-trips any data.
-const TYPES: [u8; 5] = [19, 25, 26, 2, 0x82];
+/// Object types of every byteswap class whose contents may be any bytes:
+/// byte, 16-, 32- and 64-bit arrays, V0 ACEs (`ace_t`) and FUID ACLs
+/// (`zfs_ace_t`, which the sender swaps from host order and the receiver
+/// back, so any bytes come back). ZAPs and znodes come from ZPL steps.
+const TYPES: [u8; 8] = [19, 25, 26, 2, 0x82, 0x81, 18, 33];
+/// Modes of new directories and files.
+const DIR_MODES: [u64; 4] = [0o755, 0o700, 0o750, 0o1777];
+const FILE_MODES: [u64; 5] = [0o644, 0o600, 0o755, 0o640, 0o4755];
+/// A ZPL file's block size, as a recordsize would give it.
+const FILE_BLOCK_SIZES: [u32; 5] = [512, 4096, 16384, 131072, 131072];
+/// Extended attribute names: few, so values get replaced and removed.
+const XATTR_NAMES: [&str; 5] = ["user.a", "user.b", "user.c", "user.mime", "user.checksum"];
 const BONUS_TYPES: [u8; 4] = [0, 25, 26, 44];
 const BLOCK_SIZES: [u32; 10] = [
     512, 1024, 4096, 8192, 16384, 32768, 65536, 131072, 1536, 3072,
@@ -35,6 +44,8 @@ pub struct Generator {
     spec: Spec,
     rng: ChaCha8Rng,
     next_name: u64,
+    /// A step that must come next (the skeleton of a filesystem just made).
+    pending: Option<Step>,
 }
 
 impl Generator {
@@ -43,6 +54,7 @@ impl Generator {
             spec,
             rng,
             next_name: 0,
+            pending: None,
         }
     }
 
@@ -57,6 +69,9 @@ impl Generator {
 
     /// The next step for pools in the state `src` and `dst` describe.
     pub fn next(&mut self, src: &PoolModel, dst: &PoolModel) -> Step {
+        if let Some(step) = self.pending.take() {
+            return step;
+        }
         let kinds: Vec<(&'static str, u32)> = Step::KINDS
             .iter()
             .map(|k| (*k, self.spec.weight(k)))
@@ -104,6 +119,27 @@ impl Generator {
                 Some(Step::CreateFs {
                     fs: format!("{SRC}/fs{n}"),
                 })
+            }
+            // The skeleton goes into an empty filesystem, made now if
+            // there is none (the skeleton is then the next step).
+            "zpl-init" => {
+                let empty = src.filesystems().find(|f| {
+                    f.contains('/')
+                        && src
+                            .get(f)
+                            .is_some_and(|d| d.objects.is_empty() && d.zpl.is_none())
+                });
+                if let Some(fs) = empty {
+                    return Some(Step::ZplInit { fs: fs.to_string() });
+                }
+                let step = self.build("create", src, dst)?;
+                if let Step::CreateFs { fs } = &step {
+                    self.pending = Some(Step::ZplInit { fs: fs.clone() });
+                }
+                Some(step)
+            }
+            "mkdir" | "mkfile" | "symlink" | "link" | "xattr" | "unlink" | "rmdir" => {
+                self.build_zpl_step(kind, src, dst)
             }
             "snapshot" => {
                 let fs = pick_fs(rng, src, dst)?;
@@ -189,12 +225,16 @@ impl Generator {
 
     /// A step on one object, if `kind` is one and an object fits.
     fn build_object_step(&mut self, kind: &str, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
+        let palette = self.spec.fill_palette;
         let rng = &mut self.rng;
         match kind {
             "alloc" | "claim" => {
                 let fs = pick_fs(rng, src, dst)?;
                 let model = model_of(&fs, src, dst);
-                let shape = random_shape(rng);
+                let mut shape = random_shape(rng);
+                if let Some(blksz) = self.spec.depth.block_sizes.choose(rng) {
+                    shape.blksz = *blksz;
+                }
                 let object = (kind == "claim").then(|| {
                     let top = model
                         .get(&fs)
@@ -208,7 +248,7 @@ impl Generator {
                 Some(Step::Alloc { fs, object, shape })
             }
             "reclaim" => {
-                let (fs, object, old) = pick_object(rng, src, dst)?;
+                let (fs, object, old) = pick_object(rng, src, dst, false)?;
                 let mut shape = old;
                 match rng.gen_range(0..3) {
                     0 => shape.blksz = *BLOCK_SIZES.choose(rng).expect("sizes"),
@@ -221,18 +261,23 @@ impl Generator {
                 Some(Step::Reclaim { fs, object, shape })
             }
             "write" => {
-                let (fs, object, shape) = pick_object(rng, src, dst)?;
+                let (fs, object, shape) = pick_object(rng, src, dst, true)?;
                 let (offset, len) = random_range(rng, shape.blksz, &self.spec.depth);
+                let fill = if palette > 0 {
+                    palette_fill(rng.gen_range(0..palette))
+                } else {
+                    rng.r#gen()
+                };
                 Some(Step::Write {
                     fs,
                     object,
                     offset,
                     len,
-                    fill: rng.r#gen(),
+                    fill,
                 })
             }
             "punch" => {
-                let (fs, object, shape) = pick_object(rng, src, dst)?;
+                let (fs, object, shape) = pick_object(rng, src, dst, true)?;
                 let (offset, len) = random_range(rng, shape.blksz, &self.spec.depth);
                 Some(Step::Punch {
                     fs,
@@ -242,16 +287,16 @@ impl Generator {
                 })
             }
             "truncate" => {
-                let (fs, object, shape) = pick_object(rng, src, dst)?;
+                let (fs, object, shape) = pick_object(rng, src, dst, true)?;
                 let (offset, _) = random_range(rng, shape.blksz, &self.spec.depth);
                 Some(Step::Truncate { fs, object, offset })
             }
             "free" => {
-                let (fs, object, _) = pick_object(rng, src, dst)?;
+                let (fs, object, _) = pick_object(rng, src, dst, false)?;
                 Some(Step::FreeObject { fs, object })
             }
             "bonus" => {
-                let (fs, object, shape) = pick_object(rng, src, dst)?;
+                let (fs, object, shape) = pick_object(rng, src, dst, false)?;
                 (shape.bonuslen > 0).then(|| Step::Bonus {
                     fs,
                     object,
@@ -259,7 +304,7 @@ impl Generator {
                 })
             }
             "spill" => {
-                let (fs, object, shape) = pick_object(rng, src, dst)?;
+                let (fs, object, shape) = pick_object(rng, src, dst, false)?;
                 let nblkptr =
                     engine::dmu::dnode::nblkptr_for_bonus(shape.bonustype, shape.bonuslen);
                 if !engine::dmu::dnode::spill_fits(nblkptr, shape.bonuslen) {
@@ -273,7 +318,7 @@ impl Generator {
                 })
             }
             "props" => {
-                let (fs, object, _) = pick_object(rng, src, dst)?;
+                let (fs, object, _) = pick_object(rng, src, dst, true)?;
                 Some(Step::Props {
                     fs,
                     object,
@@ -283,6 +328,125 @@ impl Generator {
             }
             _ => None,
         }
+    }
+
+    /// A ZPL step on a filesystem that has the skeleton: a new name in a
+    /// directory (half the time the fullest one, so that some grow into
+    /// fat ZAPs; a quarter of the names too long for a microzap), or a
+    /// change to a name the model holds.
+    fn build_zpl_step(&mut self, kind: &str, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
+        let model = if self.rng.gen_bool(0.1) { dst } else { src };
+        let zpl_fss: Vec<&str> = model
+            .filesystems()
+            .filter(|f| model.tree(f).is_some())
+            .collect();
+        let fs = zpl_fss.choose(&mut self.rng)?.to_string();
+        let tree = model.tree(&fs)?;
+        let n = self.name();
+        let rng = &mut self.rng;
+        let new_path = |prefix: &str, rng: &mut ChaCha8Rng| {
+            let dirs = tree.dirs();
+            let dir = if rng.gen_bool(0.5) {
+                dirs.iter()
+                    .max_by_key(|d| (tree.entries_of(d), d.len()))?
+                    .clone()
+            } else {
+                dirs.choose(rng)?.clone()
+            };
+            let mut name = format!("{prefix}{n}");
+            if rng.gen_bool(0.25) {
+                let len = rng.gen_range(50..=160);
+                name.push('-');
+                while name.len() < len {
+                    name.push((b'a' + (name.len() % 26) as u8) as char);
+                }
+            }
+            Some(if dir.is_empty() {
+                name
+            } else {
+                format!("{dir}/{name}")
+            })
+        };
+        let non_dirs = tree.non_dirs();
+        Some(match kind {
+            "mkdir" => Step::Mkdir {
+                path: new_path("d", rng)?,
+                mode: *DIR_MODES.choose(rng)?,
+                fs,
+            },
+            // Now and then a batch, which can split a fat ZAP's leaf.
+            "mkfile" => Step::MkFile {
+                path: new_path("f", rng)?,
+                mode: *FILE_MODES.choose(rng)?,
+                blksz: *FILE_BLOCK_SIZES.choose(rng)?,
+                count: if rng.gen_bool(0.08) {
+                    rng.gen_range(20..=200)
+                } else {
+                    1
+                },
+                fs,
+            },
+            "symlink" => {
+                let path = new_path("l", rng)?;
+                let depth = path.matches('/').count();
+                let mut target = match tree.names.keys().collect::<Vec<_>>().choose(rng) {
+                    Some(to) => format!("{}{to}", "../".repeat(depth)),
+                    None => format!("t{n}"),
+                };
+                // A target too long for the bonus goes to a block.
+                if rng.gen_bool(0.3) {
+                    let len = rng.gen_range(60..=400);
+                    target.push('/');
+                    while target.len() < len {
+                        target.push('t');
+                    }
+                }
+                Step::Symlink { path, target, fs }
+            }
+            "link" => Step::Link {
+                existing: non_dirs.choose(rng)?.clone(),
+                path: new_path("h", rng)?,
+                fs,
+            },
+            "xattr" => {
+                let paths: Vec<&String> = tree.names.keys().collect();
+                let path = (*paths.choose(rng)?).clone();
+                let node = tree.node(&path)?;
+                let name = XATTR_NAMES.choose(rng)?.to_string();
+                let len = if node.xattrs.contains_key(&name) && rng.gen_bool(0.3) {
+                    0
+                } else {
+                    match rng.gen_range(0..3) {
+                        0 => rng.gen_range(1..=64),
+                        1 => rng.gen_range(65..=2000),
+                        _ => rng.gen_range(2001..=9000),
+                    }
+                };
+                Step::Xattr {
+                    fs,
+                    path,
+                    name,
+                    len,
+                    fill: rng.r#gen(),
+                }
+            }
+            "unlink" => Step::Unlink {
+                path: non_dirs.choose(rng)?.clone(),
+                fs,
+            },
+            "rmdir" => {
+                let empty: Vec<String> = tree
+                    .dirs()
+                    .into_iter()
+                    .filter(|d| !d.is_empty() && tree.entries_of(d) == 0)
+                    .collect();
+                Step::Rmdir {
+                    path: empty.choose(rng)?.clone(),
+                    fs,
+                }
+            }
+            _ => return None,
+        })
     }
 
     fn send_full(&mut self, src: &PoolModel, dst: &PoolModel, dedup: bool) -> Option<Step> {
@@ -401,10 +565,13 @@ fn pick_fs(rng: &mut ChaCha8Rng, src: &PoolModel, dst: &PoolModel) -> Option<Str
     fss.choose(rng).map(|s| s.to_string())
 }
 
+/// An object to change: any but those of a ZPL filesystem, whose regular
+/// files only (`zpl_files`) steps on data may pick.
 fn pick_object(
     rng: &mut ChaCha8Rng,
     src: &PoolModel,
     dst: &PoolModel,
+    zpl_files: bool,
 ) -> Option<(String, u64, Shape)> {
     let fs = pick_fs(rng, src, dst)?;
     let model = model_of(&fs, src, dst);
@@ -412,10 +579,17 @@ fn pick_object(
         .get(&fs)?
         .objects
         .iter()
+        .filter(|(o, _)| !model.zpl_owns(&fs, **o) || (zpl_files && model.zpl_file(&fs, **o)))
         .map(|(o, obj)| (*o, obj.shape))
         .collect();
     let (object, shape) = *objects.choose(rng)?;
     Some((fs, object, shape))
+}
+
+/// The `n`th fill of a palette: bytes that do not compress to nothing
+/// (`fill_bytes` modes 0 and 2, never all zeros), so each is a real block.
+fn palette_fill(n: u64) -> u64 {
+    0x5eed_0000 + n * 4 + (n & 1) * 2
 }
 
 fn random_shape(rng: &mut ChaCha8Rng) -> Shape {

@@ -14,6 +14,10 @@ use engine::error::Errno;
 
 use crate::step::Shape;
 
+pub mod tree;
+
+use tree::Tree;
+
 /// Largest bonus ZFS allows (`DN_MAX_BONUSLEN`).
 pub const DN_MAX_BONUSLEN: usize = 320;
 
@@ -171,6 +175,8 @@ pub struct Dataset {
     pub changed: bool,
     /// Snapshots: order of creation within the pool.
     pub seq: u64,
+    /// A ZPL filesystem's namespace, if the dataset holds one.
+    pub zpl: Option<Tree>,
 }
 
 impl Dataset {
@@ -183,6 +189,7 @@ impl Dataset {
             modified: false,
             changed: false,
             seq: 0,
+            zpl: None,
         }
     }
 }
@@ -325,6 +332,22 @@ impl PoolModel {
         self.datasets.get(fs)?.objects.get(&object)
     }
 
+    /// The ZPL namespace of a filesystem that holds one.
+    pub fn tree(&self, fs: &str) -> Option<&Tree> {
+        self.datasets.get(fs)?.zpl.as_ref()
+    }
+
+    /// Whether only ZPL steps may change `object` of `fs`.
+    pub fn zpl_owns(&self, fs: &str, object: u64) -> bool {
+        self.tree(fs).is_some_and(|t| t.owns(object))
+    }
+
+    /// Whether `object` of `fs` is a ZPL regular file, whose writes keep
+    /// its znode's size.
+    pub fn zpl_file(&self, fs: &str, object: u64) -> bool {
+        self.tree(fs).is_some_and(|t| t.is_file(object))
+    }
+
     pub fn create(&mut self, fs: &str) {
         self.datasets
             .insert(fs.to_string(), Dataset::fs(Objects::new(), None));
@@ -362,6 +385,7 @@ impl PoolModel {
         let head = self.datasets.get_mut(fs).expect("checked by the caller");
         let changed = std::mem::take(&mut head.modified);
         let objects = head.objects.clone();
+        let zpl = head.zpl.clone();
         self.next_seq += 1;
         self.datasets.insert(
             snap.to_string(),
@@ -373,23 +397,30 @@ impl PoolModel {
                 modified: false,
                 changed,
                 seq: self.next_seq,
+                zpl,
             },
         );
     }
 
     pub fn clone_fs(&mut self, origin: &str, fs: &str) {
         let objects = self.datasets[origin].objects.clone();
+        let zpl = self.datasets[origin].zpl.clone();
         self.datasets.insert(
             fs.to_string(),
-            Dataset::fs(objects, Some(origin.to_string())),
+            Dataset {
+                zpl,
+                ..Dataset::fs(objects, Some(origin.to_string()))
+            },
         );
     }
 
     pub fn rollback(&mut self, fs: &str) {
         if let Some((_, snap)) = self.latest_snapshot(fs) {
             let objects = snap.objects.clone();
+            let zpl = snap.zpl.clone();
             let head = self.datasets.get_mut(fs).expect("exists");
             head.objects = objects;
+            head.zpl = zpl;
             head.modified = false;
         }
     }
@@ -557,12 +588,16 @@ impl PoolModel {
         match self.datasets.get_mut(target) {
             Some(head) => {
                 head.objects = objects.clone();
+                head.zpl.clone_from(&source.zpl);
                 head.modified = false;
             }
             None => {
                 self.datasets.insert(
                     target.to_string(),
-                    Dataset::fs(objects.clone(), origin.map(str::to_string)),
+                    Dataset {
+                        zpl: source.zpl.clone(),
+                        ..Dataset::fs(objects.clone(), origin.map(str::to_string))
+                    },
                 );
             }
         }
@@ -577,6 +612,7 @@ impl PoolModel {
                 modified: false,
                 changed,
                 seq: self.next_seq,
+                zpl: source.zpl.clone(),
             },
         );
     }

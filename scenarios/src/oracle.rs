@@ -3,16 +3,21 @@
 //! Comparison is object by object: shape (type, block size, bonus type and
 //! length), bonus bytes, checksum and compression, every block's contents
 //! (holes read as zeros) and the spill block; for snapshots also the guid
-//! and creation time. A pool must also hold no `%recv` and no INCONSISTENT
+//! and creation time. A ZPL filesystem is also compared file by file: a
+//! walk of it (`engine::zpl::walk`) must list what the model's namespace
+//! holds, with every type, mode, size, link count, symlink target and
+//! extended attribute. A pool must also hold no `%recv` and no INCONSISTENT
 //! dataset: a receive that failed must leave nothing behind.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
-use engine::dsl::DS_FLAG_INCONSISTENT;
-use engine::error::Error;
+use engine::dsl::{DS_FLAG_INCONSISTENT, DatasetId};
+use engine::error::{Errno, Error};
 use engine::spa::Pool;
+use engine::zpl::{self, WalkOptions};
 
+use crate::model::tree::{Listed, Tree};
 use crate::model::{Dataset, Object, PoolModel};
 
 /// How a pool differs from its model.
@@ -118,7 +123,78 @@ pub fn compare_dataset(pool: &mut Pool, name: &str, model: &Dataset) -> Result<(
             &mut unreadable,
         )?;
     }
+    drop(dmu);
+    // After damage the walk would only fail where the objects did.
+    if let (Some(tree), Ok(())) = (&model.zpl, &unreadable) {
+        keep_looking(compare_files(pool, id, name, tree), &mut unreadable)?;
+    }
     unreadable
+}
+
+/// A walk of a ZPL filesystem against the model's namespace. File data is
+/// not hashed: the objects compared above already hold it.
+pub fn compare_files(
+    pool: &mut Pool,
+    id: DatasetId,
+    name: &str,
+    tree: &Tree,
+) -> Result<(), Mismatch> {
+    let options = WalkOptions {
+        hash: false,
+        ..WalkOptions::default()
+    };
+    let walked = match zpl::walk_with(pool, id, &options) {
+        Ok(files) => files,
+        // A read that failed below the ZPL (a device error, a checksum)
+        // is damage; an error the walker or the ZAP reader decided is a
+        // malformed filesystem.
+        Err(e)
+            if matches!(e.errno(), Errno::EIO | Errno::ECKSUM)
+                && !e.site().file.contains("/zpl")
+                && !e.site().file.contains("/zap") =>
+        {
+            return Err(unreadable(&format!("{name}: walking its files"), e));
+        }
+        Err(e) => {
+            return Err(Mismatch::Differs(format!(
+                "{name}: expected its files to list, found {e}"
+            )));
+        }
+    };
+    let found: Vec<Listed> = walked
+        .into_iter()
+        .map(|f| Listed {
+            path: f.path_lossy().into_owned(),
+            kind: f.file_type.as_str(),
+            mode: f.mode,
+            size: f.size,
+            nlink: f.nlink,
+            object: f.object,
+            target: f.target,
+            xattrs: f
+                .xattrs
+                .into_iter()
+                .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+                .collect(),
+        })
+        .collect();
+    let mut found = found;
+    found.sort();
+    let expected = tree.listing();
+    if found == expected {
+        return Ok(());
+    }
+    let differs = expected
+        .iter()
+        .zip(&found)
+        .find(|(a, b)| a != b)
+        .map(|(a, b)| format!("first difference: expected {a:?}, found {b:?}"))
+        .unwrap_or_default();
+    Err(Mismatch::Differs(format!(
+        "{name}: expected {} files, found {} ({differs})",
+        expected.len(),
+        found.len()
+    )))
 }
 
 fn compare_object(

@@ -245,6 +245,14 @@ impl PoolModel {
                 }
                 self.object(fs, *object).is_none().then_some(Errno::ENOENT)
             }
+            Step::ZplInit { .. }
+            | Step::Mkdir { .. }
+            | Step::MkFile { .. }
+            | Step::Symlink { .. }
+            | Step::Link { .. }
+            | Step::Xattr { .. }
+            | Step::Unlink { .. }
+            | Step::Rmdir { .. } => self.zpl_refusal(step),
             Step::Send { .. } | Step::Wait { .. } | Step::Crash { .. } | Step::Misuse(_) => None,
         }
     }
@@ -259,6 +267,34 @@ fn shape_refusal(shape: &Shape) -> Option<Errno> {
         || !valid_blksz(u64::from(shape.blksz))
         || shape.bonuslen > DN_MAX_BONUSLEN;
     bad.then_some(Errno::EINVAL)
+}
+
+impl PoolModel {
+    /// What ZFS refuses a ZPL step with: the filesystem must exist and
+    /// hold the ZPL's skeleton (the master node is read first: EIO when
+    /// it is not there), then `zfs_*`'s checks in the engine's order (the
+    /// namespace's, see [`crate::model::tree::Tree::refusal`]), then a
+    /// snapshot is read-only.
+    fn zpl_refusal(&self, step: &Step) -> Option<Errno> {
+        let fs = step.pool_dataset();
+        if let Step::ZplInit { fs } = step {
+            if let Some(e) = self.writable_fs(fs) {
+                return Some(e);
+            }
+            // `zap_create_claim` of the master node's number.
+            return self.object(fs, 1).map(|_| Errno::EEXIST);
+        }
+        if !self.exists(fs) {
+            return Some(Errno::ENOENT);
+        }
+        let Some(tree) = self.tree(fs) else {
+            return Some(Errno::EIO);
+        };
+        if let Some(e) = tree.refusal(step) {
+            return Some(e);
+        }
+        fs.contains('@').then_some(Errno::EROFS)
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //! far_share = 0.3
 //! ```
 //!
+//! and optionally `fill_palette = N` (writes repeat N contents).
+//!
 //! The named scenarios are compiled in, so `cargo sim run --scenario smoke`
 //! works from any directory; `--scenario path/to/file.toml` reads a file.
 
@@ -42,6 +44,12 @@ pub struct Spec {
     /// How large and sparse objects get.
     #[serde(default)]
     pub depth: Depth,
+    /// Writes draw their contents from this many fills only (0: any), so
+    /// the same block recurs across objects and snapshots and overwrites
+    /// replace blocks that later writes repeat: what `-D` streams need for
+    /// a WRITE_BYREF to point at a block the receiver has since changed.
+    #[serde(default)]
+    pub fill_palette: u64,
 }
 
 /// How deep into the engine a workload's objects reach: how far writes,
@@ -63,6 +71,9 @@ pub struct Depth {
     /// A claimed object number lies 1 to this many numbers above the
     /// highest object (a wide gap means long FREEOBJECTS ranges).
     pub claim_gap_max: u64,
+    /// New objects get one of these block sizes (empty: any the generator
+    /// knows): one size lets a block recur across objects.
+    pub block_sizes: Vec<u32>,
 }
 
 impl Default for Depth {
@@ -73,6 +84,7 @@ impl Default for Depth {
             far_share: 0.0,
             far_offset_log2: 40,
             claim_gap_max: 20,
+            block_sizes: Vec::new(),
         }
     }
 }
@@ -88,6 +100,13 @@ impl Depth {
         }
         if !(0.0..=1.0).contains(&self.far_share) {
             return bad("far_share must be between 0 and 1");
+        }
+        if self
+            .block_sizes
+            .iter()
+            .any(|b| !engine::dmu::dnode::valid_blksz(u64::from(*b)))
+        {
+            return bad("block_sizes must be multiples of 512 up to 128 KiB");
         }
         if !(17..=50).contains(&self.far_offset_log2) {
             return bad("far_offset_log2 must be between 17 and 50");
@@ -122,6 +141,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("foreign-endian", include_str!("../foreign-endian.toml")),
     ("interrupted-send", include_str!("../interrupted-send.toml")),
     ("deep", include_str!("../deep.toml")),
+    ("zpl", include_str!("../zpl.toml")),
     ("misuse", include_str!("../misuse.toml")),
 ];
 

@@ -274,7 +274,7 @@ fn a_failing_seed_is_saved_replayable_and_fails_the_campaign() {
         let world = saved["world"].as_table().unwrap();
         let mut devices: Vec<&str> = world.keys().map(String::as_str).collect();
         devices.sort();
-        assert_eq!(devices, ["clock", "disk", "pipe", "transfer"]);
+        assert_eq!(devices, ["clock", "disk", "engine", "pipe", "transfer"]);
         assert_eq!(saved["seed"].as_integer(), Some(r.seed as i64));
         assert_eq!(saved["scenario"].as_str(), Some("smoke"));
         assert_eq!(saved["faults"].as_str(), Some(r.plan.as_str()));

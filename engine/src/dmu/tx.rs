@@ -111,11 +111,26 @@ impl Pool {
             );
         }
         let need = tx.worst_case_bytes();
-        let free = self.zio.ms.available().saturating_sub(self.dirty_bytes);
         // Keep 1/32 of the pool in reserve, as ZFS's slop space does, so
         // that frees and syncs can always proceed.
         let reserve = self.zio.ms.capacity() / 32;
-        if need.saturating_add(reserve) > free {
+        let fits = |pool: &Pool| {
+            let free = pool.zio.ms.available().saturating_sub(pool.dirty_bytes);
+            need.saturating_add(reserve) <= free
+        };
+        // Space promised to the open txg's dirty data is an estimate, of
+        // the worst case: `dsl_dir_tempreserve_space` answers ERESTART
+        // while some is in flight, and `dmu_tx_assign(TXG_WAIT)` waits for
+        // that txg to sync and tries again. Only a pool full with nothing
+        // in flight is ENOSPC (many small transactions, a receive of many
+        // objects, promise more than the pool has long before they write it).
+        if !fits(self) && self.dirty_bytes > 0 {
+            self.txg_sync()?;
+        }
+        let free = self.zio.ms.available().saturating_sub(self.dirty_bytes);
+        // BUGGIFY: the simulator refuses a transaction for space now and
+        // then, so that every caller's ENOSPC path runs.
+        if !fits(self) || buggify!(TxAssign) {
             return fail(
                 Errno::ENOSPC,
                 format!("transaction may need {need} bytes; {free} free with {reserve} reserved"),

@@ -20,7 +20,7 @@ const BAD_COMPONENTS: [&str; 4] = ["bad!name", "b*d", "a#b", "x$y"];
 impl Generator {
     /// A misuse step that fits the pools now, or `None`.
     pub(super) fn misuse(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
-        let misuse = match self.rng.gen_range(0..12) {
+        let misuse = match self.rng.gen_range(0..13) {
             0 => self.misuse_create(src, dst)?,
             1 => self.misuse_snapshot(src, dst)?,
             2 => match self.misuse_destroy(src, dst)? {
@@ -38,6 +38,7 @@ impl Generator {
                 Misuse::DestroyHeld { snap }
             }
             9 => self.misuse_send(src)?,
+            10 => self.misuse_zpl(src, dst)?,
             _ => return self.misuse_receive(src, dst),
         };
         let model = model_of(misuse.target(), src, dst);
@@ -45,6 +46,113 @@ impl Generator {
             .refusal(&misuse)
             .is_some()
             .then_some(Step::Misuse(misuse))
+    }
+
+    /// A ZPL operation the namespace refuses: a name that exists, one
+    /// under a directory that does not or under a file, a name too long
+    /// or "." or "..", a symlink target past `MAXPATHLEN`, unlink of a
+    /// directory, a hard link to one, rmdir of a file or of a directory
+    /// with entries, removing an attribute that is not there; or any on a
+    /// filesystem with no skeleton (or one whose number 1 is taken), or on
+    /// a snapshot.
+    fn misuse_zpl(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Misuse> {
+        let model = if self.rng.gen_bool(0.8) { src } else { dst };
+        let rng = &mut self.rng;
+        let zpl_fss: Vec<&str> = model
+            .filesystems()
+            .filter(|f| model.tree(f).is_some())
+            .collect();
+        let fs = zpl_fss.choose(rng)?.to_string();
+        let tree = model.tree(&fs)?;
+        let names: Vec<&String> = tree.names.keys().collect();
+        let any = |rng: &mut ChaCha8Rng| names.choose(rng).map(|p| p.to_string());
+        let files = tree.non_dirs();
+        let dirs: Vec<String> = tree.dirs().into_iter().filter(|d| !d.is_empty()).collect();
+        let n = rng.gen_range(0..1000);
+        let step = match rng.gen_range(0..12) {
+            0 => Step::Mkdir {
+                path: any(rng)?,
+                mode: 0o755,
+                fs,
+            },
+            1 => Step::MkFile {
+                path: format!("gone{n}/f"),
+                mode: 0o644,
+                blksz: 512,
+                count: 1,
+                fs,
+            },
+            2 => Step::Symlink {
+                path: format!("{}/l{n}", files.choose(rng)?),
+                target: "x".to_string(),
+                fs,
+            },
+            3 => Step::Mkdir {
+                path: match rng.gen_range(0..3) {
+                    0 => "n".repeat(256),
+                    1 => ".".to_string(),
+                    _ => format!("{}/..", dirs.choose(rng)?),
+                },
+                mode: 0o755,
+                fs,
+            },
+            4 => Step::Symlink {
+                path: format!("l{n}"),
+                target: "t/".repeat(rng.gen_range(513..700)),
+                fs,
+            },
+            5 => Step::Unlink {
+                path: dirs.choose(rng)?.clone(),
+                fs,
+            },
+            6 => Step::Link {
+                path: format!("h{n}"),
+                existing: dirs.choose(rng)?.clone(),
+                fs,
+            },
+            7 => Step::Rmdir {
+                path: if rng.gen_bool(0.5) {
+                    files.choose(rng)?.clone()
+                } else {
+                    dirs.iter().find(|d| tree.entries_of(d) > 0)?.clone()
+                },
+                fs,
+            },
+            8 => Step::Xattr {
+                path: any(rng)?,
+                name: "user.none".to_string(),
+                len: 0,
+                fill: 0,
+                fs,
+            },
+            9 => Step::Unlink {
+                path: format!("gone{n}"),
+                fs,
+            },
+            10 => {
+                // A filesystem without the skeleton, or one with objects.
+                let other: Vec<&str> = model
+                    .filesystems()
+                    .filter(|f| f.contains('/') && model.tree(f).is_none())
+                    .collect();
+                let other = other.choose(rng)?.to_string();
+                if rng.gen_bool(0.5) {
+                    Step::ZplInit { fs: other }
+                } else {
+                    Step::Mkdir {
+                        fs: other,
+                        path: format!("d{n}"),
+                        mode: 0o755,
+                    }
+                }
+            }
+            _ => Step::Mkdir {
+                fs: model.latest_snapshot(&fs)?.0.to_string(),
+                path: format!("d{n}"),
+                mode: 0o755,
+            },
+        };
+        Some(Misuse::Step(Box::new(step)))
     }
 
     /// A name that is too long, malformed, the pool's own, under a parent
@@ -186,7 +294,7 @@ impl Generator {
     /// no block has or where no spill pointer fits, a reclaim to a shape
     /// no object may have.
     fn misuse_object(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Misuse> {
-        let (fs, object, shape) = pick_object(&mut self.rng, src, dst)?;
+        let (fs, object, shape) = pick_object(&mut self.rng, src, dst, true)?;
         let model = model_of(&fs, src, dst);
         let rng = &mut self.rng;
         let fill = rng.r#gen();
@@ -266,7 +374,7 @@ impl Generator {
     /// A new block size for an object with data past its first block, or a
     /// bonus longer than its dnode has room for.
     fn misuse_shape(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Misuse> {
-        let (fs, object, shape) = pick_object(&mut self.rng, src, dst)?;
+        let (fs, object, shape) = pick_object(&mut self.rng, src, dst, true)?;
         let rng = &mut self.rng;
         if rng.gen_bool(0.5) {
             let blksz = **[512u32, 4096, 16384, 131072]

@@ -6,8 +6,10 @@
 use engine::dmu::objset::DMU_OBJECT_END;
 use engine::error::{Errno, Error};
 use engine::spa::Pool;
+use engine::zpl::vnops;
 
 use super::Step;
+use super::zpl::{self, stamp};
 use crate::model::{PoolModel, fill_bytes};
 
 impl Step {
@@ -19,8 +21,22 @@ impl Step {
         let fs_ok = |fs: &str| m.exists(fs) && !fs.contains('@') && fs.contains('/');
         let obj = |fs: &str, o: u64| m.object(fs, o);
         let missing = |what: &str| Some(format!("{what} does not exist"));
+        if let Some(why) = self.zpl_skip_reason(m) {
+            return Some(why);
+        }
         match self {
             Step::CreateFs { fs } => m.exists(fs).then(|| format!("{fs} exists")),
+            Step::ZplInit { fs } => match m.get(fs) {
+                Some(d) if fs_ok(fs) && d.objects.is_empty() && d.zpl.is_none() => None,
+                _ => Some(format!("{fs} is no empty filesystem")),
+            },
+            Step::Mkdir { .. }
+            | Step::MkFile { .. }
+            | Step::Symlink { .. }
+            | Step::Link { .. }
+            | Step::Xattr { .. }
+            | Step::Unlink { .. }
+            | Step::Rmdir { .. } => None,
             Step::Alloc { fs, object, .. } => {
                 if !fs_ok(fs) {
                     return missing(fs);
@@ -125,6 +141,14 @@ impl Step {
             Step::Alloc { .. } | Step::Reclaim { .. } | Step::FreeObject { .. } => {
                 self.apply_object(pool, model)
             }
+            Step::ZplInit { fs } => zpl::create_fs(pool, model, fs),
+            Step::Mkdir { .. }
+            | Step::MkFile { .. }
+            | Step::Symlink { .. }
+            | Step::Link { .. }
+            | Step::Xattr { .. }
+            | Step::Unlink { .. }
+            | Step::Rmdir { .. } => self.apply_zpl(pool, model),
             Step::Write { .. }
             | Step::Punch { .. }
             | Step::Truncate { .. }
@@ -197,9 +221,16 @@ impl Step {
             } => {
                 let id = pool.lookup(fs)?;
                 let data = fill_bytes(*fill, *len as usize);
-                pool.dmu(id)?.write(*object, *offset, &data)?;
+                if model.zpl_file(fs, *object) {
+                    let stamp = stamp(pool);
+                    vnops::write(&mut pool.dmu(id)?, stamp, *object, *offset, &data)?;
+                    zpl::file_size(model, fs, *object, |size| size.max(offset + len));
+                } else {
+                    pool.dmu(id)?.write(*object, *offset, &data)?;
+                }
                 let o = model.objects_mut(fs).get_mut(object).expect("checked");
                 o.write(*offset, &data);
+                zpl::refresh_bonus(pool, model, fs, *object)?;
                 Ok(String::new())
             }
             Step::Punch {
@@ -209,16 +240,29 @@ impl Step {
                 len,
             } => {
                 let id = pool.lookup(fs)?;
-                pool.dmu(id)?.free_range(*object, *offset, *len)?;
+                if model.zpl_file(fs, *object) {
+                    let stamp = stamp(pool);
+                    vnops::free(&mut pool.dmu(id)?, stamp, *object, *offset, *len)?;
+                } else {
+                    pool.dmu(id)?.free_range(*object, *offset, *len)?;
+                }
                 let o = model.objects_mut(fs).get_mut(object).expect("checked");
                 o.free_range(*offset, offset + len);
+                zpl::refresh_bonus(pool, model, fs, *object)?;
                 Ok(String::new())
             }
             Step::Truncate { fs, object, offset } => {
                 let id = pool.lookup(fs)?;
-                pool.dmu(id)?.free_range(*object, *offset, DMU_OBJECT_END)?;
+                if model.zpl_file(fs, *object) {
+                    let stamp = stamp(pool);
+                    vnops::truncate(&mut pool.dmu(id)?, stamp, *object, *offset)?;
+                    zpl::file_size(model, fs, *object, |_| *offset);
+                } else {
+                    pool.dmu(id)?.free_range(*object, *offset, DMU_OBJECT_END)?;
+                }
                 let o = model.objects_mut(fs).get_mut(object).expect("checked");
                 o.free_range(*offset, u64::MAX);
+                zpl::refresh_bonus(pool, model, fs, *object)?;
                 Ok(String::new())
             }
             Step::Bonus { fs, object, fill } => {
@@ -363,6 +407,26 @@ mod tests {
             "snapshot p/a@s2",
             "destroy p/a@s2",
             "rollback p/a",
+            "create p/z",
+            "zpl-init p/z",
+            "mkdir p/z path=d mode=755",
+            "mkfile p/z path=d/f mode=644 blksz=4096",
+            "write p/z obj=6 off=5000 len=9000 fill=4",
+            "mkdir p/z path=e mode=755",
+            "mkfile p/z path=e/many-files-in-one-directory-with-long-names-to-fill-leaves mode=600 blksz=512 count=150",
+            "symlink p/z path=l target=d/f",
+            "link p/z path=h to=d/f",
+            "xattr p/z path=d/f name=user.a len=100 fill=3",
+            "xattr p/z path=d name=user.b len=3000 fill=2",
+            "snapshot p/z@s1",
+            "truncate p/z obj=6 off=10",
+            "punch p/z obj=6 off=0 len=5",
+            "xattr p/z path=h name=user.a len=7 fill=5",
+            "unlink p/z path=d/f",
+            "xattr p/z path=h name=user.a len=0 fill=0",
+            "unlink p/z path=h",
+            "rmdir p/z path=d",
+            "rollback p/z",
         ]) {
             assert_eq!(step.skip_reason(&model), None, "{step}");
             let detail = step.apply(&mut pool, &mut model).unwrap();
@@ -370,6 +434,11 @@ mod tests {
                 "alloc" => assert_eq!(detail, "object 1"),
                 "claim" => assert_eq!(detail, "object 9"),
                 "snapshot" => assert!(detail.starts_with("guid 0x"), "{detail}"),
+                "zpl-init" => assert_eq!(detail, "root 3"),
+                "mkdir" | "symlink" | "link" | "unlink" | "rmdir" => {
+                    assert!(detail.starts_with("object "), "{detail}");
+                }
+                "xattr" | "mkfile" => {}
                 _ => assert_eq!(detail, "", "{step}"),
             }
             compare_pool(&mut pool, &model).unwrap_or_else(|m| panic!("after {step}: {m}"));

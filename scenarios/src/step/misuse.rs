@@ -183,6 +183,14 @@ fn attempt_step(step: &Step, pool: &mut Pool) -> Result<String, Error> {
             pool.dmu(id)?.set_checksum(*object, 0)?;
             Ok(String::new())
         }
+        Step::ZplInit { .. }
+        | Step::Mkdir { .. }
+        | Step::MkFile { .. }
+        | Step::Symlink { .. }
+        | Step::Link { .. }
+        | Step::Xattr { .. }
+        | Step::Unlink { .. }
+        | Step::Rmdir { .. } => super::zpl::attempt(step, pool),
         Step::Send { .. } => unreachable!("a receive misuse is carried out by the runner"),
         Step::Wait { .. } | Step::Crash { .. } | Step::Misuse(_) => {
             Ok("not something ZFS can refuse".to_string())

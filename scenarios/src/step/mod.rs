@@ -13,6 +13,7 @@
 mod apply;
 mod misuse;
 mod text;
+mod zpl;
 
 pub use misuse::{HOLD_TAG, Misuse};
 
@@ -21,6 +22,57 @@ pub use misuse::{HOLD_TAG, Misuse};
 pub enum Step {
     CreateFs {
         fs: String,
+    },
+    /// `zfs_create_fs`: the ZPL's skeleton (master node, delete queue,
+    /// root and shares directories) in a filesystem with no objects yet.
+    ZplInit {
+        fs: String,
+    },
+    /// ZPL operations on a filesystem that has the skeleton, by path
+    /// relative to its root: `zfs_mkdir`, `zfs_create` of a file with
+    /// `blksz`-byte blocks (its data comes from write, punch and truncate
+    /// steps on its object), `zfs_symlink`, `zfs_link` to `existing`,
+    /// `zfs_remove`, `zfs_rmdir`.
+    Mkdir {
+        fs: String,
+        path: String,
+        mode: u64,
+    },
+    /// `count` files: `path`, then `path.2` ... `path.<count>` (as
+    /// `touch f f.2 f.3 ...`), so that a directory can outgrow a fat ZAP
+    /// leaf in one step.
+    MkFile {
+        fs: String,
+        path: String,
+        mode: u64,
+        blksz: u32,
+        count: u64,
+    },
+    Symlink {
+        fs: String,
+        path: String,
+        target: String,
+    },
+    Link {
+        fs: String,
+        path: String,
+        existing: String,
+    },
+    /// An extended attribute of `len` bytes of `fill`, or none (len 0).
+    Xattr {
+        fs: String,
+        path: String,
+        name: String,
+        len: u64,
+        fill: u64,
+    },
+    Unlink {
+        fs: String,
+        path: String,
+    },
+    Rmdir {
+        fs: String,
+        path: String,
     },
     /// `dmu_object_alloc`, or `dmu_object_claim` of a given number.
     Alloc {
@@ -129,6 +181,14 @@ impl Step {
     pub fn kind(&self) -> &'static str {
         match self {
             Step::CreateFs { .. } => "create",
+            Step::ZplInit { .. } => "zpl-init",
+            Step::Mkdir { .. } => "mkdir",
+            Step::MkFile { .. } => "mkfile",
+            Step::Symlink { .. } => "symlink",
+            Step::Link { .. } => "link",
+            Step::Xattr { .. } => "xattr",
+            Step::Unlink { .. } => "unlink",
+            Step::Rmdir { .. } => "rmdir",
             Step::Alloc { object: None, .. } => "alloc",
             Step::Alloc {
                 object: Some(_), ..
@@ -168,7 +228,7 @@ impl Step {
     }
 
     /// Every step kind, in a fixed order.
-    pub const KINDS: [&'static str; 24] = [
+    pub const KINDS: [&'static str; 32] = [
         "create",
         "alloc",
         "claim",
@@ -192,13 +252,45 @@ impl Step {
         "crash",
         "recv-force",
         "send-intermediate",
+        "zpl-init",
+        "mkdir",
+        "mkfile",
+        "symlink",
+        "link",
+        "xattr",
+        "unlink",
+        "rmdir",
         "misuse",
     ];
+
+    /// The dataset a step on one filesystem names (empty for others).
+    pub fn pool_dataset(&self) -> &str {
+        match self {
+            Step::CreateFs { fs }
+            | Step::ZplInit { fs }
+            | Step::Mkdir { fs, .. }
+            | Step::MkFile { fs, .. }
+            | Step::Symlink { fs, .. }
+            | Step::Link { fs, .. }
+            | Step::Xattr { fs, .. }
+            | Step::Unlink { fs, .. }
+            | Step::Rmdir { fs, .. } => fs,
+            _ => "",
+        }
+    }
 
     /// The pool the step acts on first.
     pub fn pool(&self) -> &str {
         let name = match self {
             Step::CreateFs { fs }
+            | Step::ZplInit { fs }
+            | Step::Mkdir { fs, .. }
+            | Step::MkFile { fs, .. }
+            | Step::Symlink { fs, .. }
+            | Step::Link { fs, .. }
+            | Step::Xattr { fs, .. }
+            | Step::Unlink { fs, .. }
+            | Step::Rmdir { fs, .. }
             | Step::Alloc { fs, .. }
             | Step::Reclaim { fs, .. }
             | Step::Write { fs, .. }

@@ -20,6 +20,37 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::CreateFs { fs } => write!(f, "create {fs}"),
+            Step::ZplInit { fs } => write!(f, "zpl-init {fs}"),
+            Step::Mkdir { fs, path, mode } => write!(f, "mkdir {fs} path={path} mode={mode:o}"),
+            Step::MkFile {
+                fs,
+                path,
+                mode,
+                blksz,
+                count,
+            } => {
+                write!(f, "mkfile {fs} path={path} mode={mode:o} blksz={blksz}")?;
+                if *count > 1 {
+                    write!(f, " count={count}")?;
+                }
+                Ok(())
+            }
+            Step::Symlink { fs, path, target } => {
+                write!(f, "symlink {fs} path={path} target={target}")
+            }
+            Step::Link { fs, path, existing } => write!(f, "link {fs} path={path} to={existing}"),
+            Step::Xattr {
+                fs,
+                path,
+                name,
+                len,
+                fill,
+            } => write!(
+                f,
+                "xattr {fs} path={path} name={name} len={len} fill={fill}"
+            ),
+            Step::Unlink { fs, path } => write!(f, "unlink {fs} path={path}"),
+            Step::Rmdir { fs, path } => write!(f, "rmdir {fs} path={path}"),
             Step::Alloc {
                 fs,
                 object: None,
@@ -208,6 +239,18 @@ impl<'a> Words<'a> {
             .map_err(|_| format!("{:?}: {key}={v} is not a number", self.line))
     }
 
+    fn text(&self, key: &str) -> Result<String, String> {
+        self.opt(key)
+            .map(str::to_string)
+            .ok_or_else(|| format!("{:?}: missing {key}=", self.line))
+    }
+
+    fn mode(&self) -> Result<u64, String> {
+        let v = self.text("mode")?;
+        u64::from_str_radix(&v, 8)
+            .map_err(|_| format!("{:?}: mode={v} is not an octal mode", self.line))
+    }
+
     fn flag(&self, flag: &str) -> bool {
         self.flags.contains(&flag)
     }
@@ -230,6 +273,47 @@ impl FromStr for Step {
         let verb = line.split_whitespace().next().unwrap_or("");
         Ok(match verb {
             "create" => Step::CreateFs { fs: w.name(0)? },
+            "zpl-init" => Step::ZplInit { fs: w.name(0)? },
+            "mkdir" => Step::Mkdir {
+                fs: w.name(0)?,
+                path: w.text("path")?,
+                mode: w.mode()?,
+            },
+            "mkfile" => Step::MkFile {
+                fs: w.name(0)?,
+                path: w.text("path")?,
+                mode: w.mode()?,
+                blksz: w.num("blksz")?,
+                count: match w.opt("count") {
+                    Some(_) => w.num("count")?,
+                    None => 1,
+                },
+            },
+            "symlink" => Step::Symlink {
+                fs: w.name(0)?,
+                path: w.text("path")?,
+                target: w.text("target")?,
+            },
+            "link" => Step::Link {
+                fs: w.name(0)?,
+                path: w.text("path")?,
+                existing: w.text("to")?,
+            },
+            "xattr" => Step::Xattr {
+                fs: w.name(0)?,
+                path: w.text("path")?,
+                name: w.text("name")?,
+                len: w.num("len")?,
+                fill: w.num("fill")?,
+            },
+            "unlink" => Step::Unlink {
+                fs: w.name(0)?,
+                path: w.text("path")?,
+            },
+            "rmdir" => Step::Rmdir {
+                fs: w.name(0)?,
+                path: w.text("path")?,
+            },
             "alloc" => Step::Alloc {
                 fs: w.name(0)?,
                 object: None,
@@ -333,6 +417,51 @@ mod tests {
         let fs = "src/fs0".to_string();
         let steps = vec![
             Step::CreateFs { fs: fs.clone() },
+            Step::ZplInit { fs: fs.clone() },
+            Step::Mkdir {
+                fs: fs.clone(),
+                path: "d1".into(),
+                mode: 0o755,
+            },
+            Step::MkFile {
+                fs: fs.clone(),
+                path: "d1/f2".into(),
+                mode: 0o4755,
+                blksz: 4096,
+                count: 1,
+            },
+            Step::MkFile {
+                fs: fs.clone(),
+                path: "d1/g".into(),
+                mode: 0o644,
+                blksz: 512,
+                count: 90,
+            },
+            Step::Symlink {
+                fs: fs.clone(),
+                path: "l3".into(),
+                target: "../d1/f2".into(),
+            },
+            Step::Link {
+                fs: fs.clone(),
+                path: "h4".into(),
+                existing: "d1/f2".into(),
+            },
+            Step::Xattr {
+                fs: fs.clone(),
+                path: "d1".into(),
+                name: "user.a".into(),
+                len: 30,
+                fill: 5,
+            },
+            Step::Unlink {
+                fs: fs.clone(),
+                path: "h4".into(),
+            },
+            Step::Rmdir {
+                fs: fs.clone(),
+                path: "d1".into(),
+            },
             Step::Alloc {
                 fs: fs.clone(),
                 object: None,

@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// Run the seed twice and compare the trace hashes.
     #[arg(long)]
     pub check_determinism: bool,
+    /// Write each pool's disk as it is at the end of the run to
+    /// DIR/POOL.img (src.img, dst.img), for `cargo sim ls` and `zdb`.
+    #[arg(long, value_name = "DIR")]
+    pub save_images: Option<std::path::PathBuf>,
     /// Plant a known engine bug (skip-recv-cleanup), to see the oracle
     /// catch it.
     #[arg(long, hide = true)]
@@ -66,6 +70,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
     };
     let report = crate::runner::run(&config);
     print!("{}", crate::runner::text::render(&report));
+    if let Some(dir) = &args.save_images
+        && let Err(e) = save_images(dir, &report.images)
+    {
+        eprintln!("cargo sim run: {e}");
+        return ExitCode::from(super::EXIT_FAILURE);
+    }
     if args.check_determinism {
         let again = crate::runner::run(&config);
         if again.trace_hash != report.trace_hash {
@@ -93,5 +103,18 @@ fn config(args: &RunArgs) -> Result<crate::runner::RunConfig, String> {
         &args.plant,
     )?;
     config.verbose = args.verbose;
+    config.save_images = args.save_images.is_some();
     Ok(config)
+}
+
+/// Writes each pool's image into `dir` (made if missing).
+#[cfg(madsim)]
+fn save_images(dir: &std::path::Path, images: &[(String, Vec<u8>)]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (pool, bytes) in images {
+        let path = dir.join(format!("{pool}.img"));
+        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("image: {} ({} bytes)", path.display(), bytes.len());
+    }
+    Ok(())
 }

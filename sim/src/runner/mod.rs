@@ -50,6 +50,8 @@ pub struct RunConfig {
     pub verbose: bool,
     /// Bugs to plant (self-test only).
     pub planted: Vec<Planted>,
+    /// Keep each pool's disk at the end of the run ([`RunReport::images`]).
+    pub save_images: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -74,6 +76,7 @@ impl RunConfig {
             fixed_steps: None,
             verbose: false,
             planted: Vec::new(),
+            save_images: false,
         }
     }
 
@@ -195,6 +198,10 @@ pub struct RunReport {
     pub bytes_sent: u64,
     /// How deep into the engine the run reached.
     pub reach: reports::result::Reach,
+    /// With [`RunConfig::save_images`]: each pool's name and what its disk
+    /// durably holds at the end (after the final sync, if the run got
+    /// there), an image `cargo sim ls` and `zdb` open.
+    pub images: Vec<(String, Vec<u8>)>,
 }
 
 impl RunReport {

@@ -17,7 +17,19 @@ use super::{Outcome, Violation};
 use crate::world::faults::{FaultCounts, FaultKind};
 use crate::world::hostile::Applied;
 use crate::world::transfer::{TransferOutcome, TransferSpec, transfer};
-use engine::stream::ByteOrder;
+use engine::stream::{ByteOrder, DRR_RECORD_SIZE};
+
+/// Every errno `dmu_recv_begin`'s checks (and libzfs's before them) can
+/// refuse a BEGIN record with.
+const BEGIN_CHECK_ERRNOS: [Errno; 7] = [
+    Errno::EINVAL,
+    Errno::ENOTSUP,
+    Errno::ENOENT,
+    Errno::EEXIST,
+    Errno::ENODEV,
+    Errno::ETXTBSY,
+    Errno::EBUSY,
+];
 
 /// What a send step knows before its transfer starts.
 struct Before {
@@ -25,7 +37,8 @@ struct Before {
     dst: Rc<RefCell<Pool>>,
     /// The snapshots before `snap` that a `-I` send also sends.
     intermediate: Vec<String>,
-    /// The object types of what is sent.
+    /// The object types of what is sent, bonus types included (a bonus is
+    /// swapped by its own type).
     types: Vec<u8>,
     expect: Expect,
     /// The target pool's model and space before the receive.
@@ -172,7 +185,12 @@ fn prepare(
         let changed = src.changed_since(prev.as_deref(), name);
         state.receive(source, changed, target, snap_name(name), origin.as_deref());
         states.push(state.clone());
-        types.extend(source.objects.values().map(|o| o.shape.dn_type));
+        for o in source.objects.values() {
+            types.push(o.shape.dn_type);
+            if o.shape.bonuslen > 0 {
+                types.push(o.shape.bonustype);
+            }
+        }
         prev = Some(name.to_string());
     }
     Ok(Ok(Before {
@@ -271,6 +289,11 @@ fn judge(
         faulted,
         others_faulted,
         hostile: outcome.hostile.as_ref(),
+        // For `-I`, damage anywhere may reach a later substream's BEGIN.
+        begin_damaged: outcome
+            .damage
+            .as_ref()
+            .is_some_and(|d| d.at() < DRR_RECORD_SIZE as u64 || !before.intermediate.is_empty()),
         sender_failed: outcome.sender_failed(),
         bytes,
         order,
@@ -301,6 +324,10 @@ struct Verdict<'a> {
     others_faulted: bool,
     /// The record a hostile sender rewrote: the receive must refuse it.
     hostile: Option<&'a Applied>,
+    /// The pipe damaged a BEGIN record (the first, or for `-I` maybe a
+    /// later one), which the receive-begin checks act on before any
+    /// checksum can vouch for it.
+    begin_damaged: bool,
     /// The sender stopped early: the receiver got a stream cut short.
     sender_failed: bool,
     bytes: u64,
@@ -457,6 +484,13 @@ impl Verdict<'_> {
             // pool) leaves the receiver a stream cut short.
             if self.sender_failed {
                 explained.push(Errno::EINVAL);
+            }
+            // A damaged BEGIN record is another stream to those checks: a
+            // flipped fromguid or flag can make it a full stream onto an
+            // existing filesystem (EEXIST), an incremental from a snapshot
+            // the target lacks (ENODEV), and so on.
+            if self.begin_damaged {
+                explained.extend(BEGIN_CHECK_ERRNOS);
             }
             if !explained.contains(&e.errno()) {
                 return Err(violation(

@@ -21,6 +21,7 @@ use super::{Outcome, RunConfig, RunReport, StepRecord, Violation};
 use crate::world::clock::SimClock;
 use crate::world::faults::FaultCounts;
 use crate::world::injector::Injector;
+use crate::world::probes::install_probes;
 use crate::world::streams::Streams;
 use crate::world::trace::Trace;
 
@@ -51,6 +52,7 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         disk_reads: 0,
         bytes_sent: 0,
         reach: Default::default(),
+        images: Vec::new(),
     };
     trace.record(
         clock.elapsed(),
@@ -79,6 +81,11 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         finished: false,
         reach: Default::default(),
     }));
+    // After the pools are made: a probe fires only in the run itself.
+    let probes = {
+        let w = world.borrow();
+        install_probes(&w.injector, &w.options.engine)
+    };
     let sync_task = madsim::task::spawn_local(txg_sync_task(world.clone()));
     workload(&config, &world, &mut report).await;
     report.workload_steps = report.steps.len();
@@ -92,9 +99,17 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         }
     }
     world.borrow_mut().finished = true;
+    if config.save_images {
+        let w = world.borrow();
+        for host in &w.hosts {
+            let bytes = host.disk.with_device(|d| d.durable_bytes().to_vec());
+            report.images.push((host.name.to_string(), bytes));
+        }
+    }
     // Cancelled, not detached: a detached task asleep on a timer outlives
     // the runtime, and with it the whole world (both disks), every run.
     drop(sync_task.cancel_on_drop());
+    drop(probes);
     finish(&world.borrow(), &mut report, sites);
     report
 }

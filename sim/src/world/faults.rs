@@ -43,10 +43,13 @@ pub enum FaultKind {
     /// A sender that rewrites one record into one the receiver must refuse,
     /// with a valid stream checksum (see `hostile.rs`).
     Hostile,
+    /// The pool runs out of space: a BUGGIFY probe in the engine's
+    /// allocator or transaction assignment fires (`probes.rs`).
+    Enospc,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Crash,
         FaultKind::Torn,
         FaultKind::EioRead,
@@ -58,6 +61,7 @@ impl FaultKind {
         FaultKind::ShortIo,
         FaultKind::PipeDamage,
         FaultKind::Hostile,
+        FaultKind::Enospc,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +77,7 @@ impl FaultKind {
             FaultKind::ShortIo => "short-io",
             FaultKind::PipeDamage => "pipe-damage",
             FaultKind::Hostile => "hostile",
+            FaultKind::Enospc => "enospc",
         }
     }
 
@@ -109,6 +114,7 @@ impl FaultKind {
             // Each mutation names its own errno (`Mutation::errno`), and
             // the oracle holds a receive to exactly that one.
             FaultKind::Hostile => &[Errno::EINVAL, Errno::ENOTSUP, Errno::ENOENT, Errno::ECKSUM],
+            FaultKind::Enospc => &[Errno::ENOSPC],
         }
     }
 
@@ -125,6 +131,7 @@ impl FaultKind {
             FaultKind::ShortIo => "per pipe read or write",
             FaultKind::PipeDamage => "per transfer, one kind of damage",
             FaultKind::Hostile => "per transfer, one record rewritten by the sender",
+            FaultKind::Enospc => "per allocation or transaction assignment in the engine",
         }
     }
 
@@ -144,6 +151,9 @@ impl FaultKind {
             FaultKind::Hostile => (0.05, 0.6),
             FaultKind::Endian => (0.1, 0.9),
             FaultKind::ShortIo => (0.05, 0.9),
+            // A sync allocates dozens of blocks and a receive assigns a
+            // transaction per record: rare per opportunity.
+            FaultKind::Enospc => (0.0002, 0.004),
         }
     }
 }

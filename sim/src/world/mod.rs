@@ -1,6 +1,7 @@
 //! The simulated world the engine runs in: madsim's executor and virtual
 //! time, a disk, a clock and a pipe that misbehave as a seeded fault plan
-//! says, and a trace of everything that happened.
+//! says, the engine's BUGGIFY probes, and a trace of everything that
+//! happened.
 //!
 //! Every decision comes from the run's seed (see [`streams`]), so a seed
 //! replays exactly.
@@ -12,6 +13,7 @@ pub mod hostile;
 pub mod injector;
 pub mod options;
 pub mod pipe;
+pub mod probes;
 pub mod streams;
 pub mod trace;
 pub mod transfer;

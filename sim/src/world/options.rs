@@ -3,8 +3,9 @@
 //! A run is its seed plus a [`WorldOptions`]: the disk's rates, latencies
 //! and crash windows, the pipe's size, chunking, short I/O, stalls and
 //! damage, the transfer's signal and byte-order draws, the clock's txg
-//! timeout and think time. The swarm generator ([`FaultSpec::resolve`])
-//! draws the fault rates from the seed and [`WorldOptions::from_plan`] puts
+//! timeout and think time, the rate of the engine's probes. The swarm
+//! generator ([`FaultSpec::resolve`]) draws the fault rates from the seed
+//! and [`WorldOptions::from_plan`] puts
 //! them beside the defaults; `run` prints the whole struct and a failure
 //! file stores it whole, so a saved failure replays on exactly the world it
 //! failed in. Each device reads its own part and makes every decision to
@@ -108,6 +109,14 @@ fn default_signal_window_us_per_kib() -> u64 {
     WorldOptions::default().transfer.signal_window_us_per_kib
 }
 
+/// The engine's BUGGIFY probes (`probes.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineOptions {
+    /// Per block allocation and per transaction assignment: ENOSPC.
+    pub enospc_probability: f64,
+}
+
 /// Time in the world.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,6 +136,9 @@ pub struct WorldOptions {
     pub pipe: PipeOptions,
     pub transfer: TransferOptions,
     pub clock: ClockOptions,
+    /// Absent from failure files saved before the probes existed.
+    #[serde(default)]
+    pub engine: EngineOptions,
 }
 
 impl Default for WorldOptions {
@@ -171,6 +183,7 @@ impl Default for WorldOptions {
                 txg_timeout_ms: 5000,
                 think_time_ms_max: 300,
             },
+            engine: EngineOptions::default(),
         }
     }
 }
@@ -209,6 +222,7 @@ impl WorldOptions {
             FaultKind::ShortIo => &mut self.pipe.short_io_probability,
             FaultKind::PipeDamage => &mut self.pipe.damage_probability,
             FaultKind::Hostile => &mut self.transfer.hostile_probability,
+            FaultKind::Enospc => &mut self.engine.enospc_probability,
         }
     }
 
@@ -322,7 +336,7 @@ mod tests {
     #[test]
     fn described_one_line_per_device_with_every_field() {
         let lines = WorldOptions::default().describe();
-        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines.len(), 5, "{lines:?}");
         let disk = lines.iter().find(|l| l.starts_with("disk: ")).unwrap();
         assert!(disk.contains("crash_writes_max=48"), "{disk}");
         let pipe = lines.iter().find(|l| l.starts_with("pipe: ")).unwrap();

@@ -77,6 +77,16 @@ pub enum Damage {
 }
 
 impl Damage {
+    /// The stream offset where the damage starts.
+    pub fn at(&self) -> u64 {
+        match *self {
+            Damage::BitFlip { at, .. }
+            | Damage::Truncate { at }
+            | Damage::Drop { at, .. }
+            | Damage::Duplicate { at, .. } => at,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Damage::BitFlip { .. } => "bit-flip",
