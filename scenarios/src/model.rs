@@ -517,7 +517,7 @@ impl PoolModel {
             }
             return Expect::Match;
         }
-        let rest = self.expect_incremental(&snaps, from_guid, target, snapname);
+        let rest = self.expect_incremental(from_guid, target, snapname);
         // The engine compares the head with its latest snapshot, or with its
         // origin if it has none; with neither, nothing counts as modified.
         let prev = match snaps.last() {
@@ -540,24 +540,47 @@ impl PoolModel {
     }
 
     /// The checks of an incremental receive after the one for changes.
-    fn expect_incremental(
-        &self,
-        snaps: &[(&str, &Dataset)],
-        from_guid: Option<u64>,
-        target: &str,
-        snapname: &str,
-    ) -> Expect {
+    fn expect_incremental(&self, from_guid: Option<u64>, target: &str, snapname: &str) -> Expect {
         if self.exists(&format!("{target}@{snapname}")) {
             return Expect::Refuse(vec![Errno::EEXIST]);
         }
-        match snaps.last() {
+        let chain = self.ancestry(target);
+        match chain.first() {
             None => Expect::Refuse(vec![Errno::ENODEV]),
-            Some((_, latest)) if Some(latest.guid) == from_guid => Expect::Match,
-            Some(_) if snaps.iter().any(|(_, s)| Some(s.guid) == from_guid) => {
+            Some(latest) if Some(latest.guid) == from_guid => Expect::Match,
+            Some(_) if chain.iter().any(|s| Some(s.guid) == from_guid) => {
                 Expect::Either(vec![Errno::ENODEV])
             }
             Some(_) => Expect::Refuse(vec![Errno::ENODEV]),
         }
+    }
+
+    /// The snapshots an incremental receive's walk back may visit, newest
+    /// first: the filesystem's own, then (for a clone) its origin and the
+    /// origin's earlier snapshots, and so on, as `ds_prev_snap_obj` links
+    /// them in the seed's `recv_begin_check_existing_impl`.
+    fn ancestry(&self, fs: &str) -> Vec<&Dataset> {
+        let mut chain = Vec::new();
+        let mut fs = fs.to_string();
+        let mut upto = u64::MAX;
+        for _ in 0..self.datasets.len() + 1 {
+            let own = self.snapshots_of(&fs);
+            chain.extend(
+                own.iter()
+                    .rev()
+                    .filter(|(_, d)| d.seq <= upto)
+                    .map(|(_, d)| *d),
+            );
+            let Some(origin) = self.get(&fs).and_then(|h| h.origin.clone()) else {
+                break;
+            };
+            let Some(o) = self.get(&origin) else {
+                break;
+            };
+            upto = o.seq;
+            fs = origin.split('@').next().unwrap_or_default().to_string();
+        }
+        chain
     }
 
     /// A receive that succeeded: `target@snapname` now holds `source`.
@@ -576,7 +599,10 @@ impl PoolModel {
         // (or the origin), whose spill blocks may outlive the stream.
         let base = match origin {
             Some(o) => self.get(o),
-            None => self.latest_snapshot(target).map(|(_, d)| d),
+            None => self
+                .latest_snapshot(target)
+                .map(|(_, d)| d)
+                .or_else(|| self.get(self.get(target)?.origin.as_deref()?)),
         };
         if let Some(base) = base {
             for (id, obj) in &mut objects {
