@@ -748,7 +748,8 @@ impl Pool {
         } else {
             let head = self.lookup(&cookie.tofs)?;
             self.clone_swap_check(cookie.ds, head, cookie.force)?;
-            self.destroy_head_check(cookie.ds)?;
+            // Its own hold on the clone is the one expected.
+            self.destroy_head_check(cookie.ds, 1)?;
             head
         };
         let dir = self.dsl.datasets[&target].dir;

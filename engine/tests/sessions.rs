@@ -146,7 +146,7 @@ fn snap_of(pool: &engine::spa::Pool) -> String {
 }
 
 #[test]
-fn an_aborted_session_leaves_nothing_and_a_held_snapshot_cannot_be_destroyed() {
+fn an_aborted_session_leaves_nothing_and_what_sessions_hold_cannot_be_destroyed() {
     let stream = fixture_stream("small_full");
     let mut pool = plan::new_pool();
     pool.receive(
@@ -196,6 +196,10 @@ fn an_aborted_session_leaves_nothing_and_a_held_snapshot_cannot_be_destroyed() {
         session.record(&mut pool, &e, &mut NoInterrupt).unwrap();
     }
     assert!(session.in_flight().is_some());
+    // The new filesystem is the receive's: `dsl_destroy_head_check_impl`
+    // refuses anyone else while it holds it.
+    let e = pool.destroy("fxp/copy").unwrap_err();
+    assert_eq!(e.errno(), Errno::EBUSY, "{e}");
     let e = session.abort(&mut pool, engine::Error::new(Errno::EINTR, "signal"));
     assert_eq!(e.errno(), Errno::EINTR);
     assert_eq!(pool.list().len(), before, "the %recv dataset is gone");

@@ -80,6 +80,11 @@ pub struct Reach {
     /// order, so whose payloads were byteswapped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub foreign_types: Vec<u8>,
+    /// Interleavings reached, by kind: an operation that ran while a
+    /// transfer was in flight (`destroy-sent-snapshot`, ...), a txg sync,
+    /// power loss or signal that came during a receive.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub interleavings: BTreeMap<String, u64>,
 }
 
 impl Reach {
@@ -95,6 +100,14 @@ impl Reach {
         self.foreign_types.extend(&other.foreign_types);
         self.foreign_types.sort_unstable();
         self.foreign_types.dedup();
+        for (kind, n) in &other.interleavings {
+            *self.interleavings.entry(kind.clone()).or_default() += n;
+        }
+    }
+
+    /// Counts one interleaving of `kind`.
+    pub fn interleaved(&mut self, kind: &str) {
+        *self.interleavings.entry(kind.to_string()).or_default() += 1;
     }
 }
 

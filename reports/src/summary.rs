@@ -46,6 +46,9 @@ pub struct Summary {
     pub error_sites: Vec<Tally>,
     /// Every step kind asked for, in its order, then any others seen.
     pub step_kinds: Vec<Tally>,
+    /// Interleavings reached (operations during a transfer, and what came
+    /// during a receive), by name.
+    pub interleavings: Vec<Tally>,
     /// The results with a violation, in order.
     pub failures: Vec<SeedResult>,
     /// Seeds whose run stopped early on a pool lost to damage at rest.
@@ -97,6 +100,7 @@ pub struct SummaryBuilder {
     faults: Tallies,
     sites: Tallies,
     kinds: Tallies,
+    interleavings: Tallies,
 }
 
 impl SummaryBuilder {
@@ -119,6 +123,7 @@ impl SummaryBuilder {
                 faults: Vec::new(),
                 error_sites: Vec::new(),
                 step_kinds: Vec::new(),
+                interleavings: Vec::new(),
                 failures: Vec::new(),
                 lost: Vec::new(),
                 signatures: Vec::new(),
@@ -126,6 +131,7 @@ impl SummaryBuilder {
             faults: Tallies::new(fault_kinds),
             sites: Tallies::new(&[]),
             kinds: Tallies::new(step_kinds),
+            interleavings: Tallies::new(&[]),
         }
     }
 
@@ -167,6 +173,9 @@ impl SummaryBuilder {
         for (kind, n) in &r.step_kinds {
             self.kinds.add(kind, *n);
         }
+        for (kind, n) in &r.reach.interleavings {
+            self.interleavings.add(kind, *n);
+        }
     }
 
     /// The summary, its lists in the order of the results' keys.
@@ -180,6 +189,7 @@ impl SummaryBuilder {
             .error_sites
             .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
         summary.step_kinds = self.kinds.into_rows();
+        summary.interleavings = self.interleavings.into_rows();
         let mut signatures: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for r in &summary.failures {
             if let Some(v) = &r.violation {
@@ -262,6 +272,32 @@ mod tests {
     use crate::fixtures::{FAULTS, KINDS, failing, grouped, result};
     use crate::render::{render_markdown, render_text};
     use crate::result::{Violation, sort};
+
+    #[test]
+    fn interleavings_add_up_by_name_and_show_in_the_reports() {
+        let mut a = result(1);
+        a.reach.interleaved("second-receive");
+        a.reach.interleaved("second-receive");
+        let mut b = result(2);
+        b.reach.interleaved("second-receive");
+        b.reach.interleaved("destroy-sent-snapshot");
+        let s = Summary::from_results(&[a, b, result(3)], FAULTS, KINDS);
+        let got: Vec<(&str, u64, u64)> = s
+            .interleavings
+            .iter()
+            .map(|t| (t.name.as_str(), t.count, t.runs))
+            .collect();
+        assert_eq!(
+            got,
+            [("destroy-sent-snapshot", 1, 1), ("second-receive", 3, 2)]
+        );
+        assert!(
+            render_text(&s).contains("interleavings: destroy-sent-snapshot 1, second-receive 3")
+        );
+        let md = render_markdown(&s);
+        assert!(md.contains("## Interleavings reached"), "{md}");
+        assert!(md.contains("| second-receive "), "{md}");
+    }
 
     #[test]
     fn the_summary_adds_up_and_lists_every_kind() {

@@ -3,9 +3,11 @@
 //! the current model (an object that exists, a snapshot the target has).
 //! Now and then it makes a mistake on purpose (a stale incremental, a full
 //! stream onto an existing filesystem) so that refusals are exercised too;
-//! `misuse` steps (`generate/misuse.rs`) ask for what ZFS refuses outright.
+//! `misuse` steps (`generate/misuse.rs`) ask for what ZFS refuses outright;
+//! `race` steps (`generate/race.rs`) act while a transfer is in flight.
 
 mod misuse;
+mod race;
 
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -13,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::model::{DN_MAX_BONUSLEN, PoolModel};
 use crate::spec::{Depth, Spec};
-use crate::step::{Shape, Step};
+use crate::step::{Interleaving, Shape, Step};
 
 /// The pools every run has: the sender's and the receiver's.
 pub const SRC: &str = "src";
@@ -46,6 +48,8 @@ pub struct Generator {
     next_name: u64,
     /// A step that must come next (the skeleton of a filesystem just made).
     pending: Option<Step>,
+    /// The races this seed draws `race` steps from (drawn at the first).
+    race_kinds: Vec<(Interleaving, u32)>,
 }
 
 impl Generator {
@@ -55,6 +59,7 @@ impl Generator {
             rng,
             next_name: 0,
             pending: None,
+            race_kinds: Vec::new(),
         }
     }
 
@@ -219,6 +224,7 @@ impl Generator {
                 pool: [SRC, DST].choose(rng).expect("pools").to_string(),
             }),
             "misuse" => self.misuse(src, dst),
+            "race" => self.race(src, dst),
             _ => None,
         }
     }

@@ -253,7 +253,11 @@ impl PoolModel {
             | Step::Xattr { .. }
             | Step::Unlink { .. }
             | Step::Rmdir { .. } => self.zpl_refusal(step),
-            Step::Send { .. } | Step::Wait { .. } | Step::Crash { .. } | Step::Misuse(_) => None,
+            Step::Send { .. }
+            | Step::Wait { .. }
+            | Step::Crash { .. }
+            | Step::Misuse(_)
+            | Step::Race(_) => None,
         }
     }
 }

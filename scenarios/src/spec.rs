@@ -14,7 +14,8 @@
 //! far_share = 0.3
 //! ```
 //!
-//! and optionally `fill_palette = N` (writes repeat N contents).
+//! and optionally `fill_palette = N` (writes repeat N contents) and a
+//! `[race]` table weighing the races of `race` steps.
 //!
 //! The named scenarios are compiled in, so `cargo sim run --scenario smoke`
 //! works from any directory; `--scenario path/to/file.toml` reads a file.
@@ -23,7 +24,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::step::Step;
+use crate::step::{Interleaving, Step};
 
 /// A parsed scenario.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -50,6 +51,11 @@ pub struct Spec {
     /// a WRITE_BYREF to point at a block the receiver has since changed.
     #[serde(default)]
     pub fill_palette: u64,
+    /// Relative weights of the races a `race` step draws, by interleaving
+    /// name (`Interleaving::name`); empty: every race alike. Each seed
+    /// then turns about half of them off (swarm testing).
+    #[serde(default)]
+    pub race: BTreeMap<String, u32>,
 }
 
 /// How deep into the engine a workload's objects reach: how far writes,
@@ -143,6 +149,16 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("deep", include_str!("../deep.toml")),
     ("zpl", include_str!("../zpl.toml")),
     ("misuse", include_str!("../misuse.toml")),
+    ("concurrent", include_str!("../concurrent.toml")),
+    (
+        "destroy-during-send",
+        include_str!("../destroy-during-send.toml"),
+    ),
+    (
+        "recv-while-target-changes",
+        include_str!("../recv-while-target-changes.toml"),
+    ),
+    ("two-receivers", include_str!("../two-receivers.toml")),
 ];
 
 impl Spec {
@@ -161,6 +177,15 @@ impl Spec {
             return Err(format!("scenario {name}: every weight is zero"));
         }
         spec.depth.check(name)?;
+        for kind in spec.race.keys() {
+            if !Interleaving::ALL.iter().any(|i| i.name() == kind) {
+                let names: Vec<&str> = Interleaving::ALL.iter().map(|i| i.name()).collect();
+                return Err(format!(
+                    "scenario {name}: unknown race {kind:?} in [race]; the races are {}",
+                    names.join(", ")
+                ));
+            }
+        }
         Ok(spec)
     }
 

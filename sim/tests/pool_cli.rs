@@ -131,3 +131,23 @@ fn zdb_lists_datasets_objects_and_finds_damage() {
     let out = sim(&["zdb", dir.join("missing.img").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// `--help` names every built-in scenario, and `run --help` every fault
+/// kind: a list that goes stale misleads whoever reads it.
+#[test]
+fn help_names_every_scenario_and_fault_kind() {
+    for cmd in ["run", "campaign"] {
+        let help = text(&sim(&[cmd, "--help"]));
+        for (name, _) in scenarios::spec::BUILTIN {
+            assert!(help.contains(name), "`{cmd} --help` lacks scenario {name}");
+        }
+    }
+    let help = text(&sim(&["run", "--help"]));
+    for kind in sim::world::faults::FaultKind::ALL {
+        assert!(
+            help.contains(kind.name()),
+            "`run --help` lacks fault kind {}",
+            kind.name()
+        );
+    }
+}

@@ -387,7 +387,7 @@ impl Pool {
             self.destroy_snapshot_check(id, false)?;
             self.txg_sync_with(|pool, txg| pool.destroy_snapshot_sync(id, txg))
         } else {
-            self.destroy_head_check(id)?;
+            self.destroy_head_check(id, 0)?;
             self.txg_sync_with(|pool, _| pool.destroy_head_sync(id))
         }
     }
@@ -475,8 +475,10 @@ impl Pool {
         Ok(())
     }
 
-    /// `dsl_destroy_head_check_impl`.
-    pub(crate) fn destroy_head_check(&self, id: DatasetId) -> Result<()> {
+    /// `dsl_destroy_head_check_impl`: `expected_holds` are the caller's own
+    /// long holds (a receive destroying its clone holds it once); any other
+    /// (a receive creating it, a send of it) makes it EBUSY.
+    pub(crate) fn destroy_head_check(&self, id: DatasetId, expected_holds: usize) -> Result<()> {
         let ds = &self.dsl.datasets[&id];
         let dir = &self.dsl.dirs[&ds.dir];
         let name = self.dataset_name(id);
@@ -484,6 +486,12 @@ impl Pool {
             return fail(
                 Errno::EINVAL,
                 format!("{name}: the pool's root filesystem cannot be destroyed"),
+            );
+        }
+        if self.long_holds.get(&id).map_or(0, Vec::len) != expected_holds {
+            return fail(
+                Errno::EBUSY,
+                format!("{name}: filesystem is in use (a receive or send holds it)"),
             );
         }
         if let Some(prev) = ds.prev_snap
@@ -930,7 +938,7 @@ impl Pool {
         }
         for id in victims {
             // Snapshots taken of it (none, for a receive) would block this.
-            if self.destroy_head_check(id).is_ok() {
+            if self.destroy_head_check(id, 0).is_ok() {
                 self.txg_sync_with(|pool, _| pool.destroy_head_sync(id))?;
             }
         }

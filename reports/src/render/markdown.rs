@@ -161,6 +161,24 @@ fn step_kinds(out: &mut String, summary: &Summary) {
         "{}\n",
         markdown_table(&["kind", "steps", "runs"], rows)
     );
+    if summary.interleavings.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Interleavings reached\n");
+    let _ = writeln!(
+        out,
+        "Operations carried out while a transfer was in flight, and what came during a receive.\n"
+    );
+    let rows = summary
+        .interleavings
+        .iter()
+        .map(|t| vec![t.name.clone(), t.count.to_string(), t.runs.to_string()])
+        .collect();
+    let _ = writeln!(
+        out,
+        "{}\n",
+        markdown_table(&["interleaving", "times", "runs"], rows)
+    );
 }
 
 /// The failing runs: grouped by what was expected, one row each, and the

@@ -86,6 +86,14 @@ fn figures(out: &mut String, summary: &Summary) {
         summary.error_sites.len(),
         summary.error_sites.iter().map(|t| t.count).sum::<u64>()
     );
+    if !summary.interleavings.is_empty() {
+        let reached: Vec<String> = summary
+            .interleavings
+            .iter()
+            .map(|t| format!("{} {}", t.name, t.count))
+            .collect();
+        let _ = writeln!(out, "interleavings: {}", reached.join(", "));
+    }
 }
 
 /// The commonest violations, by what was expected.

@@ -114,6 +114,7 @@ impl Step {
                     .and_then(|f| missing(f))
             }
             Step::Wait { .. } | Step::Crash { .. } => None,
+            Step::Race(r) => r.send.skip_reason(model),
             Step::Misuse(m) => match m.receive() {
                 Some(send) => send.skip_reason(model),
                 None => m
@@ -155,7 +156,11 @@ impl Step {
             | Step::Bonus { .. }
             | Step::Spill { .. }
             | Step::Props { .. } => self.apply_contents(pool, model),
-            Step::Send { .. } | Step::Wait { .. } | Step::Crash { .. } | Step::Misuse(_) => {
+            Step::Send { .. }
+            | Step::Wait { .. }
+            | Step::Crash { .. }
+            | Step::Misuse(_)
+            | Step::Race(_) => {
                 unreachable!("handled by the workload task")
             }
         }

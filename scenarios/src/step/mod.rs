@@ -12,10 +12,12 @@
 
 mod apply;
 mod misuse;
+mod race;
 mod text;
 mod zpl;
 
 pub use misuse::{HOLD_TAG, Misuse};
+pub use race::{Interleaving, Race};
 
 /// One thing the workload does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,6 +167,8 @@ pub enum Step {
     },
     /// Something ZFS must refuse, asked for on purpose.
     Misuse(Misuse),
+    /// A send with another operation while it is in flight.
+    Race(Race),
 }
 
 /// An object's shape: what alloc and reclaim set.
@@ -224,11 +228,12 @@ impl Step {
             Step::Wait { .. } => "wait",
             Step::Crash { .. } => "crash",
             Step::Misuse(_) => "misuse",
+            Step::Race(_) => "race",
         }
     }
 
     /// Every step kind, in a fixed order.
-    pub const KINDS: [&'static str; 32] = [
+    pub const KINDS: [&'static str; 33] = [
         "create",
         "alloc",
         "claim",
@@ -261,6 +266,7 @@ impl Step {
         "unlink",
         "rmdir",
         "misuse",
+        "race",
     ];
 
     /// The dataset a step on one filesystem names (empty for others).
@@ -306,6 +312,7 @@ impl Step {
             Step::Destroy { name } => name,
             Step::Crash { pool } => pool,
             Step::Misuse(m) => m.target(),
+            Step::Race(r) => return r.send.pool(),
             Step::Wait { .. } => "",
         };
         name.split(['/', '@']).next().unwrap_or("")

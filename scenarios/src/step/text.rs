@@ -133,6 +133,7 @@ impl fmt::Display for Step {
             Step::Wait { ms } => write!(f, "wait ms={ms}"),
             Step::Crash { pool } => write!(f, "crash {pool}"),
             Step::Misuse(m) => write!(f, "misuse {m}"),
+            Step::Race(r) => write!(f, "race {r}"),
         }
     }
 }
@@ -395,6 +396,12 @@ impl FromStr for Step {
                     .unwrap_or_default()
                     .parse()?,
             ),
+            "race" => Step::Race(
+                line.trim()
+                    .strip_prefix("race")
+                    .unwrap_or_default()
+                    .parse()?,
+            ),
             other => return Err(format!("{line:?}: unknown step {other:?}")),
         })
     }
@@ -403,6 +410,7 @@ impl FromStr for Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::step::Race;
 
     /// Long because it lists one example of every step form, side by side
     /// with its text: the table is the specification.
@@ -556,6 +564,21 @@ mod tests {
             },
             Step::Wait { ms: 5000 },
             Step::Crash { pool: "dst".into() },
+            Step::Race(Race {
+                send: Box::new(Step::Send {
+                    snap: "src/fs0@s2".into(),
+                    from: Some("src/fs0@s1".into()),
+                    target: "dst/r0".into(),
+                    dedup: false,
+                    force: true,
+                    origin: None,
+                    intermediate: false,
+                }),
+                at_record: 3,
+                actor: Box::new(Step::Destroy {
+                    name: "src/fs0@s2".into(),
+                }),
+            }),
             Step::Misuse(Misuse::Step(Box::new(Step::CreateFs {
                 fs: format!("src/{}", "x".repeat(260)),
             }))),

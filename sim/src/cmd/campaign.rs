@@ -69,7 +69,9 @@ pub struct CampaignArgs {
     pub shards: Option<u64>,
     /// A named scenario (mix, smoke, incremental-chain, clone-send, dedup,
     /// reclaim-blocksize, holes, crash-during-recv, foreign-endian,
-    /// interrupted-send) or a path to a scenario .toml file.
+    /// interrupted-send, deep, zpl, misuse, concurrent, destroy-during-send,
+    /// recv-while-target-changes, two-receivers) or a path to a scenario
+    /// .toml file.
     #[arg(long, default_value = "mix", value_name = "NAME|FILE")]
     pub scenario: String,
     /// Fault plan for every seed: `swarm` (each kind on or off, rates drawn

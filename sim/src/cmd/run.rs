@@ -24,13 +24,16 @@ pub struct RunArgs {
     pub seed: u64,
     /// A named scenario (mix, smoke, incremental-chain, clone-send, dedup,
     /// reclaim-blocksize, holes, crash-during-recv, foreign-endian,
-    /// interrupted-send) or a path to a scenario .toml file.
+    /// interrupted-send, deep, zpl, misuse, concurrent, destroy-during-send,
+    /// recv-while-target-changes, two-receivers) or a path to a scenario
+    /// .toml file.
     #[arg(long, default_value = "mix")]
     pub scenario: String,
     /// Fault plan: `swarm` (each kind on or off, rates drawn from the seed),
     /// `all`, `none`, or kinds with optional rates, e.g.
     /// `torn,eio-read:0.01,signal,endian`. Kinds: crash, torn, eio-read,
-    /// eio-write, corrupt, misdirect, signal, endian, short-io, pipe-damage.
+    /// eio-write, corrupt, misdirect, signal, endian, short-io, pipe-damage,
+    /// hostile, enospc.
     /// Default: the scenario's plan.
     #[arg(long)]
     pub faults: Option<String>,

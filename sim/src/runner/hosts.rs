@@ -51,6 +51,9 @@ pub(super) struct World {
     pub finished: bool,
     /// What the run made the engine handle so far.
     pub reach: reports::result::Reach,
+    /// The transfer in flight, if any: what the txg-sync task and racing
+    /// operations find going on.
+    pub in_flight: Option<Rc<crate::world::transfer::Progress>>,
 }
 
 pub(super) fn violation(

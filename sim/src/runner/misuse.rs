@@ -11,6 +11,7 @@ use scenarios::oracle::{Mismatch, compare_pool};
 use scenarios::step::{Misuse, Step};
 
 use super::hosts::{World, violation};
+use super::step::explained_by_faults;
 use super::{Outcome, Violation};
 use crate::world::faults::FaultKind;
 
@@ -92,16 +93,8 @@ pub(super) fn misuse_step(
             Ok((Outcome::Done, format!("refused: {e}")))
         }
         Err(e) if faulted || w.hosts[h].is_down() => {
-            let explained = w.explained(&counts);
-            if !explained.contains(&e.errno()) {
-                return Err(violation(
-                    at,
-                    format!(
-                        "`{step}` to be refused with {expected}, or fail with an errno its faults explain ({explained:?})"
-                    ),
-                    e.to_string(),
-                ));
-            }
+            let what = format!("`{step}` to be refused with {expected}");
+            explained_by_faults(w, at, &counts, &what, &e)?;
             w.hosts[h].disk.crash_now(FaultKind::Crash);
             w.recover(h, at, "a failed operation")?;
             Ok((Outcome::Faulted, e.to_string()))

@@ -19,6 +19,7 @@
 pub mod failure;
 mod hosts;
 mod misuse;
+mod race;
 mod send;
 pub mod shrink;
 mod simulate;

@@ -16,7 +16,9 @@ use super::hosts::{World, violation};
 use super::{Outcome, Violation};
 use crate::world::faults::{FaultCounts, FaultKind};
 use crate::world::hostile::Applied;
-use crate::world::transfer::{TransferOutcome, TransferSpec, transfer};
+use crate::world::transfer::{
+    Progress, Side, TransferOutcome, TransferSpec, draw_faults, transfer_watched,
+};
 use engine::stream::{ByteOrder, DRR_RECORD_SIZE};
 
 /// Every errno `dmu_recv_begin`'s checks (and libzfs's before them) can
@@ -32,24 +34,24 @@ const BEGIN_CHECK_ERRNOS: [Errno; 7] = [
 ];
 
 /// What a send step knows before its transfer starts.
-struct Before {
-    src: Rc<RefCell<Pool>>,
-    dst: Rc<RefCell<Pool>>,
+pub(super) struct Before {
+    pub(super) src: Rc<RefCell<Pool>>,
+    pub(super) dst: Rc<RefCell<Pool>>,
     /// The snapshots before `snap` that a `-I` send also sends.
-    intermediate: Vec<String>,
+    pub(super) intermediate: Vec<String>,
     /// The object types of what is sent, bonus types included (a bonus is
     /// swapped by its own type).
-    types: Vec<u8>,
-    expect: Expect,
+    pub(super) types: Vec<u8>,
+    pub(super) expect: Expect,
     /// The target pool's model and space before the receive.
-    model: PoolModel,
+    pub(super) model: PoolModel,
     /// The target pool's model after each substream (one, but for `-I`):
     /// a receive refused in substream k keeps the k before it.
-    states: Vec<PoolModel>,
+    pub(super) states: Vec<PoolModel>,
     /// How many of `states` the model lets the receive reach.
-    receivable: usize,
-    space: Vec<String>,
-    counts: FaultCounts,
+    pub(super) receivable: usize,
+    pub(super) space: Vec<String>,
+    pub(super) counts: FaultCounts,
 }
 
 /// A send through the pipe into a receive, judged by the oracle.
@@ -59,6 +61,60 @@ pub(super) async fn send_step(
     step: &Step,
 ) -> Result<(Outcome, String), Violation> {
     let at = Some(index);
+    let before = match prepare(&mut world.borrow_mut(), at, step)? {
+        Ok(before) => before,
+        Err(skipped) => return Ok(skipped),
+    };
+    let spec = transfer_spec(step, &before);
+    let outcome = run_transfer(world, &before, &spec, &Rc::default()).await;
+    judge(&mut world.borrow_mut(), at, step, &before, &outcome)
+}
+
+/// The transfer itself, with its faults drawn, known to the world as the
+/// one in flight while it runs.
+pub(super) async fn run_transfer(
+    world: &Rc<RefCell<World>>,
+    before: &Before,
+    spec: &TransferSpec,
+    progress: &Rc<Progress>,
+) -> TransferOutcome {
+    let (options, injector) = {
+        let mut w = world.borrow_mut();
+        w.in_flight = Some(progress.clone());
+        (w.options.clone(), w.injector.clone())
+    };
+    let faults = draw_faults(&before.src, spec, &options, &injector);
+    let outcome = transfer_watched(
+        &before.src,
+        &before.dst,
+        spec,
+        &options.pipe,
+        &injector,
+        faults,
+        progress,
+    )
+    .await;
+    let mut w = world.borrow_mut();
+    w.in_flight = None;
+    // What came during the receive, beyond the races a step asks for.
+    if let Some(signal) = outcome.signal.filter(|s| s.delivered && s.while_waiting) {
+        w.reach.interleaved(match signal.side {
+            Side::Sender => "signal-while-sender-waits",
+            Side::Receiver => "signal-while-receiver-waits",
+        });
+    }
+    if matches!(&outcome.send, Err(e) if e.errno() == Errno::EPIPE) {
+        w.reach.interleaved("sender-epipe");
+    }
+    if w.hosts[1].is_down() && outcome.records_received > 0 && !matches!(outcome.recv, Some(Ok(_)))
+    {
+        w.reach.interleaved("power-loss-during-recv");
+    }
+    outcome
+}
+
+/// What the transfer of a send step sends, and where.
+pub(super) fn transfer_spec(step: &Step, before: &Before) -> TransferSpec {
     let Step::Send {
         snap,
         from,
@@ -71,11 +127,7 @@ pub(super) async fn send_step(
     else {
         unreachable!("a send step");
     };
-    let before = match prepare(&mut world.borrow_mut(), at, step)? {
-        Ok(before) => before,
-        Err(skipped) => return Ok(skipped),
-    };
-    let spec = TransferSpec {
+    TransferSpec {
         tosnap: snap.clone(),
         fromsnap: from.clone(),
         dedup: *dedup,
@@ -83,19 +135,13 @@ pub(super) async fn send_step(
         force: *force,
         origin: origin.clone(),
         intermediate: before.intermediate.clone(),
-    };
-    let (options, injector) = {
-        let w = world.borrow();
-        (w.options.clone(), w.injector.clone())
-    };
-    let outcome = transfer(&before.src, &before.dst, &spec, &options, &injector).await;
-    judge(&mut world.borrow_mut(), at, step, &before, &outcome)
+    }
 }
 
 /// Syncs both pools (a receive starts from synced pools, as `zfs recv`
 /// does), draws the step's disk faults and asks the model what the receive
 /// must do. `Ok(Err(..))` when the step no longer applies.
-fn prepare(
+pub(super) fn prepare(
     w: &mut World,
     at: Option<usize>,
     step: &Step,
@@ -227,7 +273,7 @@ fn snap_name(snap: &str) -> &str {
 
 /// The verdict on a transfer: the hosts recovered if they went down, then
 /// the receive matched, or was refused and changed nothing.
-fn judge(
+pub(super) fn judge(
     w: &mut World,
     at: Option<usize>,
     step: &Step,

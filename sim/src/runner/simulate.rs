@@ -80,6 +80,7 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         trace,
         finished: false,
         reach: Default::default(),
+        in_flight: None,
     }));
     // After the pools are made: a probe fires only in the run itself.
     let probes = {
@@ -308,6 +309,9 @@ async fn txg_sync_task(world: Rc<RefCell<World>>) {
         let mut w = world.borrow_mut();
         if w.finished {
             return;
+        }
+        if w.in_flight.as_ref().is_some_and(|p| p.receiving()) {
+            w.reach.interleaved("txg-sync-during-recv");
         }
         for h in 0..2 {
             let _ = w.sync(h, "timeout");

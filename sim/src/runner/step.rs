@@ -1,6 +1,7 @@
 //! One step of the workload, run and judged: waits, crash steps, and steps
 //! that change one pool (their meaning is `scenarios::step`'s; this is
-//! what the world does around them). Sends are `send.rs`'s.
+//! what the world does around them). Sends are `send.rs`'s, races
+//! `race.rs`'s.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,9 +11,11 @@ use scenarios::step::Step;
 
 use super::hosts::{World, violation};
 use super::misuse::misuse_step;
+use super::race::race_step;
 use super::send::send_step;
 use super::{Outcome, Violation};
-use crate::world::faults::FaultKind;
+use crate::world::faults::{FaultCounts, FaultKind};
+use engine::error::Error;
 
 /// One step, judged.
 pub(super) async fn run_step(
@@ -42,6 +45,7 @@ pub(super) async fn run_step(
             Ok((Outcome::Done, String::new()))
         }
         Step::Send { .. } => send_step(world, index, step).await,
+        Step::Race(race) => race_step(world, index, race).await,
         Step::Misuse(misuse) => match misuse.receive() {
             Some(send) => send_step(world, index, send).await,
             None => misuse_step(&mut world.borrow_mut(), at, step, misuse),
@@ -81,16 +85,7 @@ fn local_step(
             Ok((Outcome::Done, detail))
         }
         Err(e) if faulted || w.hosts[h].is_down() => {
-            let explained = w.explained(&counts);
-            if !explained.contains(&e.errno()) {
-                return Err(violation(
-                    at,
-                    format!(
-                        "`{step}` to succeed, or fail with an errno its faults explain ({explained:?})"
-                    ),
-                    e.to_string(),
-                ));
-            }
+            explained_by_faults(w, at, &counts, &format!("`{step}` to succeed"), &e)?;
             // An operation that syncs may have become durable before the
             // fault struck it.
             if let Some(post) = step.post_model(&w.hosts[h].model) {
@@ -103,4 +98,25 @@ fn local_step(
         }
         Err(e) => Err(violation(at, format!("`{step}` to succeed"), e.to_string())),
     }
+}
+
+/// A failure after a fault fired: its errno must be one the faults fired
+/// since `counts` (or damage, or a pool gone down) explain; else a
+/// violation that expected `what`, or that.
+pub(super) fn explained_by_faults(
+    w: &World,
+    at: Option<usize>,
+    counts: &FaultCounts,
+    what: &str,
+    e: &Error,
+) -> Result<(), Violation> {
+    let explained = w.explained(counts);
+    if explained.contains(&e.errno()) {
+        return Ok(());
+    }
+    Err(violation(
+        at,
+        format!("{what}, or a failure with an errno its faults explain ({explained:?})"),
+        e.to_string(),
+    ))
 }

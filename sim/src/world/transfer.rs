@@ -40,7 +40,7 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use engine::context::Interrupt;
@@ -175,6 +175,55 @@ impl TransferFaults {
     }
 }
 
+/// How far a transfer has gone, as the other tasks of the world see it
+/// between two of its records: what a racing operation finds in flight.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Records the receiver has handled (the BEGIN record is the first).
+    pub records: Cell<u64>,
+    /// The receiver has stopped: received, refused or failed.
+    pub recv_done: Cell<bool>,
+    /// The snapshot the sender holds now (`dsl_dataset_long_hold`).
+    pub held: RefCell<Option<String>>,
+    /// The sender has stopped.
+    pub send_done: Cell<bool>,
+    /// Tasks waiting for the transfer to get further.
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Progress {
+    /// Wakes whoever waits on the transfer: it got further.
+    fn changed(&self) {
+        for w in self.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Waits until `ready` holds, checking it each time the transfer gets
+    /// further (a record handled, a side stopped).
+    pub async fn until(&self, ready: impl Fn(&Progress) -> bool) {
+        poll_fn(|cx| {
+            if ready(self) {
+                return Poll::Ready(());
+            }
+            self.waiters.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The receive has begun and not ended: its BEGIN record was taken
+    /// (a refused one ends it at once).
+    pub fn receiving(&self) -> bool {
+        self.records.get() > 0 && !self.recv_done.get()
+    }
+
+    /// Either side is still at work.
+    pub fn in_flight(&self) -> bool {
+        !(self.send_done.get() && self.recv_done.get())
+    }
+}
+
 /// What happened to a transfer.
 #[derive(Debug)]
 pub struct TransferOutcome {
@@ -215,6 +264,27 @@ pub async fn transfer(
     options: &WorldOptions,
     injector: &Injector,
 ) -> TransferOutcome {
+    let faults = draw_faults(src, spec, options, injector);
+    transfer_watched(
+        src,
+        dst,
+        spec,
+        &options.pipe,
+        injector,
+        faults,
+        &Rc::default(),
+    )
+    .await
+}
+
+/// The faults of sending `spec` from `src` ([`TransferFaults::draw`], with
+/// the send's estimated size as the window they land in).
+pub fn draw_faults(
+    src: &Rc<RefCell<Pool>>,
+    spec: &TransferSpec,
+    options: &WorldOptions,
+    injector: &Injector,
+) -> TransferFaults {
     // A hint for where faults land; not part of the fault model, so no
     // fault fires while it is computed.
     let hint = injector
@@ -224,8 +294,7 @@ pub async fn transfer(
             })
         })
         .unwrap_or(0);
-    let faults = TransferFaults::draw(options, injector, hint);
-    transfer_with(src, dst, spec, &options.pipe, injector, faults).await
+    TransferFaults::draw(options, injector, hint)
 }
 
 /// [`transfer`] with the faults given (tests aim them; a runner may draw
@@ -237,6 +306,28 @@ pub async fn transfer_with(
     pipe_options: &PipeOptions,
     injector: &Injector,
     faults: TransferFaults,
+) -> TransferOutcome {
+    transfer_watched(
+        src,
+        dst,
+        spec,
+        pipe_options,
+        injector,
+        faults,
+        &Rc::default(),
+    )
+    .await
+}
+
+/// [`transfer_with`], keeping `progress` up to date for whatever races it.
+pub async fn transfer_watched(
+    src: &Rc<RefCell<Pool>>,
+    dst: &Rc<RefCell<Pool>>,
+    spec: &TransferSpec,
+    pipe_options: &PipeOptions,
+    injector: &Injector,
+    faults: TransferFaults,
+    progress: &Rc<Progress>,
 ) -> TransferOutcome {
     let byte_order = if faults.flip_endian {
         ByteOrder::NATIVE.other()
@@ -279,9 +370,9 @@ pub async fn transfer_with(
             corrupt_data: false,
         },
         signal(Side::Sender),
-        writer,
-        send_chunk.max(1),
+        (writer, send_chunk.max(1)),
         faults.hostile.map(HostileSender::new),
+        progress.clone(),
     ));
     let receiver = madsim::task::spawn_local(recv_task(
         dst.clone(),
@@ -289,6 +380,7 @@ pub async fn transfer_with(
         signal(Side::Receiver),
         reader,
         recv_chunk.max(1),
+        progress.clone(),
     ));
     let (send, bytes_sent, hostile) = sender
         .await
@@ -319,16 +411,16 @@ pub async fn transfer_with(
 /// The sending task: each substream a [`SendSession`] stepped one block at
 /// a time, what each step wrote carried into the pipe before the next (or,
 /// for a hostile sender, the whole stream buffered, rewritten, then
-/// carried). Returns the send's result, the bytes it wrote and the record
-/// it rewrote.
+/// carried), into the pipe in `chunk`-byte writes. Returns the send's
+/// result, the bytes it wrote and the record it rewrote.
 async fn send_task(
     src: Rc<RefCell<Pool>>,
     spec: TransferSpec,
     options: SendOptions,
     signal: TimeSignal,
-    mut writer: PipeWriter,
-    chunk: usize,
+    (mut writer, chunk): (PipeWriter, usize),
     mut hostile: Option<HostileSender>,
+    progress: Rc<Progress>,
 ) -> (Result<SendSummary>, u64, Option<Applied>) {
     let mut table = DedupTable::default();
     let mut from = spec.fromsnap.clone();
@@ -340,6 +432,7 @@ async fn send_task(
             writer: &mut writer,
             held: held.as_mut(),
             chunk,
+            progress: &progress,
         };
         send = send_one(&src, snap, from.as_deref(), &options, dedup, &signal, out).await;
         if send.is_err() {
@@ -367,6 +460,8 @@ async fn send_task(
     }
     let sent = writer.stats().bytes_written;
     drop(writer);
+    progress.send_done.set(true);
+    progress.changed();
     (send, sent, applied)
 }
 
@@ -375,6 +470,7 @@ struct Out<'a> {
     writer: &'a mut PipeWriter,
     held: Option<&'a mut Vec<u8>>,
     chunk: usize,
+    progress: &'a Progress,
 }
 
 /// One substream: `dmu_send_impl` a block at a time, under its long hold.
@@ -392,6 +488,7 @@ async fn send_one(
         let (ds, fromds) = p.send_lookup(snap, from)?;
         p.send_begin(ds, fromds, Vec::new(), options, dedup, &mut interrupt)
     })?;
+    *out.progress.held.borrow_mut() = Some(snap.to_string());
     let result = loop {
         let more = with_pool(src, |p| session.step(p));
         // What a step wrote goes down the pipe even if it then failed: a
@@ -406,12 +503,14 @@ async fn send_one(
             }
         }
         match more {
-            Ok(true) => {}
+            // Between two blocks, anything else may run.
+            Ok(true) => madsim::task::yield_now().await,
             Ok(false) => break Ok(()),
             Err(e) => break Err(e),
         }
     };
     let summary = with_pool(src, |p| Ok(session.end(p)));
+    *out.progress.held.borrow_mut() = None;
     result.and(summary)
 }
 
@@ -469,6 +568,7 @@ async fn recv_task(
     signal: TimeSignal,
     mut reader: PipeReader,
     chunk: usize,
+    progress: Rc<Progress>,
 ) -> Received {
     let options = RecvOptions {
         force: spec.force,
@@ -485,6 +585,8 @@ async fn recv_task(
         let next = match feed.next_record() {
             Ok(Next::Record(entry)) => {
                 records += 1;
+                progress.records.set(records);
+                progress.changed();
                 match with_pool(&dst, |p| session.record(p, &entry, &mut interrupt)) {
                     Ok(()) => Step::Record,
                     Err(e) => Step::Done(Err(e)),
@@ -533,6 +635,8 @@ async fn recv_task(
     };
     // The receiver is gone: the sender's next write fails with EPIPE.
     drop(reader);
+    progress.recv_done.set(true);
+    progress.changed();
     received
 }
 
