@@ -47,6 +47,14 @@ pub enum Bug {
     FreeWithoutDeferral,
     /// Both the stream writer and reader leave payloads out of the END checksum.
     StreamChecksumSkipsPayloads,
+    /// `dsl_destroy_head_check_impl` does not count long holds.
+    DestroyIgnoresLongHolds,
+    /// `dmu_send_impl` takes no long hold on the snapshot it sends.
+    SendWithoutLongHold,
+    /// `dsl_dataset_clone_swap_check_impl` skips its ETXTBSY check.
+    RecvEndIgnoresChanges,
+    /// `recv_begin_check_existing_impl` does not look for a `%recv` clone.
+    RecvBeginIgnoresRecvClone,
 }
 
 impl Bug {
@@ -69,6 +77,10 @@ impl Bug {
         Bug::UberblockBeforeFlush,
         Bug::FreeWithoutDeferral,
         Bug::StreamChecksumSkipsPayloads,
+        Bug::DestroyIgnoresLongHolds,
+        Bug::SendWithoutLongHold,
+        Bug::RecvEndIgnoresChanges,
+        Bug::RecvBeginIgnoresRecvClone,
     ];
 
     /// The name the command line and failure files use.
@@ -91,6 +103,10 @@ impl Bug {
             Bug::UberblockBeforeFlush => "uberblock-before-flush",
             Bug::FreeWithoutDeferral => "free-without-deferral",
             Bug::StreamChecksumSkipsPayloads => "stream-checksum-skips-payloads",
+            Bug::DestroyIgnoresLongHolds => "destroy-ignores-long-holds",
+            Bug::SendWithoutLongHold => "send-without-long-hold",
+            Bug::RecvEndIgnoresChanges => "recv-end-ignores-changes",
+            Bug::RecvBeginIgnoresRecvClone => "recv-begin-ignores-recv-clone",
         }
     }
 
@@ -145,6 +161,18 @@ impl Bug {
             }
             Bug::StreamChecksumSkipsPayloads => {
                 "zsim's streams agree with each other but not with ZFS's (stream fletcher-4 over headers only; the seed's END checksum rule)"
+            }
+            Bug::DestroyIgnoresLongHolds => {
+                "zfs destroy of a filesystem a receive is creating succeeds under the receive (zsim's own, found by its first race campaign)"
+            }
+            Bug::SendWithoutLongHold => {
+                "a snapshot can be destroyed while it is being sent (no dsl_dataset_long_hold in dmu_send_impl)"
+            }
+            Bug::RecvEndIgnoresChanges => {
+                "a receive without -F silently discards changes made to its target while it ran (no ETXTBSY at dmu_recv_end_check)"
+            }
+            Bug::RecvBeginIgnoresRecvClone => {
+                "a second receive into a filesystem being received is not refused EBUSY (its %recv clone is not looked for)"
             }
         }
     }

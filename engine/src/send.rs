@@ -568,12 +568,12 @@ impl Pool {
             interrupt,
         };
         arg.emit(&Record::Begin(Box::new(begin)), &[])?;
-        let hold = self.long_hold(ds);
+        let hold = (!planted!(SendWithoutLongHold)).then(|| self.long_hold(ds));
         Ok(SendSession {
             arg,
             cursor: TraverseCursor::new(objset_bp, fromtxg),
             ds,
-            hold: Some(hold),
+            hold,
             ended: false,
         })
     }

@@ -1,6 +1,7 @@
 //! Simulation throughput: seeds per second on one core (criterion runs
 //! one thread; its `elem/s` is seeds/s), for the `smoke` scenario, and for
-//! the full `mix` and the `deep` scenario with every fault kind on, as
+//! the full `mix`, the `deep` and the `concurrent` scenarios with every
+//! fault kind on, as
 //! `cargo sim campaign` runs them. Each iteration is the next seed, so the figure is a mean over
 //! many different runs. `cargo bench -p sim --bench campaign`.
 
@@ -41,6 +42,7 @@ mod bench {
         seeds(c, "smoke", None);
         seeds(c, "mix", Some("all"));
         seeds(c, "deep", Some("all"));
+        seeds(c, "concurrent", Some("all"));
     }
 }
 

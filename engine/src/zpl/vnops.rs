@@ -250,6 +250,9 @@ pub fn create(dmu: &mut Dmu<'_>, stamp: Stamp, path: &[u8], mode: u64, blksz: u3
 /// `zfs_symlink`: the target follows the znode in the bonus when it fits
 /// there, else it is the start of the object's one block.
 pub fn symlink(dmu: &mut Dmu<'_>, stamp: Stamp, path: &[u8], target: &[u8]) -> Result<u64> {
+    // A filesystem without its master node cannot be mounted: nothing
+    // reaches `zfs_symlink`'s own checks (EIO, as every other vnop).
+    master_node(dmu)?;
     if target.len() as u64 > MAXPATHLEN {
         return fail(
             Errno::ENAMETOOLONG,

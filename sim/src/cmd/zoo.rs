@@ -30,10 +30,10 @@ use engine::planted::Bug as Planted;
 /// the failing run, and print a table: bug | caught by | seed | time to
 /// detect | shrunk steps.
 ///
-/// Seed N runs scenario SCENARIOS[N % 10] (mix, holes, reclaim-blocksize,
+/// Seed N runs scenario SCENARIOS[N % 11] (mix, holes, reclaim-blocksize,
 /// dedup, foreign-endian, crash-during-recv, interrupted-send, clone-send,
-/// incremental-chain, deep) under fault plan `all`, `swarm` or the
-/// scenario's own, in turn for each 10 seeds. A seed counts only if it fails with the
+/// incremental-chain, deep, concurrent) under fault plan `all`, `swarm` or
+/// the scenario's own, in turn for each 11 seeds. A seed counts only if it fails with the
 /// bug and passes without it. Bugs that cancel out between two zsim pools
 /// (the same mistake in the sender and the receiver) are checked against
 /// known answers: the real ZFS streams in engine/tests/fixtures/zfs-fuse,
@@ -66,8 +66,9 @@ pub struct ZooArgs {
 }
 
 /// Scenarios cycled through by seed: between them they write, punch,
-/// truncate, reclaim, dedup, clone, swap byte order, crash and interrupt.
-pub const SCENARIOS: [&str; 10] = [
+/// truncate, reclaim, dedup, clone, swap byte order, crash, interrupt and
+/// race a transfer.
+pub const SCENARIOS: [&str; 11] = [
     "mix",
     "holes",
     "reclaim-blocksize",
@@ -78,6 +79,7 @@ pub const SCENARIOS: [&str; 10] = [
     "clone-send",
     "incremental-chain",
     "deep",
+    "concurrent",
 ];
 
 /// Fault plans cycled through, one per round of the scenarios: `None` is

@@ -117,7 +117,7 @@ async fn act(
     race: Race,
     kind: Interleaving,
     progress: Rc<Progress>,
-    second: Option<Vec<u8>>,
+    second: Option<Result<Vec<u8>, Error>>,
 ) -> Option<Acted> {
     progress
         .until(|p| p.records.get() >= race.at_record || p.recv_done.get())
@@ -163,7 +163,16 @@ async fn act(
                 force: *force,
                 origin: origin.clone(),
             };
-            let stream = second.unwrap_or_default();
+            let stream = match second {
+                Some(Ok(stream)) => stream,
+                Some(Err(e)) => {
+                    return Some(Acted {
+                        result: Ok((Outcome::Skipped, format!("no stream to receive: {e}"))),
+                        at_record: progress.records.get(),
+                    });
+                }
+                None => unreachable!("made for a second receive"),
+            };
             refused_busy(&mut w, at, actor, 1, |pool| {
                 pool.receive(target, &stream[..], &options, &mut NoInterrupt)
                     .map(drop)
@@ -262,8 +271,9 @@ fn sees_change(w: &mut World, kind: Interleaving, send: &Step, before: &mut Befo
     }
 }
 
-/// The stream of `send`, made on the source as it is now, faults aside.
-fn second_stream(w: &World, before: &Before, send: &Step) -> Vec<u8> {
+/// The stream of `send`, made on the source as it is now, faults aside
+/// (damage at rest may still fail it).
+fn second_stream(w: &World, before: &Before, send: &Step) -> Result<Vec<u8>, Error> {
     let Step::Send { snap, from, .. } = send else {
         unreachable!("a send");
     };
@@ -278,8 +288,5 @@ fn second_stream(w: &World, before: &Before, send: &Step) -> Vec<u8> {
             &mut NoInterrupt,
         )
     });
-    if made.is_err() {
-        out.clear();
-    }
-    out
+    made.map(|_| out)
 }
