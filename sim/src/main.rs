@@ -34,6 +34,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // As every Unix tool: output into a pipe whose reader left (`| head`)
+    // ends the process quietly. Rust ignores SIGPIPE, and `println!` then
+    // panics on the EPIPE.
+    #[cfg(unix)]
+    // SAFETY: called before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match &cli.command {
         Command::Run(args) => cmd::run::run(args),

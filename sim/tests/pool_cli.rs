@@ -151,3 +151,44 @@ fn help_names_every_scenario_and_fault_kind() {
         );
     }
 }
+
+/// Output into a pipe that closes early (`cargo sim zdb IMAGE -dddd | head
+/// -1`) ends the command quietly, as any Unix tool, not with a panic. The
+/// listing of 3,000 objects is far more than a pipe holds, so the command
+/// is still writing when the reader goes.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = Scratch::new("epipe");
+    let image = dir.join("many.img");
+    let dev = FileDevice::create(&image, 64 << 20, 512).unwrap();
+    let mut pool = Pool::create(
+        Box::new(dev),
+        "many",
+        Box::new(ManualClock::new(1_700_000_000)),
+        Box::new(SplitMix64::new(5)),
+    )
+    .unwrap();
+    let fs = pool.create_fs("many/fs").unwrap();
+    let mut dmu = pool.dmu(fs).unwrap();
+    for _ in 0..3000 {
+        dmu.object_alloc(19, 512, 0, 0).unwrap();
+    }
+    pool.export().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(["zdb", image.to_str().unwrap(), "-dddd"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("pool many"), "{first}");
+    // The reader is gone: the rest of the listing has nowhere to go.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
