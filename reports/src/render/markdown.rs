@@ -151,16 +151,7 @@ fn step_kinds(out: &mut String, summary: &Summary) {
         "{covered} of {} kinds executed.\n",
         summary.step_kinds.len()
     );
-    let rows = summary
-        .step_kinds
-        .iter()
-        .map(|t| vec![t.name.clone(), t.count.to_string(), t.runs.to_string()])
-        .collect();
-    let _ = writeln!(
-        out,
-        "{}\n",
-        markdown_table(&["kind", "steps", "runs"], rows)
-    );
+    tallies(out, &summary.step_kinds, &["kind", "steps", "runs"]);
     if summary.interleavings.is_empty() {
         return;
     }
@@ -169,16 +160,20 @@ fn step_kinds(out: &mut String, summary: &Summary) {
         out,
         "Operations carried out while a transfer was in flight, and what came during a receive.\n"
     );
-    let rows = summary
-        .interleavings
+    tallies(
+        out,
+        &summary.interleavings,
+        &["interleaving", "times", "runs"],
+    );
+}
+
+/// A table of tallies: name, count, runs.
+fn tallies(out: &mut String, tallies: &[crate::summary::Tally], headers: &[&str; 3]) {
+    let rows = tallies
         .iter()
         .map(|t| vec![t.name.clone(), t.count.to_string(), t.runs.to_string()])
         .collect();
-    let _ = writeln!(
-        out,
-        "{}\n",
-        markdown_table(&["interleaving", "times", "runs"], rows)
-    );
+    let _ = writeln!(out, "{}\n", markdown_table(headers, rows));
 }
 
 /// The failing runs: grouped by what was expected, one row each, and the

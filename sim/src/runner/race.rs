@@ -27,7 +27,7 @@ use scenarios::step::{Interleaving, Race, Step};
 
 use super::hosts::{World, violation};
 use super::send::{Before, judge, prepare, run_transfer, transfer_spec};
-use super::step::{explained_by_faults, run_step};
+use super::step::{Applied, apply_judged, explained_by_faults, run_step};
 use super::{Outcome, Violation};
 use crate::world::faults::FaultKind;
 use crate::world::transfer::Progress;
@@ -194,31 +194,11 @@ fn change(w: &mut World, at: Option<usize>, step: &Step) -> Result<(Outcome, Str
         return Ok((Outcome::Skipped, why));
     }
     let counts = w.injector.counts();
-    let result = {
-        let host = &mut w.hosts[h];
-        step.apply(&mut host.pool.borrow_mut(), &mut host.model)
-    };
-    let faulted = w.injector.counts().failing() > counts.failing() || w.hosts[h].disk.is_damaged();
-    match result {
-        Ok(detail) => {
-            let model = w.hosts[h].model.clone();
-            w.hosts[h].candidates.push(model);
-            Ok((Outcome::Done, detail))
-        }
-        Err(e) if faulted || w.hosts[h].is_down() => {
-            explained_by_faults(w, at, &counts, &format!("`{step}` to succeed"), &e)?;
-            if let Some(post) = step.post_model(&w.hosts[h].model) {
-                w.hosts[h].candidates.push(post);
-            }
-            w.hosts[h].disk.crash_now(FaultKind::Crash);
-            Ok((Outcome::Faulted, e.to_string()))
-        }
-        Err(e) => Err(violation(
-            at,
-            format!("`{step}` to succeed while the transfer runs"),
-            e.to_string(),
-        )),
-    }
+    let what = format!("`{step}` to succeed while the transfer runs");
+    Ok(match apply_judged(w, at, step, &counts, &what)? {
+        Applied::Done(detail) => (Outcome::Done, detail),
+        Applied::Faulted(e) => (Outcome::Faulted, e),
+    })
 }
 
 /// An operation the transfer in flight must make ZFS refuse with EBUSY

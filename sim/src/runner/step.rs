@@ -67,36 +67,61 @@ fn local_step(
     // Counted before the draw: a power loss drawn to strike at once is
     // this step's fault.
     let counts = w.injector.counts();
-    let before = counts.failing();
     w.draw_step_faults(&[h]);
-    let result = {
-        let host = &mut w.hosts[h];
-        step.apply(&mut host.pool.borrow_mut(), &mut host.model)
-    };
-    let faulted = w.injector.counts().failing() > before || w.hosts[h].disk.is_damaged();
-    match result {
-        Ok(detail) => {
-            let host = &mut w.hosts[h];
-            let model = host.model.clone();
-            host.candidates.push(model);
+    match apply_judged(w, at, step, &counts, &format!("`{step}` to succeed"))? {
+        Applied::Done(detail) => {
             if w.heal(at)? {
                 return Ok((Outcome::Faulted, format!("{detail} (then a power loss)")));
             }
             Ok((Outcome::Done, detail))
         }
+        Applied::Faulted(e) => {
+            w.recover(h, at, "a failed operation")?;
+            Ok((Outcome::Faulted, e))
+        }
+    }
+}
+
+/// How a step that changes a pool went.
+pub(super) enum Applied {
+    Done(String),
+    /// A fault failed it; its pool is down until imported again.
+    Faulted(String),
+}
+
+/// Applies `step` to its pool and to the model: it must succeed (the state
+/// it leaves may be what a crash finds), or fail with an errno the faults
+/// fired since `counts` explain, after which the pool is taken down (its
+/// memory may hold half an operation; a sync may have made it durable);
+/// else a violation that expected `what`.
+pub(super) fn apply_judged(
+    w: &mut World,
+    at: Option<usize>,
+    step: &Step,
+    counts: &FaultCounts,
+    what: &str,
+) -> Result<Applied, Violation> {
+    let h = w.host(step.pool());
+    let result = {
+        let host = &mut w.hosts[h];
+        step.apply(&mut host.pool.borrow_mut(), &mut host.model)
+    };
+    let faulted = w.injector.counts().failing() > counts.failing() || w.hosts[h].disk.is_damaged();
+    match result {
+        Ok(detail) => {
+            let model = w.hosts[h].model.clone();
+            w.hosts[h].candidates.push(model);
+            Ok(Applied::Done(detail))
+        }
         Err(e) if faulted || w.hosts[h].is_down() => {
-            explained_by_faults(w, at, &counts, &format!("`{step}` to succeed"), &e)?;
-            // An operation that syncs may have become durable before the
-            // fault struck it.
+            explained_by_faults(w, at, counts, what, &e)?;
             if let Some(post) = step.post_model(&w.hosts[h].model) {
                 w.hosts[h].candidates.push(post);
             }
-            // The pool's memory may hold half an operation: reboot.
             w.hosts[h].disk.crash_now(FaultKind::Crash);
-            w.recover(h, at, "a failed operation")?;
-            Ok((Outcome::Faulted, e.to_string()))
+            Ok(Applied::Faulted(e.to_string()))
         }
-        Err(e) => Err(violation(at, format!("`{step}` to succeed"), e.to_string())),
+        Err(e) => Err(violation(at, what, e.to_string())),
     }
 }
 
