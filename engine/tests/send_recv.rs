@@ -332,6 +332,10 @@ fn every_receive_begin_refusal_has_zfs_errno_and_leaves_the_target_untouched() {
     // versioninfo: feature bit 4 (unknown); the END checksum no longer matches,
     // but the BEGIN is refused first.
     bad_features[16] |= 1 << 6;
+    // drr_type, the objset type (a little-endian u32 at byte 32): one past
+    // the types ZFS knows.
+    let mut bad_objset_type = base.clone();
+    bad_objset_type[32..36].copy_from_slice(&99u32.to_le_bytes());
 
     type Setup = fn(&mut Pool);
     type Case<'a> = (&'a str, Setup, &'a str, Vec<u8>, RecvOptions, Errno);
@@ -424,6 +428,14 @@ fn every_receive_begin_refusal_has_zfs_errno_and_leaves_the_target_untouched() {
             bad_features,
             RecvOptions::default(),
             Errno::ENOTSUP,
+        ),
+        (
+            "an objset type no ZFS knows",
+            |_| {},
+            "fxp/other",
+            bad_objset_type,
+            RecvOptions::default(),
+            Errno::EINVAL,
         ),
         (
             "a full stream onto a filesystem with snapshots",
