@@ -458,6 +458,13 @@ fn every_receive_begin_refusal_has_zfs_errno_and_leaves_the_target_untouched() {
             .receive(target, &stream[..], &options, &mut NoInterrupt)
             .expect_err(what);
         assert_eq!(err.errno(), errno, "{what}: {err}");
+        // Two refusals share an errno; the reason tells the user which.
+        let why = match what {
+            "a clone stream without an origin" => "needs an origin",
+            "an objset type no ZFS knows" => "objset type 99",
+            _ => "",
+        };
+        assert!(err.reason().contains(why), "{what}: {err}");
         assert!(pool_state(&mut pool) == before, "{what}: the pool changed");
         let report = check(&mut pool).unwrap();
         assert!(report.is_clean(), "{what}: {report}");
