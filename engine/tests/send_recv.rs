@@ -384,6 +384,19 @@ fn every_receive_begin_refusal_has_zfs_errno_and_leaves_the_target_untouched() {
             Errno::ENODEV,
         ),
         (
+            "a later snapshot of the target after a change since the source",
+            |p| {
+                let id = p.lookup("fxp/chain").unwrap();
+                p.dmu(id).unwrap().write(5, 0, b"changed").unwrap();
+                p.txg_sync().unwrap();
+                p.snapshot("fxp/chain@later").unwrap();
+            },
+            "fxp/chain",
+            incr.clone(),
+            RecvOptions::default(),
+            Errno::ENODEV,
+        ),
+        (
             "an incremental into a missing filesystem",
             |_| {},
             "fxp/nothere",
@@ -469,6 +482,67 @@ fn every_receive_begin_refusal_has_zfs_errno_and_leaves_the_target_untouched() {
         let report = check(&mut pool).unwrap();
         assert!(report.is_clean(), "{what}: {report}");
     }
+}
+
+/// What the begin checks let through: `-F` onto a changed target (the
+/// change is rolled back), an incremental whose source is not the target's
+/// latest snapshot but nothing changed since it (the walk back), a full
+/// stream with `-F` onto a filesystem without snapshots.
+#[test]
+fn the_begin_checks_let_through_what_zfs_lets_through() {
+    let base = fixture_stream("chain_c1_full");
+    let incr = fixture_stream("chain_c1_c2_i");
+    let forced = RecvOptions {
+        force: true,
+        ..Default::default()
+    };
+    let mut pool = received(&["chain_c1_full"], "fxp/chain");
+    let id = pool.lookup("fxp/chain").unwrap();
+    pool.dmu(id).unwrap().write(5, 0, b"changed").unwrap();
+    pool.txg_sync().unwrap();
+    pool.receive("fxp/chain", &incr[..], &forced, &mut NoInterrupt)
+        .expect("-F onto a changed target");
+    assert!(pool.lookup("fxp/chain@c2").is_ok());
+
+    let mut pool = received(&["chain_c1_full"], "fxp/chain");
+    pool.snapshot("fxp/chain@later").unwrap();
+    receive(&mut pool, "fxp/chain", &incr).expect("a walk back over an unchanged snapshot");
+    assert!(pool.lookup("fxp/chain@c2").is_ok());
+
+    let mut pool = new_pool("fxp");
+    pool.create_fs("fxp/empty").unwrap();
+    pool.txg_sync().unwrap();
+    pool.receive("fxp/empty", &base[..], &forced, &mut NoInterrupt)
+        .expect("-F full onto a filesystem without snapshots");
+    assert!(pool.lookup("fxp/empty@c1").is_ok());
+
+    // The walk back when the source snapshot was taken in the txg of the
+    // head's last change (its birth is the snapshot's creation txg): the
+    // stream of a@s1..a@s2 received into `a` rolled back to s1 and
+    // snapshotted again without a change.
+    let mut pool = new_pool("own");
+    let a = pool.create_fs("own/a").unwrap();
+    let object = pool.dmu(a).unwrap().object_alloc(19, 4096, 0, 0).unwrap();
+    pool.dmu(a).unwrap().write(object, 0, &[1; 4096]).unwrap();
+    pool.snapshot("own/a@s1").unwrap();
+    pool.dmu(a).unwrap().write(object, 0, &[2; 4096]).unwrap();
+    pool.snapshot("own/a@s2").unwrap();
+    let mut stream = Vec::new();
+    let opts = SendOptions::default();
+    pool.send(
+        "own/a@s2",
+        Some("own/a@s1"),
+        &mut stream,
+        &opts,
+        None,
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    pool.destroy("own/a@s2").unwrap();
+    pool.rollback("own/a").unwrap();
+    pool.snapshot("own/a@later").unwrap();
+    receive(&mut pool, "own/a", &stream).expect("a walk back to a snapshot of the head's last txg");
+    assert!(pool.lookup("own/a@s2").is_ok());
 }
 
 #[test]
