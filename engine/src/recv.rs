@@ -50,13 +50,6 @@ pub struct RecvCookie {
 /// WRITE_BYREF records that refer to them (`guid_to_ds_map`).
 pub type GuidMap = BTreeMap<u64, DatasetId>;
 
-/// Sequence numbers of the records a receive handled, for reports.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RecvStats {
-    pub records: u64,
-    pub bytes: u64,
-}
-
 impl Pool {
     /// `dmu_recv_begin`: checks that the stream may be received into `tofs`
     /// (`dmu_recv_begin_check`) and creates the dataset it will be written
@@ -318,44 +311,6 @@ impl Pool {
             self.objsets.insert(ds, Objset::create(objset_type));
         }
         Ok((ds, newfs))
-    }
-
-    /// `dmu_recv_stream`: applies every record up to END. On any error the
-    /// dataset the receive created is destroyed (`dmu_recv_cleanup_ds`).
-    pub fn recv_stream<R: Read>(
-        &mut self,
-        cookie: &RecvCookie,
-        reader: &mut StreamReader<R>,
-        guid_map: &GuidMap,
-        interrupt: &mut dyn Interrupt,
-    ) -> Result<RecvStats> {
-        let start = reader.offset();
-        let mut stats = RecvStats::default();
-        let mut result = self.recv_stream_start(cookie);
-        while result.is_ok() {
-            let entry = match reader.next_record() {
-                Ok(Some(entry)) => entry,
-                Ok(None) => {
-                    result = fail(Errno::EINVAL, "stream ends before its END record");
-                    break;
-                }
-                Err(e) => {
-                    result = Err(e.into());
-                    break;
-                }
-            };
-            stats.records += 1;
-            match self.recv_record(cookie, &entry, guid_map, interrupt) {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => result = Err(e),
-            }
-        }
-        stats.bytes = reader.offset() - start;
-        match result {
-            Ok(()) => Ok(stats),
-            Err(e) => Err(self.recv_stream_failed(cookie, e)),
-        }
     }
 
     /// What `dmu_recv_stream` checks before its first record.

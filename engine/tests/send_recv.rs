@@ -545,6 +545,64 @@ fn the_begin_checks_let_through_what_zfs_lets_through() {
     assert!(pool.lookup("own/a@s2").is_ok());
 }
 
+/// `stream` with its first OBJECT record changed by `change`, checksummed
+/// again (each END covers what precedes it), so the change reaches
+/// `restore_object`'s validation.
+fn with_object_changed(
+    stream: &[u8],
+    change: impl Fn(&mut engine::stream::DrrObject, &mut Vec<u8>),
+) -> Vec<u8> {
+    let mut reader = StreamReader::new(stream);
+    let mut writer = engine::stream::writer::StreamWriter::new(Vec::new(), ByteOrder::Little);
+    let mut changed = false;
+    while let Some(entry) = reader.next_record().unwrap() {
+        match entry.record {
+            Record::Object(mut drro) if !changed => {
+                changed = true;
+                let mut payload = entry.payload.to_vec();
+                change(&mut drro, &mut payload);
+                writer
+                    .write_record(&Record::Object(drro), &payload)
+                    .unwrap();
+            }
+            Record::End(end) => writer.write_end(end.toguid).unwrap(),
+            record => writer.write_record(&record, entry.payload).unwrap(),
+        }
+    }
+    writer.into_inner()
+}
+
+/// Each field `restore_object` validates is refused on its own, the others
+/// valid: EINVAL from that check, the target untouched.
+#[test]
+fn an_object_record_with_any_one_invalid_field_is_refused() {
+    type Change = fn(&mut engine::stream::DrrObject, &mut Vec<u8>);
+    let base = fixture_stream("chain_c1_full");
+    let cases: [(&str, Change); 10] = [
+        ("type 0", |o, _| o.object_type = 0),
+        ("a type no table has", |o, _| o.object_type = 60),
+        ("a bonus type no table has", |o, _| o.bonustype = 60),
+        ("a checksum no ZFS has", |o, _| o.checksumtype = 99),
+        ("a compression no ZFS has", |o, _| o.compress = 99),
+        ("a block size not of 512-byte sectors", |o, _| {
+            o.blksz = 1000
+        }),
+        ("a block size of 0", |o, _| o.blksz = 0),
+        ("a block size over 128 KiB", |o, _| o.blksz = 256 << 10),
+        ("a type past 8 bits", |o, _| o.object_type = 0x1_13),
+        ("a bonus type past 8 bits", |o, _| o.bonustype = 0x1_13),
+    ];
+    for (what, change) in cases {
+        let stream = with_object_changed(&base, change);
+        let mut pool = new_pool("fxp");
+        let before = pool_state(&mut pool);
+        let err = receive(&mut pool, "fxp/bad", &stream).expect_err(what);
+        assert_eq!(err.errno(), Errno::EINVAL, "{what}: {err}");
+        assert!(err.reason().contains("invalid OBJECT"), "{what}: {err}");
+        assert!(pool_state(&mut pool) == before, "{what}: the pool changed");
+    }
+}
+
 #[test]
 fn a_damaged_stream_is_refused_and_the_target_stays_as_it_was() {
     let incr = fixture_stream("chain_c1_c2_i");
