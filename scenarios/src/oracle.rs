@@ -257,10 +257,20 @@ fn compare_object(
         .collect();
     ids.extend(want.blocks.keys());
     let blksz = u64::from(want.shape.blksz);
+    // A block that cannot be read does not end the comparison: the blocks
+    // after it must still be right.
+    let mut unread = Ok(());
     for blkid in ids {
-        let data = dmu
-            .read(object, blkid * blksz, blksz)
-            .map_err(|e| unreadable(&format!("{at} block {blkid}"), e))?;
+        let data = match dmu.read(object, blkid * blksz, blksz) {
+            Ok(data) => data,
+            Err(e) => {
+                keep_looking(
+                    Err(unreadable(&format!("{at} block {blkid}"), e)),
+                    &mut unread,
+                )?;
+                continue;
+            }
+        };
         let expected = want.block(blkid);
         if data != expected {
             let first = data.iter().zip(&expected).position(|(a, b)| a != b);
@@ -271,7 +281,7 @@ fn compare_object(
             )));
         }
     }
-    Ok(())
+    unread
 }
 
 fn describe(block: &[u8]) -> String {
