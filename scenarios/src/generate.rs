@@ -82,21 +82,8 @@ impl Generator {
             .map(|k| (*k, self.spec.weight(k)))
             .filter(|(_, w)| *w > 0)
             .collect();
-        let total: u32 = kinds.iter().map(|(_, w)| w).sum();
         for _ in 0..16 {
-            let mut pick = self.rng.gen_range(0..total);
-            let kind = kinds
-                .iter()
-                .find(|(_, w)| {
-                    if pick < *w {
-                        true
-                    } else {
-                        pick -= w;
-                        false
-                    }
-                })
-                .map(|(k, _)| *k)
-                .expect("a kind");
+            let kind = weighted(&mut self.rng, &kinds).expect("a kind");
             if let Some(step) = self.build(kind, src, dst) {
                 return step;
             }
@@ -548,6 +535,24 @@ impl Generator {
             intermediate: false,
         })
     }
+}
+
+/// One of `items`, each as likely as its weight (one draw); `None` if no
+/// weight is above zero.
+fn weighted<T: Copy>(rng: &mut ChaCha8Rng, items: &[(T, u32)]) -> Option<T> {
+    let total: u32 = items.iter().map(|(_, w)| w).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut pick = rng.gen_range(0..total);
+    items.iter().find_map(|&(item, w)| {
+        if pick < w {
+            Some(item)
+        } else {
+            pick -= w;
+            None
+        }
+    })
 }
 
 fn model_of<'a>(name: &str, src: &'a PoolModel, dst: &'a PoolModel) -> &'a PoolModel {

@@ -5,7 +5,7 @@
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-use super::{Generator, random_range};
+use super::{Generator, random_range, weighted};
 use crate::model::PoolModel;
 use crate::step::{Interleaving, Race, Step};
 
@@ -13,16 +13,7 @@ impl Generator {
     /// A send raced by one actor, or `None` if no race fits now.
     pub(super) fn race(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
         let kinds = self.race_kinds().to_vec();
-        let total: u32 = kinds.iter().map(|(_, w)| w).sum();
-        let mut pick = self.rng.gen_range(0..total);
-        let kind = kinds
-            .iter()
-            .find(|(_, w)| {
-                let hit = pick < *w;
-                pick = pick.saturating_sub(*w);
-                hit
-            })
-            .map(|(k, _)| *k)?;
+        let kind = weighted(&mut self.rng, &kinds)?;
         let send = match kind {
             Interleaving::DestroyReceivingFs => self.send_full(src, dst, false)?,
             Interleaving::SourceStep | Interleaving::DestroySentSnapshot => {

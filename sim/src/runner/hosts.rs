@@ -155,6 +155,15 @@ impl World {
         }
     }
 
+    /// Whether something may have failed an operation on host `h` since
+    /// `before`: a fault that can fail one fired, its disk holds damage at
+    /// rest, or its pool went down.
+    pub fn faulted_since(&self, h: usize, before: &FaultCounts) -> bool {
+        self.injector.counts().failing() > before.failing()
+            || self.hosts[h].disk.is_damaged()
+            || self.hosts[h].is_down()
+    }
+
     /// The errnos that the faults fired since `before`, damage at rest on
     /// either disk, or a pool gone down explain.
     pub fn explained(&self, before: &FaultCounts) -> Vec<Errno> {

@@ -39,11 +39,9 @@ pub(super) fn misuse_step(
         }
     }
     let counts = w.injector.counts();
-    let before = counts.failing();
     w.draw_step_faults(&[h]);
     let space = w.space(h);
     let result = misuse.attempt(&mut w.hosts[h].pool.borrow_mut());
-    let faulted = w.injector.counts().failing() > before || w.hosts[h].disk.is_damaged();
     let refused =
         |found: String| violation(at, format!("`{step}` to be refused with {expected}"), found);
     match result {
@@ -92,7 +90,7 @@ pub(super) fn misuse_step(
             }
             Ok((Outcome::Done, format!("refused: {e}")))
         }
-        Err(e) if faulted || w.hosts[h].is_down() => {
+        Err(e) if w.faulted_since(h, &counts) => {
             let what = format!("`{step}` to be refused with {expected}");
             explained_by_faults(w, at, &counts, &what, &e)?;
             w.hosts[h].disk.crash_now(FaultKind::Crash);

@@ -71,9 +71,9 @@ pub(super) async fn race_step(
         second,
     ));
     let outcome = run_transfer(world, &before, &spec, &progress).await;
-    let mut acted = actor.await.unwrap_or(None);
+    let acted = actor.await.unwrap_or(None);
     // The actor went first: what it got wrong is the first violation.
-    if let Some(Acted { result: Err(v), .. }) = &mut acted {
+    if let Some(Acted { result: Err(v), .. }) = &acted {
         return Err(v.clone());
     }
     let verdict = {
@@ -212,11 +212,10 @@ fn refused_busy(
 ) -> Result<(Outcome, String), Violation> {
     let counts = w.injector.counts();
     let result = attempt(&mut w.hosts[h].pool.borrow_mut());
-    let faulted = w.injector.counts().failing() > counts.failing() || w.hosts[h].disk.is_damaged();
     let expected = format!("`{step}` to be refused with EBUSY while the transfer holds it");
     match result {
         Err(e) if e.errno() == Errno::EBUSY => Ok((Outcome::Done, format!("refused: {e}"))),
-        Err(e) if faulted || w.hosts[h].is_down() => {
+        Err(e) if w.faulted_since(h, &counts) => {
             explained_by_faults(w, at, &counts, &expected, &e)?;
             w.hosts[h].disk.crash_now(FaultKind::Crash);
             Ok((Outcome::Faulted, e.to_string()))

@@ -106,14 +106,13 @@ pub(super) fn apply_judged(
         let host = &mut w.hosts[h];
         step.apply(&mut host.pool.borrow_mut(), &mut host.model)
     };
-    let faulted = w.injector.counts().failing() > counts.failing() || w.hosts[h].disk.is_damaged();
     match result {
         Ok(detail) => {
             let model = w.hosts[h].model.clone();
             w.hosts[h].candidates.push(model);
             Ok(Applied::Done(detail))
         }
-        Err(e) if faulted || w.hosts[h].is_down() => {
+        Err(e) if w.faulted_since(h, counts) => {
             explained_by_faults(w, at, counts, what, &e)?;
             if let Some(post) = step.post_model(&w.hosts[h].model) {
                 w.hosts[h].candidates.push(post);

@@ -579,13 +579,11 @@ async fn recv_task(
     let mut feed = RecordFeed::new();
     let mut buf = vec![0u8; chunk];
     let mut arrived = false;
-    let mut records = 0;
     let mut waits = 0;
     let recv = loop {
         let next = match feed.next_record() {
             Ok(Next::Record(entry)) => {
-                records += 1;
-                progress.records.set(records);
+                progress.records.set(progress.records.get() + 1);
                 progress.changed();
                 match with_pool(&dst, |p| session.record(p, &entry, &mut interrupt)) {
                     Ok(()) => Step::Record,
@@ -630,7 +628,7 @@ async fn recv_task(
         recv,
         damage: reader.damage(),
         bytes: reader.stats().bytes_read,
-        records,
+        records: progress.records.get(),
         waits,
     };
     // The receiver is gone: the sender's next write fails with EPIPE.
