@@ -9,6 +9,8 @@
 mod misuse;
 mod race;
 
+use std::collections::BTreeMap;
+
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -227,6 +229,21 @@ impl Generator {
                 let mut shape = random_shape(rng);
                 if let Some(blksz) = self.spec.depth.block_sizes.choose(rng) {
                     shape.blksz = *blksz;
+                }
+                // Drawn only when on, so other scenarios draw as before.
+                let reuse = self.spec.depth.reuse_share;
+                if kind == "claim" && reuse > 0.0 && rng.gen_bool(reuse) {
+                    let freed = freed_objects(model, &fs);
+                    if let Some((object, old)) = freed.choose(rng) {
+                        if rng.gen_bool(0.5) {
+                            shape = *old;
+                        }
+                        return Some(Step::Alloc {
+                            fs,
+                            object: Some(*object),
+                            shape,
+                        });
+                    }
                 }
                 let object = (kind == "claim").then(|| {
                     let top = model
@@ -576,6 +593,24 @@ fn pick_fs(rng: &mut ChaCha8Rng, src: &PoolModel, dst: &PoolModel) -> Option<Str
     fss.choose(rng).map(|s| s.to_string())
 }
 
+/// Objects of `fs`'s snapshots that its head no longer has (by number,
+/// lowest first, with their shapes), leaving out those a ZPL filesystem
+/// owns.
+fn freed_objects(model: &PoolModel, fs: &str) -> Vec<(u64, Shape)> {
+    let Some(head) = model.get(fs) else {
+        return Vec::new();
+    };
+    let mut freed = BTreeMap::new();
+    for (name, snap) in model.snapshots_of(fs) {
+        for (o, obj) in &snap.objects {
+            if !head.objects.contains_key(o) && !model.zpl_owns(name, *o) {
+                freed.entry(*o).or_insert(obj.shape);
+            }
+        }
+    }
+    freed.into_iter().collect()
+}
+
 /// An object to change: any but those of a ZPL filesystem, whose regular
 /// files only (`zpl_files`) steps on data may pick.
 fn pick_object(
@@ -653,4 +688,52 @@ fn random_range(rng: &mut ChaCha8Rng, blksz: u32, depth: &Depth) -> (u64, u64) {
         rng.gen_range(1..=blksz * depth.write_blocks_max)
     };
     (offset, len.min(span - offset).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn a_claim_takes_back_a_number_freed_since_a_snapshot() {
+        let spec = Spec::parse(
+            "reuse",
+            "description = \"t\"\nsteps = 10\n[weights]\nclaim = 1\n[depth]\nreuse_share = 1.0\n",
+        )
+        .unwrap();
+        let old = Shape {
+            dn_type: 19,
+            blksz: 4096,
+            bonustype: 0,
+            bonuslen: 0,
+        };
+        let mut src = PoolModel::new("src");
+        src.create("src/fs");
+        src.alloc("src/fs", 7, old);
+        src.alloc("src/fs", 9, old);
+        src.snapshot("src/fs@a", 1, 1);
+        src.objects_mut("src/fs").remove(&7);
+        assert_eq!(freed_objects(&src, "src/fs"), vec![(7, old)]);
+
+        let dst = PoolModel::new("dst");
+        let mut generator = Generator::new(spec, ChaCha8Rng::seed_from_u64(3));
+        let (mut same, mut other) = (0, 0);
+        for _ in 0..40 {
+            match generator.next(&src, &dst) {
+                Step::Alloc {
+                    object: Some(7),
+                    shape,
+                    ..
+                } => *(if shape == old { &mut same } else { &mut other }) += 1,
+                step => panic!("expected a claim of object 7, got {step}"),
+            }
+        }
+        // Both the old shape (the receiver keeps the object) and a new one.
+        assert!(
+            same > 5 && other > 5,
+            "{same} with the old shape, {other} new"
+        );
+    }
 }

@@ -77,6 +77,11 @@ pub struct Depth {
     /// A claimed object number lies 1 to this many numbers above the
     /// highest object (a wide gap means long FREEOBJECTS ranges).
     pub claim_gap_max: u64,
+    /// The share of claims that take back the number of an object freed
+    /// since a snapshot of its filesystem, half of them with the old
+    /// object's very shape: the receiver then keeps the old object and
+    /// only the stream's frees (past the new end, too) clear what it held.
+    pub reuse_share: f64,
     /// New objects get one of these block sizes (empty: any the generator
     /// knows): one size lets a block recur across objects.
     pub block_sizes: Vec<u32>,
@@ -90,6 +95,7 @@ impl Default for Depth {
             far_share: 0.0,
             far_offset_log2: 40,
             claim_gap_max: 20,
+            reuse_share: 0.0,
             block_sizes: Vec::new(),
         }
     }
@@ -104,8 +110,8 @@ impl Depth {
                 "span_blocks and write_blocks_max must be at least 1, claim_gap_max at least 2",
             );
         }
-        if !(0.0..=1.0).contains(&self.far_share) {
-            return bad("far_share must be between 0 and 1");
+        if !(0.0..=1.0).contains(&self.far_share) || !(0.0..=1.0).contains(&self.reuse_share) {
+            return bad("far_share and reuse_share must be between 0 and 1");
         }
         if self
             .block_sizes

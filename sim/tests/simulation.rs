@@ -173,6 +173,26 @@ fn a_missing_barrier_is_caught_at_import() {
     );
 }
 
+/// An object number taken back with the old object's shape: the receiver
+/// keeps the old object, so only the FREE past the new end (planted away
+/// here) clears the old blocks beyond it.
+#[test]
+fn a_reused_object_number_loses_the_old_tail_only_by_the_free_past_its_end() {
+    let text = r#"
+seed = 1
+scenario = "mix"
+faults = "none"
+steps = ["create src/fs1", "claim src/fs1 obj=10 type=19 blksz=4096 bonustype=0 bonuslen=0", "write src/fs1 obj=10 off=0 len=16384 fill=7", "snapshot src/fs1@a", "send src/fs1@a to=dst/r1", "free src/fs1 obj=10", "claim src/fs1 obj=10 type=19 blksz=4096 bonustype=0 bonuslen=0", "write src/fs1 obj=10 off=0 len=4096 fill=9", "snapshot src/fs1@b", "send src/fs1@b from=src/fs1@a to=dst/r1"]
+violation = ""
+planted = []
+"#;
+    let mut c = Failure::parse(text).unwrap().config().unwrap();
+    assert!(run(&c).violation.is_none());
+    c.planted = vec![Planted::NoFreePastEof];
+    let v = run(&c).violation.expect("the old tail survives");
+    assert!(v.found.contains("object 10 block 3"), "{v:?}");
+}
+
 /// After the workload, with faults off for good, every source filesystem's
 /// latest snapshot reaches the destination and matches.
 #[test]
