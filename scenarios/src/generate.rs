@@ -11,8 +11,8 @@ mod race;
 
 use std::collections::BTreeMap;
 
-use rand::Rng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{DN_MAX_BONUSLEN, PoolModel};
@@ -74,6 +74,21 @@ impl Generator {
         self.next_name
     }
 
+    /// The next step, of kind `Step::KINDS[kind % len]` with its details
+    /// drawn from `seed`, when a fuzzer chooses the workload (`sim_world`):
+    /// the kind and the seed are the input's, so mutating one changes one
+    /// step. A kind that does not fit the pools yet is replaced as
+    /// [`Generator::next`] replaces it.
+    pub fn guided(&mut self, kind: u8, seed: u64, src: &PoolModel, dst: &PoolModel) -> Step {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+        if let Some(step) = self.pending.take() {
+            return step;
+        }
+        let kind = Step::KINDS[usize::from(kind) % Step::KINDS.len()];
+        self.build(kind, src, dst)
+            .unwrap_or_else(|| self.make_room(src, dst))
+    }
+
     /// The next step for pools in the state `src` and `dst` describe.
     pub fn next(&mut self, src: &PoolModel, dst: &PoolModel) -> Step {
         if let Some(step) = self.pending.take() {
@@ -90,7 +105,12 @@ impl Generator {
                 return step;
             }
         }
-        // Nothing the weights allow fits yet: make room for it.
+        self.make_room(src, dst)
+    }
+
+    /// A step for when nothing the weights allow fits yet: one that makes
+    /// room for more (a filesystem, a snapshot).
+    fn make_room(&mut self, src: &PoolModel, dst: &PoolModel) -> Step {
         match src.filesystems().filter(|f| f.contains('/')).count() {
             0 => self.build("create", src, dst),
             _ => self.build("snapshot", src, dst),
@@ -692,8 +712,6 @@ fn random_range(rng: &mut ChaCha8Rng, blksz: u32, depth: &Depth) -> (u64, u64) {
 
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
-
     use super::*;
 
     #[test]

@@ -8,6 +8,8 @@
 pub mod cmd;
 pub mod file_device;
 #[cfg(madsim)]
+pub mod fuzz;
+#[cfg(madsim)]
 pub mod runner;
 #[cfg(madsim)]
 pub mod world;

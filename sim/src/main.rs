@@ -29,6 +29,7 @@ enum Command {
     Recv(cmd::recv::RecvArgs),
     Zdb(cmd::zdb::ZdbArgs),
     Fuzz(cmd::fuzz::FuzzArgs),
+    Corpus(cmd::corpus::CorpusArgs),
     Ls(cmd::ls::LsArgs),
     Zoo(cmd::zoo::ZooArgs),
 }
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         Command::Recv(args) => cmd::recv::run(args),
         Command::Zdb(args) => cmd::zdb::run(args),
         Command::Fuzz(args) => cmd::fuzz::run(args),
+        Command::Corpus(args) => cmd::corpus::run(args),
         Command::Ls(args) => cmd::ls::run(args),
         Command::Zoo(args) => cmd::zoo::run(args),
     }

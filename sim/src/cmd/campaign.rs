@@ -341,6 +341,10 @@ pub fn run(args: &CampaignArgs) -> ExitCode {
     }
 }
 
+/// A run's result as campaigns record it, for `cargo sim corpus`.
+#[cfg(madsim)]
+pub(crate) use exec::{from_report, panic_message};
+
 #[cfg(madsim)]
 mod exec {
     use std::cell::RefCell;
@@ -398,9 +402,9 @@ mod exec {
     }
 
     /// One seed's result, and its failure file if it failed.
-    struct Done {
-        result: SeedResult,
-        failure: Option<String>,
+    pub(crate) struct Done {
+        pub(crate) result: SeedResult,
+        pub(crate) failure: Option<String>,
     }
 
     /// What a campaign runs: the command line, checked.
@@ -673,7 +677,7 @@ mod exec {
         }
     }
 
-    fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         if let Some(s) = panic.downcast_ref::<&str>() {
             s.to_string()
         } else if let Some(s) = panic.downcast_ref::<String>() {
@@ -703,7 +707,11 @@ mod exec {
             .collect()
     }
 
-    fn from_report(report: &RunReport, fault_spec: &FaultSpec, scenario_arg: Option<&str>) -> Done {
+    pub(crate) fn from_report(
+        report: &RunReport,
+        fault_spec: &FaultSpec,
+        scenario_arg: Option<&str>,
+    ) -> Done {
         let violation = report.violation.as_ref().map(|v| Violation {
             step: v.step.map(|s| s as u64),
             expected: v.expected.clone(),

@@ -15,13 +15,25 @@ pub const TARGETS: &[&str] = &[
     "recv_existing",
     "stream_decode",
     "dump",
+    "sim_world",
 ];
+
+/// Longest `sim_world` input, in bytes: room for its 64 steps (9 bytes
+/// each) and the header; libFuzzer would otherwise grow inputs slowly from
+/// a few bytes.
+const SIM_WORLD_MAX_LEN: usize = 640;
 
 /// Run the fuzzers in fuzz/ (cargo-fuzz, libFuzzer) and print executions
 /// per second and coverage for each. Each target runs with an RSS limit and
 /// a per-input timeout, so a stream that makes the receive allocate or loop
 /// beyond its size is a failure. New corpus entries stay in fuzz/corpus;
 /// a crash is saved under fuzz/artifacts and the exit status is 1.
+///
+/// `sim_world` runs the whole simulated world on a fuzzer-chosen workload
+/// and fault schedule (`cargo sim corpus` runs its inputs as a campaign
+/// does). It runs without the per-input timeout: libFuzzer's timer reads
+/// the clock in a signal handler, which inside the simulation answers with
+/// virtual time.
 #[derive(Debug, Args)]
 pub struct FuzzArgs {
     /// One target (default: all of them, one after the other).
@@ -99,12 +111,27 @@ pub fn run(args: &FuzzArgs) -> ExitCode {
         "TARGET", "EXECS", "EXECS/S", "COV"
     );
     for target in targets {
-        let output = Command::new("cargo")
+        let mut command = Command::new("cargo");
+        // sim_world needs the simulator; every target builds with it, so
+        // that switching targets does not rebuild the crates they share.
+        let rustflags = match std::env::var("RUSTFLAGS") {
+            Ok(flags) if !flags.trim().is_empty() => format!("{flags} --cfg madsim"),
+            _ => "--cfg madsim".to_string(),
+        };
+        command
             .current_dir(&dir)
+            .env("RUSTFLAGS", rustflags)
             .args(["fuzz", "run", "--sanitizer", "none", target, "--"])
             .arg(format!("-max_total_time={}", args.time))
-            .arg(format!("-rss_limit_mb={}", args.rss_limit_mb))
-            .arg(format!("-timeout={}", args.timeout))
+            .arg(format!("-rss_limit_mb={}", args.rss_limit_mb));
+        if target == "sim_world" {
+            command
+                .arg("-timeout=0")
+                .arg(format!("-max_len={SIM_WORLD_MAX_LEN}"));
+        } else {
+            command.arg(format!("-timeout={}", args.timeout));
+        }
+        let output = command
             .arg("-print_final_stats=1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,6 +1,7 @@
 //! One module per `cargo sim` command.
 
 pub mod campaign;
+pub mod corpus;
 pub mod coverage;
 pub mod dump;
 pub mod fuzz;

@@ -22,11 +22,16 @@ pub struct ReplayArgs {
 
 /// Reduce a failing run to a short list of steps and the fewest fault
 /// kinds that still fail, and save it as a failure file (by default under
-/// scenarios/regressions/, where `cargo test` replays it forever).
+/// scenarios/regressions/, where `cargo test` replays it forever). The run
+/// is a seed's (`--seed`, with its scenario, faults and steps), or a saved
+/// failure's (`--file`, as `cargo sim corpus --save` writes them).
 #[derive(Debug, Args)]
 pub struct ShrinkArgs {
-    #[arg(long)]
-    pub seed: u64,
+    #[arg(long, required_unless_present = "file")]
+    pub seed: Option<u64>,
+    /// A failure file to shrink instead of a seed's run.
+    #[arg(long, conflicts_with_all = ["seed", "faults", "steps"])]
+    pub file: Option<PathBuf>,
     #[arg(long, default_value = "mix")]
     pub scenario: String,
     /// The fault plan of the failing run (as `run` printed it).
@@ -83,13 +88,24 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
 #[cfg(madsim)]
 pub fn shrink(args: &ShrinkArgs) -> ExitCode {
     use crate::runner::failure::Failure;
-    let config = crate::runner::RunConfig::from_options(
-        args.seed,
-        &args.scenario,
-        args.faults.as_deref(),
-        args.steps,
-        &args.plant,
-    );
+    let config = match (&args.file, args.seed) {
+        (Some(file), _) => std::fs::read_to_string(file)
+            .map_err(|e| format!("{}: {e}", file.display()))
+            .and_then(|text| Failure::parse(&text).map_err(|e| format!("{}: {e}", file.display())))
+            .and_then(|f| f.config()),
+        (None, Some(seed)) => crate::runner::RunConfig::from_options(
+            seed,
+            &args.scenario,
+            args.faults.as_deref(),
+            args.steps,
+            &args.plant,
+        ),
+        (None, None) => Err("give --seed or --file".to_string()),
+    };
+    let what = match &args.file {
+        Some(file) => file.display().to_string(),
+        None => format!("seed {}", args.seed.unwrap_or_default()),
+    };
     let config = match config {
         Ok(c) => c,
         Err(e) => {
@@ -98,18 +114,21 @@ pub fn shrink(args: &ShrinkArgs) -> ExitCode {
         }
     };
     let Some((report, runs)) = crate::runner::shrink::shrink(&config, args.budget) else {
-        println!(
-            "shrink: seed {} does not fail: nothing to shrink",
-            args.seed
-        );
+        println!("shrink: {what} does not fail: nothing to shrink");
         return ExitCode::SUCCESS;
     };
     let failure = Failure::from_report(&report);
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
+    let out = args.out.clone().unwrap_or_else(|| match &args.file {
+        Some(file) => {
+            let stem = file
+                .file_stem()
+                .map_or("failure".into(), |s| s.to_string_lossy());
+            PathBuf::from(format!("scenarios/regressions/{stem}-shrunk.toml"))
+        }
+        None => PathBuf::from(format!(
             "scenarios/regressions/seed-{}-{}.toml",
-            args.seed, args.scenario
-        ))
+            config.seed, args.scenario
+        )),
     });
     if let Some(dir) = out.parent()
         && !dir.as_os_str().is_empty()

@@ -47,6 +47,10 @@ pub struct RunConfig {
     pub steps: Option<usize>,
     /// Steps to replay instead of generating them.
     pub fixed_steps: Option<Vec<Step>>,
+    /// Steps chosen by a fuzzer (`sim_world`): for each, a step kind and
+    /// the seed of its details ([`scenarios::generate::Generator::guided`]),
+    /// instead of the seed's own draws. Ignored with `fixed_steps`.
+    pub guide: Option<Vec<(u8, u64)>>,
     /// Echo the trace to stderr as it happens.
     pub verbose: bool,
     /// Bugs to plant (self-test only).
@@ -75,6 +79,7 @@ impl RunConfig {
             faults: Faults::Spec(FaultSpec::Swarm),
             steps: None,
             fixed_steps: None,
+            guide: None,
             verbose: false,
             planted: Vec::new(),
             save_images: false,
@@ -184,6 +189,10 @@ pub struct RunReport {
     /// How many of `steps` the workload took (the rest are the liveness
     /// phase's, which a replay runs again by itself).
     pub workload_steps: usize,
+    /// Whether the steps were given (replayed, or chosen by a fuzzer)
+    /// rather than drawn from the seed: the seed alone then does not
+    /// reproduce the run, its failure file does.
+    pub steps_given: bool,
     pub violation: Option<Violation>,
     /// Why the run stopped early without a violation (a pool lost to
     /// injected damage, detected).

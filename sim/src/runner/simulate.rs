@@ -41,6 +41,7 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         planted: config.planted.clone(),
         steps: Vec::new(),
         workload_steps: 0,
+        steps_given: config.fixed_steps.is_some() || config.guide.is_some(),
         violation: None,
         lost: None,
         faults: FaultCounts::default(),
@@ -124,14 +125,20 @@ async fn workload(config: &RunConfig, world: &Rc<RefCell<World>>, report: &mut R
     };
     let mut generator = Generator::new(config.spec.clone(), streams.stream("workload"));
     let mut think: ChaCha8Rng = streams.stream("think-time");
-    let count = config
-        .fixed_steps
-        .as_ref()
-        .map_or(config.steps.unwrap_or(config.spec.steps), Vec::len);
+    let count = match (&config.fixed_steps, &config.guide) {
+        (Some(steps), _) => steps.len(),
+        (None, Some(guide)) => guide.len(),
+        (None, None) => config.steps.unwrap_or(config.spec.steps),
+    };
     for index in 0..count {
-        let step = match &config.fixed_steps {
-            Some(steps) => steps[index].clone(),
-            None => {
+        let step = match (&config.fixed_steps, &config.guide) {
+            (Some(steps), _) => steps[index].clone(),
+            (None, Some(guide)) => {
+                let w = world.borrow();
+                let (kind, seed) = guide[index];
+                generator.guided(kind, seed, &w.hosts[0].model, &w.hosts[1].model)
+            }
+            (None, None) => {
                 let w = world.borrow();
                 generator.next(&w.hosts[0].model, &w.hosts[1].model)
             }

@@ -19,6 +19,12 @@ struct Row {
 
 /// The command that runs this report's run again.
 pub fn replay_command(report: &RunReport) -> String {
+    if report.steps_given {
+        return "cargo sim replay FILE, FILE being this run's failure file (the steps were \
+                given, not drawn from the seed; `cargo sim corpus --save` and `cargo sim shrink` \
+                write one)"
+            .to_string();
+    }
     let mut cmd = format!(
         "cargo sim run --seed {} --scenario {} --faults {} --steps {}",
         report.seed,
