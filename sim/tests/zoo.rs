@@ -56,7 +56,15 @@ fn the_zoo_catches_two_fast_bugs_and_exits_zero() {
         assert!(cells[2].contains('/'), "scenario/faults: {row}");
         assert!(cells[3].parse::<u64>().is_ok(), "seed: {row}");
         assert!(cells[5].parse::<usize>().is_ok(), "shrunk steps: {row}");
+        // The sim_world corpus: the input that caught it, or how many ran.
+        assert!(
+            cells[6].ends_with("s)") && cells[6].contains(" ("),
+            "corpus: {row}"
+        );
     }
+    // A bug the corpus catches at once names the input.
+    let row = row(&stdout, "skip-recv-cleanup");
+    assert!(!row.contains("not caught"), "{row}");
     assert!(stdout.contains("caught 2 of 2"), "{stdout}");
 }
 

@@ -28,7 +28,13 @@ use engine::planted::Bug as Planted;
 /// small deviation re-creating a bug from ZFS history), switch it on, run
 /// seeds until the oracle catches it or the time per bug is spent, shrink
 /// the failing run, and print a table: bug | caught by | seed | time to
-/// detect | shrunk steps.
+/// detect | shrunk steps | sim_world corpus.
+///
+/// The last column replays the `sim_world` fuzzer's committed corpus
+/// (fuzz/corpus/sim_world) with the bug, under the same time budget: the
+/// first input that fails with the bug and passes without it, or how many
+/// ran without a catch. It tells what coverage-guided workloads found so
+/// far would catch; it does not run the fuzzer.
 ///
 /// Seed N runs scenario SCENARIOS[N % 11] (mix, holes, reclaim-blocksize,
 /// dedup, foreign-endian, crash-during-recv, interrupted-send, clone-send,
@@ -135,6 +141,10 @@ pub struct Outcome {
     pub caught: Option<Catch>,
     /// Seeds tried (simulated bugs only).
     pub seeds_tried: u64,
+    /// What the `sim_world` fuzzer's corpus did with the bug: the first
+    /// input that caught it and how long the replay took, or how many
+    /// inputs ran without a catch (`None`: not tried).
+    pub corpus: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -187,7 +197,11 @@ pub fn run(args: &ZooArgs) -> ExitCode {
         eprintln!("zoo: {bug}: {}", bug.description());
         let outcome = match cancels_out(bug) {
             Some(_) => known_answers(bug),
-            None => simulate::hunt(bug, budget, jobs, args.shrink_budget),
+            None => {
+                let mut outcome = simulate::hunt(bug, budget, jobs, args.shrink_budget);
+                outcome.corpus = Some(simulate::corpus_hunt(bug, budget, jobs));
+                outcome
+            }
         };
         match &outcome.caught {
             Some(c) => eprintln!(
@@ -240,6 +254,7 @@ fn known_answers(bug: Planted) -> Outcome {
         bug,
         caught,
         seeds_tried: 0,
+        corpus: None,
     }
 }
 
@@ -265,6 +280,7 @@ mod simulate {
     use std::time::{Duration, Instant};
 
     use super::{Catch, Outcome, trial};
+    use crate::fuzz::WorldInput;
     use crate::runner::{Planted, RunConfig, run, shrink::shrink};
 
     /// Whether a run failed, and how (a violation, or a panic).
@@ -344,6 +360,65 @@ mod simulate {
             bug,
             caught,
             seeds_tried: next,
+            corpus: None,
+        }
+    }
+
+    /// Replays the `sim_world` corpus (inputs in name order, in batches of
+    /// `jobs`) with the bug planted until an input fails with it and not
+    /// without it, or the budget is spent between batches.
+    pub fn corpus_hunt(bug: Planted, budget: Duration, jobs: usize) -> String {
+        let dir =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/sim_world");
+        let mut inputs: Vec<_> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(_) => return "no corpus".to_string(),
+        };
+        inputs.sort();
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let start = Instant::now();
+        let planted = |path: &std::path::Path, on: bool| {
+            let data = std::fs::read(path).unwrap_or_default();
+            let mut config = WorldInput::decode(&data).config();
+            if on {
+                config.planted = vec![bug];
+            }
+            verdict(&config)
+        };
+        let mut tried = 0;
+        let mut found = None;
+        for batch in inputs.chunks(jobs) {
+            if found.is_some() || start.elapsed() >= budget {
+                break;
+            }
+            let failed: Vec<bool> = std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|p| s.spawn(move || planted(p, true).is_some()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("verdicts catch panics"))
+                    .collect()
+            });
+            tried += batch.len();
+            found = batch
+                .iter()
+                .zip(failed)
+                .find(|(p, failed)| *failed && planted(p, false).is_none())
+                .map(|(p, _)| p.clone());
+        }
+        std::panic::set_hook(hook);
+        let time = super::seconds(start.elapsed());
+        match found {
+            Some(path) => {
+                let name = path
+                    .file_name()
+                    .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+                format!("{} ({time})", &name[..name.len().min(8)])
+            }
+            None => format!("not caught ({tried} of {} inputs, {time})", inputs.len()),
         }
     }
 }
@@ -355,8 +430,16 @@ fn seconds(d: Duration) -> String {
 /// The zoo's table, then the median and worst time to detect.
 pub fn render(outcomes: &[Outcome], markdown: bool) -> String {
     let mut builder = tabled::builder::Builder::default();
-    builder.push_record(["bug", "caught by", "seed", "time to detect", "shrunk steps"]);
+    builder.push_record([
+        "bug",
+        "caught by",
+        "seed",
+        "time to detect",
+        "shrunk steps",
+        "sim_world corpus",
+    ]);
     for o in outcomes {
+        let corpus = o.corpus.clone().unwrap_or_else(|| "-".to_string());
         match &o.caught {
             Some(c) => builder.push_record([
                 o.bug.name().to_string(),
@@ -364,6 +447,7 @@ pub fn render(outcomes: &[Outcome], markdown: bool) -> String {
                 c.seed.map_or("-".to_string(), |s| s.to_string()),
                 seconds(c.time),
                 c.shrunk_steps.map_or("-".to_string(), |s| s.to_string()),
+                corpus,
             ]),
             None => builder.push_record([
                 o.bug.name().to_string(),
@@ -371,6 +455,7 @@ pub fn render(outcomes: &[Outcome], markdown: bool) -> String {
                 "-".to_string(),
                 format!("({} seeds)", o.seeds_tried),
                 "-".to_string(),
+                corpus,
             ]),
         }
     }
