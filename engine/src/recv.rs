@@ -868,6 +868,10 @@ pub struct RecvSession {
     /// The long hold on the dataset being written (`dsl_dataset_own`), by
     /// which a record finds out that its pool was imported again.
     hold: u64,
+    /// For a replication stream (`zfs send -R`): the filesystem sent, whose
+    /// place the target takes; every substream lands at the same place
+    /// under the target (`fxp/rep/kid` sent as `fxp/rep`, into `T`: `T/kid`).
+    sendfs: Option<String>,
 }
 
 impl RecvSession {
@@ -879,6 +883,7 @@ impl RecvSession {
             received: Vec::new(),
             state: SessionState::Between,
             hold: 0,
+            sendfs: None,
         }
     }
 
@@ -1000,13 +1005,9 @@ impl RecvSession {
         };
         if begin.hdrtype() == DMU_COMPOUNDSTREAM {
             if begin.payloadlen != 0 {
-                return fail(
-                    Errno::ENOTSUP,
-                    "this is a replication stream (zfs send -R): zsim receives full, incremental, \
-                     clone and -I streams",
-                );
+                self.sendfs = Some(self.replication_header(begin, entry)?);
             }
-            // The -I wrapper: its END follows, then the substreams.
+            // Its END follows, then the substreams.
             self.state = SessionState::CompoundHeader;
             return Ok(());
         }
@@ -1014,9 +1015,36 @@ impl RecvSession {
         let snapname = split_snapshot_name(&name)
             .map(|(_, s)| s.to_string())
             .unwrap_or_default();
-        let (tofs, tosnap) = match split_snapshot_name(&self.target) {
-            Some((fs, snap)) => (fs.to_string(), snap.to_string()),
-            None => (self.target.clone(), snapname),
+        let (tofs, tosnap) = match (&self.sendfs, split_snapshot_name(&self.target)) {
+            (Some(sendfs), _) => {
+                let fs = name.split('@').next().unwrap_or_default();
+                let Some(rest) = fs
+                    .strip_prefix(sendfs.as_str())
+                    .filter(|r| r.is_empty() || r.starts_with('/'))
+                else {
+                    return fail(
+                        Errno::EINVAL,
+                        format!(
+                            "record {} (BEGIN) at byte offset {}: substream of {fs} is outside \
+                             the tree sent ({sendfs})",
+                            entry.index, entry.offset
+                        ),
+                    );
+                };
+                (format!("{}{rest}", self.target), snapname)
+            }
+            (None, Some((fs, snap))) => (fs.to_string(), snap.to_string()),
+            (None, None) => (self.target.clone(), snapname),
+        };
+        // In a replication stream a clone's origin was sent before it:
+        // found by its guid, as libzfs finds it.
+        let origin = match &self.sendfs {
+            Some(_) if begin.flags & DRR_FLAG_CLONE != 0 => pool
+                .list()
+                .into_iter()
+                .find(|d| d.is_snapshot && d.guid == begin.fromguid)
+                .map(|d| d.name),
+            _ => self.options.origin.clone(),
         };
         if begin.fromguid == 0 && begin.flags & DRR_FLAG_CLONE == 0 && pool.lookup(&tofs).is_ok() {
             let fs = pool.lookup(&tofs)?;
@@ -1041,7 +1069,7 @@ impl RecvSession {
                 begin,
                 entry.order,
                 self.options.force,
-                self.options.origin.as_deref(),
+                origin.as_deref(),
             )
             .map_err(|e| {
                 e.context(format!(
@@ -1054,6 +1082,41 @@ impl RecvSession {
         }
         self.state = SessionState::InStream(cookie);
         Ok(())
+    }
+
+    /// A replication stream's header (`zfs send -R`): its nvlist must
+    /// unpack and describe the filesystems sent (`fss`), and the target
+    /// must be a filesystem. Returns the filesystem sent. The properties it
+    /// carries are not applied: zsim keeps no dataset properties.
+    fn replication_header(&self, begin: &DrrBegin, entry: &Entry<'_>) -> Result<String> {
+        let at = format!(
+            "record {} (BEGIN) at byte offset {}",
+            entry.index, entry.offset
+        );
+        let list = crate::nvlist::unpack_xdr(entry.payload).map_err(|e| {
+            Error::new(
+                Errno::EINVAL,
+                format!("{at}: cannot unpack the replication header: {e}"),
+            )
+        })?;
+        if list.get_nvlist("fss").is_none() {
+            return fail(
+                Errno::EINVAL,
+                format!("{at}: a replication header without the filesystems sent (fss)"),
+            );
+        }
+        if self.target.contains('@') {
+            return fail(
+                Errno::EINVAL,
+                format!(
+                    "{at}: a replication stream is received into a filesystem, not a snapshot \
+                     ({})",
+                    self.target
+                ),
+            );
+        }
+        let name = begin.toname_lossy();
+        Ok(name.split('@').next().unwrap_or_default().to_string())
     }
 
     /// The input ended cleanly (right after an END): the last substream's

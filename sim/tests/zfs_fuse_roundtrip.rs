@@ -38,8 +38,8 @@
 //! `incr_base_full` + `incr_i`.
 //!
 //! Not checked this way: `replication_R`, a `zfs send -R` stream: `sim recv`
-//! refuses replication streams (ENOTSUP, by design), so there is nothing in
-//! zsim to send back. The root directory's `object` is not compared: the
+//! receives it as a tree, but `sim send` has no `-R` to send the tree back
+//! (its files are checked against the manifest in verify.rs). The root directory's `object` is not compared: the
 //! manifest has its ZFS object number (3), FUSE reports inode 1 for every
 //! mount root (see the fixtures' README).
 //!

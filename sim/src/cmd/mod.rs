@@ -101,3 +101,20 @@ impl<R: Read> Read for Counted<R> {
         Ok(n)
     }
 }
+
+/// `zfs receive` wants the parent of a new filesystem to exist: makes the
+/// missing ones between the pool and `fs`'s parent.
+pub fn create_parents(pool: &mut engine::spa::Pool, fs: &str) -> engine::Result<()> {
+    let parts: Vec<&str> = fs.split('/').collect();
+    for n in 2..parts.len() {
+        let parent = parts[..n].join("/");
+        match pool.lookup(&parent) {
+            Ok(_) => {}
+            Err(e) if e.errno() == engine::error::Errno::ENOENT => {
+                pool.create_fs(&parent)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

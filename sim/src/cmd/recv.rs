@@ -9,7 +9,7 @@ use clap::Args;
 use engine::recv::RecvOptions;
 use engine::send::NoInterrupt;
 use engine::spa::Pool;
-use engine::stream::{ChecksumPolicy, Record, StreamReader};
+use engine::stream::{ChecksumPolicy, DRR_RECORD_SIZE, Record, StreamReader, detect_byte_order};
 
 use super::{Counted, EXIT_FAILURE, EXIT_USAGE, host_clock, host_random};
 use crate::file_device::FileDevice;
@@ -19,12 +19,28 @@ use crate::file_device::FileDevice;
 /// adds a snapshot to an existing one, a clone stream needs -o origin=, and a
 /// compound -I stream is received substream by substream. A stream that
 /// fails for any reason leaves the pool as it was.
+///
+/// A replication stream (`zfs send -R`, also `-R -I`) is received as a tree:
+/// the filesystem sent becomes the target, its children children of the
+/// target, clones are made after their origins. Its substreams are received
+/// in turn; when one fails, the ones before it stay and it leaves nothing.
+/// The properties it carries are not applied (zsim keeps no dataset
+/// properties yet).
 #[derive(Debug, Args)]
 pub struct RecvArgs {
     /// The pool image file.
     pub image: PathBuf,
-    /// pool/fs (the snapshot keeps the stream's name) or pool/fs@snap.
+    /// pool/fs (the snapshot keeps the stream's name) or pool/fs@snap; with
+    /// -d or -e, the filesystem the stream's name is placed under.
     pub target: String,
+    /// Place the stream under the target by its sent name less the pool:
+    /// `fxp/a/b@s` into `T` goes to `T/a/b@s` (missing parents are made).
+    #[arg(short = 'd', conflicts_with = "last")]
+    pub discard_pool: bool,
+    /// Place the stream under the target by the last element of its sent
+    /// filesystem: `fxp/a/b@s` into `T` goes to `T/b@s`.
+    #[arg(short = 'e', id = "last")]
+    pub last: bool,
     /// Force: discard changes made to the target since its latest snapshot,
     /// and let a full stream replace a filesystem without snapshots.
     #[arg(short = 'F')]
@@ -59,13 +75,34 @@ pub fn run(args: &RecvArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
+    let mut stream = BufReader::with_capacity(1 << 20, stdin.lock());
+    // With -d or -e the target depends on the name in the first BEGIN:
+    // read it, then put it back in front of the rest.
+    let mut head = Vec::new();
+    let target = if args.discard_pool || args.last {
+        let mut buf = [0u8; DRR_RECORD_SIZE];
+        if let Err(e) = stream.read_exact(&mut buf) {
+            eprintln!("recv: cannot read the stream's BEGIN record: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+        head = buf.to_vec();
+        match placed_target(&args.target, &buf, args.last) {
+            Ok(target) => target,
+            Err(e) => {
+                eprintln!("recv: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    } else {
+        args.target.clone()
+    };
     let mut input = Counted {
-        inner: BufReader::with_capacity(1 << 20, stdin.lock()),
+        inner: io::Cursor::new(head).chain(stream),
         bytes: 0,
     };
     let started = Instant::now();
     if args.dry_run {
-        return dry_run(&mut input, &args.target);
+        return dry_run(&mut input, &target);
     }
     let dev = match FileDevice::open(&args.image) {
         Ok(dev) => dev,
@@ -85,11 +122,17 @@ pub fn run(args: &RecvArgs) -> ExitCode {
         force: args.force,
         origin,
     };
-    let result = pool.receive(&args.target, &mut input, &options, &mut NoInterrupt);
+    if (args.discard_pool || args.last)
+        && let Err(e) = super::create_parents(&mut pool, &target)
+    {
+        eprintln!("recv: cannot create the parents of {target}: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let result = pool.receive(&target, &mut input, &options, &mut NoInterrupt);
     let received = match result {
         Ok(received) => received,
         Err(e) => {
-            eprintln!("recv: cannot receive into {}: {e}", args.target);
+            eprintln!("recv: cannot receive into {target}: {e}");
             let _ = pool.export();
             return ExitCode::from(EXIT_FAILURE);
         }
@@ -111,6 +154,37 @@ pub fn run(args: &RecvArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// The filesystem a stream goes to with -d (`last` false: the sent name
+/// less its pool) or -e (`last`: the last element of the sent filesystem),
+/// under `target`; `first` is the stream's first record.
+fn placed_target(
+    target: &str,
+    first: &[u8; DRR_RECORD_SIZE],
+    last: bool,
+) -> Result<String, String> {
+    if target.contains('@') {
+        return Err(format!(
+            "with -d or -e the target is a filesystem, not a snapshot ({target})"
+        ));
+    }
+    let order = detect_byte_order(first)
+        .ok_or("record 0 (BEGIN) at byte offset 0: not a ZFS send stream (bad magic)")?;
+    let Ok(Record::Begin(begin)) = Record::decode(first, order) else {
+        return Err("record 0 at byte offset 0: the stream does not begin with a BEGIN".into());
+    };
+    let name = begin.toname_lossy();
+    let fs = name.split('@').next().unwrap_or_default();
+    let tail = if last {
+        fs.rsplit('/').next()
+    } else {
+        fs.split_once('/').map(|(_, rest)| rest)
+    };
+    Ok(match tail {
+        Some(tail) if !tail.is_empty() => format!("{target}/{tail}"),
+        _ => target.to_string(),
+    })
 }
 
 /// `zfs recv -n`: the whole stream is read and verified, nothing is written.

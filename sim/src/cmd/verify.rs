@@ -333,7 +333,7 @@ fn receive_one(pool: &mut Pool, pool_name: &str, path: &Path) -> Result<Vec<Data
         options.origin = Some(origin.name);
     }
     if full || clone {
-        create_parents(pool, &tofs)
+        super::create_parents(pool, &tofs)
             .map_err(|e| format!("cannot create the parents of {tofs}: {e}"))?;
     }
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
@@ -354,22 +354,6 @@ fn receive_one(pool: &mut Pool, pool_name: &str, path: &Path) -> Result<Vec<Data
             };
             format!("cannot receive into {tofs}: {e}")
         })
-}
-
-/// `zfs receive` wants the parent of a new filesystem to exist.
-fn create_parents(pool: &mut Pool, tofs: &str) -> engine::Result<()> {
-    let parts: Vec<&str> = tofs.split('/').collect();
-    for n in 2..parts.len() {
-        let parent = parts[..n].join("/");
-        match pool.lookup(&parent) {
-            Ok(_) => {}
-            Err(e) if e.errno() == Errno::ENOENT => {
-                pool.create_fs(&parent)?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 fn write_report(out: &mut dyn Write, report: &Report, streams: usize) -> io::Result<()> {

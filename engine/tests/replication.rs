@@ -1,0 +1,159 @@
+//! Replication streams (`zfs send -R`) against real ZFS: the fixture made by
+//! zfs-fuse is received as a tree (the filesystem sent becomes the target,
+//! its child a child of the target) with the sent guids and files, in
+//! either byte order; a bad header is refused naming its record.
+
+mod common;
+
+use common::plan::{manifest, new_pool};
+use common::*;
+use engine::Errno;
+use engine::dsl::DatasetId;
+use engine::nvlist::{NvList, NvValue, pack_xdr, unpack_xdr};
+use engine::recv::RecvOptions;
+use engine::send::NoInterrupt;
+use engine::spa::Pool;
+use engine::stream::{ByteOrder, DRR_RECORD_SIZE};
+
+fn receive(pool: &mut Pool, target: &str, stream: &[u8]) -> engine::Result<Vec<DatasetId>> {
+    pool.receive(target, stream, &RecvOptions::default(), &mut NoInterrupt)
+}
+
+/// A file as listed: path, size, SHA-256 (hex; empty for a non-file).
+type File = (String, u64, String);
+
+/// Names, guids and each snapshot's files.
+fn tree(pool: &mut Pool, ids: &[DatasetId]) -> Vec<(String, u64, Vec<File>)> {
+    ids.iter()
+        .map(|&id| {
+            let info = pool.info(id);
+            let options = engine::zpl::WalkOptions {
+                hash: true,
+                ..Default::default()
+            };
+            let files = engine::zpl::walk_with(pool, id, &options)
+                .unwrap()
+                .into_iter()
+                .map(|f| {
+                    let sha = f
+                        .sha256
+                        .map(|s| s.iter().map(|b| format!("{b:02x}")).collect());
+                    (
+                        String::from_utf8_lossy(&f.path).into_owned(),
+                        f.size,
+                        sha.unwrap_or_default(),
+                    )
+                })
+                .collect();
+            (info.name, info.guid, files)
+        })
+        .collect()
+}
+
+#[test]
+fn a_replication_stream_is_received_as_a_tree_with_the_sent_guids_and_files() {
+    let m = manifest("replication_R");
+    let mut pool = new_pool();
+    let ids = receive(&mut pool, "fxp/t", &fixture_stream("replication_R")).unwrap();
+    let got = tree(&mut pool, &ids);
+    let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["fxp/t@r1", "fxp/t@r2", "fxp/t/kid@r1", "fxp/t/kid@r2"]
+    );
+    // Each substream's snapshot keeps the guid it was sent with.
+    let sent: Vec<u64> = m["substreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["hdrtype"] == 1)
+        .map(|s| u64::from_str_radix(s["toguid"].as_str().unwrap(), 16).unwrap())
+        .collect();
+    let guids: Vec<u64> = got.iter().map(|(_, g, _)| *g).collect();
+    assert_eq!(guids, sent);
+    // The files of the last snapshot of each filesystem, as the manifest.
+    for (snap, want) in [
+        ("fxp/t@r2", &m["files"]),
+        ("fxp/t/kid@r2", &m["datasets"]["kid"]["files"]),
+    ] {
+        let (_, _, files) = got.iter().find(|(n, _, _)| n == snap).unwrap();
+        for w in want
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["type"] == "file")
+        {
+            let path = w["path"].as_str().unwrap();
+            let f = files
+                .iter()
+                .find(|f| f.0 == path)
+                .unwrap_or_else(|| panic!("{snap}: {path}"));
+            assert_eq!(f.1, w["size"].as_u64().unwrap(), "{snap}: {path}");
+            assert_eq!(f.2, w["sha256"].as_str().unwrap(), "{snap}: {path}");
+        }
+    }
+    // Received again into the same place: the target exists.
+    let err = receive(&mut pool, "fxp/t", &fixture_stream("replication_R")).unwrap_err();
+    assert_eq!(err.errno(), Errno::EEXIST, "{err}");
+}
+
+/// The stream's headers in the other byte order (its payloads as they
+/// are, so only what the headers say is compared: names, guids, space).
+#[test]
+fn a_replication_stream_with_big_endian_headers_makes_the_same_tree() {
+    let native = fixture_stream("replication_R");
+    let big = rewrite(&native, ByteOrder::Big);
+    let mut trees = Vec::new();
+    for stream in [native, big] {
+        let mut pool = new_pool();
+        let ids = receive(&mut pool, "fxp/t", &stream).unwrap();
+        let tree: Vec<(String, u64, u64)> = ids
+            .iter()
+            .map(|&id| {
+                let info = pool.info(id);
+                (info.name, info.guid, info.referenced)
+            })
+            .collect();
+        trees.push(tree);
+    }
+    assert_eq!(trees[0].len(), 4);
+    assert_eq!(trees[0], trees[1]);
+}
+
+/// The stream with its header's nvlist replaced by `list`.
+fn with_header(stream: &[u8], list: &NvList) -> Vec<u8> {
+    let len = u32::from_le_bytes(stream[4..8].try_into().unwrap()) as usize;
+    let packed = pack_xdr(list);
+    let mut out = stream[..DRR_RECORD_SIZE].to_vec();
+    out[4..8].copy_from_slice(&(packed.len() as u32).to_le_bytes());
+    out.extend_from_slice(&packed);
+    out.extend_from_slice(&stream[DRR_RECORD_SIZE + len..]);
+    out
+}
+
+#[test]
+fn a_bad_replication_header_or_a_snapshot_target_is_refused_and_leaves_nothing() {
+    let stream = fixture_stream("replication_R");
+    let len = u32::from_le_bytes(stream[4..8].try_into().unwrap()) as usize;
+    let header = unpack_xdr(&stream[DRR_RECORD_SIZE..DRR_RECORD_SIZE + len]).unwrap();
+    assert!(header.get_nvlist("fss").is_some());
+
+    let mut without = NvList::new();
+    without.push("tosnap", NvValue::String("r2".into()));
+    let mut pool = new_pool();
+    let before = pool.list().len();
+    let err = receive(&mut pool, "fxp/t", &with_header(&stream, &without)).unwrap_err();
+    assert_eq!(err.errno(), Errno::EINVAL, "{err}");
+    assert!(
+        err.to_string()
+            .contains("record 0 (BEGIN) at byte offset 0")
+            && err.to_string().contains("(fss)"),
+        "{err}"
+    );
+    assert_eq!(pool.list().len(), before);
+
+    let err = receive(&mut pool, "fxp/t@r2", &stream).unwrap_err();
+    assert_eq!(err.errno(), Errno::EINVAL, "{err}");
+    assert!(err.to_string().contains("not a snapshot"), "{err}");
+    assert_eq!(pool.list().len(), before);
+}
