@@ -39,7 +39,10 @@
 //!
 //! Not checked this way: `replication_R`, a `zfs send -R` stream: `sim recv`
 //! receives it as a tree, but `sim send` has no `-R` to send the tree back
-//! (its files are checked against the manifest in verify.rs). The root directory's `object` is not compared: the
+//! (its files are checked against the manifest in verify.rs; a tree with a
+//! clone, sent by zfs-fuse with `-R` then `-R -I`, is checked by
+//! [`a_replication_tree_from_zfs_fuse_is_received_full_then_incremental`]).
+//! The root directory's `object` is not compared: the
 //! manifest has its ZFS object number (3), FUSE reports inode 1 for every
 //! mount root (see the fixtures' README).
 //!
@@ -1000,5 +1003,99 @@ fn zsim_and_zfs_fuse_refuse_the_same_mistakes_with_the_same_errno() {
         check.stderr
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    zfs.stop();
+}
+
+/// A tree made by zfs-fuse (a filesystem, its child, and a clone of the
+/// first snapshot inside the tree), sent with `zfs send -R` and then
+/// `zfs send -R -I`, and received by `sim recv`: every snapshot lands at
+/// its place under the target with zfs-fuse's guid and the files written.
+#[test]
+fn a_replication_tree_from_zfs_fuse_is_received_full_then_incremental() {
+    let Some(zfs) = ZfsFuse::start("reptree") else {
+        return;
+    };
+    let top = "reptree/a";
+    let (child, clone) = (format!("{top}/b"), format!("{top}/c"));
+    zfs.zfs_ok(&["create", "-o", "atime=off", top]);
+    zfs.zfs_ok(&["create", &child]);
+    let write = |fs: &str, name: &str, data: &[u8]| {
+        let root = zfs.mount(fs).expect("mount");
+        std::fs::write(root.join(name), data).expect("write through FUSE");
+        zfs.unmount(fs);
+    };
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    write(top, "one.txt", b"the first version");
+    write(&child, "two.bin", &big);
+    zfs.zfs_ok(&["snapshot", "-r", &format!("{top}@s1")]);
+    // Before the clone: `zfs send -R` wants every filesystem of the tree
+    // to have the snapshot.
+    let full = zfs.send(&format!("{top}@s1"), &["-R"]);
+    zfs.zfs_ok(&["clone", &format!("{top}@s1"), &clone]);
+    write(&clone, "three.txt", b"written in the clone");
+    write(top, "one.txt", b"the second version");
+    zfs.zfs_ok(&["snapshot", "-r", &format!("{top}@s2")]);
+    let incremental = zfs.send(&format!("{top}@s2"), &["-R", "-I", "@s1"]);
+
+    let dir = Scratch::new("reptree");
+    let image = dir.join("fxp.img");
+    let image = image.to_str().unwrap();
+    sim(
+        &["pool", "create", image, "--size", "256M", "--seed", "3"],
+        Input::Null,
+        Output::Capture,
+    )
+    .expect_success();
+    for stream in [&full, &incremental] {
+        sim(
+            &["recv", image, "fxp/back"],
+            Input::Bytes(stream),
+            Output::Capture,
+        )
+        .expect_success();
+    }
+    let zdb = sim(&["zdb", image], Input::Null, Output::Capture)
+        .expect_success()
+        .text();
+    for (sent, got) in [
+        ("a@s1", "back@s1"),
+        ("a@s2", "back@s2"),
+        ("a/b@s1", "back/b@s1"),
+        ("a/b@s2", "back/b@s2"),
+        ("a/c@s2", "back/c@s2"),
+    ] {
+        let guid = zfs.guid(&format!("reptree/{sent}")).expect("a guid");
+        let row = zdb
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&format!("fxp/{got}")))
+            .unwrap_or_else(|| panic!("no fxp/{got} in\n{zdb}"));
+        assert_eq!(
+            row.split_whitespace().nth(1),
+            Some(format!("{guid:x}").as_str()),
+            "{got}: {row}"
+        );
+    }
+    for (snap, file, data) in [
+        ("fxp/back@s1", "one.txt", &b"the first version"[..]),
+        ("fxp/back@s2", "one.txt", &b"the second version"[..]),
+        ("fxp/back/b@s2", "two.bin", &big[..]),
+        ("fxp/back/c@s2", "three.txt", &b"written in the clone"[..]),
+        ("fxp/back/c@s2", "one.txt", &b"the first version"[..]),
+    ] {
+        let ls = sim(
+            &["ls", "--hash", "--json", image, snap],
+            Input::Null,
+            Output::Capture,
+        )
+        .expect_success();
+        let doc: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+        let entry = doc["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == file)
+            .unwrap_or_else(|| panic!("no {file} in {snap}: {doc}"));
+        assert_eq!(entry["sha256"], hex_sha256(data), "{snap}: {file}");
+    }
     zfs.stop();
 }
