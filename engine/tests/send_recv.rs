@@ -601,6 +601,23 @@ fn an_object_record_with_any_one_invalid_field_is_refused() {
         assert!(err.reason().contains("invalid OBJECT"), "{what}: {err}");
         assert!(pool_state(&mut pool) == before, "{what}: the pool changed");
     }
+    // Object numbers no dnode can have: 0 (the meta-dnode's own) and from
+    // DN_MAX_OBJECT on.
+    let cases: [(&str, Change); 2] = [
+        ("object 0", |o, _| o.object = 0),
+        ("object DN_MAX_OBJECT", |o, _| {
+            o.object = engine::dmu::dnode::DN_MAX_OBJECT
+        }),
+    ];
+    for (what, change) in cases {
+        let stream = with_object_changed(&base, change);
+        let mut pool = new_pool("fxp");
+        let before = pool_state(&mut pool);
+        let err = receive(&mut pool, "fxp/bad", &stream).expect_err(what);
+        assert_eq!(err.errno(), Errno::EINVAL, "{what}: {err}");
+        assert!(err.reason().contains("out of range"), "{what}: {err}");
+        assert!(pool_state(&mut pool) == before, "{what}: the pool changed");
+    }
 }
 
 #[test]
