@@ -17,8 +17,11 @@ use crate::context::Interrupt;
 use crate::dmu::dnode::DN_MAX_BONUSLEN;
 use crate::dmu::object_type::{self, DMU_OT_DNODE, DMU_OT_OBJSET};
 use crate::dmu::objset::{DMU_OBJECT_END, DMU_OST_NUMTYPES, Objset};
-use crate::dsl::{DS_FLAG_CI_DATASET, DS_FLAG_INCONSISTENT, DatasetId, split_snapshot_name};
+use crate::dsl::{
+    DS_FLAG_CI_DATASET, DS_FLAG_INCONSISTENT, DatasetId, DirId, PropValue, split_snapshot_name,
+};
 use crate::error::{Errno, Error, Result, fail};
+use crate::nvlist::{NvList, NvValue};
 use crate::spa::{Pool, TXG_INITIAL};
 use crate::stream::{
     ByteOrder, DMU_BACKUP_FEATURE_MASK, DMU_BACKUP_FEATURE_SA_SPILL, DMU_BACKUP_MAGIC,
@@ -872,6 +875,14 @@ pub struct RecvSession {
     /// place the target takes; every substream lands at the same place
     /// under the target (`fxp/rep/kid` sent as `fxp/rep`, into `T`: `T/kid`).
     sendfs: Option<String>,
+    /// A replication stream's properties, by the name of the filesystem
+    /// sent (`fss`, `props`), as text: set as received values on its
+    /// target when its substream begins, so that the blocks it writes
+    /// follow them (compression, checksum), as `zfs_ioc_recv` sets them.
+    sent_props: SentProps,
+    /// The target's received values before the substream in flight set
+    /// its own: put back if it fails.
+    props_before: Option<(DirId, BTreeMap<String, PropValue>)>,
 }
 
 impl RecvSession {
@@ -884,6 +895,8 @@ impl RecvSession {
             state: SessionState::Between,
             hold: 0,
             sendfs: None,
+            sent_props: BTreeMap::new(),
+            props_before: None,
         }
     }
 
@@ -917,6 +930,7 @@ impl RecvSession {
         let result = self.record_impl(pool, entry, interrupt);
         if result.is_err() {
             self.state = SessionState::Closed;
+            self.undo_props(pool);
         }
         self.release_if_done(pool, cookie);
         result
@@ -980,6 +994,7 @@ impl RecvSession {
             SessionState::Ended(cookie) => {
                 self.received
                     .push(pool.recv_end(&cookie, &mut self.guid_map)?);
+                self.props_before = None;
                 self.between(pool, entry)
             }
             SessionState::Between => self.between(pool, entry),
@@ -1005,7 +1020,9 @@ impl RecvSession {
         };
         if begin.hdrtype() == DMU_COMPOUNDSTREAM {
             if begin.payloadlen != 0 {
-                self.sendfs = Some(self.replication_header(begin, entry)?);
+                let (sendfs, props) = self.replication_header(begin, entry)?;
+                self.sendfs = Some(sendfs);
+                self.sent_props = props;
             }
             // Its END follows, then the substreams.
             self.state = SessionState::CompoundHeader;
@@ -1077,18 +1094,37 @@ impl RecvSession {
                     entry.index, entry.offset
                 ))
             })?;
+        let sent_fs = name.split('@').next().unwrap_or_default();
+        if let Some(values) = self.sent_props.get(sent_fs)
+            && let Ok(dir) = pool.lookup_dir(&tofs)
+        {
+            let before = pool.set_received(dir, values);
+            self.props_before = Some((dir, before));
+        }
         if let Err(e) = pool.recv_stream_start(&cookie) {
+            self.undo_props(pool);
             return Err(pool.recv_stream_failed(&cookie, e));
         }
         self.state = SessionState::InStream(cookie);
         Ok(())
     }
 
+    /// Puts back the received property values the failed substream set.
+    fn undo_props(&mut self, pool: &mut Pool) {
+        if let Some((dir, before)) = self.props_before.take() {
+            pool.restore_received(dir, before);
+        }
+    }
+
     /// A replication stream's header (`zfs send -R`): its nvlist must
     /// unpack and describe the filesystems sent (`fss`), and the target
-    /// must be a filesystem. Returns the filesystem sent. The properties it
-    /// carries are not applied: zsim keeps no dataset properties.
-    fn replication_header(&self, begin: &DrrBegin, entry: &Entry<'_>) -> Result<String> {
+    /// must be a filesystem. Returns the filesystem sent, and the
+    /// properties of each filesystem in it (by its sent name).
+    fn replication_header(
+        &self,
+        begin: &DrrBegin,
+        entry: &Entry<'_>,
+    ) -> Result<(String, SentProps)> {
         let at = format!(
             "record {} (BEGIN) at byte offset {}",
             entry.index, entry.offset
@@ -1099,11 +1135,19 @@ impl RecvSession {
                 format!("{at}: cannot unpack the replication header: {e}"),
             )
         })?;
-        if list.get_nvlist("fss").is_none() {
+        let Some(fss) = list.get_nvlist("fss") else {
             return fail(
                 Errno::EINVAL,
                 format!("{at}: a replication header without the filesystems sent (fss)"),
             );
+        };
+        let mut props = BTreeMap::new();
+        for (_, fs) in &fss.pairs {
+            if let NvValue::NvList(fs) = fs
+                && let (Some(name), Some(sent)) = (fs.get_str("name"), fs.get_nvlist("props"))
+            {
+                props.insert(name.to_string(), prop_texts(sent));
+            }
         }
         if self.target.contains('@') {
             return fail(
@@ -1116,7 +1160,10 @@ impl RecvSession {
             );
         }
         let name = begin.toname_lossy();
-        Ok(name.split('@').next().unwrap_or_default().to_string())
+        Ok((
+            name.split('@').next().unwrap_or_default().to_string(),
+            props,
+        ))
     }
 
     /// The input ended cleanly (right after an END): the last substream's
@@ -1125,6 +1172,9 @@ impl RecvSession {
         self.check_held(pool)?;
         let was = self.in_flight().map(|c| c.ds);
         let result = self.end_impl(pool);
+        if result.is_err() {
+            self.undo_props(pool);
+        }
         self.release_if_done(pool, was);
         result
     }
@@ -1134,6 +1184,7 @@ impl RecvSession {
             SessionState::Ended(cookie) => {
                 self.received
                     .push(pool.recv_end(&cookie, &mut self.guid_map)?);
+                self.props_before = None;
             }
             SessionState::InStream(cookie) => {
                 let e = Error::new(Errno::EINVAL, "stream ends before its END record");
@@ -1157,6 +1208,7 @@ impl RecvSession {
         if let Err(gone) = self.check_held(pool) {
             return e.context(gone.reason().to_string());
         }
+        self.undo_props(pool);
         match std::mem::replace(&mut self.state, SessionState::Closed) {
             SessionState::InStream(cookie) | SessionState::Ended(cookie) => {
                 pool.long_rele(cookie.ds, self.hold);
@@ -1171,6 +1223,37 @@ impl RecvSession {
     pub fn abort(&mut self, pool: &mut Pool, e: Error) -> Error {
         self.fail(pool, e)
     }
+}
+
+/// A replication stream's properties as text, by the filesystem sent.
+type SentProps = BTreeMap<String, Vec<(String, String)>>;
+
+/// A replication stream's properties as `zfs set` would take them: the
+/// index properties travel as numbers (`compression = 0x1` is `on`),
+/// user properties as strings. What zsim cannot name is left out.
+fn prop_texts(sent: &NvList) -> Vec<(String, String)> {
+    use crate::zio::{ZioChecksum, ZioCompress};
+    let mut out = Vec::new();
+    for (prop, value) in &sent.pairs {
+        let text = match (prop.as_str(), value) {
+            ("compression", NvValue::Uint64(n)) => u8::try_from(*n)
+                .ok()
+                .and_then(ZioCompress::from_u8)
+                .map(|c| c.name().to_string()),
+            ("checksum" | "dedup", NvValue::Uint64(n)) => u8::try_from(*n)
+                .ok()
+                .and_then(ZioChecksum::from_u8)
+                .map(|c| c.name().to_string()),
+            ("atime", NvValue::Uint64(n)) => Some(if *n == 0 { "off" } else { "on" }.to_string()),
+            (_, NvValue::Uint64(n)) => Some(n.to_string()),
+            (_, NvValue::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        if let Some(text) = text {
+            out.push((prop.clone(), text));
+        }
+    }
+    out
 }
 
 /// `zfs receive` options.

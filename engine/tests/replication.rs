@@ -157,3 +157,55 @@ fn a_bad_replication_header_or_a_snapshot_target_is_refused_and_leaves_nothing()
     assert!(err.to_string().contains("not a snapshot"), "{err}");
     assert_eq!(pool.list().len(), before);
 }
+
+/// The replication header's properties are set as received values before
+/// each substream is written: the child, sent with `compression=on`,
+/// stores its blocks compressed, and its snapshot sent again by zsim is
+/// byte for byte the substream zfs-fuse wrote. A local value still wins.
+#[test]
+fn received_properties_shape_the_blocks_and_the_resent_substream_is_identical() {
+    let stream = fixture_stream("replication_R");
+    let mut pool = new_pool();
+    receive(&mut pool, "fxp/rep", &stream).unwrap();
+    assert_eq!(
+        pool.get_prop("fxp/rep/kid", "compression").unwrap(),
+        ("on".to_string(), "received".to_string())
+    );
+    assert_eq!(
+        pool.get_prop("fxp/rep", "org.fixture:note").unwrap(),
+        ("public-replication".to_string(), "received".to_string())
+    );
+    assert_eq!(
+        pool.get_prop("fxp/rep/kid", "org.fixture:note").unwrap(),
+        (
+            "public-replication".to_string(),
+            "inherited from fxp/rep".to_string()
+        )
+    );
+    // The kid@r1 substream, from its BEGIN to the end of its END.
+    let m = manifest("replication_R");
+    let subs = m["substreams"].as_array().unwrap();
+    let begin = subs
+        .iter()
+        .position(|s| s["toname"] == "fxp/rep/kid@r1")
+        .unwrap();
+    let start = subs[begin]["offset"].as_u64().unwrap() as usize;
+    let end = subs[begin + 1]["offset"].as_u64().unwrap() as usize + DRR_RECORD_SIZE;
+    let mut out = Vec::new();
+    pool.send(
+        "fxp/rep/kid@r1",
+        None,
+        &mut out,
+        &engine::send::SendOptions::default(),
+        None,
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    assert!(out == stream[start..end], "the re-sent kid@r1 differs");
+
+    pool.set_prop("fxp/rep/kid", "compression", "off").unwrap();
+    assert_eq!(
+        pool.get_prop("fxp/rep/kid", "compression").unwrap(),
+        ("off".to_string(), "local".to_string())
+    );
+}

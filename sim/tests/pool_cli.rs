@@ -192,3 +192,68 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `pool create -O`, `create -o`, `set` and `get`: properties set where
+/// asked, inherited below, shown with ZFS's sources; a bad property or
+/// value is a usage error and changes nothing.
+#[test]
+fn properties_are_set_inherited_and_shown_as_zfs_get_shows_them() {
+    let dir = Scratch::new("props");
+    let image = dir.join("p.img");
+    let image = image.to_str().unwrap();
+    let ok = |args: &[&str]| {
+        let out = sim(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text(&out)
+    };
+    ok(&[
+        "pool",
+        "create",
+        image,
+        "--seed",
+        "1",
+        "-O",
+        "compression=on",
+        "-O",
+        "org.x:y=hello",
+    ]);
+    ok(&["create", image, "p/a", "-o", "recordsize=8192"]);
+    ok(&["create", image, "p/a/b"]);
+    ok(&["set", image, "mountpoint=/mnt/a", "p/a"]);
+    let rows = ok(&["get", image, "all", "p/a/b", "-H"]);
+    for row in [
+        "p/a/b\trecordsize\t8192\tinherited from p/a",
+        "p/a/b\tchecksum\ton\tdefault",
+        "p/a/b\tcompression\ton\tinherited from p",
+        "p/a/b\tmountpoint\t/mnt/a/b\tinherited from p/a",
+        "p/a/b\torg.x:y\thello\tinherited from p",
+    ] {
+        assert!(rows.lines().any(|l| l == row), "no {row:?} in\n{rows}");
+    }
+    let table = ok(&["get", image, "recordsize,org.z:q", "p/a"]);
+    assert_eq!(
+        table.lines().collect::<Vec<_>>(),
+        [
+            "NAME  PROPERTY    VALUE  SOURCE",
+            "p/a   recordsize  8192   local",
+            "p/a   org.z:q     -      -",
+        ]
+    );
+    for bad in [
+        vec!["set", image, "color=red", "p/a"],
+        vec!["set", image, "recordsize=1000", "p/a"],
+        vec!["set", image, "compression", "p/a"],
+        vec!["create", image, "p/c", "-o", "copies=4"],
+        vec!["get", image, "bogus", "p/a"],
+    ] {
+        let out = sim(&bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+    let rows = ok(&["get", image, "recordsize", "p/a", "-H"]);
+    assert_eq!(rows, "p/a\trecordsize\t8192\tlocal\n");
+    assert!(!sim(&["get", image, "all", "p/c"]).status.success());
+}

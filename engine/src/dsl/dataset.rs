@@ -52,7 +52,103 @@ pub const PROPERTIES: &[(&str, &str)] = &[
     ("checksum", "on"),
     ("compression", "off"),
     ("dedup", "off"),
+    ("copies", "1"),
+    ("atime", "on"),
+    // The default is the filesystem's name under `/`.
+    ("mountpoint", ""),
 ];
+
+/// Where ZFS keeps a received value: beside the local one, under the
+/// property's name with this suffix (`ZPROP_RECVD_SUFFIX`).
+const RECVD_SUFFIX: &str = "$recvd";
+
+/// Longest user property value (`ZAP_MAXVALUELEN`).
+const MAX_USER_VALUE: usize = 8192;
+
+/// A user property: `module:property`, as ZFS names them.
+pub fn is_user_prop(prop: &str) -> bool {
+    prop.contains(':') && prop.len() <= 256 && !prop.contains(RECVD_SUFFIX)
+}
+
+/// A property's value checked as `zfs set` checks it.
+pub fn parse_prop(prop: &str, value: &str) -> Result<PropValue> {
+    let one_of = |allowed: &[&str]| {
+        if allowed.contains(&value) {
+            Ok(PropValue::Text(value.to_string()))
+        } else {
+            fail(
+                Errno::EINVAL,
+                format!("{prop} {value:?} is not one of {}", allowed.join(", ")),
+            )
+        }
+    };
+    match prop {
+        "recordsize" => {
+            let n: u64 = value.parse().map_err(|_| {
+                Error::new(
+                    Errno::EINVAL,
+                    format!("recordsize {value:?} is not a number"),
+                )
+            })?;
+            if !n.is_power_of_two() || !(SPA_MINBLOCKSIZE..=SPA_MAXBLOCKSIZE).contains(&n) {
+                return fail(
+                    Errno::EINVAL,
+                    format!("recordsize {n} must be a power of two from 512 to 128K"),
+                );
+            }
+            Ok(PropValue::Number(n))
+        }
+        "checksum" => one_of(&["on", "off", "fletcher2", "fletcher4", "sha256"]),
+        "compression" => match ZioCompress::from_name(value) {
+            Some(c) if c.is_supported() => Ok(PropValue::Text(value.to_string())),
+            Some(_) => fail(
+                Errno::ENOTSUP,
+                format!("compression {value:?} is not supported by zsim"),
+            ),
+            None => fail(
+                Errno::EINVAL,
+                format!("compression {value:?} is not a compression"),
+            ),
+        },
+        "dedup" => one_of(&["on", "off", "sha256"]),
+        "copies" => match value {
+            "1" | "2" | "3" => Ok(PropValue::Number(value.parse().expect("a digit"))),
+            _ => fail(Errno::EINVAL, format!("copies {value:?} is not 1, 2 or 3")),
+        },
+        "atime" => one_of(&["on", "off"]),
+        "mountpoint" => {
+            if value == "none" || value == "legacy" || value.starts_with('/') {
+                Ok(PropValue::Text(value.trim_end_matches('/').to_string()).max_root())
+            } else {
+                fail(
+                    Errno::EINVAL,
+                    format!("mountpoint {value:?} must be an absolute path, none or legacy"),
+                )
+            }
+        }
+        _ if is_user_prop(prop) => {
+            if value.len() >= MAX_USER_VALUE {
+                fail(
+                    Errno::E2BIG,
+                    format!("{prop}: a value of {} bytes is too long", value.len()),
+                )
+            } else {
+                Ok(PropValue::Text(value.to_string()))
+            }
+        }
+        _ => fail(Errno::EINVAL, format!("{prop:?} is not a property")),
+    }
+}
+
+impl PropValue {
+    /// `/` trimmed of its slash is still `/`.
+    fn max_root(self) -> PropValue {
+        match self {
+            PropValue::Text(s) if s.is_empty() => PropValue::Text("/".into()),
+            v => v,
+        }
+    }
+}
 
 impl Pool {
     /// The directory of a filesystem name (`pool/a/b`).
@@ -694,65 +790,7 @@ impl Pool {
     pub fn set_prop(&mut self, name: &str, prop: &str, value: &str) -> Result<()> {
         self.check_usable()?;
         let dir = self.lookup_dir(name)?;
-        let parsed = match prop {
-            "recordsize" => {
-                let n: u64 = value.parse().map_err(|_| {
-                    Error::new(
-                        Errno::EINVAL,
-                        format!("recordsize {value:?} is not a number"),
-                    )
-                })?;
-                if !n.is_power_of_two() || !(SPA_MINBLOCKSIZE..=SPA_MAXBLOCKSIZE).contains(&n) {
-                    return fail(
-                        Errno::EINVAL,
-                        format!("recordsize {n} must be a power of two from 512 to 128K"),
-                    );
-                }
-                PropValue::Number(n)
-            }
-            "checksum" => match ZioChecksum::from_name(value) {
-                Some(
-                    ZioChecksum::On
-                    | ZioChecksum::Off
-                    | ZioChecksum::Fletcher2
-                    | ZioChecksum::Fletcher4
-                    | ZioChecksum::Sha256,
-                ) => PropValue::Text(value.to_string()),
-                _ => {
-                    return fail(
-                        Errno::EINVAL,
-                        format!(
-                            "checksum {value:?} is not one of on, off, fletcher2, fletcher4, sha256"
-                        ),
-                    );
-                }
-            },
-            "compression" => match ZioCompress::from_name(value) {
-                Some(c) if c.is_supported() => PropValue::Text(value.to_string()),
-                Some(_) => {
-                    return fail(
-                        Errno::ENOTSUP,
-                        format!("compression {value:?} is not supported by zsim"),
-                    );
-                }
-                None => {
-                    return fail(
-                        Errno::EINVAL,
-                        format!("compression {value:?} is not a compression"),
-                    );
-                }
-            },
-            "dedup" => match value {
-                "on" | "off" | "sha256" => PropValue::Text(value.to_string()),
-                _ => {
-                    return fail(
-                        Errno::EINVAL,
-                        format!("dedup {value:?} is not one of on, off, sha256"),
-                    );
-                }
-            },
-            _ => return fail(Errno::EINVAL, format!("{prop:?} is not a property")),
-        };
+        let parsed = parse_prop(prop, value)?;
         self.dsl
             .dirs
             .get_mut(&dir)
@@ -764,46 +802,131 @@ impl Pool {
         self.txg_sync()
     }
 
-    /// A property's effective value and where it comes from.
-    pub fn get_prop(&self, name: &str, prop: &str) -> Result<(String, String)> {
-        let dir = self.lookup_dir(split_snapshot_name(name).map_or(name, |(fs, _)| fs))?;
-        let default = PROPERTIES
+    /// Sets the received values of properties on a filesystem's
+    /// directory (`ZPROP_SRC_RECEIVED`), as a receive does with a
+    /// replication stream's: a local value still wins. Replaces every
+    /// value received before. Values zsim does not know or cannot check
+    /// are left out, as ZFS leaves out one it cannot set. Returns the
+    /// received values it replaced, for [`Pool::restore_received`]. Synced
+    /// with the next txg.
+    pub(crate) fn set_received(
+        &mut self,
+        dir: DirId,
+        values: &[(String, String)],
+    ) -> BTreeMap<String, PropValue> {
+        let props = &mut self.dsl.dirs.get_mut(&dir).expect("a directory").props;
+        let old: BTreeMap<String, PropValue> = props
             .iter()
-            .find(|(p, _)| *p == prop)
-            .ok_or_else(|| Error::new(Errno::EINVAL, format!("{prop:?} is not a property")))?
-            .1;
-        match self.prop_set_on(dir, prop) {
-            Some((v, d)) => {
-                let source = if d == dir {
-                    "local".to_string()
-                } else {
-                    format!("inherited from {}", self.dir_name(d))
-                };
-                Ok((prop_text(v), source))
+            .filter(|(k, _)| k.ends_with(RECVD_SUFFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        props.retain(|k, _| !k.ends_with(RECVD_SUFFIX));
+        for (prop, value) in values {
+            let known = PROPERTIES.iter().any(|(p, _)| p == prop) || is_user_prop(prop);
+            if let (true, Ok(v)) = (known, parse_prop(prop, value)) {
+                props.insert(format!("{prop}{RECVD_SUFFIX}"), v);
             }
-            None => Ok((default.to_string(), "default".to_string())),
+        }
+        self.dsl_dirty = true;
+        old
+    }
+
+    /// Puts back the received values [`Pool::set_received`] replaced (a
+    /// failed receive leaves the target as it was).
+    pub(crate) fn restore_received(&mut self, dir: DirId, old: BTreeMap<String, PropValue>) {
+        if let Some(d) = self.dsl.dirs.get_mut(&dir) {
+            d.props.retain(|k, _| !k.ends_with(RECVD_SUFFIX));
+            d.props.extend(old);
+            self.dsl_dirty = true;
         }
     }
 
-    /// The value `dir` or its nearest ancestor sets for `prop`, and which
-    /// directory that is.
-    fn prop_set_on(&self, dir: DirId, prop: &str) -> Option<(&PropValue, DirId)> {
+    /// A property's effective value and where it comes from, as `zfs get`
+    /// shows them: `local`, `received`, `inherited from FS`, `default`
+    /// (`-` and `-` for a user property set nowhere).
+    pub fn get_prop(&self, name: &str, prop: &str) -> Result<(String, String)> {
+        let fs = split_snapshot_name(name).map_or(name, |(fs, _)| fs);
+        let dir = self.lookup_dir(fs)?;
+        let default = PROPERTIES.iter().find(|(p, _)| *p == prop).map(|(_, d)| *d);
+        if default.is_none() && !is_user_prop(prop) {
+            return fail(Errno::EINVAL, format!("{prop:?} is not a property"));
+        }
+        match self.prop_set_on(dir, prop) {
+            Some((v, d, received)) => {
+                let source = match (d == dir, received) {
+                    (true, false) => "local".to_string(),
+                    (true, true) => "received".to_string(),
+                    (false, _) => format!("inherited from {}", self.dir_name(d)),
+                };
+                let mut text = prop_text(v);
+                // An inherited mountpoint is the ancestor's, with the path
+                // from the ancestor to here after it.
+                if prop == "mountpoint" && d != dir && text.starts_with('/') {
+                    let from = self.dir_name(d);
+                    let rest = &self.dir_name(dir)[from.len()..];
+                    text = format!("{}{rest}", text.trim_end_matches('/'));
+                }
+                Ok((text, source))
+            }
+            None if prop == "mountpoint" => {
+                Ok((format!("/{}", self.dir_name(dir)), "default".into()))
+            }
+            None => match default {
+                Some(d) => Ok((d.to_string(), "default".to_string())),
+                None => Ok(("-".to_string(), "-".to_string())),
+            },
+        }
+    }
+
+    /// Every property of a filesystem (`zfs get all`): the ones zsim
+    /// knows, in order, then the user properties set on it or an ancestor,
+    /// by name; each with its value and source.
+    pub fn all_props(&self, name: &str) -> Result<Vec<(String, String, String)>> {
+        let fs = split_snapshot_name(name).map_or(name, |(fs, _)| fs);
+        let mut user = BTreeSet::new();
+        let mut cur = Some(self.lookup_dir(fs)?);
+        while let Some(d) = cur {
+            let d = &self.dsl.dirs[&d];
+            for k in d.props.keys() {
+                let k = k.trim_end_matches(RECVD_SUFFIX);
+                if is_user_prop(k) {
+                    user.insert(k.to_string());
+                }
+            }
+            cur = d.parent;
+        }
+        let names = PROPERTIES.iter().map(|(p, _)| p.to_string()).chain(user);
+        names
+            .map(|p| {
+                let (value, source) = self.get_prop(name, &p)?;
+                Ok((p, value, source))
+            })
+            .collect()
+    }
+
+    /// The value `dir` or its nearest ancestor sets for `prop` (a local
+    /// value before a received one), which directory that is, and whether
+    /// the value was received.
+    fn prop_set_on(&self, dir: DirId, prop: &str) -> Option<(&PropValue, DirId, bool)> {
+        let received = format!("{prop}{RECVD_SUFFIX}");
         let mut cur = Some(dir);
         while let Some(d) = cur {
             let d = &self.dsl.dirs[&d];
             if let Some(v) = d.props.get(prop) {
-                return Some((v, d.id));
+                return Some((v, d.id, false));
+            }
+            if let Some(v) = d.props.get(&received) {
+                return Some((v, d.id, true));
             }
             cur = d.parent;
         }
         None
     }
 
-    /// The write policy a directory's properties give its objset.
     pub(crate) fn write_policy(&self, dir: DirId) -> WritePolicy {
         // As `get_prop` would give it, without going through the name.
         let get = |p: &str| match self.prop_set_on(dir, p) {
-            Some((v, _)) => prop_text(v),
+            Some((v, _, _)) => prop_text(v),
             None => PROPERTIES
                 .iter()
                 .find(|(q, _)| *q == p)

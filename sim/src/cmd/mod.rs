@@ -8,6 +8,7 @@ pub mod fuzz;
 pub mod listing;
 pub mod ls;
 pub mod pool;
+pub mod props;
 pub mod recv;
 pub mod replay;
 pub mod report;

@@ -38,6 +38,10 @@ pub struct CreateArgs {
     /// Seed for the pool's random guids (default: from the current time).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// A property of the root filesystem, which every filesystem inherits
+    /// unless it sets its own (see `cargo sim set --help`).
+    #[arg(short = 'O', value_name = "PROP=VALUE")]
+    pub props: Vec<String>,
 }
 
 /// Parses `1048576`, `64K`, `256M`, `2G`.
@@ -83,6 +87,10 @@ fn create(args: &CreateArgs) -> ExitCode {
         eprintln!("pool create: {} already exists", args.image.display());
         return ExitCode::from(EXIT_USAGE);
     }
+    if let Err(e) = super::props::check_all(&args.props) {
+        eprintln!("pool create: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let dev = match FileDevice::create(&args.image, args.size, args.sector_size) {
         Ok(dev) => dev,
         Err(e) => {
@@ -90,10 +98,12 @@ fn create(args: &CreateArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let pool = Pool::create(Box::new(dev), &name, host_clock(), host_random(args.seed));
-    let result = pool.and_then(|pool| {
+    let pool = Pool::create(Box::new(dev), &name, host_clock(), host_random(args.seed))
+        .map_err(|e| e.to_string());
+    let result = pool.and_then(|mut pool| {
+        super::props::set_all(&mut pool, &name, &args.props)?;
         let guid = pool.guid;
-        pool.export().map(|_| guid)
+        pool.export().map(|_| guid).map_err(|e| e.to_string())
     });
     match result {
         Ok(guid) => {

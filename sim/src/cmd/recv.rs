@@ -24,8 +24,8 @@ use crate::file_device::FileDevice;
 /// the filesystem sent becomes the target, its children children of the
 /// target, clones are made after their origins. Its substreams are received
 /// in turn; when one fails, the ones before it stay and it leaves nothing.
-/// The properties it carries are not applied (zsim keeps no dataset
-/// properties yet).
+/// The properties it carries are set as received values before each
+/// filesystem's data is written (a local value still wins).
 #[derive(Debug, Args)]
 pub struct RecvArgs {
     /// The pool image file.
