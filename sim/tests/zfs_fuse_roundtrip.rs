@@ -1017,7 +1017,7 @@ fn a_replication_tree_from_zfs_fuse_is_received_full_then_incremental() {
     };
     let top = "reptree/a";
     let (child, clone) = (format!("{top}/b"), format!("{top}/c"));
-    zfs.zfs_ok(&["create", "-o", "atime=off", top]);
+    zfs.zfs_ok(&["create", "-o", "atime=off", "-o", "org.test:v=1", top]);
     zfs.zfs_ok(&["create", &child]);
     let write = |fs: &str, name: &str, data: &[u8]| {
         let root = zfs.mount(fs).expect("mount");
@@ -1034,8 +1034,21 @@ fn a_replication_tree_from_zfs_fuse_is_received_full_then_incremental() {
     zfs.zfs_ok(&["clone", &format!("{top}@s1"), &clone]);
     write(&clone, "three.txt", b"written in the clone");
     write(top, "one.txt", b"the second version");
+    zfs.zfs_ok(&["set", "org.test:v=2", top]);
     zfs.zfs_ok(&["snapshot", "-r", &format!("{top}@s2")]);
     let incremental = zfs.send(&format!("{top}@s2"), &["-R", "-I", "@s1"]);
+    // The incremental with a byte of its first WRITE's data flipped: its
+    // first substream fails at its END checksum.
+    let mut damaged = incremental.clone();
+    let mut reader = StreamReader::new(&incremental[..]);
+    let mut at = None;
+    while let Some(entry) = reader.next_record().unwrap() {
+        if matches!(entry.record, Record::Write(_)) {
+            at = Some(reader.offset() as usize - 1);
+            break;
+        }
+    }
+    damaged[at.expect("a WRITE in the incremental")] ^= 0x01;
 
     let dir = Scratch::new("reptree");
     let image = dir.join("fxp.img");
@@ -1046,14 +1059,41 @@ fn a_replication_tree_from_zfs_fuse_is_received_full_then_incremental() {
         Output::Capture,
     )
     .expect_success();
-    for stream in [&full, &incremental] {
+    let prop = |fs: &str| {
         sim(
-            &["recv", image, "fxp/back"],
-            Input::Bytes(stream),
+            &["get", image, "org.test:v", fs, "-H"],
+            Input::Null,
             Output::Capture,
         )
-        .expect_success();
-    }
+        .expect_success()
+        .text()
+    };
+    sim(
+        &["recv", image, "fxp/back"],
+        Input::Bytes(&full),
+        Output::Capture,
+    )
+    .expect_success();
+    assert_eq!(prop("fxp/back"), "fxp/back\torg.test:v\t1\treceived\n");
+    assert_eq!(
+        prop("fxp/back/b"),
+        "fxp/back/b\torg.test:v\t1\tinherited from fxp/back\n"
+    );
+    // A failed substream puts back the values it received.
+    let failed = sim(
+        &["recv", image, "fxp/back"],
+        Input::Bytes(&damaged),
+        Output::Capture,
+    );
+    assert!(!failed.success());
+    assert_eq!(prop("fxp/back"), "fxp/back\torg.test:v\t1\treceived\n");
+    sim(
+        &["recv", image, "fxp/back"],
+        Input::Bytes(&incremental),
+        Output::Capture,
+    )
+    .expect_success();
+    assert_eq!(prop("fxp/back"), "fxp/back\torg.test:v\t2\treceived\n");
     let zdb = sim(&["zdb", image], Input::Null, Output::Capture)
         .expect_success()
         .text();
