@@ -1094,6 +1094,38 @@ fn a_replication_tree_from_zfs_fuse_is_received_full_then_incremental() {
     )
     .expect_success();
     assert_eq!(prop("fxp/back"), "fxp/back\torg.test:v\t2\treceived\n");
+    // `verify` of the two backups lists every snapshot of the tree under
+    // the name it was sent with.
+    let (full_file, incremental_file) = (dir.join("full.zsend"), dir.join("incr.zsend"));
+    std::fs::write(&full_file, &full).unwrap();
+    std::fs::write(&incremental_file, &incremental).unwrap();
+    let verified = sim(
+        &[
+            "verify",
+            "--json",
+            full_file.to_str().unwrap(),
+            incremental_file.to_str().unwrap(),
+        ],
+        Input::Null,
+        Output::Capture,
+    )
+    .expect_success();
+    let doc: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let names: BTreeSet<&str> = doc["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    let want: BTreeSet<&str> = [
+        "reptree/a@s1",
+        "reptree/a@s2",
+        "reptree/a/b@s1",
+        "reptree/a/b@s2",
+        "reptree/a/c@s2",
+    ]
+    .into();
+    assert_eq!(names, want);
     let zdb = sim(&["zdb", image], Input::Null, Output::Capture)
         .expect_success()
         .text();
