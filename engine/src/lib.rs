@@ -58,6 +58,7 @@ pub mod dmu;
 pub mod dsl;
 pub mod metaslab;
 pub mod recv;
+pub mod replicate;
 pub mod send;
 pub mod spa;
 pub mod traverse;

@@ -291,3 +291,55 @@ fn dumps_are_snapshotted() {
         }
     });
 }
+
+/// A replication stream zsim wrote (`send -R` of the tree received from
+/// the `replication_R` fixture, in both byte orders) is listed the same by
+/// `dump -v` and by the real `zstreamdump -v`.
+#[test]
+fn a_replication_stream_zsim_wrote_dumps_as_zstreamdump_dumps_it() {
+    let Some(real) = real_zstreamdump() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("zsim-dump-r-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let image = dir.join("fxp.img");
+    let image = image.to_str().unwrap();
+    let sim = |args: &[&str], stdin: &[u8]| run(Path::new(env!("CARGO_BIN_EXE_sim")), args, stdin);
+    assert!(
+        sim(&["pool", "create", image, "--seed", "7"], &[])
+            .status
+            .success()
+    );
+    let received = sim(&["recv", image, "fxp/rep"], &fixture("replication_R"));
+    assert!(
+        received.status.success(),
+        "{}",
+        String::from_utf8_lossy(&received.stderr)
+    );
+    for order in ["native", "big"] {
+        let sent = sim(
+            &["send", image, "fxp/rep@r2", "-R", "--byte-order", order],
+            &[],
+        );
+        assert!(
+            sent.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sent.stderr)
+        );
+        let ours = sim_dump(&["-v"], &sent.stdout);
+        let theirs = run(&real, &["-v"], &sent.stdout);
+        assert!(ours.status.success() && theirs.status.success(), "{order}");
+        assert!(
+            ours.stdout == theirs.stdout,
+            "{order}: dump -v differs from zstreamdump -v"
+        );
+        let text = String::from_utf8(ours.stdout).unwrap();
+        assert!(text.contains("name = fxp/rep/kid"), "{text}");
+        assert!(
+            text.contains("Total DRR_BEGIN records = 5"),
+            "{order}: {text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

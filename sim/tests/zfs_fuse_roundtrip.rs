@@ -37,11 +37,11 @@
 //! `manyfiles_full` + `manyfiles_i`; `xattr_full` + `xattr_i`;
 //! `incr_base_full` + `incr_i`.
 //!
-//! Not checked this way: `replication_R`, a `zfs send -R` stream: `sim recv`
-//! receives it as a tree, but `sim send` has no `-R` to send the tree back
-//! (its files are checked against the manifest in verify.rs; a tree with a
-//! clone, sent by zfs-fuse with `-R` then `-R -I`, is checked by
-//! [`a_replication_tree_from_zfs_fuse_is_received_full_then_incremental`]).
+//! Not checked this way: `replication_R`, a `zfs send -R` stream (its files
+//! are checked against the manifest in verify.rs; a tree with a child and a
+//! clone, sent by zfs-fuse with `-R` then `-R -I`, received by zsim, sent
+//! back by zsim with `-R` and received by zfs-fuse with `recv -d`, is
+//! checked by [`a_replication_tree_from_zfs_fuse_is_received_full_then_incremental`]).
 //! The root directory's `object` is not compared: the
 //! manifest has its ZFS object number (3), FUSE reports inode 1 for every
 //! mount root (see the fixtures' README).
@@ -1168,6 +1168,56 @@ fn a_replication_tree_from_zfs_fuse_is_received_full_then_incremental() {
             .find(|f| f["path"] == file)
             .unwrap_or_else(|| panic!("no {file} in {snap}: {doc}"));
         assert_eq!(entry["sha256"], hex_sha256(data), "{snap}: {file}");
+    }
+
+    // And back: zsim's own `send -R` of the tree it received, which
+    // zfs-fuse receives with `recv -d`: the same snapshots and guids, the
+    // clone made from its origin, the property received, the files.
+    let ours = sim(
+        &["send", image, "fxp/back@s2", "-R"],
+        Input::Null,
+        Output::Capture,
+    )
+    .expect_success()
+    .stdout;
+    zfs.zfs_ok(&["create", "-o", "atime=off", "reptree/z"]);
+    zfs.recv("reptree/z", &ours, &["-d"]).expect_success();
+    for (sent, got) in [
+        ("a@s1", "z/back@s1"),
+        ("a@s2", "z/back@s2"),
+        ("a/b@s1", "z/back/b@s1"),
+        ("a/b@s2", "z/back/b@s2"),
+        ("a/c@s2", "z/back/c@s2"),
+    ] {
+        assert_eq!(
+            zfs.guid(&format!("reptree/{got}")),
+            zfs.guid(&format!("reptree/{sent}")),
+            "{got}"
+        );
+    }
+    assert_eq!(
+        zfs.zfs_ok(&["get", "-H", "-o", "value", "origin", "reptree/z/back/c"])
+            .trim(),
+        "reptree/z/back@s1"
+    );
+    assert_eq!(
+        zfs.zfs_ok(&["get", "-H", "-o", "value", "org.test:v", "reptree/z/back"])
+            .trim(),
+        "2"
+    );
+    for (fs, file, data) in [
+        ("reptree/z/back", "one.txt", &b"the second version"[..]),
+        ("reptree/z/back/b", "two.bin", &big[..]),
+        (
+            "reptree/z/back/c",
+            "three.txt",
+            &b"written in the clone"[..],
+        ),
+    ] {
+        let root = zfs.mount(fs).expect("mount");
+        let read = std::fs::read(root.join(file)).expect("read through FUSE");
+        zfs.unmount(fs);
+        assert!(read == data, "{fs}/{file} differs");
     }
     zfs.stop();
 }

@@ -60,7 +60,7 @@ pub const PROPERTIES: &[(&str, &str)] = &[
 
 /// Where ZFS keeps a received value: beside the local one, under the
 /// property's name with this suffix (`ZPROP_RECVD_SUFFIX`).
-const RECVD_SUFFIX: &str = "$recvd";
+pub(crate) const RECVD_SUFFIX: &str = "$recvd";
 
 /// Longest user property value (`ZAP_MAXVALUELEN`).
 const MAX_USER_VALUE: usize = 8192;

@@ -33,8 +33,18 @@ pub struct SendArgs {
     #[arg(short = 'i')]
     pub from: Option<String>,
     /// Deduplicate: repeated blocks become WRITE_BYREF records.
-    #[arg(short = 'D')]
+    #[arg(short = 'D', conflicts_with = "replicate")]
     pub dedup: bool,
+    /// Replication stream (`zfs send -R`): the filesystem and every
+    /// descendant that has the snapshot, each with all its snapshots up to
+    /// it, clones after their origins, and the properties set on each, in
+    /// one compound stream.
+    #[arg(short = 'R', id = "replicate", conflicts_with_all = ["from", "estimate"])]
+    pub replicate: bool,
+    /// With -R: only the snapshots after this one (`@snap`), each
+    /// filesystem's first as an incremental from it.
+    #[arg(short = 'I', value_name = "@FROM", requires = "replicate")]
+    pub from_all: Option<String>,
     /// Byte order of the stream, as a host of that order would write it.
     #[arg(long, value_enum, default_value_t = Order::Native)]
     pub byte_order: Order,
@@ -75,7 +85,7 @@ pub fn run(args: &SendArgs) -> ExitCode {
         }
     };
     let estimate = pool.send_estimate(&args.snapshot, from.as_deref());
-    if args.estimate || args.verbose {
+    if (args.estimate || args.verbose) && !args.replicate {
         match &estimate {
             Ok(size) => {
                 let kind = if from.is_some() {
@@ -107,6 +117,21 @@ pub fn run(args: &SendArgs) -> ExitCode {
     let started = Instant::now();
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    if args.replicate {
+        let result = pool
+            .send_replication(&args.snapshot, args.from_all.as_deref(), &mut out, &options)
+            .and_then(|()| {
+                out.flush()
+                    .map_err(|e| engine::Error::new(engine::Errno::EIO, e.to_string()))
+            });
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("send: {e}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
     let result = pool.send(
         &args.snapshot,
         from.as_deref(),

@@ -1,0 +1,261 @@
+//! `zfs send -R` (and `-R -I`): a replication stream, as libzfs writes it
+//! on top of the kernel's streams. A compound BEGIN whose payload is an
+//! XDR nvlist describing the tree sent (`tosnap`, `fromsnap`, and per
+//! filesystem `fss`: its name, guid, origin, properties and snapshots),
+//! its END; then, filesystem by filesystem (parents before children,
+//! origins before clones), a full or clone stream of its first snapshot in
+//! range and an incremental stream of each one after; then an END whose
+//! checksum is zero.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use crate::checksum::ZioCksum;
+use crate::dsl::dataset::RECVD_SUFFIX;
+use crate::dsl::{DatasetId, DirId, PropValue, split_snapshot_name};
+use crate::error::{Errno, Result, fail};
+use crate::nvlist::{NvList, NvValue, pack_xdr};
+use crate::send::{NoInterrupt, SendOptions};
+use crate::spa::Pool;
+use crate::stream::{
+    DMU_BACKUP_MAGIC, DMU_COMPOUNDSTREAM, DrrBegin, DrrEnd, MAXNAMELEN, Record, StreamWriter,
+};
+use crate::zio::{ZioChecksum, ZioCompress};
+
+/// One filesystem of the tree sent: its head and the snapshots in range.
+struct Sent {
+    head: DatasetId,
+    /// In order; the first is sent whole (or as a clone stream from its
+    /// origin), each later one from the one before.
+    snaps: Vec<DatasetId>,
+}
+
+impl Pool {
+    /// `zfs send -R POOL/FS@SNAP [-I @FROM]` into `out`: `tosnap` and every
+    /// filesystem below it that has a snapshot of the same name, each with
+    /// its snapshots up to that one (from `@FROM` on, with `from`).
+    pub fn send_replication(
+        &mut self,
+        tosnap: &str,
+        from: Option<&str>,
+        out: &mut impl Write,
+        options: &SendOptions,
+    ) -> Result<()> {
+        let Some((top, snapname)) = split_snapshot_name(tosnap) else {
+            return fail(Errno::EINVAL, "send -R needs a snapshot (pool/fs@snap)");
+        };
+        let (top, snapname) = (top.to_string(), snapname.to_string());
+        let from = from.map(|f| f.trim_start_matches('@').to_string());
+        self.lookup(tosnap)?;
+        let tree = self.tree_sent(&top, &snapname, from.as_deref())?;
+        let header = self.replication_header(&tree, &snapname, from.as_deref());
+        let payload = pack_xdr(&header);
+
+        let mut begin = DrrBegin {
+            magic: DMU_BACKUP_MAGIC,
+            versioninfo: DMU_COMPOUNDSTREAM,
+            creation_time: 0,
+            objset_type: 0,
+            flags: 0,
+            toguid: 0,
+            fromguid: 0,
+            toname: [0; MAXNAMELEN],
+            payloadlen: payload.len() as u32,
+        };
+        let name = tosnap.as_bytes();
+        if name.len() >= MAXNAMELEN {
+            return fail(Errno::ENAMETOOLONG, format!("{tosnap}: name too long"));
+        }
+        begin.toname[..name.len()].copy_from_slice(name);
+        let io = |e: std::io::Error| crate::error::Error::new(Errno::EIO, e.to_string());
+        // The header is a substream of its own: its END checks it alone.
+        let mut writer = StreamWriter::new(&mut *out, options.byte_order);
+        writer
+            .write_record(&Record::Begin(Box::new(begin)), &payload)
+            .map_err(io)?;
+        writer.write_end(0).map_err(io)?;
+
+        for fs in &tree {
+            let mut prev = from
+                .as_deref()
+                .and_then(|f| self.snapshot_named(fs.head, f));
+            for &snap in &fs.snaps {
+                let origin = match prev {
+                    Some(p) => Some(p),
+                    None => self.clone_origin(fs.head),
+                };
+                self.send_impl(snap, origin, out, options, None, &mut NoInterrupt)?;
+                prev = Some(snap);
+            }
+        }
+        let mut writer = StreamWriter::new(&mut *out, options.byte_order);
+        writer
+            .write_record(
+                &Record::End(DrrEnd {
+                    checksum: ZioCksum::ZERO,
+                    toguid: 0,
+                }),
+                &[],
+            )
+            .map_err(io)?;
+        writer.flush().map_err(io)
+    }
+
+    /// The filesystems sent, parents before children and origins before
+    /// their clones, each with its snapshots in range.
+    fn tree_sent(&self, top: &str, snapname: &str, from: Option<&str>) -> Result<Vec<Sent>> {
+        let mut names: Vec<String> = self
+            .list()
+            .into_iter()
+            .filter(|i| !i.is_snapshot)
+            .map(|i| i.name)
+            .filter(|n| n == top || n.starts_with(&format!("{top}/")))
+            .filter(|n| !n.contains('%'))
+            .collect();
+        names.sort();
+        let mut pending: Vec<Sent> = Vec::new();
+        for name in names {
+            let head = self.lookup(&name)?;
+            let all = self.snapshots_of(head);
+            let Some(last) = all
+                .iter()
+                .position(|&s| self.snapshot_short_name(s) == snapname)
+            else {
+                // libzfs leaves out a descendant without the snapshot.
+                continue;
+            };
+            let first = match from {
+                Some(f) => match all.iter().position(|&s| self.snapshot_short_name(s) == f) {
+                    Some(i) => i + 1,
+                    // A filesystem new since @FROM goes whole.
+                    None => 0,
+                },
+                None => 0,
+            };
+            pending.push(Sent {
+                head,
+                snaps: all[first..=last].to_vec(),
+            });
+        }
+        // Origins first: a clone waits until the filesystem of its origin
+        // is in (or is not sent at all).
+        let sent_dirs: BTreeSet<DirId> = pending
+            .iter()
+            .map(|s| self.dsl.datasets[&s.head].dir)
+            .collect();
+        let mut order = Vec::new();
+        let mut done: BTreeSet<DirId> = BTreeSet::new();
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut rest = Vec::new();
+            for s in pending {
+                let origin_dir = self
+                    .clone_origin(s.head)
+                    .map(|o| self.dsl.datasets[&o].dir)
+                    .filter(|d| sent_dirs.contains(d));
+                if origin_dir.is_none_or(|d| done.contains(&d)) {
+                    done.insert(self.dsl.datasets[&s.head].dir);
+                    order.push(s);
+                } else {
+                    rest.push(s);
+                }
+            }
+            if rest.len() == before {
+                return fail(Errno::EINVAL, "clones whose origins depend on each other");
+            }
+            pending = rest;
+        }
+        Ok(order)
+    }
+
+    /// The header's nvlist: `fromsnap`, `tosnap`, and `fss`.
+    fn replication_header(&self, tree: &[Sent], snapname: &str, from: Option<&str>) -> NvList {
+        let mut fss = NvList::new();
+        for fs in tree {
+            let dir = self.dsl.datasets[&fs.head].dir;
+            let mut nv = NvList::new();
+            nv.push("name", NvValue::String(self.dir_name(dir)));
+            // The guid of the parent's snapshot the stream starts from (its
+            // last one sent when there is no @FROM).
+            let parent_snap = self.dsl.dirs[&dir]
+                .parent
+                .map(|p| self.dsl.dirs[&p].head)
+                .and_then(|p| self.snapshot_named(p, from.unwrap_or(snapname)))
+                .map_or(0, |s| self.dsl.datasets[&s].guid);
+            nv.push("parentfromsnap", NvValue::Uint64(parent_snap));
+            if let Some(origin) = self.clone_origin(fs.head) {
+                nv.push("origin", NvValue::Uint64(self.dsl.datasets[&origin].guid));
+            }
+            nv.push("props", NvValue::NvList(self.sent_props(dir)));
+            let mut snaps = NvList::new();
+            let mut snapprops = NvList::new();
+            for s in self.snapshots_of(fs.head) {
+                let short = self.snapshot_short_name(s);
+                snaps.push(short.clone(), NvValue::Uint64(self.dsl.datasets[&s].guid));
+                snapprops.push(short, NvValue::NvList(NvList::new()));
+            }
+            nv.push("snaps", NvValue::NvList(snaps));
+            nv.push("snapprops", NvValue::NvList(snapprops));
+            let guid = self.dsl.datasets[&fs.head].guid;
+            fss.push(format!("0x{guid:x}"), NvValue::NvList(nv));
+        }
+        let mut header = NvList::new();
+        if let Some(f) = from {
+            header.push("fromsnap", NvValue::String(f.to_string()));
+        }
+        header.push("tosnap", NvValue::String(snapname.to_string()));
+        header.push("fss", NvValue::NvList(fss));
+        header
+    }
+
+    /// The properties set on a filesystem itself, locally or received, as
+    /// libzfs sends them: index properties by number, the others as
+    /// numbers or strings.
+    fn sent_props(&self, dir: DirId) -> NvList {
+        let mut out = NvList::new();
+        let props = &self.dsl.dirs[&dir].props;
+        let mut names: Vec<&str> = props
+            .keys()
+            .map(|k| k.trim_end_matches(RECVD_SUFFIX))
+            .collect();
+        names.dedup();
+        for name in names {
+            let received = format!("{name}{RECVD_SUFFIX}");
+            let Some(value) = props.get(name).or_else(|| props.get(&received)) else {
+                continue;
+            };
+            let nv = match (name, value) {
+                ("compression", PropValue::Text(t)) => {
+                    ZioCompress::from_name(t).map(|c| NvValue::Uint64(c as u64))
+                }
+                ("checksum" | "dedup", PropValue::Text(t)) => {
+                    ZioChecksum::from_name(t).map(|c| NvValue::Uint64(c as u64))
+                }
+                ("atime", PropValue::Text(t)) => Some(NvValue::Uint64(u64::from(t == "on"))),
+                (_, PropValue::Number(n)) => Some(NvValue::Uint64(*n)),
+                (_, PropValue::Text(t)) => Some(NvValue::String(t.clone())),
+            };
+            if let Some(nv) = nv {
+                out.push(name.to_string(), nv);
+            }
+        }
+        out
+    }
+
+    /// A filesystem's snapshot by its short name.
+    fn snapshot_named(&self, head: DatasetId, short: &str) -> Option<DatasetId> {
+        self.snapshots_of(head)
+            .into_iter()
+            .find(|&s| self.snapshot_short_name(s) == short)
+    }
+
+    fn snapshot_short_name(&self, snap: DatasetId) -> String {
+        let name = self.dataset_name(snap);
+        split_snapshot_name(&name).map_or(String::new(), |(_, s)| s.to_string())
+    }
+
+    /// The origin of a clone's first snapshot (its directory's origin).
+    fn clone_origin(&self, head: DatasetId) -> Option<DatasetId> {
+        self.dsl.dirs[&self.dsl.datasets[&head].dir].origin
+    }
+}
