@@ -7,6 +7,8 @@ mod common;
 
 use common::plan::{manifest, new_pool};
 use common::*;
+use std::collections::BTreeSet;
+
 use engine::Errno;
 use engine::dsl::DatasetId;
 use engine::nvlist::{NvList, NvValue, pack_xdr, unpack_xdr};
@@ -276,5 +278,65 @@ fn a_replication_stream_sent_by_zsim_carries_the_same_substreams_and_tree() {
             "received",
             "{fs} {prop}"
         );
+    }
+}
+
+/// Cut or damaged in substream k: the snapshots of the substreams before k
+/// are received and stay, nothing of k is left (no `%recv`, no new
+/// filesystem, no snapshot), and the pool checks clean.
+#[test]
+fn a_replication_stream_cut_or_damaged_in_substream_k_keeps_those_before_k_only() {
+    let stream = fixture_stream("replication_R");
+    let m = manifest("replication_R");
+    let subs = m["substreams"].as_array().unwrap();
+    // (BEGIN offset, END offset, snapshot) of each real substream.
+    let mut spans = Vec::new();
+    for (i, s) in subs.iter().enumerate() {
+        if s["hdrtype"] == 1 {
+            let begin = s["offset"].as_u64().unwrap() as usize;
+            let end = subs[i + 1]["offset"].as_u64().unwrap() as usize;
+            let name = s["toname"].as_str().unwrap().replace("fxp/rep", "fxp/t");
+            spans.push((begin, end, name));
+        }
+    }
+    assert_eq!(spans.len(), 4);
+    for (k, (begin, end, _)) in spans.iter().enumerate() {
+        let middle = (begin + end) / 2;
+        let mut damaged = stream.clone();
+        damaged[middle] ^= 0x20;
+        for (what, bad) in [("cut", stream[..middle].to_vec()), ("damaged", damaged)] {
+            let mut pool = new_pool();
+            let before = pool.list().len();
+            let err = receive(&mut pool, "fxp/t", &bad).unwrap_err();
+            assert!(
+                matches!(err.errno(), Errno::EINVAL | Errno::ECKSUM),
+                "{what} in substream {k}: {err}"
+            );
+            let names: Vec<String> = pool.list().into_iter().map(|i| i.name).collect();
+            for (j, (_, _, snap)) in spans.iter().enumerate() {
+                assert_eq!(
+                    names.contains(snap),
+                    j < k,
+                    "{what} in substream {k}: {snap} in {names:?}"
+                );
+            }
+            assert!(
+                !names.iter().any(|n| n.contains('%')),
+                "{what} {k}: {names:?}"
+            );
+            // A full substream's new filesystem goes with it.
+            let fs_before_k: BTreeSet<&str> = spans[..k]
+                .iter()
+                .map(|(_, _, s)| s.split('@').next().unwrap())
+                .collect();
+            let filesystems = names.iter().filter(|n| !n.contains('@')).count();
+            assert_eq!(
+                filesystems,
+                before + fs_before_k.len(),
+                "{what} {k}: {names:?}"
+            );
+            let report = engine::check::check(&mut pool).unwrap();
+            assert!(report.is_clean(), "{what} {k}: {report}");
+        }
     }
 }
