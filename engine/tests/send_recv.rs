@@ -1000,3 +1000,53 @@ fn an_incremental_frees_on_the_receiver_the_objects_the_source_freed() {
     }
     assert!(got == want, "the received snapshot differs from its source");
 }
+
+/// The stream with its first SPILL record's data replaced by `data`.
+fn with_spill_data(stream: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut reader = StreamReader::new(stream);
+    let mut writer = engine::stream::writer::StreamWriter::new(Vec::new(), ByteOrder::Little);
+    let mut changed = false;
+    while let Some(entry) = reader.next_record().unwrap() {
+        match entry.record {
+            Record::Spill(mut drrs) if !changed => {
+                changed = true;
+                drrs.length = data.len() as u64;
+                writer.write_record(&Record::Spill(drrs), data).unwrap();
+            }
+            Record::End(end) => writer.write_end(end.toguid).unwrap(),
+            record => writer.write_record(&record, entry.payload).unwrap(),
+        }
+    }
+    assert!(changed, "a SPILL record");
+    writer.into_inner()
+}
+
+/// A SPILL record holds one legal block: from 512 bytes to 128 KiB, both
+/// ends received; 504 bytes is refused EINVAL and changes nothing.
+#[test]
+fn a_spill_record_from_512_bytes_to_128_kib_is_received_and_a_shorter_one_refused() {
+    let mut pool = new_pool("tank");
+    let fs = pool.create_fs("tank/sa").unwrap();
+    let mut dmu = pool.dmu(fs).unwrap();
+    let obj = dmu.object_alloc(19, 4096, 44, 150).unwrap();
+    dmu.set_spill(obj, Some(vec![9; 1024])).unwrap();
+    drop(dmu);
+    pool.snapshot("tank/sa@1").unwrap();
+    let mut stream = Vec::new();
+    pool.send("tank/sa@1", None, &mut stream, &SendOptions::default(), None, &mut NoInterrupt)
+        .unwrap();
+    for len in [512, 128 << 10] {
+        let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8 + 1).collect();
+        let mut other = new_pool("tank");
+        receive(&mut other, "tank/copy", &with_spill_data(&stream, &data))
+            .unwrap_or_else(|e| panic!("a spill of {len} bytes: {e}"));
+        let copy = other.lookup("tank/copy@1").unwrap();
+        assert_eq!(other.dmu(copy).unwrap().spill(obj).unwrap(), Some(data), "{len}");
+    }
+    let mut other = new_pool("tank");
+    let before = pool_state(&mut other);
+    let err = receive(&mut other, "tank/copy", &with_spill_data(&stream, &[5; 504])).unwrap_err();
+    assert_eq!(err.errno(), Errno::EINVAL, "{err}");
+    assert!(err.reason().contains("SPILL of 504 bytes"), "{err}");
+    assert!(pool_state(&mut other) == before);
+}
