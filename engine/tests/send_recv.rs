@@ -1033,20 +1033,128 @@ fn a_spill_record_from_512_bytes_to_128_kib_is_received_and_a_shorter_one_refuse
     drop(dmu);
     pool.snapshot("tank/sa@1").unwrap();
     let mut stream = Vec::new();
-    pool.send("tank/sa@1", None, &mut stream, &SendOptions::default(), None, &mut NoInterrupt)
-        .unwrap();
+    pool.send(
+        "tank/sa@1",
+        None,
+        &mut stream,
+        &SendOptions::default(),
+        None,
+        &mut NoInterrupt,
+    )
+    .unwrap();
     for len in [512, 128 << 10] {
         let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8 + 1).collect();
         let mut other = new_pool("tank");
         receive(&mut other, "tank/copy", &with_spill_data(&stream, &data))
             .unwrap_or_else(|e| panic!("a spill of {len} bytes: {e}"));
         let copy = other.lookup("tank/copy@1").unwrap();
-        assert_eq!(other.dmu(copy).unwrap().spill(obj).unwrap(), Some(data), "{len}");
+        assert_eq!(
+            other.dmu(copy).unwrap().spill(obj).unwrap(),
+            Some(data),
+            "{len}"
+        );
     }
     let mut other = new_pool("tank");
     let before = pool_state(&mut other);
-    let err = receive(&mut other, "tank/copy", &with_spill_data(&stream, &[5; 504])).unwrap_err();
+    let err = receive(
+        &mut other,
+        "tank/copy",
+        &with_spill_data(&stream, &[5; 504]),
+    )
+    .unwrap_err();
     assert_eq!(err.errno(), Errno::EINVAL, "{err}");
     assert!(err.reason().contains("SPILL of 504 bytes"), "{err}");
     assert!(pool_state(&mut other) == before);
+}
+
+/// A WRITE_BYREF to a block of an earlier stream's snapshot reads that
+/// snapshot, not the filesystem being received, whose block at the same
+/// place has changed since.
+#[test]
+fn a_write_byref_to_an_earlier_snapshot_reads_that_snapshot() {
+    let mut src = new_pool("src");
+    src.set_prop("src", "dedup", "on").unwrap();
+    let fs = src.create_fs("src/fs").unwrap();
+    let (x, y) = (vec![0x11u8; 4096], vec![0x22u8; 4096]);
+    let mut dmu = src.dmu(fs).unwrap();
+    let a = dmu.object_alloc(19, 4096, 0, 0).unwrap();
+    let b = dmu.object_alloc(19, 4096, 0, 0).unwrap();
+    dmu.write(a, 0, &x).unwrap();
+    dmu.write(b, 0, &[0x33; 4096]).unwrap();
+    drop(dmu);
+    src.snapshot("src/fs@a").unwrap();
+    let mut dmu = src.dmu(fs).unwrap();
+    dmu.write(a, 0, &y).unwrap();
+    dmu.write(b, 0, &x).unwrap();
+    drop(dmu);
+    src.snapshot("src/fs@b").unwrap();
+    let mut table = DedupTable::default();
+    let mut input = Vec::new();
+    for (to, from) in [("src/fs@a", None), ("src/fs@b", Some("src/fs@a"))] {
+        src.send(
+            to,
+            from,
+            &mut input,
+            &SendOptions::default(),
+            Some(&mut table),
+            &mut NoInterrupt,
+        )
+        .unwrap();
+    }
+    let guid_a = src.info(src.lookup("src/fs@a").unwrap()).guid;
+    let mut reader = StreamReader::new(&input[..]);
+    let mut byref = false;
+    while let Some(e) = reader.next_record().unwrap() {
+        byref |= matches!(e.record, Record::WriteByref(r) if r.refguid == guid_a && r.object == b);
+    }
+    assert!(byref, "object {b} refers back to @a");
+    // Both streams in one input: one session, one guid map.
+    let mut dst = new_pool("dst");
+    receive(&mut dst, "dst/fs", &input).unwrap();
+    assert!(objects(&mut dst, "dst/fs@b") == objects(&mut src, "src/fs@b"));
+    let id = dst.lookup("dst/fs@b").unwrap();
+    assert_eq!(dst.dmu(id).unwrap().read(b, 0, 4096).unwrap(), x);
+}
+
+/// An incremental that changes an object's data but not its spill block
+/// sends the object again without the spill: the receiver keeps the spill.
+#[test]
+fn an_incremental_that_leaves_a_spill_alone_keeps_it_on_the_receiver() {
+    let mut src = new_pool("src");
+    let fs = src.create_fs("src/fs").unwrap();
+    let spill: Vec<u8> = (0..1024).map(|i| (i % 251) as u8).collect();
+    let mut dmu = src.dmu(fs).unwrap();
+    let obj = dmu.object_alloc(19, 4096, 44, 150).unwrap();
+    dmu.set_spill(obj, Some(spill.clone())).unwrap();
+    dmu.write(obj, 0, &[1; 4096]).unwrap();
+    drop(dmu);
+    src.snapshot("src/fs@a").unwrap();
+    src.dmu(fs).unwrap().write(obj, 0, &[2; 4096]).unwrap();
+    src.snapshot("src/fs@b").unwrap();
+    let mut dst = new_pool("dst");
+    for (to, from) in [("src/fs@a", None), ("src/fs@b", Some("src/fs@a"))] {
+        let mut out = Vec::new();
+        src.send(
+            to,
+            from,
+            &mut out,
+            &SendOptions::default(),
+            None,
+            &mut NoInterrupt,
+        )
+        .unwrap();
+        if from.is_some() {
+            let mut reader = StreamReader::new(&out[..]);
+            let (mut objects_sent, mut spills) = (0, 0);
+            while let Some(e) = reader.next_record().unwrap() {
+                objects_sent += matches!(e.record, Record::Object(_)) as usize;
+                spills += matches!(e.record, Record::Spill(_)) as usize;
+            }
+            assert_eq!((objects_sent > 0, spills), (true, 0));
+        }
+        receive(&mut dst, "dst/fs", &out).unwrap();
+    }
+    let id = dst.lookup("dst/fs@b").unwrap();
+    assert_eq!(dst.dmu(id).unwrap().spill(obj).unwrap(), Some(spill));
+    assert!(objects(&mut dst, "dst/fs@b") == objects(&mut src, "src/fs@b"));
 }
