@@ -32,8 +32,9 @@ struct Sent {
 
 impl Pool {
     /// `zfs send -R POOL/FS@SNAP [-I @FROM]` into `out`: `tosnap` and every
-    /// filesystem below it that has a snapshot of the same name, each with
-    /// its snapshots up to that one (from `@FROM` on, with `from`).
+    /// filesystem below it, each with its snapshots up to the one of the
+    /// same name (from `@FROM` on, with `from`). A descendant without that
+    /// snapshot is ENOENT, before anything is written.
     pub fn send_replication(
         &mut self,
         tosnap: &str,
@@ -121,8 +122,12 @@ impl Pool {
                 .iter()
                 .position(|&s| self.snapshot_short_name(s) == snapname)
             else {
-                // libzfs leaves out a descendant without the snapshot.
-                continue;
+                // zfs-fuse warns "could not send FS@SNAP: does not exist"
+                // and fails; nothing is written here.
+                return fail(
+                    Errno::ENOENT,
+                    format!("could not send {name}@{snapname}: does not exist"),
+                );
             };
             let first = match from {
                 Some(f) => match all.iter().position(|&s| self.snapshot_short_name(s) == f) {

@@ -340,3 +340,24 @@ fn a_replication_stream_cut_or_damaged_in_substream_k_keeps_those_before_k_only(
         }
     }
 }
+
+/// `send -R` of a tree where a descendant lacks the snapshot is refused
+/// (ENOENT, naming it) before anything is written, as zfs-fuse refuses it.
+#[test]
+fn send_replication_refuses_a_tree_whose_descendant_lacks_the_snapshot() {
+    let mut pool = new_pool();
+    receive(&mut pool, "fxp/rep", &fixture_stream("replication_R")).unwrap();
+    pool.create_fs("fxp/rep/new").unwrap();
+    let mut out = Vec::new();
+    let err = pool
+        .send_replication(
+            "fxp/rep@r2",
+            None,
+            &mut out,
+            &engine::send::SendOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(err.errno(), Errno::ENOENT, "{err}");
+    assert!(err.to_string().contains("fxp/rep/new@r2"), "{err}");
+    assert!(out.is_empty());
+}
