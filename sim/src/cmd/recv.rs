@@ -17,8 +17,9 @@ use crate::file_device::FileDevice;
 /// Receive a send stream from standard input into a pool image (as
 /// `zfs receive`): a full stream makes a new filesystem, an incremental one
 /// adds a snapshot to an existing one, a clone stream needs -o origin=, and a
-/// compound -I stream is received substream by substream. A stream that
-/// fails for any reason leaves the pool as it was.
+/// compound -I stream is received substream by substream, a replication
+/// stream (-R) as a tree. A stream that fails for any reason leaves the
+/// pool as it was.
 ///
 /// A replication stream (`zfs send -R`, also `-R -I`) is received as a tree:
 /// the filesystem sent becomes the target, its children children of the

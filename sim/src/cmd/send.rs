@@ -22,7 +22,8 @@ pub enum Order {
 
 /// Write a snapshot as a send stream to standard output (as `zfs send`):
 /// full, or incremental from an earlier snapshot of the same filesystem or
-/// of its origin (a clone stream).
+/// of its origin (a clone stream); with -R, a replication stream of the
+/// filesystem and its descendants.
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// The pool image file.
