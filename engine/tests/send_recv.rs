@@ -1158,3 +1158,48 @@ fn an_incremental_that_leaves_a_spill_alone_keeps_it_on_the_receiver() {
     assert_eq!(dst.dmu(id).unwrap().spill(obj).unwrap(), Some(spill));
     assert!(objects(&mut dst, "dst/fs@b") == objects(&mut src, "src/fs@b"));
 }
+
+/// `send -D` keys a block by its own checksum when that is dedup-grade
+/// (sha256, as `dedup=on` writes): for a compressed block, the checksum of
+/// what is on disk, not of the data as sent.
+#[test]
+fn a_dedup_stream_keys_a_compressed_block_by_its_block_checksum() {
+    let mut pool = new_pool("tank");
+    pool.set_prop("tank", "dedup", "on").unwrap();
+    pool.set_prop("tank", "compression", "lzjb").unwrap();
+    let fs = pool.create_fs("tank/d").unwrap();
+    let mut dmu = pool.dmu(fs).unwrap();
+    let obj = dmu.object_alloc(19, 4096, 0, 0).unwrap();
+    let data: Vec<u8> = b"compressible "
+        .iter()
+        .copied()
+        .cycle()
+        .take(4096)
+        .collect();
+    dmu.write(obj, 0, &data).unwrap();
+    drop(dmu);
+    pool.snapshot("tank/d@1").unwrap();
+    let mut out = Vec::new();
+    let mut table = DedupTable::default();
+    pool.send(
+        "tank/d@1",
+        None,
+        &mut out,
+        &SendOptions::default(),
+        Some(&mut table),
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    let mut reader = StreamReader::new(&out[..]);
+    let mut checked = 0;
+    while let Some(e) = reader.next_record().unwrap() {
+        if let Record::Write(w) = &e.record
+            && w.object == obj
+        {
+            assert_ne!(w.key.cksum, engine::checksum::sha256(e.payload));
+            assert_ne!(w.key.cksum, engine::checksum::ZioCksum::ZERO);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 1);
+}
