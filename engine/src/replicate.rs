@@ -17,9 +17,7 @@ use crate::error::{Errno, Result, fail};
 use crate::nvlist::{NvList, NvValue, pack_xdr};
 use crate::send::{NoInterrupt, SendOptions};
 use crate::spa::Pool;
-use crate::stream::{
-    DMU_BACKUP_MAGIC, DMU_COMPOUNDSTREAM, DrrBegin, DrrEnd, MAXNAMELEN, Record, StreamWriter,
-};
+use crate::stream::{DMU_COMPOUNDSTREAM, DrrBegin, DrrEnd, MAXNAMELEN, Record, StreamWriter};
 use crate::zio::{ZioChecksum, ZioCompress};
 
 /// One filesystem of the tree sent: its head and the snapshots in range.
@@ -53,15 +51,9 @@ impl Pool {
         let payload = pack_xdr(&header);
 
         let mut begin = DrrBegin {
-            magic: DMU_BACKUP_MAGIC,
             versioninfo: DMU_COMPOUNDSTREAM,
-            creation_time: 0,
-            objset_type: 0,
-            flags: 0,
-            toguid: 0,
-            fromguid: 0,
-            toname: [0; MAXNAMELEN],
             payloadlen: payload.len() as u32,
+            ..DrrBegin::default()
         };
         let name = tosnap.as_bytes();
         if name.len() >= MAXNAMELEN {
