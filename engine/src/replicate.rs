@@ -55,11 +55,10 @@ impl Pool {
             payloadlen: payload.len() as u32,
             ..DrrBegin::default()
         };
-        let name = tosnap.as_bytes();
-        if name.len() >= MAXNAMELEN {
+        if tosnap.len() >= MAXNAMELEN {
             return fail(Errno::ENAMETOOLONG, format!("{tosnap}: name too long"));
         }
-        begin.toname[..name.len()].copy_from_slice(name);
+        begin.set_toname(tosnap);
         let io = |e: std::io::Error| crate::error::Error::new(Errno::EIO, e.to_string());
         // The header is a substream of its own: its END checks it alone.
         let mut writer = StreamWriter::new(&mut *out, options.byte_order);
