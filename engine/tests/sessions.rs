@@ -205,3 +205,53 @@ fn an_aborted_session_leaves_nothing_and_what_sessions_hold_cannot_be_destroyed(
     assert_eq!(pool.list().len(), before, "the %recv dataset is gone");
     assert!(engine::check::check(&mut pool).unwrap().is_clean());
 }
+
+/// A receive whose pool is imported again while it is in flight (the
+/// import destroys its inconsistent new filesystem) is over: its next
+/// record is EIO, and the imported pool is not touched.
+#[test]
+fn a_receive_whose_pool_was_imported_again_ends_with_eio() {
+    use engine::context::{ManualClock, SplitMix64};
+    use engine::spa::Pool;
+    use engine::vdev::{MemDevice, SharedDevice};
+
+    let stream = fixture_stream("small_full");
+    let dev = SharedDevice::new(MemDevice::new(256 << 20, 512));
+    let mut pool = Pool::create(
+        Box::new(dev.clone()),
+        "fxp",
+        Box::new(ManualClock::new(1_800_000_000)),
+        Box::new(SplitMix64::new(2)),
+    )
+    .unwrap();
+    let mut session = RecvSession::new("fxp/copy", &RecvOptions::default());
+    let mut feed = RecordFeed::new();
+    feed.push(&stream[..stream.len() / 2]);
+    while let Next::Record(e) = feed.next_record().unwrap() {
+        session.record(&mut pool, &e, &mut NoInterrupt).unwrap();
+    }
+    assert!(session.in_flight().is_some());
+    pool.txg_sync().unwrap();
+    let mut again = Pool::import(
+        Box::new(dev.clone()),
+        Box::new(ManualClock::new(1_800_000_100)),
+        Box::new(SplitMix64::new(3)),
+    )
+    .unwrap();
+    assert!(again.lookup("fxp/copy").is_err(), "import destroyed it");
+    let before: Vec<String> = again.list().into_iter().map(|i| i.name).collect();
+    feed.push(&stream[stream.len() / 2..]);
+    feed.push_eof();
+    let Next::Record(e) = feed.next_record().unwrap() else {
+        panic!("a record");
+    };
+    let err = session
+        .record(&mut again, &e, &mut NoInterrupt)
+        .unwrap_err();
+    assert_eq!(err.errno(), Errno::EIO, "{err}");
+    assert!(err.to_string().contains("imported again"), "{err}");
+    assert!(session.is_closed());
+    let after: Vec<String> = again.list().into_iter().map(|i| i.name).collect();
+    assert_eq!(after, before);
+    assert!(engine::check::check(&mut again).unwrap().is_clean());
+}
