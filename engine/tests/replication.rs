@@ -361,3 +361,66 @@ fn send_replication_refuses_a_tree_whose_descendant_lacks_the_snapshot() {
     assert!(err.to_string().contains("fxp/rep/new@r2"), "{err}");
     assert!(out.is_empty());
 }
+
+/// A tree with a child and a clone of the first snapshot, sent with zsim's
+/// `-R` and then `-R -I`, is received by zsim: the clone is a clone of the
+/// received origin, every snapshot keeps its guid, and the data matches.
+#[test]
+fn a_tree_with_a_clone_goes_through_send_r_and_r_i() {
+    let mut src = new_pool();
+    let a = src.create_fs("fxp/a").unwrap();
+    let b = src.create_fs("fxp/a/b").unwrap();
+    for (fs, fill) in [(a, 1u8), (b, 2)] {
+        let mut dmu = src.dmu(fs).unwrap();
+        let o = dmu.object_alloc(19, 4096, 0, 0).unwrap();
+        dmu.write(o, 0, &[fill; 8192]).unwrap();
+    }
+    for snap in ["fxp/a@s1", "fxp/a/b@s1"] {
+        src.snapshot(snap).unwrap();
+    }
+    let mut full = Vec::new();
+    let options = engine::send::SendOptions::default();
+    src.send_replication("fxp/a@s1", None, &mut full, &options)
+        .unwrap();
+    src.clone_fs("fxp/a@s1", "fxp/a/c").unwrap();
+    let c = src.lookup("fxp/a/c").unwrap();
+    let mut dmu = src.dmu(c).unwrap();
+    let o = dmu.object_alloc(19, 4096, 0, 0).unwrap();
+    dmu.write(o, 0, &[3; 4096]).unwrap();
+    drop(dmu);
+    for snap in ["fxp/a@s2", "fxp/a/b@s2", "fxp/a/c@s2"] {
+        src.snapshot(snap).unwrap();
+    }
+    let mut incremental = Vec::new();
+    src.send_replication("fxp/a@s2", Some("@s1"), &mut incremental, &options)
+        .unwrap();
+
+    let mut dst = new_pool();
+    receive(&mut dst, "fxp/t", &full).unwrap();
+    let ids = receive(&mut dst, "fxp/t", &incremental).unwrap();
+    let names: Vec<String> = ids.iter().map(|&id| dst.info(id).name).collect();
+    assert_eq!(names, ["fxp/t@s2", "fxp/t/b@s2", "fxp/t/c@s2"]);
+    let clone = dst.info(dst.lookup("fxp/t/c").unwrap());
+    assert_eq!(clone.origin.as_deref(), Some("fxp/t@s1"));
+    for (sent, got) in [
+        ("fxp/a@s1", "fxp/t@s1"),
+        ("fxp/a/b@s2", "fxp/t/b@s2"),
+        ("fxp/a/c@s2", "fxp/t/c@s2"),
+    ] {
+        let (s, g) = (src.lookup(sent).unwrap(), dst.lookup(got).unwrap());
+        assert_eq!(src.info(s).guid, dst.info(g).guid, "{got}");
+        let mut sd = src.dmu(s).unwrap();
+        let objects = sd.objects();
+        let want: Vec<Vec<u8>> = objects
+            .iter()
+            .map(|&o| sd.read(o, 0, 8192).unwrap())
+            .collect();
+        drop(sd);
+        let mut gd = dst.dmu(g).unwrap();
+        let have: Vec<Vec<u8>> = objects
+            .iter()
+            .map(|&o| gd.read(o, 0, 8192).unwrap())
+            .collect();
+        assert!(have == want, "{got}");
+    }
+}
