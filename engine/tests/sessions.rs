@@ -255,3 +255,93 @@ fn a_receive_whose_pool_was_imported_again_ends_with_eio() {
     assert_eq!(after, before);
     assert!(engine::check::check(&mut again).unwrap().is_clean());
 }
+
+/// Feeds `stream` into a receive of `target` in `pool`, calling `between`
+/// once half of it is in; returns how the receive ended.
+fn receive_with_a_pause(
+    pool: &mut engine::spa::Pool,
+    target: &str,
+    stream: &[u8],
+    force: bool,
+    between: impl FnOnce(&mut engine::spa::Pool),
+) -> engine::Result<Vec<u64>> {
+    let options = RecvOptions {
+        force,
+        ..RecvOptions::default()
+    };
+    let mut session = RecvSession::new(target, &options);
+    let mut feed = RecordFeed::new();
+    let half = stream.len() / 2;
+    feed.push(&stream[..half]);
+    let mut between = Some(between);
+    let mut pushed_all = false;
+    loop {
+        match feed.next_record()? {
+            Next::Record(e) => session.record(pool, &e, &mut NoInterrupt)?,
+            Next::NeedMore if !pushed_all => {
+                if let Some(f) = between.take() {
+                    f(pool);
+                }
+                feed.push(&stream[half..]);
+                feed.push_eof();
+                pushed_all = true;
+            }
+            Next::NeedMore => unreachable!("the whole stream was pushed"),
+            Next::End => return session.end(pool),
+        }
+    }
+}
+
+/// A change to an incremental receive's target while it is in flight:
+/// the receive ends ETXTBSY and the change stays, unless -F, which
+/// discards it; a snapshot of the target taken meanwhile is EINVAL even
+/// with -F (the receive no longer branches from its target). A full
+/// receive's snapshot is consistent.
+#[test]
+fn an_incremental_receive_whose_target_changed_meanwhile_is_refused_unless_forced() {
+    use common::plan::new_pool;
+    let base = fixture_stream("chain_c1_full");
+    let incr = fixture_stream("chain_c1_c2_i");
+    let setup = || {
+        let mut pool = new_pool();
+        let ids = pool
+            .receive(
+                "fxp/chain",
+                &base[..],
+                &RecvOptions::default(),
+                &mut NoInterrupt,
+            )
+            .unwrap();
+        let flags = pool.info(ids[0]).flags;
+        assert_eq!(
+            flags & engine::dsl::DS_FLAG_INCONSISTENT,
+            0,
+            "the snapshot is consistent"
+        );
+        pool
+    };
+    let change = |pool: &mut engine::spa::Pool| {
+        let fs = pool.lookup("fxp/chain").unwrap();
+        let mut dmu = pool.dmu(fs).unwrap();
+        let o = dmu.object_alloc(19, 512, 0, 0).unwrap();
+        dmu.write(o, 0, &[7; 512]).unwrap();
+        drop(dmu);
+        pool.txg_sync().unwrap();
+    };
+    let mut pool = setup();
+    let err = receive_with_a_pause(&mut pool, "fxp/chain", &incr, false, change).unwrap_err();
+    assert_eq!(err.errno(), Errno::ETXTBSY, "{err}");
+    assert!(pool.lookup("fxp/chain@c2").is_err());
+
+    let mut pool = setup();
+    receive_with_a_pause(&mut pool, "fxp/chain", &incr, true, change).unwrap();
+    assert!(pool.lookup("fxp/chain@c2").is_ok());
+
+    let mut pool = setup();
+    let err = receive_with_a_pause(&mut pool, "fxp/chain", &incr, true, |pool| {
+        pool.snapshot("fxp/chain@mid").unwrap();
+    })
+    .unwrap_err();
+    assert_eq!(err.errno(), Errno::EINVAL, "{err}");
+    assert!(pool.lookup("fxp/chain@c2").is_err());
+}
