@@ -17,11 +17,12 @@ use crate::context::Interrupt;
 use crate::dmu::dnode::DN_MAX_BONUSLEN;
 use crate::dmu::object_type::{self, DMU_OT_DNODE, DMU_OT_OBJSET};
 use crate::dmu::objset::{DMU_OBJECT_END, DMU_OST_NUMTYPES, Objset};
+use crate::dsl::dataset::prop_from_nv;
 use crate::dsl::{
     DS_FLAG_CI_DATASET, DS_FLAG_INCONSISTENT, DatasetId, DirId, PropValue, split_snapshot_name,
 };
 use crate::error::{Errno, Error, Result, fail};
-use crate::nvlist::{NvList, NvValue};
+use crate::nvlist::NvValue;
 use crate::spa::{Pool, TXG_INITIAL};
 use crate::stream::{
     ByteOrder, DMU_BACKUP_FEATURE_MASK, DMU_BACKUP_FEATURE_SA_SPILL, DMU_BACKUP_MAGIC,
@@ -1032,18 +1033,18 @@ impl RecvSession {
         let snapname = split_snapshot_name(&name)
             .map(|(_, s)| s.to_string())
             .unwrap_or_default();
+        let sent_fs = name.split('@').next().unwrap_or_default();
         let (tofs, tosnap) = match (&self.sendfs, split_snapshot_name(&self.target)) {
             (Some(sendfs), _) => {
-                let fs = name.split('@').next().unwrap_or_default();
-                let Some(rest) = fs
+                let Some(rest) = sent_fs
                     .strip_prefix(sendfs.as_str())
                     .filter(|r| r.is_empty() || r.starts_with('/'))
                 else {
                     return fail(
                         Errno::EINVAL,
                         format!(
-                            "record {} (BEGIN) at byte offset {}: substream of {fs} is outside \
-                             the tree sent ({sendfs})",
+                            "record {} (BEGIN) at byte offset {}: substream of {sent_fs} is \
+                             outside the tree sent ({sendfs})",
                             entry.index, entry.offset
                         ),
                     );
@@ -1094,7 +1095,6 @@ impl RecvSession {
                     entry.index, entry.offset
                 ))
             })?;
-        let sent_fs = name.split('@').next().unwrap_or_default();
         if let Some(values) = self.sent_props.get(sent_fs)
             && let Ok(dir) = pool.lookup_dir(&tofs)
         {
@@ -1146,7 +1146,12 @@ impl RecvSession {
             if let NvValue::NvList(fs) = fs
                 && let (Some(name), Some(sent)) = (fs.get_str("name"), fs.get_nvlist("props"))
             {
-                props.insert(name.to_string(), prop_texts(sent));
+                let texts = sent
+                    .pairs
+                    .iter()
+                    .filter_map(|(p, v)| prop_from_nv(p, v).map(|t| (p.clone(), t)))
+                    .collect();
+                props.insert(name.to_string(), texts);
             }
         }
         if self.target.contains('@') {
@@ -1227,34 +1232,6 @@ impl RecvSession {
 
 /// A replication stream's properties as text, by the filesystem sent.
 type SentProps = BTreeMap<String, Vec<(String, String)>>;
-
-/// A replication stream's properties as `zfs set` would take them: the
-/// index properties travel as numbers (`compression = 0x1` is `on`),
-/// user properties as strings. What zsim cannot name is left out.
-fn prop_texts(sent: &NvList) -> Vec<(String, String)> {
-    use crate::zio::{ZioChecksum, ZioCompress};
-    let mut out = Vec::new();
-    for (prop, value) in &sent.pairs {
-        let text = match (prop.as_str(), value) {
-            ("compression", NvValue::Uint64(n)) => u8::try_from(*n)
-                .ok()
-                .and_then(ZioCompress::from_u8)
-                .map(|c| c.name().to_string()),
-            ("checksum" | "dedup", NvValue::Uint64(n)) => u8::try_from(*n)
-                .ok()
-                .and_then(ZioChecksum::from_u8)
-                .map(|c| c.name().to_string()),
-            ("atime", NvValue::Uint64(n)) => Some(if *n == 0 { "off" } else { "on" }.to_string()),
-            (_, NvValue::Uint64(n)) => Some(n.to_string()),
-            (_, NvValue::String(s)) => Some(s.clone()),
-            _ => None,
-        };
-        if let Some(text) = text {
-            out.push((prop.clone(), text));
-        }
-    }
-    out
-}
 
 /// `zfs receive` options.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -11,14 +11,13 @@ use std::collections::BTreeSet;
 use std::io::Write;
 
 use crate::checksum::ZioCksum;
-use crate::dsl::dataset::RECVD_SUFFIX;
-use crate::dsl::{DatasetId, DirId, PropValue, split_snapshot_name};
+use crate::dsl::dataset::{RECVD_SUFFIX, prop_to_nv};
+use crate::dsl::{DatasetId, DirId, split_snapshot_name};
 use crate::error::{Errno, Result, fail};
 use crate::nvlist::{NvList, NvValue, pack_xdr};
 use crate::send::{NoInterrupt, SendOptions};
 use crate::spa::Pool;
 use crate::stream::{DMU_COMPOUNDSTREAM, DrrBegin, DrrEnd, MAXNAMELEN, Record, StreamWriter};
-use crate::zio::{ZioChecksum, ZioCompress};
 
 /// One filesystem of the tree sent: its head and the snapshots in range.
 struct Sent {
@@ -109,10 +108,7 @@ impl Pool {
         for name in names {
             let head = self.lookup(&name)?;
             let all = self.snapshots_of(head);
-            let Some(last) = all
-                .iter()
-                .position(|&s| self.snapshot_short_name(s) == snapname)
-            else {
+            let Some(last) = all.iter().position(|&s| self.snapname(s) == snapname) else {
                 // zfs-fuse warns "could not send FS@SNAP: does not exist"
                 // and fails; nothing is written here.
                 return fail(
@@ -121,7 +117,7 @@ impl Pool {
                 );
             };
             let first = match from {
-                Some(f) => match all.iter().position(|&s| self.snapshot_short_name(s) == f) {
+                Some(f) => match all.iter().position(|&s| self.snapname(s) == f) {
                     Some(i) => i + 1,
                     // A filesystem new since @FROM goes whole.
                     None => 0,
@@ -175,8 +171,7 @@ impl Pool {
             // last one sent when there is no @FROM).
             let parent_snap = self.dsl.dirs[&dir]
                 .parent
-                .map(|p| self.dsl.dirs[&p].head)
-                .and_then(|p| self.snapshot_named(p, from.unwrap_or(snapname)))
+                .and_then(|p| self.snapshot_in(p, from.unwrap_or(snapname)))
                 .map_or(0, |s| self.dsl.datasets[&s].guid);
             nv.push("parentfromsnap", NvValue::Uint64(parent_snap));
             if let Some(origin) = self.clone_origin(fs.head) {
@@ -186,8 +181,8 @@ impl Pool {
             let mut snaps = NvList::new();
             let mut snapprops = NvList::new();
             for s in self.snapshots_of(fs.head) {
-                let short = self.snapshot_short_name(s);
-                snaps.push(short.clone(), NvValue::Uint64(self.dsl.datasets[&s].guid));
+                let short = self.snapname(s);
+                snaps.push(short, NvValue::Uint64(self.dsl.datasets[&s].guid));
                 snapprops.push(short, NvValue::NvList(NvList::new()));
             }
             nv.push("snaps", NvValue::NvList(snaps));
@@ -220,17 +215,7 @@ impl Pool {
             let Some(value) = props.get(name).or_else(|| props.get(&received)) else {
                 continue;
             };
-            let nv = match (name, value) {
-                ("compression", PropValue::Text(t)) => {
-                    ZioCompress::from_name(t).map(|c| NvValue::Uint64(c as u64))
-                }
-                ("checksum" | "dedup", PropValue::Text(t)) => {
-                    ZioChecksum::from_name(t).map(|c| NvValue::Uint64(c as u64))
-                }
-                ("atime", PropValue::Text(t)) => Some(NvValue::Uint64(u64::from(t == "on"))),
-                (_, PropValue::Number(n)) => Some(NvValue::Uint64(*n)),
-                (_, PropValue::Text(t)) => Some(NvValue::String(t.clone())),
-            };
+            let nv = prop_to_nv(name, value);
             if let Some(nv) = nv {
                 out.push(name.to_string(), nv);
             }
@@ -240,14 +225,15 @@ impl Pool {
 
     /// A filesystem's snapshot by its short name.
     fn snapshot_named(&self, head: DatasetId, short: &str) -> Option<DatasetId> {
-        self.snapshots_of(head)
-            .into_iter()
-            .find(|&s| self.snapshot_short_name(s) == short)
+        self.snapshot_in(self.dsl.datasets[&head].dir, short)
     }
 
-    fn snapshot_short_name(&self, snap: DatasetId) -> String {
-        let name = self.dataset_name(snap);
-        split_snapshot_name(&name).map_or(String::new(), |(_, s)| s.to_string())
+    /// A snapshot's name after the `@`.
+    fn snapname(&self, snap: DatasetId) -> &str {
+        self.dsl.datasets[&snap]
+            .snapname
+            .as_deref()
+            .unwrap_or_default()
     }
 
     /// The origin of a clone's first snapshot (its directory's origin).

@@ -13,6 +13,7 @@ use super::{
 use crate::dmu::dnode::{DNODE_SIZE, WritePolicy};
 use crate::dmu::objset::{DMU_OST_ZFS, Objset};
 use crate::error::{Errno, Error, Result, fail};
+use crate::nvlist::NvValue;
 use crate::spa::{Pool, new_head_dataset};
 use crate::traverse::{WalkOptions, walk};
 use crate::zio::{Blkptr, SPA_MAXBLOCKSIZE, SPA_MINBLOCKSIZE, ZioChecksum, ZioCompress};
@@ -118,7 +119,11 @@ pub fn parse_prop(prop: &str, value: &str) -> Result<PropValue> {
         "atime" => one_of(&["on", "off"]),
         "mountpoint" => {
             if value == "none" || value == "legacy" || value.starts_with('/') {
-                Ok(PropValue::Text(value.trim_end_matches('/').to_string()).max_root())
+                // `/` keeps its slash; any other path loses a trailing one.
+                let path = value.trim_end_matches('/');
+                Ok(PropValue::Text(
+                    if path.is_empty() { "/" } else { path }.to_string(),
+                ))
             } else {
                 fail(
                     Errno::EINVAL,
@@ -140,13 +145,59 @@ pub fn parse_prop(prop: &str, value: &str) -> Result<PropValue> {
     }
 }
 
-impl PropValue {
-    /// `/` trimmed of its slash is still `/`.
-    fn max_root(self) -> PropValue {
-        match self {
-            PropValue::Text(s) if s.is_empty() => PropValue::Text("/".into()),
-            v => v,
+/// How an index property's values are numbered where libzfs sends them as
+/// numbers (a replication stream's nvlist).
+enum Index {
+    /// `ZioCompress`: compression.
+    Compress,
+    /// `ZioChecksum`: checksum, and dedup (which names a checksum).
+    Checksum,
+    /// 0 off, 1 on: atime.
+    OnOff,
+}
+
+fn index_of(prop: &str) -> Option<Index> {
+    match prop {
+        "compression" => Some(Index::Compress),
+        "checksum" | "dedup" => Some(Index::Checksum),
+        "atime" => Some(Index::OnOff),
+        _ => None,
+    }
+}
+
+/// A property's value as a replication stream's nvlist carries it: index
+/// properties by number, other numbers as numbers, the rest as strings.
+pub(crate) fn prop_to_nv(prop: &str, value: &PropValue) -> Option<NvValue> {
+    match (index_of(prop), value) {
+        (Some(Index::Compress), PropValue::Text(t)) => {
+            ZioCompress::from_name(t).map(|c| NvValue::Uint64(c as u64))
         }
+        (Some(Index::Checksum), PropValue::Text(t)) => {
+            ZioChecksum::from_name(t).map(|c| NvValue::Uint64(c as u64))
+        }
+        (Some(Index::OnOff), PropValue::Text(t)) => Some(NvValue::Uint64(u64::from(t == "on"))),
+        (_, PropValue::Number(n)) => Some(NvValue::Uint64(*n)),
+        (_, PropValue::Text(t)) => Some(NvValue::String(t.clone())),
+    }
+}
+
+/// The inverse of [`prop_to_nv`]: a value from a replication stream's
+/// nvlist as `zfs set` would take it; `None` for what zsim cannot name.
+pub(crate) fn prop_from_nv(prop: &str, value: &NvValue) -> Option<String> {
+    let byte = |n: &u64| u8::try_from(*n).ok();
+    match (index_of(prop), value) {
+        (Some(Index::Compress), NvValue::Uint64(n)) => byte(n)
+            .and_then(ZioCompress::from_u8)
+            .map(|c| c.name().to_string()),
+        (Some(Index::Checksum), NvValue::Uint64(n)) => byte(n)
+            .and_then(ZioChecksum::from_u8)
+            .map(|c| c.name().to_string()),
+        (Some(Index::OnOff), NvValue::Uint64(n)) => {
+            Some(if *n == 0 { "off" } else { "on" }.to_string())
+        }
+        (_, NvValue::Uint64(n)) => Some(n.to_string()),
+        (_, NvValue::String(s)) => Some(s.clone()),
+        _ => None,
     }
 }
 
@@ -190,7 +241,7 @@ impl Pool {
         }
     }
 
-    fn snapshot_in(&self, dir: DirId, snap: &str) -> Option<DatasetId> {
+    pub(crate) fn snapshot_in(&self, dir: DirId, snap: &str) -> Option<DatasetId> {
         self.dsl
             .datasets
             .values()
@@ -822,8 +873,8 @@ impl Pool {
             .collect();
         props.retain(|k, _| !k.ends_with(RECVD_SUFFIX));
         for (prop, value) in values {
-            let known = PROPERTIES.iter().any(|(p, _)| p == prop) || is_user_prop(prop);
-            if let (true, Ok(v)) = (known, parse_prop(prop, value)) {
+            // parse_prop refuses names zsim does not know.
+            if let Ok(v) = parse_prop(prop, value) {
                 props.insert(format!("{prop}{RECVD_SUFFIX}"), v);
             }
         }
