@@ -32,8 +32,9 @@ pub struct CorpusArgs {
     pub planted: Vec<String>,
 }
 
-/// The input files `paths` name, a directory's files sorted by name.
-fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+/// The input files `paths` name, a directory's files sorted by name; with
+/// none, the committed corpus, fuzz/corpus/sim_world.
+pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let default = [PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/sim_world")];
     let paths = if paths.is_empty() {
         &default[..]

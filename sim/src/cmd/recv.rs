@@ -175,17 +175,23 @@ fn placed_target(
     let Ok(Record::Begin(begin)) = Record::decode(first, order) else {
         return Err("record 0 at byte offset 0: the stream does not begin with a BEGIN".into());
     };
-    let name = begin.toname_lossy();
-    let fs = name.split('@').next().unwrap_or_default();
+    Ok(placed_under(target, &begin.toname_lossy(), last))
+}
+
+/// Where `recv -d` (`last` false) or `-e` (`last`) puts a stream sent as
+/// `sent` (`pool/fs@snap`) under `target`: the sent filesystem less its
+/// pool, or its last element, below `target`.
+pub fn placed_under(target: &str, sent: &str, last: bool) -> String {
+    let fs = sent.split('@').next().unwrap_or_default();
     let tail = if last {
         fs.rsplit('/').next()
     } else {
         fs.split_once('/').map(|(_, rest)| rest)
     };
-    Ok(match tail {
+    match tail {
         Some(tail) if !tail.is_empty() => format!("{target}/{tail}"),
         _ => target.to_string(),
-    })
+    }
 }
 
 /// `zfs recv -n`: the whole stream is read and verified, nothing is written.

@@ -303,13 +303,8 @@ fn receive_all(
 fn receive_one(pool: &mut Pool, pool_name: &str, path: &Path) -> Result<Vec<DatasetId>, String> {
     let head = read_head(path).map_err(|e| e.to_string())?;
     let begin = &head.begin;
-    let toname = begin.toname_lossy();
-    let fs = toname.split('@').next().unwrap_or_default();
-    // Another pool's stream lands in ours, under the same path.
-    let tofs = match fs.split_once('/') {
-        Some((_, rest)) => format!("{pool_name}/{rest}"),
-        None => pool_name.to_string(),
-    };
+    // Another pool's stream lands in ours, under the same path (`recv -d`).
+    let tofs = super::recv::placed_under(pool_name, &begin.toname_lossy(), false);
     let full = begin.fromguid == 0;
     let clone = begin.flags & DRR_FLAG_CLONE != 0;
     let mut options = RecvOptions {

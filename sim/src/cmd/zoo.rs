@@ -368,13 +368,10 @@ mod simulate {
     /// `jobs`) with the bug planted until an input fails with it and not
     /// without it, or the budget is spent between batches.
     pub fn corpus_hunt(bug: Planted, budget: Duration, jobs: usize) -> String {
-        let dir =
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/sim_world");
-        let mut inputs: Vec<_> = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(_) => return "no corpus".to_string(),
+        // The committed corpus, as `cargo sim corpus` reads it.
+        let Ok(inputs) = crate::cmd::corpus::input_files(&[]) else {
+            return "no corpus".to_string();
         };
-        inputs.sort();
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
         let start = Instant::now();
