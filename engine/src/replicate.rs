@@ -17,7 +17,9 @@ use crate::error::{Errno, Result, fail};
 use crate::nvlist::{NvList, NvValue, pack_xdr};
 use crate::send::{NoInterrupt, SendOptions};
 use crate::spa::Pool;
-use crate::stream::{DMU_COMPOUNDSTREAM, DrrBegin, DrrEnd, MAXNAMELEN, Record, StreamWriter};
+use crate::stream::{
+    ByteOrder, DMU_COMPOUNDSTREAM, DrrBegin, DrrEnd, MAXNAMELEN, Record, StreamWriter,
+};
 
 /// One filesystem of the tree sent: its head and the snapshots in range.
 struct Sent {
@@ -25,6 +27,27 @@ struct Sent {
     /// In order; the first is sent whole (or as a clone stream from its
     /// origin), each later one from the one before.
     snaps: Vec<DatasetId>,
+}
+
+/// What a replication stream is made of, for a sender that writes it a
+/// piece at a time: the header substream, then each substream in order
+/// (a kernel stream of `snap`, incremental from `from` when there is one:
+/// a snapshot of the same filesystem, or a clone's origin), then the final
+/// END. [`Pool::send_replication`] writes exactly this.
+#[derive(Clone, Debug)]
+pub struct ReplicationPlan {
+    /// The compound BEGIN with its nvlist payload, and its own END.
+    pub header: Vec<u8>,
+    pub substreams: Vec<Substream>,
+    /// The closing END, checksum zero.
+    pub end: Vec<u8>,
+}
+
+/// One kernel stream of a replication stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Substream {
+    pub snap: DatasetId,
+    pub from: Option<DatasetId>,
 }
 
 impl Pool {
@@ -39,14 +62,31 @@ impl Pool {
         out: &mut impl Write,
         options: &SendOptions,
     ) -> Result<()> {
+        let plan = self.replication_plan(tosnap, from, options.byte_order)?;
+        let io = |e: std::io::Error| crate::error::Error::new(Errno::EIO, e.to_string());
+        out.write_all(&plan.header).map_err(io)?;
+        for sub in &plan.substreams {
+            self.send_impl(sub.snap, sub.from, out, options, None, &mut NoInterrupt)?;
+        }
+        out.write_all(&plan.end).map_err(io)?;
+        out.flush().map_err(io)
+    }
+
+    /// The pieces of `zfs send -R tosnap [-I @from]` in `order`: the tree
+    /// sent is fixed here, before any substream is written.
+    pub fn replication_plan(
+        &self,
+        tosnap: &str,
+        from: Option<&str>,
+        order: ByteOrder,
+    ) -> Result<ReplicationPlan> {
         let Some((top, snapname)) = split_snapshot_name(tosnap) else {
             return fail(Errno::EINVAL, "send -R needs a snapshot (pool/fs@snap)");
         };
-        let (top, snapname) = (top.to_string(), snapname.to_string());
-        let from = from.map(|f| f.trim_start_matches('@').to_string());
+        let from = from.map(|f| f.trim_start_matches('@'));
         self.lookup(tosnap)?;
-        let tree = self.tree_sent(&top, &snapname, from.as_deref())?;
-        let header = self.replication_header(&tree, &snapname, from.as_deref());
+        let tree = self.tree_sent(top, snapname, from)?;
+        let header = self.replication_header(&tree, snapname, from);
         let payload = pack_xdr(&header);
 
         let mut begin = DrrBegin {
@@ -60,26 +100,29 @@ impl Pool {
         begin.set_toname(tosnap);
         let io = |e: std::io::Error| crate::error::Error::new(Errno::EIO, e.to_string());
         // The header is a substream of its own: its END checks it alone.
-        let mut writer = StreamWriter::new(&mut *out, options.byte_order);
+        let mut head = Vec::new();
+        let mut writer = StreamWriter::new(&mut head, order);
         writer
             .write_record(&Record::Begin(Box::new(begin)), &payload)
             .map_err(io)?;
         writer.write_end(0).map_err(io)?;
+        writer.flush().map_err(io)?;
+        drop(writer);
 
+        let mut substreams = Vec::new();
         for fs in &tree {
-            let mut prev = from
-                .as_deref()
-                .and_then(|f| self.snapshot_named(fs.head, f));
+            let mut prev = from.and_then(|f| self.snapshot_named(fs.head, f));
             for &snap in &fs.snaps {
-                let origin = match prev {
+                let from = match prev {
                     Some(p) => Some(p),
                     None => self.clone_origin(fs.head),
                 };
-                self.send_impl(snap, origin, out, options, None, &mut NoInterrupt)?;
+                substreams.push(Substream { snap, from });
                 prev = Some(snap);
             }
         }
-        let mut writer = StreamWriter::new(&mut *out, options.byte_order);
+        let mut end = Vec::new();
+        let mut writer = StreamWriter::new(&mut end, order);
         writer
             .write_record(
                 &Record::End(DrrEnd {
@@ -89,7 +132,13 @@ impl Pool {
                 &[],
             )
             .map_err(io)?;
-        writer.flush().map_err(io)
+        writer.flush().map_err(io)?;
+        drop(writer);
+        Ok(ReplicationPlan {
+            header: head,
+            substreams,
+            end,
+        })
     }
 
     /// The filesystems sent, parents before children and origins before

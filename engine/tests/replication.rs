@@ -425,3 +425,41 @@ fn a_tree_with_a_clone_goes_through_send_r_and_r_i() {
         assert!(have == want, "{got}");
     }
 }
+
+#[test]
+fn a_recursive_snapshot_takes_the_tree_in_one_txg_or_nothing() {
+    let mut pool = new_pool();
+    for fs in ["fxp/a", "fxp/a/b", "fxp/a/b/c", "fxp/ab"] {
+        pool.create_fs(fs).unwrap();
+    }
+    let ids = pool.snapshot_recursive("fxp/a@s1").unwrap();
+    let infos: Vec<_> = ids.iter().map(|&id| pool.info(id)).collect();
+    let names: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
+    // Not fxp/ab: a sibling whose name merely begins the same.
+    assert_eq!(names, ["fxp/a@s1", "fxp/a/b@s1", "fxp/a/b/c@s1"]);
+    assert!(
+        infos
+            .iter()
+            .all(|i| i.creation_txg == infos[0].creation_txg)
+    );
+    let guids: BTreeSet<u64> = infos.iter().map(|i| i.guid).collect();
+    assert_eq!(guids.len(), 3, "each snapshot its own guid");
+
+    // One descendant has the name already: none is taken.
+    pool.snapshot("fxp/a/b/c@s2").unwrap();
+    let before = pool.list().len();
+    let e = pool.snapshot_recursive("fxp/a@s2").unwrap_err();
+    assert_eq!(e.errno(), Errno::EEXIST, "{e}");
+    assert!(e.to_string().contains("fxp/a/b/c@s2"), "{e}");
+    assert_eq!(pool.list().len(), before);
+    assert!(pool.lookup("fxp/a@s2").is_err());
+
+    // The tree, sent -R from the recursive snapshot, is received whole.
+    let mut stream = Vec::new();
+    pool.send_replication("fxp/a@s1", None, &mut stream, &Default::default())
+        .unwrap();
+    let mut dst = new_pool();
+    let got = receive(&mut dst, "fxp/t", &stream).unwrap();
+    let names: Vec<String> = got.iter().map(|&id| dst.info(id).name).collect();
+    assert_eq!(names, ["fxp/t@s1", "fxp/t/b@s1", "fxp/t/b/c@s1"]);
+}

@@ -394,6 +394,19 @@ impl Pool {
     /// `dsl_dataset_snapshot`: `fs@snap` holding exactly what `fs` holds
     /// once the open txg has synced.
     pub fn snapshot(&mut self, name: &str) -> Result<DatasetId> {
+        let created = self.snapshot_many(name, false)?;
+        Ok(created[0])
+    }
+
+    /// `zfs snapshot -r`: `fs@snap` and the snapshot of the same name of
+    /// every filesystem below `fs`, all in one txg (one sync task, as
+    /// `dmu_objset_snapshot` takes them), or none at all: EEXIST if any of
+    /// them has it already. The ids come parents first, by name.
+    pub fn snapshot_recursive(&mut self, name: &str) -> Result<Vec<DatasetId>> {
+        self.snapshot_many(name, true)
+    }
+
+    fn snapshot_many(&mut self, name: &str, recursive: bool) -> Result<Vec<DatasetId>> {
         self.check_usable()?;
         let Some((fs, snap)) = split_snapshot_name(name) else {
             return fail(Errno::EINVAL, format!("{name}: not a snapshot name"));
@@ -404,17 +417,41 @@ impl Pool {
         if !valid_component(snap) {
             return fail(Errno::EINVAL, format!("{name}: invalid snapshot name"));
         }
-        let dir = self.lookup_dir(fs)?;
-        if self.snapshot_in(dir, snap).is_some() {
-            return fail(Errno::EEXIST, format!("{name}: snapshot already exists"));
+        let top = self.lookup_dir(fs)?;
+        let mut dirs = vec![(fs.to_string(), top)];
+        if recursive {
+            // Descendants by name; a receive's hidden `%` clone is not
+            // one (`zfs list` does not show it either).
+            let below = format!("{fs}/");
+            for info in self.list() {
+                if !info.is_snapshot && info.name.starts_with(&below) && !info.name.contains('%') {
+                    let dir = self.lookup_dir(&info.name)?;
+                    dirs.push((info.name, dir));
+                }
+            }
         }
-        let head = self.dsl.dirs[&dir].head;
-        let guid = self.rng.next_u64();
+        for (fs, dir) in &dirs {
+            if fs.len() + 1 + snap.len() >= MAXNAMELEN {
+                return fail(Errno::ENAMETOOLONG, format!("{fs}@{snap}: name too long"));
+            }
+            if self.snapshot_in(*dir, snap).is_some() {
+                return fail(
+                    Errno::EEXIST,
+                    format!("{fs}@{snap}: snapshot already exists"),
+                );
+            }
+        }
+        let heads: Vec<(DatasetId, u64)> = dirs
+            .iter()
+            .map(|(_, dir)| (self.dsl.dirs[dir].head, self.rng.next_u64()))
+            .collect();
         let now = self.clock.now_secs();
         let snap = snap.to_string();
-        let mut created = 0;
+        let mut created = Vec::new();
         self.txg_sync_with(|pool, txg| {
-            created = pool.snapshot_sync(head, &snap, txg, now, guid);
+            for &(head, guid) in &heads {
+                created.push(pool.snapshot_sync(head, &snap, txg, now, guid));
+            }
             Ok(())
         })?;
         Ok(created)
