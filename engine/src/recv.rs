@@ -1020,6 +1020,21 @@ impl RecvSession {
             }
         };
         if begin.hdrtype() == DMU_COMPOUNDSTREAM {
+            // libzfs checks a compound header's feature flags as it checks
+            // any BEGIN's (DMU_STREAM_SUPPORTED).
+            if begin.features() & !DMU_BACKUP_FEATURE_MASK != 0 {
+                let e = Error::new(
+                    Errno::ENOTSUP,
+                    format!(
+                        "stream has unsupported feature flags {:#x}",
+                        begin.features()
+                    ),
+                );
+                return Err(e.context(format!(
+                    "record {} (BEGIN) at byte offset {}",
+                    entry.index, entry.offset
+                )));
+            }
             if begin.payloadlen != 0 {
                 let (sendfs, props) = self.replication_header(begin, entry)?;
                 self.sendfs = Some(sendfs);
@@ -1054,14 +1069,28 @@ impl RecvSession {
             (None, Some((fs, snap))) => (fs.to_string(), snap.to_string()),
             (None, None) => (self.target.clone(), snapname),
         };
-        // In a replication stream a clone's origin was sent before it:
-        // found by its guid, as libzfs finds it.
+        // In a replication stream a clone's origin was sent before it, or
+        // must be here already: found by its guid, as libzfs finds it, or
+        // ENOENT as libzfs refuses it ("local origin for clone ... does
+        // not exist").
         let origin = match &self.sendfs {
-            Some(_) if begin.flags & DRR_FLAG_CLONE != 0 => pool
-                .list()
-                .into_iter()
-                .find(|d| d.is_snapshot && d.guid == begin.fromguid)
-                .map(|d| d.name),
+            Some(_) if begin.flags & DRR_FLAG_CLONE != 0 => {
+                let found = pool
+                    .list()
+                    .into_iter()
+                    .find(|d| d.is_snapshot && d.guid == begin.fromguid);
+                let Some(found) = found else {
+                    return fail(
+                        Errno::ENOENT,
+                        format!(
+                            "record {} (BEGIN) at byte offset {}: local origin for clone {tofs} \
+                             does not exist (no snapshot has guid {:#x})",
+                            entry.index, entry.offset, begin.fromguid
+                        ),
+                    );
+                };
+                Some(found.name)
+            }
             _ => self.options.origin.clone(),
         };
         if begin.fromguid == 0 && begin.flags & DRR_FLAG_CLONE == 0 && pool.lookup(&tofs).is_ok() {

@@ -86,8 +86,8 @@ impl Pool {
         let from = from.map(|f| f.trim_start_matches('@'));
         self.lookup(tosnap)?;
         let tree = self.tree_sent(top, snapname, from)?;
-        let header = self.replication_header(&tree, snapname, from);
-        let payload = pack_xdr(&header);
+        let nvlist = self.replication_header(&tree, snapname, from);
+        let payload = pack_xdr(&nvlist);
 
         let mut begin = DrrBegin {
             versioninfo: DMU_COMPOUNDSTREAM,
@@ -100,14 +100,13 @@ impl Pool {
         begin.set_toname(tosnap);
         let io = |e: std::io::Error| crate::error::Error::new(Errno::EIO, e.to_string());
         // The header is a substream of its own: its END checks it alone.
-        let mut head = Vec::new();
-        let mut writer = StreamWriter::new(&mut head, order);
+        let mut writer = StreamWriter::new(Vec::new(), order);
         writer
             .write_record(&Record::Begin(Box::new(begin)), &payload)
             .map_err(io)?;
         writer.write_end(0).map_err(io)?;
         writer.flush().map_err(io)?;
-        drop(writer);
+        let header = writer.into_inner();
 
         let mut substreams = Vec::new();
         for fs in &tree {
@@ -121,8 +120,7 @@ impl Pool {
                 prev = Some(snap);
             }
         }
-        let mut end = Vec::new();
-        let mut writer = StreamWriter::new(&mut end, order);
+        let mut writer = StreamWriter::new(Vec::new(), order);
         writer
             .write_record(
                 &Record::End(DrrEnd {
@@ -133,11 +131,10 @@ impl Pool {
             )
             .map_err(io)?;
         writer.flush().map_err(io)?;
-        drop(writer);
         Ok(ReplicationPlan {
-            header: head,
+            header,
             substreams,
-            end,
+            end: writer.into_inner(),
         })
     }
 
@@ -179,7 +176,8 @@ impl Pool {
             });
         }
         // Origins first: a clone waits until the filesystem of its origin
-        // is in (or is not sent at all).
+        // is in (or is not sent at all), and a child until its parent is
+        // (a child of a clone waits with it).
         let sent_dirs: BTreeSet<DirId> = pending
             .iter()
             .map(|s| self.dsl.datasets[&s.head].dir)
@@ -190,12 +188,15 @@ impl Pool {
             let before = pending.len();
             let mut rest = Vec::new();
             for s in pending {
-                let origin_dir = self
-                    .clone_origin(s.head)
-                    .map(|o| self.dsl.datasets[&o].dir)
-                    .filter(|d| sent_dirs.contains(d));
-                if origin_dir.is_none_or(|d| done.contains(&d)) {
-                    done.insert(self.dsl.datasets[&s.head].dir);
+                let dir = self.dsl.datasets[&s.head].dir;
+                let origin_dir = self.clone_origin(s.head).map(|o| self.dsl.datasets[&o].dir);
+                let waits_for = [origin_dir, self.dsl.dirs[&dir].parent];
+                let ready = waits_for
+                    .into_iter()
+                    .flatten()
+                    .all(|d| !sent_dirs.contains(&d) || done.contains(&d));
+                if ready {
+                    done.insert(dir);
                     order.push(s);
                 } else {
                     rest.push(s);

@@ -463,3 +463,135 @@ fn a_recursive_snapshot_takes_the_tree_in_one_txg_or_nothing() {
     let names: Vec<String> = got.iter().map(|&id| dst.info(id).name).collect();
     assert_eq!(names, ["fxp/t@s1", "fxp/t/b@s1", "fxp/t/b/c@s1"]);
 }
+
+#[test]
+fn a_replicated_clone_whose_origin_is_not_here_is_enoent_and_found_by_guid_when_it_is() {
+    let mut src = new_pool();
+    src.create_fs("fxp/a").unwrap();
+    src.snapshot("fxp/a@s1").unwrap();
+    src.clone_fs("fxp/a@s1", "fxp/c").unwrap();
+    src.snapshot("fxp/c@s2").unwrap();
+    // -R of the clone alone: its first snapshot goes as a clone stream
+    // from an origin outside the tree.
+    let mut stream = Vec::new();
+    src.send_replication("fxp/c@s2", None, &mut stream, &Default::default())
+        .unwrap();
+
+    let mut dst = new_pool();
+    let before = dst.list();
+    let e = receive(&mut dst, "fxp/t", &stream).unwrap_err();
+    assert_eq!(e.errno(), Errno::ENOENT, "{e}");
+    assert!(e.to_string().contains("(BEGIN) at byte offset"), "{e}");
+    assert!(
+        e.to_string().contains("local origin for clone fxp/t"),
+        "{e}"
+    );
+    assert_eq!(dst.list().len(), before.len());
+
+    // With the origin received first (under any name), the clone finds it.
+    let mut full = Vec::new();
+    src.send(
+        "fxp/a@s1",
+        None,
+        &mut full,
+        &Default::default(),
+        None,
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    receive(&mut dst, "fxp/o", &full).unwrap();
+    receive(&mut dst, "fxp/t", &stream).unwrap();
+    let t = dst.info(dst.lookup("fxp/t").unwrap());
+    assert_eq!(t.origin.as_deref(), Some("fxp/o@s1"));
+}
+
+#[test]
+fn a_child_of_a_clone_is_sent_after_the_clone_that_waits_for_its_origin() {
+    let mut src = new_pool();
+    // The clone sorts before its origin's filesystem, its child between.
+    src.create_fs("fxp/d").unwrap();
+    src.snapshot("fxp/d@s1").unwrap();
+    src.clone_fs("fxp/d@s1", "fxp/c").unwrap();
+    src.create_fs("fxp/c/x").unwrap();
+    src.snapshot_recursive("fxp@s2").unwrap();
+    let mut stream = Vec::new();
+    src.send_replication("fxp@s2", None, &mut stream, &Default::default())
+        .unwrap();
+    let mut dst = new_pool();
+    let ids = receive(&mut dst, "fxp/t", &stream).unwrap();
+    let names: Vec<String> = ids.iter().map(|&id| dst.info(id).name).collect();
+    assert_eq!(
+        names,
+        [
+            "fxp/t@s2",
+            "fxp/t/d@s1",
+            "fxp/t/d@s2",
+            "fxp/t/c@s2",
+            "fxp/t/c/x@s2"
+        ]
+    );
+    let c = dst.info(dst.lookup("fxp/t/c").unwrap());
+    assert_eq!(c.origin.as_deref(), Some("fxp/t/d@s1"));
+}
+
+#[test]
+fn a_replication_header_with_unknown_feature_flags_is_refused_enotsup() {
+    let mut src = new_pool();
+    src.create_fs("fxp/a").unwrap();
+    src.snapshot("fxp/a@s1").unwrap();
+    let mut stream = Vec::new();
+    src.send_replication("fxp/a@s1", None, &mut stream, &Default::default())
+        .unwrap();
+    // drr_versioninfo of the header's BEGIN (little-endian here): feature
+    // flags are its bits 2 to 31; bit 31 is no feature anyone knows.
+    let at = 16;
+    let mut vi = u64::from_le_bytes(stream[at..at + 8].try_into().unwrap());
+    vi |= 1 << 31;
+    stream[at..at + 8].copy_from_slice(&vi.to_le_bytes());
+    let mut dst = new_pool();
+    let before = dst.list();
+    let e = receive(&mut dst, "fxp/t", &stream).unwrap_err();
+    assert_eq!(e.errno(), Errno::ENOTSUP, "{e}");
+    assert!(
+        e.to_string().contains("record 0 (BEGIN) at byte offset 0"),
+        "{e}"
+    );
+    assert_eq!(dst.list(), before);
+}
+
+/// A `-R -I` substream that fails puts back the received property values
+/// it set on the filesystem it was updating: the value from the stream
+/// before stays.
+#[test]
+fn a_failed_substream_puts_back_the_received_properties_it_set() {
+    let mut src = new_pool();
+    src.create_fs("fxp/a").unwrap();
+    src.create_fs("fxp/a/b").unwrap();
+    src.set_prop("fxp/a/b", "org.test:x", "1").unwrap();
+    src.snapshot_recursive("fxp/a@s1").unwrap();
+    let mut full = Vec::new();
+    src.send_replication("fxp/a@s1", None, &mut full, &Default::default())
+        .unwrap();
+    let mut dst = new_pool();
+    receive(&mut dst, "fxp/t", &full).unwrap();
+    let x = |p: &Pool| p.get_prop("fxp/t/b", "org.test:x").unwrap();
+    assert_eq!(x(&dst), ("1".to_string(), "received".to_string()));
+
+    src.set_prop("fxp/a/b", "org.test:x", "2").unwrap();
+    src.snapshot_recursive("fxp/a@s2").unwrap();
+    let mut incr = Vec::new();
+    src.send_replication("fxp/a@s2", Some("@s1"), &mut incr, &Default::default())
+        .unwrap();
+    // Cut inside the last substream's END (b's, after a's): b fails.
+    let cut = &incr[..incr.len() - DRR_RECORD_SIZE - 100];
+    let e = receive(&mut dst, "fxp/t", cut).unwrap_err();
+    assert_eq!(e.errno(), Errno::EINVAL, "{e}");
+    assert!(dst.lookup("fxp/t@s2").is_ok(), "a's substream stays");
+    assert!(dst.lookup("fxp/t/b@s2").is_err());
+    assert_eq!(x(&dst), ("1".to_string(), "received".to_string()));
+    // Whole, it sets the new value.
+    let mut dst2 = new_pool();
+    receive(&mut dst2, "fxp/t", &full).unwrap();
+    receive(&mut dst2, "fxp/t", &incr).unwrap();
+    assert_eq!(x(&dst2), ("2".to_string(), "received".to_string()));
+}

@@ -1203,3 +1203,197 @@ fn a_dedup_stream_keys_a_compressed_block_by_its_block_checksum() {
     }
     assert_eq!(checked, 1);
 }
+
+/// `stream` with its first WRITE record changed by `change` (header and
+/// payload), checksummed again so the change reaches `restore_write`.
+fn with_write_changed(
+    stream: &[u8],
+    change: impl Fn(&mut engine::stream::DrrWrite, &mut Vec<u8>),
+) -> Vec<u8> {
+    let mut reader = StreamReader::new(stream);
+    let mut writer = engine::stream::writer::StreamWriter::new(Vec::new(), ByteOrder::Little);
+    let mut changed = false;
+    while let Some(entry) = reader.next_record().unwrap() {
+        match entry.record {
+            Record::Write(mut drrw) if !changed => {
+                changed = true;
+                let mut payload = entry.payload.to_vec();
+                change(&mut drrw, &mut payload);
+                writer.write_record(&Record::Write(drrw), &payload).unwrap();
+            }
+            Record::End(end) => writer.write_end(end.toguid).unwrap(),
+            record => writer.write_record(&record, entry.payload).unwrap(),
+        }
+    }
+    assert!(changed, "the stream has a WRITE");
+    writer.into_inner()
+}
+
+/// `restore_write`'s checks, each on its own: an offset and length that
+/// wrap, a type no table has, a WRITE past an object's single odd-sized
+/// block. Each is EINVAL from that check, the target untouched.
+#[test]
+fn a_write_record_with_any_one_invalid_field_is_refused() {
+    let mut src = new_pool("src");
+    let fs = src.create_fs("src/a").unwrap();
+    let mut dmu = src.dmu(fs).unwrap();
+    // One block of 1536 bytes: not a power of two, so the only block.
+    let obj = dmu.object_alloc(19, 1536, 0, 0).unwrap();
+    dmu.write(obj, 0, &[7; 1536]).unwrap();
+    src.snapshot("src/a@s").unwrap();
+    let mut base = Vec::new();
+    src.send(
+        "src/a@s",
+        None,
+        &mut base,
+        &SendOptions::default(),
+        None,
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    type Change = fn(&mut engine::stream::DrrWrite, &mut Vec<u8>);
+    let cases: [(&str, Change, &str); 3] = [
+        (
+            "an offset and length that wrap",
+            |w, _| w.offset = u64::MAX - 511,
+            "invalid WRITE",
+        ),
+        (
+            "a type no table has",
+            |w, _| w.object_type = 60,
+            "invalid WRITE",
+        ),
+        (
+            "a WRITE past the single block",
+            |w, p| {
+                w.length = 2048;
+                p.resize(2048, 7);
+            },
+            "past the single 1536-byte block",
+        ),
+    ];
+    for (what, change, why) in cases {
+        let stream = with_write_changed(&base, change);
+        let mut pool = new_pool("dst");
+        let before = pool_state(&mut pool);
+        let err = receive(&mut pool, "dst/bad", &stream).expect_err(what);
+        assert_eq!(err.errno(), Errno::EINVAL, "{what}: {err}");
+        assert!(err.reason().contains(why), "{what}: {err}");
+        assert!(pool_state(&mut pool) == before, "{what}: the pool changed");
+    }
+    // Unchanged, it is received.
+    let mut pool = new_pool("dst");
+    receive(&mut pool, "dst/good", &base).unwrap();
+}
+
+/// An object of type `DMU_OT_SA` (44) that holds data of its own: its
+/// blocks go as WRITE records, not as SPILL (only a spill block, blkid
+/// `DMU_SPILL_BLKID`, is one), and the copy reads the same.
+#[test]
+fn an_sa_object_with_data_blocks_is_sent_as_writes() {
+    let mut src = new_pool("src");
+    let fs = src.create_fs("src/a").unwrap();
+    let mut dmu = src.dmu(fs).unwrap();
+    let obj = dmu.object_alloc(44, 4096, 0, 0).unwrap();
+    dmu.write(obj, 0, &[5; 8192]).unwrap();
+    src.snapshot("src/a@s").unwrap();
+    let mut out = Vec::new();
+    let summary = src
+        .send(
+            "src/a@s",
+            None,
+            &mut out,
+            &SendOptions::default(),
+            None,
+            &mut NoInterrupt,
+        )
+        .unwrap();
+    let mut reader = StreamReader::new(&out[..]);
+    let (mut writes, mut spills, mut records) = (0, 0, 0);
+    while let Some(e) = reader.next_record().unwrap() {
+        records += 1;
+        match e.record {
+            Record::Write(w) if w.object == obj => writes += 1,
+            Record::Spill(_) => spills += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((writes, spills), (2, 0));
+    // What the send says it wrote is what the stream holds.
+    assert_eq!(summary.records, records);
+    assert_eq!(summary.bytes, out.len() as u64);
+    let mut dst = new_pool("dst");
+    receive(&mut dst, "dst/b", &out).unwrap();
+    assert!(objects(&mut dst, "dst/b@s") == objects(&mut src, "src/a@s"));
+}
+
+/// `zfs send -i` from a snapshot the clone does not descend from: one of
+/// its origin's filesystem taken after the origin. EXDEV, as
+/// `dsl_dataset_is_before` refuses it.
+#[test]
+fn an_incremental_from_after_a_clones_origin_is_exdev() {
+    let mut pool = new_pool("src");
+    pool.create_fs("src/a").unwrap();
+    pool.snapshot("src/a@s1").unwrap();
+    pool.clone_fs("src/a@s1", "src/c").unwrap();
+    pool.snapshot("src/a@s2").unwrap();
+    pool.snapshot("src/c@s3").unwrap();
+    let mut out = Vec::new();
+    let e = pool
+        .send(
+            "src/c@s3",
+            Some("src/a@s2"),
+            &mut out,
+            &SendOptions::default(),
+            None,
+            &mut NoInterrupt,
+        )
+        .unwrap_err();
+    assert_eq!(e.errno(), Errno::EXDEV, "{e}");
+    // From the origin itself it is a clone stream.
+    pool.send(
+        "src/c@s3",
+        Some("src/a@s1"),
+        &mut out,
+        &SendOptions::default(),
+        None,
+        &mut NoInterrupt,
+    )
+    .unwrap();
+}
+
+/// A send stepped a block at a time says where it is: the bytes written
+/// so far, and the snapshot it sends.
+#[test]
+fn a_send_session_reports_its_offset_and_snapshot() {
+    let mut pool = new_pool("src");
+    let fs = pool.create_fs("src/a").unwrap();
+    let mut dmu = pool.dmu(fs).unwrap();
+    let obj = dmu.object_alloc(19, 4096, 0, 0).unwrap();
+    dmu.write(obj, 0, &[9; 16384]).unwrap();
+    let snap = pool.snapshot("src/a@s").unwrap();
+    let mut irq = NoInterrupt;
+    let mut session = pool
+        .send_begin(
+            snap,
+            None,
+            Vec::new(),
+            &SendOptions::default(),
+            None,
+            &mut irq,
+        )
+        .unwrap();
+    assert_eq!(session.dataset(), snap);
+    let mut written = 0;
+    loop {
+        let more = session.step(&mut pool).unwrap();
+        written += std::mem::take(session.out_mut()).len() as u64;
+        assert_eq!(session.offset(), written);
+        if !more {
+            break;
+        }
+    }
+    assert!(written > 16384);
+    let summary = session.end(&mut pool);
+    assert_eq!(summary.bytes, written);
+}

@@ -129,9 +129,17 @@ impl Generator {
                 if src.filesystems().count() > 4 {
                     return None;
                 }
+                // Drawn only when on, so other scenarios draw as before.
+                let nest = self.spec.depth.nest_share;
+                let parent = if nest > 0.0 && rng.gen_bool(nest) {
+                    let fss: Vec<&str> = src.filesystems().filter(|f| f.contains('/')).collect();
+                    fss.choose(rng).map_or(SRC.to_string(), |f| f.to_string())
+                } else {
+                    SRC.to_string()
+                };
                 let n = self.name();
                 Some(Step::CreateFs {
-                    fs: format!("{SRC}/fs{n}"),
+                    fs: format!("{parent}/fs{n}"),
                 })
             }
             // The skeleton goes into an empty filesystem, made now if
@@ -160,6 +168,7 @@ impl Generator {
                 let n = self.name();
                 Some(Step::Snapshot {
                     snap: format!("{fs}@s{n}"),
+                    recursive: false,
                 })
             }
             "clone" => {
@@ -172,6 +181,7 @@ impl Generator {
                 })
             }
             "send-full" => self.send_full(src, dst, false),
+            "send-replicate" => self.send_replicate(src, dst),
             "send-incremental" => self.send_incremental(src, dst, false, false),
             "recv-force" => self.send_incremental(src, dst, false, true),
             "send-clone" => self.send_clone(src, dst, false),
@@ -500,6 +510,7 @@ impl Generator {
             force,
             origin: None,
             intermediate: false,
+            replicate: false,
         })
     }
 
@@ -544,6 +555,50 @@ impl Generator {
             force,
             origin: None,
             intermediate: false,
+            replicate: false,
+        })
+    }
+
+    /// `zfs snapshot -r TOP@new`, then (the next step) `zfs send -R
+    /// TOP@new` received as a new tree, or `-R -I` from the snapshot of
+    /// `TOP` a target tree holds last: the pool's root (every filesystem
+    /// and clone) or a source filesystem with what lies below it.
+    fn send_replicate(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
+        let mut tops: Vec<&str> = src.filesystems().filter(|f| f.contains('/')).collect();
+        if tops.is_empty() {
+            return None;
+        }
+        tops.push(SRC);
+        let top = tops.choose(&mut self.rng)?.to_string();
+        // Targets whose latest snapshot is a copy of one of `top`'s.
+        let bases: Vec<(String, String)> = dst
+            .filesystems()
+            .filter(|f| f.contains('/'))
+            .filter_map(|t| {
+                let (_, latest) = dst.latest_snapshot(t)?;
+                let from = src.find_guid(latest.guid)?;
+                (from.split('@').next() == Some(top.as_str()))
+                    .then(|| (t.to_string(), from.to_string()))
+            })
+            .collect();
+        let (target, from) = match bases.choose(&mut self.rng) {
+            Some((t, f)) if self.rng.gen_bool(0.6) => (t.clone(), Some(f.clone())),
+            _ => (format!("{DST}/r{}", self.name()), None),
+        };
+        let snap = format!("{top}@s{}", self.name());
+        self.pending = Some(Step::Send {
+            snap: snap.clone(),
+            intermediate: from.is_some(),
+            from,
+            target,
+            dedup: false,
+            force: false,
+            origin: None,
+            replicate: true,
+        });
+        Some(Step::Snapshot {
+            snap,
+            recursive: true,
         })
     }
 
@@ -570,6 +625,7 @@ impl Generator {
             force: false,
             origin: Some(origin),
             intermediate: false,
+            replicate: false,
         })
     }
 }

@@ -304,6 +304,15 @@ impl PoolModel {
             .collect()
     }
 
+    /// A filesystem and every filesystem below it, by name (as the
+    /// engine lists them: parents first).
+    pub fn descendants(&self, fs: &str) -> Vec<&str> {
+        let below = format!("{fs}/");
+        self.filesystems()
+            .filter(|n| *n == fs || n.starts_with(&below))
+            .collect()
+    }
+
     /// Direct children of a filesystem.
     pub fn children_of(&self, fs: &str) -> Vec<&str> {
         let prefix = format!("{fs}/");
@@ -320,6 +329,17 @@ impl PoolModel {
             .iter()
             .find(|(n, d)| n.contains('@') && d.guid == guid)
             .map(|(n, _)| n.as_str())
+    }
+
+    /// The snapshot with `guid` the engine's listing comes to first (its
+    /// order puts `fs@snap` before `fs/child`), as a receive looks up a
+    /// replication stream's clone origin.
+    pub fn find_guid_listed(&self, guid: u64) -> Option<&str> {
+        self.datasets
+            .iter()
+            .filter(|(n, d)| n.contains('@') && d.guid == guid)
+            .map(|(n, _)| n.as_str())
+            .min_by_key(|n| n.replace('@', "\u{1}"))
     }
 
     pub fn objects_mut(&mut self, fs: &str) -> &mut Objects {

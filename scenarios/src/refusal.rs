@@ -127,7 +127,7 @@ impl PoolModel {
     fn step_refusal(&self, step: &Step) -> Option<Errno> {
         match step {
             Step::CreateFs { fs } => self.new_name_refusal(fs),
-            Step::Snapshot { snap } => {
+            Step::Snapshot { snap, recursive } => {
                 let Some((fs, name)) = split_snapshot_name(snap) else {
                     return Some(Errno::EINVAL);
                 };
@@ -140,7 +140,17 @@ impl PoolModel {
                 if !self.exists(fs) || fs.contains('@') {
                     return Some(Errno::ENOENT);
                 }
-                self.exists(snap).then_some(Errno::EEXIST)
+                let tree = if *recursive {
+                    self.descendants(fs)
+                } else {
+                    vec![fs]
+                };
+                if tree.iter().any(|f| f.len() + 1 + name.len() >= MAXNAMELEN) {
+                    return Some(Errno::ENAMETOOLONG);
+                }
+                tree.iter()
+                    .any(|f| self.exists(&format!("{f}@{name}")))
+                    .then_some(Errno::EEXIST)
             }
             Step::Clone { origin, fs } => {
                 if let Some(e) = self.new_name_refusal(fs) {

@@ -82,6 +82,9 @@ pub struct Depth {
     /// object's very shape: the receiver then keeps the old object and
     /// only the stream's frees (past the new end, too) clear what it held.
     pub reuse_share: f64,
+    /// The share of new filesystems made below an existing source
+    /// filesystem rather than at the top: trees for `send -R`.
+    pub nest_share: f64,
     /// New objects get one of these block sizes (empty: any the generator
     /// knows): one size lets a block recur across objects.
     pub block_sizes: Vec<u32>,
@@ -96,6 +99,7 @@ impl Default for Depth {
             far_offset_log2: 40,
             claim_gap_max: 20,
             reuse_share: 0.0,
+            nest_share: 0.0,
             block_sizes: Vec::new(),
         }
     }
@@ -110,8 +114,11 @@ impl Depth {
                 "span_blocks and write_blocks_max must be at least 1, claim_gap_max at least 2",
             );
         }
-        if !(0.0..=1.0).contains(&self.far_share) || !(0.0..=1.0).contains(&self.reuse_share) {
-            return bad("far_share and reuse_share must be between 0 and 1");
+        if [self.far_share, self.reuse_share, self.nest_share]
+            .iter()
+            .any(|s| !(0.0..=1.0).contains(s))
+        {
+            return bad("far_share, reuse_share and nest_share must be between 0 and 1");
         }
         if self
             .block_sizes
@@ -156,6 +163,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("zpl", include_str!("../zpl.toml")),
     ("misuse", include_str!("../misuse.toml")),
     ("concurrent", include_str!("../concurrent.toml")),
+    ("replicate", include_str!("../replicate.toml")),
     (
         "destroy-during-send",
         include_str!("../destroy-during-send.toml"),

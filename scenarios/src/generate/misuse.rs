@@ -184,7 +184,10 @@ impl Generator {
             3 => format!("{fs}gone@s{}", rng.gen_range(0..100)),
             _ => model.latest_snapshot(&fs)?.0.to_string(),
         };
-        Some(Misuse::Step(Box::new(Step::Snapshot { snap })))
+        Some(Misuse::Step(Box::new(Step::Snapshot {
+            snap,
+            recursive: false,
+        })))
     }
 
     /// A filesystem with snapshots or children, a snapshot with clones,
@@ -458,6 +461,7 @@ impl Generator {
                     force,
                     origin: None,
                     intermediate: false,
+                    replicate: false,
                 }))));
             }
         }

@@ -77,13 +77,22 @@ impl Step {
                     "{fs} object {object} has no room for a spill pointer"
                 )),
             },
-            Step::Snapshot { snap } => {
-                let fs = snap.split('@').next().unwrap_or_default();
-                if !fs_ok(fs) {
-                    missing(fs)
-                } else {
-                    m.exists(snap).then(|| format!("{snap} exists"))
+            Step::Snapshot { snap, recursive } => {
+                let (fs, name) = snap.split_once('@').unwrap_or_default();
+                // `-r` may start at the pool's root filesystem.
+                let root = *recursive && m.exists(fs) && !fs.contains(['/', '@']);
+                if !(fs_ok(fs) || root) {
+                    return missing(fs);
                 }
+                let tree = if *recursive {
+                    m.descendants(fs)
+                } else {
+                    vec![fs]
+                };
+                tree.iter()
+                    .map(|f| format!("{f}@{name}"))
+                    .find(|s| m.exists(s))
+                    .map(|s| format!("{s} exists"))
             }
             Step::Clone { origin, fs } => {
                 if !m.exists(origin) {
@@ -105,9 +114,26 @@ impl Step {
                 };
                 (!leaf).then(|| format!("{name} has dependents"))
             }
-            Step::Send { snap, from, .. } => {
+            Step::Send {
+                snap,
+                from,
+                replicate,
+                ..
+            } => {
                 if !m.exists(snap) {
                     return missing(snap);
+                }
+                // `zfs send -R` refuses a tree with a filesystem lacking
+                // the snapshot (ENOENT), before it writes a byte.
+                if *replicate {
+                    let (fs, name) = snap.split_once('@').unwrap_or_default();
+                    if let Some(f) = m
+                        .descendants(fs)
+                        .into_iter()
+                        .find(|f| !m.exists(&format!("{f}@{name}")))
+                    {
+                        return Some(format!("{f}@{name} does not exist"));
+                    }
                 }
                 from.as_ref()
                     .filter(|f| !m.exists(f))
@@ -326,11 +352,25 @@ impl Step {
                 model.create(fs);
                 Ok(String::new())
             }
-            Step::Snapshot { snap } => {
+            Step::Snapshot {
+                snap,
+                recursive: false,
+            } => {
                 let id = pool.snapshot(snap)?;
                 let info = pool.info(id);
                 model.snapshot(snap, info.guid, info.creation_time);
                 Ok(format!("guid {:#x}", info.guid))
+            }
+            Step::Snapshot {
+                snap,
+                recursive: true,
+            } => {
+                let ids = pool.snapshot_recursive(snap)?;
+                for &id in &ids {
+                    let info = pool.info(id);
+                    model.snapshot(&info.name, info.guid, info.creation_time);
+                }
+                Ok(format!("{} snapshots", ids.len()))
             }
             Step::Clone { origin, fs } => {
                 pool.clone_fs(origin, fs)?;
@@ -359,7 +399,20 @@ impl Step {
         let mut post = model.clone();
         match self {
             Step::CreateFs { fs } => post.create(fs),
-            Step::Snapshot { snap } => post.snapshot(snap, 0, 0),
+            Step::Snapshot { snap, recursive } => {
+                let (fs, name) = snap.split_once('@').unwrap_or_default();
+                let tree: Vec<String> = if *recursive {
+                    post.descendants(fs)
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect()
+                } else {
+                    vec![fs.to_string()]
+                };
+                for f in tree {
+                    post.snapshot(&format!("{f}@{name}"), 0, 0);
+                }
+            }
             Step::Clone { origin, fs } => post.clone_fs(origin, fs),
             Step::Rollback { fs } => post.rollback(fs),
             Step::Destroy { name } => post.destroy(name),

@@ -107,7 +107,14 @@ fn attempt_step(step: &Step, pool: &mut Pool) -> Result<String, Error> {
     let done = |_| Ok(String::new());
     match step {
         Step::CreateFs { fs } => pool.create_fs(fs).and_then(done),
-        Step::Snapshot { snap } => pool.snapshot(snap).and_then(done),
+        Step::Snapshot {
+            snap,
+            recursive: false,
+        } => pool.snapshot(snap).and_then(done),
+        Step::Snapshot {
+            snap,
+            recursive: true,
+        } => pool.snapshot_recursive(snap).map(|_| String::new()),
         Step::Clone { origin, fs } => pool.clone_fs(origin, fs).and_then(done),
         Step::Rollback { fs } => pool.rollback(fs).map(|()| String::new()),
         Step::Destroy { name } => pool.destroy(name).map(|()| String::new()),

@@ -131,8 +131,12 @@ pub enum Step {
         checksum: u8,
         compress: u8,
     },
+    /// `zfs snapshot [-r]`: with `recursive`, every filesystem below
+    /// gets the snapshot too, in the same txg (`snap` may then be the
+    /// pool's root filesystem).
     Snapshot {
         snap: String,
+        recursive: bool,
     },
     Clone {
         origin: String,
@@ -149,6 +153,10 @@ pub enum Step {
         /// `-I`: every snapshot between `from` and `snap`, one substream
         /// each, received in one session.
         intermediate: bool,
+        /// `-R`: a replication stream of `snap`'s filesystem and every one
+        /// below it, each with its snapshots up to `snap`'s name (with
+        /// `-I`, from `from`'s name on), received as a tree at `target`.
+        replicate: bool,
     },
     /// Roll a filesystem back to its latest snapshot.
     Rollback {
@@ -208,6 +216,9 @@ impl Step {
             Step::Snapshot { .. } => "snapshot",
             Step::Clone { .. } => "clone",
             Step::Send {
+                replicate: true, ..
+            } => "send-replicate",
+            Step::Send {
                 intermediate: true, ..
             } => "send-intermediate",
             Step::Send {
@@ -233,7 +244,7 @@ impl Step {
     }
 
     /// Every step kind, in a fixed order.
-    pub const KINDS: [&'static str; 33] = [
+    pub const KINDS: [&'static str; 34] = [
         "create",
         "alloc",
         "claim",
@@ -267,6 +278,7 @@ impl Step {
         "rmdir",
         "misuse",
         "race",
+        "send-replicate",
     ];
 
     /// The dataset a step on one filesystem names (empty for others).
@@ -307,7 +319,7 @@ impl Step {
             | Step::Spill { fs, .. }
             | Step::Props { fs, .. }
             | Step::Rollback { fs } => fs,
-            Step::Snapshot { snap } | Step::Send { snap, .. } => snap,
+            Step::Snapshot { snap, .. } | Step::Send { snap, .. } => snap,
             Step::Clone { origin, .. } => origin,
             Step::Destroy { name } => name,
             Step::Crash { pool } => pool,

@@ -98,7 +98,14 @@ impl fmt::Display for Step {
                 f,
                 "props {fs} obj={object} checksum={checksum} compress={compress}"
             ),
-            Step::Snapshot { snap } => write!(f, "snapshot {snap}"),
+            Step::Snapshot {
+                snap,
+                recursive: false,
+            } => write!(f, "snapshot {snap}"),
+            Step::Snapshot {
+                snap,
+                recursive: true,
+            } => write!(f, "snapshot -r {snap}"),
             Step::Clone { origin, fs } => write!(f, "clone {origin} {fs}"),
             Step::Send {
                 snap,
@@ -108,6 +115,7 @@ impl fmt::Display for Step {
                 force,
                 origin,
                 intermediate,
+                replicate,
             } => {
                 write!(f, "send {snap}")?;
                 if let Some(from) = from {
@@ -122,6 +130,9 @@ impl fmt::Display for Step {
                 }
                 if *intermediate {
                     f.write_str(" intermediate")?;
+                }
+                if *replicate {
+                    f.write_str(" replicate")?;
                 }
                 if *force {
                     f.write_str(" force")?;
@@ -209,7 +220,7 @@ impl<'a> Words<'a> {
             match word.split_once('=') {
                 Some((k, v)) => words.keys.push((k, v)),
                 None if word.contains(['/', '@']) || word.chars().all(|c| c.is_alphanumeric()) => {
-                    if matches!(word, "dedup" | "force" | "intermediate") {
+                    if matches!(word, "dedup" | "force" | "intermediate" | "replicate") {
                         words.flags.push(word);
                     } else {
                         words.names.push(word);
@@ -369,7 +380,10 @@ impl FromStr for Step {
                 checksum: w.num("checksum")?,
                 compress: w.num("compress")?,
             },
-            "snapshot" => Step::Snapshot { snap: w.name(0)? },
+            "snapshot" => Step::Snapshot {
+                snap: w.name(0)?,
+                recursive: w.flag("-r"),
+            },
             "clone" => Step::Clone {
                 origin: w.name(0)?,
                 fs: w.name(1)?,
@@ -385,6 +399,7 @@ impl FromStr for Step {
                 force: w.flag("force"),
                 origin: w.opt("origin").map(str::to_string),
                 intermediate: w.flag("intermediate"),
+                replicate: w.flag("replicate"),
             },
             "rollback" => Step::Rollback { fs: w.name(0)? },
             "destroy" => Step::Destroy { name: w.name(0)? },
@@ -526,6 +541,11 @@ mod tests {
             },
             Step::Snapshot {
                 snap: "src/fs0@s1".into(),
+                recursive: false,
+            },
+            Step::Snapshot {
+                snap: "src@s2".into(),
+                recursive: true,
             },
             Step::Clone {
                 origin: "src/fs0@s1".into(),
@@ -539,6 +559,7 @@ mod tests {
                 force: true,
                 origin: Some("dst/r0@s1".into()),
                 intermediate: false,
+                replicate: false,
             },
             Step::Send {
                 snap: "src/fs0@s4".into(),
@@ -548,6 +569,7 @@ mod tests {
                 force: false,
                 origin: None,
                 intermediate: true,
+                replicate: false,
             },
             Step::Send {
                 snap: "src/fs0@s1".into(),
@@ -557,6 +579,17 @@ mod tests {
                 force: false,
                 origin: None,
                 intermediate: false,
+                replicate: false,
+            },
+            Step::Send {
+                snap: "src@s6".into(),
+                from: Some("src@s2".into()),
+                target: "dst/r3".into(),
+                dedup: false,
+                force: false,
+                origin: None,
+                intermediate: true,
+                replicate: true,
             },
             Step::Rollback { fs: fs.clone() },
             Step::Destroy {
@@ -573,6 +606,7 @@ mod tests {
                     force: true,
                     origin: None,
                     intermediate: false,
+                    replicate: false,
                 }),
                 at_record: 3,
                 actor: Box::new(Step::Destroy {
@@ -593,6 +627,7 @@ mod tests {
                 force: true,
                 origin: None,
                 intermediate: false,
+                replicate: false,
             }))),
             Step::Misuse(Misuse::Blocksize {
                 fs: fs.clone(),

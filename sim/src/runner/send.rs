@@ -39,6 +39,12 @@ pub(super) struct Before {
     pub(super) dst: Rc<RefCell<Pool>>,
     /// The snapshots before `snap` that a `-I` send also sends.
     pub(super) intermediate: Vec<String>,
+    /// More than one substream (`-I`, `-R`): damage anywhere may strike
+    /// a later substream's BEGIN.
+    pub(super) compound: bool,
+    /// `-R`: a closing END follows the last substream, so a receive that
+    /// fails there keeps every substream (as libzfs does).
+    pub(super) replicate: bool,
     /// The object types of what is sent, bonus types included (a bonus is
     /// swapped by its own type).
     pub(super) types: Vec<u8>,
@@ -122,6 +128,7 @@ pub(super) fn transfer_spec(step: &Step, before: &Before) -> TransferSpec {
         dedup,
         force,
         origin,
+        replicate,
         ..
     } = step
     else {
@@ -135,6 +142,7 @@ pub(super) fn transfer_spec(step: &Step, before: &Before) -> TransferSpec {
         force: *force,
         origin: origin.clone(),
         intermediate: before.intermediate.clone(),
+        replicate: *replicate,
     }
 }
 
@@ -153,6 +161,7 @@ pub(super) fn prepare(
         force,
         origin,
         intermediate,
+        replicate,
         ..
     } = step
     else {
@@ -179,11 +188,26 @@ pub(super) fn prepare(
     let counts = w.injector.counts();
     w.draw_step_faults(&[0, 1]);
     let src = &w.hosts[0].model;
-    let between = match (intermediate, from) {
-        (true, Some(from)) => between(src, from, snap),
+    let between = match (intermediate, from, replicate) {
+        (true, Some(from), false) => between(src, from, snap),
         _ => Vec::new(),
     };
-    let chain: Vec<&String> = between.iter().chain([snap]).collect();
+    let subs = if *replicate {
+        replicated(src, snap, from.as_deref(), target)
+    } else {
+        let mut prev = from.clone();
+        let mut subs = Vec::new();
+        for (k, name) in between.iter().chain([snap]).enumerate() {
+            subs.push(Substream {
+                snap: name.clone(),
+                from: prev.replace(name.clone()),
+                target: target.clone(),
+                origin: if k == 0 { origin.clone() } else { None },
+                origin_guid: None,
+            });
+        }
+        subs
+    };
     let dst = &w.hosts[1].model;
     // Each substream is judged against the target as the ones before it
     // left it: a later one can be refused (a snapshot the target already
@@ -192,44 +216,48 @@ pub(super) fn prepare(
     let mut receivable = 0;
     let mut states = Vec::new();
     let mut state = dst.clone();
-    let mut prev = from.clone();
     let mut types = Vec::new();
-    for (k, name) in chain.iter().enumerate() {
-        let source = src.get(name).expect("checked");
-        let from_guid = prev.as_ref().map(|f| src.get(f).expect("checked").guid);
-        let this = state.expect_receive(
-            source,
-            from_guid,
-            target,
-            snap_name(name),
-            *force,
-            if k == 0 { origin.as_deref() } else { None },
-        );
-        expect = match (expect, this) {
-            (Expect::Refuse(v), _) => Expect::Refuse(v),
-            (Expect::Match, this) => this,
-            (Expect::Either(mut v), Expect::Refuse(w) | Expect::Either(w)) => {
-                v.extend(w);
-                Expect::Either(v)
-            }
-            (Expect::Either(v), Expect::Match) => Expect::Either(v),
+    for sub in &subs {
+        let source = src.get(&sub.snap).expect("checked");
+        let from_guid = sub.from.as_ref().map(|f| src.get(f).expect("checked").guid);
+        // A replication stream's clone finds its origin by guid, among
+        // what the receiving pool holds by then.
+        let origin = match sub.origin_guid {
+            Some(guid) => state.find_guid_listed(guid).map(str::to_string),
+            None => sub.origin.clone(),
         };
-        if matches!(expect, Expect::Refuse(_)) {
-            break;
+        let name = snap_name(&sub.snap);
+        if !matches!(expect, Expect::Refuse(_)) {
+            let this = if sub.origin_guid.is_some() && origin.is_none() {
+                Expect::Refuse(vec![Errno::ENOENT])
+            } else {
+                state.expect_receive(
+                    source,
+                    from_guid,
+                    &sub.target,
+                    name,
+                    *force,
+                    origin.as_deref(),
+                )
+            };
+            expect = match (expect, this) {
+                (Expect::Refuse(v), _) => Expect::Refuse(v),
+                (Expect::Match, this) => this,
+                (Expect::Either(mut v), Expect::Refuse(w) | Expect::Either(w)) => {
+                    v.extend(w);
+                    Expect::Either(v)
+                }
+                (Expect::Either(v), Expect::Match) => Expect::Either(v),
+            };
+            if !matches!(expect, Expect::Refuse(_)) {
+                receivable += 1;
+            }
         }
-        receivable += 1;
-        let changed = src.changed_since(prev.as_deref(), name);
-        state.receive(source, changed, target, snap_name(name), origin.as_deref());
-        states.push(state.clone());
-        types.extend(source.objects.values().map(|o| o.shape.dn_type));
-        prev = Some(name.to_string());
-    }
-    // The substreams the model refuses are still sent: their states, for
-    // a receive that takes them anyway (a violation), and their types.
-    for name in &chain[states.len()..] {
-        let source = src.get(name).expect("checked");
-        let changed = src.changed_since(prev.as_deref(), name);
-        state.receive(source, changed, target, snap_name(name), origin.as_deref());
+        // The substreams the model refuses are still sent: their states,
+        // for a receive that takes them anyway (a violation), and their
+        // types.
+        let changed = src.changed_since(sub.from.as_deref(), &sub.snap);
+        state.receive(source, changed, &sub.target, name, origin.as_deref());
         states.push(state.clone());
         for o in source.objects.values() {
             types.push(o.shape.dn_type);
@@ -237,11 +265,12 @@ pub(super) fn prepare(
                 types.push(o.shape.bonustype);
             }
         }
-        prev = Some(name.to_string());
     }
     Ok(Ok(Before {
         src: w.hosts[0].pool.clone(),
         dst: w.hosts[1].pool.clone(),
+        compound: subs.len() > 1 || *replicate,
+        replicate: *replicate,
         intermediate: between,
         types,
         expect,
@@ -251,6 +280,85 @@ pub(super) fn prepare(
         space: w.space(1),
         counts,
     }))
+}
+
+/// One kernel stream of a transfer, as the model sees it.
+struct Substream {
+    /// The source snapshot sent, and the one it is sent from (of the same
+    /// filesystem, or a clone's origin).
+    snap: String,
+    from: Option<String>,
+    /// Where it is received (a filesystem).
+    target: String,
+    /// `-o origin=`, or for a replication stream's clone the guid its
+    /// origin is looked up by.
+    origin: Option<String>,
+    origin_guid: Option<u64>,
+}
+
+/// The substreams of `zfs send -R snap [-I from]` received at `target`,
+/// in the order the engine sends them: the filesystem of `snap` and every
+/// one below it, parents before children and origins before their clones;
+/// each with its snapshots up to `snap`'s name (from `from`'s name on, or
+/// all of them for a filesystem that lacks it).
+fn replicated(src: &PoolModel, snap: &str, from: Option<&str>, target: &str) -> Vec<Substream> {
+    let (top, name) = snap.split_once('@').unwrap_or_default();
+    let from = from.map(snap_name);
+    let tree = src.descendants(top);
+    let origin_fs = |fs: &str| {
+        src.get(fs)
+            .and_then(|d| d.origin.as_deref())
+            .and_then(|o| o.split_once('@'))
+            .map(|(f, _)| f.to_string())
+    };
+    // Origins first: a clone waits until its origin's filesystem is in,
+    // unless that one is not sent at all; a child waits for its parent.
+    let mut order: Vec<&str> = Vec::new();
+    let mut pending = tree.clone();
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|fs| {
+            let parent = fs.rsplit_once('/').map(|(p, _)| p.to_string());
+            let ready = [origin_fs(fs), parent]
+                .into_iter()
+                .flatten()
+                .all(|d| !tree.contains(&d.as_str()) || order.contains(&d.as_str()));
+            if ready {
+                order.push(fs);
+            }
+            !ready
+        });
+        if pending.len() == before {
+            break;
+        }
+    }
+    let mut subs = Vec::new();
+    for fs in order {
+        let snaps: Vec<&str> = src.snapshots_of(fs).into_iter().map(|(n, _)| n).collect();
+        let Some(last) = snaps.iter().position(|s| snap_name(s) == name) else {
+            continue;
+        };
+        let first = from
+            .and_then(|f| snaps.iter().position(|s| snap_name(s) == f))
+            .map_or(0, |i| i + 1);
+        let mut prev = from.map(|f| format!("{fs}@{f}")).filter(|f| src.exists(f));
+        let place = format!("{target}{}", &fs[top.len()..]);
+        for s in snaps.iter().take(last + 1).skip(first) {
+            let clone_of = match &prev {
+                Some(_) => None,
+                None => src.get(fs).and_then(|d| d.origin.clone()),
+            };
+            subs.push(Substream {
+                snap: s.to_string(),
+                from: prev.clone().or(clone_of.clone()),
+                target: place.clone(),
+                origin: None,
+                origin_guid: clone_of.and_then(|o| src.get(&o)).map(|d| d.guid),
+            });
+            prev = Some(s.to_string());
+        }
+    }
+    subs
 }
 
 /// The snapshots of `from`'s filesystem after `from` and before `snap`,
@@ -339,7 +447,7 @@ pub(super) fn judge(
         begin_damaged: outcome
             .damage
             .as_ref()
-            .is_some_and(|d| d.at() < DRR_RECORD_SIZE as u64 || !before.intermediate.is_empty()),
+            .is_some_and(|d| d.at() < DRR_RECORD_SIZE as u64 || before.compound),
         sender_failed: outcome.sender_failed(),
         bytes,
         order,
@@ -457,15 +565,24 @@ impl Verdict<'_> {
 
     /// For `-I`: which of the states after the first substreams (all but
     /// the last) the target holds, if any; the model becomes that state.
+    /// For `-R`, the last too: a receive can fail at the closing END.
+    /// On a damaged disk, a state whose every readable part matches will
+    /// do, as it does for the state before.
     fn kept_substreams(&self, w: &mut World) -> Option<usize> {
-        let partial = &self.before.states[..self.before.states.len() - 1];
+        let n = self.before.states.len() - usize::from(!self.before.replicate);
+        let partial = &self.before.states[..n];
         let injector = w.injector.clone();
+        let damaged = w.hosts[1].disk.is_damaged();
         let k = {
             let mut pool = w.hosts[1].pool.borrow_mut();
             injector.suspended(|| {
                 partial
                     .iter()
-                    .position(|s| compare_pool(&mut pool, s).is_ok())
+                    .position(|s| match compare_pool(&mut pool, s) {
+                        Ok(()) => true,
+                        Err(Mismatch::Unreadable(_)) => damaged,
+                        Err(_) => false,
+                    })
             })
         }?;
         w.hosts[1].model = partial[k].clone();
@@ -492,15 +609,15 @@ impl Verdict<'_> {
             let mut pool = w.hosts[1].pool.borrow_mut();
             injector.suspended(|| compare_pool(&mut pool, &self.before.model))
         };
-        let mut kept_substreams = false;
+        let mut kept = None;
         match judged {
             Ok(()) => {}
             Err(Mismatch::Unreadable(_)) if damaged => {}
             Err(m) => {
-                // `-I`: the substreams before the refused one stay received.
-                if self.kept_substreams(w).is_some() {
-                    kept_substreams = true;
-                } else {
+                // `-I`, `-R`: the substreams before the refused one stay
+                // received.
+                kept = self.kept_substreams(w);
+                if kept.is_none() {
                     return Err(violation(
                         at,
                         format!("the refused receive ({e}) to leave the target as it was"),
@@ -510,7 +627,7 @@ impl Verdict<'_> {
             }
         }
         let space = w.space(1);
-        if space != self.before.space && !kept_substreams {
+        if space != self.before.space && kept.is_none() {
             let diff: Vec<&String> = space
                 .iter()
                 .filter(|l| !self.before.space.contains(l))
@@ -564,7 +681,17 @@ impl Verdict<'_> {
                 _ => {}
             }
         }
-        Ok((Outcome::Destroyed, format!("{e} ({} bytes)", self.bytes)))
+        let kept = kept.map_or(String::new(), |k| {
+            format!(
+                ", kept {} of {} substreams",
+                k + 1,
+                self.before.states.len()
+            )
+        });
+        Ok((
+            Outcome::Destroyed,
+            format!("{e} ({} bytes{kept})", self.bytes),
+        ))
     }
 }
 

@@ -206,6 +206,7 @@ fn catch_up_steps(src: &PoolModel, dst: &PoolModel) -> Vec<Step> {
                     force: true,
                     origin: None,
                     intermediate: false,
+                    replicate: false,
                 });
             }
         }
@@ -218,6 +219,7 @@ fn catch_up_steps(src: &PoolModel, dst: &PoolModel) -> Vec<Step> {
                 force: false,
                 origin: None,
                 intermediate: false,
+                replicate: false,
             });
         }
     }

@@ -37,8 +37,8 @@ use engine::dmu::objset::DMU_OST_NUMTYPES;
 use engine::error::{Errno, Error};
 use engine::stream::reader::{DN_MAX_BONUSLEN, SPA_MAXBLOCKSIZE, fold};
 use engine::stream::{
-    ByteOrder, DMU_BACKUP_FEATURE_MASK, DMU_BACKUP_MAGIC, DRR_FLAG_CLONE, DRR_RECORD_SIZE, DrrEnd,
-    DrrType, Record, detect_byte_order,
+    ByteOrder, DMU_BACKUP_FEATURE_MASK, DMU_BACKUP_MAGIC, DMU_COMPOUNDSTREAM, DRR_FLAG_CLONE,
+    DRR_RECORD_SIZE, DrrEnd, DrrType, Record, detect_byte_order,
 };
 use engine::zio::compress::ZIO_COMPRESS_FUNCTIONS;
 use engine::zio::{SPA_MINBLOCKSIZE, ZIO_CHECKSUM_FUNCTIONS};
@@ -510,6 +510,16 @@ pub struct HostileSender {
     deferred: Option<Deferred>,
     /// The next END's checksum is to be wrong.
     spoil_end: bool,
+    /// The last BEGIN was a compound stream's header, and whether an END
+    /// came after the last BEGIN: records outside a kernel substream
+    /// (a replication header, its END, the closing END) face only the
+    /// checks libzfs makes of any BEGIN (magic, feature flags).
+    compound: bool,
+    ended: bool,
+    /// A replication header came: a clone's BEGIN is then first checked
+    /// for its local origin, found by guid (ENOENT if the target lacks
+    /// it), before the kernel's checks.
+    replication: bool,
     applied: Option<Applied>,
 }
 
@@ -533,6 +543,9 @@ impl HostileSender {
             armed: true,
             deferred: None,
             spoil_end: false,
+            compound: false,
+            ended: false,
+            replication: false,
             applied: None,
         }
     }
@@ -629,12 +642,21 @@ impl HostileSender {
             self.created.clear();
             self.blksz.clear();
             self.guids.insert(b.toguid);
+            self.compound = b.hdrtype() == DMU_COMPOUNDSTREAM;
+            self.replication |= self.compound && b.payloadlen != 0;
+            self.ended = false;
+        }
+        let outside = self.compound || self.ended;
+        if matches!(record, Record::End(_)) {
+            self.ended = true;
         }
         if self.armed && !self.allowed.is_empty() {
             let m = *self
                 .chosen
                 .get_or_insert_with(|| self.allowed[self.rng.gen_range(0..self.allowed.len())]);
-            if m.strikes(record.drr_type()) && self.applies(m, &record) {
+            let checked =
+                !outside || matches!(m, Mutation::BeginBadMagic | Mutation::BeginUnknownFeature);
+            if m.strikes(record.drr_type()) && checked && self.applies(m, &record) {
                 if self.skip > 0 {
                     self.skip -= 1;
                 } else {
@@ -671,6 +693,9 @@ impl HostileSender {
             (Mutation::FreeOverflow, Record::Free(_)) => true,
             (Mutation::ObjectAfterItsData, Record::Object(_)) => self.full,
             (Mutation::BeginInsideStream, _) => self.begin.is_some(),
+            (Mutation::BeginObjsetType, Record::Begin(b)) => {
+                !(self.replication && b.flags & DRR_FLAG_CLONE != 0)
+            }
             _ => true,
         }
     }

@@ -105,6 +105,10 @@ pub struct TransferSpec {
     /// each gets a substream of its own before `tosnap`'s, all in one
     /// session (one dedup table, one guid map on the receiving side).
     pub intermediate: Vec<String>,
+    /// `-R`: a replication stream of `tosnap`'s filesystem and those below
+    /// it (with `fromsnap`, `-R -I`), its substreams as the engine plans
+    /// them; `intermediate` is then unused.
+    pub replicate: bool,
 }
 
 /// The faults of one transfer.
@@ -422,24 +426,18 @@ async fn send_task(
     mut hostile: Option<HostileSender>,
     progress: Rc<Progress>,
 ) -> (Result<SendSummary>, u64, Option<Applied>) {
-    let mut table = DedupTable::default();
-    let mut from = spec.fromsnap.clone();
-    let mut send = Err(Error::new(Errno::EINVAL, "nothing to send"));
     let mut held = hostile.as_ref().map(|_| Vec::new());
-    for snap in spec.intermediate.iter().chain([&spec.tosnap]) {
-        let dedup = spec.dedup.then_some(&mut table);
-        let out = Out {
-            writer: &mut writer,
-            held: held.as_mut(),
-            chunk,
-            progress: &progress,
-        };
-        send = send_one(&src, snap, from.as_deref(), &options, dedup, &signal, out).await;
-        if send.is_err() {
-            break;
-        }
-        from = Some(snap.clone());
-    }
+    let mut out = Out {
+        writer: &mut writer,
+        held: held.as_mut(),
+        chunk,
+        progress: &progress,
+    };
+    let mut send = if spec.replicate {
+        send_replicated(&src, &spec, &options, &signal, &mut out).await
+    } else {
+        send_chain(&src, &spec, &options, &signal, &mut out).await
+    };
     let mut applied = None;
     if let (Some(hostile), Some(bytes)) = (hostile.as_mut(), held) {
         let bytes = hostile.rewrite(&bytes);
@@ -473,6 +471,69 @@ struct Out<'a> {
     progress: &'a Progress,
 }
 
+impl Out<'_> {
+    async fn put(&mut self, bytes: &[u8], signal: &TimeSignal) -> Result<()> {
+        match self.held.as_deref_mut() {
+            Some(held) => {
+                held.extend_from_slice(bytes);
+                Ok(())
+            }
+            None => write_out(self.writer, bytes, self.chunk, signal).await,
+        }
+    }
+}
+
+/// `zfs send [-i | -I]`: one substream, or (`-I`) one per snapshot up to
+/// `tosnap`, sharing one dedup table.
+async fn send_chain(
+    src: &Rc<RefCell<Pool>>,
+    spec: &TransferSpec,
+    options: &SendOptions,
+    signal: &TimeSignal,
+    out: &mut Out<'_>,
+) -> Result<SendSummary> {
+    let mut table = DedupTable::default();
+    let mut from = spec.fromsnap.clone();
+    let mut send = Err(Error::new(Errno::EINVAL, "nothing to send"));
+    for snap in spec.intermediate.iter().chain([&spec.tosnap]) {
+        let dedup = spec.dedup.then_some(&mut table);
+        send = send_one(src, snap, from.as_deref(), options, dedup, signal, out).await;
+        if send.is_err() {
+            break;
+        }
+        from = Some(snap.clone());
+    }
+    send
+}
+
+/// `zfs send -R [-I]`: the header, each substream the engine's plan
+/// names (stepped a block at a time, as any other), the closing END.
+async fn send_replicated(
+    src: &Rc<RefCell<Pool>>,
+    spec: &TransferSpec,
+    options: &SendOptions,
+    signal: &TimeSignal,
+    out: &mut Out<'_>,
+) -> Result<SendSummary> {
+    let from = spec
+        .fromsnap
+        .as_deref()
+        .map(|f| f.split_once('@').map_or(f, |(_, s)| s));
+    let plan = with_pool(src, |p| {
+        p.replication_plan(&spec.tosnap, from, options.byte_order)
+    })?;
+    out.put(&plan.header, signal).await?;
+    let mut summary = SendSummary::default();
+    for sub in &plan.substreams {
+        let (snap, from) = with_pool(src, |p| {
+            Ok((p.info(sub.snap).name, sub.from.map(|f| p.info(f).name)))
+        })?;
+        summary = send_one(src, &snap, from.as_deref(), options, None, signal, out).await?;
+    }
+    out.put(&plan.end, signal).await?;
+    Ok(summary)
+}
+
 /// One substream: `dmu_send_impl` a block at a time, under its long hold.
 async fn send_one(
     src: &Rc<RefCell<Pool>>,
@@ -481,7 +542,7 @@ async fn send_one(
     options: &SendOptions,
     dedup: Option<&mut DedupTable>,
     signal: &TimeSignal,
-    mut out: Out<'_>,
+    out: &mut Out<'_>,
 ) -> Result<SendSummary> {
     let mut interrupt = signal.clone();
     let mut session = with_pool(src, |p| {
@@ -494,13 +555,8 @@ async fn send_one(
         // What a step wrote goes down the pipe even if it then failed: a
         // killed `zfs send` leaves its output in the pipe too.
         let bytes = std::mem::take(session.out_mut());
-        match out.held.as_deref_mut() {
-            Some(held) => held.extend_from_slice(&bytes),
-            None => {
-                if let Err(e) = write_out(out.writer, &bytes, out.chunk, signal).await {
-                    break Err(e);
-                }
-            }
+        if let Err(e) = out.put(&bytes, signal).await {
+            break Err(e);
         }
         match more {
             // Between two blocks, anything else may run.
