@@ -28,6 +28,9 @@ pub const DST: &str = "dst";
 /// (`zfs_ace_t`, which the sender swaps from host order and the receiver
 /// back, so any bytes come back). ZAPs and znodes come from ZPL steps.
 const TYPES: [u8; 8] = [19, 25, 26, 2, 0x82, 0x81, 18, 33];
+/// User properties `set` steps give values to: few, so values get
+/// replaced.
+const USER_PROPS: [&str; 3] = ["org.zsim:a", "org.zsim:b", "com.example:note"];
 /// Modes of new directories and files.
 const DIR_MODES: [u64; 4] = [0o755, 0o700, 0o750, 0o1777];
 const FILE_MODES: [u64; 5] = [0o644, 0o600, 0o755, 0o640, 0o4755];
@@ -182,6 +185,12 @@ impl Generator {
             }
             "send-full" => self.send_full(src, dst, false),
             "send-replicate" => self.send_replicate(src, dst),
+            "set" => {
+                let fs = pick_fs(rng, src, dst)?;
+                let prop = USER_PROPS.choose(rng)?.to_string();
+                let value = format!("v{}", self.name());
+                Some(Step::SetProp { fs, prop, value })
+            }
             "send-incremental" => self.send_incremental(src, dst, false, false),
             "recv-force" => self.send_incremental(src, dst, false, true),
             "send-clone" => self.send_clone(src, dst, false),

@@ -177,6 +177,10 @@ pub struct Dataset {
     pub seq: u64,
     /// A ZPL filesystem's namespace, if the dataset holds one.
     pub zpl: Option<Tree>,
+    /// Filesystems: the user properties set on it (`zfs set`), and those a
+    /// replication stream gave it (received values; a local one wins).
+    pub props: BTreeMap<String, String>,
+    pub received: BTreeMap<String, String>,
 }
 
 impl Dataset {
@@ -190,7 +194,32 @@ impl Dataset {
             changed: false,
             seq: 0,
             zpl: None,
+            props: BTreeMap::new(),
+            received: BTreeMap::new(),
         }
+    }
+
+    /// The user properties set on the filesystem itself as `zfs get`
+    /// shows them: each value with its source, `local` or `received`.
+    pub fn own_props(&self) -> BTreeMap<String, (String, &'static str)> {
+        let mut out: BTreeMap<String, (String, &'static str)> = self
+            .received
+            .iter()
+            .map(|(k, v)| (k.clone(), (v.clone(), "received")))
+            .collect();
+        for (k, v) in &self.props {
+            out.insert(k.clone(), (v.clone(), "local"));
+        }
+        out
+    }
+
+    /// What `zfs send -R` sends of them: each one's local value, or else
+    /// its received one.
+    pub fn sent_props(&self) -> BTreeMap<String, String> {
+        self.own_props()
+            .into_iter()
+            .map(|(k, (v, _))| (k, v))
+            .collect()
     }
 }
 
@@ -418,8 +447,25 @@ impl PoolModel {
                 changed,
                 seq: self.next_seq,
                 zpl,
+                props: BTreeMap::new(),
+                received: BTreeMap::new(),
             },
         );
+    }
+
+    /// `zfs set PROP=VALUE FS` of a user property.
+    pub fn set_prop(&mut self, fs: &str, prop: &str, value: &str) {
+        if let Some(d) = self.datasets.get_mut(fs) {
+            d.props.insert(prop.to_string(), value.to_string());
+        }
+    }
+
+    /// A replication substream's properties, set on `fs` as received
+    /// values (replacing those received before).
+    pub fn set_received(&mut self, fs: &str, values: &BTreeMap<String, String>) {
+        if let Some(d) = self.datasets.get_mut(fs) {
+            d.received.clone_from(values);
+        }
     }
 
     pub fn clone_fs(&mut self, origin: &str, fs: &str) {
@@ -659,6 +705,8 @@ impl PoolModel {
                 changed,
                 seq: self.next_seq,
                 zpl: source.zpl.clone(),
+                props: BTreeMap::new(),
+                received: BTreeMap::new(),
             },
         );
     }

@@ -9,9 +9,10 @@
 //! extended attribute. A pool must also hold no `%recv` and no INCONSISTENT
 //! dataset: a receive that failed must leave nothing behind.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use engine::dsl::dataset::is_user_prop;
 use engine::dsl::{DS_FLAG_INCONSISTENT, DatasetId};
 use engine::error::{Errno, Error};
 use engine::spa::Pool;
@@ -108,6 +109,9 @@ pub fn compare_dataset(pool: &mut Pool, name: &str, model: &Dataset) -> Result<(
             model.guid, model.creation, info.guid, info.creation_time
         )));
     }
+    if !info.is_snapshot {
+        compare_props(pool, name, model)?;
+    }
     let mut dmu = pool.dmu(id).map_err(|e| unreadable(name, e))?;
     let objects: Vec<u64> = dmu.objects();
     let expected: Vec<u64> = model.objects.keys().copied().collect();
@@ -129,6 +133,29 @@ pub fn compare_dataset(pool: &mut Pool, name: &str, model: &Dataset) -> Result<(
         keep_looking(compare_files(pool, id, name, tree), &mut unreadable)?;
     }
     unreadable
+}
+
+/// The user properties set on a filesystem itself, locally or received,
+/// as `zfs get` shows them.
+fn compare_props(pool: &Pool, name: &str, model: &Dataset) -> Result<(), Mismatch> {
+    let found: BTreeMap<String, (String, &'static str)> = pool
+        .all_props(name)
+        .map_err(|e| Mismatch::Differs(format!("{name}: properties: {e}")))?
+        .into_iter()
+        .filter(|(p, _, _)| is_user_prop(p))
+        .filter_map(|(p, v, source)| match source.as_str() {
+            "local" => Some((p, (v, "local"))),
+            "received" => Some((p, (v, "received"))),
+            _ => None,
+        })
+        .collect();
+    let expected = model.own_props();
+    if found != expected {
+        return Err(Mismatch::Differs(format!(
+            "{name}: expected user properties {expected:?}, found {found:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// A walk of a ZPL filesystem against the model's namespace. File data is

@@ -177,6 +177,9 @@ impl PoolModel {
                 }
                 (!self.children_of(name).is_empty()).then_some(Errno::EEXIST)
             }
+            Step::SetProp { fs, .. } => {
+                (!self.exists(fs) || fs.contains('@')).then_some(Errno::ENOENT)
+            }
             Step::Rollback { fs: name } => {
                 let fs = name.split('@').next().unwrap_or_default();
                 if !self.exists(fs) || !self.exists(name) {

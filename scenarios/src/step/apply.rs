@@ -101,6 +101,7 @@ impl Step {
                     m.exists(fs).then(|| format!("{fs} exists"))
                 }
             }
+            Step::SetProp { fs, .. } => (!fs_ok(fs)).then(|| format!("{fs} does not exist")),
             Step::Rollback { fs } => (!fs_ok(fs) || m.latest_snapshot(fs).is_none())
                 .then(|| format!("{fs} has no snapshot")),
             Step::Destroy { name } => {
@@ -164,6 +165,7 @@ impl Step {
             | Step::Snapshot { .. }
             | Step::Clone { .. }
             | Step::Rollback { .. }
+            | Step::SetProp { .. }
             | Step::Destroy { .. } => self.apply_dsl(pool, model),
             Step::Alloc { .. } | Step::Reclaim { .. } | Step::FreeObject { .. } => {
                 self.apply_object(pool, model)
@@ -382,6 +384,11 @@ impl Step {
                 model.rollback(fs);
                 Ok(String::new())
             }
+            Step::SetProp { fs, prop, value } => {
+                pool.set_prop(fs, prop, value)?;
+                model.set_prop(fs, prop, value);
+                Ok(String::new())
+            }
             Step::Destroy { name } => {
                 pool.destroy(name)?;
                 model.destroy(name);
@@ -415,6 +422,7 @@ impl Step {
             }
             Step::Clone { origin, fs } => post.clone_fs(origin, fs),
             Step::Rollback { fs } => post.rollback(fs),
+            Step::SetProp { fs, prop, value } => post.set_prop(fs, prop, value),
             Step::Destroy { name } => post.destroy(name),
             _ => return None,
         }
@@ -485,12 +493,19 @@ mod tests {
             "unlink p/z path=h",
             "rmdir p/z path=d",
             "rollback p/z",
+            "set p/z prop=org.zsim:a value=v1",
+            "set p/c prop=org.zsim:a value=v2",
+            "set p/z prop=org.zsim:a value=v3",
+            "snapshot -r p@r",
         ]) {
             assert_eq!(step.skip_reason(&model), None, "{step}");
             let detail = step.apply(&mut pool, &mut model).unwrap();
             match step.kind() {
                 "alloc" => assert_eq!(detail, "object 1"),
                 "claim" => assert_eq!(detail, "object 9"),
+                "snapshot" if step.to_string().contains(" -r ") => {
+                    assert_eq!(detail, "4 snapshots");
+                }
                 "snapshot" => assert!(detail.starts_with("guid 0x"), "{detail}"),
                 "zpl-init" => assert_eq!(detail, "root 3"),
                 "mkdir" | "symlink" | "link" | "unlink" | "rmdir" => {
@@ -501,6 +516,21 @@ mod tests {
             }
             compare_pool(&mut pool, &model).unwrap_or_else(|m| panic!("after {step}: {m}"));
         }
+        // `snapshot -r` of the root took every filesystem's.
+        for fs in ["p", "p/a", "p/c", "p/z"] {
+            assert!(pool.lookup(&format!("{fs}@r")).is_ok(), "{fs}@r");
+        }
+        // The oracle compares user properties, value and source.
+        let mut other = model.clone();
+        other.set_prop("p/z", "org.zsim:a", "v1");
+        let m = compare_pool(&mut pool, &other).unwrap_err();
+        assert!(m.to_string().contains("user properties"), "{m}");
+        let mut other = model.clone();
+        let recvd = [("org.zsim:a".to_string(), "v3".to_string())].into();
+        other.datasets.get_mut("p/z").unwrap().props.clear();
+        other.set_received("p/z", &recvd);
+        let m = compare_pool(&mut pool, &other).unwrap_err();
+        assert!(m.to_string().contains("received"), "{m}");
     }
 
     #[test]

@@ -117,6 +117,7 @@ fn attempt_step(step: &Step, pool: &mut Pool) -> Result<String, Error> {
         } => pool.snapshot_recursive(snap).map(|_| String::new()),
         Step::Clone { origin, fs } => pool.clone_fs(origin, fs).and_then(done),
         Step::Rollback { fs } => pool.rollback(fs).map(|()| String::new()),
+        Step::SetProp { fs, prop, value } => pool.set_prop(fs, prop, value).map(|()| String::new()),
         Step::Destroy { name } => pool.destroy(name).map(|()| String::new()),
         Step::Alloc { fs, object, shape } => {
             let id = pool.lookup(fs)?;

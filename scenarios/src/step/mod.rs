@@ -142,6 +142,13 @@ pub enum Step {
         origin: String,
         fs: String,
     },
+    /// `zfs set PROP=VALUE FS` of a user property: what `send -R` carries
+    /// to the receiving tree as received values.
+    SetProp {
+        fs: String,
+        prop: String,
+        value: String,
+    },
     /// `zfs send [-D] [-i from | -I from] snap | zfs recv [-F] [-o origin=..] target`.
     Send {
         snap: String,
@@ -215,6 +222,7 @@ impl Step {
             Step::Props { .. } => "props",
             Step::Snapshot { .. } => "snapshot",
             Step::Clone { .. } => "clone",
+            Step::SetProp { .. } => "set",
             Step::Send {
                 replicate: true, ..
             } => "send-replicate",
@@ -244,7 +252,7 @@ impl Step {
     }
 
     /// Every step kind, in a fixed order.
-    pub const KINDS: [&'static str; 34] = [
+    pub const KINDS: [&'static str; 35] = [
         "create",
         "alloc",
         "claim",
@@ -279,6 +287,7 @@ impl Step {
         "misuse",
         "race",
         "send-replicate",
+        "set",
     ];
 
     /// The dataset a step on one filesystem names (empty for others).
@@ -318,7 +327,8 @@ impl Step {
             | Step::Bonus { fs, .. }
             | Step::Spill { fs, .. }
             | Step::Props { fs, .. }
-            | Step::Rollback { fs } => fs,
+            | Step::Rollback { fs }
+            | Step::SetProp { fs, .. } => fs,
             Step::Snapshot { snap, .. } | Step::Send { snap, .. } => snap,
             Step::Clone { origin, .. } => origin,
             Step::Destroy { name } => name,

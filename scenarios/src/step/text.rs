@@ -107,6 +107,7 @@ impl fmt::Display for Step {
                 recursive: true,
             } => write!(f, "snapshot -r {snap}"),
             Step::Clone { origin, fs } => write!(f, "clone {origin} {fs}"),
+            Step::SetProp { fs, prop, value } => write!(f, "set {fs} prop={prop} value={value}"),
             Step::Send {
                 snap,
                 from,
@@ -384,6 +385,11 @@ impl FromStr for Step {
                 snap: w.name(0)?,
                 recursive: w.flag("-r"),
             },
+            "set" => Step::SetProp {
+                fs: w.name(0)?,
+                prop: w.text("prop")?,
+                value: w.text("value")?,
+            },
             "clone" => Step::Clone {
                 origin: w.name(0)?,
                 fs: w.name(1)?,
@@ -550,6 +556,11 @@ mod tests {
             Step::Clone {
                 origin: "src/fs0@s1".into(),
                 fs: "src/c0".into(),
+            },
+            Step::SetProp {
+                fs: "src/c0".into(),
+                prop: "org.zsim:a".into(),
+                value: "v3".into(),
             },
             Step::Send {
                 snap: "src/c0@s2".into(),

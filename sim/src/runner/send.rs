@@ -4,6 +4,7 @@
 //! without a fault, the model says which of the two it must be.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use engine::error::{Errno, Error};
@@ -56,6 +57,11 @@ pub(super) struct Before {
     pub(super) states: Vec<PoolModel>,
     /// How many of `states` the model lets the receive reach.
     pub(super) receivable: usize,
+    /// `-R`: the target pool's model with substream k's received
+    /// properties set and its data not yet received, for each k updating
+    /// a filesystem that exists: a power loss in substream k may leave
+    /// that (the values are set before the data, as ZFS sets them).
+    pub(super) props_states: Vec<(usize, PoolModel)>,
     pub(super) space: Vec<String>,
     pub(super) counts: FaultCounts,
 }
@@ -204,6 +210,7 @@ pub(super) fn prepare(
                 target: target.clone(),
                 origin: if k == 0 { origin.clone() } else { None },
                 origin_guid: None,
+                props: None,
             });
         }
         subs
@@ -217,7 +224,8 @@ pub(super) fn prepare(
     let mut states = Vec::new();
     let mut state = dst.clone();
     let mut types = Vec::new();
-    for sub in &subs {
+    let mut props_states = Vec::new();
+    for (k, sub) in subs.iter().enumerate() {
         let source = src.get(&sub.snap).expect("checked");
         let from_guid = sub.from.as_ref().map(|f| src.get(f).expect("checked").guid);
         // A replication stream's clone finds its origin by guid, among
@@ -257,7 +265,17 @@ pub(super) fn prepare(
         // for a receive that takes them anyway (a violation), and their
         // types.
         let changed = src.changed_since(sub.from.as_deref(), &sub.snap);
+        if let Some(props) = &sub.props
+            && state.exists(&sub.target)
+        {
+            let mut set = state.clone();
+            set.set_received(&sub.target, props);
+            props_states.push((k, set));
+        }
         state.receive(source, changed, &sub.target, name, origin.as_deref());
+        if let Some(props) = &sub.props {
+            state.set_received(&sub.target, props);
+        }
         states.push(state.clone());
         for o in source.objects.values() {
             types.push(o.shape.dn_type);
@@ -277,6 +295,7 @@ pub(super) fn prepare(
         model: dst.clone(),
         states,
         receivable,
+        props_states,
         space: w.space(1),
         counts,
     }))
@@ -294,6 +313,9 @@ struct Substream {
     /// origin is looked up by.
     origin: Option<String>,
     origin_guid: Option<u64>,
+    /// A replication stream's properties for its filesystem (what the
+    /// header says the source filesystem has set on itself).
+    props: Option<BTreeMap<String, String>>,
 }
 
 /// The substreams of `zfs send -R snap [-I from]` received at `target`,
@@ -343,6 +365,7 @@ fn replicated(src: &PoolModel, snap: &str, from: Option<&str>, target: &str) -> 
             .map_or(0, |i| i + 1);
         let mut prev = from.map(|f| format!("{fs}@{f}")).filter(|f| src.exists(f));
         let place = format!("{target}{}", &fs[top.len()..]);
+        let props = src.get(fs).map(|d| d.sent_props()).unwrap_or_default();
         for s in snaps.iter().take(last + 1).skip(first) {
             let clone_of = match &prev {
                 Some(_) => None,
@@ -354,6 +377,7 @@ fn replicated(src: &PoolModel, snap: &str, from: Option<&str>, target: &str) -> 
                 target: place.clone(),
                 origin: None,
                 origin_guid: clone_of.and_then(|o| src.get(&o)).map(|d| d.guid),
+                props: Some(props.clone()),
             });
             prev = Some(s.to_string());
         }
@@ -414,6 +438,13 @@ pub(super) fn judge(
     w.hosts[1]
         .candidates
         .extend(before.states[..reached].iter().cloned());
+    w.hosts[1].candidates.extend(
+        before
+            .props_states
+            .iter()
+            .filter(|(k, _)| *k <= reached)
+            .map(|(_, s)| s.clone()),
+    );
     let bytes = outcome.bytes_sent;
     let order = format!("{:?}", outcome.byte_order);
     w.reach.max_stream_bytes = w.reach.max_stream_bytes.max(bytes);
