@@ -621,7 +621,7 @@ impl Pool {
             );
         }
         let d = self.dsl.datasets[&ds].clone();
-        let mut size = match fromds {
+        let size = match fromds {
             None => d.uncompressed_bytes,
             Some(from) => {
                 let txg = self.dsl.datasets[&from].creation_txg;
@@ -640,9 +640,30 @@ impl Pool {
                 total
             }
         };
-        let recordsize = u64::from(self.recordsize(ds));
-        size -= size / recordsize * crate::zio::BLKPTR_SIZE as u64;
-        size += size / recordsize * crate::stream::DRR_RECORD_SIZE as u64;
-        Ok(size)
+        Ok(estimate_stream_size(size, u64::from(self.recordsize(ds))))
+    }
+}
+
+/// `dmu_send_estimate`'s arithmetic on `size` bytes of blocks: as if every
+/// block were `recordsize` bytes of data, less a block pointer each (the
+/// indirect blocks' share), plus a record header each.
+fn estimate_stream_size(size: u64, recordsize: u64) -> u64 {
+    let size = size - size / recordsize * crate::zio::BLKPTR_SIZE as u64;
+    size + size / recordsize * crate::stream::DRR_RECORD_SIZE as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::estimate_stream_size;
+
+    #[test]
+    fn the_estimate_trades_a_block_pointer_for_a_record_header_per_block() {
+        // 20 blocks of 128 KiB: 20 block pointers (128 bytes) out, then
+        // 19 record headers (312 bytes) in, by the smaller size.
+        let size = 20 * 131_072;
+        assert_eq!(estimate_stream_size(size, 131_072), size - 2560 + 19 * 312);
+        // 4 blocks of 512 bytes: 4 pointers out leave 1536 bytes, 3 headers.
+        assert_eq!(estimate_stream_size(2048, 512), 2048 - 512 + 3 * 312);
+        assert_eq!(estimate_stream_size(100, 512), 100);
     }
 }

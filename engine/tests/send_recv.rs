@@ -782,6 +782,25 @@ fn send_refuses_what_zfs_refuses() {
             .errno(),
         Errno::EXDEV
     );
+    // And an incremental's, from the blocks born since the earlier one.
+    let size = pool
+        .send_estimate("fxp/chain@c2", Some("fxp/chain@c1"))
+        .unwrap();
+    let mut incr = Vec::new();
+    pool.send(
+        "fxp/chain@c2",
+        Some("fxp/chain@c1"),
+        &mut incr,
+        &opts,
+        None,
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    assert!(
+        size > incr.len() as u64 / 2 && size < incr.len() as u64 * 2,
+        "{size} vs {}",
+        incr.len()
+    );
 }
 
 #[test]
@@ -1396,4 +1415,74 @@ fn a_send_session_reports_its_offset_and_snapshot() {
     assert!(written > 16384);
     let summary = session.end(&mut pool);
     assert_eq!(summary.bytes, written);
+}
+
+/// A stream from a case-insensitive filesystem (`DRR_FLAG_CI_DATA`) makes
+/// a case-insensitive snapshot, whose own stream says so again.
+#[test]
+fn a_case_insensitive_stream_is_received_and_sent_as_one() {
+    let base = fixture_stream("chain_c1_full");
+    let mut reader = StreamReader::new(&base[..]);
+    let mut writer = engine::stream::writer::StreamWriter::new(Vec::new(), ByteOrder::Little);
+    while let Some(entry) = reader.next_record().unwrap() {
+        match entry.record {
+            Record::Begin(mut b) => {
+                b.flags |= engine::stream::DRR_FLAG_CI_DATA;
+                writer
+                    .write_record(&Record::Begin(b), entry.payload)
+                    .unwrap();
+            }
+            Record::End(end) => writer.write_end(end.toguid).unwrap(),
+            record => writer.write_record(&record, entry.payload).unwrap(),
+        }
+    }
+    let ci = writer.into_inner();
+    let mut pool = new_pool("fxp");
+    let ids = receive(&mut pool, "fxp/ci", &ci).unwrap();
+    let info = pool.info(ids[0]);
+    let head = pool.info(pool.lookup("fxp/ci").unwrap());
+    for i in [&info, &head] {
+        assert_ne!(i.flags & engine::dsl::DS_FLAG_CI_DATASET, 0, "{}", i.name);
+        assert_eq!(i.flags & engine::dsl::DS_FLAG_INCONSISTENT, 0, "{}", i.name);
+    }
+    let mut out = Vec::new();
+    pool.send(
+        &info.name,
+        None,
+        &mut out,
+        &SendOptions::default(),
+        None,
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    assert_ne!(begin_of(&out).flags & engine::stream::DRR_FLAG_CI_DATA, 0);
+    // Without the flag, neither.
+    let mut pool = new_pool("fxp");
+    let ids = receive(&mut pool, "fxp/cs", &base).unwrap();
+    assert_eq!(pool.info(ids[0]).flags & engine::dsl::DS_FLAG_CI_DATASET, 0);
+}
+
+/// An END where a substream's BEGIN must come (after a compound header,
+/// before anything was received) is refused as that, not taken for the
+/// closing END of an empty stream.
+#[test]
+fn an_end_where_the_first_substream_must_begin_is_refused_as_no_begin() {
+    let mut writer = engine::stream::writer::StreamWriter::new(Vec::new(), ByteOrder::Little);
+    let header = engine::stream::DrrBegin {
+        versioninfo: engine::stream::DMU_COMPOUNDSTREAM,
+        ..Default::default()
+    };
+    writer
+        .write_record(&Record::Begin(Box::new(header)), &[])
+        .unwrap();
+    writer.write_end(0).unwrap();
+    writer.write_end(0).unwrap();
+    let stream = writer.into_inner();
+    let mut pool = new_pool("fxp");
+    let e = receive(&mut pool, "fxp/x", &stream).unwrap_err();
+    assert_eq!(e.errno(), Errno::EINVAL, "{e}");
+    assert!(
+        e.to_string().contains("expected a BEGIN record, found END"),
+        "{e}"
+    );
 }

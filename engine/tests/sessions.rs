@@ -108,10 +108,16 @@ fn a_session_fed_byte_by_byte_receives_what_receive_does() {
                     Some(b) => feed.push(&[*b]),
                     None => feed.push_eof(),
                 },
-                Next::End => break session.end(&mut pool).unwrap(),
+                Next::End => {
+                    assert!(!session.is_closed(), "{name}: open until its end");
+                    break session.end(&mut pool).unwrap();
+                }
             }
         };
         assert_eq!(received.len(), by_receive.len());
+        // The session says what it received, and that it is over.
+        assert_eq!(session.received(), &received[..], "{name}");
+        assert!(session.is_closed(), "{name}");
         let mut a = Vec::new();
         let mut b = Vec::new();
         let opts = SendOptions::default();
