@@ -884,6 +884,8 @@ pub struct RecvSession {
     /// The target's received values before the substream in flight set
     /// its own: put back if it fails.
     props_before: Option<(DirId, BTreeMap<String, PropValue>)>,
+    /// The same for the local values `-o` set.
+    local_before: Option<(DirId, BTreeMap<String, Option<PropValue>>)>,
 }
 
 impl RecvSession {
@@ -898,6 +900,7 @@ impl RecvSession {
             sendfs: None,
             sent_props: BTreeMap::new(),
             props_before: None,
+            local_before: None,
         }
     }
 
@@ -996,6 +999,7 @@ impl RecvSession {
                 self.received
                     .push(pool.recv_end(&cookie, &mut self.guid_map)?);
                 self.props_before = None;
+                self.local_before = None;
                 self.between(pool, entry)
             }
             SessionState::Between => self.between(pool, entry),
@@ -1130,6 +1134,22 @@ impl RecvSession {
             let before = pool.set_received(dir, values);
             self.props_before = Some((dir, before));
         }
+        if !self.options.props.is_empty()
+            && self.received.is_empty()
+            && let Ok(dir) = pool.lookup_dir(&tofs)
+        {
+            match pool.set_local_props(dir, &self.options.props) {
+                Ok(before) => self.local_before = Some((dir, before)),
+                Err(e) => {
+                    self.undo_props(pool);
+                    let e = e.context(format!(
+                        "record {} (BEGIN) at byte offset {}: -o",
+                        entry.index, entry.offset
+                    ));
+                    return Err(pool.recv_stream_failed(&cookie, e));
+                }
+            }
+        }
         if let Err(e) = pool.recv_stream_start(&cookie) {
             self.undo_props(pool);
             return Err(pool.recv_stream_failed(&cookie, e));
@@ -1138,10 +1158,14 @@ impl RecvSession {
         Ok(())
     }
 
-    /// Puts back the received property values the failed substream set.
+    /// Puts back the received property values the failed substream set,
+    /// and the local ones `-o` set.
     fn undo_props(&mut self, pool: &mut Pool) {
         if let Some((dir, before)) = self.props_before.take() {
             pool.restore_received(dir, before);
+        }
+        if let Some((dir, before)) = self.local_before.take() {
+            pool.restore_local(dir, before);
         }
     }
 
@@ -1219,6 +1243,7 @@ impl RecvSession {
                 self.received
                     .push(pool.recv_end(&cookie, &mut self.guid_map)?);
                 self.props_before = None;
+                self.local_before = None;
             }
             SessionState::InStream(cookie) => {
                 let e = Error::new(Errno::EINVAL, "stream ends before its END record");
@@ -1269,4 +1294,7 @@ pub struct RecvOptions {
     pub force: bool,
     /// `-o origin=FS@SNAP` for a clone stream.
     pub origin: Option<String>,
+    /// `-o PROP=VALUE`: set locally on the filesystem the first substream
+    /// receives into (a replication stream's top), before its data.
+    pub props: Vec<(String, String)>,
 }

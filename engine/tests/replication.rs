@@ -595,3 +595,70 @@ fn a_failed_substream_puts_back_the_received_properties_it_set() {
     receive(&mut dst2, "fxp/t", &incr).unwrap();
     assert_eq!(x(&dst2), ("2".to_string(), "received".to_string()));
 }
+
+/// `zfs receive -o PROP=VALUE`: a local value on the top of the tree,
+/// inherited below it, set before the data (a refused value refuses the
+/// receive, nothing made); a failed substream puts the old value back.
+#[test]
+fn recv_o_sets_local_values_on_the_top_and_puts_them_back_on_failure() {
+    let mut src = new_pool();
+    src.create_fs("fxp/a").unwrap();
+    src.create_fs("fxp/a/b").unwrap();
+    src.snapshot_recursive("fxp/a@s1").unwrap();
+    let mut full = Vec::new();
+    src.send_replication("fxp/a@s1", None, &mut full, &Default::default())
+        .unwrap();
+    let with = |props: &[(&str, &str)]| RecvOptions {
+        props: props
+            .iter()
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .collect(),
+        ..RecvOptions::default()
+    };
+    let mut dst = new_pool();
+    let before = dst.list();
+    let e = dst
+        .receive(
+            "fxp/t",
+            &full[..],
+            &with(&[("compression", "bogus")]),
+            &mut NoInterrupt,
+        )
+        .unwrap_err();
+    assert_eq!(e.errno(), Errno::EINVAL, "{e}");
+    assert_eq!(dst.list(), before);
+    dst.receive(
+        "fxp/t",
+        &full[..],
+        &with(&[("compression", "lzjb")]),
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    let get = |p: &Pool, fs: &str| p.get_prop(fs, "compression").unwrap();
+    assert_eq!(get(&dst, "fxp/t"), ("lzjb".into(), "local".into()));
+    assert_eq!(
+        get(&dst, "fxp/t/b"),
+        ("lzjb".into(), "inherited from fxp/t".into())
+    );
+
+    src.snapshot_recursive("fxp/a@s2").unwrap();
+    let mut incr = Vec::new();
+    src.send_replication("fxp/a@s2", Some("@s1"), &mut incr, &Default::default())
+        .unwrap();
+    // Cut inside the top's substream, past its BEGIN: its -o value goes
+    // back.
+    let plan = src
+        .replication_plan("fxp/a@s2", Some("@s1"), ByteOrder::NATIVE)
+        .unwrap();
+    let cut = &incr[..plan.header.len() + DRR_RECORD_SIZE + 100];
+    let e = dst
+        .receive(
+            "fxp/t",
+            cut,
+            &with(&[("compression", "zle")]),
+            &mut NoInterrupt,
+        )
+        .unwrap_err();
+    assert_eq!(e.errno(), Errno::EINVAL, "{e}");
+    assert_eq!(get(&dst, "fxp/t"), ("lzjb".into(), "local".into()));
+}

@@ -257,3 +257,52 @@ fn properties_are_set_inherited_and_shown_as_zfs_get_shows_them() {
     assert_eq!(rows, "p/a\trecordsize\t8192\tlocal\n");
     assert!(!sim(&["get", image, "all", "p/c"]).status.success());
 }
+
+/// `recv -o PROP=VALUE` sets the value locally on the filesystem received
+/// into; a value `zfs set` would refuse is a usage error before anything
+/// is read.
+#[test]
+fn recv_o_sets_properties_on_the_received_filesystem() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = Scratch::new("recv-o");
+    let image = dir.join("r.img");
+    populated_image(&image);
+    let image = image.to_str().unwrap();
+    let sent = sim(&["send", image, "img/data@first"]);
+    assert!(sent.status.success());
+    let recv = |extra: &[&str]| {
+        let mut args = vec!["recv", image, "img/r"];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sim"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A refused option may end the command before it reads a byte.
+        let _ = child.stdin.take().unwrap().write_all(&sent.stdout);
+        child.wait_with_output().unwrap()
+    };
+    for bad in [
+        ["-o", "compression=bogus"],
+        ["-o", "nosuchprop=1"],
+        ["-o", "junk"],
+    ] {
+        let out = recv(&bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+    assert!(!sim(&["get", image, "all", "img/r"]).status.success());
+    let out = recv(&["-o", "compression=lzjb", "-o", "org.t:x=1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = text(&sim(&["get", image, "compression,org.t:x", "img/r", "-H"]));
+    assert_eq!(
+        rows,
+        "img/r\tcompression\tlzjb\tlocal\nimg/r\torg.t:x\t1\tlocal\n"
+    );
+}

@@ -405,6 +405,7 @@ fn resent_as(pool_name: &str, fs: &str, snap: &str, order: ByteOrder) -> Vec<u8>
     let options = RecvOptions {
         force: fs == pool_name,
         origin: None,
+        props: Vec::new(),
     };
     pool.receive(
         &format!("{fs}@{snap}"),

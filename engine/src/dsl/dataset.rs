@@ -919,6 +919,43 @@ impl Pool {
         old
     }
 
+    /// `zfs receive -o PROP=VALUE`: local values set on a filesystem's
+    /// directory as its receive begins, before its data is written (so a
+    /// `compression` applies to it). Every value is checked first, as
+    /// `zfs set` checks it (EINVAL, nothing changed). Returns what each
+    /// replaced (`None`: no local value), for [`Pool::restore_local`].
+    pub(crate) fn set_local_props(
+        &mut self,
+        dir: DirId,
+        values: &[(String, String)],
+    ) -> Result<BTreeMap<String, Option<PropValue>>> {
+        let parsed = values
+            .iter()
+            .map(|(p, v)| Ok((p.clone(), parse_prop(p, v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let props = &mut self.dsl.dirs.get_mut(&dir).expect("a directory").props;
+        let mut old = BTreeMap::new();
+        for (prop, value) in parsed {
+            let was = props.insert(prop.clone(), value);
+            old.entry(prop).or_insert(was);
+        }
+        self.dsl_dirty = true;
+        Ok(old)
+    }
+
+    /// Puts back the local values [`Pool::set_local_props`] replaced.
+    pub(crate) fn restore_local(&mut self, dir: DirId, old: BTreeMap<String, Option<PropValue>>) {
+        if let Some(d) = self.dsl.dirs.get_mut(&dir) {
+            for (prop, was) in old {
+                match was {
+                    Some(v) => d.props.insert(prop, v),
+                    None => d.props.remove(&prop),
+                };
+            }
+            self.dsl_dirty = true;
+        }
+    }
+
     /// Puts back the received values [`Pool::set_received`] replaced (a
     /// failed receive leaves the target as it was).
     pub(crate) fn restore_received(&mut self, dir: DirId, old: BTreeMap<String, PropValue>) {

@@ -41,8 +41,8 @@ pub fn receive_plan(pool: &mut Pool, name: &str) -> Vec<DatasetId> {
         let origin = (begin_flags & 1 != 0)
             .then(|| pool.dataset_name(*received.last().expect("an origin first")));
         let options = RecvOptions {
-            force: false,
             origin,
+            ..RecvOptions::default()
         };
         let ids = pool
             .receive(&target, &bytes[..], &options, &mut NoInterrupt)

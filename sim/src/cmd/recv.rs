@@ -46,8 +46,12 @@ pub struct RecvArgs {
     /// and let a full stream replace a filesystem without snapshots.
     #[arg(short = 'F')]
     pub force: bool,
-    /// Properties: only origin=pool/fs@snap (the clone stream's origin).
-    #[arg(short = 'o', value_name = "origin=FS@SNAP")]
+    /// `origin=pool/fs@snap`: the origin of a clone stream. Any other
+    /// `PROP=VALUE` (a property `cargo sim set` takes) is set locally on
+    /// the filesystem received into (a replication stream's top) before
+    /// its data is written, so `compression=` applies to the received
+    /// blocks; a failed receive puts the old value back. Repeatable.
+    #[arg(short = 'o', value_name = "PROP=VALUE")]
     pub options: Vec<String>,
     /// Do not receive: read and verify the whole stream, and say what would
     /// be received.
@@ -60,11 +64,19 @@ pub struct RecvArgs {
 
 pub fn run(args: &RecvArgs) -> ExitCode {
     let mut origin = None;
+    let mut props = Vec::new();
     for option in &args.options {
         match option.split_once('=') {
             Some(("origin", value)) => origin = Some(value.to_string()),
-            _ => {
-                eprintln!("recv: unsupported property {option:?}: only origin=FS@SNAP is");
+            Some((prop, value)) => {
+                if let Err(e) = engine::dsl::dataset::parse_prop(prop, value) {
+                    eprintln!("recv: -o {option}: {}", e.reason());
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                props.push((prop.to_string(), value.to_string()));
+            }
+            None => {
+                eprintln!("recv: -o {option:?}: expected PROP=VALUE");
                 return ExitCode::from(EXIT_USAGE);
             }
         }
@@ -122,6 +134,7 @@ pub fn run(args: &RecvArgs) -> ExitCode {
     let options = RecvOptions {
         force: args.force,
         origin,
+        props,
     };
     if (args.discard_pool || args.last)
         && let Err(e) = super::create_parents(&mut pool, &target)

@@ -311,6 +311,7 @@ fn receive_one(pool: &mut Pool, pool_name: &str, path: &Path) -> Result<Vec<Data
         // Only the pool's root filesystem exists before its full stream.
         force: full && tofs == pool_name,
         origin: None,
+        props: Vec::new(),
     };
     if clone {
         let origin = pool

@@ -162,6 +162,7 @@ async fn act(
             let options = RecvOptions {
                 force: *force,
                 origin: origin.clone(),
+                props: Vec::new(),
             };
             let stream = match second {
                 Some(Ok(stream)) => stream,

@@ -629,6 +629,7 @@ async fn recv_task(
     let options = RecvOptions {
         force: spec.force,
         origin: spec.origin.clone(),
+        props: Vec::new(),
     };
     let mut interrupt = signal.clone();
     let mut session = RecvSession::new(&spec.target, &options);
