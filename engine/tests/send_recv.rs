@@ -545,31 +545,41 @@ fn the_begin_checks_let_through_what_zfs_lets_through() {
     assert!(pool.lookup("own/a@s2").is_ok());
 }
 
-/// `stream` with its first OBJECT record changed by `change`, checksummed
-/// again (each END covers what precedes it), so the change reaches
-/// `restore_object`'s validation.
-fn with_object_changed(
-    stream: &[u8],
-    change: impl Fn(&mut engine::stream::DrrObject, &mut Vec<u8>),
-) -> Vec<u8> {
+/// `stream` written again record by record, each record and its payload
+/// first given to `change`, which says whether it changed them; every
+/// END's checksum is computed anew (each covers what precedes it), so a
+/// change reaches the receive's own checks. Panics if nothing changed.
+fn rewritten(stream: &[u8], mut change: impl FnMut(&mut Record, &mut Vec<u8>) -> bool) -> Vec<u8> {
     let mut reader = StreamReader::new(stream);
     let mut writer = engine::stream::writer::StreamWriter::new(Vec::new(), ByteOrder::Little);
     let mut changed = false;
     while let Some(entry) = reader.next_record().unwrap() {
-        match entry.record {
-            Record::Object(mut drro) if !changed => {
-                changed = true;
-                let mut payload = entry.payload.to_vec();
-                change(&mut drro, &mut payload);
-                writer
-                    .write_record(&Record::Object(drro), &payload)
-                    .unwrap();
-            }
+        let mut record = entry.record;
+        let mut payload = entry.payload.to_vec();
+        changed |= change(&mut record, &mut payload);
+        match record {
             Record::End(end) => writer.write_end(end.toguid).unwrap(),
-            record => writer.write_record(&record, entry.payload).unwrap(),
+            record => writer.write_record(&record, &payload).unwrap(),
         }
     }
+    assert!(changed, "nothing in the stream to change");
     writer.into_inner()
+}
+
+/// `stream` with its first OBJECT record changed by `change`.
+fn with_object_changed(
+    stream: &[u8],
+    change: impl Fn(&mut engine::stream::DrrObject, &mut Vec<u8>),
+) -> Vec<u8> {
+    let mut done = false;
+    rewritten(stream, |record, payload| match record {
+        Record::Object(drro) if !done => {
+            done = true;
+            change(drro, payload);
+            true
+        }
+        _ => false,
+    })
 }
 
 /// Each field `restore_object` validates is refused on its own, the others
@@ -1022,22 +1032,16 @@ fn an_incremental_frees_on_the_receiver_the_objects_the_source_freed() {
 
 /// The stream with its first SPILL record's data replaced by `data`.
 fn with_spill_data(stream: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut reader = StreamReader::new(stream);
-    let mut writer = engine::stream::writer::StreamWriter::new(Vec::new(), ByteOrder::Little);
-    let mut changed = false;
-    while let Some(entry) = reader.next_record().unwrap() {
-        match entry.record {
-            Record::Spill(mut drrs) if !changed => {
-                changed = true;
-                drrs.length = data.len() as u64;
-                writer.write_record(&Record::Spill(drrs), data).unwrap();
-            }
-            Record::End(end) => writer.write_end(end.toguid).unwrap(),
-            record => writer.write_record(&record, entry.payload).unwrap(),
+    let mut done = false;
+    rewritten(stream, |record, payload| match record {
+        Record::Spill(drrs) if !done => {
+            done = true;
+            drrs.length = data.len() as u64;
+            *payload = data.to_vec();
+            true
         }
-    }
-    assert!(changed, "a SPILL record");
-    writer.into_inner()
+        _ => false,
+    })
 }
 
 /// A SPILL record holds one legal block: from 512 bytes to 128 KiB, both
@@ -1224,28 +1228,20 @@ fn a_dedup_stream_keys_a_compressed_block_by_its_block_checksum() {
 }
 
 /// `stream` with its first WRITE record changed by `change` (header and
-/// payload), checksummed again so the change reaches `restore_write`.
+/// payload).
 fn with_write_changed(
     stream: &[u8],
     change: impl Fn(&mut engine::stream::DrrWrite, &mut Vec<u8>),
 ) -> Vec<u8> {
-    let mut reader = StreamReader::new(stream);
-    let mut writer = engine::stream::writer::StreamWriter::new(Vec::new(), ByteOrder::Little);
-    let mut changed = false;
-    while let Some(entry) = reader.next_record().unwrap() {
-        match entry.record {
-            Record::Write(mut drrw) if !changed => {
-                changed = true;
-                let mut payload = entry.payload.to_vec();
-                change(&mut drrw, &mut payload);
-                writer.write_record(&Record::Write(drrw), &payload).unwrap();
-            }
-            Record::End(end) => writer.write_end(end.toguid).unwrap(),
-            record => writer.write_record(&record, entry.payload).unwrap(),
+    let mut done = false;
+    rewritten(stream, |record, payload| match record {
+        Record::Write(drrw) if !done => {
+            done = true;
+            change(drrw, payload);
+            true
         }
-    }
-    assert!(changed, "the stream has a WRITE");
-    writer.into_inner()
+        _ => false,
+    })
 }
 
 /// `restore_write`'s checks, each on its own: an offset and length that
@@ -1422,21 +1418,13 @@ fn a_send_session_reports_its_offset_and_snapshot() {
 #[test]
 fn a_case_insensitive_stream_is_received_and_sent_as_one() {
     let base = fixture_stream("chain_c1_full");
-    let mut reader = StreamReader::new(&base[..]);
-    let mut writer = engine::stream::writer::StreamWriter::new(Vec::new(), ByteOrder::Little);
-    while let Some(entry) = reader.next_record().unwrap() {
-        match entry.record {
-            Record::Begin(mut b) => {
-                b.flags |= engine::stream::DRR_FLAG_CI_DATA;
-                writer
-                    .write_record(&Record::Begin(b), entry.payload)
-                    .unwrap();
-            }
-            Record::End(end) => writer.write_end(end.toguid).unwrap(),
-            record => writer.write_record(&record, entry.payload).unwrap(),
+    let ci = rewritten(&base, |record, _| match record {
+        Record::Begin(b) => {
+            b.flags |= engine::stream::DRR_FLAG_CI_DATA;
+            true
         }
-    }
-    let ci = writer.into_inner();
+        _ => false,
+    });
     let mut pool = new_pool("fxp");
     let ids = receive(&mut pool, "fxp/ci", &ci).unwrap();
     let info = pool.info(ids[0]);
