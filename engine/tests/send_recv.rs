@@ -461,6 +461,14 @@ fn every_receive_begin_refusal_has_zfs_errno_and_leaves_the_target_untouched() {
             },
             Errno::EEXIST,
         ),
+        (
+            "a full stream onto an existing filesystem without -F",
+            |_| {},
+            "fxp/chain",
+            base.clone(),
+            RecvOptions::default(),
+            Errno::EEXIST,
+        ),
     ];
     for (what, setup, target, stream, options, errno) in cases {
         let mut pool = received(&["chain_c1_full"], "fxp/chain");
@@ -475,6 +483,10 @@ fn every_receive_begin_refusal_has_zfs_errno_and_leaves_the_target_untouched() {
         let why = match what {
             "a clone stream without an origin" => "needs an origin",
             "an objset type no ZFS knows" => "objset type 99",
+            // libzfs's checks, before the kernel's (which would say the
+            // snapshot exists, or ENODEV).
+            "a full stream onto a filesystem with snapshots" => "has snapshots",
+            "a full stream onto an existing filesystem without -F" => "must specify -F",
             _ => "",
         };
         assert!(err.reason().contains(why), "{what}: {err}");
