@@ -1023,22 +1023,23 @@ impl RecvSession {
                 );
             }
         };
+        // libzfs checks every BEGIN's feature flags first, a compound
+        // header's too (DMU_STREAM_SUPPORTED), before it looks for a
+        // replicated clone's origin or asks the kernel.
+        if begin.features() & !DMU_BACKUP_FEATURE_MASK != 0 {
+            let e = Error::new(
+                Errno::ENOTSUP,
+                format!(
+                    "stream has unsupported feature flags {:#x}",
+                    begin.features()
+                ),
+            );
+            return Err(e.context(format!(
+                "record {} (BEGIN) at byte offset {}",
+                entry.index, entry.offset
+            )));
+        }
         if begin.hdrtype() == DMU_COMPOUNDSTREAM {
-            // libzfs checks a compound header's feature flags as it checks
-            // any BEGIN's (DMU_STREAM_SUPPORTED).
-            if begin.features() & !DMU_BACKUP_FEATURE_MASK != 0 {
-                let e = Error::new(
-                    Errno::ENOTSUP,
-                    format!(
-                        "stream has unsupported feature flags {:#x}",
-                        begin.features()
-                    ),
-                );
-                return Err(e.context(format!(
-                    "record {} (BEGIN) at byte offset {}",
-                    entry.index, entry.offset
-                )));
-            }
             if begin.payloadlen != 0 {
                 let (sendfs, props) = self.replication_header(begin, entry)?;
                 self.sendfs = Some(sendfs);
