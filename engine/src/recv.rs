@@ -124,16 +124,7 @@ impl Pool {
                 },
             );
         }
-        // libzfs: DMU_STREAM_SUPPORTED.
-        if drrb.features() & !DMU_BACKUP_FEATURE_MASK != 0 {
-            return fail(
-                Errno::ENOTSUP,
-                format!(
-                    "stream has unsupported feature flags {:#x}",
-                    drrb.features()
-                ),
-            );
-        }
+        supported_features(drrb)?;
         if drrb.features() & DMU_BACKUP_FEATURE_SA_SPILL != 0
             && crate::spa::SPA_VERSION < SPA_VERSION_SA
         {
@@ -1023,25 +1014,18 @@ impl RecvSession {
                 );
             }
         };
+        // A refused BEGIN is named as a refused record is.
+        let at = format!(
+            "record {} (BEGIN) at byte offset {}",
+            entry.index, entry.offset
+        );
         // libzfs checks every BEGIN's feature flags first, a compound
-        // header's too (DMU_STREAM_SUPPORTED), before it looks for a
-        // replicated clone's origin or asks the kernel.
-        if begin.features() & !DMU_BACKUP_FEATURE_MASK != 0 {
-            let e = Error::new(
-                Errno::ENOTSUP,
-                format!(
-                    "stream has unsupported feature flags {:#x}",
-                    begin.features()
-                ),
-            );
-            return Err(e.context(format!(
-                "record {} (BEGIN) at byte offset {}",
-                entry.index, entry.offset
-            )));
-        }
+        // header's too, before it looks for a replicated clone's origin or
+        // asks the kernel.
+        supported_features(begin).map_err(|e| e.context(at.clone()))?;
         if begin.hdrtype() == DMU_COMPOUNDSTREAM {
             if begin.payloadlen != 0 {
-                let (sendfs, props) = self.replication_header(begin, entry)?;
+                let (sendfs, props) = self.replication_header(begin, entry.payload, &at)?;
                 self.sendfs = Some(sendfs);
                 self.sent_props = props;
             }
@@ -1062,11 +1046,7 @@ impl RecvSession {
                 else {
                     return fail(
                         Errno::EINVAL,
-                        format!(
-                            "record {} (BEGIN) at byte offset {}: substream of {sent_fs} is \
-                             outside the tree sent ({sendfs})",
-                            entry.index, entry.offset
-                        ),
+                        format!("{at}: substream of {sent_fs} is outside the tree sent ({sendfs})"),
                     );
                 };
                 (format!("{}{rest}", self.target), snapname)
@@ -1088,9 +1068,9 @@ impl RecvSession {
                     return fail(
                         Errno::ENOENT,
                         format!(
-                            "record {} (BEGIN) at byte offset {}: local origin for clone {tofs} \
-                             does not exist (no snapshot has guid {:#x})",
-                            entry.index, entry.offset, begin.fromguid
+                            "{at}: local origin for clone {tofs} does not exist (no snapshot \
+                             has guid {:#x})",
+                            begin.fromguid
                         ),
                     );
                 };
@@ -1113,7 +1093,6 @@ impl RecvSession {
                 );
             }
         }
-        // A refused BEGIN is named as a refused record is.
         let cookie = pool
             .recv_begin(
                 &tofs,
@@ -1123,12 +1102,7 @@ impl RecvSession {
                 self.options.force,
                 origin.as_deref(),
             )
-            .map_err(|e| {
-                e.context(format!(
-                    "record {} (BEGIN) at byte offset {}",
-                    entry.index, entry.offset
-                ))
-            })?;
+            .map_err(|e| e.context(at.clone()))?;
         if let Some(values) = self.sent_props.get(sent_fs)
             && let Ok(dir) = pool.lookup_dir(&tofs)
         {
@@ -1143,10 +1117,7 @@ impl RecvSession {
                 Ok(before) => self.local_before = Some((dir, before)),
                 Err(e) => {
                     self.undo_props(pool);
-                    let e = e.context(format!(
-                        "record {} (BEGIN) at byte offset {}: -o",
-                        entry.index, entry.offset
-                    ));
+                    let e = e.context(format!("{at}: -o"));
                     return Err(pool.recv_stream_failed(&cookie, e));
                 }
             }
@@ -1174,16 +1145,14 @@ impl RecvSession {
     /// unpack and describe the filesystems sent (`fss`), and the target
     /// must be a filesystem. Returns the filesystem sent, and the
     /// properties of each filesystem in it (by its sent name).
+    /// `at` names the header's BEGIN record.
     fn replication_header(
         &self,
         begin: &DrrBegin,
-        entry: &Entry<'_>,
+        payload: &[u8],
+        at: &str,
     ) -> Result<(String, SentProps)> {
-        let at = format!(
-            "record {} (BEGIN) at byte offset {}",
-            entry.index, entry.offset
-        );
-        let list = crate::nvlist::unpack_xdr(entry.payload).map_err(|e| {
+        let list = crate::nvlist::unpack_xdr(payload).map_err(|e| {
             Error::new(
                 Errno::EINVAL,
                 format!("{at}: cannot unpack the replication header: {e}"),
@@ -1283,6 +1252,20 @@ impl RecvSession {
     pub fn abort(&mut self, pool: &mut Pool, e: Error) -> Error {
         self.fail(pool, e)
     }
+}
+
+/// libzfs's `DMU_STREAM_SUPPORTED`: no feature flag zsim does not know.
+fn supported_features(begin: &DrrBegin) -> Result<()> {
+    if begin.features() & !DMU_BACKUP_FEATURE_MASK != 0 {
+        return fail(
+            Errno::ENOTSUP,
+            format!(
+                "stream has unsupported feature flags {:#x}",
+                begin.features()
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// A replication stream's properties as text, by the filesystem sent.

@@ -141,15 +141,8 @@ impl Pool {
     /// The filesystems sent, parents before children and origins before
     /// their clones, each with its snapshots in range.
     fn tree_sent(&self, top: &str, snapname: &str, from: Option<&str>) -> Result<Vec<Sent>> {
-        let mut names: Vec<String> = self
-            .list()
-            .into_iter()
-            .filter(|i| !i.is_snapshot)
-            .map(|i| i.name)
-            .filter(|n| n == top || n.starts_with(&format!("{top}/")))
-            .filter(|n| !n.contains('%'))
-            .collect();
-        names.sort();
+        // `tosnap` was found, so `top` exists and is no `%` clone.
+        let names = std::iter::once(top.to_string()).chain(self.filesystems_below(top));
         let mut pending: Vec<Sent> = Vec::new();
         for name in names {
             let head = self.lookup(&name)?;

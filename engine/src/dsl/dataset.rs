@@ -313,6 +313,17 @@ impl Pool {
         out
     }
 
+    /// Every filesystem below `fs`, by name (parents first); a receive's
+    /// hidden `%` clone is none (`zfs list` does not show it either).
+    pub(crate) fn filesystems_below(&self, fs: &str) -> Vec<String> {
+        let below = format!("{fs}/");
+        self.list()
+            .into_iter()
+            .filter(|i| !i.is_snapshot && i.name.starts_with(&below) && !i.name.contains('%'))
+            .map(|i| i.name)
+            .collect()
+    }
+
     fn check_new_name(&self, name: &str) -> Result<(DirId, String)> {
         if name.len() >= MAXNAMELEN {
             return fail(Errno::ENAMETOOLONG, format!("{name}: name too long"));
@@ -420,14 +431,9 @@ impl Pool {
         let top = self.lookup_dir(fs)?;
         let mut dirs = vec![(fs.to_string(), top)];
         if recursive {
-            // Descendants by name; a receive's hidden `%` clone is not
-            // one (`zfs list` does not show it either).
-            let below = format!("{fs}/");
-            for info in self.list() {
-                if !info.is_snapshot && info.name.starts_with(&below) && !info.name.contains('%') {
-                    let dir = self.lookup_dir(&info.name)?;
-                    dirs.push((info.name, dir));
-                }
+            for name in self.filesystems_below(fs) {
+                let dir = self.lookup_dir(&name)?;
+                dirs.push((name, dir));
             }
         }
         for (fs, dir) in &dirs {
