@@ -342,6 +342,20 @@ impl PoolModel {
             .collect()
     }
 
+    /// The snapshots `zfs snapshot [-r] snap` takes: `snap`, and with
+    /// `recursive` the one of the same name of every filesystem below
+    /// (also what `zfs send -R snap` needs each of them to have).
+    pub fn snapshots_taken(&self, snap: &str, recursive: bool) -> Vec<String> {
+        let (fs, name) = snap.split_once('@').unwrap_or((snap, ""));
+        if !recursive {
+            return vec![snap.to_string()];
+        }
+        self.descendants(fs)
+            .into_iter()
+            .map(|f| format!("{f}@{name}"))
+            .collect()
+    }
+
     /// Direct children of a filesystem.
     pub fn children_of(&self, fs: &str) -> Vec<&str> {
         let prefix = format!("{fs}/");

@@ -140,16 +140,13 @@ impl PoolModel {
                 if !self.exists(fs) || fs.contains('@') {
                     return Some(Errno::ENOENT);
                 }
-                let tree = if *recursive {
-                    self.descendants(fs)
-                } else {
-                    vec![fs]
-                };
-                if tree.iter().any(|f| f.len() + 1 + name.len() >= MAXNAMELEN) {
+                let taken = self.snapshots_taken(snap, *recursive);
+                if taken.iter().any(|s| s.len() >= MAXNAMELEN) {
                     return Some(Errno::ENAMETOOLONG);
                 }
-                tree.iter()
-                    .any(|f| self.exists(&format!("{f}@{name}")))
+                taken
+                    .iter()
+                    .any(|s| self.exists(s))
                     .then_some(Errno::EEXIST)
             }
             Step::Clone { origin, fs } => {

@@ -78,19 +78,14 @@ impl Step {
                 )),
             },
             Step::Snapshot { snap, recursive } => {
-                let (fs, name) = snap.split_once('@').unwrap_or_default();
+                let fs = snap.split('@').next().unwrap_or_default();
                 // `-r` may start at the pool's root filesystem.
                 let root = *recursive && m.exists(fs) && !fs.contains(['/', '@']);
                 if !(fs_ok(fs) || root) {
                     return missing(fs);
                 }
-                let tree = if *recursive {
-                    m.descendants(fs)
-                } else {
-                    vec![fs]
-                };
-                tree.iter()
-                    .map(|f| format!("{f}@{name}"))
+                m.snapshots_taken(snap, *recursive)
+                    .into_iter()
                     .find(|s| m.exists(s))
                     .map(|s| format!("{s} exists"))
             }
@@ -126,15 +121,13 @@ impl Step {
                 }
                 // `zfs send -R` refuses a tree with a filesystem lacking
                 // the snapshot (ENOENT), before it writes a byte.
-                if *replicate {
-                    let (fs, name) = snap.split_once('@').unwrap_or_default();
-                    if let Some(f) = m
-                        .descendants(fs)
+                if *replicate
+                    && let Some(s) = m
+                        .snapshots_taken(snap, true)
                         .into_iter()
-                        .find(|f| !m.exists(&format!("{f}@{name}")))
-                    {
-                        return Some(format!("{f}@{name} does not exist"));
-                    }
+                        .find(|s| !m.exists(s))
+                {
+                    return missing(&s);
                 }
                 from.as_ref()
                     .filter(|f| !m.exists(f))
@@ -407,17 +400,8 @@ impl Step {
         match self {
             Step::CreateFs { fs } => post.create(fs),
             Step::Snapshot { snap, recursive } => {
-                let (fs, name) = snap.split_once('@').unwrap_or_default();
-                let tree: Vec<String> = if *recursive {
-                    post.descendants(fs)
-                        .into_iter()
-                        .map(str::to_string)
-                        .collect()
-                } else {
-                    vec![fs.to_string()]
-                };
-                for f in tree {
-                    post.snapshot(&format!("{f}@{name}"), 0, 0);
+                for s in post.snapshots_taken(snap, *recursive) {
+                    post.snapshot(&s, 0, 0);
                 }
             }
             Step::Clone { origin, fs } => post.clone_fs(origin, fs),

@@ -66,17 +66,18 @@ pub fn run(args: &RecvArgs) -> ExitCode {
     let mut origin = None;
     let mut props = Vec::new();
     for option in &args.options {
-        match option.split_once('=') {
-            Some(("origin", value)) => origin = Some(value.to_string()),
-            Some((prop, value)) => {
-                if let Err(e) = engine::dsl::dataset::parse_prop(prop, value) {
-                    eprintln!("recv: -o {option}: {}", e.reason());
-                    return ExitCode::from(EXIT_USAGE);
-                }
-                props.push((prop.to_string(), value.to_string()));
+        // Checked as `cargo sim set` checks it, before the pool is touched.
+        let checked = super::props::assignment(option).and_then(|(prop, value)| {
+            if prop != "origin" {
+                super::props::check_all(std::slice::from_ref(option))?;
             }
-            None => {
-                eprintln!("recv: -o {option:?}: expected PROP=VALUE");
+            Ok((prop, value))
+        });
+        match checked {
+            Ok(("origin", value)) => origin = Some(value.to_string()),
+            Ok((prop, value)) => props.push((prop.to_string(), value.to_string())),
+            Err(e) => {
+                eprintln!("recv: -o {e}");
                 return ExitCode::from(EXIT_USAGE);
             }
         }

@@ -366,11 +366,10 @@ fn replicated(src: &PoolModel, snap: &str, from: Option<&str>, target: &str) -> 
         let mut prev = from.map(|f| format!("{fs}@{f}")).filter(|f| src.exists(f));
         let place = format!("{target}{}", &fs[top.len()..]);
         let props = src.get(fs).map(|d| d.sent_props()).unwrap_or_default();
+        let fs_origin = src.get(fs).and_then(|d| d.origin.clone());
         for s in snaps.iter().take(last + 1).skip(first) {
-            let clone_of = match &prev {
-                Some(_) => None,
-                None => src.get(fs).and_then(|d| d.origin.clone()),
-            };
+            // The first snapshot sent of a clone goes from its origin.
+            let clone_of = prev.is_none().then(|| fs_origin.clone()).flatten();
             subs.push(Substream {
                 snap: s.to_string(),
                 from: prev.clone().or(clone_of.clone()),
