@@ -47,7 +47,7 @@ pub const ZAP_LEAF_CHUNKSIZE: usize = 24;
 /// Bytes of a name or value an array chunk holds (after type, before next).
 pub const ZAP_LEAF_ARRAY_BYTES: usize = ZAP_LEAF_CHUNKSIZE - 3;
 /// The leaf header takes two chunks' worth of bytes.
-const ZAP_LEAF_HEADER_SIZE: usize = 2 * ZAP_LEAF_CHUNKSIZE;
+pub const ZAP_LEAF_HEADER_SIZE: usize = 2 * ZAP_LEAF_CHUNKSIZE;
 pub const ZAP_CHUNK_FREE: u8 = 253;
 pub const ZAP_CHUNK_ENTRY: u8 = 252;
 pub const ZAP_CHUNK_ARRAY: u8 = 251;

@@ -7,6 +7,7 @@
 //! from the engine when the step that makes them succeeds.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::rc::Rc;
 
 use engine::dmu::dnode::{nblkptr_for_bonus, spill_fits};
@@ -181,6 +182,31 @@ pub struct Dataset {
     /// replication stream gave it (received values; a local one wins).
     pub props: BTreeMap<String, String>,
     pub received: BTreeMap<String, String>,
+    /// A received filesystem whose ZPL content its sender made malformed
+    /// (its `zpl` is then `None`): how a walk of it must be refused, when
+    /// the walk must meet what is malformed.
+    pub malformed: Option<WalkRefusal>,
+}
+
+/// How a walk of a malformed ZPL filesystem must be refused: with this
+/// errno, by a check in this engine file, in an error whose reason holds
+/// `because` and names what is malformed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalkRefusal {
+    pub errno: Errno,
+    pub file: &'static str,
+    pub because: &'static str,
+    pub names: String,
+}
+
+impl fmt::Display for WalkRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} by {} ({:?}, naming {:?})",
+            self.errno, self.file, self.because, self.names
+        )
+    }
 }
 
 impl Dataset {
@@ -196,6 +222,7 @@ impl Dataset {
             zpl: None,
             props: BTreeMap::new(),
             received: BTreeMap::new(),
+            malformed: None,
         }
     }
 
@@ -463,6 +490,7 @@ impl PoolModel {
                 zpl,
                 props: BTreeMap::new(),
                 received: BTreeMap::new(),
+                malformed: None,
             },
         );
     }
@@ -695,6 +723,7 @@ impl PoolModel {
             Some(head) => {
                 head.objects = objects.clone();
                 head.zpl.clone_from(&source.zpl);
+                head.malformed = None;
                 head.modified = false;
             }
             None => {
@@ -721,8 +750,31 @@ impl PoolModel {
                 zpl: source.zpl.clone(),
                 props: BTreeMap::new(),
                 received: BTreeMap::new(),
+                malformed: None,
             },
         );
+    }
+
+    /// What a receive of a stream with one object rewritten leaves in the
+    /// datasets `names` (the received snapshot and its filesystem): `edit`
+    /// applied to that object, and instead of a namespace, the refusal a
+    /// walk must meet (`None`: the walk need not meet the object).
+    pub fn malform(
+        &mut self,
+        names: &[String],
+        object: u64,
+        edit: impl Fn(&mut Object),
+        refusal: Option<WalkRefusal>,
+    ) {
+        for name in names {
+            if let Some(d) = self.datasets.get_mut(name) {
+                if let Some(o) = d.objects.get_mut(&object) {
+                    edit(o);
+                }
+                d.zpl = None;
+                d.malformed.clone_from(&refusal);
+            }
+        }
     }
 }
 

@@ -6,8 +6,10 @@
 //! and creation time. A ZPL filesystem is also compared file by file: a
 //! walk of it (`engine::zpl::walk`) must list what the model's namespace
 //! holds, with every type, mode, size, link count, symlink target and
-//! extended attribute. A pool must also hold no `%recv` and no INCONSISTENT
-//! dataset: a receive that failed must leave nothing behind.
+//! extended attribute; one whose content a sender made malformed must be
+//! refused by a walk, by the check aimed at. A pool must also hold no
+//! `%recv` and no INCONSISTENT dataset: a receive that failed must leave
+//! nothing behind.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -19,7 +21,7 @@ use engine::spa::Pool;
 use engine::zpl::{self, WalkOptions};
 
 use crate::model::tree::{Listed, Tree};
-use crate::model::{Dataset, Object, PoolModel};
+use crate::model::{Dataset, Object, PoolModel, WalkRefusal};
 
 /// How a pool differs from its model.
 #[derive(Clone, Debug, PartialEq)]
@@ -132,7 +134,57 @@ pub fn compare_dataset(pool: &mut Pool, name: &str, model: &Dataset) -> Result<(
     if let (Some(tree), Ok(())) = (&model.zpl, &unreadable) {
         keep_looking(compare_files(pool, id, name, tree), &mut unreadable)?;
     }
+    if let (Some(refusal), Ok(())) = (&model.malformed, &unreadable) {
+        keep_looking(compare_refusal(pool, id, name, refusal), &mut unreadable)?;
+    }
     unreadable
+}
+
+/// A walk of a ZPL filesystem whose content was sent malformed: it must be
+/// refused by the check the malformation is aimed at, naming what it found.
+fn compare_refusal(
+    pool: &mut Pool,
+    id: DatasetId,
+    name: &str,
+    refusal: &WalkRefusal,
+) -> Result<(), Mismatch> {
+    let options = WalkOptions {
+        hash: false,
+        ..WalkOptions::default()
+    };
+    let e = match zpl::walk_with(pool, id, &options) {
+        Ok(files) => {
+            return Err(Mismatch::Differs(format!(
+                "{name}: expected a walk to be refused with {refusal}, found {} files",
+                files.len()
+            )));
+        }
+        Err(e) => e,
+    };
+    if below_the_zpl(&e) {
+        return Err(unreadable(&format!("{name}: walking its files"), e));
+    }
+    let site = e.site();
+    if e.errno() == refusal.errno
+        && site.file.ends_with(refusal.file)
+        && e.reason().contains(refusal.because)
+        && e.reason().contains(&refusal.names)
+    {
+        return Ok(());
+    }
+    Err(Mismatch::Differs(format!(
+        "{name}: expected a walk to be refused with {refusal}, found {e} at {}:{}",
+        site.file, site.line
+    )))
+}
+
+/// A read that failed below the ZPL (a device error, a checksum) is
+/// damage; an error the walker or the ZAP reader decided is a malformed
+/// filesystem.
+fn below_the_zpl(e: &Error) -> bool {
+    matches!(e.errno(), Errno::EIO | Errno::ECKSUM)
+        && !e.site().file.contains("/zpl")
+        && !e.site().file.contains("/zap")
 }
 
 /// The user properties set on a filesystem itself, locally or received,
@@ -172,14 +224,7 @@ pub fn compare_files(
     };
     let walked = match zpl::walk_with(pool, id, &options) {
         Ok(files) => files,
-        // A read that failed below the ZPL (a device error, a checksum)
-        // is damage; an error the walker or the ZAP reader decided is a
-        // malformed filesystem.
-        Err(e)
-            if matches!(e.errno(), Errno::EIO | Errno::ECKSUM)
-                && !e.site().file.contains("/zpl")
-                && !e.site().file.contains("/zap") =>
-        {
+        Err(e) if below_the_zpl(&e) => {
             return Err(unreadable(&format!("{name}: walking its files"), e));
         }
         Err(e) => {

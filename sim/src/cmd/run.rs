@@ -33,7 +33,7 @@ pub struct RunArgs {
     /// `all`, `none`, or kinds with optional rates, e.g.
     /// `torn,eio-read:0.01,signal,endian`. Kinds: crash, torn, eio-read,
     /// eio-write, corrupt, misdirect, signal, endian, short-io, pipe-damage,
-    /// hostile, enospc.
+    /// hostile, enospc, malformed.
     /// Default: the scenario's plan.
     #[arg(long)]
     pub faults: Option<String>,

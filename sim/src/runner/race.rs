@@ -70,7 +70,7 @@ pub(super) async fn race_step(
         progress.clone(),
         second,
     ));
-    let outcome = run_transfer(world, &before, &spec, &progress).await;
+    let outcome = run_transfer(world, &before, &spec, &progress, false).await;
     let acted = actor.await.unwrap_or(None);
     // The actor went first: what it got wrong is the first violation.
     if let Some(Acted { result: Err(v), .. }) = &acted {

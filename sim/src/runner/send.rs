@@ -17,6 +17,7 @@ use super::hosts::{World, violation};
 use super::{Outcome, Violation};
 use crate::world::faults::{FaultCounts, FaultKind};
 use crate::world::hostile::Applied;
+use crate::world::malformed::{Edit, Reach, Struck};
 use crate::world::transfer::{
     Progress, Side, TransferOutcome, TransferSpec, draw_faults, transfer_watched,
 };
@@ -78,24 +79,30 @@ pub(super) async fn send_step(
         Err(skipped) => return Ok(skipped),
     };
     let spec = transfer_spec(step, &before);
-    let outcome = run_transfer(world, &before, &spec, &Rc::default()).await;
+    let outcome = run_transfer(world, &before, &spec, &Rc::default(), true).await;
     judge(&mut world.borrow_mut(), at, step, &before, &outcome)
 }
 
 /// The transfer itself, with its faults drawn, known to the world as the
-/// one in flight while it runs.
+/// one in flight while it runs. `malformed_ok`: no other task acts on the
+/// target meanwhile, so what a malformed stream made can be destroyed
+/// after it (see `malformed.rs`).
 pub(super) async fn run_transfer(
     world: &Rc<RefCell<World>>,
     before: &Before,
     spec: &TransferSpec,
     progress: &Rc<Progress>,
+    malformed_ok: bool,
 ) -> TransferOutcome {
     let (options, injector) = {
         let mut w = world.borrow_mut();
         w.in_flight = Some(progress.clone());
         (w.options.clone(), w.injector.clone())
     };
-    let faults = draw_faults(&before.src, spec, &options, &injector);
+    let mut faults = draw_faults(&before.src, spec, &options, &injector);
+    if !malformed_ok {
+        faults.malformed = None;
+    }
     let outcome = transfer_watched(
         &before.src,
         &before.dst,
@@ -419,11 +426,20 @@ pub(super) fn judge(
     // Faults other than a hostile sender's, which alone is judged exactly.
     let others = |c: &FaultCounts| c.failing() - c.get(FaultKind::Hostile);
     let others_faulted = others(&now) > others(&before.counts) || disks;
-    let after = before
-        .states
-        .last()
-        .expect("one substream at least")
-        .clone();
+    // A malformed stream's receive leaves the rewritten object: the states
+    // it may reach are the model's with the same edit.
+    let states: Vec<PoolModel> = match &outcome.malformed {
+        Some(struck) => {
+            let src = &w.hosts[0].model;
+            before
+                .states
+                .iter()
+                .map(|s| malformed_state(s, src, step, struck))
+                .collect()
+        }
+        None => before.states.clone(),
+    };
+    let after = states.last().expect("one substream at least").clone();
     let received = matches!(outcome.recv, Some(Ok(_)));
     // The received state may be durable: a receive that returned, whatever
     // failed after it (the txg-sync task runs alongside the transfer), or
@@ -436,7 +452,7 @@ pub(super) fn judge(
     };
     w.hosts[1]
         .candidates
-        .extend(before.states[..reached].iter().cloned());
+        .extend(states[..reached].iter().cloned());
     w.hosts[1].candidates.extend(
         before
             .props_states
@@ -462,6 +478,9 @@ pub(super) fn judge(
     if w.hosts[1].is_down() {
         w.recover(1, at, "a power loss or failed sync while receiving")?;
         let how = if w.hosts[1].model == after {
+            if let Some(struck) = &outcome.malformed {
+                destroy_malformed(w, at, step, before, struck)?;
+            }
             "received, then a power loss"
         } else {
             "not received: power loss or failed sync"
@@ -473,6 +492,7 @@ pub(super) fn judge(
         faulted,
         others_faulted,
         hostile: outcome.hostile.as_ref(),
+        malformed: outcome.malformed.as_ref(),
         // For `-I`, damage anywhere may reach a later substream's BEGIN.
         begin_damaged: outcome
             .damage
@@ -508,6 +528,9 @@ struct Verdict<'a> {
     others_faulted: bool,
     /// The record a hostile sender rewrote: the receive must refuse it.
     hostile: Option<&'a Applied>,
+    /// The object a malformed sender rewrote: the receive must take it,
+    /// and a walk refuse it.
+    malformed: Option<&'a Struck>,
     /// The pipe damaged a BEGIN record (the first, or for `-I` maybe a
     /// later one), which the receive-begin checks act on before any
     /// checksum can vouch for it.
@@ -583,6 +606,25 @@ impl Verdict<'_> {
                 at,
                 format!("the receive to be refused with {errnos:?}"),
                 "it was received",
+            ));
+        }
+        if let Some(struck) = self.malformed {
+            let judged = if after
+                .get(&format!("{target}@{}", snap_name(snap)))
+                .is_some_and(|d| d.malformed.is_some())
+            {
+                "a walk refused it"
+            } else {
+                "outside the namespace a walk reads"
+            };
+            dst.model = after;
+            destroy_malformed(w, at, step, self.before, struck)?;
+            return Ok((
+                Outcome::Destroyed,
+                format!(
+                    "received {struck} ({judged}), then destroyed ({} bytes, {})",
+                    self.bytes, self.order
+                ),
             ));
         }
         dst.model = after;
@@ -751,4 +793,107 @@ fn hostile_refusal(
             e.to_string(),
         )),
     }
+}
+
+/// The target's model after receiving a malformed stream into `state`: the
+/// received snapshot and its filesystem hold the rewritten object, and a
+/// walk of them must be refused where it must meet it (the master node of
+/// any ZPL filesystem; another object the sent snapshot's namespace holds).
+fn malformed_state(state: &PoolModel, src: &PoolModel, step: &Step, struck: &Struck) -> PoolModel {
+    let Step::Send { snap, target, .. } = step else {
+        unreachable!("a send step");
+    };
+    let meets = src
+        .get(snap)
+        .and_then(|d| d.zpl.as_ref())
+        .is_some_and(|tree| match struck.reach {
+            Reach::Master => true,
+            Reach::Namespace => tree.nodes.contains_key(&struck.object),
+        });
+    let mut out = state.clone();
+    let names = [target.clone(), format!("{target}@{}", snap_name(snap))];
+    out.malform(
+        &names,
+        struck.object,
+        |o| match &struck.edit {
+            Edit::Block { blkid, data, .. } => {
+                o.blocks.insert(*blkid, Rc::from(data.as_slice()));
+            }
+            Edit::Object {
+                dn_type,
+                bonustype,
+                bonus,
+                ..
+            } => {
+                o.shape.dn_type = *dn_type;
+                o.shape.bonustype = *bonustype;
+                o.bonus.clone_from(bonus);
+                o.shape.bonuslen = bonus.len();
+            }
+        },
+        meets.then(|| struck.refusal.clone()),
+    );
+    out
+}
+
+/// Destroys what a malformed stream's receive made, as an operator
+/// destroys a backup found corrupt: the received snapshot, then the new
+/// filesystem or (for an incremental) the changes after the snapshot
+/// before. The target must then be exactly as before the receive.
+fn destroy_malformed(
+    w: &mut World,
+    at: Option<usize>,
+    step: &Step,
+    before: &Before,
+    struck: &Struck,
+) -> Result<(), Violation> {
+    let Step::Send { snap, target, .. } = step else {
+        unreachable!("a send step");
+    };
+    let snapshot = format!("{target}@{}", snap_name(snap));
+    let new_fs = !before.model.exists(target);
+    let injector = w.injector.clone();
+    let damaged = w.hosts[1].disk.is_damaged();
+    let (undone, judged) = {
+        let mut pool = w.hosts[1].pool.borrow_mut();
+        injector.suspended(|| {
+            let undone = pool.destroy(&snapshot).and_then(|()| {
+                if new_fs {
+                    pool.destroy(target)
+                } else {
+                    pool.rollback(target)
+                }
+            });
+            (undone, compare_pool(&mut pool, &before.model))
+        })
+    };
+    if let Err(e) = undone {
+        return Err(violation(
+            at,
+            format!("the receive of {struck} to be destroyed"),
+            e.to_string(),
+        ));
+    }
+    match judged {
+        Ok(()) => {}
+        Err(Mismatch::Unreadable(_)) if damaged => {}
+        Err(m) => {
+            return Err(violation(
+                at,
+                format!("destroying the receive of {struck} to leave the target as it was"),
+                m.to_string(),
+            ));
+        }
+    }
+    let space = w.space(1);
+    if space != before.space {
+        let diff: Vec<&String> = space.iter().filter(|l| !before.space.contains(l)).collect();
+        return Err(violation(
+            at,
+            format!("destroying the receive of {struck} to leave every dataset's space as it was"),
+            format!("{diff:?}"),
+        ));
+    }
+    w.hosts[1].model = before.model.clone();
+    w.heal(at).map(|_| ())
 }

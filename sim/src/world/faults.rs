@@ -46,10 +46,14 @@ pub enum FaultKind {
     /// The pool runs out of space: a BUGGIFY probe in the engine's
     /// allocator or transaction assignment fires (`probes.rs`).
     Enospc,
+    /// A sender whose stream is well formed but carries a malformed
+    /// directory, master node or znode, which the receive accepts and a
+    /// reader must refuse (see `malformed.rs`).
+    Malformed,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Crash,
         FaultKind::Torn,
         FaultKind::EioRead,
@@ -62,6 +66,7 @@ impl FaultKind {
         FaultKind::PipeDamage,
         FaultKind::Hostile,
         FaultKind::Enospc,
+        FaultKind::Malformed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +83,7 @@ impl FaultKind {
             FaultKind::PipeDamage => "pipe-damage",
             FaultKind::Hostile => "hostile",
             FaultKind::Enospc => "enospc",
+            FaultKind::Malformed => "malformed",
         }
     }
 
@@ -88,7 +94,10 @@ impl FaultKind {
     /// oracle follows), never what a receive must end as: it explains no
     /// errno, and a run it fails is a real bug.
     pub fn can_fail(self) -> bool {
-        !matches!(self, FaultKind::Endian | FaultKind::ShortIo)
+        !matches!(
+            self,
+            FaultKind::Endian | FaultKind::ShortIo | FaultKind::Malformed
+        )
     }
 
     /// The errnos a fault of this kind can make an operation fail with: a
@@ -105,7 +114,9 @@ impl FaultKind {
             // uberblock may fail to read at all.
             FaultKind::Corrupt | FaultKind::Misdirect => &[Errno::ECKSUM, Errno::EIO],
             FaultKind::Signal => &[Errno::EINTR],
-            FaultKind::Endian | FaultKind::ShortIo => &[],
+            // A malformed stream is received; the walk of what it made is
+            // refused, and the oracle holds that to its malformation.
+            FaultKind::Endian | FaultKind::ShortIo | FaultKind::Malformed => &[],
             // A damaged stream is refused by the record checks (EINVAL) or
             // the END checksum (ECKSUM); a bit flipped in the BEGIN record's
             // feature flags, before any checksum can vouch for them, by the
@@ -132,6 +143,9 @@ impl FaultKind {
             FaultKind::PipeDamage => "per transfer, one kind of damage",
             FaultKind::Hostile => "per transfer, one record rewritten by the sender",
             FaultKind::Enospc => "per allocation or transaction assignment in the engine",
+            FaultKind::Malformed => {
+                "per transfer, one directory, master node or znode rewritten by the sender"
+            }
         }
     }
 
@@ -149,6 +163,8 @@ impl FaultKind {
             // A mutation strikes only streams with a record of its kind:
             // drawn more often, so the rarer ones (SPILL, WRITE_BYREF) fire.
             FaultKind::Hostile => (0.05, 0.6),
+            // Only ZPL streams of one substream have what it rewrites.
+            FaultKind::Malformed => (0.05, 0.6),
             FaultKind::Endian => (0.1, 0.9),
             FaultKind::ShortIo => (0.05, 0.9),
             // A sync allocates dozens of blocks and a receive assigns a

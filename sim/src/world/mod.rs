@@ -11,6 +11,7 @@ pub mod disk;
 pub mod faults;
 pub mod hostile;
 pub mod injector;
+pub mod malformed;
 pub mod options;
 pub mod pipe;
 pub mod probes;

@@ -103,6 +103,11 @@ pub struct TransferOptions {
     /// must refuse. Absent from failure files older than the kind: 0.
     #[serde(default)]
     pub hostile_probability: f64,
+    /// Per transfer: the sender rewrites one directory, master node or
+    /// znode into one a reader must refuse. Absent from failure files
+    /// older than the kind: 0.
+    #[serde(default)]
+    pub malformed_probability: f64,
 }
 
 fn default_signal_window_us_per_kib() -> u64 {
@@ -178,6 +183,7 @@ impl Default for WorldOptions {
                 fault_window_min_bytes: 4096,
                 signal_window_us_per_kib: 64,
                 hostile_probability: 0.0,
+                malformed_probability: 0.0,
             },
             clock: ClockOptions {
                 txg_timeout_ms: 5000,
@@ -223,6 +229,7 @@ impl WorldOptions {
             FaultKind::PipeDamage => &mut self.pipe.damage_probability,
             FaultKind::Hostile => &mut self.transfer.hostile_probability,
             FaultKind::Enospc => &mut self.engine.enospc_probability,
+            FaultKind::Malformed => &mut self.transfer.malformed_probability,
         }
     }
 

@@ -31,6 +31,11 @@
 //!   one record, see [`hostile`](super::hostile). Recorded when the
 //!   rewritten record is sent. A hostile sender buffers its whole stream
 //!   before writing it (the filter may hold a record back to reorder it).
+//! * **malformed** (per transfer): a seed and a count; the sender rewrites
+//!   one directory, master node or znode, see
+//!   [`malformed`](super::malformed), and buffers its stream the same way.
+//!   Drawn only where [`TransferFaults::malformed_ok`] lets the oracle
+//!   judge it.
 //!
 //! The receiver receives whatever arrives (as `zfs recv` reads whatever the
 //! pipe gives it), so a cut stream is the receiver's EINVAL.
@@ -56,6 +61,7 @@ use super::clock::SimClock;
 use super::faults::FaultKind;
 use super::hostile::{Applied, HostileDraw, HostileSender};
 use super::injector::Injector;
+use super::malformed::{MalformedDraw, Struck, rewrite as rewrite_malformed};
 use super::options::{PipeOptions, TransferOptions, WorldOptions};
 use super::pipe::{Damage, PipeReader, PipeWriter, pipe};
 
@@ -122,6 +128,9 @@ pub struct TransferFaults {
     pub damage: Option<Damage>,
     /// A record rewritten by the sender.
     pub hostile: Option<HostileDraw>,
+    /// A directory, master node or znode rewritten by the sender (only
+    /// where [`TransferFaults::malformed_ok`] says the oracle can judge it).
+    pub malformed: Option<MalformedDraw>,
 }
 
 impl TransferFaults {
@@ -135,6 +144,7 @@ impl TransferFaults {
             fault_window_min_bytes,
             signal_window_us_per_kib,
             hostile_probability,
+            malformed_probability,
         } = options.transfer;
         let len_hint = len_hint.max(fault_window_min_bytes);
         let flip_endian = injector.roll(FaultKind::Endian, endian_probability);
@@ -170,12 +180,42 @@ impl TransferFaults {
                     }
                 })
             });
+        let malformed = injector
+            .roll(FaultKind::Malformed, malformed_probability)
+            .then(|| {
+                injector.draw(FaultKind::Malformed, |rng| {
+                    let mut skip = 0;
+                    while skip < 16 && rng.gen_bool(0.5) {
+                        skip += 1;
+                    }
+                    MalformedDraw {
+                        skip,
+                        seed: rng.r#gen(),
+                    }
+                })
+            });
         TransferFaults {
             flip_endian,
             signal,
             damage,
             hostile,
+            malformed,
         }
+    }
+
+    /// Whether a malformed sender may strike `spec`'s stream: one substream
+    /// (what the receive made is then one snapshot the runner can destroy),
+    /// no dedup (a WRITE_BYREF would copy the rewritten block), the
+    /// sender's byte order (the receiver swaps a block by what its first
+    /// word says), no `-F` (its rollback cannot be undone), and no
+    /// hostile record beside it.
+    pub fn malformed_ok(&self, spec: &TransferSpec) -> bool {
+        !(spec.dedup
+            || spec.force
+            || spec.replicate
+            || !spec.intermediate.is_empty()
+            || self.flip_endian
+            || self.hostile.is_some())
     }
 }
 
@@ -250,6 +290,8 @@ pub struct TransferOutcome {
     pub waits: u64,
     /// The record the sender rewrote, if it sent one.
     pub hostile: Option<Applied>,
+    /// The directory, master node or znode it rewrote, if it did.
+    pub malformed: Option<Struck>,
 }
 
 impl TransferOutcome {
@@ -298,7 +340,11 @@ pub fn draw_faults(
             })
         })
         .unwrap_or(0);
-    TransferFaults::draw(options, injector, hint)
+    let mut faults = TransferFaults::draw(options, injector, hint);
+    if !faults.malformed_ok(spec) {
+        faults.malformed = None;
+    }
+    faults
 }
 
 /// [`transfer`] with the faults given (tests aim them; a runner may draw
@@ -375,7 +421,10 @@ pub async fn transfer_watched(
         },
         signal(Side::Sender),
         (writer, send_chunk.max(1)),
-        faults.hostile.map(HostileSender::new),
+        Rewriters {
+            hostile: faults.hostile.map(HostileSender::new),
+            malformed: faults.malformed,
+        },
         progress.clone(),
     ));
     let receiver = madsim::task::spawn_local(recv_task(
@@ -386,9 +435,17 @@ pub async fn transfer_watched(
         recv_chunk.max(1),
         progress.clone(),
     ));
-    let (send, bytes_sent, hostile) = sender
-        .await
-        .unwrap_or_else(|_| (Err(cancelled("sender")), 0, None));
+    let Sent {
+        send,
+        bytes: bytes_sent,
+        hostile,
+        malformed,
+    } = sender.await.unwrap_or_else(|_| Sent {
+        send: Err(cancelled("sender")),
+        bytes: 0,
+        hostile: None,
+        malformed: None,
+    });
     let received = receiver.await.unwrap_or_else(|_| Received {
         recv: Some(Err(cancelled("receiver"))),
         ..Received::default()
@@ -409,7 +466,23 @@ pub async fn transfer_watched(
         records_received: received.records,
         waits: received.waits,
         hostile,
+        malformed,
     }
+}
+
+/// The senders that buffer the whole stream and rewrite it before it goes
+/// down the pipe.
+struct Rewriters {
+    hostile: Option<HostileSender>,
+    malformed: Option<MalformedDraw>,
+}
+
+/// What the sending task did.
+struct Sent {
+    send: Result<SendSummary>,
+    bytes: u64,
+    hostile: Option<Applied>,
+    malformed: Option<Struck>,
 }
 
 /// The sending task: each substream a [`SendSession`] stepped one block at
@@ -423,10 +496,15 @@ async fn send_task(
     options: SendOptions,
     signal: TimeSignal,
     (mut writer, chunk): (PipeWriter, usize),
-    mut hostile: Option<HostileSender>,
+    rewriters: Rewriters,
     progress: Rc<Progress>,
-) -> (Result<SendSummary>, u64, Option<Applied>) {
-    let mut held = hostile.as_ref().map(|_| Vec::new());
+) -> Sent {
+    let Rewriters {
+        mut hostile,
+        malformed,
+    } = rewriters;
+    let buffered = hostile.is_some() || malformed.is_some();
+    let mut held = buffered.then(Vec::new);
     let mut out = Out {
         writer: &mut writer,
         held: held.as_mut(),
@@ -439,14 +517,28 @@ async fn send_task(
         send_chain(&src, &spec, &options, &signal, &mut out).await
     };
     let mut applied = None;
-    if let (Some(hostile), Some(bytes)) = (hostile.as_mut(), held) {
-        let bytes = hostile.rewrite(&bytes);
-        applied = hostile.applied().cloned();
-        if let Some(a) = &applied {
-            // The sender's own injector, as its signal reports.
-            signal
-                .injector
-                .fired(FaultKind::Hostile, format!("send of {}: {a}", spec.tosnap));
+    let mut struck = None;
+    if let Some(mut bytes) = held {
+        if let Some(hostile) = hostile.as_mut() {
+            bytes = hostile.rewrite(&bytes);
+            applied = hostile.applied().cloned();
+            if let Some(a) = &applied {
+                // The sender's own injector, as its signal reports.
+                signal
+                    .injector
+                    .fired(FaultKind::Hostile, format!("send of {}: {a}", spec.tosnap));
+            }
+        }
+        if let Some(draw) = malformed {
+            let (rewritten, s) = rewrite_malformed(draw, &bytes);
+            bytes = rewritten;
+            if let Some(s) = &s {
+                signal.injector.fired(
+                    FaultKind::Malformed,
+                    format!("send of {}: {s}", spec.tosnap),
+                );
+            }
+            struck = s;
         }
         // What the send wrote, even if it failed, goes down the pipe: a
         // killed `zfs send` leaves its output in the pipe too.
@@ -456,14 +548,19 @@ async fn send_task(
             send = Err(e);
         }
     }
-    let sent = writer.stats().bytes_written;
+    let bytes = writer.stats().bytes_written;
     drop(writer);
     progress.send_done.set(true);
     progress.changed();
-    (send, sent, applied)
+    Sent {
+        send,
+        bytes,
+        hostile: applied,
+        malformed: struck,
+    }
 }
 
-/// Where a sender's bytes go: the pipe, or a hostile sender's buffer.
+/// Where a sender's bytes go: the pipe, or a rewriting sender's buffer.
 struct Out<'a> {
     writer: &'a mut PipeWriter,
     held: Option<&'a mut Vec<u8>>,
