@@ -11,6 +11,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use engine::dmu::dnode::{nblkptr_for_bonus, spill_fits};
+use engine::dsl::valid_component;
 use engine::error::Errno;
 
 use crate::step::Shape;
@@ -595,20 +596,28 @@ impl PoolModel {
     ) -> Expect {
         let _ = source;
         let exists = self.exists(target);
+        // A new filesystem's name is checked last of all.
+        let last = target.rsplit('/').next().unwrap_or_default();
+        let named = if exists || valid_component(last) {
+            Expect::Match
+        } else {
+            Expect::Refuse(vec![Errno::EINVAL])
+        };
         if let Some(origin) = origin {
             if exists {
                 return Expect::Refuse(vec![Errno::EINVAL]);
             }
             return match self.get(origin) {
                 None => Expect::Refuse(vec![Errno::ENOENT]),
+                Some(_) if !origin.contains('@') => Expect::Refuse(vec![Errno::EINVAL]),
                 Some(o) if Some(o.guid) != from_guid => Expect::Refuse(vec![Errno::ENODEV]),
-                Some(_) => Expect::Match,
+                Some(_) => named,
             };
         }
         let Some(head) = self.get(target) else {
             return match from_guid {
                 Some(_) => Expect::Refuse(vec![Errno::ENOENT]),
-                None => Expect::Match,
+                None => named,
             };
         };
         let snaps = self.snapshots_of(target);

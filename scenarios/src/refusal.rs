@@ -70,6 +70,18 @@ impl PoolModel {
                     _ => None,
                 }
             }
+            Misuse::SendReplicate { snap } => {
+                if !snap.contains('@') {
+                    return Some(Errno::EINVAL);
+                }
+                // The snapshot itself, then each filesystem below its own:
+                // one missing is ENOENT, before a byte is written.
+                self.snapshots_taken(snap, true)
+                    .iter()
+                    .chain([snap])
+                    .any(|s| !self.exists(s))
+                    .then_some(Errno::ENOENT)
+            }
         }
     }
 

@@ -397,13 +397,15 @@ impl Generator {
     }
 
     /// `zfs send -i` from a later snapshot, from the snapshot itself, from
-    /// another filesystem's, or of a filesystem rather than a snapshot.
+    /// another filesystem's, or of a filesystem rather than a snapshot;
+    /// `zfs send -R` of a filesystem, or of a tree some filesystem of which
+    /// lacks the snapshot.
     fn misuse_send(&mut self, src: &PoolModel) -> Option<Misuse> {
         let snaps = snapshots(src);
         let rng = &mut self.rng;
         let snap = snaps.choose(rng)?.clone();
         let fs = snap.split('@').next().unwrap_or_default().to_string();
-        Some(match rng.gen_range(0..4) {
+        Some(match rng.gen_range(0..6) {
             0 => Misuse::SendOnly {
                 snap: fs,
                 from: None,
@@ -416,42 +418,65 @@ impl Generator {
                 from: Some(snap.clone()),
                 snap,
             },
-            _ => Misuse::SendOnly {
+            3 => Misuse::SendOnly {
                 from: Some(snaps.choose(rng)?.clone()),
                 snap,
             },
+            // `-R` of a filesystem, or of a snapshot whose name some
+            // filesystem below lacks (kept only if one does).
+            4 => Misuse::SendReplicate { snap: fs },
+            _ => Misuse::SendReplicate { snap },
         })
     }
 
     /// A send whose receive the target must refuse with exactly one errno
-    /// (`expect_receive`): a full stream onto an existing filesystem, an
-    /// incremental from a snapshot the target lacks, onto a filesystem that
-    /// does not exist or changed since.
+    /// (`expect_receive`): a full stream onto an existing filesystem or
+    /// into a name ZFS refuses, an incremental from a snapshot the target
+    /// lacks, onto a filesystem that does not exist or changed since; a
+    /// clone stream onto an existing filesystem, or with an origin that is
+    /// missing, not a snapshot, or not the stream's source.
     fn misuse_receive(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
         let snaps = snapshots(src);
         let targets: Vec<&str> = dst.filesystems().filter(|f| f.contains('/')).collect();
+        let dst_names: Vec<&String> = dst.datasets.keys().filter(|n| n.contains('/')).collect();
         for _ in 0..8 {
             let rng = &mut self.rng;
             let snap = snaps.choose(rng)?.clone();
-            // From an earlier snapshot of the same filesystem: a stream
-            // from a clone's origin needs `-o origin`, which this leaves out.
             let fs = snap.split('@').next().unwrap_or_default();
-            let from = match rng.gen_range(0..3) {
-                0 => None,
-                _ => snaps
-                    .choose(rng)
-                    .filter(|f| f.starts_with(&format!("{fs}@")) && src.is_before(&snap, f))
-                    .cloned(),
+            let clone_of = src.get(fs).and_then(|d| d.origin.clone());
+            let (from, origin) = match (rng.gen_range(0..4), clone_of) {
+                // A clone stream, from the clone's origin, with an origin
+                // on the target side drawn from whatever is there.
+                (0, Some(o)) if src.is_before(&snap, &o) => {
+                    let origin = match dst_names.choose(rng) {
+                        Some(n) if rng.gen_bool(0.8) => n.to_string(),
+                        _ => format!("{DST}/r{}@s{}", rng.gen_range(0..1000), rng.gen_range(0..9)),
+                    };
+                    (Some(o), Some(origin))
+                }
+                // From an earlier snapshot of the same filesystem: a stream
+                // from a clone's origin needs `-o origin`, which this leaves
+                // out.
+                (0 | 1, _) => (None, None),
+                _ => (
+                    snaps
+                        .choose(rng)
+                        .filter(|f| f.starts_with(&format!("{fs}@")) && src.is_before(&snap, f))
+                        .cloned(),
+                    None,
+                ),
             };
-            let target = match (rng.gen_range(0..4), targets.choose(rng)) {
+            let target = match (rng.gen_range(0..5), targets.choose(rng)) {
                 (0, _) | (_, None) => format!("{DST}/r{}", rng.gen_range(0..1000)),
+                (1, _) => format!("{DST}/{}", BAD_COMPONENTS.choose(rng)?),
                 (_, Some(t)) => t.to_string(),
             };
             let force = rng.gen_bool(0.3);
             let from_guid = from.as_ref().and_then(|f| src.get(f)).map(|d| d.guid);
             let source = src.get(&snap)?;
             let name = snap.split('@').nth(1).unwrap_or_default();
-            let expect = dst.expect_receive(source, from_guid, &target, name, force, None);
+            let expect =
+                dst.expect_receive(source, from_guid, &target, name, force, origin.as_deref());
             if matches!(&expect, Expect::Refuse(errnos) if errnos.len() == 1) {
                 return Some(Step::Misuse(Misuse::Step(Box::new(Step::Send {
                     snap,
@@ -459,7 +484,7 @@ impl Generator {
                     target,
                     dedup: false,
                     force,
-                    origin: None,
+                    origin,
                     intermediate: false,
                     replicate: false,
                 }))));

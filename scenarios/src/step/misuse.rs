@@ -3,7 +3,8 @@
 //! with snapshots or children or a snapshot with clones or holds, rolling
 //! back past a later snapshot, claiming an allocated object number, shapes
 //! and sizes out of range, an incremental send from a snapshot that is not
-//! an earlier one, a receive the target must refuse. The model says which
+//! an earlier one, a replication send of a tree lacking the snapshot, a
+//! receive the target must refuse. The model says which
 //! errno ZFS refuses each with (`PoolModel::refusal`); the runner demands
 //! exactly that errno and a pool left exactly as it was.
 
@@ -33,6 +34,9 @@ pub enum Misuse {
     DestroyHeld { snap: String },
     /// `zfs send` alone: only the sender's checks, the stream goes nowhere.
     SendOnly { snap: String, from: Option<String> },
+    /// `zfs send -R` alone: a filesystem rather than a snapshot, or a tree
+    /// with a filesystem that lacks the snapshot.
+    SendReplicate { snap: String },
 }
 
 impl Misuse {
@@ -41,7 +45,9 @@ impl Misuse {
         match self {
             Misuse::Step(step) => step.pool(),
             Misuse::Blocksize { fs, .. } | Misuse::Bonuslen { fs, .. } => fs,
-            Misuse::DestroyHeld { snap } | Misuse::SendOnly { snap, .. } => snap,
+            Misuse::DestroyHeld { snap }
+            | Misuse::SendOnly { snap, .. }
+            | Misuse::SendReplicate { snap } => snap,
         }
     }
 
@@ -97,6 +103,10 @@ impl Misuse {
                     &mut NoInterrupt,
                 )?;
                 Ok(format!("sent {} bytes", summary.bytes))
+            }
+            Misuse::SendReplicate { snap } => {
+                pool.send_replication(snap, None, &mut std::io::sink(), &SendOptions::default())?;
+                Ok("sent".to_string())
             }
         }
     }

@@ -168,6 +168,7 @@ impl fmt::Display for Misuse {
                     None => Ok(()),
                 }
             }
+            Misuse::SendReplicate { snap } => write!(f, "send-only-r {snap}"),
         }
     }
 }
@@ -195,6 +196,7 @@ impl FromStr for Misuse {
                 snap: w.name(0)?,
                 from: w.opt("from").map(str::to_string),
             },
+            "send-only-r" => Misuse::SendReplicate { snap: w.name(0)? },
             "misuse" => return Err(format!("{line:?}: a misuse of a misuse")),
             _ => Misuse::Step(Box::new(line.parse()?)),
         })
@@ -660,6 +662,9 @@ mod tests {
             Step::Misuse(Misuse::SendOnly {
                 snap: "src/fs0".into(),
                 from: None,
+            }),
+            Step::Misuse(Misuse::SendReplicate {
+                snap: "src/fs0@s2".into(),
             }),
         ];
         for step in steps {
