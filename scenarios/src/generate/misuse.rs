@@ -20,7 +20,7 @@ const BAD_COMPONENTS: [&str; 4] = ["bad!name", "b*d", "a#b", "x$y"];
 impl Generator {
     /// A misuse step that fits the pools now, or `None`.
     pub(super) fn misuse(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
-        let misuse = match self.rng.gen_range(0..13) {
+        let misuse = match self.rng.gen_range(0..14) {
             0 => self.misuse_create(src, dst)?,
             1 => self.misuse_snapshot(src, dst)?,
             2 => match self.misuse_destroy(src, dst)? {
@@ -39,6 +39,7 @@ impl Generator {
             }
             9 => self.misuse_send(src)?,
             10 => self.misuse_zpl(src, dst)?,
+            11 => self.misuse_set(src, dst)?,
             _ => return self.misuse_receive(src, dst),
         };
         let model = model_of(misuse.target(), src, dst);
@@ -394,6 +395,33 @@ impl Generator {
             object,
             len: room + rng.gen_range(1..200),
         })
+    }
+
+    /// `zfs set` of a value the property does not take, of a property that
+    /// does not exist, or on a snapshot.
+    fn misuse_set(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Misuse> {
+        const BAD: [(&str, &str); 10] = [
+            ("recordsize", "1000"),
+            ("recordsize", "256K"),
+            ("checksum", "crc32"),
+            ("compression", "gzip-9"),
+            ("compression", "gzip"),
+            ("compression", "lz5"),
+            ("copies", "4"),
+            ("atime", "maybe"),
+            ("mountpoint", "relative/path"),
+            ("nosuchprop", "1"),
+        ];
+        let rng = &mut self.rng;
+        let model = if rng.gen_bool(0.5) { src } else { dst };
+        let names: Vec<&String> = model.datasets.keys().filter(|n| n.contains('/')).collect();
+        let fs = names.choose(rng)?.to_string();
+        let (prop, value) = BAD.choose(rng)?;
+        Some(Misuse::Step(Box::new(Step::SetProp {
+            fs,
+            prop: prop.to_string(),
+            value: value.to_string(),
+        })))
     }
 
     /// `zfs send -i` from a later snapshot, from the snapshot itself, from
