@@ -178,7 +178,19 @@ impl Generator {
         let fs = pick_fs(&mut self.rng, src, dst)?;
         let model = model_of(&fs, src, dst);
         let rng = &mut self.rng;
-        let snap = match rng.gen_range(0..5) {
+        let snap = match rng.gen_range(0..6) {
+            // `snapshot -r` with a name that fits the top but not a
+            // filesystem below it.
+            5 => {
+                model
+                    .filesystems()
+                    .find(|c| c.starts_with(&format!("{fs}/")))?;
+                let room = (MAXNAMELEN - 1).checked_sub(fs.len() + 1)?;
+                return Some(Misuse::Step(Box::new(Step::Snapshot {
+                    snap: format!("{fs}@{}", "s".repeat(room.max(1))),
+                    recursive: true,
+                })));
+            }
             0 => long_name(rng, &fs, '@'),
             1 => format!("{fs}@{}", BAD_COMPONENTS.choose(rng).expect("names")),
             2 => format!("{fs}@a@b"),
