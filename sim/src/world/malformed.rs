@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use engine::checksum::ZioCksum;
+use engine::dmu::dnode::DN_MAX_BONUSLEN;
 use engine::dmu::object_type::DMU_OT_PACKED_NVLIST_SIZE;
 use engine::error::Errno;
 use engine::stream::reader::fold;
@@ -122,6 +123,14 @@ pub enum Malformation {
     ZnodeBonusSa,
     /// A znode bonus of another bonus type.
     ZnodeBonusType,
+    /// The root directory's object and znode made a plain file's.
+    RootNotDir,
+    /// A directory entry naming the root directory again.
+    DirentCycle,
+    /// An inline symlink target said longer than its bonus holds.
+    SymlinkInlineShort,
+    /// A symlink target in a block said longer than the block.
+    SymlinkPastBlock,
     /// A directory entry named ".".
     DirentDot,
     /// A directory entry naming an object no dataset has.
@@ -141,7 +150,7 @@ pub enum Malformation {
 }
 
 impl Malformation {
-    pub const ALL: [Malformation; 40] = [
+    pub const ALL: [Malformation; 44] = [
         Malformation::ZapBlockType,
         Malformation::ZapMicroNoNul,
         Malformation::ZapMicroDuplicate,
@@ -174,6 +183,10 @@ impl Malformation {
         Malformation::MasterNodeType,
         Malformation::ZnodeBonusSa,
         Malformation::ZnodeBonusType,
+        Malformation::RootNotDir,
+        Malformation::DirentCycle,
+        Malformation::SymlinkInlineShort,
+        Malformation::SymlinkPastBlock,
         Malformation::DirentDot,
         Malformation::DirentUnallocated,
         Malformation::VersionZero,
@@ -218,6 +231,10 @@ impl Malformation {
             Malformation::MasterNodeType => "master-node-type",
             Malformation::ZnodeBonusSa => "znode-bonus-sa",
             Malformation::ZnodeBonusType => "znode-bonus-type",
+            Malformation::RootNotDir => "root-not-dir",
+            Malformation::DirentCycle => "dirent-cycle",
+            Malformation::SymlinkInlineShort => "symlink-inline-short",
+            Malformation::SymlinkPastBlock => "symlink-past-block",
             Malformation::DirentDot => "dirent-dot",
             Malformation::DirentUnallocated => "dirent-unallocated",
             Malformation::VersionZero => "zpl-version-zero",
@@ -268,6 +285,10 @@ impl Malformation {
             MasterNodeType => ("not a ZPL master node", ZPL),
             ZnodeBonusSa => ("keeps its znode as system attributes", ZPL),
             ZnodeBonusType => ("not a znode", ZPL),
+            RootNotDir => ("is not a directory", ZPL),
+            DirentCycle => ("is reached a second time", ZPL),
+            SymlinkInlineShort => ("should follow the znode", ZPL),
+            SymlinkPastBlock => ("does not fit its", ZPL),
             DirentDot => ("is not a file name", ZPL),
             DirentUnallocated => ("which is not allocated", ZPL),
             VersionZero => ("the master node says ZPL version 0", ZPL),
@@ -391,6 +412,7 @@ fn rewrite_as(
     let mut full = false;
     let mut index = 0u64;
     let mut order = None;
+    let root = root_of(stream);
     let mut pos = 0;
     while let Some(header) = stream.get(pos..pos + DRR_RECORD_SIZE) {
         let header: [u8; DRR_RECORD_SIZE] = header.try_into().expect("a record's size");
@@ -433,8 +455,9 @@ fn rewrite_as(
             }
             _ => {}
         }
+        let seen_so_far = Context { seen: &seen, root };
         if struck.is_none()
-            && let Some(change) = applies(m, &record, &payload, &seen, rng)
+            && let Some(change) = applies(m, &record, &payload, &seen_so_far, rng)
         {
             if skip > 0 {
                 skip -= 1;
@@ -589,14 +612,50 @@ struct Change {
 }
 
 /// The change `m` makes of this record, if it applies.
+/// The root directory's object, as the stream's master node names it
+/// (OBJECT records come before the data of any object in their dnode
+/// block, so the root's comes before the master node's data: look ahead).
+fn root_of(stream: &[u8]) -> Option<u64> {
+    let mut pos = 0;
+    let mut order = None;
+    while let Some(header) = stream.get(pos..pos + DRR_RECORD_SIZE) {
+        let header: [u8; DRR_RECORD_SIZE] = header.try_into().expect("a record's size");
+        let o = (*order.get_or_insert_with(|| detect_byte_order(&header)))?;
+        let record = Record::decode(&header, o).ok()?;
+        let start = pos + DRR_RECORD_SIZE;
+        let len = usize::try_from(record.wire_payload_len()).ok()?;
+        let payload = stream.get(start..start.checked_add(len)?)?;
+        if let Record::Write(w) = &record
+            && w.object == MASTER_NODE_OBJ
+            && w.offset == 0
+            && payload.len() >= 2 * MZAP_ENT_LEN
+            && u64_at(payload, 0) == ZBT_MICRO
+        {
+            return micro_entries(payload)
+                .into_iter()
+                .find(|(_, n)| n == ZFS_ROOT_OBJ.as_bytes())
+                .map(|(slot, _)| u64_at(payload, slot * MZAP_ENT_LEN) & ((1 << 48) - 1));
+        }
+        pos = start + len;
+    }
+    None
+}
+
+/// What the stream has shown before the record at hand, and the root.
+struct Context<'a> {
+    seen: &'a BTreeMap<u64, Seen>,
+    root: Option<u64>,
+}
+
 fn applies(
     m: Malformation,
     record: &Record,
     payload: &[u8],
-    seen: &BTreeMap<u64, Seen>,
+    cx: &Context<'_>,
     rng: &mut ChaCha8Rng,
 ) -> Option<Change> {
     use Malformation::*;
+    let seen = cx.seen;
     match record {
         Record::Write(w) => {
             let info = seen.get(&w.object)?;
@@ -610,7 +669,7 @@ fn applies(
             }
             let blkid = w.offset / payload.len() as u64;
             let mut data = payload.to_vec();
-            let (detail, names) = block_edit(m, blkid, dn_type, &mut data, rng)?;
+            let (detail, names) = block_edit(m, blkid, dn_type, cx.root, &mut data, rng)?;
             Some(Change {
                 edit: Edit::Block {
                     object: w.object,
@@ -664,6 +723,34 @@ fn applies(
                     bonustype = DMU_OT_PACKED_NVLIST_SIZE as u8;
                     format!("bonus type {DMU_OT_ZNODE} sent as {bonustype}")
                 }
+                RootNotDir if fresh && Some(o.object) == cx.root && is_dir => {
+                    let mode = u64_at(&bonus, 72);
+                    dn_type = DMU_OT_PLAIN_FILE_CONTENTS;
+                    put_u64(&mut bonus, 72, (mode & !S_IFMT) | S_IFREG);
+                    format!("the root's type and mode sent as a plain file's")
+                }
+                SymlinkInlineShort | SymlinkPastBlock => {
+                    if u64_at(&bonus, 72) & S_IFMT != S_IFLNK {
+                        return None;
+                    }
+                    // What `zfs_readlink` finds room for after the znode.
+                    let inline = DN_MAX_BONUSLEN - ZNODE_PHYS_SIZE;
+                    let held = bonus.len() - ZNODE_PHYS_SIZE;
+                    let range = if m == SymlinkInlineShort && held > 0 {
+                        held as u64 + 1..=inline as u64
+                    } else if m == SymlinkPastBlock && held == 0 {
+                        u64::from(o.blksz).max(inline as u64) + 1..=MAXPATHLEN
+                    } else {
+                        return None;
+                    };
+                    if range.is_empty() {
+                        return None;
+                    }
+                    let size = rng.gen_range(range);
+                    let old = u64_at(&bonus, 80);
+                    put_u64(&mut bonus, 80, size);
+                    format!("symlink size {old} sent as {size}")
+                }
                 SymlinkTooLong => {
                     if u64_at(&bonus, 72) & S_IFMT != S_IFLNK {
                         return None;
@@ -697,6 +784,7 @@ fn block_edit(
     m: Malformation,
     blkid: u64,
     dn_type: u8,
+    root: Option<u64>,
     data: &mut [u8],
     rng: &mut ChaCha8Rng,
 ) -> Option<(String, Option<String>)> {
@@ -1036,6 +1124,18 @@ fn block_edit(
             put_u64(data, at, (de & ((1 << 60) - 1)) | new << 60);
             format!(
                 "entry {:?}'s type {t} sent as {new}",
+                String::from_utf8_lossy(name)
+            )
+        }
+        DirentCycle if micro && dir => {
+            let root = root?;
+            let used = micro_entries(data);
+            let (slot, name) = used.get(rng.gen_range(0..used.len().max(1)))?;
+            let at = slot * MZAP_ENT_LEN;
+            put_u64(data, at, (S_IFDIR >> 12) << 60 | root);
+            names = Some(format!("directory object {root}"));
+            format!(
+                "entry {:?} sent naming the root (object {root})",
                 String::from_utf8_lossy(name)
             )
         }
