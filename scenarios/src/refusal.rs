@@ -326,6 +326,43 @@ impl PoolModel {
     }
 }
 
+/// How `zfs set` refuses a value (`zfs_prop_set` and the property table of
+/// this era): EINVAL for a value the property does not take or a property
+/// that does not exist; ENOTSUP for a gzip compression, which zsim does not
+/// write. A user property's value of 8 KiB or more is E2BIG.
+fn prop_refusal(prop: &str, value: &str) -> Option<Errno> {
+    let one_of = |allowed: &[&str]| (!allowed.contains(&value)).then_some(Errno::EINVAL);
+    match prop {
+        "recordsize" => {
+            let ok = value
+                .parse::<u64>()
+                .is_ok_and(|n| n.is_power_of_two() && (512..=128 << 10).contains(&n));
+            (!ok).then_some(Errno::EINVAL)
+        }
+        "checksum" => one_of(&["on", "off", "fletcher2", "fletcher4", "sha256"]),
+        "compression" if value == "gzip" || value.starts_with("gzip-") => {
+            let level = value.strip_prefix("gzip-").unwrap_or("6");
+            Some(
+                if matches!(level, "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9") {
+                    Errno::ENOTSUP
+                } else {
+                    Errno::EINVAL
+                },
+            )
+        }
+        "compression" => one_of(&["inherit", "on", "off", "lzjb", "empty", "zle"]),
+        "dedup" => one_of(&["on", "off", "sha256"]),
+        "copies" => one_of(&["1", "2", "3"]),
+        "atime" => one_of(&["on", "off"]),
+        "mountpoint" => {
+            let ok = value == "none" || value == "legacy" || value.starts_with('/');
+            (!ok).then_some(Errno::EINVAL)
+        }
+        _ if prop.contains(':') => (value.len() >= 8192).then_some(Errno::E2BIG),
+        _ => Some(Errno::EINVAL),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use engine::context::{ManualClock, SplitMix64};
@@ -481,42 +518,5 @@ mod tests {
             };
             assert_eq!(model.refusal(&misuse), None, "{line}");
         }
-    }
-}
-
-/// How `zfs set` refuses a value (`zfs_prop_set` and the property table of
-/// this era): EINVAL for a value the property does not take or a property
-/// that does not exist; ENOTSUP for a gzip compression, which zsim does not
-/// write. A user property's value of 8 KiB or more is E2BIG.
-fn prop_refusal(prop: &str, value: &str) -> Option<Errno> {
-    let one_of = |allowed: &[&str]| (!allowed.contains(&value)).then_some(Errno::EINVAL);
-    match prop {
-        "recordsize" => {
-            let ok = value
-                .parse::<u64>()
-                .is_ok_and(|n| n.is_power_of_two() && (512..=128 << 10).contains(&n));
-            (!ok).then_some(Errno::EINVAL)
-        }
-        "checksum" => one_of(&["on", "off", "fletcher2", "fletcher4", "sha256"]),
-        "compression" if value == "gzip" || value.starts_with("gzip-") => {
-            let level = value.strip_prefix("gzip-").unwrap_or("6");
-            Some(
-                if matches!(level, "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9") {
-                    Errno::ENOTSUP
-                } else {
-                    Errno::EINVAL
-                },
-            )
-        }
-        "compression" => one_of(&["inherit", "on", "off", "lzjb", "empty", "zle"]),
-        "dedup" => one_of(&["on", "off", "sha256"]),
-        "copies" => one_of(&["1", "2", "3"]),
-        "atime" => one_of(&["on", "off"]),
-        "mountpoint" => {
-            let ok = value == "none" || value == "legacy" || value.starts_with('/');
-            (!ok).then_some(Errno::EINVAL)
-        }
-        _ if prop.contains(':') => (value.len() >= 8192).then_some(Errno::E2BIG),
-        _ => Some(Errno::EINVAL),
     }
 }

@@ -727,7 +727,7 @@ fn applies(
                     let mode = u64_at(&bonus, 72);
                     dn_type = DMU_OT_PLAIN_FILE_CONTENTS;
                     put_u64(&mut bonus, 72, (mode & !S_IFMT) | S_IFREG);
-                    format!("the root's type and mode sent as a plain file's")
+                    "the root's type and mode sent as a plain file's".to_string()
                 }
                 SymlinkInlineShort | SymlinkPastBlock => {
                     if u64_at(&bonus, 72) & S_IFMT != S_IFLNK {
