@@ -376,18 +376,37 @@ fn choose_candidate(
     }
     // A state that reads back whole beats one that matches only in what
     // could be read.
-    let mut partly = None;
+    let mut partly = Vec::new();
     for (i, candidate) in host.candidates.iter().enumerate().rev() {
         match compare_pool(pool, candidate) {
             Ok(()) => return Ok(i),
-            Err(Mismatch::Unreadable(_)) if damaged => {
-                partly.get_or_insert(i);
-            }
+            Err(Mismatch::Unreadable(_)) if damaged => partly.push(i),
             Err(m) => mismatches.push(m.to_string()),
         }
     }
-    if let Some(i) = partly {
-        return Ok(i);
+    if let Some(&newest) = partly.first() {
+        // Two different states that each match in all that can be read:
+        // the damage hides which one the pool holds, and a guess would
+        // carry a wrong model on to every target sent from it.
+        let same = partly
+            .iter()
+            .all(|&i| host.candidates[i] == host.candidates[newest]);
+        if same {
+            return Ok(newest);
+        }
+        let mut v = violation(
+            step,
+            format!(
+                "{} after {why} to hold one state the model can tell",
+                host.name
+            ),
+            format!(
+                "{} different states match all that can be read: damage at rest hides which one it holds",
+                partly.len()
+            ),
+        );
+        v.lost = true;
+        return Err(v);
     }
     let mut v = violation(
         step,

@@ -868,11 +868,15 @@ fn destroy_malformed(
         })
     };
     if let Err(e) = undone {
-        return Err(violation(
+        let mut v = violation(
             at,
             format!("the receive of {struck} to be destroyed"),
             e.to_string(),
-        ));
+        );
+        // Damage at rest under what the destroy reads: detected, and the
+        // malformed target stays, which the model cannot follow.
+        v.lost = damaged && matches!(e.errno(), Errno::EIO | Errno::ECKSUM);
+        return Err(v);
     }
     match judged {
         Ok(()) => {}
@@ -894,6 +898,8 @@ fn destroy_malformed(
             format!("{diff:?}"),
         ));
     }
+    // The destroy was synced: the state before is the only durable one.
     w.hosts[1].model = before.model.clone();
+    w.hosts[1].candidates = vec![before.model.clone()];
     w.heal(at).map(|_| ())
 }
