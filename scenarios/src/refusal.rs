@@ -53,6 +53,20 @@ impl PoolModel {
                 let room = DN_MAX_BONUSLEN - (usize::from(o.nblkptr()) - 1) * 128;
                 (*len > room).then_some(Errno::EINVAL)
             }
+            // `dsl_dataset_user_hold_check`: a snapshot, not held with the
+            // tag already; `dsl_dataset_user_release_check`: held with it.
+            Misuse::HoldTwice { name } => Some(if !self.exists(name) {
+                Errno::ENOENT
+            } else if !name.contains('@') {
+                Errno::EINVAL
+            } else {
+                Errno::EEXIST
+            }),
+            Misuse::ReleaseUnheld { name } => Some(if self.exists(name) {
+                Errno::ESRCH
+            } else {
+                Errno::ENOENT
+            }),
             Misuse::DestroyHeld { snap } => {
                 // The hold needs the snapshot; then its user reference
                 // comes first among the destroy checks.

@@ -86,17 +86,42 @@ fn every_malformation_is_received_and_refused_by_its_check() {
         &mut NoInterrupt,
     )
     .unwrap();
-    // What a walk meets: the namespace's objects and the master node.
+    // What a walk meets: the namespace's objects and the master node, and
+    // their attribute directories and files.
     let id = src.lookup("tank/fs@s1").unwrap();
     let walked: BTreeSet<u64> = zpl::walk(&mut src, id)
         .unwrap()
         .iter()
         .map(|e| e.object)
         .collect();
+    let mut attributes = BTreeSet::new();
+    let mut dmu = src.dmu(id).unwrap();
+    for &o in &walked {
+        let dir = zpl::read_znode(&dmu, o).unwrap().xattr;
+        if dir != 0 {
+            attributes.insert(dir);
+            for e in engine::zap::entries(&mut dmu, dir).unwrap() {
+                attributes.insert(zpl::zfs_dirent_obj(e.values[0]));
+            }
+        }
+    }
+    drop(dmu);
+    assert!(attributes.len() >= 2, "the source has attributes");
 
+    // These have a check of their own where they strike an attribute.
+    let attribute_checks = [
+        Malformation::ZnodeModeType,
+        Malformation::DirentUnallocated,
+        Malformation::ZnodeSizeHuge,
+    ];
     let mut refused = BTreeSet::new();
+    let mut as_attribute = BTreeSet::new();
     for m in Malformation::ALL {
-        for skip in 0..3 {
+        for skip in 0..8 {
+            if refused.contains(&m) && (!attribute_checks.contains(&m) || as_attribute.contains(&m))
+            {
+                break;
+            }
             let draw = MalformedDraw { skip, seed: skip };
             let (sent, Some(struck)) = rewrite_with(m, draw, &stream) else {
                 break;
@@ -111,17 +136,24 @@ fn every_malformation_is_received_and_refused_by_its_check() {
             )
             .unwrap_or_else(|e| panic!("{struck}: the receive refused it: {e}"));
             let id = dst.lookup("dst/r@s1").unwrap();
-            let e = match zpl::walk(&mut dst, id) {
-                Ok(_) if struck.reach == Reach::Master || walked.contains(&struck.object) => {
-                    panic!("{struck}: a walk listed it")
-                }
-                Ok(_) => continue,
+            let walk = zpl::walk(&mut dst, id);
+            let o = struck.object;
+            let r = match struck.reach {
+                Reach::Master => &struck.refusal,
+                Reach::Namespace if walked.contains(&o) => &struck.refusal,
+                _ if attributes.contains(&o) => match &struck.attribute {
+                    Some(r) => {
+                        as_attribute.insert(m);
+                        r
+                    }
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let e = match walk {
+                Ok(_) => panic!("{struck}: a walk listed it"),
                 Err(e) => e,
             };
-            let r = &struck.refusal;
-            if struck.reach == Reach::Namespace && !walked.contains(&struck.object) {
-                continue;
-            }
             assert_eq!(e.errno(), r.errno, "{struck}: {e}");
             assert!(
                 e.site().file.ends_with(r.file),

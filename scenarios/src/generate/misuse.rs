@@ -35,7 +35,13 @@ impl Generator {
             7 => self.misuse_shape(src, dst)?,
             8 => {
                 let snap = snapshots(src).choose(&mut self.rng)?.clone();
-                Misuse::DestroyHeld { snap }
+                let fs = snap.split('@').next().unwrap_or_default().to_string();
+                match self.rng.gen_range(0..4) {
+                    0 => Misuse::HoldTwice { name: snap },
+                    1 => Misuse::HoldTwice { name: fs },
+                    2 => Misuse::ReleaseUnheld { name: snap },
+                    _ => Misuse::DestroyHeld { snap },
+                }
             }
             9 => self.misuse_send(src)?,
             10 => self.misuse_zpl(src, dst)?,
@@ -157,16 +163,18 @@ impl Generator {
     }
 
     /// A name that is too long, malformed, the pool's own, under a parent
-    /// that does not exist, or taken.
+    /// that does not exist (or in a pool that does not), or taken.
     fn misuse_create(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Misuse> {
         let fs = pick_fs(&mut self.rng, src, dst)?;
         let pool = fs.split('/').next().unwrap_or(SRC).to_string();
         let rng = &mut self.rng;
-        let fs = match rng.gen_range(0..5) {
+        let fs = match rng.gen_range(0..6) {
             0 => long_name(rng, &fs, '/'),
             1 => format!("{fs}/{}", BAD_COMPONENTS.choose(rng).expect("names")),
             2 => pool,
             3 => format!("{fs}/gone/n{}", rng.gen_range(0..100)),
+            // In a pool that does not exist (the source's host is asked).
+            4 => format!("nopool/n{}", rng.gen_range(0..100)),
             _ => fs,
         };
         Some(Misuse::Step(Box::new(Step::CreateFs { fs })))

@@ -32,6 +32,11 @@ pub enum Misuse {
     Bonuslen { fs: String, object: u64, len: usize },
     /// `zfs hold`, `zfs destroy` of the held snapshot, `zfs release`.
     DestroyHeld { snap: String },
+    /// `zfs hold` twice with one tag (then `zfs release`), or a hold of a
+    /// filesystem.
+    HoldTwice { name: String },
+    /// `zfs release` of a tag never held.
+    ReleaseUnheld { name: String },
     /// `zfs send` alone: only the sender's checks, the stream goes nowhere.
     SendOnly { snap: String, from: Option<String> },
     /// `zfs send -R` alone: a filesystem rather than a snapshot, or a tree
@@ -48,6 +53,7 @@ impl Misuse {
             Misuse::DestroyHeld { snap }
             | Misuse::SendOnly { snap, .. }
             | Misuse::SendReplicate { snap } => snap,
+            Misuse::HoldTwice { name } | Misuse::ReleaseUnheld { name } => name,
         }
     }
 
@@ -103,6 +109,19 @@ impl Misuse {
                     &mut NoInterrupt,
                 )?;
                 Ok(format!("sent {} bytes", summary.bytes))
+            }
+            Misuse::HoldTwice { name } => {
+                pool.hold(name, HOLD_TAG)?;
+                let again = pool.hold(name, HOLD_TAG);
+                let released = pool.release(name, HOLD_TAG);
+                match again {
+                    Ok(()) => released.map(|()| "held twice".to_string()),
+                    Err(e) => released.and(Err(e)),
+                }
+            }
+            Misuse::ReleaseUnheld { name } => {
+                pool.release(name, HOLD_TAG)?;
+                Ok("released".to_string())
             }
             Misuse::SendReplicate { snap } => {
                 pool.send_replication(snap, None, &mut std::io::sink(), &SendOptions::default())?;

@@ -161,6 +161,8 @@ impl fmt::Display for Misuse {
                 write!(f, "bonuslen {fs} obj={object} len={len}")
             }
             Misuse::DestroyHeld { snap } => write!(f, "destroy-held {snap}"),
+            Misuse::HoldTwice { name } => write!(f, "hold-twice {name}"),
+            Misuse::ReleaseUnheld { name } => write!(f, "release-unheld {name}"),
             Misuse::SendOnly { snap, from } => {
                 write!(f, "send-only {snap}")?;
                 match from {
@@ -192,6 +194,8 @@ impl FromStr for Misuse {
                 len: w.num("len")?,
             },
             "destroy-held" => Misuse::DestroyHeld { snap: w.name(0)? },
+            "hold-twice" => Misuse::HoldTwice { name: w.name(0)? },
+            "release-unheld" => Misuse::ReleaseUnheld { name: w.name(0)? },
             "send-only" => Misuse::SendOnly {
                 snap: w.name(0)?,
                 from: w.opt("from").map(str::to_string),
@@ -665,6 +669,12 @@ mod tests {
             }),
             Step::Misuse(Misuse::SendReplicate {
                 snap: "src/fs0@s2".into(),
+            }),
+            Step::Misuse(Misuse::HoldTwice {
+                name: "src/fs0@s2".into(),
+            }),
+            Step::Misuse(Misuse::ReleaseUnheld {
+                name: "src/fs0".into(),
             }),
         ];
         for step in steps {

@@ -28,7 +28,11 @@ pub(super) fn misuse_step(
     };
     // A hold and its release each sync a txg, which would turn what the
     // open txg holds into space: start from a synced pool, as a send does.
-    if matches!(misuse, Misuse::DestroyHeld { .. }) && w.sync(h, "before a hold").is_err() {
+    let holds = matches!(
+        misuse,
+        Misuse::DestroyHeld { .. } | Misuse::HoldTwice { .. }
+    );
+    if holds && w.sync(h, "before a hold").is_err() {
         w.hosts[h].disk.crash_now(FaultKind::Crash);
         w.recover(h, at, "a failed sync")?;
         if misuse.refusal_in(&w.hosts[h].model).is_none() {

@@ -798,18 +798,25 @@ fn hostile_refusal(
 /// The target's model after receiving a malformed stream into `state`: the
 /// received snapshot and its filesystem hold the rewritten object, and a
 /// walk of them must be refused where it must meet it (the master node of
-/// any ZPL filesystem; another object the sent snapshot's namespace holds).
+/// any ZPL filesystem; another object the sent snapshot's namespace holds,
+/// or an attribute directory or file of it, each by its own check).
 fn malformed_state(state: &PoolModel, src: &PoolModel, step: &Step, struck: &Struck) -> PoolModel {
     let Step::Send { snap, target, .. } = step else {
         unreachable!("a send step");
     };
-    let meets = src
-        .get(snap)
-        .and_then(|d| d.zpl.as_ref())
-        .is_some_and(|tree| match struck.reach {
-            Reach::Master => true,
-            Reach::Namespace => tree.nodes.contains_key(&struck.object),
-        });
+    let o = struck.object;
+    let refusal = src.get(snap).and_then(|d| d.zpl.as_ref()).and_then(|tree| {
+        let attribute = tree
+            .nodes
+            .values()
+            .any(|n| n.xattr_dir == Some(o) || n.xattrs.values().any(|(file, _)| *file == o));
+        match struck.reach {
+            Reach::Master => Some(struck.refusal.clone()),
+            Reach::Namespace if tree.nodes.contains_key(&o) => Some(struck.refusal.clone()),
+            _ if attribute => struck.attribute.clone(),
+            _ => None,
+        }
+    });
     let mut out = state.clone();
     let names = [target.clone(), format!("{target}@{}", snap_name(snap))];
     out.malform(
@@ -831,7 +838,7 @@ fn malformed_state(state: &PoolModel, src: &PoolModel, step: &Step, struck: &Str
                 o.shape.bonuslen = bonus.len();
             }
         },
-        meets.then(|| struck.refusal.clone()),
+        refusal,
     );
     out
 }

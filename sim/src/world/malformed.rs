@@ -38,8 +38,8 @@ use engine::zap::{
 };
 use engine::zpl::{
     DMU_OT_DIRECTORY_CONTENTS, DMU_OT_MASTER_NODE, DMU_OT_PLAIN_FILE_CONTENTS, DMU_OT_SA,
-    DMU_OT_ZNODE, MASTER_NODE_OBJ, MAXPATHLEN, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, ZFS_ROOT_OBJ,
-    ZNODE_PHYS_SIZE, ZPL_VERSION_SA, ZPL_VERSION_STR,
+    DMU_OT_ZNODE, MASTER_NODE_OBJ, MAX_XATTR_VALUE, MAXPATHLEN, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+    ZFS_ROOT_OBJ, ZNODE_PHYS_SIZE, ZPL_VERSION_SA, ZPL_VERSION_STR,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -131,6 +131,8 @@ pub enum Malformation {
     SymlinkInlineShort,
     /// A symlink target in a block said longer than the block.
     SymlinkPastBlock,
+    /// A plain file's size past what an attribute may hold.
+    ZnodeSizeHuge,
     /// A directory entry named ".".
     DirentDot,
     /// A directory entry naming an object no dataset has.
@@ -150,7 +152,7 @@ pub enum Malformation {
 }
 
 impl Malformation {
-    pub const ALL: [Malformation; 44] = [
+    pub const ALL: [Malformation; 45] = [
         Malformation::ZapBlockType,
         Malformation::ZapMicroNoNul,
         Malformation::ZapMicroDuplicate,
@@ -187,6 +189,7 @@ impl Malformation {
         Malformation::DirentCycle,
         Malformation::SymlinkInlineShort,
         Malformation::SymlinkPastBlock,
+        Malformation::ZnodeSizeHuge,
         Malformation::DirentDot,
         Malformation::DirentUnallocated,
         Malformation::VersionZero,
@@ -235,6 +238,7 @@ impl Malformation {
             Malformation::DirentCycle => "dirent-cycle",
             Malformation::SymlinkInlineShort => "symlink-inline-short",
             Malformation::SymlinkPastBlock => "symlink-past-block",
+            Malformation::ZnodeSizeHuge => "znode-size-huge",
             Malformation::DirentDot => "dirent-dot",
             Malformation::DirentUnallocated => "dirent-unallocated",
             Malformation::VersionZero => "zpl-version-zero",
@@ -289,6 +293,7 @@ impl Malformation {
             DirentCycle => ("is reached a second time", ZPL),
             SymlinkInlineShort => ("should follow the znode", ZPL),
             SymlinkPastBlock => ("does not fit its", ZPL),
+            ZnodeSizeHuge => ("more than", ZPL),
             DirentDot => ("is not a file name", ZPL),
             DirentUnallocated => ("which is not allocated", ZPL),
             VersionZero => ("the master node says ZPL version 0", ZPL),
@@ -300,6 +305,8 @@ impl Malformation {
         };
         let errno = if matches!(self, VersionSa | ZnodeBonusSa) {
             Errno::ENOTSUP
+        } else if self == ZnodeSizeHuge {
+            Errno::EFBIG
         } else {
             Errno::EIO
         };
@@ -314,13 +321,17 @@ impl fmt::Display for Malformation {
 }
 
 /// When the walk must meet the malformed object: the master node always;
-/// any other object if it is in the sent snapshot's namespace (an
-/// attribute directory, or an object the namespace does not name, is read
-/// by other checks or not at all).
+/// any other object if it is in the sent snapshot's namespace, and then
+/// its check refuses it (`refusal`); an attribute directory or file of the
+/// namespace is read by other checks (`attribute`, where they refuse it);
+/// an object the namespace does not name is not read at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reach {
     Master,
     Namespace,
+    /// Only as an attribute file: a walk that hashes nothing reads a
+    /// namespace file's size nowhere.
+    Attribute,
 }
 
 /// How the received objects differ from the source's: what the model is
@@ -351,6 +362,8 @@ pub struct Struck {
     pub reach: Reach,
     pub edit: Edit,
     pub refusal: WalkRefusal,
+    /// How the walk refuses it when it is an attribute directory or file.
+    pub attribute: Option<WalkRefusal>,
     /// The record's index and byte offset in the stream, for the trace.
     pub index: u64,
     pub offset: u64,
@@ -486,6 +499,7 @@ fn rewrite_as(
                     payload.clone_from(data);
                 }
                 let (errno, because, file) = m.refusal();
+                let attribute = attribute_refusal(m, object, &change);
                 let names = change.names.unwrap_or_else(|| {
                     if file.ends_with("zap.rs") {
                         format!("ZAP object {object}")
@@ -498,9 +512,12 @@ fn rewrite_as(
                     object,
                     reach: if object == MASTER_NODE_OBJ {
                         Reach::Master
+                    } else if m == Malformation::ZnodeSizeHuge {
+                        Reach::Attribute
                     } else {
                         Reach::Namespace
                     },
+                    attribute,
                     edit: change.edit,
                     refusal: WalkRefusal {
                         errno,
@@ -609,9 +626,48 @@ struct Change {
     edit: Edit,
     detail: String,
     names: Option<String>,
+    /// The object a rewritten directory entry names now.
+    named: Option<u64>,
 }
 
 /// The change `m` makes of this record, if it applies.
+/// How a walk refuses `m` struck at `object` when that is an attribute
+/// directory or file (read by the walk's attribute checks, which look at
+/// other things than the namespace's).
+fn attribute_refusal(m: Malformation, object: u64, change: &Change) -> Option<WalkRefusal> {
+    let (errno, because, names) = match (m, &change.edit) {
+        (Malformation::ZnodeModeType, Edit::Object { dn_type, .. })
+            if *dn_type == DMU_OT_PLAIN_FILE_CONTENTS =>
+        {
+            (
+                Errno::EIO,
+                "is not a regular file",
+                format!("(object {object})"),
+            )
+        }
+        (Malformation::ZnodeModeType, _) => (
+            Errno::EIO,
+            "is not a directory",
+            format!("xattr directory {object}"),
+        ),
+        (Malformation::DirentUnallocated, _) => (
+            Errno::EIO,
+            "is not allocated",
+            format!("(object {})", change.named?),
+        ),
+        (Malformation::ZnodeSizeHuge, _) => {
+            (Errno::EFBIG, "more than", format!("(object {object})"))
+        }
+        _ => return None,
+    };
+    Some(WalkRefusal {
+        errno,
+        file: "engine/src/zpl.rs",
+        because,
+        names,
+    })
+}
+
 /// The root directory's object, as the stream's master node names it
 /// (OBJECT records come before the data of any object in their dnode
 /// block, so the root's comes before the master node's data: look ahead).
@@ -670,6 +726,10 @@ fn applies(
             let blkid = w.offset / payload.len() as u64;
             let mut data = payload.to_vec();
             let (detail, names) = block_edit(m, blkid, dn_type, cx.root, &mut data, rng)?;
+            let named = names
+                .as_deref()
+                .and_then(|n| n.strip_prefix("names object "))
+                .and_then(|n| n.parse().ok());
             Some(Change {
                 edit: Edit::Block {
                     object: w.object,
@@ -678,6 +738,7 @@ fn applies(
                 },
                 detail,
                 names,
+                named,
             })
         }
         Record::Object(o) => {
@@ -751,6 +812,12 @@ fn applies(
                     put_u64(&mut bonus, 80, size);
                     format!("symlink size {old} sent as {size}")
                 }
+                ZnodeSizeHuge if is_file && u64_at(&bonus, 72) & S_IFMT == S_IFREG => {
+                    let size = rng.gen_range(MAX_XATTR_VALUE + 1..=1 << 40);
+                    let old = u64_at(&bonus, 80);
+                    put_u64(&mut bonus, 80, size);
+                    format!("size {old} sent as {size}")
+                }
                 SymlinkTooLong => {
                     if u64_at(&bonus, 72) & S_IFMT != S_IFLNK {
                         return None;
@@ -771,6 +838,7 @@ fn applies(
                 },
                 detail,
                 names: None,
+                named: None,
             })
         }
         _ => None,
