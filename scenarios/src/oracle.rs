@@ -148,11 +148,7 @@ fn compare_refusal(
     name: &str,
     refusal: &WalkRefusal,
 ) -> Result<(), Mismatch> {
-    let options = WalkOptions {
-        hash: false,
-        ..WalkOptions::default()
-    };
-    let e = match zpl::walk_with(pool, id, &options) {
+    let e = match zpl::walk_with(pool, id, &unhashed()) {
         Ok(files) => {
             return Err(Mismatch::Differs(format!(
                 "{name}: expected a walk to be refused with {refusal}, found {} files",
@@ -176,6 +172,15 @@ fn compare_refusal(
         "{name}: expected a walk to be refused with {refusal}, found {e} at {}:{}",
         site.file, site.line
     )))
+}
+
+/// The oracle's walks hash no data: the objects compared before already
+/// hold it.
+fn unhashed() -> WalkOptions {
+    WalkOptions {
+        hash: false,
+        ..WalkOptions::default()
+    }
 }
 
 /// A read that failed below the ZPL (a device error, a checksum) is
@@ -218,11 +223,7 @@ pub fn compare_files(
     name: &str,
     tree: &Tree,
 ) -> Result<(), Mismatch> {
-    let options = WalkOptions {
-        hash: false,
-        ..WalkOptions::default()
-    };
-    let walked = match zpl::walk_with(pool, id, &options) {
+    let walked = match zpl::walk_with(pool, id, &unhashed()) {
         Ok(files) => files,
         Err(e) if below_the_zpl(&e) => {
             return Err(unreadable(&format!("{name}: walking its files"), e));

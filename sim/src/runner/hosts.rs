@@ -205,6 +205,18 @@ impl World {
         })
     }
 
+    /// Whether host `h`'s pool holds `model`, read with every fault held
+    /// off; on a damaged disk, all that can be read must match.
+    pub fn holds(&self, h: usize, model: &PoolModel) -> Result<(), Mismatch> {
+        let host = &self.hosts[h];
+        let damaged = host.disk.is_damaged();
+        let mut pool = host.pool.borrow_mut();
+        match self.injector.suspended(|| compare_pool(&mut pool, model)) {
+            Err(Mismatch::Unreadable(_)) if damaged => Ok(()),
+            other => other,
+        }
+    }
+
     /// Datasets and their space, to prove a failed receive changed nothing.
     pub fn space(&self, h: usize) -> Vec<String> {
         let pool = self.hosts[h].pool.borrow();

@@ -7,7 +7,6 @@
 //! A receive misuse is a send step whose receive the model
 //! refuses (`send.rs` judges it).
 
-use scenarios::oracle::{Mismatch, compare_pool};
 use scenarios::step::{Misuse, Step};
 
 use super::hosts::{World, violation};
@@ -59,23 +58,12 @@ pub(super) fn misuse_step(
                     format!("refused: {e} (then a power loss)"),
                 ));
             }
-            let injector = w.injector.clone();
-            let damaged = w.hosts[h].disk.is_damaged();
-            let judged = {
-                let host = &w.hosts[h];
-                let mut pool = host.pool.borrow_mut();
-                injector.suspended(|| compare_pool(&mut pool, &host.model))
-            };
-            match judged {
-                Ok(()) => {}
-                Err(Mismatch::Unreadable(_)) if damaged => {}
-                Err(m) => {
-                    return Err(violation(
-                        at,
-                        format!("the refused `{step}` ({e}) to leave the pool as it was"),
-                        m.to_string(),
-                    ));
-                }
+            if let Err(m) = w.holds(h, &w.hosts[h].model) {
+                return Err(violation(
+                    at,
+                    format!("the refused `{step}` ({e}) to leave the pool as it was"),
+                    m.to_string(),
+                ));
             }
             let now = w.space(h);
             if now != space {

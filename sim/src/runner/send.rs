@@ -861,17 +861,16 @@ fn destroy_malformed(
     let new_fs = !before.model.exists(target);
     let injector = w.injector.clone();
     let damaged = w.hosts[1].disk.is_damaged();
-    let (undone, judged) = {
+    let undone = {
         let mut pool = w.hosts[1].pool.borrow_mut();
         injector.suspended(|| {
-            let undone = pool.destroy(&snapshot).and_then(|()| {
+            pool.destroy(&snapshot).and_then(|()| {
                 if new_fs {
                     pool.destroy(target)
                 } else {
                     pool.rollback(target)
                 }
-            });
-            (undone, compare_pool(&mut pool, &before.model))
+            })
         })
     };
     if let Err(e) = undone {
@@ -885,16 +884,12 @@ fn destroy_malformed(
         v.lost = damaged && matches!(e.errno(), Errno::EIO | Errno::ECKSUM);
         return Err(v);
     }
-    match judged {
-        Ok(()) => {}
-        Err(Mismatch::Unreadable(_)) if damaged => {}
-        Err(m) => {
-            return Err(violation(
-                at,
-                format!("destroying the receive of {struck} to leave the target as it was"),
-                m.to_string(),
-            ));
-        }
+    if let Err(m) = w.holds(1, &before.model) {
+        return Err(violation(
+            at,
+            format!("destroying the receive of {struck} to leave the target as it was"),
+            m.to_string(),
+        ));
     }
     let space = w.space(1);
     if space != before.space {

@@ -604,6 +604,20 @@ impl Leaf {
     }
 }
 
+/// A random value that is none of `excluded`.
+fn other_than<T>(rng: &mut ChaCha8Rng, excluded: &[T]) -> T
+where
+    T: PartialEq,
+    rand::distributions::Standard: rand::distributions::Distribution<T>,
+{
+    loop {
+        let v: T = rng.r#gen();
+        if !excluded.contains(&v) {
+            return v;
+        }
+    }
+}
+
 fn pick(rng: &mut ChaCha8Rng, from: &[usize]) -> Option<usize> {
     (!from.is_empty()).then(|| from[rng.gen_range(0..from.len())])
 }
@@ -867,12 +881,7 @@ fn block_edit(
     let mut names = None;
     let detail = match m {
         ZapBlockType if micro || header => {
-            let t = loop {
-                let t: u64 = rng.r#gen();
-                if ![ZBT_MICRO, ZBT_HEADER, ZBT_LEAF].contains(&t) {
-                    break t;
-                }
-            };
+            let t: u64 = other_than(rng, &[ZBT_MICRO, ZBT_HEADER, ZBT_LEAF]);
             put_u64(data, 0, t);
             format!("block 0's type {word0:#x} sent as {t:#x}")
         }
@@ -903,12 +912,7 @@ fn block_edit(
             )
         }
         ZapFatMagic if header => {
-            let magic = loop {
-                let v: u64 = rng.r#gen();
-                if v != ZAP_MAGIC {
-                    break v;
-                }
-            };
+            let magic: u64 = other_than(rng, &[ZAP_MAGIC]);
             put_u64(data, 8, magic);
             format!("fat header magic sent as {magic:#x}")
         }
@@ -929,24 +933,14 @@ fn block_edit(
             format!("embedded pointer 0 to leaf {leaf} sent as 0")
         }
         ZapLeafMagic if leaf => {
-            let magic = loop {
-                let v: u32 = rng.r#gen();
-                if v != ZAP_LEAF_MAGIC {
-                    break v;
-                }
-            };
+            let magic: u32 = other_than(rng, &[ZAP_LEAF_MAGIC]);
             data[24..28].copy_from_slice(&magic.to_le_bytes());
             format!("leaf {blkid}'s magic sent as {magic:#x}")
         }
         ZapLeafChunkType if leaf => {
             let (nhash, nchunks) = leaf_shape(bs);
             let idx = rng.gen_range(0..nchunks);
-            let t = loop {
-                let t: u8 = rng.r#gen();
-                if ![ZAP_CHUNK_ENTRY, ZAP_CHUNK_ARRAY, ZAP_CHUNK_FREE].contains(&t) {
-                    break t;
-                }
-            };
+            let t: u8 = other_than(rng, &[ZAP_CHUNK_ENTRY, ZAP_CHUNK_ARRAY, ZAP_CHUNK_FREE]);
             data[chunk_at(nhash, idx)] = t;
             format!("leaf {blkid}'s chunk {idx} type sent as {t}")
         }
@@ -964,12 +958,7 @@ fn block_edit(
                 .filter(|&i| data[chunk_at(nhash, i)] == ZAP_CHUNK_ENTRY)
                 .collect();
             let idx = *entries.get(rng.gen_range(0..entries.len().max(1)))?;
-            let intlen = loop {
-                let v: u8 = rng.r#gen();
-                if ![1, 2, 4, 8].contains(&v) {
-                    break v;
-                }
-            };
+            let intlen: u8 = other_than(rng, &[1, 2, 4, 8]);
             data[chunk_at(nhash, idx) + 1] = intlen;
             format!("leaf {blkid}'s entry chunk {idx} values of {intlen} bytes")
         }
@@ -1056,12 +1045,7 @@ fn block_edit(
             format!("embedded pointer {i} to leaf {} sent to leaf {to}", ptrs[i])
         }
         ZapLeafBlockType if leaf => {
-            let t = loop {
-                let t: u64 = rng.r#gen();
-                if t != ZBT_LEAF {
-                    break t;
-                }
-            };
+            let t: u64 = other_than(rng, &[ZBT_LEAF]);
             put_u64(data, 0, t);
             format!("leaf {blkid}'s block type sent as {t:#x}")
         }
