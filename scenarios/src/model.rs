@@ -596,15 +596,18 @@ impl PoolModel {
     ) -> Expect {
         let _ = source;
         let exists = self.exists(target);
-        // A new filesystem's name is checked last of all.
+        // A new filesystem's name is checked last of all, after its pool:
+        // a name without one is refused as a pool's root.
         let last = target.rsplit('/').next().unwrap_or_default();
-        let named = if exists || valid_component(last) {
+        let named = if exists || (target.contains('/') && valid_component(last)) {
             Expect::Match
         } else {
             Expect::Refuse(vec![Errno::EINVAL])
         };
         if let Some(origin) = origin {
-            if exists {
+            // A clone stream makes a new filesystem, under a pool: the
+            // target's name comes before the origin.
+            if exists || !target.contains('/') {
                 return Expect::Refuse(vec![Errno::EINVAL]);
             }
             return match self.get(origin) {

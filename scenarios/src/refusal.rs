@@ -34,8 +34,11 @@ impl PoolModel {
                 let Some(o) = self.object(fs, *object) else {
                     return Some(Errno::ENOENT);
                 };
-                if *blksz == o.shape.blksz || !valid_blksz(u64::from(*blksz)) {
+                if *blksz == o.shape.blksz {
                     return None;
+                }
+                if !valid_blksz(u64::from(*blksz)) {
+                    return Some(Errno::EINVAL);
                 }
                 // `dn_maxblkid != 0`: a block past the first holds data.
                 // One that reads as zeros may be a hole with no trace.

@@ -395,13 +395,15 @@ impl Generator {
         Some(Misuse::Step(Box::new(step)))
     }
 
-    /// A new block size for an object with data past its first block, or a
-    /// bonus longer than its dnode has room for.
+    /// A new block size for an object with data past its first block, or
+    /// one no block may have, or a bonus longer than its dnode has room for.
     fn misuse_shape(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Misuse> {
         let (fs, object, shape) = pick_object(&mut self.rng, src, dst, true)?;
         let rng = &mut self.rng;
         if rng.gen_bool(0.5) {
-            let blksz = **[512u32, 4096, 16384, 131072]
+            // A size no block may have (not a multiple of 512, or past
+            // 128 KiB) now and then.
+            let blksz = **[512u32, 4096, 16384, 131072, 1000, 262_144]
                 .iter()
                 .filter(|b| **b != shape.blksz)
                 .collect::<Vec<_>>()
@@ -420,7 +422,7 @@ impl Generator {
     /// `zfs set` of a value the property does not take, of a property that
     /// does not exist, or on a snapshot.
     fn misuse_set(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Misuse> {
-        const BAD: [(&str, &str); 10] = [
+        const BAD: [(&str, &str); 11] = [
             ("recordsize", "1000"),
             ("recordsize", "256K"),
             ("checksum", "crc32"),
@@ -431,16 +433,23 @@ impl Generator {
             ("atime", "maybe"),
             ("mountpoint", "relative/path"),
             ("nosuchprop", "1"),
+            // Swapped below for a value of 8 KiB (E2BIG).
+            ("org.zsim:big", ""),
         ];
         let rng = &mut self.rng;
         let model = if rng.gen_bool(0.5) { src } else { dst };
         let names: Vec<&String> = model.datasets.keys().filter(|n| n.contains('/')).collect();
         let fs = names.choose(rng)?.to_string();
         let (prop, value) = BAD.choose(rng)?;
+        let value = if value.is_empty() {
+            "v".repeat(8192)
+        } else {
+            value.to_string()
+        };
         Some(Misuse::Step(Box::new(Step::SetProp {
             fs,
             prop: prop.to_string(),
-            value: value.to_string(),
+            value,
         })))
     }
 
@@ -514,9 +523,11 @@ impl Generator {
                     None,
                 ),
             };
-            let target = match (rng.gen_range(0..5), targets.choose(rng)) {
+            let target = match (rng.gen_range(0..6), targets.choose(rng)) {
                 (0, _) | (_, None) => format!("{DST}/r{}", rng.gen_range(0..1000)),
                 (1, _) => format!("{DST}/{}", BAD_COMPONENTS.choose(rng)?),
+                // No pool in the name: a pool's root by name.
+                (2, _) => format!("r{}", rng.gen_range(0..1000)),
                 (_, Some(t)) => t.to_string(),
             };
             let force = rng.gen_bool(0.3);
