@@ -599,6 +599,11 @@ impl Leaf {
             .collect()
     }
 
+    /// One of its entry chunks, drawn.
+    fn any_entry(&self, block: &[u8], rng: &mut ChaCha8Rng) -> Option<usize> {
+        pick(rng, &self.chunks_of(block, ZAP_CHUNK_ENTRY))
+    }
+
     fn valid(&self, idx: u16) -> Option<usize> {
         (usize::from(idx) < self.nchunks).then_some(usize::from(idx))
     }
@@ -1063,13 +1068,13 @@ fn block_edit(
         }
         ZapLeafChainLoop if leaf => {
             let l = Leaf::of(data);
-            let e = pick(rng, &l.chunks_of(data, ZAP_CHUNK_ENTRY))?;
+            let e = l.any_entry(data, rng)?;
             put_u16(data, chunk_at(l.nhash, e) + 2, e as u16);
             format!("leaf {blkid}'s entry chunk {e} chained to itself")
         }
         ZapLeafEntryHash if leaf => {
             let l = Leaf::of(data);
-            let e = pick(rng, &l.chunks_of(data, ZAP_CHUNK_ENTRY))?;
+            let e = l.any_entry(data, rng)?;
             let prefix_len = u32::from(u16_at(data, 32));
             let down = 64u32.checked_sub(l.nhash.trailing_zeros() + prefix_len)?;
             let at = chunk_at(l.nhash, e) + 16;
@@ -1079,13 +1084,13 @@ fn block_edit(
         }
         ZapLeafNameEmpty if leaf => {
             let l = Leaf::of(data);
-            let e = pick(rng, &l.chunks_of(data, ZAP_CHUNK_ENTRY))?;
+            let e = l.any_entry(data, rng)?;
             put_u16(data, chunk_at(l.nhash, e) + 6, 0);
             format!("leaf {blkid}'s entry chunk {e} with a name of 0 bytes")
         }
         ZapLeafValueLong if leaf => {
             let l = Leaf::of(data);
-            let e = pick(rng, &l.chunks_of(data, ZAP_CHUNK_ENTRY))?;
+            let e = l.any_entry(data, rng)?;
             let c = chunk_at(l.nhash, e);
             let intlen = usize::from(data[c + 1]).max(1);
             let n = rng.gen_range((ZAP_MAXVALUELEN / intlen + 1).min(65535)..=65535) as u16;
@@ -1094,7 +1099,7 @@ fn block_edit(
         }
         ZapLeafNameNoNul if leaf => {
             let l = Leaf::of(data);
-            let e = pick(rng, &l.chunks_of(data, ZAP_CHUNK_ENTRY))?;
+            let e = l.any_entry(data, rng)?;
             let c = chunk_at(l.nhash, e);
             let n = usize::from(u16_at(data, c + 6)).checked_sub(1)?;
             let mut idx = u16_at(data, c + 4);
@@ -1134,13 +1139,13 @@ fn block_edit(
         }
         ZapLeafArrayNotArray if leaf => {
             let l = Leaf::of(data);
-            let e = pick(rng, &l.chunks_of(data, ZAP_CHUNK_ENTRY))?;
+            let e = l.any_entry(data, rng)?;
             put_u16(data, chunk_at(l.nhash, e) + 4, e as u16);
             format!("leaf {blkid}'s entry chunk {e}: its name starts at itself")
         }
         ZapLeafArrayShared if leaf => {
             let l = Leaf::of(data);
-            let e = pick(rng, &l.chunks_of(data, ZAP_CHUNK_ENTRY))?;
+            let e = l.any_entry(data, rng)?;
             let c = chunk_at(l.nhash, e);
             if u16_at(data, c + 10) == 0 {
                 return None;
