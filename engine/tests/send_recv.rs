@@ -578,15 +578,28 @@ fn rewritten(stream: &[u8], mut change: impl FnMut(&mut Record, &mut Vec<u8>) ->
     writer.into_inner()
 }
 
+/// `stream` with only the first record `change` acts on (it says whether
+/// it did) changed.
+fn first_rewritten(
+    stream: &[u8],
+    mut change: impl FnMut(&mut Record, &mut Vec<u8>) -> bool,
+) -> Vec<u8> {
+    let mut done = false;
+    rewritten(stream, |record, payload| {
+        !done && {
+            done = change(record, payload);
+            done
+        }
+    })
+}
+
 /// `stream` with its first OBJECT record changed by `change`.
 fn with_object_changed(
     stream: &[u8],
     change: impl Fn(&mut engine::stream::DrrObject, &mut Vec<u8>),
 ) -> Vec<u8> {
-    let mut done = false;
-    rewritten(stream, |record, payload| match record {
-        Record::Object(drro) if !done => {
-            done = true;
+    first_rewritten(stream, |record, payload| match record {
+        Record::Object(drro) => {
             change(drro, payload);
             true
         }
@@ -1044,10 +1057,8 @@ fn an_incremental_frees_on_the_receiver_the_objects_the_source_freed() {
 
 /// The stream with its first SPILL record's data replaced by `data`.
 fn with_spill_data(stream: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut done = false;
-    rewritten(stream, |record, payload| match record {
-        Record::Spill(drrs) if !done => {
-            done = true;
+    first_rewritten(stream, |record, payload| match record {
+        Record::Spill(drrs) => {
             drrs.length = data.len() as u64;
             *payload = data.to_vec();
             true
@@ -1245,10 +1256,8 @@ fn with_write_changed(
     stream: &[u8],
     change: impl Fn(&mut engine::stream::DrrWrite, &mut Vec<u8>),
 ) -> Vec<u8> {
-    let mut done = false;
-    rewritten(stream, |record, payload| match record {
-        Record::Write(drrw) if !done => {
-            done = true;
+    first_rewritten(stream, |record, payload| match record {
+        Record::Write(drrw) => {
             change(drrw, payload);
             true
         }

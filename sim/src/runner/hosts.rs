@@ -231,6 +231,13 @@ impl World {
             .collect()
     }
 
+    /// The lines of [`World::space`] that were not there `before`, if the
+    /// space of host `h`'s datasets changed.
+    pub fn space_changed(&self, h: usize, before: &[String]) -> Option<Vec<String>> {
+        let now = self.space(h);
+        (now != before).then(|| now.into_iter().filter(|l| !before.contains(l)).collect())
+    }
+
     /// Recovers any host whose disk lost power or whose pool is suspended.
     pub fn heal(&mut self, step: Option<usize>) -> Result<bool, Violation> {
         let mut healed = false;

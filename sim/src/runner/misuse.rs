@@ -65,9 +65,7 @@ pub(super) fn misuse_step(
                     m.to_string(),
                 ));
             }
-            let now = w.space(h);
-            if now != space {
-                let diff: Vec<&String> = now.iter().filter(|l| !space.contains(l)).collect();
+            if let Some(diff) = w.space_changed(h, &space) {
                 return Err(violation(
                     at,
                     format!("the refused `{step}` ({e}) to leave every dataset's space as it was"),

@@ -643,20 +643,7 @@ impl Verdict<'_> {
     fn kept_substreams(&self, w: &mut World) -> Option<usize> {
         let n = self.before.states.len() - usize::from(!self.before.replicate);
         let partial = &self.before.states[..n];
-        let injector = w.injector.clone();
-        let damaged = w.hosts[1].disk.is_damaged();
-        let k = {
-            let mut pool = w.hosts[1].pool.borrow_mut();
-            injector.suspended(|| {
-                partial
-                    .iter()
-                    .position(|s| match compare_pool(&mut pool, s) {
-                        Ok(()) => true,
-                        Err(Mismatch::Unreadable(_)) => damaged,
-                        Err(_) => false,
-                    })
-            })
-        }?;
+        let k = partial.iter().position(|s| w.holds(1, s).is_ok())?;
         w.hosts[1].model = partial[k].clone();
         Some(k)
     }
@@ -675,35 +662,22 @@ impl Verdict<'_> {
         {
             hostile_refusal(at, hostile, e, expect)?;
         }
-        let injector = w.injector.clone();
-        let damaged = w.hosts[1].disk.is_damaged();
-        let judged = {
-            let mut pool = w.hosts[1].pool.borrow_mut();
-            injector.suspended(|| compare_pool(&mut pool, &self.before.model))
-        };
         let mut kept = None;
-        match judged {
-            Ok(()) => {}
-            Err(Mismatch::Unreadable(_)) if damaged => {}
-            Err(m) => {
-                // `-I`, `-R`: the substreams before the refused one stay
-                // received.
-                kept = self.kept_substreams(w);
-                if kept.is_none() {
-                    return Err(violation(
-                        at,
-                        format!("the refused receive ({e}) to leave the target as it was"),
-                        m.to_string(),
-                    ));
-                }
+        if let Err(m) = w.holds(1, &self.before.model) {
+            // `-I`, `-R`: the substreams before the refused one stay
+            // received.
+            kept = self.kept_substreams(w);
+            if kept.is_none() {
+                return Err(violation(
+                    at,
+                    format!("the refused receive ({e}) to leave the target as it was"),
+                    m.to_string(),
+                ));
             }
         }
-        let space = w.space(1);
-        if space != self.before.space && kept.is_none() {
-            let diff: Vec<&String> = space
-                .iter()
-                .filter(|l| !self.before.space.contains(l))
-                .collect();
+        if let Some(diff) = w.space_changed(1, &self.before.space)
+            && kept.is_none()
+        {
             return Err(violation(
                 at,
                 format!("the refused receive ({e}) to leave every dataset's space as it was"),
@@ -891,9 +865,7 @@ fn destroy_malformed(
             m.to_string(),
         ));
     }
-    let space = w.space(1);
-    if space != before.space {
-        let diff: Vec<&String> = space.iter().filter(|l| !before.space.contains(l)).collect();
+    if let Some(diff) = w.space_changed(1, &before.space) {
         return Err(violation(
             at,
             format!("destroying the receive of {struck} to leave every dataset's space as it was"),

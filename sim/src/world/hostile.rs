@@ -43,6 +43,8 @@ use engine::stream::{
 use engine::zio::compress::ZIO_COMPRESS_FUNCTIONS;
 use engine::zio::{SPA_MINBLOCKSIZE, ZIO_CHECKSUM_FUNCTIONS};
 use rand::{Rng, SeedableRng};
+
+use super::records::RawRecords;
 use rand_chacha::ChaCha8Rng;
 
 /// Where a hostile transfer strikes and the seed of how.
@@ -565,28 +567,12 @@ impl HostileSender {
     /// trailing partial record (a sender killed mid-record) goes out as is.
     pub fn rewrite(&mut self, stream: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(stream.len() + DRR_RECORD_SIZE);
-        let mut pos = 0;
-        while let Some(header) = stream.get(pos..pos + DRR_RECORD_SIZE) {
-            let header: &[u8; DRR_RECORD_SIZE] = header.try_into().expect("a record's size");
-            let Some(order) = self.order.or_else(|| detect_byte_order(header)) else {
-                break;
-            };
-            let Ok(record) = Record::decode(header, order) else {
-                break;
-            };
-            let len = usize::try_from(record.wire_payload_len()).unwrap_or(usize::MAX);
-            let start = pos + DRR_RECORD_SIZE;
-            let Some(payload) = start
-                .checked_add(len)
-                .and_then(|end| stream.get(start..end))
-            else {
-                break;
-            };
-            self.record(header, payload, &mut out);
-            pos = start + len;
+        let mut records = RawRecords::new(stream, self.order);
+        for r in records.by_ref() {
+            self.record(r.header, r.payload, &mut out);
         }
         self.finish(&mut out);
-        out.extend_from_slice(&stream[pos..]);
+        out.extend_from_slice(records.rest());
         out
     }
 

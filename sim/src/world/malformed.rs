@@ -28,9 +28,7 @@ use engine::dmu::dnode::DN_MAX_BONUSLEN;
 use engine::dmu::object_type::DMU_OT_PACKED_NVLIST_SIZE;
 use engine::error::Errno;
 use engine::stream::reader::fold;
-use engine::stream::{
-    ByteOrder, DMU_COMPOUNDSTREAM, DRR_RECORD_SIZE, DrrEnd, Record, detect_byte_order,
-};
+use engine::stream::{ByteOrder, DMU_COMPOUNDSTREAM, DrrEnd, Record};
 use engine::zap::{
     CHAIN_END, MZAP_ENT_LEN, MZAP_NAME_LEN, ZAP_CHUNK_ARRAY, ZAP_CHUNK_ENTRY, ZAP_CHUNK_FREE,
     ZAP_LEAF_ARRAY_BYTES, ZAP_LEAF_CHUNKSIZE, ZAP_LEAF_HEADER_SIZE, ZAP_LEAF_MAGIC, ZAP_MAGIC,
@@ -44,6 +42,8 @@ use engine::zpl::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scenarios::model::WalkRefusal;
+
+use super::records::RawRecords;
 
 /// Where a malformed transfer strikes and the seed of how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -385,14 +385,6 @@ impl fmt::Display for Struck {
     }
 }
 
-/// What an OBJECT record of the stream said of its object.
-#[derive(Clone, Copy)]
-struct Seen {
-    dn_type: u32,
-    /// The object was created by this stream (a full stream's objects).
-    fresh: bool,
-}
-
 /// Rewrites one record of `stream` (a whole stream as its sender wrote
 /// it) with the malformation drawn from `draw`, if the stream has a record
 /// it applies to. Returns what is really sent.
@@ -421,43 +413,32 @@ fn rewrite_as(
     let mut out = Vec::with_capacity(stream.len());
     let mut struck = None;
     let mut cksum = ZioCksum::ZERO;
-    let mut seen: BTreeMap<u64, Seen> = BTreeMap::new();
+    // Each object's type, as its OBJECT record said.
+    let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
     let mut full = false;
-    let mut index = 0u64;
-    let mut order = None;
     let root = root_of(stream);
-    let mut pos = 0;
-    while let Some(header) = stream.get(pos..pos + DRR_RECORD_SIZE) {
-        let header: [u8; DRR_RECORD_SIZE] = header.try_into().expect("a record's size");
-        // The BEGIN record's magic tells the stream's byte order.
-        let order = *order.get_or_insert_with(|| detect_byte_order(&header));
-        let record = match order.map(|o| (o, Record::decode(&header, o))) {
-            Some((ByteOrder::NATIVE, Ok(r))) => r,
-            // Another byte order, or not a record: leave the rest alone.
-            _ => break,
-        };
-        let len = usize::try_from(record.wire_payload_len()).unwrap_or(usize::MAX);
-        let start = pos + DRR_RECORD_SIZE;
-        let Some(payload) = start.checked_add(len).and_then(|e| stream.get(start..e)) else {
+    let mut records = RawRecords::new(stream, None);
+    // Where the bytes left as they are start.
+    let mut rest = None;
+    for (index, r) in (0u64..).zip(records.by_ref()) {
+        // Another byte order, or a second substream: leave the rest alone.
+        if r.order != ByteOrder::NATIVE {
+            rest = Some(r.offset);
             break;
-        };
-        let mut header = header;
-        let mut payload = payload.to_vec();
+        }
+        let record = r.record;
+        let mut header = *r.header;
+        let mut payload = r.payload.to_vec();
         match &record {
             Record::Begin(b) => {
                 if b.hdrtype() == DMU_COMPOUNDSTREAM || index > 0 {
+                    rest = Some(r.offset);
                     break;
                 }
                 full = b.fromguid == 0 && b.flags & engine::stream::DRR_FLAG_CLONE == 0;
             }
             Record::Object(o) => {
-                seen.insert(
-                    o.object,
-                    Seen {
-                        dn_type: o.object_type,
-                        fresh: full,
-                    },
-                );
+                seen.insert(o.object, o.object_type);
             }
             Record::End(e) => {
                 header = Record::End(DrrEnd {
@@ -468,7 +449,11 @@ fn rewrite_as(
             }
             _ => {}
         }
-        let seen_so_far = Context { seen: &seen, root };
+        let seen_so_far = Context {
+            seen: &seen,
+            full,
+            root,
+        };
         if struck.is_none()
             && let Some(change) = applies(m, &record, &payload, &seen_so_far, rng)
         {
@@ -536,13 +521,14 @@ fn rewrite_as(
         fold(&mut cksum, &payload, ByteOrder::NATIVE);
         out.extend_from_slice(&header);
         out.extend_from_slice(&payload);
-        index += 1;
-        pos = start + len;
         if is_end {
             cksum = ZioCksum::ZERO;
         }
     }
-    out.extend_from_slice(&stream[pos..]);
+    out.extend_from_slice(match rest {
+        Some(offset) => &stream[offset..],
+        None => records.rest(),
+    });
     (out, struck)
 }
 
@@ -691,34 +677,25 @@ fn attribute_refusal(m: Malformation, object: u64, change: &Change) -> Option<Wa
 /// (OBJECT records come before the data of any object in their dnode
 /// block, so the root's comes before the master node's data: look ahead).
 fn root_of(stream: &[u8]) -> Option<u64> {
-    let mut pos = 0;
-    let mut order = None;
-    while let Some(header) = stream.get(pos..pos + DRR_RECORD_SIZE) {
-        let header: [u8; DRR_RECORD_SIZE] = header.try_into().expect("a record's size");
-        let o = (*order.get_or_insert_with(|| detect_byte_order(&header)))?;
-        let record = Record::decode(&header, o).ok()?;
-        let start = pos + DRR_RECORD_SIZE;
-        let len = usize::try_from(record.wire_payload_len()).ok()?;
-        let payload = stream.get(start..start.checked_add(len)?)?;
-        if let Record::Write(w) = &record
-            && w.object == MASTER_NODE_OBJ
-            && w.offset == 0
-            && payload.len() >= 2 * MZAP_ENT_LEN
-            && u64_at(payload, 0) == ZBT_MICRO
-        {
-            return micro_entries(payload)
-                .into_iter()
-                .find(|(_, n)| n == ZFS_ROOT_OBJ.as_bytes())
-                .map(|(slot, _)| u64_at(payload, slot * MZAP_ENT_LEN) & ((1 << 48) - 1));
-        }
-        pos = start + len;
+    let master = RawRecords::new(stream, None).find(
+        |r| matches!(&r.record, Record::Write(w) if w.object == MASTER_NODE_OBJ && w.offset == 0),
+    )?;
+    let payload = master.payload;
+    if payload.len() < 2 * MZAP_ENT_LEN || u64_at(payload, 0) != ZBT_MICRO {
+        return None;
     }
-    None
+    micro_entries(payload)
+        .into_iter()
+        .find(|(_, n)| n == ZFS_ROOT_OBJ.as_bytes())
+        .map(|(slot, _)| u64_at(payload, slot * MZAP_ENT_LEN) & ((1 << 48) - 1))
 }
 
 /// What the stream has shown before the record at hand, and the root.
 struct Context<'a> {
-    seen: &'a BTreeMap<u64, Seen>,
+    /// Each object's type, as its OBJECT record said.
+    seen: &'a BTreeMap<u64, u32>,
+    /// A full stream: every object it describes, it creates.
+    full: bool,
     root: Option<u64>,
 }
 
@@ -733,8 +710,7 @@ fn applies(
     let seen = cx.seen;
     match record {
         Record::Write(w) => {
-            let info = seen.get(&w.object)?;
-            let dn_type = u8::try_from(info.dn_type).ok()?;
+            let dn_type = u8::try_from(*seen.get(&w.object)?).ok()?;
             if !matches!(dn_type, DMU_OT_DIRECTORY_CONTENTS | DMU_OT_MASTER_NODE)
                 || w.length != payload.len() as u64
                 || payload.len() < 2 * MZAP_ENT_LEN
@@ -743,25 +719,10 @@ fn applies(
                 return None;
             }
             let blkid = w.offset / payload.len() as u64;
-            let mut data = payload.to_vec();
-            let (detail, names) = block_edit(m, blkid, dn_type, cx.root, &mut data, rng)?;
-            let named = names
-                .as_deref()
-                .and_then(|n| n.strip_prefix("names object "))
-                .and_then(|n| n.parse().ok());
-            Some(Change {
-                edit: Edit::Block {
-                    object: w.object,
-                    blkid,
-                    data,
-                },
-                detail,
-                names,
-                named,
-            })
+            block_edit(m, w.object, blkid, dn_type, cx.root, payload.to_vec(), rng)
         }
         Record::Object(o) => {
-            let fresh = seen.get(&o.object).is_some_and(|s| s.fresh);
+            let fresh = cx.full;
             let mut dn_type = u8::try_from(o.object_type).ok()?;
             let mut bonustype = u8::try_from(o.bonustype).ok()?;
             let mut bonus = payload.get(..o.bonuslen as usize)?.to_vec();
@@ -865,17 +826,19 @@ fn applies(
 }
 
 /// Rewrites a ZAP block (`blkid` of a directory or the master node) as `m`
-/// asks, if `m` applies to it: a description, and how the refusal names
-/// what is malformed if not as "ZAP object N" or "object N".
+/// asks, if `m` applies to it.
 fn block_edit(
     m: Malformation,
+    object: u64,
     blkid: u64,
     dn_type: u8,
     root: Option<u64>,
-    data: &mut [u8],
+    mut block: Vec<u8>,
     rng: &mut ChaCha8Rng,
-) -> Option<(String, Option<String>)> {
+) -> Option<Change> {
     use Malformation::*;
+    let data = block.as_mut_slice();
+    let mut named = None;
     let bs = data.len();
     let word0 = u64_at(data, 0);
     let micro = blkid == 0 && word0 == ZBT_MICRO;
@@ -994,6 +957,7 @@ fn block_edit(
             let object = rng.gen_range(1u64 << 40..1 << 48);
             put_u64(data, at, (de & !((1 << 48) - 1)) | object);
             names = Some(format!("names object {object}"));
+            named = Some(object);
             format!(
                 "entry {:?} sent naming object {object}",
                 String::from_utf8_lossy(name)
@@ -1205,7 +1169,16 @@ fn block_edit(
         }
         _ => return None,
     };
-    Some((detail, names))
+    Some(Change {
+        edit: Edit::Block {
+            object,
+            blkid,
+            data: block,
+        },
+        detail,
+        names,
+        named,
+    })
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {

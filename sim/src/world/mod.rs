@@ -15,6 +15,7 @@ pub mod malformed;
 pub mod options;
 pub mod pipe;
 pub mod probes;
+pub mod records;
 pub mod streams;
 pub mod trace;
 pub mod transfer;

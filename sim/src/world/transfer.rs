@@ -164,36 +164,10 @@ impl TransferFaults {
                 })
             });
         let damage = Damage::draw(&options.pipe, injector, len_hint);
-        let hostile = injector
-            .roll(FaultKind::Hostile, hostile_probability)
-            .then(|| {
-                injector.draw(FaultKind::Hostile, |rng| {
-                    // Geometric: mostly the first records of a kind, which
-                    // nearly every stream has, and now and then a later one.
-                    let mut skip = 0;
-                    while skip < 64 && rng.gen_bool(0.5) {
-                        skip += 1;
-                    }
-                    HostileDraw {
-                        skip,
-                        seed: rng.r#gen(),
-                    }
-                })
-            });
-        let malformed = injector
-            .roll(FaultKind::Malformed, malformed_probability)
-            .then(|| {
-                injector.draw(FaultKind::Malformed, |rng| {
-                    let mut skip = 0;
-                    while skip < 16 && rng.gen_bool(0.5) {
-                        skip += 1;
-                    }
-                    MalformedDraw {
-                        skip,
-                        seed: rng.r#gen(),
-                    }
-                })
-            });
+        let hostile = strike(injector, FaultKind::Hostile, hostile_probability, 64)
+            .map(|(skip, seed)| HostileDraw { skip, seed });
+        let malformed = strike(injector, FaultKind::Malformed, malformed_probability, 16)
+            .map(|(skip, seed)| MalformedDraw { skip, seed });
         TransferFaults {
             flip_endian,
             signal,
@@ -217,6 +191,23 @@ impl TransferFaults {
             || self.flip_endian
             || self.hostile.is_some())
     }
+}
+
+/// Whether a rewriting sender of `kind` strikes this transfer, and if so
+/// how many of the records it applies to it lets through first and the
+/// seed of how it rewrites. The count is geometric, at most `most`:
+/// mostly the first records of a kind, which nearly every stream has, and
+/// now and then a later one.
+fn strike(injector: &Injector, kind: FaultKind, rate: f64, most: u64) -> Option<(u64, u64)> {
+    injector.roll(kind, rate).then(|| {
+        injector.draw(kind, |rng| {
+            let mut skip = 0;
+            while skip < most && rng.gen_bool(0.5) {
+                skip += 1;
+            }
+            (skip, rng.r#gen())
+        })
+    })
 }
 
 /// How far a transfer has gone, as the other tasks of the world see it
