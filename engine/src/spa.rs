@@ -419,6 +419,12 @@ impl Pool {
         self.zio.dev
     }
 
+    /// The device's read epoch ([`BlockDevice::read_epoch`]): while it
+    /// stays the same, what the pool reads stays the same.
+    pub fn read_epoch(&self) -> Option<u64> {
+        self.zio.dev.read_epoch()
+    }
+
     pub fn device_mut(&mut self) -> &mut dyn BlockDevice {
         &mut *self.zio.dev
     }

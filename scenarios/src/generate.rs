@@ -687,7 +687,7 @@ fn freed_objects(model: &PoolModel, fs: &str) -> Vec<(u64, Shape)> {
     };
     let mut freed = BTreeMap::new();
     for (name, snap) in model.snapshots_of(fs) {
-        for (o, obj) in &snap.objects {
+        for (o, obj) in snap.objects.iter() {
             if !head.objects.contains_key(o) && !model.zpl_owns(name, *o) {
                 freed.entry(*o).or_insert(obj.shape);
             }

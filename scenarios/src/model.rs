@@ -162,7 +162,10 @@ pub fn reads_same(a: &Objects, b: &Objects) -> bool {
 /// A filesystem or a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dataset {
-    pub objects: Objects,
+    /// Shared until written ([`Rc::make_mut`]): a snapshot and the states a
+    /// crash may leave hold the same objects as the head they copy, and
+    /// copying a model is then as cheap as its datasets.
+    pub objects: Rc<Objects>,
     /// Snapshots: chosen by the engine when it took (or received) them.
     pub guid: u64,
     pub creation: u64,
@@ -178,7 +181,7 @@ pub struct Dataset {
     /// Snapshots: order of creation within the pool.
     pub seq: u64,
     /// A ZPL filesystem's namespace, if the dataset holds one.
-    pub zpl: Option<Tree>,
+    pub zpl: Option<Rc<Tree>>,
     /// Filesystems: the user properties set on it (`zfs set`), and those a
     /// replication stream gave it (received values; a local one wins).
     pub props: BTreeMap<String, String>,
@@ -211,7 +214,7 @@ impl fmt::Display for WalkRefusal {
 }
 
 impl Dataset {
-    fn fs(objects: Objects, origin: Option<String>) -> Dataset {
+    fn fs(objects: Rc<Objects>, origin: Option<String>) -> Dataset {
         Dataset {
             objects,
             guid: 0,
@@ -292,7 +295,7 @@ impl PoolModel {
     pub fn new(pool: &str) -> PoolModel {
         let mut m = PoolModel::default();
         m.datasets
-            .insert(pool.to_string(), Dataset::fs(Objects::new(), None));
+            .insert(pool.to_string(), Dataset::fs(Rc::default(), None));
         m
     }
 
@@ -416,7 +419,7 @@ impl PoolModel {
     pub fn objects_mut(&mut self, fs: &str) -> &mut Objects {
         let ds = self.datasets.get_mut(fs).expect("checked by the caller");
         ds.modified = true;
-        &mut ds.objects
+        Rc::make_mut(&mut ds.objects)
     }
 
     pub fn object(&self, fs: &str, object: u64) -> Option<&Object> {
@@ -425,7 +428,7 @@ impl PoolModel {
 
     /// The ZPL namespace of a filesystem that holds one.
     pub fn tree(&self, fs: &str) -> Option<&Tree> {
-        self.datasets.get(fs)?.zpl.as_ref()
+        self.datasets.get(fs)?.zpl.as_deref()
     }
 
     /// Whether only ZPL steps may change `object` of `fs`.
@@ -441,7 +444,7 @@ impl PoolModel {
 
     pub fn create(&mut self, fs: &str) {
         self.datasets
-            .insert(fs.to_string(), Dataset::fs(Objects::new(), None));
+            .insert(fs.to_string(), Dataset::fs(Rc::default(), None));
     }
 
     pub fn alloc(&mut self, fs: &str, object: u64, shape: Shape) {
@@ -715,6 +718,7 @@ impl PoolModel {
         origin: Option<&str>,
     ) {
         let mut objects = source.objects.clone();
+        let shared = Rc::make_mut(&mut objects);
         // An incremental (or clone) receive starts from the latest snapshot
         // (or the origin), whose spill blocks may outlive the stream.
         let base = match origin {
@@ -725,7 +729,7 @@ impl PoolModel {
                 .or_else(|| self.get(self.get(target)?.origin.as_deref()?)),
         };
         if let Some(base) = base {
-            for (id, obj) in &mut objects {
+            for (id, obj) in shared.iter_mut() {
                 if let Some(old) = base.objects.get(id) {
                     obj.keep_unsent_spill(old);
                 }
@@ -780,7 +784,7 @@ impl PoolModel {
     ) {
         for name in names {
             if let Some(d) = self.datasets.get_mut(name) {
-                if let Some(o) = d.objects.get_mut(&object) {
+                if let Some(o) = Rc::make_mut(&mut d.objects).get_mut(&object) {
                     edit(o);
                 }
                 d.zpl = None;
@@ -878,7 +882,7 @@ mod tests {
         let mut m = PoolModel::new("d");
         let src = Dataset {
             guid: 42,
-            ..Dataset::fs(Objects::new(), None)
+            ..Dataset::fs(Rc::default(), None)
         };
         assert_eq!(
             m.expect_receive(&src, None, "d/r", "s1", false, None),
@@ -941,7 +945,7 @@ mod tests {
         assert!(m.get("p/a").unwrap().modified);
         let src = Dataset {
             guid: 9,
-            ..Dataset::fs(Objects::new(), None)
+            ..Dataset::fs(Rc::default(), None)
         };
         assert_eq!(
             m.expect_receive(&src, Some(1), "p/a", "s4", false, None),

@@ -47,6 +47,18 @@ pub trait BlockDevice {
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()>;
     /// Makes every completed write durable (a cache flush / barrier).
     fn flush(&mut self) -> Result<()>;
+    /// `Some(epoch)` while a read cannot fail and returns the media's bytes,
+    /// and the media changed since `epoch` began only by this handle's own
+    /// writes: the pool may then answer a read again from what it read
+    /// before (and forgets it all when the epoch moves on). `None`, the
+    /// default, means every read goes to the device.
+    fn read_epoch(&self) -> Option<u64> {
+        None
+    }
+    /// What a read of `len` bytes at `offset` costs the device besides its
+    /// bytes (a simulated disk's time), for a read answered from the cache,
+    /// so that caching changes nothing else.
+    fn charge_read(&mut self, _offset: u64, _len: u64) {}
 }
 
 impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
@@ -65,6 +77,12 @@ impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
     fn flush(&mut self) -> Result<()> {
         (**self).flush()
     }
+    fn read_epoch(&self) -> Option<u64> {
+        (**self).read_epoch()
+    }
+    fn charge_read(&mut self, offset: u64, len: u64) {
+        (**self).charge_read(offset, len)
+    }
 }
 
 impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
@@ -82,6 +100,12 @@ impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
     }
     fn flush(&mut self) -> Result<()> {
         (**self).flush()
+    }
+    fn read_epoch(&self) -> Option<u64> {
+        (**self).read_epoch()
+    }
+    fn charge_read(&mut self, offset: u64, len: u64) {
+        (**self).charge_read(offset, len)
     }
 }
 

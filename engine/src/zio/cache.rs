@@ -10,9 +10,9 @@
 //!
 //! [`Zio::write_block`]: super::Zio::write_block
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use super::Blkptr;
+use super::{Blkptr, SPA_MAXBLOCKSIZE};
 
 #[derive(Debug, Default)]
 pub(crate) struct BlkptrCache {
@@ -41,6 +41,81 @@ impl BlkptrCache {
         if self.held + children.len() <= Self::LIMIT {
             self.held += children.len();
             self.blocks.insert(bp.dva[0].offset(), (*bp, children));
+        }
+    }
+}
+
+/// Blocks read and verified, decompressed, kept while the device vouches
+/// that reading them again would give the same bytes (see
+/// [`BlockDevice::read_epoch`]). The simulator's oracle walks a pool many
+/// times over between two changes (the import, the check, one comparison
+/// per candidate state); this spares it the reads, checksums and
+/// decompressions, and nothing else: a read the device could fail, or the
+/// media changed under, never comes from here.
+///
+/// [`BlockDevice::read_epoch`]: crate::vdev::BlockDevice::read_epoch
+#[derive(Debug, Default)]
+pub(crate) struct ReadCache {
+    /// The device's epoch the entries were read in.
+    epoch: u64,
+    /// By DVA offset: the block pointer read and the logical contents.
+    blocks: BTreeMap<u64, (Blkptr, Vec<u8>)>,
+    /// Bytes of contents held, against [`ReadCache::LIMIT`].
+    held: usize,
+}
+
+impl ReadCache {
+    /// At most this many bytes of contents are kept; blocks beyond are read
+    /// from the device as before.
+    const LIMIT: usize = 32 << 20;
+
+    /// Forgets everything if the device's media changed since the entries
+    /// were read (a new epoch).
+    pub(crate) fn enter(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            self.blocks.clear();
+            self.held = 0;
+            self.epoch = epoch;
+        }
+    }
+
+    /// The contents of `bp`'s block, if read before from this very block
+    /// pointer (same DVA, birth and checksum).
+    pub(crate) fn get(&self, bp: &Blkptr) -> Option<&[u8]> {
+        match self.blocks.get(&bp.dva[0].offset()) {
+            Some((cached, data)) if cached == bp => Some(data),
+            _ => None,
+        }
+    }
+
+    /// Keeps `bp`'s contents, unless the cache is full (or the block is
+    /// larger than a block may be, which [`ReadCache::overwrite`] would not
+    /// find).
+    pub(crate) fn insert(&mut self, bp: &Blkptr, data: &[u8]) {
+        if self.held + data.len() <= Self::LIMIT && bp.dva[0].asize() <= SPA_MAXBLOCKSIZE {
+            self.held += data.len();
+            if let Some((_, old)) = self.blocks.insert(bp.dva[0].offset(), (*bp, data.to_vec())) {
+                self.held -= old.len();
+            }
+        }
+    }
+
+    /// Drops every block that overlaps `len` bytes at `offset`, which are
+    /// about to be written: a block pointer that still names them (a block
+    /// freed too early) must find what the device holds.
+    pub(crate) fn overwrite(&mut self, offset: u64, len: u64) {
+        let first = offset.saturating_sub(SPA_MAXBLOCKSIZE);
+        let end = offset.saturating_add(len);
+        let stale: Vec<u64> = self
+            .blocks
+            .range(first..end)
+            .filter(|(start, (bp, _))| *start + bp.dva[0].asize() > offset)
+            .map(|(start, _)| *start)
+            .collect();
+        for start in stale {
+            if let Some((_, data)) = self.blocks.remove(&start) {
+                self.held -= data.len();
+            }
         }
     }
 }

@@ -6,6 +6,8 @@
 //! every znode's bonus too (it records times), while file, symlink and
 //! attribute data is the model's, written as the step says.
 
+use std::rc::Rc;
+
 use engine::dsl::DatasetId;
 use engine::error::{Errno, Error};
 use engine::spa::Pool;
@@ -52,7 +54,7 @@ fn tree_mut<'m>(model: &'m mut PoolModel, fs: &str) -> &'m mut Tree {
     model
         .datasets
         .get_mut(fs)
-        .and_then(|d| d.zpl.as_mut())
+        .and_then(|d| d.zpl.as_mut().map(Rc::make_mut))
         .expect("checked by skip_reason")
 }
 
@@ -140,7 +142,7 @@ pub fn create_fs(pool: &mut Pool, model: &mut PoolModel, fs: &str) -> Result<Str
         mn.root,
         mn.shares.unwrap_or(0),
     );
-    model.datasets.get_mut(fs).expect("created").zpl = Some(tree);
+    model.datasets.get_mut(fs).expect("created").zpl = Some(Rc::new(tree));
     refresh(pool, model, fs)?;
     Ok(format!("root {}", mn.root))
 }

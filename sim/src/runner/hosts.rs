@@ -13,7 +13,7 @@ use engine::spa::Pool;
 use engine::vdev::BlockDevice;
 use scenarios::generate::DST;
 use scenarios::model::PoolModel;
-use scenarios::oracle::{Mismatch, compare_pool};
+use scenarios::oracle::{Mismatch, Verified, compare_pool_with};
 use scenarios::step::HOLD_TAG;
 
 use super::Violation;
@@ -36,6 +36,9 @@ pub(super) struct Host {
     pub candidates: Vec<PoolModel>,
     /// The power loss armed for the current step.
     pub armed: Option<FaultKind>,
+    /// Snapshots the oracle found equal to the model before: compared
+    /// again only when they or the disk changed.
+    pub verified: RefCell<Verified>,
     imports: u64,
 }
 
@@ -95,6 +98,7 @@ impl Host {
             candidates: vec![model.clone()],
             model,
             armed: None,
+            verified: RefCell::default(),
             imports: 0,
         })
     }
@@ -188,7 +192,7 @@ impl World {
     /// The most indirect levels of any object in either pool now (read with
     /// no fault firing; an unreadable dataset counts for nothing).
     pub fn max_nlevels(&self) -> u8 {
-        self.injector.suspended(|| {
+        self.injector.observe(|| {
             let mut most = 0;
             for host in &self.hosts {
                 let mut pool = host.pool.borrow_mut();
@@ -211,7 +215,11 @@ impl World {
         let host = &self.hosts[h];
         let damaged = host.disk.is_damaged();
         let mut pool = host.pool.borrow_mut();
-        match self.injector.suspended(|| compare_pool(&mut pool, model)) {
+        let mut verified = host.verified.borrow_mut();
+        match self
+            .injector
+            .observe(|| compare_pool_with(&mut pool, model, &mut verified))
+        {
             Err(Mismatch::Unreadable(_)) if damaged => Ok(()),
             other => other,
         }
@@ -292,7 +300,7 @@ impl World {
                 ),
             ));
         }
-        let chosen = self.injector.suspended(|| {
+        let chosen = self.injector.observe(|| {
             judge_check(
                 &mut pool,
                 damaged,
@@ -397,7 +405,7 @@ fn choose_candidate(
     // could be read.
     let mut partly = Vec::new();
     for (i, candidate) in host.candidates.iter().enumerate().rev() {
-        match compare_pool(pool, candidate) {
+        match compare_pool_with(pool, candidate, &mut host.verified.borrow_mut()) {
             Ok(()) => return Ok(i),
             Err(Mismatch::Unreadable(_)) if damaged => partly.push(i),
             Err(m) => mismatches.push(m.to_string()),

@@ -258,7 +258,7 @@ fn second_stream(w: &World, before: &Before, send: &Step) -> Result<Vec<u8>, Err
         unreachable!("a send");
     };
     let mut out = Vec::new();
-    let made = w.injector.suspended(|| {
+    let made = w.injector.observe(|| {
         before.src.borrow_mut().send(
             snap,
             from.as_deref(),

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use engine::error::{Errno, Error};
 use engine::spa::Pool;
 use scenarios::model::{Expect, PoolModel};
-use scenarios::oracle::{Mismatch, compare_pool};
+use scenarios::oracle::{Mismatch, compare_pool_with};
 use scenarios::step::Step;
 
 use super::hosts::{World, violation};
@@ -569,7 +569,8 @@ impl Verdict<'_> {
         // `target@snap`: one comparison judges it and the rest.
         let judged = {
             let mut pool = dst.pool.borrow_mut();
-            injector.suspended(|| compare_pool(&mut pool, &after))
+            let mut verified = dst.verified.borrow_mut();
+            injector.observe(|| compare_pool_with(&mut pool, &after, &mut verified))
         };
         match judged {
             Ok(()) => {}

@@ -12,7 +12,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use scenarios::generate::{DST, Generator, SRC};
 use scenarios::model::PoolModel;
-use scenarios::oracle::{Mismatch, compare_pool};
+use scenarios::oracle::{Mismatch, compare_pool_with};
 use scenarios::step::Step;
 
 use super::hosts::{Host, World, judge_check, violation};
@@ -342,14 +342,15 @@ fn final_check(world: &Rc<RefCell<World>>) -> Result<(), Violation> {
         let damaged = host.disk.is_damaged();
         let mut pool = host.pool.borrow_mut();
         let model = &host.model;
-        injector.suspended(|| {
+        let mut verified = host.verified.borrow_mut();
+        injector.observe(|| {
             judge_check(
                 &mut pool,
                 damaged,
                 None,
                 &format!("{} at the end", host.name),
             )?;
-            match compare_pool(&mut pool, model) {
+            match compare_pool_with(&mut pool, model, &mut verified) {
                 Ok(()) => Ok(()),
                 Err(Mismatch::Unreadable(_)) if damaged => Ok(()),
                 Err(m) => Err(violation(

@@ -71,6 +71,10 @@ struct Inner {
     down: Option<FaultKind>,
     /// Damage at rest happened: rot, or a write that landed elsewhere.
     damaged: bool,
+    /// Moves on whenever the media change other than by the pool's own
+    /// writes where it meant them (rot, a misdirected write, a power loss,
+    /// direct access): see [`BlockDevice::read_epoch`].
+    epoch: u64,
 }
 
 thread_local! {
@@ -135,6 +139,7 @@ impl SimDisk {
                 armed: None,
                 down: None,
                 damaged: false,
+                epoch: 0,
             })),
             name: name.into(),
             injector: injector.clone(),
@@ -155,7 +160,9 @@ impl SimDisk {
     /// the oracle's image comparisons). I/O through another handle while
     /// `f` runs fails with EBUSY.
     pub fn with_device<T>(&self, f: impl FnOnce(&mut CrashDevice) -> T) -> T {
-        f(&mut self.inner.borrow_mut().dev)
+        let mut inner = self.inner.borrow_mut();
+        inner.epoch += 1;
+        f(&mut inner.dev)
     }
 
     /// Whether a crash has the power off (until [`power_on`]).
@@ -244,6 +251,7 @@ impl SimDisk {
     pub fn power_on(&self) {
         let mut inner = self.inner.borrow_mut();
         inner.dev.recover();
+        inner.epoch += 1;
         inner.armed = None;
         if inner.down.take().is_some() {
             self.injector.trace().record(
@@ -306,6 +314,7 @@ impl SimDisk {
         });
         inner.dev.corrupt_sector(sector).ok()?;
         inner.damaged = true;
+        inner.epoch += 1;
         self.injector.fired(
             FaultKind::Corrupt,
             format!(
@@ -334,6 +343,7 @@ impl SimDisk {
         let armed = inner.armed.take()?;
         let outcome = inner.dev.power_loss(armed.mode, armed.seed);
         inner.down = Some(armed.kind);
+        inner.epoch += 1;
         self.injector.fired(
             armed.kind,
             format!(
@@ -373,9 +383,7 @@ impl BlockDevice for SimDisk {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.injector.clock().jump(
-            Duration::from_micros(self.options.read_latency_us) + self.transfer_time(buf.len()),
-        );
+        self.charge_read(offset, buf.len() as u64);
         let mut inner = self.inner()?;
         if inner.dev.is_down() {
             return inner.dev.read(offset, buf);
@@ -442,6 +450,7 @@ impl BlockDevice for SimDisk {
             );
             target = other;
             inner.damaged = true;
+            inner.epoch += 1;
         }
         inner.dev.write(target, buf)?;
         let flushes = inner.flushes;
@@ -470,6 +479,25 @@ impl BlockDevice for SimDisk {
         inner.dev.flush()?;
         inner.flushes += 1;
         Ok(())
+    }
+
+    /// Reads are exact while no read fault can fire: the injector is
+    /// suspended (the oracle looks) or read errors are off.
+    fn read_epoch(&self) -> Option<u64> {
+        let exact = self.injector.is_suspended() || self.options.read_eio_probability <= 0.0;
+        let inner = self.inner.try_borrow().ok()?;
+        (exact && !inner.dev.is_down()).then_some(inner.epoch)
+    }
+
+    /// The virtual time of a read, also of one the cache spared, so that a
+    /// run's timeline does not depend on it; none while the oracle looks.
+    fn charge_read(&mut self, _offset: u64, len: u64) {
+        if !self.injector.is_observing() {
+            self.injector.clock().jump(
+                Duration::from_micros(self.options.read_latency_us)
+                    + self.transfer_time(len as usize),
+            );
+        }
     }
 }
 

@@ -31,6 +31,10 @@ struct Inner {
     /// While suspended nothing fires: the oracle looks at the world through
     /// the same devices and must not be lied to.
     suspended: u32,
+    /// While observing, the oracle reads the world: nothing fires and its
+    /// reads take no virtual time, so how much it reads (what it can skip
+    /// as already verified) never changes a run.
+    observing: u32,
 }
 
 impl Injector {
@@ -44,6 +48,7 @@ impl Injector {
                 rngs,
                 counts: FaultCounts::default(),
                 suspended: 0,
+                observing: 0,
             })),
             trace,
             clock,
@@ -95,6 +100,19 @@ impl Injector {
         let out = f();
         self.inner.borrow_mut().suspended -= 1;
         out
+    }
+
+    /// Runs the oracle's `f`: faults held off, and reads free of virtual
+    /// time.
+    pub fn observe<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.inner.borrow_mut().observing += 1;
+        let out = self.suspended(f);
+        self.inner.borrow_mut().observing -= 1;
+        out
+    }
+
+    pub fn is_observing(&self) -> bool {
+        self.inner.borrow().observing > 0
     }
 
     /// Holds every fault off for the rest of the run: the faults phase is

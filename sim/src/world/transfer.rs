@@ -325,7 +325,7 @@ pub fn draw_faults(
     // A hint for where faults land; not part of the fault model, so no
     // fault fires while it is computed.
     let hint = injector
-        .suspended(|| {
+        .observe(|| {
             with_pool(src, |p| {
                 p.send_estimate(&spec.tosnap, spec.fromsnap.as_deref())
             })
