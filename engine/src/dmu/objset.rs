@@ -469,7 +469,12 @@ impl Objset {
             dn.free_blocks(zio, first_whole, last, &mut killed)?;
         }
         if trunc {
-            dn.maxblkid = first_whole.saturating_sub(1);
+            // Only ever lowered, as `dnode_free_range` does: raised, an
+            // object of one level would claim blocks it cannot address, and
+            // an incremental stream would free only past that end.
+            if dn.maxblkid >= first_whole {
+                dn.maxblkid = first_whole.saturating_sub(1);
+            }
             dn.dirty = true;
         }
         self.killed.extend(killed);
@@ -778,6 +783,11 @@ mod tests {
         assert_eq!(info.maxblkid, 1);
         assert_eq!(os.read(&mut zio, a, 1000, 24).unwrap(), vec![0; 24]);
         assert_eq!(os.read(&mut zio, a, 0, 1000).unwrap(), pattern(1000, 4));
+        // Past the end, a truncation leaves it: the object does not grow.
+        os.free_range(&mut zio, a, 512 * 30, DMU_OBJECT_END)
+            .unwrap();
+        let after = os.object_info(a).unwrap();
+        assert_eq!((after.maxblkid, after.nlevels), (1, info.nlevels));
     }
 
     /// A refused call changes nothing: were the objset dirtied, its
