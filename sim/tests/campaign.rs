@@ -533,3 +533,64 @@ fn a_trend_has_a_row_per_night_with_the_sites_new_since_the_night_before() {
     let out = sim(&["report", "trend", missing.to_str().unwrap()]);
     assert_eq!(status(&out), 2, "{}", both(&out));
 }
+
+/// "error sites hit: N of M (P%)" from `cargo sim coverage`: N.
+fn sites_hit(out: &Output) -> usize {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("error sites hit: "))
+        .unwrap_or_else(|| panic!("no total in {}", both(out)));
+    line.split(' ').next().unwrap().parse().unwrap()
+}
+
+/// A stream fuzzer's corpus runs through its body, one result per input
+/// with the engine error sites it hit, and `cargo sim coverage` adds them
+/// to a campaign's.
+#[test]
+fn a_stream_fuzzers_corpus_joins_the_campaigns_coverage() {
+    let scratch = Scratch::new("corpus-streams");
+    let (camp, fuzz) = (scratch.join("camp"), scratch.join("fuzz"));
+    let out = campaign(&camp, &["--seeds", "0..4"]);
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/recv_raw");
+    let inputs = std::fs::read_dir(&corpus).unwrap().count();
+    let out = sim(&[
+        "corpus",
+        "--target",
+        "recv_raw",
+        "--report",
+        fuzz.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&out), 0, "{}", both(&out));
+    let found = results(&fuzz);
+    assert_eq!(found.len(), inputs);
+    assert_eq!(seeds(&fuzz), (0..inputs as u64).collect::<Vec<_>>());
+    assert!(found.iter().all(|r| r.scenario == "fuzz:recv_raw"));
+    assert!(
+        found.iter().any(|r| r
+            .error_sites
+            .keys()
+            .any(|s| s.contains(" at engine/src/recv.rs:"))),
+        "receive refusals recorded"
+    );
+    let alone = sites_hit(&sim(&["coverage", camp.to_str().unwrap()]));
+    let joined = sites_hit(&sim(&[
+        "coverage",
+        camp.to_str().unwrap(),
+        fuzz.to_str().unwrap(),
+    ]));
+    assert!(
+        joined > alone,
+        "{joined} sites with the fuzzer, {alone} without"
+    );
+    // Options of sim_world inputs only are refused, not ignored.
+    let out = sim(&[
+        "corpus",
+        "--target",
+        "dump",
+        "--plant",
+        "skip-cleanup-on-interrupt",
+    ]);
+    assert_eq!(status(&out), 2, "{}", both(&out));
+}

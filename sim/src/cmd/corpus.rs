@@ -1,6 +1,8 @@
 //! `cargo sim corpus`: `sim_world` fuzz inputs run as a campaign runs
 //! seeds, so that what the fuzzer found can be read, compared and replayed
-//! with the campaign's tools.
+//! with the campaign's tools; the stream fuzzers' inputs run through their
+//! bodies (`engine::fuzz`), so that `cargo sim coverage` joins the error
+//! sites they reach with a campaign's.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,11 +18,21 @@ use super::EXIT_USAGE;
 /// that fails as a failure file (DIR/INPUT.toml, its steps and world) that
 /// `cargo sim replay` and `cargo sim shrink` take.
 ///
+/// With `--target` a stream fuzzer (`recv_raw`, `recv_existing`,
+/// `recv_structured`, `dump`, `stream_decode`), each input runs through that
+/// target's body as the fuzzer runs it, and the report records the engine
+/// error sites it hit (one line of results.jsonl per input, in file
+/// order), so that `cargo sim coverage CAMPAIGN_DIR FUZZ_DIR...` shows what
+/// the simulation and the fuzzers reach together.
+///
 /// Exit status 1 if any input fails, 2 on a usage error.
 #[derive(Debug, Args)]
 pub struct CorpusArgs {
-    /// Input files, or directories of them (default: fuzz/corpus/sim_world).
+    /// Input files, or directories of them (default: fuzz/corpus/TARGET).
     pub inputs: Vec<PathBuf>,
+    /// The fuzz target whose inputs these are.
+    #[arg(long, value_name = "TARGET", default_value = "sim_world", value_parser = TARGETS)]
+    pub target: String,
     /// Write a campaign report here (results.jsonl, report.md, report.html).
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
@@ -32,10 +44,33 @@ pub struct CorpusArgs {
     pub planted: Vec<String>,
 }
 
+/// The fuzz targets whose inputs `cargo sim corpus` runs.
+const TARGETS: [&str; 6] = [
+    "sim_world",
+    "recv_raw",
+    "recv_existing",
+    "recv_structured",
+    "dump",
+    "stream_decode",
+];
+
+/// The body of a stream fuzz target, as `fuzz/fuzz_targets/` calls it.
+fn stream_body(target: &str) -> Option<fn(&[u8])> {
+    Some(match target {
+        "recv_raw" => engine::fuzz::recv_raw,
+        "recv_existing" => engine::fuzz::recv_existing,
+        "recv_structured" => engine::fuzz::recv_structured,
+        "dump" => engine::fuzz::dump_any,
+        "stream_decode" => engine::fuzz::stream_decode,
+        _ => return None,
+    })
+}
+
 /// The input files `paths` name, a directory's files sorted by name; with
-/// none, the committed corpus, fuzz/corpus/sim_world.
-pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let default = [PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/sim_world")];
+/// none, the committed corpus of `target`, fuzz/corpus/TARGET.
+pub fn input_files(paths: &[PathBuf], target: &str) -> Result<Vec<PathBuf>, String> {
+    let default =
+        [PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../fuzz/corpus/{target}"))];
     let paths = if paths.is_empty() {
         &default[..]
     } else {
@@ -66,14 +101,24 @@ fn name_of(path: &Path) -> String {
 }
 
 #[cfg(not(madsim))]
-pub fn run(_args: &CorpusArgs) -> ExitCode {
+pub fn run(args: &CorpusArgs) -> ExitCode {
+    if let Some(body) = stream_body(&args.target) {
+        return finish(streams(args, body));
+    }
     eprintln!("{}", super::NO_SIMULATOR);
     ExitCode::from(EXIT_USAGE)
 }
 
 #[cfg(madsim)]
 pub fn run(args: &CorpusArgs) -> ExitCode {
-    match exec(args) {
+    if let Some(body) = stream_body(&args.target) {
+        return finish(streams(args, body));
+    }
+    finish(exec(args))
+}
+
+fn finish(result: Result<ExitCode, String>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("cargo sim corpus: {e}");
@@ -95,7 +140,7 @@ fn exec(args: &CorpusArgs) -> Result<ExitCode, String> {
     use crate::fuzz::WorldInput;
     use crate::runner::{Faults, run};
 
-    let files = input_files(&args.inputs)?;
+    let files = input_files(&args.inputs, &args.target)?;
     let planted = args
         .planted
         .iter()
@@ -178,6 +223,116 @@ fn exec(args: &CorpusArgs) -> Result<ExitCode, String> {
     println!(
         "corpus: {} inputs in {elapsed:.1}s, {failed} failed",
         files.len()
+    );
+    if let Some(dir) = &report_dir {
+        println!("{}", dir.files_line(0));
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Runs a stream fuzzer's inputs through its body, each under a log of the
+/// engine error sites it hits; a body's assertion that fails (a panic) is
+/// a failed input, as it is for the fuzzer.
+fn streams(args: &CorpusArgs, body: fn(&[u8])) -> Result<ExitCode, String> {
+    use std::collections::BTreeMap;
+    use std::panic::AssertUnwindSafe;
+    use std::time::Instant;
+
+    use engine::error::SiteLog;
+    use reports::dir::ReportDir;
+    use reports::render::Timing;
+    use reports::result::{SeedResult, Violation};
+
+    use super::EXIT_FAILURE;
+    use super::campaign::panic_message;
+
+    if !args.planted.is_empty() {
+        return Err("--plant applies to sim_world inputs only".to_string());
+    }
+    if args.save.is_some() {
+        return Err(
+            "--save applies to sim_world inputs only: a stream input is its own replay".to_string(),
+        );
+    }
+    let files = input_files(&args.inputs, &args.target)?;
+    let report_dir = args.report.as_deref().map(ReportDir::new);
+    let mut out = report_dir.as_ref().map(ReportDir::create).transpose()?;
+    let mut summary = super::report::summary_builder();
+    let started = Instant::now();
+    let mut failed = 0usize;
+    let mut sites_hit = BTreeMap::<String, u64>::new();
+    for (i, file) in files.iter().enumerate() {
+        let data =
+            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let log = SiteLog::start();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| body(&data)));
+        let mut error_sites = BTreeMap::new();
+        for site in log.finish() {
+            *error_sites.entry(site.to_string()).or_default() += 1;
+        }
+        for site in error_sites.keys() {
+            *sites_hit.entry(site.clone()).or_default() += 1;
+        }
+        let violation = outcome.err().map(|p| {
+            failed += 1;
+            let message = panic_message(&p);
+            println!("{}: PANIC: {message}", name_of(file));
+            Violation {
+                step: None,
+                expected: format!("the {} body to hold for any input", args.target),
+                found: message,
+                panicked: true,
+            }
+        });
+        let result = SeedResult {
+            seed: i as u64,
+            scenario: format!("fuzz:{}", args.target),
+            fault_spec: "none".to_string(),
+            plan: "none".to_string(),
+            planted: Vec::new(),
+            steps: 0,
+            outcomes: Default::default(),
+            violation,
+            lost: None,
+            faults: BTreeMap::new(),
+            error_sites,
+            step_kinds: BTreeMap::new(),
+            trace_hash: String::new(),
+            virtual_time_ns: 0,
+            replay: format!(
+                "cargo sim corpus --target {} {}",
+                args.target,
+                file.display()
+            ),
+            reach: Default::default(),
+        };
+        summary.add(&result);
+        if let Some(out) = out.as_mut() {
+            out.result(&result)?;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(out) = out {
+        out.finish(
+            &summary.finish(),
+            Some(Timing {
+                seeds: files.len() as u64,
+                wall_secs: elapsed,
+            }),
+        )?;
+    }
+    let engine_sites = sites_hit
+        .keys()
+        .filter(|s| s.contains(" at engine/"))
+        .count();
+    println!(
+        "corpus: {} {} inputs in {elapsed:.1}s, {failed} failed; engine error sites hit: {engine_sites}",
+        files.len(),
+        args.target
     );
     if let Some(dir) = &report_dir {
         println!("{}", dir.files_line(0));

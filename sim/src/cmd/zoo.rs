@@ -369,7 +369,7 @@ mod simulate {
     /// without it, or the budget is spent between batches.
     pub fn corpus_hunt(bug: Planted, budget: Duration, jobs: usize) -> String {
         // The committed corpus, as `cargo sim corpus` reads it.
-        let Ok(inputs) = crate::cmd::corpus::input_files(&[]) else {
+        let Ok(inputs) = crate::cmd::corpus::input_files(&[], "sim_world") else {
             return "no corpus".to_string();
         };
         let hook = std::panic::take_hook();
