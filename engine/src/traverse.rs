@@ -83,7 +83,7 @@ fn walk_impl(
             continue;
         }
         children.clear();
-        let result = zio.read_block(&bp).and_then(|data| {
+        let result = zio.with_block(&bp, |data| {
             if level > 0 {
                 // A hole's birth (its eleventh word) is zero.
                 children.extend(
@@ -266,11 +266,13 @@ impl TraverseCursor {
         while let Some(frame) = self.stack.pop() {
             match frame {
                 Frame::Objset(bp) => {
-                    let data = zio.read_block(&bp)?;
-                    if data.len() < DNODE_SIZE {
-                        return fail(Errno::EIO, "objset block too small");
-                    }
-                    let meta = Dnode::decode(0, &data[..DNODE_SIZE])?.ok_or_else(|| {
+                    let meta = zio.with_block(&bp, |data| {
+                        if data.len() < DNODE_SIZE {
+                            return fail(Errno::EIO, "objset block too small");
+                        }
+                        Dnode::decode(0, &data[..DNODE_SIZE])
+                    })?;
+                    let meta = meta.ok_or_else(|| {
                         crate::error::Error::new(Errno::EIO, "objset without a meta-dnode")
                     })?;
                     self.stack.push(Frame::Dnode(Rc::new(meta)));
@@ -305,10 +307,10 @@ impl TraverseCursor {
                     }
                 }
                 Frame::Indirect(dn, bp, zb) => {
-                    let data = zio.read_block(&bp)?;
-                    let epb = data.len() / BLKPTR_SIZE;
-                    let children: Vec<Blkptr> =
-                        data.chunks_exact(BLKPTR_SIZE).map(Blkptr::decode).collect();
+                    let children: Vec<Blkptr> = zio.with_block(&bp, |data| {
+                        Ok(data.chunks_exact(BLKPTR_SIZE).map(Blkptr::decode).collect())
+                    })?;
+                    let epb = children.len();
                     for (i, child) in children.into_iter().enumerate().rev() {
                         let czb = Bookmark {
                             object: zb.object,
@@ -364,15 +366,15 @@ impl TraverseCursor {
             return Ok(Some(visit(Some(bp), dn, None)));
         }
         if u32::from(bp.object_type()) == DMU_OT_DNODE {
-            let data = zio.read_block(&bp)?;
-            let epb = (data.len() / DNODE_SIZE) as u64;
-            let dnodes = data
-                .chunks_exact(DNODE_SIZE)
-                .enumerate()
-                .map(|(i, slot)| {
-                    Dnode::decode(zb.blkid.wrapping_mul(epb).wrapping_add(i as u64), slot)
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let dnodes = zio.with_block(&bp, |data| {
+                let epb = (data.len() / DNODE_SIZE) as u64;
+                data.chunks_exact(DNODE_SIZE)
+                    .enumerate()
+                    .map(|(i, slot)| {
+                        Dnode::decode(zb.blkid.wrapping_mul(epb).wrapping_add(i as u64), slot)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?;
             let dnodes = Rc::new(dnodes);
             if let Some(first) = dnodes.iter().position(Option::is_some) {
                 self.stack.push(Frame::Child(dnodes.clone(), first));

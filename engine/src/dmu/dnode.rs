@@ -753,13 +753,16 @@ fn span_blocks(epbs: u32, level: u8) -> u64 {
 
 /// Reads a block, turning a checksum mismatch into EIO as the DMU reports it.
 fn read_verified(zio: &mut Zio, bp: &Blkptr) -> Result<Vec<u8>> {
-    zio.read_block(bp).map_err(|e| {
-        if e.errno() == Errno::ECKSUM {
-            Error::new(Errno::EIO, e.reason().to_string())
-        } else {
-            e
-        }
-    })
+    zio.read_block(bp).map_err(dmu_error)
+}
+
+/// A checksum mismatch is EIO to the DMU's callers.
+fn dmu_error(e: Error) -> Error {
+    if e.errno() == Errno::ECKSUM {
+        Error::new(Errno::EIO, e.reason().to_string())
+    } else {
+        e
+    }
 }
 
 /// Makes `node` a loaded indirect block (reading it, or creating an empty one
@@ -769,17 +772,20 @@ fn load_indirect(zio: &mut Zio, node: &mut Node, epbs: u32) -> Result<()> {
         let children = if bp.is_hole() {
             vec![Node::HOLE; 1 << epbs]
         } else {
-            let data = read_verified(zio, &bp)?;
-            if data.len() < BLKPTR_SIZE << epbs {
-                return fail(
-                    Errno::EIO,
-                    format!("indirect block of {} bytes", data.len()),
-                );
-            }
-            data.chunks_exact(BLKPTR_SIZE)
-                .take(1 << epbs)
-                .map(|c| Node::Stored(Blkptr::decode(c)))
-                .collect()
+            zio.with_block(&bp, |data| {
+                if data.len() < BLKPTR_SIZE << epbs {
+                    return fail(
+                        Errno::EIO,
+                        format!("indirect block of {} bytes", data.len()),
+                    );
+                }
+                Ok(data
+                    .chunks_exact(BLKPTR_SIZE)
+                    .take(1 << epbs)
+                    .map(|c| Node::Stored(Blkptr::decode(c)))
+                    .collect())
+            })
+            .map_err(dmu_error)?
         };
         *node = Node::Indirect(Rc::new(Indirect {
             old: bp,

@@ -91,13 +91,16 @@ impl ReadCache {
     /// Keeps `bp`'s contents, unless the cache is full (or the block is
     /// larger than a block may be, which [`ReadCache::overwrite`] would not
     /// find).
-    pub(crate) fn insert(&mut self, bp: &Blkptr, data: &[u8]) {
-        if self.held + data.len() <= Self::LIMIT && bp.dva[0].asize() <= SPA_MAXBLOCKSIZE {
-            self.held += data.len();
-            if let Some((_, old)) = self.blocks.insert(bp.dva[0].offset(), (*bp, data.to_vec())) {
-                self.held -= old.len();
-            }
+    /// Gives the contents back when it does not keep them.
+    pub(crate) fn insert(&mut self, bp: &Blkptr, data: Vec<u8>) -> Option<Vec<u8>> {
+        if self.held + data.len() > Self::LIMIT || bp.dva[0].asize() > SPA_MAXBLOCKSIZE {
+            return Some(data);
         }
+        self.held += data.len();
+        if let Some((_, old)) = self.blocks.insert(bp.dva[0].offset(), (*bp, data)) {
+            self.held -= old.len();
+        }
+        None
     }
 
     /// Drops every block that overlaps `len` bytes at `offset`, which are

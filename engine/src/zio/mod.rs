@@ -205,6 +205,13 @@ impl Zio {
     /// Reads a block and returns its logical contents, verified. A hole
     /// reads as `lsize` zeros of the size the caller expects.
     pub fn read_block(&mut self, bp: &Blkptr) -> Result<Vec<u8>> {
+        self.with_block(bp, |data| Ok(data.to_vec()))
+    }
+
+    /// [`Zio::read_block`] for a reader that only looks: `f` sees the
+    /// contents where they are (in the read cache, when the device vouches
+    /// for its reads), with no copy made for it.
+    pub fn with_block<R>(&mut self, bp: &Blkptr, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
         debug_assert!(!bp.is_hole());
         let dva = bp.dva[0];
         let (offset, asize, psize) = (dva.offset(), dva.asize(), bp.psize());
@@ -222,12 +229,11 @@ impl Zio {
         let epoch = self.dev.read_epoch();
         if let Some(epoch) = epoch {
             self.read_cache.enter(epoch);
-            if let Some(data) = self.read_cache.get(bp) {
-                let data = data.to_vec();
+            if self.read_cache.get(bp).is_some() {
                 self.dev.charge_read(offset, asize);
                 self.stats.blocks_read += 1;
                 self.stats.bytes_read += asize;
-                return Ok(data);
+                return f(self.read_cache.get(bp).expect("just found"));
             }
         }
         let mut physical = vec![0u8; asize as usize];
@@ -251,10 +257,13 @@ impl Zio {
             Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
         })?;
         let data = compress::decompress_block_owned(compress, physical, bp.lsize() as usize)?;
-        if epoch.is_some() {
-            self.read_cache.insert(bp, &data);
+        if epoch.is_none() {
+            return f(&data);
         }
-        Ok(data)
+        match self.read_cache.insert(bp, data) {
+            Some(data) => f(&data),
+            None => f(self.read_cache.get(bp).expect("just kept")),
+        }
     }
 
     /// Frees a block after `txg` and the deferral window have synced.
