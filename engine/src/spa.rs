@@ -21,7 +21,7 @@ use crate::metaslab::{Metaslab, TXG_DEFER_SIZE};
 use crate::nvlist::{self, NvList, NvValue};
 use crate::traverse::{WalkOptions, walk};
 use crate::vdev::BlockDevice;
-use crate::zio::{BLKPTR_SIZE, Blkptr, Zio};
+use crate::zio::{BLKPTR_SIZE, Blkptr, ReadCache, Zio};
 
 pub const VDEV_LABEL_SIZE: u64 = 256 << 10;
 /// Where the config nvlist sits in a label, and how much room it has.
@@ -253,9 +253,21 @@ impl Pool {
     /// `spa_import`: opens the pool on `dev` from its newest usable
     /// uberblock and rebuilds the free space from what its trees reference.
     pub fn import(
+        dev: Box<dyn BlockDevice>,
+        clock: Box<dyn Clock>,
+        rng: Box<dyn RandomSource>,
+    ) -> Result<Pool> {
+        Pool::import_cached(dev, clock, rng, ReadCache::default())
+    }
+
+    /// [`Pool::import`] with the blocks an earlier pool on the same device
+    /// read ([`Pool::take_read_cache`]): those the device says did not
+    /// change since are not read again.
+    pub fn import_cached(
         mut dev: Box<dyn BlockDevice>,
         clock: Box<dyn Clock>,
         rng: Box<dyn RandomSource>,
+        cache: ReadCache,
     ) -> Result<Pool> {
         let sector = dev.sector_size();
         let size = dev.size() / sector * sector;
@@ -275,6 +287,7 @@ impl Pool {
             .filter(|ub| ub.guid_sum == guid && !ub.rootbp.is_hole());
         let ms = Metaslab::new(DATA_START, size - 2 * VDEV_LABEL_SIZE, sector);
         let mut zio = Zio::new(dev, ms);
+        zio.read_cache = cache;
 
         let mut chosen = None;
         let mut skipped = Vec::new();
@@ -417,6 +430,12 @@ impl Pool {
     /// Gives up the pool without syncing (a crash, from the pool's side).
     pub fn into_device(self) -> Box<dyn BlockDevice> {
         self.zio.dev
+    }
+
+    /// The blocks this pool read, for the next import of its device
+    /// ([`Pool::import_cached`]); the pool keeps none.
+    pub fn take_read_cache(&mut self) -> ReadCache {
+        std::mem::take(&mut self.zio.read_cache)
     }
 
     /// The device's read epoch ([`BlockDevice::read_epoch`]): while it

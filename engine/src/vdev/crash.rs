@@ -245,6 +245,15 @@ impl CrashDevice {
         outcome
     }
 
+    /// The writes in the volatile cache (offset, length): all a power loss
+    /// now could change.
+    pub fn pending(&self) -> Vec<(u64, u64)> {
+        self.cache
+            .iter()
+            .map(|w| (w.offset, w.len as u64))
+            .collect()
+    }
+
     /// Whether a power loss has the power off.
     pub fn is_down(&self) -> bool {
         self.down

@@ -59,6 +59,14 @@ pub trait BlockDevice {
     /// bytes (a simulated disk's time), for a read answered from the cache,
     /// so that caching changes nothing else.
     fn charge_read(&mut self, _offset: u64, _len: u64) {}
+    /// The byte ranges (offset, length) whose contents may have changed
+    /// since read epoch `epoch` began other than by this handle's writes
+    /// (a power loss: the writes it resolved; rot: a sector), so that what
+    /// was read before elsewhere can still be used; `None` when the device
+    /// cannot tell (then nothing read before can be).
+    fn changes_since(&self, _epoch: u64) -> Option<Vec<(u64, u64)>> {
+        None
+    }
 }
 
 impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
@@ -83,6 +91,9 @@ impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
     fn charge_read(&mut self, offset: u64, len: u64) {
         (**self).charge_read(offset, len)
     }
+    fn changes_since(&self, epoch: u64) -> Option<Vec<(u64, u64)>> {
+        (**self).changes_since(epoch)
+    }
 }
 
 impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
@@ -106,6 +117,9 @@ impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
     }
     fn charge_read(&mut self, offset: u64, len: u64) {
         (**self).charge_read(offset, len)
+    }
+    fn changes_since(&self, epoch: u64) -> Option<Vec<(u64, u64)>> {
+        (**self).changes_since(epoch)
     }
 }
 

@@ -55,7 +55,7 @@ impl BlkptrCache {
 ///
 /// [`BlockDevice::read_epoch`]: crate::vdev::BlockDevice::read_epoch
 #[derive(Debug, Default)]
-pub(crate) struct ReadCache {
+pub struct ReadCache {
     /// The device's epoch the entries were read in.
     epoch: u64,
     /// By DVA offset: the block pointer read and the logical contents.
@@ -69,14 +69,32 @@ impl ReadCache {
     /// from the device as before.
     const LIMIT: usize = 32 << 20;
 
-    /// Forgets everything if the device's media changed since the entries
-    /// were read (a new epoch).
-    pub(crate) fn enter(&mut self, epoch: u64) {
-        if epoch != self.epoch {
-            self.blocks.clear();
-            self.held = 0;
-            self.epoch = epoch;
+    /// Moves on to the device's epoch `epoch`: forgets the blocks over
+    /// what changed since the entries' epoch (`changes`, from
+    /// [`BlockDevice::changes_since`]), or everything when that is not
+    /// known.
+    ///
+    /// [`BlockDevice::changes_since`]: crate::vdev::BlockDevice::changes_since
+    pub(crate) fn enter(
+        &mut self,
+        epoch: u64,
+        changes: impl FnOnce(u64) -> Option<Vec<(u64, u64)>>,
+    ) {
+        if epoch == self.epoch {
+            return;
         }
+        match changes(self.epoch) {
+            Some(ranges) => {
+                for (offset, len) in ranges {
+                    self.overwrite(offset, len);
+                }
+            }
+            None => {
+                self.blocks.clear();
+                self.held = 0;
+            }
+        }
+        self.epoch = epoch;
     }
 
     /// The contents of `bp`'s block, if read before from this very block

@@ -11,7 +11,8 @@ mod cache;
 pub mod compress;
 
 pub use blkptr::{BLKPTR_SIZE, Blkptr, Dva, SPA_MAXBLOCKSIZE, SPA_MINBLOCKSHIFT, SPA_MINBLOCKSIZE};
-pub(crate) use cache::{BlkptrCache, ReadCache};
+pub(crate) use cache::BlkptrCache;
+pub use cache::ReadCache;
 pub use compress::ZioCompress;
 
 use crate::checksum::{ZioCksum, fletcher_2_native, fletcher_4_native, sha256};
@@ -132,7 +133,7 @@ pub struct Zio {
     /// Set by the check for its walks; any block write drops it.
     pub(crate) blkptr_cache: Option<BlkptrCache>,
     /// Blocks read while the device vouched for its reads.
-    read_cache: ReadCache,
+    pub(crate) read_cache: ReadCache,
     /// `zfs_mdcomp_disable`: metadata is written uncompressed (all-zero
     /// blocks are still holes). Off by default, as in ZFS; the fuzz targets
     /// set it, because compressing metadata is most of a txg sync's cost
@@ -228,7 +229,9 @@ impl Zio {
         }
         let epoch = self.dev.read_epoch();
         if let Some(epoch) = epoch {
-            self.read_cache.enter(epoch);
+            let dev = &self.dev;
+            self.read_cache
+                .enter(epoch, |since| dev.changes_since(since));
             if self.read_cache.get(bp).is_some() {
                 self.dev.charge_read(offset, asize);
                 self.stats.blocks_read += 1;
@@ -289,6 +292,8 @@ mod tests {
         dev: SharedDevice<MemDevice>,
         epoch: Rc<Cell<Option<u64>>>,
         reads: Rc<Cell<u64>>,
+        /// What `changes_since` answers for any epoch.
+        changed: Rc<Cell<Option<(u64, u64)>>>,
     }
 
     impl BlockDevice for Epochs {
@@ -310,6 +315,9 @@ mod tests {
         }
         fn read_epoch(&self) -> Option<u64> {
             self.epoch.get()
+        }
+        fn changes_since(&self, _epoch: u64) -> Option<Vec<(u64, u64)>> {
+            self.changed.get().map(|range| vec![range])
         }
     }
 
@@ -335,6 +343,7 @@ mod tests {
                 dev: dev.clone(),
                 epoch: Rc::clone(&epoch),
                 reads: Rc::clone(&reads),
+                changed: Rc::new(Cell::new(None)),
             }),
             Metaslab::new(0, 1 << 20, 512),
         );
@@ -370,5 +379,50 @@ mod tests {
         assert_eq!(read(&mut zio, &again), (Ok(block(2)), 0));
         epoch.set(Some(3));
         assert_eq!(read(&mut zio, &again), (Err(Errno::ECKSUM), 1));
+    }
+
+    /// A new epoch whose changes the device can name forgets only the
+    /// blocks over them, and a cache handed to another zio on the same
+    /// device (an import after a power loss) keeps serving the rest.
+    #[test]
+    fn a_new_epoch_forgets_only_the_blocks_over_what_changed() {
+        let dev = SharedDevice::new(MemDevice::new(1 << 20, 512));
+        let epoch = Rc::new(Cell::new(Some(1)));
+        let reads = Rc::new(Cell::new(0));
+        let changed = Rc::new(Cell::new(None));
+        let new_zio = || {
+            Zio::new(
+                Box::new(Epochs {
+                    dev: dev.clone(),
+                    epoch: Rc::clone(&epoch),
+                    reads: Rc::clone(&reads),
+                    changed: Rc::clone(&changed),
+                }),
+                Metaslab::new(0, 1 << 20, 512),
+            )
+        };
+        let mut zio = new_zio();
+        let a = zio.write_block(5, &block(1), &PROPS).unwrap();
+        let b = zio.write_block(5, &block(2), &PROPS).unwrap();
+        let read = |zio: &mut Zio, bp: &Blkptr| {
+            let before = reads.get();
+            let data = zio.read_block(bp).map_err(|e| e.errno());
+            (data, reads.get() - before)
+        };
+        assert_eq!(read(&mut zio, &a), (Ok(block(1)), 1));
+        assert_eq!(read(&mut zio, &b), (Ok(block(2)), 1));
+        // `b`'s last sector changed behind the zio's back.
+        let b_end = b.dva[0].offset() + b.dva[0].asize();
+        dev.borrow_mut().as_bytes_mut()[b_end as usize - 1] ^= 1;
+        changed.set(Some((b_end - 512, 512)));
+        epoch.set(Some(2));
+        let mut next = new_zio();
+        next.read_cache = std::mem::take(&mut zio.read_cache);
+        assert_eq!(read(&mut next, &a), (Ok(block(1)), 0));
+        assert_eq!(read(&mut next, &b), (Err(Errno::ECKSUM), 1));
+        // Changes it cannot name: nothing is kept.
+        changed.set(None);
+        epoch.set(Some(3));
+        assert_eq!(read(&mut next, &a), (Ok(block(1)), 1));
     }
 }

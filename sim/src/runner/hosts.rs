@@ -373,8 +373,11 @@ impl World {
             ));
         }
         let dev = Box::new(host.disk.clone());
+        // What the pool read that the power loss did not touch need not be
+        // read again (the disk says which writes it resolved).
+        let cache = host.pool.borrow_mut().take_read_cache();
         self.injector
-            .suspended(|| Pool::import(dev, clock, rng))
+            .suspended(|| Pool::import_cached(dev, clock, rng, cache))
             .map_err(|e| {
                 let mut v = violation(
                     step,

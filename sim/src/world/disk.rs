@@ -71,10 +71,12 @@ struct Inner {
     down: Option<FaultKind>,
     /// Damage at rest happened: rot, or a write that landed elsewhere.
     damaged: bool,
-    /// Moves on whenever the media change other than by the pool's own
-    /// writes where it meant them (rot, a misdirected write, a power loss,
-    /// direct access): see [`BlockDevice::read_epoch`].
-    epoch: u64,
+    /// What changed on the media other than by the pool's own writes where
+    /// it meant them, one entry per read epoch (the epoch is their number):
+    /// the ranges a power loss resolved, a rotten sector, where a
+    /// misdirected write landed, or `None` for direct access (anything).
+    /// See [`BlockDevice::read_epoch`] and [`BlockDevice::changes_since`].
+    changes: Vec<Option<Vec<(u64, u64)>>>,
 }
 
 thread_local! {
@@ -139,7 +141,7 @@ impl SimDisk {
                 armed: None,
                 down: None,
                 damaged: false,
-                epoch: 0,
+                changes: Vec::new(),
             })),
             name: name.into(),
             injector: injector.clone(),
@@ -161,7 +163,7 @@ impl SimDisk {
     /// `f` runs fails with EBUSY.
     pub fn with_device<T>(&self, f: impl FnOnce(&mut CrashDevice) -> T) -> T {
         let mut inner = self.inner.borrow_mut();
-        inner.epoch += 1;
+        inner.changes.push(None);
         f(&mut inner.dev)
     }
 
@@ -251,7 +253,9 @@ impl SimDisk {
     pub fn power_on(&self) {
         let mut inner = self.inner.borrow_mut();
         inner.dev.recover();
-        inner.epoch += 1;
+        // Nothing changes on the media, but the pool before it is gone:
+        // the oracle's record of what it verified ends with it.
+        inner.changes.push(Some(Vec::new()));
         inner.armed = None;
         if inner.down.take().is_some() {
             self.injector.trace().record(
@@ -314,7 +318,9 @@ impl SimDisk {
         });
         inner.dev.corrupt_sector(sector).ok()?;
         inner.damaged = true;
-        inner.epoch += 1;
+        inner
+            .changes
+            .push(Some(vec![(sector * self.sector_size, self.sector_size)]));
         self.injector.fired(
             FaultKind::Corrupt,
             format!(
@@ -341,9 +347,10 @@ impl SimDisk {
     /// The armed crash strikes: the power goes, now.
     fn strike(&self, inner: &mut Inner) -> Option<CrashOutcome> {
         let armed = inner.armed.take()?;
+        let pending = inner.dev.pending();
+        inner.changes.push(Some(pending));
         let outcome = inner.dev.power_loss(armed.mode, armed.seed);
         inner.down = Some(armed.kind);
-        inner.epoch += 1;
         self.injector.fired(
             armed.kind,
             format!(
@@ -450,7 +457,7 @@ impl BlockDevice for SimDisk {
             );
             target = other;
             inner.damaged = true;
-            inner.epoch += 1;
+            inner.changes.push(Some(vec![(other, len)]));
         }
         inner.dev.write(target, buf)?;
         let flushes = inner.flushes;
@@ -486,7 +493,17 @@ impl BlockDevice for SimDisk {
     fn read_epoch(&self) -> Option<u64> {
         let exact = self.injector.is_suspended() || self.options.read_eio_probability <= 0.0;
         let inner = self.inner.try_borrow().ok()?;
-        (exact && !inner.dev.is_down()).then_some(inner.epoch)
+        (exact && !inner.dev.is_down()).then_some(inner.changes.len() as u64)
+    }
+
+    fn changes_since(&self, epoch: u64) -> Option<Vec<(u64, u64)>> {
+        let inner = self.inner.try_borrow().ok()?;
+        let since = inner.changes.get(usize::try_from(epoch).ok()?..)?;
+        let mut ranges = Vec::new();
+        for change in since {
+            ranges.extend_from_slice(change.as_deref()?);
+        }
+        Some(ranges)
     }
 
     /// The virtual time of a read, also of one the cache spared, so that a
@@ -649,6 +666,41 @@ mod tests {
             assert_eq!(buf, [0xf0; 512]);
             assert_eq!(inj.suspended(|| disk.rot()), None);
             assert_eq!(inj.counts().get(FaultKind::Corrupt), 1);
+        });
+    }
+
+    /// What the disk tells a pool's read cache: reads are vouched for only
+    /// while no read fault can fire, and each epoch names what changed on
+    /// the media behind the pool's back.
+    #[test]
+    fn the_read_epoch_names_what_changed_behind_the_pool() {
+        world(6, "eio-read:0.5,corrupt:1", |inj, o| {
+            let mut disk = disk(1024, &o, "src", &inj);
+            // Read faults can fire: nothing is vouched for, but under the
+            // oracle.
+            assert_eq!(disk.read_epoch(), None);
+            let start = inj.suspended(|| disk.read_epoch()).unwrap();
+            disk.write(10 * SS, &[1; 2 * SS as usize]).unwrap();
+            disk.flush().unwrap();
+            disk.write(40 * SS, &[2; SS as usize]).unwrap();
+            // The pool's own writes move nothing.
+            assert_eq!(inj.suspended(|| disk.read_epoch()), Some(start));
+            assert_eq!(disk.changes_since(start), Some(vec![]));
+            // A power loss changes only the write it resolved; the power
+            // coming back changes nothing, but ends the epoch too.
+            disk.crash_now(FaultKind::Crash).unwrap();
+            assert_eq!(inj.suspended(|| disk.read_epoch()), None, "power off");
+            disk.power_on();
+            let after = inj.suspended(|| disk.read_epoch()).unwrap();
+            assert_eq!(after, start + 2);
+            assert_eq!(disk.changes_since(start), Some(vec![(40 * SS, SS)]));
+            // Rot: its sector.
+            let sector = disk.rot().unwrap();
+            assert_eq!(disk.changes_since(after), Some(vec![(sector * SS, SS)]));
+            // Direct access: anything.
+            disk.with_device(|_| ());
+            assert_eq!(disk.changes_since(after), None);
+            assert_eq!(disk.changes_since(after + 100), None, "an epoch to come");
         });
     }
 }
