@@ -343,11 +343,24 @@ pub fn run(args: &CampaignArgs) -> ExitCode {
 
 /// A run's result as campaigns record it, for `cargo sim corpus`.
 #[cfg(madsim)]
-pub(crate) use exec::{from_report, panic_message};
+pub(crate) use exec::from_report;
+
+/// What a panic said, for the report that records it.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
 
 #[cfg(madsim)]
 mod exec {
     use std::cell::RefCell;
+
+    use super::panic_message;
     use std::collections::BTreeMap;
     use std::io::IsTerminal;
     use std::panic::AssertUnwindSafe;
@@ -674,16 +687,6 @@ mod exec {
                 }
                 from_panic(&config, fault_spec, scenario_arg, message)
             }
-        }
-    }
-
-    pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-        if let Some(s) = panic.downcast_ref::<&str>() {
-            s.to_string()
-        } else if let Some(s) = panic.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "a panic without a message".to_string()
         }
     }
 

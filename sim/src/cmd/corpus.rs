@@ -135,7 +135,6 @@ fn exec(args: &CorpusArgs) -> Result<ExitCode, String> {
     use reports::dir::ReportDir;
     use reports::render::{Timing, render_text};
 
-    use super::EXIT_FAILURE;
     use super::campaign::{from_report, panic_message};
     use crate::fuzz::WorldInput;
     use crate::runner::{Faults, run};
@@ -224,14 +223,7 @@ fn exec(args: &CorpusArgs) -> Result<ExitCode, String> {
         "corpus: {} inputs in {elapsed:.1}s, {failed} failed",
         files.len()
     );
-    if let Some(dir) = &report_dir {
-        println!("{}", dir.files_line(0));
-    }
-    Ok(if failed > 0 {
-        ExitCode::from(EXIT_FAILURE)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ended(report_dir.as_ref(), failed))
 }
 
 /// Runs a stream fuzzer's inputs through its body, each under a log of the
@@ -247,7 +239,6 @@ fn streams(args: &CorpusArgs, body: fn(&[u8])) -> Result<ExitCode, String> {
     use reports::render::Timing;
     use reports::result::{SeedResult, Violation};
 
-    use super::EXIT_FAILURE;
     use super::campaign::panic_message;
 
     if !args.planted.is_empty() {
@@ -334,12 +325,17 @@ fn streams(args: &CorpusArgs, body: fn(&[u8])) -> Result<ExitCode, String> {
         files.len(),
         args.target
     );
-    if let Some(dir) = &report_dir {
+    Ok(ended(report_dir.as_ref(), failed))
+}
+
+/// Names the report's files, and the exit status for `failed` inputs.
+fn ended(report_dir: Option<&reports::dir::ReportDir>, failed: usize) -> ExitCode {
+    if let Some(dir) = report_dir {
         println!("{}", dir.files_line(0));
     }
-    Ok(if failed > 0 {
-        ExitCode::from(EXIT_FAILURE)
+    if failed > 0 {
+        ExitCode::from(super::EXIT_FAILURE)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
