@@ -34,6 +34,9 @@ pub(super) struct Host {
     /// States the pool may come back in after a crash: every state since
     /// the last sync known to have completed.
     pub candidates: Vec<PoolModel>,
+    /// The txg of the last sync known to have completed: an import must
+    /// find at least that one, or no candidate describes what it found.
+    pub durable_txg: u64,
     /// The power loss armed for the current step.
     pub armed: Option<FaultKind>,
     /// Snapshots the oracle found equal to the model before: compared
@@ -97,6 +100,7 @@ impl Host {
             pool: Rc::new(RefCell::new(pool)),
             candidates: vec![model.clone()],
             model,
+            durable_txg: 0,
             armed: None,
             verified: RefCell::default(),
             imports: 0,
@@ -143,7 +147,10 @@ impl World {
         }
         let result = host.pool.borrow_mut().txg_sync();
         match &result {
-            Ok(()) => host.candidates = vec![host.model.clone()],
+            Ok(()) => {
+                host.candidates = vec![host.model.clone()];
+                host.durable_txg = host.pool.borrow().synced_txg();
+            }
             Err(e) => {
                 let line = format!("{}: txg sync ({why}) failed: {e}", host.name);
                 self.log(line);
@@ -300,6 +307,23 @@ impl World {
                 ),
             ));
         }
+        // Damage at rest can make import fall back past the last sync that
+        // completed, to a state no candidate describes (they all start
+        // there): parts of it may still match one, but the model cannot
+        // follow. Without damage, a completed sync lost is a write-ordering
+        // bug.
+        if pool.synced_txg() < host.durable_txg {
+            let mut v = violation(
+                step,
+                format!(
+                    "{} after {why} to import txg {} or later, which a sync completed",
+                    host.name, host.durable_txg
+                ),
+                format!("it imported txg {}", pool.synced_txg()),
+            );
+            v.lost = damaged;
+            return Err(v);
+        }
         let chosen = self.injector.observe(|| {
             judge_check(
                 &mut pool,
@@ -316,6 +340,7 @@ impl World {
         let back = host.candidates.len() - 1 - chosen;
         host.model = model.clone();
         host.candidates = vec![model];
+        host.durable_txg = pool.synced_txg();
         *host.pool.borrow_mut() = pool;
         // A misuse's hold is taken and released in one step; an import
         // that falls back to a state between the two brings it back, and
