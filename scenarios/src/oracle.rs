@@ -199,6 +199,7 @@ fn compare_dataset_with(
         )));
     }
     if !info.is_snapshot {
+        compare_props(pool, name, model)?;
         return compare_contents(pool, id, name, model);
     }
     let epoch = pool.read_epoch().filter(|_| !pool.is_suspended());
@@ -214,16 +215,13 @@ fn compare_dataset_with(
     Ok(())
 }
 
-/// Compares a dataset's objects, files and properties with its model.
+/// Compares a dataset's objects and files with its model.
 fn compare_contents(
     pool: &mut Pool,
     id: DatasetId,
     name: &str,
     model: &Dataset,
 ) -> Result<(), Mismatch> {
-    if !pool.info(id).is_snapshot {
-        compare_props(pool, name, model)?;
-    }
     let mut dmu = pool.dmu(id).map_err(|e| unreadable(name, e))?;
     let objects: Vec<u64> = dmu.objects();
     let expected: Vec<u64> = model.objects.keys().copied().collect();

@@ -50,7 +50,8 @@ pub trait BlockDevice {
     /// `Some(epoch)` while a read cannot fail and returns the media's bytes,
     /// and the media changed since `epoch` began only by this handle's own
     /// writes: the pool may then answer a read again from what it read
-    /// before (and forgets it all when the epoch moves on). `None`, the
+    /// before (when the epoch moves on, it forgets what
+    /// [`changes_since`](BlockDevice::changes_since) names). `None`, the
     /// default, means every read goes to the device.
     fn read_epoch(&self) -> Option<u64> {
         None

@@ -108,8 +108,7 @@ impl ReadCache {
 
     /// Keeps `bp`'s contents, unless the cache is full (or the block is
     /// larger than a block may be, which [`ReadCache::overwrite`] would not
-    /// find).
-    /// Gives the contents back when it does not keep them.
+    /// find): then gives them back.
     pub(crate) fn insert(&mut self, bp: &Blkptr, data: Vec<u8>) -> Option<Vec<u8>> {
         if self.held + data.len() > Self::LIMIT || bp.dva[0].asize() > SPA_MAXBLOCKSIZE {
             return Some(data);

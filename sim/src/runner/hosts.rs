@@ -247,10 +247,18 @@ impl World {
     }
 
     /// The lines of [`World::space`] that were not there `before`, if the
-    /// space of host `h`'s datasets changed.
-    pub fn space_changed(&self, h: usize, before: &[String]) -> Option<Vec<String>> {
-        let now = self.space(h);
-        (now != before).then(|| now.into_iter().filter(|l| !before.contains(l)).collect())
+    /// space of host `h`'s datasets other than `except` changed.
+    pub fn space_changed(
+        &self,
+        h: usize,
+        before: &[String],
+        except: &[String],
+    ) -> Option<Vec<String>> {
+        let counted = |line: &String| !except.iter().any(|n| line.split(' ').next() == Some(n));
+        let before: Vec<&String> = before.iter().filter(|l| counted(l)).collect();
+        let now: Vec<String> = self.space(h).into_iter().filter(counted).collect();
+        (now.iter().ne(before.iter().copied()))
+            .then(|| now.into_iter().filter(|l| !before.contains(&l)).collect())
     }
 
     /// Recovers any host whose disk lost power or whose pool is suspended.

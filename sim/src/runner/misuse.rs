@@ -65,7 +65,7 @@ pub(super) fn misuse_step(
                     m.to_string(),
                 ));
             }
-            if let Some(diff) = w.space_changed(h, &space) {
+            if let Some(diff) = w.space_changed(h, &space, &[]) {
                 return Err(violation(
                     at,
                     format!("the refused `{step}` ({e}) to leave every dataset's space as it was"),

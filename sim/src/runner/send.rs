@@ -676,7 +676,7 @@ impl Verdict<'_> {
                 ));
             }
         }
-        if let Some(diff) = w.space_changed(1, &self.before.space)
+        if let Some(diff) = w.space_changed(1, &self.before.space, &[])
             && kept.is_none()
         {
             return Err(violation(
@@ -882,11 +882,7 @@ fn destroy_malformed(
             .collect(),
         _ => Vec::new(),
     };
-    let kept = |line: &String| !replaced.iter().any(|n| line.split(' ').next() == Some(n));
-    let was: Vec<String> = before.space.iter().filter(|l| kept(l)).cloned().collect();
-    let now: Vec<String> = w.space(1).into_iter().filter(|l| kept(l)).collect();
-    if now != was {
-        let diff: Vec<&String> = now.iter().filter(|l| !was.contains(l)).collect();
+    if let Some(diff) = w.space_changed(1, &before.space, &replaced) {
         return Err(violation(
             at,
             format!("destroying the receive of {struck} to leave every dataset's space as it was"),

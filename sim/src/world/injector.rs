@@ -32,8 +32,9 @@ struct Inner {
     /// the same devices and must not be lied to.
     suspended: u32,
     /// While observing, the oracle reads the world: nothing fires and its
-    /// reads take no virtual time, so how much it reads (what it can skip
-    /// as already verified) never changes a run.
+    /// reads take no virtual time. (What it reads can still spare the
+    /// engine a later read, a snapshot it opened staying open, so what it
+    /// skips as already verified can shift a run's timeline.)
     observing: u32,
 }
 
