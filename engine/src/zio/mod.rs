@@ -333,52 +333,75 @@ mod tests {
         (0..4096u32).map(|i| (i % 251) as u8 ^ seed).collect()
     }
 
+    /// A memory disk, the cells its [`Epochs`] handles read, and zios on it.
+    struct Rig {
+        dev: SharedDevice<MemDevice>,
+        epoch: Rc<Cell<Option<u64>>>,
+        reads: Rc<Cell<u64>>,
+        changed: Rc<Cell<Option<(u64, u64)>>>,
+    }
+
+    impl Rig {
+        fn new(epoch: Option<u64>) -> Rig {
+            Rig {
+                dev: SharedDevice::new(MemDevice::new(1 << 20, 512)),
+                epoch: Rc::new(Cell::new(epoch)),
+                reads: Rc::new(Cell::new(0)),
+                changed: Rc::new(Cell::new(None)),
+            }
+        }
+
+        fn zio(&self) -> Zio {
+            Zio::new(
+                Box::new(Epochs {
+                    dev: self.dev.clone(),
+                    epoch: Rc::clone(&self.epoch),
+                    reads: Rc::clone(&self.reads),
+                    changed: Rc::clone(&self.changed),
+                }),
+                Metaslab::new(0, 1 << 20, 512),
+            )
+        }
+
+        /// What a read returns, and how many device reads it took.
+        fn read(&self, zio: &mut Zio, bp: &Blkptr) -> (std::result::Result<Vec<u8>, Errno>, u64) {
+            let before = self.reads.get();
+            let data = zio.read_block(bp).map_err(|e| e.errno());
+            (data, self.reads.get() - before)
+        }
+    }
+
     #[test]
     fn reads_come_from_the_cache_only_while_the_device_vouches_for_them() {
-        let dev = SharedDevice::new(MemDevice::new(1 << 20, 512));
-        let epoch = Rc::new(Cell::new(None));
-        let reads = Rc::new(Cell::new(0));
-        let mut zio = Zio::new(
-            Box::new(Epochs {
-                dev: dev.clone(),
-                epoch: Rc::clone(&epoch),
-                reads: Rc::clone(&reads),
-                changed: Rc::new(Cell::new(None)),
-            }),
-            Metaslab::new(0, 1 << 20, 512),
-        );
-        // What a read returns, and how many device reads it took.
-        let read = |zio: &mut Zio, bp: &Blkptr| {
-            let before = reads.get();
-            let data = zio.read_block(bp).map_err(|e| e.errno());
-            (data, reads.get() - before)
-        };
+        let rig = Rig::new(None);
+        let (epoch, dev) = (&rig.epoch, &rig.dev);
+        let mut zio = rig.zio();
         let bp = zio.write_block(5, &block(1), &PROPS).unwrap();
         // No epoch: every read goes to the device.
-        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 1));
-        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 1));
+        assert_eq!(rig.read(&mut zio, &bp), (Ok(block(1)), 1));
+        assert_eq!(rig.read(&mut zio, &bp), (Ok(block(1)), 1));
         // Within an epoch, once.
         epoch.set(Some(1));
-        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 1));
-        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 0));
+        assert_eq!(rig.read(&mut zio, &bp), (Ok(block(1)), 1));
+        assert_eq!(rig.read(&mut zio, &bp), (Ok(block(1)), 0));
         // A new epoch forgets.
         epoch.set(Some(2));
-        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 1));
+        assert_eq!(rig.read(&mut zio, &bp), (Ok(block(1)), 1));
 
         // The block freed too early and its space written again: the old
         // block pointer must meet the new bytes, not the cached ones.
         zio.ms.free_now(bp.dva[0].offset(), bp.dva[0].asize());
         let again = zio.write_block(6, &block(2), &PROPS).unwrap();
         assert_eq!(again.dva[0].offset(), bp.dva[0].offset());
-        assert_eq!(read(&mut zio, &bp), (Err(Errno::ECKSUM), 1));
+        assert_eq!(rig.read(&mut zio, &bp), (Err(Errno::ECKSUM), 1));
 
         // Bytes changed behind the pool's back within an epoch are not seen
         // (the device vouched they would not change); in the next, they are.
-        assert_eq!(read(&mut zio, &again), (Ok(block(2)), 1));
+        assert_eq!(rig.read(&mut zio, &again), (Ok(block(2)), 1));
         dev.borrow_mut().as_bytes_mut()[again.dva[0].offset() as usize] ^= 1;
-        assert_eq!(read(&mut zio, &again), (Ok(block(2)), 0));
+        assert_eq!(rig.read(&mut zio, &again), (Ok(block(2)), 0));
         epoch.set(Some(3));
-        assert_eq!(read(&mut zio, &again), (Err(Errno::ECKSUM), 1));
+        assert_eq!(rig.read(&mut zio, &again), (Err(Errno::ECKSUM), 1));
     }
 
     /// A new epoch whose changes the device can name forgets only the
@@ -386,43 +409,25 @@ mod tests {
     /// device (an import after a power loss) keeps serving the rest.
     #[test]
     fn a_new_epoch_forgets_only_the_blocks_over_what_changed() {
-        let dev = SharedDevice::new(MemDevice::new(1 << 20, 512));
-        let epoch = Rc::new(Cell::new(Some(1)));
-        let reads = Rc::new(Cell::new(0));
-        let changed = Rc::new(Cell::new(None));
-        let new_zio = || {
-            Zio::new(
-                Box::new(Epochs {
-                    dev: dev.clone(),
-                    epoch: Rc::clone(&epoch),
-                    reads: Rc::clone(&reads),
-                    changed: Rc::clone(&changed),
-                }),
-                Metaslab::new(0, 1 << 20, 512),
-            )
-        };
-        let mut zio = new_zio();
+        let rig = Rig::new(Some(1));
+        let (epoch, dev, changed) = (&rig.epoch, &rig.dev, &rig.changed);
+        let mut zio = rig.zio();
         let a = zio.write_block(5, &block(1), &PROPS).unwrap();
         let b = zio.write_block(5, &block(2), &PROPS).unwrap();
-        let read = |zio: &mut Zio, bp: &Blkptr| {
-            let before = reads.get();
-            let data = zio.read_block(bp).map_err(|e| e.errno());
-            (data, reads.get() - before)
-        };
-        assert_eq!(read(&mut zio, &a), (Ok(block(1)), 1));
-        assert_eq!(read(&mut zio, &b), (Ok(block(2)), 1));
+        assert_eq!(rig.read(&mut zio, &a), (Ok(block(1)), 1));
+        assert_eq!(rig.read(&mut zio, &b), (Ok(block(2)), 1));
         // `b`'s last sector changed behind the zio's back.
         let b_end = b.dva[0].offset() + b.dva[0].asize();
         dev.borrow_mut().as_bytes_mut()[b_end as usize - 1] ^= 1;
         changed.set(Some((b_end - 512, 512)));
         epoch.set(Some(2));
-        let mut next = new_zio();
+        let mut next = rig.zio();
         next.read_cache = std::mem::take(&mut zio.read_cache);
-        assert_eq!(read(&mut next, &a), (Ok(block(1)), 0));
-        assert_eq!(read(&mut next, &b), (Err(Errno::ECKSUM), 1));
+        assert_eq!(rig.read(&mut next, &a), (Ok(block(1)), 0));
+        assert_eq!(rig.read(&mut next, &b), (Err(Errno::ECKSUM), 1));
         // Changes it cannot name: nothing is kept.
         changed.set(None);
         epoch.set(Some(3));
-        assert_eq!(read(&mut next, &a), (Ok(block(1)), 1));
+        assert_eq!(rig.read(&mut next, &a), (Ok(block(1)), 1));
     }
 }
