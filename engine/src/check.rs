@@ -105,6 +105,25 @@ fn subtract(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
     out
 }
 
+/// The space figures a dataset records that a walk of its tree can recount
+/// (`dmu_send_estimate` and `zfs list` read them).
+#[derive(Clone, Copy, Debug, Default)]
+struct Space {
+    referenced: u64,
+    compressed: u64,
+    uncompressed: u64,
+}
+
+/// One dataset as the DSL records it, taken before the walks borrow the pool.
+struct Recorded {
+    id: u64,
+    bp: Blkptr,
+    space: Space,
+    unique: u64,
+    prev_snap_txg: u64,
+    is_snapshot: bool,
+}
+
 /// Checks the pool as of its last synced txg.
 pub fn check(pool: &mut Pool) -> Result<CheckReport> {
     // The first pass reads and verifies every block; the space passes walk
@@ -118,25 +137,26 @@ pub fn check(pool: &mut Pool) -> Result<CheckReport> {
 fn check_impl(pool: &mut Pool) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let rootbp = pool.uberblock.rootbp;
-    let datasets: Vec<(u64, String, Blkptr, u64, u64, u64, bool)> = pool
+    let datasets: Vec<Recorded> = pool
         .dsl
         .datasets
         .values()
-        .map(|d| {
-            (
-                d.id,
-                String::new(),
-                d.bp,
-                d.referenced_bytes,
-                d.unique_bytes,
-                d.prev_snap_txg,
-                d.is_snapshot(),
-            )
+        .map(|d| Recorded {
+            id: d.id,
+            bp: d.bp,
+            space: Space {
+                referenced: d.referenced_bytes,
+                compressed: d.compressed_bytes,
+                uncompressed: d.uncompressed_bytes,
+            },
+            unique: d.unique_bytes,
+            prev_snap_txg: d.prev_snap_txg,
+            is_snapshot: d.is_snapshot(),
         })
         .collect();
     let names: BTreeMap<u64, String> = datasets
         .iter()
-        .map(|d| (d.0, pool.dataset_name(d.0)))
+        .map(|d| (d.id, pool.dataset_name(d.id)))
         .collect();
 
     let options = WalkOptions {
@@ -158,7 +178,7 @@ fn check_impl(pool: &mut Pool) -> Result<CheckReport> {
     for d in &datasets {
         walk_lenient(
             &mut pool.zio,
-            &d.2,
+            &d.bp,
             options,
             &mut seen,
             &mut record,
@@ -189,32 +209,39 @@ fn check_impl(pool: &mut Pool) -> Result<CheckReport> {
     report.unallocated = subtract(&referenced, &allocated);
 
     if report.unreadable.is_empty() {
-        for (id, _, bp, referenced_bytes, unique_bytes, prev_snap_txg, is_snapshot) in datasets {
-            let name = &names[&id];
-            let mut total = 0;
+        for d in datasets {
+            let name = &names[&d.id];
+            let mut total = Space::default();
             let all = WalkOptions {
                 min_birth: 0,
                 read_data: false,
             };
-            walk(&mut pool.zio, &bp, all, &mut BTreeSet::new(), &mut |b| {
-                total += b.dva[0].asize()
+            walk(&mut pool.zio, &d.bp, all, &mut BTreeSet::new(), &mut |b| {
+                total.referenced += b.dva[0].asize();
+                total.compressed += b.psize();
+                total.uncompressed += b.lsize();
             })?;
-            if total != referenced_bytes {
-                report.space.push(format!(
-                    "{name}: referenced {referenced_bytes} recorded, {total} in its tree"
-                ));
-            }
-            let unique = if is_snapshot {
-                pool.compute_unique(id)?
-            } else {
-                crate::traverse::space_born_after(&mut pool.zio, &bp, prev_snap_txg)?
-            };
-            {
-                if unique != unique_bytes {
+            for (what, recorded, counted) in [
+                ("referenced", d.space.referenced, total.referenced),
+                ("compressed", d.space.compressed, total.compressed),
+                ("uncompressed", d.space.uncompressed, total.uncompressed),
+            ] {
+                if recorded != counted {
                     report.space.push(format!(
-                        "{name}: unique {unique_bytes} recorded, {unique} in its tree alone"
+                        "{name}: {what} {recorded} recorded, {counted} in its tree"
                     ));
                 }
+            }
+            let unique = if d.is_snapshot {
+                pool.compute_unique(d.id)?
+            } else {
+                crate::traverse::space_born_after(&mut pool.zio, &d.bp, d.prev_snap_txg)?
+            };
+            if unique != d.unique {
+                report.space.push(format!(
+                    "{name}: unique {} recorded, {unique} in its tree alone",
+                    d.unique
+                ));
             }
         }
     }
@@ -341,11 +368,21 @@ mod tests {
         let c = pool.lookup("tank/c").unwrap();
         pool.dsl.datasets.get_mut(&s1).unwrap().unique_bytes += 512;
         pool.dsl.datasets.get_mut(&c).unwrap().referenced_bytes -= 512;
+        let a2 = pool.lookup("tank/a@2").unwrap();
+        pool.dsl.datasets.get_mut(&a2).unwrap().compressed_bytes += 1;
+        pool.dsl.datasets.get_mut(&a2).unwrap().uncompressed_bytes -= 1;
         let leak = pool.zio.ms.alloc(4096).unwrap();
         let report = check(&mut pool).unwrap();
-        assert_eq!(report.space.len(), 2, "{report}");
-        assert!(report.space[0].contains("tank/a@1: unique"), "{report}");
-        assert!(report.space[1].contains("tank/c: referenced"), "{report}");
+        let space = report.space.join("\n");
+        assert_eq!(report.space.len(), 4, "{report}");
+        for want in [
+            "tank/a@1: unique",
+            "tank/c: referenced",
+            "tank/a@2: compressed",
+            "tank/a@2: uncompressed",
+        ] {
+            assert!(space.contains(want), "{want}: {report}");
+        }
         assert_eq!(report.leaked, vec![(leak, 4096)]);
         assert!(pool.zio.blkptr_cache.is_none());
     }
