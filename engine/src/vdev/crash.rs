@@ -14,7 +14,8 @@
 //! says: the writes since the last flush persist all, none, any subset of
 //! their sectors (so a multi-sector write may be torn at any sector
 //! boundaries, in any order, and an older write may persist while a newer
-//! one is lost), or all but the last, which is torn. Flushed writes always
+//! one is lost), any subset of whole writes, the oldest of them in issue
+//! order, or all but the last, which is torn. Flushed writes always
 //! survive. The power then stays off, every request failing with EIO, until
 //! [`CrashDevice::recover`]. Bits can also flip on the media at rest
 //! ([`CrashDevice::corrupt_sector`]).
@@ -54,6 +55,13 @@ pub enum CrashMode {
     /// any order, and can keep an older write of a sector while losing a
     /// newer one.
     KeepSome,
+    /// Each pending write kept or lost whole, independently, with
+    /// probability 1/2: a cache that destages whole requests in any order,
+    /// so a newer write may persist while an older one is lost.
+    KeepWrites,
+    /// The oldest pending writes kept whole, up to a point drawn from the
+    /// seed, and the rest lost: a cache that destages in issue order.
+    KeepOldest,
     /// Every write but the last kept; the last one torn. A one-sector write
     /// is kept or lost whole (sectors are atomic). A longer one keeps, by a
     /// coin from the seed, either a proper prefix of its sectors (at least
@@ -343,12 +351,19 @@ impl CrashDevice {
             sectors_lost: 0,
         };
         let last = cache.len().wrapping_sub(1);
+        // KeepOldest: how many of the writes, in issue order, persist.
+        let oldest = match mode {
+            CrashMode::KeepOldest => below(&mut rng, cache.len() as u64 + 1) as usize,
+            _ => 0,
+        };
         for (i, w) in cache.iter().enumerate() {
             let sectors = w.len / ss;
             let keep: Vec<bool> = match mode {
                 CrashMode::LoseAll => vec![false; sectors],
                 CrashMode::KeepAll => vec![true; sectors],
                 CrashMode::KeepSome => (0..sectors).map(|_| coin(&mut rng)).collect(),
+                CrashMode::KeepWrites => vec![coin(&mut rng); sectors],
+                CrashMode::KeepOldest => vec![i < oldest; sectors],
                 CrashMode::TornLast if i == last => torn(sectors, &mut rng),
                 CrashMode::TornLast => vec![true; sectors],
             };

@@ -19,7 +19,7 @@ use scenarios::step::HOLD_TAG;
 use super::Violation;
 use crate::world::clock::SimClock;
 use crate::world::disk::SimDisk;
-use crate::world::faults::{FaultCounts, FaultKind};
+use crate::world::faults::FaultCounts;
 use crate::world::injector::Injector;
 use crate::world::options::WorldOptions;
 use crate::world::streams::{ChaChaSource, Streams};
@@ -37,8 +37,6 @@ pub(super) struct Host {
     /// The txg of the last sync known to have completed: an import must
     /// find at least that one, or no candidate describes what it found.
     pub durable_txg: u64,
-    /// The power loss armed for the current step.
-    pub armed: Option<FaultKind>,
     /// Snapshots the oracle found equal to the model before: compared
     /// again only when they or the disk changed.
     pub verified: RefCell<Verified>,
@@ -101,7 +99,6 @@ impl Host {
             candidates: vec![model.clone()],
             model,
             durable_txg: 0,
-            armed: None,
             verified: RefCell::default(),
             imports: 0,
         })
@@ -162,7 +159,7 @@ impl World {
     /// The faults each pool's disk draws at the start of a step.
     pub fn draw_step_faults(&mut self, pools: &[usize]) {
         for &h in pools {
-            self.hosts[h].armed = self.hosts[h].disk.draw_step_faults();
+            self.hosts[h].disk.draw_step_faults();
         }
     }
 
@@ -265,13 +262,8 @@ impl World {
     pub fn heal(&mut self, step: Option<usize>) -> Result<bool, Violation> {
         let mut healed = false;
         for h in 0..2 {
-            let host = &self.hosts[h];
-            // A power loss drawn for the step strikes by its end.
-            if host.disk.is_armed() {
-                let kind = host.armed.unwrap_or(FaultKind::Crash);
-                host.disk.disarm();
-                host.disk.crash_now(kind);
-            }
+            // A power loss drawn earlier and still armed waits for the
+            // writes it was drawn to strike after.
             let host = &self.hosts[h];
             if host.is_down() {
                 let why = if host.pool.borrow().is_suspended() {

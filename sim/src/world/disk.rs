@@ -19,9 +19,13 @@
 //!   crashes.
 //! * **crash / torn** (per step, [`SimDisk::draw_step_faults`]): a power
 //!   loss armed to strike right after 0 to `crash_writes_max` further
-//!   writes; a crash keeps all, none or some sectors of the unflushed
-//!   writes, a torn one keeps all but tears the last. This one countdown is
-//!   the only one: the device underneath only knows how to lose power. The
+//!   writes, in this step or a later one: it waits for writes, so it
+//!   strikes inside a txg sync with writes pending, not in an idle moment
+//!   when everything was flushed. A crash keeps all, none or some sectors
+//!   of the unflushed writes, or some of them whole (in any order, or the
+//!   oldest in issue order); a torn one keeps all but tears the last. This
+//!   one countdown is the only one: the device underneath only knows how
+//!   to lose power. The
 //!   disk then refuses everything until [`SimDisk::power_on`], and the pool
 //!   is imported again from what the crash left on the media.
 //!
@@ -265,9 +269,10 @@ impl SimDisk {
         }
     }
 
-    /// The faults a step's start draws: a power loss armed to strike during
-    /// the step (crash, else torn), and rot at rest. Returns the kind of the
-    /// power loss armed, if any.
+    /// The faults a step's start draws: a power loss armed to strike after
+    /// some further writes (crash, else torn), and rot at rest. A crash
+    /// armed earlier and still waiting for its writes is kept, not drawn
+    /// again. Returns the kind of the power loss armed, if any.
     pub fn draw_step_faults(&self) -> Option<FaultKind> {
         let o = &self.options;
         let mut armed = None;
@@ -275,7 +280,7 @@ impl SimDisk {
             (FaultKind::Crash, o.crash_probability),
             (FaultKind::Torn, o.torn_probability),
         ] {
-            if armed.is_none() && self.injector.roll(kind, rate) {
+            if armed.is_none() && !self.is_armed() && self.injector.roll(kind, rate) {
                 self.arm_crash(kind);
                 armed = Some(kind);
             }
@@ -337,8 +342,13 @@ impl SimDisk {
         self.injector.draw(kind, |rng| {
             let mode = match kind {
                 FaultKind::Torn => CrashMode::TornLast,
-                _ => [CrashMode::LoseAll, CrashMode::KeepSome, CrashMode::KeepAll]
-                    [rng.gen_range(0..3)],
+                _ => [
+                    CrashMode::LoseAll,
+                    CrashMode::KeepSome,
+                    CrashMode::KeepAll,
+                    CrashMode::KeepWrites,
+                    CrashMode::KeepOldest,
+                ][rng.gen_range(0..5)],
             };
             (mode, rng.r#gen())
         })
@@ -648,6 +658,28 @@ mod tests {
                 assert!(disk.crash_now(FaultKind::Crash).is_none());
             });
             assert!(!disk.is_down() && !disk.is_armed());
+        });
+    }
+
+    /// A crash drawn for a step waits for its writes, in later steps too,
+    /// so it strikes with writes pending; the next steps do not draw it
+    /// again (which would restart its count).
+    #[test]
+    fn an_armed_crash_waits_for_its_writes_across_steps() {
+        world(7, "crash:1", |inj, o| {
+            let mut disk = disk(64, &o, "src", &inj);
+            assert!(disk.arm_crash_after(FaultKind::Crash, 2));
+            for _ in 0..3 {
+                assert_eq!(disk.draw_step_faults(), None, "already armed");
+            }
+            disk.write(0, &[1; 512]).unwrap();
+            assert!(!disk.is_down());
+            disk.write(SS, &[2; 512]).unwrap();
+            assert!(disk.is_down());
+            let line = inj.trace().lines().pop().unwrap();
+            assert!(line.contains(": 2 unflushed writes"), "{line}");
+            disk.power_on();
+            assert_eq!(disk.draw_step_faults(), Some(FaultKind::Crash));
         });
     }
 
