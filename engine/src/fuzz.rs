@@ -5,6 +5,9 @@
 use crate::stream::dump::{DumpOptions, dump};
 use crate::stream::{ByteOrder, ChecksumPolicy, DRR_RECORD_SIZE, Record, StreamReader};
 
+pub mod image;
+pub use image::pool_image;
+
 /// `stream_decode`: any 312 bytes either fail to decode or decode to a record
 /// that encodes and decodes back to itself, in both byte orders.
 pub fn stream_decode(data: &[u8]) {

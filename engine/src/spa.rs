@@ -264,10 +264,31 @@ impl Pool {
     /// read ([`Pool::take_read_cache`]): those the device says did not
     /// change since are not read again.
     pub fn import_cached(
-        mut dev: Box<dyn BlockDevice>,
+        dev: Box<dyn BlockDevice>,
         clock: Box<dyn Clock>,
         rng: Box<dyn RandomSource>,
         cache: ReadCache,
+    ) -> Result<Pool> {
+        Pool::import_with(dev, clock, rng, |zio| zio.read_cache = cache)
+    }
+
+    /// Fuzzing only: [`Pool::import`] of a pool whose block checksums are
+    /// never checked (labels and uberblocks still are), so the fuzzer's
+    /// changes to blocks reach every parser behind the checksums.
+    #[cfg(feature = "fuzzing")]
+    pub fn import_unverified(
+        dev: Box<dyn BlockDevice>,
+        clock: Box<dyn Clock>,
+        rng: Box<dyn RandomSource>,
+    ) -> Result<Pool> {
+        Pool::import_with(dev, clock, rng, |zio| zio.unverified = true)
+    }
+
+    fn import_with(
+        mut dev: Box<dyn BlockDevice>,
+        clock: Box<dyn Clock>,
+        rng: Box<dyn RandomSource>,
+        setup: impl FnOnce(&mut Zio),
     ) -> Result<Pool> {
         let sector = dev.sector_size();
         let size = dev.size() / sector * sector;
@@ -287,7 +308,7 @@ impl Pool {
             .filter(|ub| ub.guid_sum == guid && !ub.rootbp.is_hole());
         let ms = Metaslab::new(DATA_START, size - 2 * VDEV_LABEL_SIZE, sector);
         let mut zio = Zio::new(dev, ms);
-        zio.read_cache = cache;
+        setup(&mut zio);
 
         let mut chosen = None;
         let mut skipped = Vec::new();

@@ -361,6 +361,20 @@ impl TraverseCursor {
         if bp.birth <= min_txg {
             return Ok(None);
         }
+        // Where a pointer sits fixes its level; a pointer that says
+        // otherwise would send the walk below level 0.
+        if bp.level() != zb.level {
+            return fail(
+                Errno::EIO,
+                format!(
+                    "object {} block {}: a block pointer of level {} at level {}",
+                    zb.object,
+                    zb.blkid,
+                    bp.level(),
+                    zb.level
+                ),
+            );
+        }
         if bp.level() > 0 {
             self.stack.push(Frame::Indirect(dn.clone(), bp, zb));
             return Ok(Some(visit(Some(bp), dn, None)));

@@ -65,6 +65,15 @@ fn recv_structured_corpus_replays() {
     }
 }
 
+#[test]
+fn pool_image_corpus_replays() {
+    let inputs = inputs("pool_image");
+    assert!(!inputs.is_empty());
+    for (_, data) in inputs {
+        engine::fuzz::pool_image(&data);
+    }
+}
+
 /// Every error the corpora make comes from a site the engine's site list
 /// (`engine::error::ALL_SITES`, found in the source by `build.rs`) names,
 /// with the same errno: the denominator of error-site coverage is right.

@@ -353,6 +353,7 @@ impl Dnode {
         }
         let epbs = self.epbs();
         let nlevels = self.nlevels;
+        let blksz = self.datablksz as usize;
         let top_idx = self.index_at(blkid, nlevels - 1);
         let mut node = &mut self.top[top_idx];
         for level in (1..nlevels).rev() {
@@ -366,7 +367,22 @@ impl Dnode {
         match node {
             Node::Data(d) => Ok(Some(d.data.clone())),
             Node::Stored(bp) if bp.is_hole() => Ok(None),
-            Node::Stored(bp) => read_verified(zio, bp).map(Some),
+            Node::Stored(bp) => {
+                let data = read_verified(zio, bp)?;
+                // Every data block of an object has its block size; readers
+                // slice it by that.
+                if data.len() != blksz {
+                    return fail(
+                        Errno::EIO,
+                        format!(
+                            "object {} block {blkid}: {} bytes where its blocks are {blksz}",
+                            self.object,
+                            data.len()
+                        ),
+                    );
+                }
+                Ok(Some(data))
+            }
             Node::Indirect(_) => fail(Errno::EIO, "indirect block found at level 0"),
         }
     }

@@ -139,6 +139,12 @@ pub struct Zio {
     /// set it, because compressing metadata is most of a txg sync's cost
     /// and not what they test.
     pub mdcomp_disable: bool,
+    /// Fuzzing only: reads skip the block checksum, so that bytes a fuzzer
+    /// changed on the device reach the code that parses them instead of
+    /// stopping at ECKSUM (a block with a valid checksum and a bad inside
+    /// is what a software bug or a crafted image makes).
+    #[cfg(feature = "fuzzing")]
+    pub unverified: bool,
 }
 
 impl Zio {
@@ -150,7 +156,19 @@ impl Zio {
             blkptr_cache: None,
             read_cache: ReadCache::default(),
             mdcomp_disable: false,
+            #[cfg(feature = "fuzzing")]
+            unverified: false,
         }
+    }
+
+    /// Whether reads check block checksums: always, but in a fuzz target
+    /// that turned it off.
+    fn verifies(&self) -> bool {
+        #[cfg(feature = "fuzzing")]
+        if self.unverified {
+            return false;
+        }
+        true
     }
 
     /// Compresses, checksums, allocates and writes one block born in `txg`.
@@ -246,7 +264,10 @@ impl Zio {
         self.stats.bytes_read += asize;
 
         let checksum = ZioChecksum::from_u8(bp.checksum()).unwrap_or(ZioChecksum::Fletcher4);
-        if checksum != ZioChecksum::Off && checksum.compute(&physical) != bp.cksum {
+        if checksum != ZioChecksum::Off
+            && self.verifies()
+            && checksum.compute(&physical) != bp.cksum
+        {
             self.stats.checksum_errors += 1;
             return fail(
                 Errno::ECKSUM,

@@ -19,7 +19,8 @@ use super::EXIT_USAGE;
 /// `cargo sim replay` and `cargo sim shrink` take.
 ///
 /// With `--target` a stream fuzzer (`recv_raw`, `recv_existing`,
-/// `recv_structured`, `dump`, `stream_decode`), each input runs through that
+/// `recv_structured`, `dump`, `stream_decode`) or the pool image fuzzer
+/// (`pool_image`), each input runs through that
 /// target's body as the fuzzer runs it, and the report records the engine
 /// error sites it hit (one line of results.jsonl per input, in file
 /// order), so that `cargo sim coverage CAMPAIGN_DIR FUZZ_DIR...` shows what
@@ -45,8 +46,9 @@ pub struct CorpusArgs {
 }
 
 /// The fuzz targets whose inputs `cargo sim corpus` runs.
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 7] = [
     "sim_world",
+    "pool_image",
     "recv_raw",
     "recv_existing",
     "recv_structured",
@@ -62,6 +64,7 @@ fn stream_body(target: &str) -> Option<fn(&[u8])> {
         "recv_structured" => engine::fuzz::recv_structured,
         "dump" => engine::fuzz::dump_any,
         "stream_decode" => engine::fuzz::stream_decode,
+        "pool_image" => engine::fuzz::pool_image,
         _ => return None,
     })
 }

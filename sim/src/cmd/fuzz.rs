@@ -1,4 +1,4 @@
-//! `cargo sim fuzz`: runs the receive-path fuzzers (cargo-fuzz) for a while
+//! `cargo sim fuzz`: runs the fuzzers (cargo-fuzz) for a while
 //! and reports what they did.
 
 use std::path::PathBuf;
@@ -15,6 +15,7 @@ pub const TARGETS: &[&str] = &[
     "recv_existing",
     "stream_decode",
     "dump",
+    "pool_image",
     "sim_world",
 ];
 
