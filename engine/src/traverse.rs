@@ -247,11 +247,6 @@ impl TraverseCursor {
         TraverseCursor { stack, min_txg }
     }
 
-    /// Whether the walk is over.
-    pub fn is_done(&self) -> bool {
-        self.stack.is_empty()
-    }
-
     /// The next visit, `None` once the walk is over. An error ends it.
     pub fn next(&mut self, zio: &mut Zio) -> Result<Option<CursorVisit>> {
         let result = self.step(zio);

@@ -357,7 +357,7 @@ impl Dnode {
         let top_idx = self.index_at(blkid, nlevels - 1);
         let mut node = &mut self.top[top_idx];
         for level in (1..nlevels).rev() {
-            let child = ((blkid >> (epbs * u32::from(level - 1))) & ((1 << epbs) - 1)) as usize;
+            let child = child_index(blkid, epbs, level);
             load_indirect(zio, node, epbs)?;
             match node {
                 Node::Indirect(ind) => node = &mut Rc::make_mut(ind).children[child],
@@ -451,7 +451,7 @@ impl Dnode {
         let top_idx = self.index_at(blkid, nlevels - 1);
         let mut node = &mut self.top[top_idx];
         for level in (1..nlevels).rev() {
-            let child = ((blkid >> (epbs * u32::from(level - 1))) & ((1 << epbs) - 1)) as usize;
+            let child = child_index(blkid, epbs, level);
             load_indirect(zio, node, epbs)?;
             let Node::Indirect(ind) = node else {
                 unreachable!("load_indirect leaves an indirect")
@@ -779,6 +779,15 @@ fn dmu_error(e: Error) -> Error {
     } else {
         e
     }
+}
+
+/// Which child of its level-`level` indirect block leads to `blkid`. A
+/// tree deep enough for the shift to pass 64 bits (as a damaged dnode may
+/// claim) has only child 0 on that path.
+fn child_index(blkid: u64, epbs: u32, level: u8) -> usize {
+    let shift = epbs * u32::from(level - 1);
+    let idx = if shift >= 64 { 0 } else { blkid >> shift };
+    (idx & ((1 << epbs) - 1)) as usize
 }
 
 /// Makes `node` a loaded indirect block (reading it, or creating an empty one
