@@ -20,58 +20,43 @@ fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     found
 }
 
+/// Every input of `target` through its body; the target has some.
+fn replay(target: &str, body: fn(&[u8])) {
+    let inputs = inputs(target);
+    assert!(!inputs.is_empty(), "no inputs for {target}");
+    for (_, data) in inputs {
+        body(&data);
+    }
+}
+
 #[test]
 fn stream_decode_corpus_replays() {
-    let inputs = inputs("stream_decode");
-    assert!(!inputs.is_empty());
-    for (_, data) in inputs {
-        engine::fuzz::stream_decode(&data);
-    }
+    replay("stream_decode", engine::fuzz::stream_decode);
 }
 
 #[test]
 fn dump_corpus_replays() {
-    let inputs = inputs("dump");
-    assert!(!inputs.is_empty());
-    for (_, data) in inputs {
-        engine::fuzz::dump_any(&data);
-    }
+    replay("dump", engine::fuzz::dump_any);
 }
 
 #[test]
 fn recv_raw_corpus_replays() {
-    let inputs = inputs("recv_raw");
-    assert!(!inputs.is_empty());
-    for (_, data) in inputs {
-        engine::fuzz::recv_raw(&data);
-    }
+    replay("recv_raw", engine::fuzz::recv_raw);
 }
 
 #[test]
 fn recv_existing_corpus_replays() {
-    let inputs = inputs("recv_existing");
-    assert!(!inputs.is_empty());
-    for (_, data) in inputs {
-        engine::fuzz::recv_existing(&data);
-    }
+    replay("recv_existing", engine::fuzz::recv_existing);
 }
 
 #[test]
 fn recv_structured_corpus_replays() {
-    let inputs = inputs("recv_structured");
-    assert!(!inputs.is_empty());
-    for (_, data) in inputs {
-        engine::fuzz::recv_structured(&data);
-    }
+    replay("recv_structured", engine::fuzz::recv_structured);
 }
 
 #[test]
 fn pool_image_corpus_replays() {
-    let inputs = inputs("pool_image");
-    assert!(!inputs.is_empty());
-    for (_, data) in inputs {
-        engine::fuzz::pool_image(&data);
-    }
+    replay("pool_image", engine::fuzz::pool_image);
 }
 
 /// Every error the corpora make comes from a site the engine's site list
