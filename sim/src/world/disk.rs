@@ -25,9 +25,9 @@
 //!   of the unflushed writes, or some of them whole (in any order, or the
 //!   oldest in issue order); a torn one keeps all but tears the last. This
 //!   one countdown is the only one: the device underneath only knows how
-//!   to lose power. The
-//!   disk then refuses everything until [`SimDisk::power_on`], and the pool
-//!   is imported again from what the crash left on the media.
+//!   to lose power. The disk then refuses everything until
+//!   [`SimDisk::power_on`], and the pool is imported again from what the
+//!   crash left on the media.
 //!
 //! Why the pool must survive it: the engine writes a txg's blocks, flushes,
 //! then the uberblock, then flushes again, so a crash finds a consistent
