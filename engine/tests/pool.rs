@@ -266,6 +266,34 @@ fn properties_are_validated_and_inherited() {
     assert_eq!(pool.recordsize(pool.lookup("tank/a/b").unwrap()), 8192);
 }
 
+/// Each property with a fixed set of values takes them and nothing else.
+#[test]
+fn every_enumerated_property_takes_its_values_only() {
+    let mut pool = new_pool();
+    pool.create_fs("tank/a").unwrap();
+    for (prop, good, bad) in [
+        ("checksum", "fletcher4", "md5"),
+        ("dedup", "sha256", "sha512"),
+        ("copies", "3", "4"),
+        ("atime", "off", "sometimes"),
+        ("mountpoint", "/srv/a/", "srv"),
+    ] {
+        pool.set_prop("tank/a", prop, good).unwrap();
+        let want = good.trim_end_matches('/');
+        assert_eq!(
+            pool.get_prop("tank/a", prop).unwrap(),
+            (want.into(), "local".into())
+        );
+        let e = pool.set_prop("tank/a", prop, bad).unwrap_err();
+        assert_eq!(e.errno(), Errno::EINVAL, "{prop}={bad}: {e}");
+        assert_eq!(
+            pool.get_prop("tank/a", prop).unwrap().0,
+            want,
+            "{prop} unchanged"
+        );
+    }
+}
+
 #[test]
 fn a_corrupted_block_reads_as_eio_and_the_check_finds_it() {
     let mut pool = new_pool();
