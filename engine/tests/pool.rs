@@ -292,6 +292,11 @@ fn every_enumerated_property_takes_its_values_only() {
             "{prop} unchanged"
         );
     }
+    // A compression ZFS has and zsim does not write: ENOTSUP, not EINVAL.
+    let e = pool
+        .set_prop("tank/a", "compression", "gzip-9")
+        .unwrap_err();
+    assert_eq!(e.errno(), Errno::ENOTSUP, "{e}");
 }
 
 #[test]
