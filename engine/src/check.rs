@@ -4,7 +4,7 @@
 //! allocator (leaked, doubly referenced or unallocated blocks) and each
 //! dataset's recorded space with what its tree really holds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::error::{Error, Result};
@@ -117,6 +117,7 @@ struct Space {
 /// One dataset as the DSL records it, taken before the walks borrow the pool.
 struct Recorded {
     id: u64,
+    name: String,
     bp: Blkptr,
     space: Space,
     unique: u64,
@@ -143,6 +144,7 @@ fn check_impl(pool: &mut Pool) -> Result<CheckReport> {
         .values()
         .map(|d| Recorded {
             id: d.id,
+            name: pool.dataset_name(d.id),
             bp: d.bp,
             space: Space {
                 referenced: d.referenced_bytes,
@@ -153,10 +155,6 @@ fn check_impl(pool: &mut Pool) -> Result<CheckReport> {
             prev_snap_txg: d.prev_snap_txg,
             is_snapshot: d.is_snapshot(),
         })
-        .collect();
-    let names: BTreeMap<u64, String> = datasets
-        .iter()
-        .map(|d| (d.id, pool.dataset_name(d.id)))
         .collect();
 
     let options = WalkOptions {
@@ -210,7 +208,7 @@ fn check_impl(pool: &mut Pool) -> Result<CheckReport> {
 
     if report.unreadable.is_empty() {
         for d in datasets {
-            let name = &names[&d.id];
+            let name = &d.name;
             let mut total = Space::default();
             let all = WalkOptions {
                 min_birth: 0,
@@ -253,6 +251,7 @@ mod tests {
     use super::*;
     use crate::context::{ManualClock, SplitMix64};
     use crate::vdev::MemDevice;
+    use std::collections::BTreeMap;
 
     /// A pool with snapshots and a clone: trees that share blocks.
     fn pool_with_history() -> Pool {

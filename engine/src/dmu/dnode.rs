@@ -335,17 +335,6 @@ impl Dnode {
         self.spill.synced_bp()
     }
 
-    /// Index of `blkid`'s ancestor at `level` within its parent.
-    fn index_at(&self, blkid: u64, level: u8) -> usize {
-        let shift = self.epbs() * u32::from(level);
-        let idx = if shift >= 64 { 0 } else { blkid >> shift };
-        if level + 1 == self.nlevels {
-            idx as usize
-        } else {
-            (idx & ((1 << self.epbs()) - 1)) as usize
-        }
-    }
-
     /// Reads block `blkid`, `None` for a hole.
     pub fn read_block(&mut self, zio: &mut Zio, blkid: u64) -> Result<Option<Vec<u8>>> {
         if blkid >= self.capacity() {
@@ -354,10 +343,10 @@ impl Dnode {
         let epbs = self.epbs();
         let nlevels = self.nlevels;
         let blksz = self.datablksz as usize;
-        let top_idx = self.index_at(blkid, nlevels - 1);
+        let top_idx = index_at(blkid, epbs, nlevels, nlevels - 1);
         let mut node = &mut self.top[top_idx];
         for level in (1..nlevels).rev() {
-            let child = child_index(blkid, epbs, level);
+            let child = index_at(blkid, epbs, nlevels, level - 1);
             load_indirect(zio, node, epbs)?;
             match node {
                 Node::Indirect(ind) => node = &mut Rc::make_mut(ind).children[child],
@@ -448,10 +437,10 @@ impl Dnode {
         let epbs = self.epbs();
         let nlevels = self.nlevels;
         let blksz = self.datablksz as usize;
-        let top_idx = self.index_at(blkid, nlevels - 1);
+        let top_idx = index_at(blkid, epbs, nlevels, nlevels - 1);
         let mut node = &mut self.top[top_idx];
         for level in (1..nlevels).rev() {
-            let child = child_index(blkid, epbs, level);
+            let child = index_at(blkid, epbs, nlevels, level - 1);
             load_indirect(zio, node, epbs)?;
             let Node::Indirect(ind) = node else {
                 unreachable!("load_indirect leaves an indirect")
@@ -781,13 +770,18 @@ fn dmu_error(e: Error) -> Error {
     }
 }
 
-/// Which child of its level-`level` indirect block leads to `blkid`. A
+/// Index of `blkid`'s ancestor at `level` within its parent: an indirect
+/// block's children, or at the top level the dnode's block pointers. A
 /// tree deep enough for the shift to pass 64 bits (as a damaged dnode may
-/// claim) has only child 0 on that path.
-fn child_index(blkid: u64, epbs: u32, level: u8) -> usize {
-    let shift = epbs * u32::from(level - 1);
+/// claim) has only index 0 on that path.
+fn index_at(blkid: u64, epbs: u32, nlevels: u8, level: u8) -> usize {
+    let shift = epbs * u32::from(level);
     let idx = if shift >= 64 { 0 } else { blkid >> shift };
-    (idx & ((1 << epbs) - 1)) as usize
+    if level + 1 == nlevels {
+        idx as usize
+    } else {
+        (idx & ((1 << epbs) - 1)) as usize
+    }
 }
 
 /// Makes `node` a loaded indirect block (reading it, or creating an empty one

@@ -308,7 +308,9 @@ mod tests {
     use crate::vdev::{MemDevice, SharedDevice};
 
     /// A memory disk that vouches for its reads in an epoch the test moves,
-    /// and counts them.
+    /// and counts them. A clone is another handle to the same disk and
+    /// cells: the test keeps one, each zio owns one.
+    #[derive(Clone)]
     struct Epochs {
         dev: SharedDevice<MemDevice>,
         epoch: Rc<Cell<Option<u64>>>,
@@ -342,6 +344,29 @@ mod tests {
         }
     }
 
+    impl Epochs {
+        fn new(epoch: Option<u64>) -> Epochs {
+            Epochs {
+                dev: SharedDevice::new(MemDevice::new(1 << 20, 512)),
+                epoch: Rc::new(Cell::new(epoch)),
+                reads: Rc::new(Cell::new(0)),
+                changed: Rc::new(Cell::new(None)),
+            }
+        }
+
+        /// A zio on this disk.
+        fn zio(&self) -> Zio {
+            Zio::new(Box::new(self.clone()), Metaslab::new(0, 1 << 20, 512))
+        }
+
+        /// What a read returns, and how many device reads it took.
+        fn read(&self, zio: &mut Zio, bp: &Blkptr) -> (std::result::Result<Vec<u8>, Errno>, u64) {
+            let before = self.reads.get();
+            let data = zio.read_block(bp).map_err(|e| e.errno());
+            (data, self.reads.get() - before)
+        }
+    }
+
     const PROPS: WriteProps = WriteProps {
         object_type: 19,
         level: 0,
@@ -354,47 +379,9 @@ mod tests {
         (0..4096u32).map(|i| (i % 251) as u8 ^ seed).collect()
     }
 
-    /// A memory disk, the cells its [`Epochs`] handles read, and zios on it.
-    struct Rig {
-        dev: SharedDevice<MemDevice>,
-        epoch: Rc<Cell<Option<u64>>>,
-        reads: Rc<Cell<u64>>,
-        changed: Rc<Cell<Option<(u64, u64)>>>,
-    }
-
-    impl Rig {
-        fn new(epoch: Option<u64>) -> Rig {
-            Rig {
-                dev: SharedDevice::new(MemDevice::new(1 << 20, 512)),
-                epoch: Rc::new(Cell::new(epoch)),
-                reads: Rc::new(Cell::new(0)),
-                changed: Rc::new(Cell::new(None)),
-            }
-        }
-
-        fn zio(&self) -> Zio {
-            Zio::new(
-                Box::new(Epochs {
-                    dev: self.dev.clone(),
-                    epoch: Rc::clone(&self.epoch),
-                    reads: Rc::clone(&self.reads),
-                    changed: Rc::clone(&self.changed),
-                }),
-                Metaslab::new(0, 1 << 20, 512),
-            )
-        }
-
-        /// What a read returns, and how many device reads it took.
-        fn read(&self, zio: &mut Zio, bp: &Blkptr) -> (std::result::Result<Vec<u8>, Errno>, u64) {
-            let before = self.reads.get();
-            let data = zio.read_block(bp).map_err(|e| e.errno());
-            (data, self.reads.get() - before)
-        }
-    }
-
     #[test]
     fn reads_come_from_the_cache_only_while_the_device_vouches_for_them() {
-        let rig = Rig::new(None);
+        let rig = Epochs::new(None);
         let (epoch, dev) = (&rig.epoch, &rig.dev);
         let mut zio = rig.zio();
         let bp = zio.write_block(5, &block(1), &PROPS).unwrap();
@@ -430,7 +417,7 @@ mod tests {
     /// device (an import after a power loss) keeps serving the rest.
     #[test]
     fn a_new_epoch_forgets_only_the_blocks_over_what_changed() {
-        let rig = Rig::new(Some(1));
+        let rig = Epochs::new(Some(1));
         let (epoch, dev, changed) = (&rig.epoch, &rig.dev, &rig.changed);
         let mut zio = rig.zio();
         let a = zio.write_block(5, &block(1), &PROPS).unwrap();

@@ -109,6 +109,14 @@ impl Host {
     pub fn is_down(&self) -> bool {
         self.disk.is_down() || self.pool.borrow().is_suspended()
     }
+
+    /// Everything the model holds is durable, as of the pool's last
+    /// completed sync: the only state a crash may come back in, and the
+    /// oldest txg an import may find.
+    pub fn all_durable(&mut self) {
+        self.candidates = vec![self.model.clone()];
+        self.durable_txg = self.pool.borrow().synced_txg();
+    }
 }
 
 impl World {
@@ -144,10 +152,7 @@ impl World {
         }
         let result = host.pool.borrow_mut().txg_sync();
         match &result {
-            Ok(()) => {
-                host.candidates = vec![host.model.clone()];
-                host.durable_txg = host.pool.borrow().synced_txg();
-            }
+            Ok(()) => host.all_durable(),
             Err(e) => {
                 let line = format!("{}: txg sync ({why}) failed: {e}", host.name);
                 self.log(line);
@@ -338,10 +343,9 @@ impl World {
             model.merge_unseen_changes(other);
         }
         let back = host.candidates.len() - 1 - chosen;
-        host.model = model.clone();
-        host.candidates = vec![model];
-        host.durable_txg = pool.synced_txg();
+        host.model = model;
         *host.pool.borrow_mut() = pool;
+        host.all_durable();
         // A misuse's hold is taken and released in one step; an import
         // that falls back to a state between the two brings it back, and
         // the model knows no holds: release it, as an operator would.

@@ -891,7 +891,6 @@ fn destroy_malformed(
     }
     // The destroy was synced: the state before is the only durable one.
     w.hosts[1].model = before.model.clone();
-    w.hosts[1].candidates = vec![before.model.clone()];
-    w.hosts[1].durable_txg = w.hosts[1].pool.borrow().synced_txg();
+    w.hosts[1].all_durable();
     w.heal(at).map(|_| ())
 }
