@@ -214,8 +214,9 @@ fn reads_clean(input: &ImageInput) -> bool {
 
 /// Imports the pool and reads it every way: the check, then per dataset
 /// the ZPL walk, every object's info, data and spill, and a send of each
-/// snapshot. Returns whether the check was clean; errors past the import
-/// are what a damaged pool gives, and the walk goes on past them.
+/// snapshot. Returns whether all of it went without an error (a clean
+/// check included); errors past the import are what a damaged pool gives,
+/// and the reading goes on past them.
 fn read_everything(dev: Box<dyn BlockDevice>) -> Result<bool> {
     let mut pool = Pool::import_unverified(
         dev,
@@ -223,14 +224,14 @@ fn read_everything(dev: Box<dyn BlockDevice>) -> Result<bool> {
         Box::new(SplitMix64::new(4)),
     )?;
     let mut clean = crate::check::check(&mut pool).is_ok_and(|r| r.is_clean());
+    // File data is read below, object by object.
+    let walk = zpl::WalkOptions {
+        hash: false,
+        xattrs: true,
+        max_hash_bytes: 0,
+    };
     for d in pool.list() {
-        // The pool's root dataset holds no filesystem; the data is read
-        // below, object by object.
-        let walk = zpl::WalkOptions {
-            hash: false,
-            xattrs: true,
-            max_hash_bytes: 0,
-        };
+        // The pool's root dataset holds no filesystem.
         if d.name != "fz" {
             clean &= zpl::walk_with(&mut pool, d.id, &walk).is_ok();
         }
@@ -240,7 +241,9 @@ fn read_everything(dev: Box<dyn BlockDevice>) -> Result<bool> {
                     clean = false;
                     continue;
                 };
-                let size = (info.maxblkid + 1).saturating_mul(u64::from(info.datablksz));
+                // A damaged dnode may claim any maxblkid.
+                let size =
+                    (info.maxblkid.saturating_add(1)).saturating_mul(u64::from(info.datablksz));
                 let len = size.min(READ_MAX);
                 clean &= dmu.read(object, 0, len).is_ok();
                 clean &= dmu.spill(object).is_ok();
