@@ -235,18 +235,21 @@ fn read_everything(dev: Box<dyn BlockDevice>) -> Result<bool> {
         if d.name != "fz" {
             clean &= zpl::walk_with(&mut pool, d.id, &walk).is_ok();
         }
-        if let Ok(mut dmu) = pool.dmu(d.id) {
-            for object in dmu.objects() {
-                let Ok(info) = dmu.object_info(object) else {
-                    clean = false;
-                    continue;
-                };
-                // A damaged dnode may claim any maxblkid.
-                let size =
-                    (info.maxblkid.saturating_add(1)).saturating_mul(u64::from(info.datablksz));
-                let len = size.min(READ_MAX);
-                clean &= dmu.read(object, 0, len).is_ok();
-                clean &= dmu.spill(object).is_ok();
+        match pool.dmu(d.id) {
+            Err(_) => clean = false,
+            Ok(mut dmu) => {
+                for object in dmu.objects() {
+                    let Ok(info) = dmu.object_info(object) else {
+                        clean = false;
+                        continue;
+                    };
+                    // A damaged dnode may claim any maxblkid.
+                    let size =
+                        (info.maxblkid.saturating_add(1)).saturating_mul(u64::from(info.datablksz));
+                    let len = size.min(READ_MAX);
+                    clean &= dmu.read(object, 0, len).is_ok();
+                    clean &= dmu.spill(object).is_ok();
+                }
             }
         }
         if d.is_snapshot {
