@@ -708,7 +708,9 @@ impl Dnode {
                 "bonuslen {bonuslen} with {nblkptr} block pointers"
             )));
         }
-        if !valid_blksz(u64::from(datablksz)) && datablksz != 0 {
+        // An allocated dnode always has a block size; 0 would divide by
+        // zero in every offset-to-block sum.
+        if !valid_blksz(u64::from(datablksz)) {
             return Err(bad(format!("block size {datablksz}")));
         }
         if !(DN_MIN_INDBLKSHIFT..=DN_MAX_INDBLKSHIFT).contains(&indblkshift)
