@@ -858,6 +858,10 @@ pub struct RecvSession {
     target: String,
     options: RecvOptions,
     guid_map: GuidMap,
+    /// The long hold on each snapshot of the guid map, as the seed's
+    /// `add_ds_to_guidmap` takes: a WRITE_BYREF of a later substream may
+    /// read it, so it cannot be destroyed (EBUSY) until the session ends.
+    guid_holds: Vec<(DatasetId, u64)>,
     received: Vec<DatasetId>,
     state: SessionState,
     /// The long hold on the dataset being written (`dsl_dataset_own`), by
@@ -885,6 +889,7 @@ impl RecvSession {
             target: target.to_string(),
             options: options.clone(),
             guid_map: GuidMap::new(),
+            guid_holds: Vec::new(),
             received: Vec::new(),
             state: SessionState::Between,
             hold: 0,
@@ -926,9 +931,26 @@ impl RecvSession {
         if result.is_err() {
             self.state = SessionState::Closed;
             self.undo_props(pool);
+            self.release_guid_holds(pool);
         }
         self.release_if_done(pool, cookie);
         result
+    }
+
+    /// A snapshot received whole: into the guid map, held.
+    fn mapped(&mut self, pool: &mut Pool, snap: DatasetId) {
+        self.received.push(snap);
+        if self.guid_holds.iter().all(|&(ds, _)| ds != snap) {
+            let tag = pool.long_hold(snap);
+            self.guid_holds.push((snap, tag));
+        }
+    }
+
+    /// The session is over: the guid map's holds go (`free_guid_map_onexit`).
+    fn release_guid_holds(&mut self, pool: &mut Pool) {
+        for (ds, tag) in std::mem::take(&mut self.guid_holds) {
+            pool.long_rele(ds, tag);
+        }
     }
 
     /// A receive in flight whose pool was imported again (its `%recv` was
@@ -938,6 +960,8 @@ impl RecvSession {
         match self.in_flight() {
             Some(c) if !pool.long_held(c.ds, Some(self.hold)) => {
                 self.state = SessionState::Closed;
+                // The pool imported again holds nothing of this session.
+                self.guid_holds.clear();
                 fail(
                     Errno::EIO,
                     "the receiving pool was imported again during the receive",
@@ -987,8 +1011,8 @@ impl RecvSession {
                 _ => fail(Errno::EINVAL, "compound stream header without its END"),
             },
             SessionState::Ended(cookie) => {
-                self.received
-                    .push(pool.recv_end(&cookie, &mut self.guid_map)?);
+                let snap = pool.recv_end(&cookie, &mut self.guid_map)?;
+                self.mapped(pool, snap);
                 self.props_before = None;
                 self.local_before = None;
                 self.between(pool, entry)
@@ -1203,6 +1227,7 @@ impl RecvSession {
         if result.is_err() {
             self.undo_props(pool);
         }
+        self.release_guid_holds(pool);
         self.release_if_done(pool, was);
         result
     }
@@ -1210,8 +1235,8 @@ impl RecvSession {
     fn end_impl(&mut self, pool: &mut Pool) -> Result<Vec<DatasetId>> {
         match std::mem::replace(&mut self.state, SessionState::Closed) {
             SessionState::Ended(cookie) => {
-                self.received
-                    .push(pool.recv_end(&cookie, &mut self.guid_map)?);
+                let snap = pool.recv_end(&cookie, &mut self.guid_map)?;
+                self.mapped(pool, snap);
                 self.props_before = None;
                 self.local_before = None;
             }
@@ -1238,6 +1263,7 @@ impl RecvSession {
             return e.context(gone.reason().to_string());
         }
         self.undo_props(pool);
+        self.release_guid_holds(pool);
         match std::mem::replace(&mut self.state, SessionState::Closed) {
             SessionState::InStream(cookie) | SessionState::Ended(cookie) => {
                 pool.long_rele(cookie.ds, self.hold);

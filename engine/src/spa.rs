@@ -145,9 +145,14 @@ pub struct Pool {
     /// of each holder. In memory only, as in ZFS: a pool imported again
     /// has none (its senders died with it).
     pub(crate) long_holds: BTreeMap<DatasetId, Vec<u64>>,
-    /// The tag of the next long hold.
-    next_hold_tag: u64,
 }
+
+/// Long-hold tags, unique across every pool of the process: a session
+/// finds out that its pool was imported again by its tag being gone, so a
+/// pool imported again must never hand out a tag an older one did. Only
+/// their equality matters, so runs on other threads drawing tags in
+/// between change nothing a run does.
+static NEXT_HOLD_TAG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn label_offsets(size: u64) -> [u64; 4] {
     [
@@ -211,7 +216,6 @@ impl Pool {
             },
             import_skipped: Vec::new(),
             long_holds: BTreeMap::new(),
-            next_hold_tag: 0,
         };
         pool.mos.object_claim(
             MOS_DSL_OBJECT,
@@ -373,7 +377,6 @@ impl Pool {
             uberblock: ub,
             import_skipped: skipped,
             long_holds: BTreeMap::new(),
-            next_hold_tag: 0,
         };
         pool.zio.ms.sync_done(ub.txg);
         pool.destroy_inconsistent()?;
@@ -444,7 +447,6 @@ impl Pool {
             uberblock: self.uberblock,
             import_skipped: self.import_skipped.clone(),
             long_holds: BTreeMap::new(),
-            next_hold_tag: 0,
         })
     }
 
@@ -510,8 +512,7 @@ impl Pool {
     /// `dsl_dataset_long_hold`: keeps `ds` from being destroyed (EBUSY)
     /// until [`long_rele`](Pool::long_rele) with the tag returned.
     pub fn long_hold(&mut self, ds: DatasetId) -> u64 {
-        self.next_hold_tag += 1;
-        let tag = self.next_hold_tag;
+        let tag = NEXT_HOLD_TAG.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.long_holds.entry(ds).or_default().push(tag);
         tag
     }

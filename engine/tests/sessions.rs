@@ -351,3 +351,54 @@ fn an_incremental_receive_whose_target_changed_meanwhile_is_refused_unless_force
     assert_eq!(err.errno(), Errno::EINVAL, "{err}");
     assert!(pool.lookup("fxp/chain@c2").is_err());
 }
+
+/// The snapshots a compound receive has made are in its guid map, held
+/// (the seed's `add_ds_to_guidmap` long-holds each) until the session
+/// ends: a later substream's WRITE_BYREF may read them, so destroying one
+/// meanwhile is EBUSY, and afterwards it is allowed.
+#[test]
+fn a_compound_receive_holds_the_snapshots_it_made_until_it_ends() {
+    let mut pool = plan::new_pool();
+    let full = fixture_stream("chain_c1_full");
+    pool.receive(
+        "fxp/chain",
+        &full[..],
+        &RecvOptions::default(),
+        &mut NoInterrupt,
+    )
+    .unwrap();
+    let stream = fixture_stream("chain_c1_c4_I");
+    let mut session = RecvSession::new("fxp/chain", &RecvOptions::default());
+    let mut feed = RecordFeed::new();
+    feed.push(&stream);
+    feed.push_eof();
+    let mut refused = 0;
+    loop {
+        match feed.next_record().unwrap() {
+            Next::Record(e) => session.record(&mut pool, &e, &mut NoInterrupt).unwrap(),
+            Next::End => break,
+            Next::NeedMore => unreachable!("all of it was pushed"),
+        }
+        if session.in_flight().is_some()
+            && let Some(&first) = session.received().first()
+        {
+            let name = pool.dataset_name(first);
+            let e = pool.destroy(&name).unwrap_err();
+            assert_eq!(e.errno(), Errno::EBUSY, "{name}: {e}");
+            refused += 1;
+        }
+    }
+    let received = session.end(&mut pool).unwrap();
+    assert_eq!(received.len(), 3);
+    assert!(refused > 0, "a destroy was tried during the session");
+    for ds in received {
+        assert!(!pool.long_held(ds, None), "released at the end");
+    }
+    let name = pool
+        .list()
+        .into_iter()
+        .map(|i| i.name)
+        .find(|n| n.starts_with("fxp/chain@"))
+        .unwrap();
+    pool.destroy(&name).unwrap();
+}
