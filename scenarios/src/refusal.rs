@@ -87,6 +87,31 @@ impl PoolModel {
                     _ => None,
                 }
             }
+            // `dmu_send_estimate`: the snapshot is found first, then
+            // checked to be one; then the source, which must come before.
+            Misuse::Estimate { snap, from } => {
+                if !self.exists(snap) || from.as_ref().is_some_and(|f| !self.exists(f)) {
+                    return Some(Errno::ENOENT);
+                }
+                if !snap.contains('@') {
+                    return Some(Errno::EINVAL);
+                }
+                match from {
+                    Some(from) if !self.is_before(snap, from) => Some(Errno::EXDEV),
+                    _ => None,
+                }
+            }
+            // `dsl_destroy_snapshot_check` with defer: a snapshot, then
+            // nothing else refused (holds and clones only defer it).
+            Misuse::DestroyDeferred { name } => {
+                if !self.exists(name) {
+                    Some(Errno::ENOENT)
+                } else if !name.contains('@') {
+                    Some(Errno::EINVAL)
+                } else {
+                    None
+                }
+            }
             Misuse::SendReplicate { snap } => {
                 if !snap.contains('@') {
                     return Some(Errno::EINVAL);
@@ -511,6 +536,17 @@ mod tests {
             ("send-only p/a@gone".into(), Errno::ENOENT),
             ("send-only p/a@s1 from=p/a@s2".into(), Errno::EXDEV),
             ("send-only p/a@s1 from=p/a@s1".into(), Errno::EXDEV),
+            ("send-estimate p/a".into(), Errno::EINVAL),
+            ("send-estimate p/a@gone".into(), Errno::ENOENT),
+            ("send-estimate p/a@s2 from=p/a@gone".into(), Errno::ENOENT),
+            ("send-estimate p/a@s1 from=p/a@s2".into(), Errno::EXDEV),
+            ("send-estimate p/a@s1 from=p/a@s1".into(), Errno::EXDEV),
+            ("destroy-deferred p/a".into(), Errno::EINVAL),
+            ("destroy-deferred p/none@s".into(), Errno::ENOENT),
+            (
+                "reclaim p/a obj=0 type=19 blksz=512 bonustype=0 bonuslen=0".into(),
+                Errno::EBADF,
+            ),
         ]
         .into_iter()
         .collect();

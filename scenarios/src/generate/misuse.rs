@@ -36,10 +36,11 @@ impl Generator {
             8 => {
                 let snap = snapshots(src).choose(&mut self.rng)?.clone();
                 let fs = snap.split('@').next().unwrap_or_default().to_string();
-                match self.rng.gen_range(0..4) {
+                match self.rng.gen_range(0..5) {
                     0 => Misuse::HoldTwice { name: snap },
                     1 => Misuse::HoldTwice { name: fs },
                     2 => Misuse::ReleaseUnheld { name: snap },
+                    3 => Misuse::DestroyDeferred { name: fs },
                     _ => Misuse::DestroyHeld { snap },
                 }
             }
@@ -384,9 +385,10 @@ impl Generator {
                         shape: bad,
                     }
                 } else {
+                    // A number never allocated, or the meta-dnode's.
                     Step::Reclaim {
                         fs,
-                        object: missing,
+                        object: if rng.gen_bool(0.75) { missing } else { 0 },
                         shape,
                     }
                 }
@@ -462,10 +464,23 @@ impl Generator {
         let rng = &mut self.rng;
         let snap = snaps.choose(rng)?.clone();
         let fs = snap.split('@').next().unwrap_or_default().to_string();
-        Some(match rng.gen_range(0..6) {
+        Some(match rng.gen_range(0..9) {
             0 => Misuse::SendOnly {
                 snap: fs,
                 from: None,
+            },
+            // `zfs send -nv`: the estimate's own checks.
+            6 => Misuse::Estimate {
+                snap: fs,
+                from: None,
+            },
+            7 => Misuse::Estimate {
+                from: Some(snap.clone()),
+                snap,
+            },
+            8 => Misuse::Estimate {
+                from: Some(snaps.choose(rng)?.clone()),
+                snap,
             },
             1 => Misuse::SendOnly {
                 from: Some(fs),

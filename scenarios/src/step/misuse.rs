@@ -42,6 +42,13 @@ pub enum Misuse {
     /// `zfs send -R` alone: a filesystem rather than a snapshot, or a tree
     /// with a filesystem that lacks the snapshot.
     SendReplicate { snap: String },
+    /// `zfs send -nv`: only the size estimate (`dmu_send_estimate`), of a
+    /// filesystem rather than a snapshot, or from a snapshot that is not
+    /// an earlier one.
+    Estimate { snap: String, from: Option<String> },
+    /// `zfs destroy -d` of a filesystem: deferred destroy is for
+    /// snapshots only.
+    DestroyDeferred { name: String },
 }
 
 impl Misuse {
@@ -52,8 +59,11 @@ impl Misuse {
             Misuse::Blocksize { fs, .. } | Misuse::Bonuslen { fs, .. } => fs,
             Misuse::DestroyHeld { snap }
             | Misuse::SendOnly { snap, .. }
-            | Misuse::SendReplicate { snap } => snap,
-            Misuse::HoldTwice { name } | Misuse::ReleaseUnheld { name } => name,
+            | Misuse::SendReplicate { snap }
+            | Misuse::Estimate { snap, .. } => snap,
+            Misuse::HoldTwice { name }
+            | Misuse::ReleaseUnheld { name }
+            | Misuse::DestroyDeferred { name } => name,
         }
     }
 
@@ -126,6 +136,14 @@ impl Misuse {
             Misuse::SendReplicate { snap } => {
                 pool.send_replication(snap, None, &mut std::io::sink(), &SendOptions::default())?;
                 Ok("sent".to_string())
+            }
+            Misuse::Estimate { snap, from } => {
+                let bytes = pool.send_estimate(snap, from.as_deref())?;
+                Ok(format!("estimated {bytes} bytes"))
+            }
+            Misuse::DestroyDeferred { name } => {
+                pool.destroy_deferred(name)?;
+                Ok("destroyed or marked for destroy".to_string())
             }
         }
     }

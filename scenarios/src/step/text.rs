@@ -171,6 +171,14 @@ impl fmt::Display for Misuse {
                 }
             }
             Misuse::SendReplicate { snap } => write!(f, "send-only-r {snap}"),
+            Misuse::Estimate { snap, from } => {
+                write!(f, "send-estimate {snap}")?;
+                match from {
+                    Some(from) => write!(f, " from={from}"),
+                    None => Ok(()),
+                }
+            }
+            Misuse::DestroyDeferred { name } => write!(f, "destroy-deferred {name}"),
         }
     }
 }
@@ -201,6 +209,11 @@ impl FromStr for Misuse {
                 from: w.opt("from").map(str::to_string),
             },
             "send-only-r" => Misuse::SendReplicate { snap: w.name(0)? },
+            "send-estimate" => Misuse::Estimate {
+                snap: w.name(0)?,
+                from: w.opt("from").map(str::to_string),
+            },
+            "destroy-deferred" => Misuse::DestroyDeferred { name: w.name(0)? },
             "misuse" => return Err(format!("{line:?}: a misuse of a misuse")),
             _ => Misuse::Step(Box::new(line.parse()?)),
         })
@@ -674,6 +687,17 @@ mod tests {
                 name: "src/fs0@s2".into(),
             }),
             Step::Misuse(Misuse::ReleaseUnheld {
+                name: "src/fs0".into(),
+            }),
+            Step::Misuse(Misuse::Estimate {
+                snap: "src/fs0@s1".into(),
+                from: Some("src/fs0@s1".into()),
+            }),
+            Step::Misuse(Misuse::Estimate {
+                snap: "src/fs0".into(),
+                from: None,
+            }),
+            Step::Misuse(Misuse::DestroyDeferred {
                 name: "src/fs0".into(),
             }),
         ];
