@@ -39,6 +39,7 @@ use engine::zpl::{
     DMU_OT_ZNODE, MASTER_NODE_OBJ, MAX_XATTR_VALUE, MAXPATHLEN, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
     ZFS_ROOT_OBJ, ZNODE_PHYS_SIZE, ZPL_VERSION_SA, ZPL_VERSION_STR,
 };
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scenarios::model::WalkRefusal;
@@ -386,12 +387,22 @@ impl fmt::Display for Struck {
 }
 
 /// Rewrites one record of `stream` (a whole stream as its sender wrote
-/// it) with the malformation drawn from `draw`, if the stream has a record
-/// it applies to. Returns what is really sent.
+/// it) with a malformation drawn from `draw` among those the stream has a
+/// record for: the kinds are tried in a seeded order until one applies, so
+/// a kind that needs a rare record (a symlink, a fat ZAP) is struck
+/// whenever the stream has one, not once in many firings. Returns what is
+/// really sent.
 pub fn rewrite(draw: MalformedDraw, stream: &[u8]) -> (Vec<u8>, Option<Struck>) {
     let mut rng = ChaCha8Rng::seed_from_u64(draw.seed);
-    let m = Malformation::ALL[rng.gen_range(0..Malformation::ALL.len())];
-    rewrite_as(m, draw.skip, &mut rng, stream)
+    let mut kinds = Malformation::ALL.to_vec();
+    kinds.shuffle(&mut rng);
+    for m in kinds {
+        let (out, struck) = rewrite_as(m, draw.skip, &mut rng, stream);
+        if struck.is_some() {
+            return (out, struck);
+        }
+    }
+    (stream.to_vec(), None)
 }
 
 /// [`rewrite`] with the malformation given (a test aims each one).
