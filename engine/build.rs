@@ -8,6 +8,13 @@
 //! outside test code (a `#[cfg(test)] mod ... {` to the end of its file,
 //! `tests.rs` files) and the fuzz targets' bodies. Its errno is the first
 //! `Errno::X` on its line or the next two, when one is there.
+//!
+//! A site no campaign or fuzzer can reach says why in a comment block that
+//! begins `// unreached:` and ends at most three lines above it (the lines
+//! between being the start of its statement). The reason goes into the
+//! list, so the coverage report tells a documented gap from an unexplored
+//! one. A marker that no site claims, or that two sites would share, stops
+//! the build: a reason must stay next to the code it explains.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -29,11 +36,14 @@ fn main() {
             continue;
         }
         let text = std::fs::read_to_string(file).expect("a source file");
-        for (line, errno) in sites(&text) {
+        let found = sites(&text);
+        let reasons = unreached_reasons(&text, &found, &name);
+        for ((line, errno), reason) in found.into_iter().zip(reasons) {
             let errno = errno.map_or("None".to_string(), |e| format!("Some(Errno::{e})"));
+            let reason = reason.map_or("None".to_string(), |r| format!("Some({r:?})"));
             let _ = writeln!(
                 out,
-                "    SiteInfo {{ file: {name:?}, line: {line}, errno: {errno} }},"
+                "    SiteInfo {{ file: {name:?}, line: {line}, errno: {errno}, unreached: {reason} }},"
             );
         }
     }
@@ -97,6 +107,56 @@ fn sites(text: &str) -> Vec<(usize, Option<String>)> {
         found.push((i + 1, errno));
     }
     found
+}
+
+/// For each site, the reason of the `// unreached:` block above it. Panics
+/// on a marker no site claims or two sites claim.
+fn unreached_reasons(
+    text: &str,
+    sites: &[(usize, Option<String>)],
+    file: &str,
+) -> Vec<Option<String>> {
+    let lines: Vec<&str> = text.lines().collect();
+    let is_comment = |i: usize| lines[i].trim_start().starts_with("//");
+    let mut claimed: Vec<usize> = Vec::new();
+    let mut reasons = Vec::new();
+    for &(line, _) in sites {
+        let at = line - 1;
+        // The nearest comment line above, within three lines.
+        let end = (at.saturating_sub(3)..at).rev().find(|&i| is_comment(i));
+        let reason = end.and_then(|end| {
+            let mut start = end;
+            while start > 0 && is_comment(start - 1) {
+                start -= 1;
+            }
+            let first = lines[start].trim_start().trim_start_matches("//").trim();
+            let first = first.strip_prefix("unreached:")?;
+            claimed.push(start);
+            let rest = lines[start + 1..=end]
+                .iter()
+                .map(|l| l.trim_start().trim_start_matches("//").trim());
+            let words: Vec<&str> = std::iter::once(first.trim()).chain(rest).collect();
+            Some(words.join(" "))
+        });
+        reasons.push(reason);
+    }
+    let mut sorted = claimed.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        claimed.len(),
+        "{file}: one `// unreached:` comment stands above two error sites; give each its own"
+    );
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim_start().starts_with("// unreached:") && !sorted.contains(&i) {
+            panic!(
+                "{file}:{}: `// unreached:` must end at most three lines above the error site it explains",
+                i + 1
+            );
+        }
+    }
+    reasons
 }
 
 /// Whether `code` calls `callee` (not as the tail of a longer name, and

@@ -125,12 +125,14 @@ impl fmt::Display for Site {
 
 /// A place in the engine's source that creates an error, as `build.rs`
 /// finds it: what a [`Site`] records when it fires, its errno when the
-/// source names one.
+/// source names one, and, for a site neither the simulation nor a fuzzer
+/// can reach, why (its `// unreached:` comment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SiteInfo {
     pub file: &'static str,
     pub line: u32,
     pub errno: Option<Errno>,
+    pub unreached: Option<&'static str>,
 }
 
 /// Every error site of the engine outside its tests, by file and line: the

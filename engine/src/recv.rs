@@ -69,6 +69,8 @@ impl Pool {
     ) -> Result<RecvCookie> {
         self.check_usable()?;
         if drrb.magic != DMU_BACKUP_MAGIC {
+            // unreached: the stream reader refuses a BEGIN without DMU_BACKUP_MAGIC before a
+            // session sees it (stream/reader.rs)
             return fail(Errno::EINVAL, "bad magic number in the BEGIN record");
         }
         let origin_id = self.recv_begin_check(tofs, tosnap, drrb, force, origin)?;
@@ -128,6 +130,7 @@ impl Pool {
         if drrb.features() & DMU_BACKUP_FEATURE_SA_SPILL != 0
             && crate::spa::SPA_VERSION < SPA_VERSION_SA
         {
+            // unreached: SPA_VERSION is 28, past SPA_VERSION_SA (24), so this is always false
             return fail(
                 Errno::ENOTSUP,
                 "stream uses spill blocks, which this pool version lacks",
@@ -312,6 +315,8 @@ impl Pool {
     fn recv_stream_start(&mut self, cookie: &RecvCookie) -> Result<()> {
         self.check_usable()?;
         if self.dsl.datasets[&cookie.ds].flags & DS_FLAG_INCONSISTENT == 0 {
+            // unreached: recv_begin_sync has just flagged the dataset INCONSISTENT, and only
+            // recv_end_sync clears the flag
             return fail(Errno::EINVAL, "the receive's dataset is not inconsistent");
         }
         Ok(())
@@ -356,6 +361,8 @@ impl Pool {
             Record::Free(f) => self.restore_free(cookie, f),
             Record::Spill(s) => self.restore_spill(cookie, s, payload.to_vec()),
             Record::End(_) => return Ok(true),
+            // unreached: the reader refuses a BEGIN between a BEGIN and its END, the only stretch
+            // in which the session is InStream
             Record::Begin(_) => fail(Errno::EINVAL, "BEGIN record inside a stream"),
         };
         result.map_err(context).map(|()| false)
@@ -751,6 +758,8 @@ impl Pool {
             );
         }
         if self.dsl.dirs[&c.dir].parent != Some(h.dir) {
+            // unreached: %recv is made in its target's dir, a dir with children cannot be destroyed
+            // (EEXIST), and nothing renames or moves a dir
             return fail(
                 Errno::EINVAL,
                 "the received clone is not a child of its target",
@@ -994,6 +1003,8 @@ impl RecvSession {
         interrupt: &mut dyn Interrupt,
     ) -> Result<()> {
         match std::mem::replace(&mut self.state, SessionState::Closed) {
+            // unreached: no caller feeds a session after an error or end(): Pool::receive returns
+            // at its `?`, and the simulation's receive loop stops at the first error
             SessionState::Closed => fail(Errno::EINVAL, "the receive has ended"),
             SessionState::InStream(cookie) => {
                 match pool.recv_record(&cookie, entry, &self.guid_map, interrupt) {
@@ -1241,12 +1252,18 @@ impl RecvSession {
                 self.local_before = None;
             }
             SessionState::InStream(cookie) => {
+                // unreached: end() is called only when the reader reports a clean end, which comes
+                // only right after an END, and that END moved the session out of InStream
                 let e = Error::new(Errno::EINVAL, "stream ends before its END record");
                 return Err(pool.recv_stream_failed(&cookie, e));
             }
             SessionState::CompoundHeader => {
+                // unreached: a compound BEGIN leaves the reader InStream, so an input ending there
+                // is the reader's own error and end() is not called
                 return fail(Errno::EINVAL, "compound stream header without its END");
             }
+            // unreached: end() runs at most once, and never after an error closed the session: both
+            // receive loops stop at the first error
             SessionState::Closed => return fail(Errno::EINVAL, "the receive has ended"),
             SessionState::Between => {}
         }

@@ -63,6 +63,8 @@ impl Pool {
         options: &SendOptions,
     ) -> Result<()> {
         let plan = self.replication_plan(tosnap, from, options.byte_order)?;
+        // unreached: only the command line's `send -R` writes to a stdout that can fail; the misuse
+        // step writes into a sink, and the simulation uses replication_plan
         let io = |e: std::io::Error| crate::error::Error::new(Errno::EIO, e.to_string());
         out.write_all(&plan.header).map_err(io)?;
         for sub in &plan.substreams {
@@ -95,9 +97,13 @@ impl Pool {
             ..DrrBegin::default()
         };
         if tosnap.len() >= MAXNAMELEN {
+            // unreached: only a receive into a long target makes a name of 256 bytes or more (it
+            // checks components, not the whole name); the simulation's names are short and no
+            // fuzzer sends -R
             return fail(Errno::ENAMETOOLONG, format!("{tosnap}: name too long"));
         }
         begin.set_toname(tosnap);
+        // unreached: both writers here write into a Vec, whose io::Write never fails
         let io = |e: std::io::Error| crate::error::Error::new(Errno::EIO, e.to_string());
         // The header is a substream of its own: its END checks it alone.
         let mut writer = StreamWriter::new(Vec::new(), order);
@@ -196,6 +202,8 @@ impl Pool {
                 }
             }
             if rest.len() == before {
+                // unreached: only a hand-made image can have origins that depend on each other; the
+                // engine makes each dir after its parent and after its origin's dir
                 return fail(Errno::EINVAL, "clones whose origins depend on each other");
             }
             pending = rest;

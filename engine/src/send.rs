@@ -91,6 +91,8 @@ struct SendArg<'w, W: Write> {
 impl<W: Write> SendArg<'_, W> {
     fn emit(&mut self, record: &Record, payload: &[u8]) -> Result<()> {
         self.records += 1;
+        // unreached: only the command line's stdout can fail here; the simulation and the fuzzers
+        // write the stream into a Vec or a sink
         self.out
             .write_record(record, payload)
             .map_err(|e| Error::new(Errno::EIO, format!("writing the stream: {e}")))
@@ -374,10 +376,14 @@ impl<W: Write> SendSession<'_, W> {
             None => {
                 let arg = &mut self.arg;
                 arg.push_pending()?;
+                // unreached: only the command line's stdout can fail here; the simulation and the
+                // fuzzers write the stream into a Vec or a sink
                 arg.out
                     .write_end(arg.toguid)
                     .map_err(|e| Error::new(Errno::EIO, format!("writing the stream: {e}")))?;
                 arg.records += 1;
+                // unreached: only the command line's stdout can fail a flush; the simulation and
+                // the fuzzers write the stream into a Vec or a sink
                 arg.out
                     .flush()
                     .map_err(|e| Error::new(Errno::EIO, format!("writing the stream: {e}")))?;
@@ -578,11 +584,17 @@ impl Pool {
         })
     }
 
+    /// `os_type` of the objset at `bp`: the word after the meta-dnode and
+    /// the ZIL header.
     fn objset_type(&mut self, bp: &Blkptr) -> Result<u64> {
         let data = self.zio.read_block(bp)?;
-        Ok(u64::from_le_bytes(
-            data[704..712].try_into().expect("8 bytes"),
-        ))
+        let Some(word) = data.get(704..712) else {
+            return fail(
+                Errno::EIO,
+                format!("objset block of {} bytes has no type", data.len()),
+            );
+        };
+        Ok(u64::from_le_bytes(word.try_into().expect("8 bytes")))
     }
 
     /// Whether any object of the objset has a spill block (the stream then

@@ -176,11 +176,15 @@ impl Pool {
         mut rng: Box<dyn RandomSource>,
     ) -> Result<Pool> {
         if !crate::dsl::valid_component(name) || name.contains(' ') {
+            // unreached: only a pool name given at the command line (`pool create --name`) can be
+            // invalid; the simulation's and the fuzzers' pool names are fixed
             return fail(Errno::EINVAL, format!("invalid pool name {name:?}"));
         }
         let sector = dev.sector_size();
         let size = dev.size() / sector * sector;
         if size < SPA_MINDEVSIZE {
+            // unreached: only a device under 8 MiB: `pool create --size` at the command line, or a
+            // world option below it (the options allow 4 MiB; every scenario's disks are 48 MiB)
             return fail(
                 Errno::EOVERFLOW,
                 format!("device of {size} bytes is smaller than the minimum {SPA_MINDEVSIZE}"),
@@ -297,13 +301,19 @@ impl Pool {
         let sector = dev.sector_size();
         let size = dev.size() / sector * sector;
         if size < SPA_MINDEVSIZE {
+            // unreached: only an image file under 8 MiB given to the command line; the simulation
+            // and the fuzzers import devices a pool was created on
             return fail(Errno::ENXIO, "device too small to hold a pool");
         }
         let config = read_config(&mut *dev, size)?;
+        // unreached: only a label written by another tool: a label must pass its checksum, and
+        // write_labels always writes the name
         let name = config
             .get_str("name")
             .ok_or_else(|| Error::new(Errno::EIO, "pool config has no name"))?
             .to_string();
+        // unreached: only a label written by another tool: a label must pass its checksum, and
+        // write_labels always writes pool_guid
         let guid = config
             .get_u64("pool_guid")
             .ok_or_else(|| Error::new(Errno::EIO, "pool config has no guid"))?;
@@ -416,12 +426,16 @@ impl Pool {
             || self.objsets.values().any(|os| os.is_dirty())
             || !self.pending_frees.is_empty()
         {
+            // unreached: fork's only caller (fuzz.rs) forks the fuzz template, which its receive
+            // left synced
             return fail(
                 Errno::EBUSY,
                 "a pool with unsynced changes cannot be forked",
             );
         }
         if dev.size() != self.zio.dev.size() || dev.sector_size() != self.zio.dev.sector_size() {
+            // unreached: fork's only caller (fuzz.rs) passes a CowDevice over the template's own
+            // image, with its sector size
             return fail(Errno::EINVAL, "a fork needs a device of the same geometry");
         }
         let mut zio = Zio::new(dev, self.zio.ms.clone());
@@ -772,6 +786,8 @@ fn write_labels(dev: &mut dyn BlockDevice, size: u64, config: &NvList) -> Result
     let packed = nvlist::pack_xdr(config);
     let mut region = vec![0u8; LABEL_CONFIG_SIZE];
     if packed.len() + 8 + 32 > LABEL_CONFIG_SIZE {
+        // unreached: only a pool name of about 112 KiB given at the command line fills a label; the
+        // simulation's and the fuzzers' pool names are a few bytes
         return fail(Errno::E2BIG, "pool config does not fit in a label");
     }
     region[..8].copy_from_slice(&(packed.len() as u64).to_le_bytes());

@@ -93,6 +93,8 @@ fn walk_impl(
                 );
             } else if t == DMU_OT_OBJSET {
                 if data.len() < DNODE_SIZE {
+                    // unreached: a block pointer's lsize is at least 512 (DNODE_SIZE), and
+                    // with_block hands over exactly lsize bytes
                     return fail(Errno::EIO, "objset block too small");
                 }
                 dnode_children(&data[..DNODE_SIZE], &mut children)?;
@@ -263,6 +265,8 @@ impl TraverseCursor {
                 Frame::Objset(bp) => {
                     let meta = zio.with_block(&bp, |data| {
                         if data.len() < DNODE_SIZE {
+                            // unreached: a block pointer's lsize is at least 512 (DNODE_SIZE), and
+                            // with_block hands over exactly lsize bytes
                             return fail(Errno::EIO, "objset block too small");
                         }
                         Dnode::decode(0, &data[..DNODE_SIZE])

@@ -269,6 +269,8 @@ pub fn add(
 ) -> Result<()> {
     let value_bytes = values.len() * usize::from(integer_size);
     if name.is_empty() || name.len() >= ZAP_MAXNAMELEN || name.contains(&0) {
+        // unreached: vnops::check_name refuses such names first; the other callers add fixed names
+        // or hex object numbers
         return fail(
             Errno::ENAMETOOLONG,
             format!(
@@ -280,6 +282,7 @@ pub fn add(
     }
     if !matches!(integer_size, 1 | 2 | 4 | 8) || values.is_empty() || value_bytes > ZAP_MAXVALUELEN
     {
+        // unreached: add's only caller, add_u64, passes one 8-byte integer
         return fail(
             Errno::E2BIG,
             format!(
@@ -460,10 +463,14 @@ impl Zap {
 pub fn parse(object: u64, blocks: &mut dyn ZapBlocks) -> Result<Zap> {
     let bs = blocks.block_size();
     if !(2 * MZAP_ENT_LEN..=MZAP_MAX_BLKSZ).contains(&bs) {
+        // unreached: a dnode's block size is 512 to 128K (Dnode::decode refuses any other), inside
+        // this range
         return Err(corrupt(object, format!("block size {bs} is not a ZAP's")));
     }
     let block0 = blocks.read_block(0)?;
     if block0.len() != bs {
+        // unreached: both ZapBlocks give block 0 exactly block_size bytes: Dmu::read returns the
+        // length asked for, and a Vec's block size is the length of its block 0
         return Err(corrupt(
             object,
             format!("block 0 has {} bytes, not {bs}", block0.len()),
@@ -600,6 +607,8 @@ fn parse_fat(object: u64, block0: &[u8], blocks: &mut dyn ZapBlocks) -> Result<Z
     }
     let shift = bs.trailing_zeros();
     if !(SPA_MINBLOCKSHIFT..=SPA_MAXBLOCKSHIFT).contains(&shift) {
+        // unreached: only an in-memory Vec ZapBlocks of 128- or 256-byte blocks; a dnode's blocks
+        // are at least 512 bytes, so no pool's ZAP has a smaller power of two
         return Err(corrupt(
             object,
             format!("fat ZAP block size {bs} is out of range"),
@@ -735,6 +744,8 @@ fn parse_fat(object: u64, block0: &[u8], blocks: &mut dyn ZapBlocks) -> Result<Z
 fn read_exact(object: u64, blocks: &mut dyn ZapBlocks, blkid: u64, bs: usize) -> Result<Vec<u8>> {
     let block = blocks.read_block(blkid)?;
     if block.len() != bs {
+        // unreached: only an in-memory Vec ZapBlocks with a short block (tests); Dmu::read always
+        // returns the block size asked for
         return Err(corrupt(
             object,
             format!("block {blkid} has {} bytes, not {bs}", block.len()),

@@ -565,6 +565,8 @@ impl Walker<'_, '_> {
     /// SHA-256 of `size` bytes of data, read a bounded piece at a time.
     fn hash(&mut self, object: u64, size: u64) -> Result<[u8; 32]> {
         if size > self.options.max_hash_bytes {
+            // unreached: only a walk that hashes gets here: the command line's `verify` or
+            // `ls --hash`; the oracle and the pool_image fuzzer walk without hashing
             return fail(
                 Errno::EFBIG,
                 format!(

@@ -534,8 +534,10 @@ fn a_trend_has_a_row_per_night_with_the_sites_new_since_the_night_before() {
     assert_eq!(status(&out), 2, "{}", both(&out));
 }
 
-/// "error sites hit: N of M (P%)" from `cargo sim coverage`: N.
+/// "error sites hit: N of M (P%)" from `cargo sim coverage`: N. Its exit
+/// status must be 0: no site the source documents as unreachable was hit.
 fn sites_hit(out: &Output) -> usize {
+    assert_eq!(status(out), 0, "{}", both(out));
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()

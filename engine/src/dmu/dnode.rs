@@ -372,6 +372,8 @@ impl Dnode {
                 }
                 Ok(Some(data))
             }
+            // unreached: level 0 holds only Stored or Data nodes: load_indirect and grow_levels
+            // make Indirect nodes only at level 1 or above, and nlevels never shrinks
             Node::Indirect(_) => fail(Errno::EIO, "indirect block found at level 0"),
         }
     }
@@ -381,6 +383,9 @@ impl Dnode {
     fn grow_levels(&mut self, blkid: u64) -> Result<()> {
         while blkid >= self.capacity() {
             if self.epbs() * u32::from(self.nlevels) >= 64 {
+                // unreached: blkid is an offset divided by a block size of at least 512, so
+                // below 2^55, and a tree whose epbs * nlevels reaches 64 already addresses at
+                // least 2^57 blocks
                 return fail(Errno::EFBIG, format!("block {blkid} is beyond any level"));
             }
             let mut children = vec![Node::HOLE; 1 << self.epbs()];
@@ -423,6 +428,8 @@ impl Dnode {
 
     fn dirty_block_impl(&mut self, zio: &mut Zio, blkid: u64, fill: bool) -> Result<&mut Vec<u8>> {
         if blkid > 0 && !self.is_power_of_two() {
+            // unreached: only a hand-made image (an object of a non-power-of-2 block size with a block
+            // past 0) received into by the command line; the engine never writes such an object
             return fail(
                 Errno::ENOTSUP,
                 format!(
@@ -461,6 +468,8 @@ impl Dnode {
         }
         match node {
             Node::Data(d) => Ok(&mut d.data),
+            // unreached: the level-0 node is Data (a Stored one was made Data just above); only
+            // load_indirect and grow_levels make Indirect nodes, always at level 1 or above
             _ => fail(Errno::EIO, "indirect block found at level 0"),
         }
     }
@@ -605,6 +614,8 @@ impl Dnode {
             Node::Data(d) => Ok(Some(d.data.clone())),
             Node::Stored(bp) if bp.is_hole() => Ok(None),
             Node::Stored(bp) => read_verified(zio, &bp.clone()).map(Some),
+            // unreached: the spill is only ever a hole, Stored (decode) or Data (set_spill); no
+            // walk of the block tree reaches it, so load_indirect never makes it an Indirect
             Node::Indirect(_) => fail(Errno::EIO, "spill is not a data block"),
         }
     }
@@ -815,6 +826,8 @@ fn load_indirect(zio: &mut Zio, node: &mut Node, epbs: u32) -> Result<()> {
         }));
     }
     if let Node::Data(_) = node {
+        // unreached: load_indirect runs only on nodes at level 1 or above (free_node frees a
+        // level-0 node whole), and Data nodes exist only at level 0 or as the spill
         return fail(Errno::EIO, "data block found above level 0");
     }
     Ok(())

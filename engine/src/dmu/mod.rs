@@ -27,6 +27,9 @@ impl Pool {
     pub fn dmu(&mut self, id: DatasetId) -> Result<Dmu<'_>> {
         self.check_usable()?;
         let Some(ds) = self.dsl.datasets.get(&id) else {
+            // unreached: callers pass an id just looked up or long-held; a WRITE_BYREF's snapshot
+            // from the guid map stays long-held (guid_holds) until the session ends, so destroying
+            // it is EBUSY
             return fail(Errno::ENOENT, format!("dataset {id} does not exist"));
         };
         let readonly = ds.is_snapshot();

@@ -245,6 +245,8 @@ impl Objset {
             object += 1;
         }
         if object >= DN_MAX_OBJECT {
+            // unreached: obj_next starts at 1 and the scan steps only over allocated objects, so
+            // reaching 2^48 would take 2^48 objects in memory first
             return fail(Errno::ENOSPC, "no free object numbers");
         }
         self.insert(Dnode::allocate(
@@ -407,6 +409,8 @@ impl Objset {
         let end = offset
             .checked_add(len)
             .ok_or_else(|| Error::new(Errno::EINVAL, "read past the end of the address space"))?;
+        // unreached: every caller resolves the object first (object_info, dnode or the list of
+        // allocated objects), and nothing frees it before the read
         let dn = self.objects.get_mut(&object).ok_or_else(|| {
             Error::new(Errno::ENOENT, format!("object {object} is not allocated"))
         })?;

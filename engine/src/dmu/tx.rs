@@ -105,6 +105,9 @@ impl Pool {
     pub fn tx_assign(&mut self, tx: &mut Tx) -> Result<u64> {
         self.check_usable()?;
         if !self.dsl.datasets.contains_key(&tx.dataset) {
+            // unreached: only a receive makes a tx, on the dataset its session long-holds (a
+            // destroy of it is EBUSY); check_held ends the session first if the pool was imported
+            // again
             return fail(
                 Errno::ENOENT,
                 format!("dataset {} does not exist", tx.dataset),

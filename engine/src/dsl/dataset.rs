@@ -529,6 +529,8 @@ impl Pool {
             );
         }
         if o.flags & DS_FLAG_INCONSISTENT != 0 {
+            // unreached: no snapshot is ever INCONSISTENT: snapshot_sync keeps only the CI flag of
+            // its head; a hand-made image could carry the flag, but no command-line tool clones
             return fail(Errno::EINVAL, format!("{origin}: origin is inconsistent"));
         }
         let now = self.clock.now_secs();
@@ -980,6 +982,8 @@ impl Pool {
         let dir = self.lookup_dir(fs)?;
         let default = PROPERTIES.iter().find(|(p, _)| *p == prop).map(|(_, d)| *d);
         if default.is_none() && !is_user_prop(prop) {
+            // unreached: only the command line's `get IMAGE PROP NAME` asks for a name that is no
+            // property; all_props and recordsize ask only for known or user properties
             return fail(Errno::EINVAL, format!("{prop:?} is not a property"));
         }
         match self.prop_set_on(dir, prop) {

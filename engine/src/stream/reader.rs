@@ -673,5 +673,7 @@ fn read_full(inner: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 fn io_error(e: io::Error) -> Error {
+    // unreached: only a failing input: the command line's stdin or file; the simulation feeds a
+    // RecordFeed and the fuzzers read from byte slices
     Error::new(Errno::EIO, format!("read error: {e}"))
 }

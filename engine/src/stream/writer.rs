@@ -112,6 +112,8 @@ impl<W: Write> StreamWriter<W> {
 pub fn reencode<R: Read, W: Write>(input: R, output: W, order: ByteOrder) -> Result<W, Error> {
     let mut reader = StreamReader::new(input).with_checksum_policy(ChecksumPolicy::Verify);
     let mut writer = StreamWriter::new(output, order);
+    // unreached: only a caller's own failing writer gets here; reencode's callers (tests) write
+    // into a Vec
     let write_error = |e: io::Error| Error::new(Errno::EIO, format!("write error: {e}"));
     while let Some(entry) = reader.next_record()? {
         match &entry.record {

@@ -286,6 +286,8 @@ impl CrashDevice {
     pub fn corrupt_sector(&mut self, sector: u64) -> Result<()> {
         let ss = self.sector_size;
         if sector >= self.image.len() as u64 / ss {
+            // unreached: its only caller, SimDisk::rot, picks a sector of a recent write that
+            // check_io kept on the device
             return fail(
                 Errno::EINVAL,
                 format!(

@@ -130,12 +130,16 @@ impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
 pub fn check_io(sector_size: u64, size: u64, offset: u64, len: usize) -> Result<()> {
     let len = len as u64;
     if !offset.is_multiple_of(sector_size) || !len.is_multiple_of(sector_size) {
+        // unreached: only a hand-made image on a device of 4096-byte sectors can hold a DVA that is
+        // not aligned to them; every simulated and fuzzed device has 512-byte sectors
         return fail(
             Errno::EINVAL,
             format!("I/O at {offset} of {len} bytes is not aligned to {sector_size}-byte sectors"),
         );
     }
     if offset.checked_add(len).is_none_or(|end| end > size) {
+        // unreached: Zio::with_block refuses a DVA past the device before reading, and labels,
+        // uberblocks and allocations all lie inside it
         return fail(
             Errno::EIO,
             format!("I/O at {offset} of {len} bytes is past the end of the device ({size} bytes)"),
@@ -148,6 +152,8 @@ pub fn check_io(sector_size: u64, size: u64, offset: u64, len: usize) -> Result<
 /// something.
 pub(crate) fn check_sector_size(sector_size: u64) -> Result<()> {
     if !sector_size.is_power_of_two() {
+        // unreached: only from_bytes hands this back, with a sector size a caller chose (tests do);
+        // new() panics instead, and the simulation checks its disks' sector size
         return fail(
             Errno::EINVAL,
             format!("sector size {sector_size} is not a power of two"),
@@ -173,6 +179,8 @@ pub(crate) fn zeroed(size: u64, sector_size: u64) -> Vec<u8> {
 pub(crate) fn check_image(bytes: &[u8], sector_size: u64) -> Result<()> {
     check_sector_size(sector_size)?;
     if !(bytes.len() as u64).is_multiple_of(sector_size) {
+        // unreached: only from_bytes of an image that is not whole sectors (tests); the simulation,
+        // the fuzzers and the command line never call from_bytes
         return fail(
             Errno::EINVAL,
             format!(

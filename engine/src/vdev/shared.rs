@@ -86,6 +86,7 @@ impl<D: BlockDevice> SharedDevice<D> {
 
     fn device(&self) -> Result<RefMut<'_, D>> {
         self.inner.try_borrow_mut().map_err(|_| {
+            // unreached: only a test that borrows the device during I/O; SharedDevice is test-only
             Error::new(
                 Errno::EBUSY,
                 "shared device is borrowed by its test during I/O",

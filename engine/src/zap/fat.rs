@@ -167,6 +167,8 @@ impl<'d, 'a> FatZap<'d, 'a> {
             let object = self.object;
             let leaf = self.leaves.get_mut(&blkid).expect("loaded");
             if need > leaf.nchunks() {
+                // unreached: an added entry needs at most 15 chunks (a name under 256 bytes, one
+                // u64), and the smallest leaf, 512 bytes (parse refuses smaller blocks), has 18
                 return Err(Error::new(
                     Errno::E2BIG,
                     format!(

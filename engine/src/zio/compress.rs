@@ -159,6 +159,8 @@ pub fn compress_block(compress: ZioCompress, src: &[u8]) -> Result<Compressed> {
         ZioCompress::Lzjb => lzjb_compress(src, &mut dst, d_len),
         ZioCompress::Zle => zle_compress(src, &mut dst, d_len, ZLE_LEVEL),
         other => {
+            // unreached: WritePolicy resolves inherit and on (ZioCompress::select), so only off,
+            // empty, gzip, lzjb and zle come here, all handled above
             return fail(
                 Errno::ENOTSUP,
                 format!("compression {} is not supported", other.name()),
@@ -236,6 +238,7 @@ pub fn decompress_block(compress: ZioCompress, src: &[u8], lsize: usize) -> Resu
             Ok(dst)
         }
         c if c.gzip_level().is_some() => gzip_decompress(src, lsize),
+        // unreached: every ZioCompress variant is matched above, and from_u8 refuses codes past 14
         other => fail(
             Errno::ENOTSUP,
             format!("cannot decompress {} blocks", other.name()),

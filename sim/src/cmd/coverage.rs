@@ -21,19 +21,25 @@ use super::{EXIT_FAILURE, EXIT_USAGE};
 /// Show which of the engine's error sites campaign runs reached: for each
 /// engine module, its sites, how many were hit and the share; with
 /// `--missed`, every site never hit (errno, file:line), to aim new steps,
-/// faults or probes at. Then how deep the runs reached: the most indirect
+/// faults or probes at, and apart from them the sites documented as
+/// unreachable, each with the reason its `// unreached:` comment gives.
+/// Then how deep the runs reached: the most indirect
 /// levels of any object, the longest stream, streams over 1 MiB, and the
 /// object types sent in the other byte order.
 ///
 /// Sites are matched by file and line, so give it reports of a campaign
 /// run by the same engine source.
+///
+/// Exit status 1 if a site documented as unreachable was hit (its comment
+/// is wrong), 2 on a usage error.
 #[derive(Debug, Args)]
 pub struct CoverageArgs {
     /// Campaign report directories (each holds the `results.jsonl` that
     /// `cargo sim campaign --report DIR` or `report merge` wrote).
     #[arg(required = true)]
     pub reports: Vec<PathBuf>,
-    /// List the sites never hit.
+    /// List the sites never hit: the unexplored ones, then the ones
+    /// documented as unreachable, with why.
     #[arg(long)]
     pub missed: bool,
 }
@@ -45,6 +51,8 @@ struct Row {
     hit: usize,
     #[tabled(rename = "hit %")]
     share: String,
+    /// Never hit, with an `// unreached:` reason in the source.
+    unreachable: usize,
 }
 
 pub fn run(args: &CoverageArgs) -> ExitCode {
@@ -61,6 +69,7 @@ pub fn run(args: &CoverageArgs) -> ExitCode {
         }
     }
     print!("{}", render(&hit, args.missed));
+    let stale = stale(&hit);
     println!(
         "deepest object: {} levels (dn_nlevels); longest stream: {} bytes; streams over 1 MiB: {}",
         reach.max_nlevels, reach.max_stream_bytes, reach.streams_over_1mib
@@ -69,6 +78,13 @@ pub fn run(args: &CoverageArgs) -> ExitCode {
         "object types sent in the other byte order: {:?}",
         reach.foreign_types
     );
+    if !stale.is_empty() {
+        eprintln!("coverage: sites documented as unreachable were hit; their comments are wrong:");
+        for site in stale {
+            eprintln!("  {}:{}", site.file, site.line);
+        }
+        return ExitCode::from(EXIT_FAILURE);
+    }
     ExitCode::SUCCESS
 }
 
@@ -111,9 +127,18 @@ fn module(file: &str) -> &str {
     file.strip_suffix(".rs").unwrap_or(file)
 }
 
+/// Sites documented as unreachable that were hit: their comments are wrong.
+fn stale(hit: &BTreeSet<(String, u32)>) -> Vec<&'static SiteInfo> {
+    ALL_SITES
+        .iter()
+        .filter(|s| s.unreached.is_some() && hit.contains(&(s.file.to_string(), s.line)))
+        .collect()
+}
+
 /// The table, a total, and (with `missed`) the sites never hit.
 fn render(hit: &BTreeSet<(String, u32)>, missed: bool) -> String {
     let is_hit = |s: &SiteInfo| hit.contains(&(s.file.to_string(), s.line));
+    let documented = |s: &&&SiteInfo| !is_hit(s) && s.unreached.is_some();
     let mut by_module: BTreeMap<&str, Vec<&SiteInfo>> = BTreeMap::new();
     for site in ALL_SITES {
         by_module.entry(module(site.file)).or_default().push(site);
@@ -128,15 +153,19 @@ fn render(hit: &BTreeSet<(String, u32)>, missed: bool) -> String {
                 sites: sites.len(),
                 hit: n,
                 share: share(n, sites.len()),
+                unreachable: sites.iter().filter(documented).count(),
             }
         })
         .collect();
     let total = ALL_SITES.iter().filter(|s| is_hit(s)).count();
+    let all: Vec<&SiteInfo> = ALL_SITES.iter().collect();
+    let unreachable = all.iter().filter(documented).count();
     rows.push(Row {
         module: "all".into(),
         sites: ALL_SITES.len(),
         hit: total,
         share: share(total, ALL_SITES.len()),
+        unreachable,
     });
     let mut out = Table::new(rows).with(Style::sharp()).to_string();
     out.push('\n');
@@ -145,11 +174,22 @@ fn render(hit: &BTreeSet<(String, u32)>, missed: bool) -> String {
         ALL_SITES.len(),
         share(total, ALL_SITES.len())
     );
+    let unexplored = ALL_SITES.len() - total - unreachable;
+    out +=
+        &format!("never hit: {unexplored} unexplored, {unreachable} documented as unreachable\n");
     if missed {
-        out += "\nnever hit:\n";
-        for site in ALL_SITES.iter().filter(|s| !is_hit(s)) {
+        let line = |site: &SiteInfo| {
             let errno = site.errno.map_or("?".to_string(), |e| e.to_string());
-            out += &format!("  {errno:<8} {}:{}\n", site.file, site.line);
+            format!("  {errno:<12} {}:{}", site.file, site.line)
+        };
+        out += "\nnever hit, unexplored:\n";
+        for site in all.iter().filter(|s| !is_hit(s) && s.unreached.is_none()) {
+            out += &format!("{}\n", line(site));
+        }
+        out += "\nnever hit, documented as unreachable:\n";
+        for site in all.iter().filter(documented) {
+            let why = site.unreached.unwrap_or_default();
+            out += &format!("{}\n      {why}\n", line(site));
         }
     }
     out
@@ -183,5 +223,34 @@ mod tests {
         assert!(!text.contains(&format!("{}:{}\n", first.file, first.line)));
         let second = &ALL_SITES[1];
         assert!(text.contains(&format!("{}:{}\n", second.file, second.line)));
+    }
+
+    /// A site with an `// unreached:` reason is listed apart, with it, and
+    /// hitting it is reported as a wrong comment.
+    #[test]
+    fn documented_sites_are_listed_with_their_reason_and_a_hit_one_is_stale() {
+        let documented = ALL_SITES
+            .iter()
+            .find(|s| s.unreached.is_some())
+            .expect("some site is documented as unreachable");
+        let why = documented.unreached.unwrap();
+        assert!(!why.is_empty() && !why.starts_with("//"), "{why:?}");
+        let none = BTreeSet::new();
+        let text = render(&none, true);
+        let (unexplored, rest) = text
+            .split_once("never hit, documented as unreachable:")
+            .expect("the documented section");
+        let at = format!("{}:{}\n", documented.file, documented.line);
+        assert!(!unexplored.contains(&at), "{text}");
+        assert!(rest.contains(&format!("{at}      {why}\n")), "{text}");
+        let count = ALL_SITES.iter().filter(|s| s.unreached.is_some()).count();
+        assert!(
+            text.contains(&format!("{count} documented as unreachable")),
+            "{text}"
+        );
+        assert!(stale(&none).is_empty());
+        let mut hit = BTreeSet::new();
+        hit.insert((documented.file.to_string(), documented.line));
+        assert_eq!(stale(&hit), vec![documented]);
     }
 }

@@ -272,8 +272,9 @@ impl WorldOptions {
         if !d.sector_size_bytes.is_power_of_two() || d.sector_size_bytes < 512 {
             errors.push("disk.sector_size_bytes must be a power of two, at least 512");
         }
-        if d.size_bytes < 4 << 20 {
-            errors.push("disk.size_bytes must be at least 4 MiB");
+        // A smaller disk cannot hold a pool (`SPA_MINDEVSIZE`).
+        if d.size_bytes < engine::spa::SPA_MINDEVSIZE {
+            errors.push("disk.size_bytes must be at least 8 MiB (SPA_MINDEVSIZE)");
         }
         if d.rot_recent_writes == 0 {
             errors.push("disk.rot_recent_writes must be at least 1");
@@ -364,6 +365,10 @@ mod tests {
         let mut options = WorldOptions::default();
         options.disk.crash_probability = 1.5;
         assert!(options.check().unwrap_err().contains("_probability"));
+        // No pool fits on a disk under SPA_MINDEVSIZE.
+        let mut options = WorldOptions::default();
+        options.disk.size_bytes = 6 << 20;
+        assert!(options.check().unwrap_err().contains("disk.size_bytes"));
     }
 
     #[test]
