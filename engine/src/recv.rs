@@ -946,13 +946,16 @@ impl RecvSession {
         result
     }
 
-    /// A snapshot received whole: into the guid map, held.
-    fn mapped(&mut self, pool: &mut Pool, snap: DatasetId) {
+    /// `dmu_recv_end` of the substream that just ended: its snapshot is
+    /// made, received, put in the guid map and held there; what the
+    /// substream set is kept.
+    fn end_substream(&mut self, pool: &mut Pool, cookie: &RecvCookie) -> Result<()> {
+        let snap = pool.recv_end(cookie, &mut self.guid_map)?;
         self.received.push(snap);
-        if self.guid_holds.iter().all(|&(ds, _)| ds != snap) {
-            let tag = pool.long_hold(snap);
-            self.guid_holds.push((snap, tag));
-        }
+        self.guid_holds.push((snap, pool.long_hold(snap)));
+        self.props_before = None;
+        self.local_before = None;
+        Ok(())
     }
 
     /// The session is over: the guid map's holds go (`free_guid_map_onexit`).
@@ -1022,10 +1025,7 @@ impl RecvSession {
                 _ => fail(Errno::EINVAL, "compound stream header without its END"),
             },
             SessionState::Ended(cookie) => {
-                let snap = pool.recv_end(&cookie, &mut self.guid_map)?;
-                self.mapped(pool, snap);
-                self.props_before = None;
-                self.local_before = None;
+                self.end_substream(pool, &cookie)?;
                 self.between(pool, entry)
             }
             SessionState::Between => self.between(pool, entry),
@@ -1245,12 +1245,7 @@ impl RecvSession {
 
     fn end_impl(&mut self, pool: &mut Pool) -> Result<Vec<DatasetId>> {
         match std::mem::replace(&mut self.state, SessionState::Closed) {
-            SessionState::Ended(cookie) => {
-                let snap = pool.recv_end(&cookie, &mut self.guid_map)?;
-                self.mapped(pool, snap);
-                self.props_before = None;
-                self.local_before = None;
-            }
+            SessionState::Ended(cookie) => self.end_substream(pool, &cookie)?,
             SessionState::InStream(cookie) => {
                 // unreached: end() is called only when the reader reports a clean end, which comes
                 // only right after an END, and that END moved the session out of InStream

@@ -183,8 +183,8 @@ impl Pool {
         let sector = dev.sector_size();
         let size = dev.size() / sector * sector;
         if size < SPA_MINDEVSIZE {
-            // unreached: only a device under 8 MiB: `pool create --size` at the command line, or a
-            // world option below it (the options allow 4 MiB; every scenario's disks are 48 MiB)
+            // unreached: only a device under 8 MiB, from `pool create --size` at the command line;
+            // the simulation's world options refuse a disk that small
             return fail(
                 Errno::EOVERFLOW,
                 format!("device of {size} bytes is smaller than the minimum {SPA_MINDEVSIZE}"),
