@@ -718,6 +718,9 @@ impl Pool {
             .values()
             .any(|d| d.dir == dir && d.snapname.as_deref() == Some(cookie.tosnap.as_str()))
         {
+            // unreached: recv_begin_check refused tosnap if it existed; since then a new
+            // filesystem takes no snapshot (snapshot_many: EBUSY while INCONSISTENT), and one of
+            // an incremental's target changes its prev_snap, which clone_swap_check refuses first
             return fail(
                 Errno::EEXIST,
                 format!("{}@{} already exists", cookie.tofs, cookie.tosnap),

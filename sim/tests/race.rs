@@ -125,3 +125,45 @@ fn races_replay_the_same_trace() {
         "seed 9 of concurrent races"
     );
 }
+
+#[test]
+fn a_snapshot_of_the_target_during_a_receive_ends_it_in_einval_even_forced() {
+    for force in ["", " force"] {
+        let report = race(&format!(
+            "{INCREMENTAL}{force} || at record 2: snapshot dst/a@x"
+        ));
+        let (outcome, detail) = raced(&report, "snapshot-target-during-recv");
+        assert_eq!(outcome, Outcome::Destroyed, "{detail}");
+        assert!(
+            detail.starts_with("EINVAL") && detail.contains("no longer branches"),
+            "{detail}"
+        );
+    }
+}
+
+#[test]
+fn a_snapshot_of_the_filesystem_a_receive_creates_is_ebusy() {
+    let report = race("send src/a@s2 to=dst/b || at record 2: snapshot dst/b@x");
+    let (outcome, detail) = raced(&report, "snapshot-receiving-fs");
+    assert_eq!(outcome, Outcome::Match, "{detail}");
+    assert!(
+        detail.contains("EBUSY") && detail.contains("receive is in progress"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_power_loss_on_either_pool_ends_the_transfer_and_leaves_the_target_as_it_was() {
+    let report = race(&format!("{INCREMENTAL} || at record 3: crash dst"));
+    let (outcome, detail) = raced(&report, "power-loss-on-receiver");
+    assert_eq!(outcome, Outcome::Destroyed, "{detail}");
+    assert!(
+        detail.starts_with("EIO") && detail.contains("imported again"),
+        "{detail}"
+    );
+
+    let report = race("send src/a@s2 to=dst/b || at record 1: crash src");
+    let (outcome, detail) = raced(&report, "power-loss-on-sender");
+    assert_eq!(outcome, Outcome::Destroyed, "{detail}");
+    assert!(detail.starts_with("EINVAL"), "{detail}");
+}

@@ -446,6 +446,14 @@ impl Pool {
                     format!("{fs}@{snap}: snapshot already exists"),
                 );
             }
+            // Not in the seed, which lets a user snapshot the filesystem a
+            // full receive is creating: the receive's cleanup then cannot
+            // destroy it (it has a snapshot) and leaves it half received.
+            // Later ZFS refuses it here, as this does.
+            let head = self.dsl.dirs[dir].head;
+            if self.dsl.datasets[&head].flags & DS_FLAG_INCONSISTENT != 0 {
+                return fail(Errno::EBUSY, format!("{fs}: a receive is in progress"));
+            }
         }
         let heads: Vec<(DatasetId, u64)> = dirs
             .iter()
@@ -773,6 +781,9 @@ impl Pool {
                 format!("{}: no snapshot to roll back to", self.dataset_name(fs)),
             );
         };
+        // unreached: only a receive's new filesystem or `%recv` clone is INCONSISTENT, and
+        // neither has a snapshot of its own (ESRCH above): snapshot_many refuses an
+        // INCONSISTENT head, and the receive's own snapshot clears the flag in the same sync
         if ds.flags & DS_FLAG_INCONSISTENT != 0 {
             return fail(
                 Errno::EBUSY,

@@ -506,11 +506,31 @@ impl Generator {
     /// into a name ZFS refuses, an incremental from a snapshot the target
     /// lacks, onto a filesystem that does not exist or changed since; a
     /// clone stream onto an existing filesystem, or with an origin that is
-    /// missing, not a snapshot, or not the stream's source.
+    /// missing, not a snapshot, or not the stream's source; a `-R` stream
+    /// into a snapshot's name.
     fn misuse_receive(&mut self, src: &PoolModel, dst: &PoolModel) -> Option<Step> {
         let snaps = snapshots(src);
         let targets: Vec<&str> = dst.filesystems().filter(|f| f.contains('/')).collect();
         let dst_names: Vec<&String> = dst.datasets.keys().filter(|n| n.contains('/')).collect();
+        // `zfs recv` of a `-R` stream into a snapshot's name: EINVAL once
+        // the replication header is read.
+        if self.rng.gen_ratio(1, 8) {
+            let rng = &mut self.rng;
+            let target = match targets.choose(rng) {
+                Some(t) if rng.gen_bool(0.5) => format!("{t}@s{}", rng.gen_range(0..9)),
+                _ => format!("{DST}/r{}@s{}", rng.gen_range(0..1000), rng.gen_range(0..9)),
+            };
+            return Some(Step::Misuse(Misuse::Step(Box::new(Step::Send {
+                snap: snaps.choose(rng)?.clone(),
+                from: None,
+                target,
+                dedup: false,
+                force: false,
+                origin: None,
+                intermediate: false,
+                replicate: true,
+            }))));
+        }
         for _ in 0..8 {
             let rng = &mut self.rng;
             let snap = snaps.choose(rng)?.clone();

@@ -15,16 +15,19 @@ impl Generator {
         let kinds = self.race_kinds().to_vec();
         let kind = weighted(&mut self.rng, &kinds)?;
         let send = match kind {
-            Interleaving::DestroyReceivingFs => self.send_full(src, dst, false)?,
-            Interleaving::SourceStep | Interleaving::DestroySentSnapshot => {
-                match self.rng.gen_range(0..3) {
-                    0 => self.send_full(src, dst, false)?,
-                    _ => {
-                        let force = self.rng.gen_bool(0.3);
-                        self.send_incremental(src, dst, false, force)?
-                    }
-                }
+            Interleaving::DestroyReceivingFs | Interleaving::SnapshotReceivingFs => {
+                self.send_full(src, dst, false)?
             }
+            Interleaving::SourceStep
+            | Interleaving::DestroySentSnapshot
+            | Interleaving::CrashReceiver
+            | Interleaving::CrashSender => match self.rng.gen_range(0..3) {
+                0 => self.send_full(src, dst, false)?,
+                _ => {
+                    let force = self.rng.gen_bool(0.3);
+                    self.send_incremental(src, dst, false, force)?
+                }
+            },
             _ => {
                 let force = self.rng.gen_bool(0.3);
                 self.send_incremental(src, dst, false, force)?
@@ -73,6 +76,22 @@ impl Generator {
                 }
             }
             Interleaving::RollbackTarget => Step::Rollback { fs: target.clone() },
+            Interleaving::SnapshotTarget | Interleaving::SnapshotReceivingFs => {
+                if (kind == Interleaving::SnapshotReceivingFs) == dst.exists(target) {
+                    return None;
+                }
+                let n = self.name();
+                Step::Snapshot {
+                    snap: format!("{target}@s{n}"),
+                    recursive: false,
+                }
+            }
+            Interleaving::CrashReceiver => Step::Crash {
+                pool: super::DST.to_string(),
+            },
+            Interleaving::CrashSender => Step::Crash {
+                pool: super::SRC.to_string(),
+            },
         };
         // Mostly early in the stream, where every stream has records.
         let mut at_record = 1;

@@ -50,17 +50,36 @@ pub enum Interleaving {
     /// allowed (the receive owns only its clone), and the receive still
     /// ends as it would have.
     RollbackTarget,
+    /// `zfs snapshot` of the filesystem an incremental receive goes into:
+    /// taken, and the receive ends in EINVAL, `-F` or not: its clone no
+    /// longer branches from the target's latest snapshot
+    /// (`dsl_dataset_clone_swap_check_impl`).
+    SnapshotTarget,
+    /// `zfs snapshot` of the filesystem a full receive is creating: EBUSY
+    /// while it is INCONSISTENT (else the receive's cleanup could not
+    /// destroy it).
+    SnapshotReceivingFs,
+    /// A power loss on the receiving pool, which is imported again: the
+    /// receive is over (EIO), and import destroys what it had made.
+    CrashReceiver,
+    /// A power loss on the sending pool, which is imported again: the send
+    /// is over (EIO), and the receiver gets a stream cut short.
+    CrashSender,
 }
 
 impl Interleaving {
     /// Every kind, in report order.
-    pub const ALL: [Interleaving; 6] = [
+    pub const ALL: [Interleaving; 10] = [
         Interleaving::SourceStep,
         Interleaving::DestroySentSnapshot,
         Interleaving::TargetChange,
         Interleaving::SecondReceive,
         Interleaving::DestroyReceivingFs,
         Interleaving::RollbackTarget,
+        Interleaving::SnapshotTarget,
+        Interleaving::SnapshotReceivingFs,
+        Interleaving::CrashReceiver,
+        Interleaving::CrashSender,
     ];
 
     /// Its name in reports and in a scenario's `[race]` weights.
@@ -72,6 +91,10 @@ impl Interleaving {
             Interleaving::SecondReceive => "second-receive",
             Interleaving::DestroyReceivingFs => "destroy-receiving-fs",
             Interleaving::RollbackTarget => "rollback-target-during-recv",
+            Interleaving::SnapshotTarget => "snapshot-target-during-recv",
+            Interleaving::SnapshotReceivingFs => "snapshot-receiving-fs",
+            Interleaving::CrashReceiver => "power-loss-on-receiver",
+            Interleaving::CrashSender => "power-loss-on-sender",
         }
     }
 
@@ -79,7 +102,9 @@ impl Interleaving {
     pub fn on_receiver(self) -> bool {
         !matches!(
             self,
-            Interleaving::SourceStep | Interleaving::DestroySentSnapshot
+            Interleaving::SourceStep
+                | Interleaving::DestroySentSnapshot
+                | Interleaving::CrashSender
         )
     }
 }
@@ -92,6 +117,7 @@ impl Race {
             from,
             target,
             intermediate,
+            replicate,
             ..
         } = &*self.send
         else {
@@ -101,9 +127,26 @@ impl Race {
             return Err("a race's send is not -I".into());
         }
         let src = self.send.pool();
+        let dst = target.split('/').next().unwrap_or(target);
         let actor = &*self.actor;
         let on_target = |fs: &str| fs == target;
+        let on_target_fs = |name: &str| name.split_once('@').is_some_and(|(fs, _)| on_target(fs));
         let kind = match actor {
+            // A `-R` receive keeps the substreams it finished, which a
+            // power loss between them leaves: not judged here.
+            Step::Crash { pool } if src != dst && !replicate && pool == dst => {
+                Interleaving::CrashReceiver
+            }
+            Step::Crash { pool } if src != dst && !replicate && pool == src => {
+                Interleaving::CrashSender
+            }
+            Step::Snapshot {
+                snap: name,
+                recursive: false,
+            } if on_target_fs(name) => match from {
+                Some(_) => Interleaving::SnapshotTarget,
+                None => Interleaving::SnapshotReceivingFs,
+            },
             Step::Destroy { name } if name == snap => Interleaving::DestroySentSnapshot,
             Step::Destroy { name } if on_target(name) && from.is_none() => {
                 Interleaving::DestroyReceivingFs
@@ -209,6 +252,22 @@ mod tests {
                 format!("{inc} || at record 2: rollback dst/a"),
                 Interleaving::RollbackTarget,
             ),
+            (
+                format!("{inc} || at record 2: snapshot dst/a@x"),
+                Interleaving::SnapshotTarget,
+            ),
+            (
+                format!("{full} || at record 2: snapshot dst/b@x"),
+                Interleaving::SnapshotReceivingFs,
+            ),
+            (
+                format!("{inc} || at record 3: crash dst"),
+                Interleaving::CrashReceiver,
+            ),
+            (
+                format!("{full} || at record 1: crash src"),
+                Interleaving::CrashSender,
+            ),
         ] {
             assert_eq!(kind(&line), Ok(want), "{line}");
             let race: Race = line.parse().unwrap();
@@ -221,7 +280,8 @@ mod tests {
         let inc = "send src/a@s2 from=src/a@s1 to=dst/a";
         for line in [
             format!("{inc} || at record 0: destroy src/a@s2"),
-            format!("{inc} || at record 1: crash dst"),
+            "send src/a@s2 to=dst/b replicate || at record 1: crash dst".to_string(),
+            "send src/a@s2 to=src/b || at record 1: crash src".to_string(),
             format!("{inc} || at record 1: write dst/other obj=1 off=0 len=1 fill=1"),
             format!("{inc} intermediate || at record 1: destroy src/a@s2"),
             "destroy src/a@s2 || at record 1: destroy src/a@s2".to_string(),

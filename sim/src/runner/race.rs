@@ -11,7 +11,12 @@
 //!   EBUSY, and nothing changes;
 //! * a change to the filesystem an incremental receive goes into: the
 //!   receive ends in ETXTBSY and leaves the change, or with `-F` is
-//!   received and discards it.
+//!   received and discards it;
+//! * a snapshot of it: taken, and the receive ends in EINVAL, `-F` or not;
+//!   of the filesystem a full receive is creating: EBUSY;
+//! * a power loss on either pool, imported again at once: the side on it
+//!   ends in EIO; a receiver cut off leaves nothing, one whose sender died
+//!   is refused for the stream cut short.
 //!
 //! If the transfer got past where the actor should go before it could,
 //! the actor goes after it, as an ordinary step.
@@ -130,6 +135,7 @@ async fn act(
         Interleaving::DestroySentSnapshot => {
             progress.held.borrow().as_deref() == Some(snap.as_str())
         }
+        Interleaving::CrashSender => !progress.send_done.get(),
         _ => progress.receiving(),
     };
     if !racing {
@@ -139,15 +145,31 @@ async fn act(
     let mut w = world.borrow_mut();
     let actor = &*race.actor;
     let result = match kind {
-        Interleaving::SourceStep | Interleaving::TargetChange | Interleaving::RollbackTarget => {
-            change(&mut w, at, actor)
-        }
+        Interleaving::SourceStep
+        | Interleaving::TargetChange
+        | Interleaving::RollbackTarget
+        | Interleaving::SnapshotTarget => change(&mut w, at, actor),
         Interleaving::DestroySentSnapshot | Interleaving::DestroyReceivingFs => {
             let Step::Destroy { name } = actor else {
                 unreachable!("a destroy");
             };
             let h = w.host(name);
             refused_busy(&mut w, at, actor, h, |pool| pool.destroy(name))
+        }
+        Interleaving::SnapshotReceivingFs => {
+            let Step::Snapshot { snap, .. } = actor else {
+                unreachable!("a snapshot");
+            };
+            refused_busy(&mut w, at, actor, 1, |pool| pool.snapshot(snap).map(drop))
+        }
+        Interleaving::CrashReceiver | Interleaving::CrashSender => {
+            let Step::Crash { pool } = actor else {
+                unreachable!("a power loss");
+            };
+            let h = w.host(pool);
+            w.hosts[h].disk.crash_now(FaultKind::Crash);
+            w.recover(h, at, "a power loss during a transfer")
+                .map(|()| (Outcome::Done, String::new()))
         }
         Interleaving::SecondReceive => {
             let Step::Send {
@@ -232,22 +254,32 @@ fn refused_busy(
 /// and a change to it ends a receive without `-F` in ETXTBSY
 /// (`dsl_dataset_clone_swap_check_impl`).
 fn sees_change(w: &mut World, kind: Interleaving, send: &Step, before: &mut Before) {
-    if !matches!(
-        kind,
-        Interleaving::TargetChange | Interleaving::RollbackTarget
-    ) {
-        return;
-    }
     let Step::Send { force, .. } = send else {
         unreachable!("a send");
     };
+    match kind {
+        Interleaving::TargetChange
+        | Interleaving::RollbackTarget
+        | Interleaving::SnapshotTarget => {}
+        // The pool imported again holds what it held before the receive.
+        Interleaving::CrashReceiver => {
+            before.model = w.hosts[1].model.clone();
+            before.expect = Expect::Refuse(vec![Errno::EIO]);
+            return;
+        }
+        _ => return,
+    }
     before.model = w.hosts[1].model.clone();
     if !w.hosts[1].is_down() && w.sync(1, "after a change during a receive").is_ok() {
         before.space = w.space(1);
         before.space.retain(|line| !line.contains('%'));
     }
-    if kind == Interleaving::TargetChange && !force {
-        before.expect = Expect::Refuse(vec![Errno::ETXTBSY]);
+    match kind {
+        Interleaving::TargetChange if !force => {
+            before.expect = Expect::Refuse(vec![Errno::ETXTBSY]);
+        }
+        Interleaving::SnapshotTarget => before.expect = Expect::Refuse(vec![Errno::EINVAL]),
+        _ => {}
     }
 }
 

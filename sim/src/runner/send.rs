@@ -226,7 +226,12 @@ pub(super) fn prepare(
     // Each substream is judged against the target as the ones before it
     // left it: a later one can be refused (a snapshot the target already
     // holds, as after a walk-back receive) where the first is not.
-    let mut expect = Expect::Match;
+    // `zfs recv` refuses a snapshot's name for a replication stream once
+    // it has read the stream's header, before any substream.
+    let mut expect = match *replicate && target.contains('@') {
+        true => Expect::Refuse(vec![Errno::EINVAL]),
+        false => Expect::Match,
+    };
     let mut receivable = 0;
     let mut states = Vec::new();
     let mut state = dst.clone();
