@@ -19,7 +19,8 @@ use crate::dmu::object_type::{self, DMU_OT_DNODE, DMU_OT_OBJSET};
 use crate::dmu::objset::{DMU_OBJECT_END, DMU_OST_NUMTYPES, Objset};
 use crate::dsl::dataset::prop_from_nv;
 use crate::dsl::{
-    DS_FLAG_CI_DATASET, DS_FLAG_INCONSISTENT, DatasetId, DirId, PropValue, split_snapshot_name,
+    DS_FLAG_CI_DATASET, DS_FLAG_INCONSISTENT, DatasetId, DirId, MAXNAMELEN, PropValue,
+    split_snapshot_name,
 };
 use crate::error::{Errno, Error, Result, fail};
 use crate::nvlist::NvValue;
@@ -138,6 +139,11 @@ impl Pool {
         }
         if !crate::dsl::valid_component(tosnap) {
             return fail(Errno::EINVAL, format!("invalid snapshot name {tosnap:?}"));
+        }
+        // `zfs_ioc_recv`'s check of the snapshot's whole name, once libzfs
+        // has checked the stream's header.
+        if tofs.len() + 1 + tosnap.len() >= MAXNAMELEN {
+            return fail(Errno::EINVAL, format!("{tofs}@{tosnap}: name too long"));
         }
         let fromguid = drrb.fromguid;
 

@@ -405,6 +405,15 @@ fn every_receive_begin_refusal_has_zfs_errno_and_leaves_the_target_untouched() {
             Errno::ENOENT,
         ),
         (
+            "a snapshot name longer than a dataset name may be",
+            |_| {},
+            // `fxp/` and 250 bytes, then `@c1`: 257 bytes.
+            Box::leak(format!("fxp/{}", "n".repeat(250)).into_boxed_str()),
+            base.clone(),
+            RecvOptions::default(),
+            Errno::EINVAL,
+        ),
+        (
             "a clone stream without an origin",
             |_| {},
             "fxp/newclone",

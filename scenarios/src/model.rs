@@ -598,6 +598,10 @@ impl PoolModel {
         origin: Option<&str>,
     ) -> Expect {
         let _ = source;
+        // `zfs_ioc_recv` checks the snapshot's whole name first.
+        if target.len() + 1 + snapname.len() >= engine::dsl::MAXNAMELEN {
+            return Expect::Refuse(vec![Errno::EINVAL]);
+        }
         let exists = self.exists(target);
         // A new filesystem's name is checked last of all, after its pool:
         // a name without one is refused as a pool's root.
@@ -891,6 +895,16 @@ mod tests {
         assert_eq!(
             m.expect_receive(&src, Some(1), "d/r", "s1", false, None),
             Expect::Refuse(vec![Errno::ENOENT])
+        );
+        // With `@s1`, 256 bytes: one too many.
+        let long = format!("d/{}", "n".repeat(251));
+        assert_eq!(
+            m.expect_receive(&src, Some(1), &long, "s1", false, None),
+            Expect::Refuse(vec![Errno::EINVAL])
+        );
+        assert_eq!(
+            m.expect_receive(&src, None, &long[..long.len() - 1], "s1", false, None),
+            Expect::Match
         );
         m.receive(&src, true, "d/r", "s1", None);
         assert_eq!(m.get("d/r@s1").unwrap().guid, 42);

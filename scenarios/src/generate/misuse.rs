@@ -503,7 +503,7 @@ impl Generator {
 
     /// A send whose receive the target must refuse with exactly one errno
     /// (`expect_receive`): a full stream onto an existing filesystem or
-    /// into a name ZFS refuses, an incremental from a snapshot the target
+    /// into a name ZFS refuses or one too long, an incremental from a snapshot the target
     /// lacks, onto a filesystem that does not exist or changed since; a
     /// clone stream onto an existing filesystem, or with an origin that is
     /// missing, not a snapshot, or not the stream's source; a `-R` stream
@@ -558,9 +558,11 @@ impl Generator {
                     None,
                 ),
             };
-            let target = match (rng.gen_range(0..6), targets.choose(rng)) {
+            let target = match (rng.gen_range(0..7), targets.choose(rng)) {
                 (0, _) | (_, None) => format!("{DST}/r{}", rng.gen_range(0..1000)),
                 (1, _) => format!("{DST}/{}", BAD_COMPONENTS.choose(rng)?),
+                // With the snapshot's name, longer than a dataset name may be.
+                (6, _) => format!("{DST}/{}", "n".repeat(rng.gen_range(245..260))),
                 // No pool in the name: a pool's root by name.
                 (2, _) => format!("r{}", rng.gen_range(0..1000)),
                 (_, Some(t)) => t.to_string(),
