@@ -23,6 +23,8 @@ pub struct Metaslab {
     free: BTreeMap<u64, u64>,
     /// Blocks freed but not yet reusable: (txg they were freed in, extents).
     deferred: VecDeque<(u64, Vec<(u64, u64)>)>,
+    /// The same extents by start, so that a second free of one is seen.
+    pending: BTreeMap<u64, u64>,
     start: u64,
     end: u64,
     /// Allocation granularity: the device's sector size.
@@ -40,6 +42,7 @@ impl Metaslab {
         Metaslab {
             free,
             deferred: VecDeque::new(),
+            pending: BTreeMap::new(),
             start,
             end,
             align,
@@ -135,14 +138,33 @@ impl Metaslab {
     }
 
     /// Frees an extent once txg `txg` and the deferral window have synced.
-    pub fn free_deferred(&mut self, txg: u64, start: u64, size: u64) {
-        if planted!(FreeWithoutDeferral) {
-            return self.free_now(start, size);
+    /// EIO if any of it is free or already being freed: a block pointer
+    /// from a damaged tree, which must not corrupt the free space.
+    pub fn free_deferred(&mut self, txg: u64, start: u64, size: u64) -> Result<()> {
+        let end = start.checked_add(size).filter(|&e| e <= self.end);
+        if size == 0
+            || start < self.start
+            || end.is_none()
+            || overlaps(&self.free, start, size)
+            || overlaps(&self.pending, start, size)
+        {
+            return fail(
+                Errno::EIO,
+                format!(
+                    "freeing {size} bytes at {start:#x}, not all allocated (a damaged block pointer)"
+                ),
+            );
         }
+        if planted!(FreeWithoutDeferral) {
+            self.free_now(start, size);
+            return Ok(());
+        }
+        self.pending.insert(start, size);
         match self.deferred.back_mut() {
             Some((t, extents)) if *t == txg => extents.push((start, size)),
             _ => self.deferred.push_back((txg, vec![(start, size)])),
         }
+        Ok(())
     }
 
     /// Called when txg `synced` is on disk: releases what was freed in txgs
@@ -154,6 +176,7 @@ impl Metaslab {
             }
             let (_, extents) = self.deferred.pop_front().expect("front exists");
             for (start, size) in extents {
+                self.pending.remove(&start);
                 self.free_now(start, size);
             }
         }
@@ -183,6 +206,14 @@ impl Metaslab {
     }
 }
 
+/// Whether `[start, start + size)` meets an extent of `map` (extents that
+/// do not overlap each other, by start).
+fn overlaps(map: &BTreeMap<u64, u64>, start: u64, size: u64) -> bool {
+    map.range(..start + size)
+        .next_back()
+        .is_some_and(|(&s, &len)| s + len > start)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,7 +235,7 @@ mod tests {
     fn deferred_frees_wait_out_the_window() {
         let mut ms = Metaslab::new(0, 8192, 512);
         let a = ms.alloc(8192).unwrap();
-        ms.free_deferred(5, a, 8192);
+        ms.free_deferred(5, a, 8192).unwrap();
         assert!(ms.alloc(512).is_err());
         ms.sync_done(5);
         ms.sync_done(6);

@@ -360,7 +360,7 @@ impl Pool {
                 // deferral window from there has passed.
                 for (offset, asize) in extra {
                     if zio.ms.claim(offset, asize) {
-                        zio.ms.free_deferred(older.txg + 1, offset, asize);
+                        zio.ms.free_deferred(older.txg + 1, offset, asize)?;
                     }
                 }
                 seen = all;
@@ -592,7 +592,7 @@ impl Pool {
         }
         task(self, txg)?;
         for bp in std::mem::take(&mut self.pending_frees) {
-            self.zio.free_block(txg, &bp);
+            self.zio.free_block(txg, &bp)?;
         }
         if self.dsl_dirty {
             let mut record = self.dsl.encode();
@@ -620,7 +620,7 @@ impl Pool {
         }
         let mos_out = self.mos.sync(&mut self.zio, txg)?;
         for bp in &mos_out.killed {
-            self.zio.free_block(txg, bp);
+            self.zio.free_block(txg, bp)?;
         }
         if !planted!(UberblockBeforeFlush) {
             self.zio.dev.flush()?;
@@ -663,6 +663,41 @@ impl Pool {
             .datasets
             .get_mut(&id)
             .expect("open objset of a known dataset");
+        // A block pointer read from a damaged tree may claim sizes the
+        // dataset never held: the sync fails (EIO) instead of the counts
+        // wrapping below zero.
+        let totals = |bps: &[Blkptr]| {
+            bps.iter().fold([0u64; 4], |[a, p, l, u], bp| {
+                let asize = bp.dva[0].asize();
+                let unique = if bp.birth > ds.prev_snap_txg {
+                    asize
+                } else {
+                    0
+                };
+                [
+                    a.saturating_add(asize),
+                    p.saturating_add(bp.psize()),
+                    l.saturating_add(bp.lsize()),
+                    u.saturating_add(unique),
+                ]
+            })
+        };
+        let (born, killed) = (totals(&out.born), totals(&out.killed));
+        let held = [
+            ds.referenced_bytes,
+            ds.compressed_bytes,
+            ds.uncompressed_bytes,
+            ds.unique_bytes,
+        ];
+        if (0..4).any(|i| killed[i] > held[i].saturating_add(born[i])) {
+            return fail(
+                Errno::EIO,
+                format!(
+                    "dataset {id}: the blocks freed in txg {txg} are larger than all it holds \
+                     (a damaged block pointer)"
+                ),
+            );
+        }
         ds.bp = out.bp;
         for bp in &out.born {
             ds.referenced_bytes += bp.dva[0].asize();
@@ -680,7 +715,7 @@ impl Pool {
             ds.uncompressed_bytes -= bp.lsize();
             if bp.birth > prev_snap_txg {
                 ds.unique_bytes -= asize;
-                self.zio.free_block(txg, bp);
+                self.zio.free_block(txg, bp)?;
             } else {
                 ds.deadlist.push(*bp);
                 if let Some(p) = prev {

@@ -659,7 +659,7 @@ impl Pool {
             n.prev_snap_txg = prev_txg;
         }
         for bp in &freed {
-            self.zio.free_block(txg, bp);
+            self.zio.free_block(txg, bp)?;
         }
         if let Some(p) = s.prev_snap {
             let p = self.dsl.datasets.get_mut(&p).expect("prev exists");

@@ -3,9 +3,17 @@
 //! and spill, a send of every snapshot). The blocks' checksums are not
 //! checked ([`Pool::import_unverified`]), so the changed bytes reach the
 //! parsers behind them: dnodes, indirect blocks, ZAPs, znodes, the DSL,
-//! compressed blocks. What must hold: no panic, no hang, no allocation
-//! beyond a block's size, and an unchanged image reads clean.
+//! compressed blocks. Then it writes: a fixed list of ZPL operations on
+//! every filesystem whose master node reads (on the root and the
+//! template's directories, files and extended attributes), one txg sync,
+//! and the walk again, so that the changed bytes also reach what only
+//! writes parse (a ZAP added to or removed from, a znode changed, a leaf's
+//! free list, the delete queue) and the sync of what the writes freed.
+//! What must hold: no panic, no hang, no allocation beyond a block's size,
+//! and an unchanged image reads clean and gives every write what it is
+//! meant to.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
@@ -42,11 +50,20 @@ const IMAGE_BYTES: usize = 8 << 20;
 const READ_BUDGET: u64 = 40_000;
 /// The most bytes of one object read back.
 const READ_MAX: u64 = 256 << 10;
+/// Device reads the write phase may take (its own budget, so that a read
+/// phase that spent all of its budget still leaves the writes something).
+const WRITE_PHASE_READ_BUDGET: u64 = 20_000;
+/// Device writes one input may make: the write phase's operations and its
+/// one txg sync write a few hundred blocks; past this every write fails.
+const WRITE_BUDGET: u64 = 5_000;
 
 /// A template: its image and every block on it (offset, size on disk).
 struct Template {
     image: Rc<[u8]>,
     blocks: Vec<(u64, u64)>,
+    /// An incremental stream from `fz/z@b` that reclaims `sparse` with
+    /// another block size.
+    reclaim: Vec<u8>,
 }
 
 thread_local! {
@@ -69,6 +86,13 @@ fn stamp(secs: u64) -> Stamp {
     }
 }
 
+/// The name of the template's `i`-th entry of the fat ZAP directory `fat`.
+fn fat_entry(i: u32) -> Vec<u8> {
+    let mut name = format!("fat/entry-{i}-").into_bytes();
+    name.resize(90, b'n');
+    name
+}
+
 /// A pool with what the parsers parse: a ZPL filesystem (micro and fat ZAP
 /// directories, files small and sparse over three levels, symlinks, a hard
 /// link, extended attributes), its snapshots and a clone.
@@ -85,6 +109,7 @@ fn build(compressed: bool) -> Result<Template> {
     if compressed {
         pool.set_prop("fz/z", "compression", "lzjb")?;
     }
+    let sparse;
     {
         let mut dmu = pool.dmu(id)?;
         zpl::create_fs(&mut dmu, stamp(100).now, 5)?;
@@ -92,7 +117,7 @@ fn build(compressed: bool) -> Result<Template> {
         vnops::mkdir(&mut dmu, s, b"a", 0o755)?;
         let f = vnops::create(&mut dmu, s, b"a/f", 0o644, 4096)?;
         vnops::write(&mut dmu, s, f, 0, &[b'x'; 9000])?;
-        let sparse = vnops::create(&mut dmu, s, b"sparse", 0o644, 512)?;
+        sparse = vnops::create(&mut dmu, s, b"sparse", 0o644, 512)?;
         vnops::write(&mut dmu, s, sparse, 0, b"head")?;
         vnops::write(&mut dmu, s, sparse, 1 << 21, b"far")?;
         vnops::symlink(&mut dmu, s, b"a/up", b"../sparse")?;
@@ -102,9 +127,7 @@ fn build(compressed: bool) -> Result<Template> {
         vnops::set_xattr(&mut dmu, s, b"a", b"user.big", Some(&[3; 3000]))?;
         vnops::mkdir(&mut dmu, s, b"fat", 0o755)?;
         for i in 0..40 {
-            let mut name = format!("fat/entry-{i}-").into_bytes();
-            name.resize(90, b'n');
-            vnops::create(&mut dmu, s, &name, 0o600, 512)?;
+            vnops::create(&mut dmu, s, &fat_entry(i), 0o600, 512)?;
         }
     }
     pool.snapshot("fz/z@a")?;
@@ -135,16 +158,39 @@ fn build(compressed: bool) -> Result<Template> {
     }
     let mut image = vec![0u8; IMAGE_BYTES];
     pool.device_mut().read(0, &mut image)?;
+    // Past the image: `sparse` made a new file of 1 KiB blocks (its number
+    // reused, its znode kept), as `@c`, and sent from `@b`. Received into
+    // the image, its OBJECT record frees the old file's three levels.
+    {
+        let mut dmu = pool.dmu(id)?;
+        let info = dmu.object_info(sparse)?;
+        let bonus = dmu.bonus(sparse)?;
+        dmu.object_reclaim(sparse, info.dn_type, 1024, info.bonustype, bonus.len())?;
+        dmu.set_bonus(sparse, &bonus)?;
+    }
+    pool.snapshot("fz/z@c")?;
+    let mut reclaim = Vec::new();
+    pool.send(
+        "fz/z@c",
+        Some("fz/z@b"),
+        &mut reclaim,
+        &crate::send::SendOptions::default(),
+        None,
+        &mut crate::send::NoInterrupt,
+    )?;
     Ok(Template {
         image: image.into(),
         blocks: blocks.into_iter().collect(),
+        reclaim,
     })
 }
 
-/// A device that fails every read past a budget (see [`READ_BUDGET`]).
+/// A device that fails every read past a budget (see [`READ_BUDGET`]),
+/// which the body can set again, and every write past [`WRITE_BUDGET`].
 struct Budgeted {
     dev: CowDevice,
-    reads_left: u64,
+    reads_left: Rc<Cell<u64>>,
+    writes_left: u64,
 }
 
 impl BlockDevice for Budgeted {
@@ -155,13 +201,17 @@ impl BlockDevice for Budgeted {
         self.dev.size()
     }
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if self.reads_left == 0 {
+        if self.reads_left.get() == 0 {
             return fail(Errno::EIO, "the fuzz input's read budget is spent");
         }
-        self.reads_left -= 1;
+        self.reads_left.set(self.reads_left.get() - 1);
         self.dev.read(offset, buf)
     }
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        if self.writes_left == 0 {
+            return fail(Errno::EIO, "the fuzz input's write budget is spent");
+        }
+        self.writes_left -= 1;
         self.dev.write(offset, buf)
     }
     fn flush(&mut self) -> Result<()> {
@@ -177,18 +227,39 @@ pub fn pool_image(data: &[u8]) {
     }
 }
 
-/// The body: patch a template, then read the pool every way there is.
+/// The body: patch a template, read the pool every way there is, then
+/// write to it.
 pub fn pool_image_of(input: &ImageInput) {
-    let clean = reads_clean(input);
+    let outcome = examine(input);
     if input.patches.is_empty() {
-        // The template itself reads clean: the body reads what it claims.
-        assert!(clean, "the unchanged template reads clean");
+        // The template itself reads clean and takes every write as meant:
+        // the body reads and writes what it claims.
+        assert!(outcome.reads_clean, "the unchanged template reads clean");
+        assert!(
+            outcome.writes_clean,
+            "the unchanged template takes the write phase as meant"
+        );
     }
+}
+
+/// What one input did, each phase judged as on the unchanged template.
+struct Outcome {
+    /// The import, and every read after it, without an error.
+    reads_clean: bool,
+    /// Every write phase operation gave what it gives on the template,
+    /// the sync went through, and the written filesystems walk again.
+    writes_clean: bool,
 }
 
 /// Whether the patched template imports and reads everywhere without an
 /// error (after reading it all, whatever the errors).
+#[cfg(test)]
 fn reads_clean(input: &ImageInput) -> bool {
+    examine(input).reads_clean
+}
+
+/// The template with the input's patches, on a copy-on-write device.
+fn patched(input: &ImageInput) -> CowDevice {
     let t = template(input.compressed);
     let mut dev = CowDevice::new(t.image.clone(), 512);
     for p in &input.patches {
@@ -205,25 +276,44 @@ fn reads_clean(input: &ImageInput) -> bool {
         }
         dev.write(first, &sectors).expect("inside the image");
     }
-    let dev = Budgeted {
-        dev,
-        reads_left: READ_BUDGET,
-    };
-    read_everything(Box::new(dev)) == Ok(true)
+    dev
 }
 
-/// Imports the pool and reads it every way: the check, then per dataset
-/// the ZPL walk, every object's info, data and spill, and a send of each
-/// snapshot. Returns whether all of it went without an error (a clean
-/// check included); errors past the import are what a damaged pool gives,
-/// and the reading goes on past them.
-fn read_everything(dev: Box<dyn BlockDevice>) -> Result<bool> {
-    let mut pool = Pool::import_unverified(
-        dev,
+/// Imports the patched template, reads it all, then writes to it.
+fn examine(input: &ImageInput) -> Outcome {
+    let reads_left = Rc::new(Cell::new(READ_BUDGET));
+    let dev = Budgeted {
+        dev: patched(input),
+        reads_left: reads_left.clone(),
+        writes_left: WRITE_BUDGET,
+    };
+    let pool = Pool::import_unverified(
+        Box::new(dev),
         Box::new(ManualClock::new(1_800_000_100)),
         Box::new(SplitMix64::new(4)),
-    )?;
-    let mut clean = crate::check::check(&mut pool).is_ok_and(|r| r.is_clean());
+    );
+    let Ok(mut pool) = pool else {
+        return Outcome {
+            reads_clean: false,
+            writes_clean: false,
+        };
+    };
+    let reads_clean = read_everything(&mut pool);
+    reads_left.set(WRITE_PHASE_READ_BUDGET);
+    let writes_clean = write_everything(&mut pool, &template(input.compressed).reclaim);
+    Outcome {
+        reads_clean,
+        writes_clean,
+    }
+}
+
+/// Reads the imported pool every way: the check, then per dataset the ZPL
+/// walk, every object's info, data and spill, and a send of each snapshot.
+/// Returns whether all of it went without an error (a clean check
+/// included); errors are what a damaged pool gives, and the reading goes
+/// on past them.
+fn read_everything(pool: &mut Pool) -> bool {
+    let mut clean = crate::check::check(pool).is_ok_and(|r| r.is_clean());
     // File data is read below, object by object.
     let walk = zpl::WalkOptions {
         hash: false,
@@ -233,7 +323,7 @@ fn read_everything(dev: Box<dyn BlockDevice>) -> Result<bool> {
     for d in pool.list() {
         // The pool's root dataset holds no filesystem.
         if d.name != "fz" {
-            clean &= zpl::walk_with(&mut pool, d.id, &walk).is_ok();
+            clean &= zpl::walk_with(pool, d.id, &walk).is_ok();
         }
         match pool.dmu(d.id) {
             Err(_) => clean = false,
@@ -264,7 +354,122 @@ fn read_everything(dev: Box<dyn BlockDevice>) -> Result<bool> {
             clean &= sent.is_ok();
         }
     }
-    Ok(clean)
+    clean
+}
+
+/// The write phase: [`write_filesystem`] on every filesystem (not a
+/// snapshot) whose master node reads, one txg sync, the template's
+/// `reclaim` stream received into `fz/z` with `-F`, and the walk of each
+/// written filesystem again. Returns whether all of it went as on the
+/// unchanged template; errors are what a damaged pool gives, and the
+/// writing goes on past them.
+fn write_everything(pool: &mut Pool, reclaim: &[u8]) -> bool {
+    let mut clean = true;
+    let mut written = Vec::new();
+    for d in pool.list() {
+        // Snapshots are read-only; the pool's root dataset holds no
+        // filesystem.
+        if d.is_snapshot || !d.name.contains('/') {
+            continue;
+        }
+        let Ok(mut dmu) = pool.dmu(d.id) else {
+            clean = false;
+            continue;
+        };
+        // A filesystem whose master node does not read is not mounted: no
+        // vnop reaches it.
+        if zpl::master_node(&mut dmu).is_err() {
+            clean = false;
+            continue;
+        }
+        clean &= write_filesystem(&mut dmu);
+        written.push(d.id);
+    }
+    clean &= pool.txg_sync().is_ok();
+    // Last, what `zfs recv -F` does to `fz/z`: it discards the writes
+    // above and frees the damaged tree's blocks (`restore_object`'s
+    // reclaim).
+    let options = crate::recv::RecvOptions {
+        force: true,
+        ..Default::default()
+    };
+    let received = pool.receive("fz/z", reclaim, &options, &mut crate::send::NoInterrupt);
+    clean &= received.is_ok();
+    let walk = zpl::WalkOptions {
+        hash: false,
+        xattrs: true,
+        max_hash_bytes: 0,
+    };
+    for id in written {
+        clean &= zpl::walk_with(pool, id, &walk).is_ok();
+    }
+    clean
+}
+
+/// ZPL operations on one filesystem of the template (its head or the
+/// clone), each through paths a damaged pool can break: microzap and fat
+/// ZAP adds (a new name, a name that is there) and removes (a name that is
+/// there, one that is not), a file created, written and cut, a hard link
+/// and a write to the file it names, extended attributes made, replaced
+/// and removed, a file whose last link goes (its attribute directory onto
+/// the delete queue), a directory made and removed. Returns whether each
+/// gave what it gives on the unchanged template.
+fn write_filesystem(dmu: &mut crate::dmu::Dmu<'_>) -> bool {
+    let s = stamp(400);
+    let mut clean = true;
+    let mut expect = |got: Result<()>, want: Option<Errno>| {
+        clean &= got.err().map(|e| e.errno()) == want;
+    };
+    match vnops::create(dmu, s, b"w-file", 0o644, 4096) {
+        Ok(file) => {
+            expect(vnops::write(dmu, s, file, 0, &[b'w'; 5000]), None);
+            expect(vnops::truncate(dmu, s, file, 100), None);
+        }
+        Err(e) => expect(Err(e), None),
+    }
+    expect(
+        vnops::create(dmu, s, b"a", 0o644, 512).map(drop),
+        Some(Errno::EEXIST),
+    );
+    expect(vnops::mkdir(dmu, s, b"a/w-dir", 0o755).map(drop), None);
+    expect(
+        vnops::symlink(dmu, s, b"a/w-dir/up", b"../..").map(drop),
+        None,
+    );
+    expect(
+        vnops::create(dmu, s, b"fat/w-entry", 0o600, 512).map(drop),
+        None,
+    );
+    expect(
+        vnops::create(dmu, s, &fat_entry(1), 0o600, 512).map(drop),
+        Some(Errno::EEXIST),
+    );
+    match vnops::link(dmu, s, b"fat/w-link", b"sparse") {
+        Ok(sparse) => {
+            expect(vnops::write(dmu, s, sparse, (1 << 21) + 5, b"more"), None);
+            expect(vnops::free(dmu, s, sparse, 0, 512), None);
+        }
+        Err(e) => expect(Err(e), None),
+    }
+    expect(
+        vnops::set_xattr(dmu, s, b"sparse", b"user.w", Some(b"w")),
+        None,
+    );
+    expect(
+        vnops::set_xattr(dmu, s, b"a/f", b"user.k", Some(b"k2")),
+        None,
+    );
+    expect(vnops::set_xattr(dmu, s, b"a", b"user.big", None), None);
+    expect(vnops::remove(dmu, s, &fat_entry(0)).map(drop), None);
+    expect(
+        vnops::remove(dmu, s, b"w-missing").map(drop),
+        Some(Errno::ENOENT),
+    );
+    expect(vnops::remove(dmu, s, b"long").map(drop), None);
+    expect(vnops::remove(dmu, s, b"a/f").map(drop), None);
+    expect(vnops::remove(dmu, s, b"a/w-dir/up").map(drop), None);
+    expect(vnops::rmdir(dmu, s, b"a/w-dir").map(drop), None);
+    clean
 }
 
 #[cfg(test)]
@@ -273,7 +478,7 @@ mod tests {
     use crate::context::RandomSource;
 
     #[test]
-    fn the_unchanged_templates_read_clean() {
+    fn the_unchanged_templates_read_and_write_clean() {
         for compressed in [false, true] {
             let t = template(compressed);
             assert!(t.blocks.len() > 40, "{} blocks", t.blocks.len());

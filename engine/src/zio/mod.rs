@@ -291,11 +291,12 @@ impl Zio {
     }
 
     /// Frees a block after `txg` and the deferral window have synced.
-    pub fn free_block(&mut self, txg: u64, bp: &Blkptr) {
-        if !bp.is_hole() {
-            self.ms
-                .free_deferred(txg, bp.dva[0].offset(), bp.dva[0].asize());
+    pub fn free_block(&mut self, txg: u64, bp: &Blkptr) -> Result<()> {
+        if bp.is_hole() {
+            return Ok(());
         }
+        self.ms
+            .free_deferred(txg, bp.dva[0].offset(), bp.dva[0].asize())
     }
 }
 

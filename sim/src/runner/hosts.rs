@@ -413,7 +413,10 @@ impl World {
                     format!("{} to import after {why}", host.name),
                     format!("import failed: {e}"),
                 );
-                v.lost = host.disk.is_damaged() && matches!(e.errno(), Errno::EIO | Errno::ECKSUM);
+                // Damage at rest can leave a block unreadable or wrong, or
+                // (misdirected writes over all four labels) no label at all.
+                v.lost = host.disk.is_damaged()
+                    && matches!(e.errno(), Errno::EIO | Errno::ECKSUM | Errno::ENXIO);
                 v
             })
     }
