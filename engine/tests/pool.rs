@@ -277,6 +277,8 @@ fn every_enumerated_property_takes_its_values_only() {
         ("copies", "3", "4"),
         ("atime", "off", "sometimes"),
         ("mountpoint", "/srv/a/", "srv"),
+        ("mountpoint", "none", "nowhere"),
+        ("mountpoint", "legacy", "srv/a"),
     ] {
         pool.set_prop("tank/a", prop, good).unwrap();
         let want = good.trim_end_matches('/');

@@ -1224,3 +1224,31 @@ fn prop_text(v: &PropValue) -> String {
         PropValue::Text(s) => s.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replication stream's nvlist carries index properties as libzfs
+    /// sends them, by number, and a receive names them again.
+    #[test]
+    fn index_properties_travel_as_numbers() {
+        for (prop, name, number) in [
+            ("checksum", "sha256", ZioChecksum::Sha256 as u64),
+            ("dedup", "sha256", ZioChecksum::Sha256 as u64),
+            ("compression", "lzjb", ZioCompress::Lzjb as u64),
+            ("atime", "off", 0),
+            ("atime", "on", 1),
+        ] {
+            let sent = prop_to_nv(prop, &PropValue::Text(name.to_string()));
+            assert_eq!(sent, Some(NvValue::Uint64(number)), "{prop}={name}");
+            let back = prop_from_nv(prop, &NvValue::Uint64(number));
+            assert_eq!(back.as_deref(), Some(name), "{prop}={number}");
+        }
+        // Not an index property: a number stays a number, text stays text.
+        let n = prop_to_nv("recordsize", &PropValue::Number(8192));
+        assert_eq!(n, Some(NvValue::Uint64(8192)));
+        let t = prop_to_nv("mountpoint", &PropValue::Text("/srv".into()));
+        assert_eq!(t, Some(NvValue::String("/srv".into())));
+    }
+}
