@@ -435,3 +435,22 @@ fn mdcomp_disable_writes_metadata_uncompressed_and_the_pool_stays_whole() {
         assert_consistent(&mut pool);
     }
 }
+
+/// `zfs snapshot -r`: a name that fits the top but not a filesystem below
+/// is refused for all of them, to the byte.
+#[test]
+fn a_recursive_snapshot_too_long_for_a_filesystem_below_is_refused() {
+    let mut pool = new_pool();
+    pool.create_fs("tank/a").unwrap();
+    // `tank/a/` and 247 bytes: 254; with `@s`, 256, one too many.
+    let child = format!("tank/a/{}", "c".repeat(247));
+    pool.create_fs(&child).unwrap();
+    let e = pool.snapshot_recursive("tank/a@s").unwrap_err();
+    assert_eq!(e.errno(), Errno::ENAMETOOLONG, "{e}");
+    assert!(pool.lookup("tank/a@s").is_err(), "none is taken");
+    pool.destroy(&child).unwrap();
+    let child = format!("tank/a/{}", "c".repeat(246));
+    pool.create_fs(&child).unwrap();
+    pool.snapshot_recursive("tank/a@s").unwrap();
+    pool.lookup(&format!("{child}@s")).unwrap();
+}

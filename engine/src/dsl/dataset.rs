@@ -1248,6 +1248,8 @@ mod tests {
         // Not an index property: a number stays a number, text stays text.
         let n = prop_to_nv("recordsize", &PropValue::Number(8192));
         assert_eq!(n, Some(NvValue::Uint64(8192)));
+        let back = prop_from_nv("recordsize", &NvValue::Uint64(8192));
+        assert_eq!(back.as_deref(), Some("8192"));
         let t = prop_to_nv("mountpoint", &PropValue::Text("/srv".into()));
         assert_eq!(t, Some(NvValue::String("/srv".into())));
     }
