@@ -1228,6 +1228,63 @@ fn prop_text(v: &PropValue) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::{ManualClock, SplitMix64};
+    use crate::vdev::MemDevice;
+
+    fn new_pool() -> Pool {
+        Pool::create(
+            Box::new(MemDevice::new(16 << 20, 512)),
+            "tank",
+            Box::new(ManualClock::new(1_700_000_000)),
+            Box::new(SplitMix64::new(7)),
+        )
+        .unwrap()
+    }
+
+    fn flags(pool: &Pool, name: &str) -> u64 {
+        pool.dsl.datasets[&pool.lookup(name).unwrap()].flags
+    }
+
+    /// A clone compares names as its origin does, and takes no other flag
+    /// of it.
+    #[test]
+    fn a_clone_keeps_only_its_origins_case_insensitivity() {
+        let mut pool = new_pool();
+        for (fs, ci) in [("tank/plain", 0), ("tank/ci", DS_FLAG_CI_DATASET)] {
+            let head = pool.create_fs(fs).unwrap();
+            pool.dsl.datasets.get_mut(&head).unwrap().flags |= ci;
+            pool.snapshot(&format!("{fs}@s")).unwrap();
+            pool.hold(&format!("{fs}@s"), "keep").unwrap();
+            pool.destroy_deferred(&format!("{fs}@s")).unwrap();
+            assert_ne!(flags(&pool, &format!("{fs}@s")) & DS_FLAG_DEFER_DESTROY, 0);
+            pool.clone_fs(&format!("{fs}@s"), &format!("{fs}-clone"))
+                .unwrap();
+            assert_eq!(flags(&pool, &format!("{fs}-clone")), ci, "{fs}");
+        }
+    }
+
+    /// `zfs destroy -d`: at once for a snapshot nothing needs, else once
+    /// its last clone or hold goes.
+    #[test]
+    fn a_deferred_destroy_waits_for_clones_and_holds_only() {
+        let mut pool = new_pool();
+        pool.create_fs("tank/a").unwrap();
+        for s in ["plain", "cloned", "held"] {
+            pool.snapshot(&format!("tank/a@{s}")).unwrap();
+        }
+        pool.clone_fs("tank/a@cloned", "tank/c").unwrap();
+        pool.hold("tank/a@held", "keep").unwrap();
+        for s in ["plain", "cloned", "held"] {
+            pool.destroy_deferred(&format!("tank/a@{s}")).unwrap();
+        }
+        assert!(pool.lookup("tank/a@plain").is_err(), "destroyed at once");
+        pool.lookup("tank/a@cloned").unwrap();
+        pool.lookup("tank/a@held").unwrap();
+        pool.destroy("tank/c").unwrap();
+        assert!(pool.lookup("tank/a@cloned").is_err(), "gone with its clone");
+        pool.release("tank/a@held", "keep").unwrap();
+        assert!(pool.lookup("tank/a@held").is_err(), "gone with its hold");
+    }
 
     /// A replication stream's nvlist carries index properties as libzfs
     /// sends them, by number, and a receive names them again.
