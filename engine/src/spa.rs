@@ -663,17 +663,12 @@ impl Pool {
             .datasets
             .get_mut(&id)
             .expect("open objset of a known dataset");
-        // A block pointer read from a damaged tree may claim sizes the
-        // dataset never held: the sync fails (EIO) instead of the counts
-        // wrapping below zero.
-        let totals = |bps: &[Blkptr]| {
+        // Referenced, compressed, uncompressed and unique bytes of `bps`;
+        // a block is unique when born after `unique_after`.
+        let totals = |bps: &[Blkptr], unique_after: u64| {
             bps.iter().fold([0u64; 4], |[a, p, l, u], bp| {
                 let asize = bp.dva[0].asize();
-                let unique = if bp.birth > ds.prev_snap_txg {
-                    asize
-                } else {
-                    0
-                };
+                let unique = if bp.birth > unique_after { asize } else { 0 };
                 [
                     a.saturating_add(asize),
                     p.saturating_add(bp.psize()),
@@ -682,13 +677,18 @@ impl Pool {
                 ]
             })
         };
-        let (born, killed) = (totals(&out.born), totals(&out.killed));
+        let prev_snap_txg = ds.prev_snap_txg;
+        let born = totals(&out.born, 0);
+        let killed = totals(&out.killed, prev_snap_txg);
         let held = [
-            ds.referenced_bytes,
-            ds.compressed_bytes,
-            ds.uncompressed_bytes,
-            ds.unique_bytes,
+            &mut ds.referenced_bytes,
+            &mut ds.compressed_bytes,
+            &mut ds.uncompressed_bytes,
+            &mut ds.unique_bytes,
         ];
+        // A block pointer read from a damaged tree may claim sizes the
+        // dataset never held: the sync fails (EIO) instead of the counts
+        // wrapping below zero.
         if (0..4).any(|i| killed[i] > held[i].saturating_add(born[i])) {
             return fail(
                 Errno::EIO,
@@ -698,30 +698,21 @@ impl Pool {
                 ),
             );
         }
-        ds.bp = out.bp;
-        for bp in &out.born {
-            ds.referenced_bytes += bp.dva[0].asize();
-            ds.compressed_bytes += bp.psize();
-            ds.uncompressed_bytes += bp.lsize();
-            ds.unique_bytes += bp.dva[0].asize();
+        for (i, count) in held.into_iter().enumerate() {
+            *count = *count + born[i] - killed[i];
         }
-        let prev_snap_txg = ds.prev_snap_txg;
+        ds.bp = out.bp;
         let prev = ds.prev_snap;
         for bp in &out.killed {
-            let asize = bp.dva[0].asize();
-            let ds = self.dsl.datasets.get_mut(&id).expect("known");
-            ds.referenced_bytes -= asize;
-            ds.compressed_bytes -= bp.psize();
-            ds.uncompressed_bytes -= bp.lsize();
             if bp.birth > prev_snap_txg {
-                ds.unique_bytes -= asize;
                 self.zio.free_block(txg, bp)?;
             } else {
+                let ds = self.dsl.datasets.get_mut(&id).expect("known");
                 ds.deadlist.push(*bp);
                 if let Some(p) = prev {
                     let p = self.dsl.datasets.get_mut(&p).expect("prev snapshot exists");
                     if p.next_snap == Some(id) && bp.birth > p.prev_snap_txg {
-                        p.unique_bytes += asize;
+                        p.unique_bytes += bp.dva[0].asize();
                     }
                 }
             }

@@ -6,9 +6,11 @@
 //! compressed blocks. Then it writes: a fixed list of ZPL operations on
 //! every filesystem whose master node reads (on the root and the
 //! template's directories, files and extended attributes), one txg sync,
-//! and the walk again, so that the changed bytes also reach what only
-//! writes parse (a ZAP added to or removed from, a znode changed, a leaf's
-//! free list, the delete queue) and the sync of what the writes freed.
+//! an incremental receive that reclaims a three-level file, and the walk
+//! again, so that the changed bytes also reach what only writes parse (a
+//! ZAP added to or removed from, a znode changed, a leaf's free list, the
+//! delete queue, a reclaim's free of the old tree) and the sync of what
+//! the writes freed.
 //! What must hold: no panic, no hang, no allocation beyond a block's size,
 //! and an unchanged image reads clean and gives every write what it is
 //! meant to.
@@ -50,6 +52,13 @@ const IMAGE_BYTES: usize = 8 << 20;
 const READ_BUDGET: u64 = 40_000;
 /// The most bytes of one object read back.
 const READ_MAX: u64 = 256 << 10;
+/// The ZPL walks: names, attributes and extended attributes; file data is
+/// read object by object instead.
+const WALK: zpl::WalkOptions = zpl::WalkOptions {
+    hash: false,
+    xattrs: true,
+    max_hash_bytes: 0,
+};
 /// Device reads the write phase may take (its own budget, so that a read
 /// phase that spent all of its budget still leaves the writes something).
 const WRITE_PHASE_READ_BUDGET: u64 = 20_000;
@@ -258,9 +267,8 @@ fn reads_clean(input: &ImageInput) -> bool {
     examine(input).reads_clean
 }
 
-/// The template with the input's patches, on a copy-on-write device.
-fn patched(input: &ImageInput) -> CowDevice {
-    let t = template(input.compressed);
+/// Template `t` with the input's patches, on a copy-on-write device.
+fn patched(t: &Template, input: &ImageInput) -> CowDevice {
     let mut dev = CowDevice::new(t.image.clone(), 512);
     for p in &input.patches {
         let (offset, asize) = t.blocks[usize::from(p.block) % t.blocks.len()];
@@ -281,9 +289,10 @@ fn patched(input: &ImageInput) -> CowDevice {
 
 /// Imports the patched template, reads it all, then writes to it.
 fn examine(input: &ImageInput) -> Outcome {
+    let t = template(input.compressed);
     let reads_left = Rc::new(Cell::new(READ_BUDGET));
     let dev = Budgeted {
-        dev: patched(input),
+        dev: patched(&t, input),
         reads_left: reads_left.clone(),
         writes_left: WRITE_BUDGET,
     };
@@ -300,7 +309,7 @@ fn examine(input: &ImageInput) -> Outcome {
     };
     let reads_clean = read_everything(&mut pool);
     reads_left.set(WRITE_PHASE_READ_BUDGET);
-    let writes_clean = write_everything(&mut pool, &template(input.compressed).reclaim);
+    let writes_clean = write_everything(&mut pool, &t.reclaim);
     Outcome {
         reads_clean,
         writes_clean,
@@ -314,16 +323,10 @@ fn examine(input: &ImageInput) -> Outcome {
 /// on past them.
 fn read_everything(pool: &mut Pool) -> bool {
     let mut clean = crate::check::check(pool).is_ok_and(|r| r.is_clean());
-    // File data is read below, object by object.
-    let walk = zpl::WalkOptions {
-        hash: false,
-        xattrs: true,
-        max_hash_bytes: 0,
-    };
     for d in pool.list() {
         // The pool's root dataset holds no filesystem.
         if d.name != "fz" {
-            clean &= zpl::walk_with(pool, d.id, &walk).is_ok();
+            clean &= zpl::walk_with(pool, d.id, &WALK).is_ok();
         }
         match pool.dmu(d.id) {
             Err(_) => clean = false,
@@ -395,13 +398,8 @@ fn write_everything(pool: &mut Pool, reclaim: &[u8]) -> bool {
     };
     let received = pool.receive("fz/z", reclaim, &options, &mut crate::send::NoInterrupt);
     clean &= received.is_ok();
-    let walk = zpl::WalkOptions {
-        hash: false,
-        xattrs: true,
-        max_hash_bytes: 0,
-    };
     for id in written {
-        clean &= zpl::walk_with(pool, id, &walk).is_ok();
+        clean &= zpl::walk_with(pool, id, &WALK).is_ok();
     }
     clean
 }

@@ -163,23 +163,25 @@ impl fmt::Display for Misuse {
             Misuse::DestroyHeld { snap } => write!(f, "destroy-held {snap}"),
             Misuse::HoldTwice { name } => write!(f, "hold-twice {name}"),
             Misuse::ReleaseUnheld { name } => write!(f, "release-unheld {name}"),
-            Misuse::SendOnly { snap, from } => {
-                write!(f, "send-only {snap}")?;
-                match from {
-                    Some(from) => write!(f, " from={from}"),
-                    None => Ok(()),
-                }
-            }
+            Misuse::SendOnly { snap, from } => write_send(f, "send-only", snap, from),
             Misuse::SendReplicate { snap } => write!(f, "send-only-r {snap}"),
-            Misuse::Estimate { snap, from } => {
-                write!(f, "send-estimate {snap}")?;
-                match from {
-                    Some(from) => write!(f, " from={from}"),
-                    None => Ok(()),
-                }
-            }
+            Misuse::Estimate { snap, from } => write_send(f, "send-estimate", snap, from),
             Misuse::DestroyDeferred { name } => write!(f, "destroy-deferred {name}"),
         }
+    }
+}
+
+/// `VERB SNAP [from=FROM]`: a send misuse's text.
+fn write_send(
+    f: &mut fmt::Formatter<'_>,
+    verb: &str,
+    snap: &str,
+    from: &Option<String>,
+) -> fmt::Result {
+    write!(f, "{verb} {snap}")?;
+    match from {
+        Some(from) => write!(f, " from={from}"),
+        None => Ok(()),
     }
 }
 
