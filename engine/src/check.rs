@@ -164,7 +164,11 @@ fn check_impl(pool: &mut Pool) -> Result<CheckReport> {
     let mut seen = BTreeSet::new();
     let mut extents = Vec::new();
     let mut errors = Vec::new();
-    let mut record = |bp: &Blkptr| extents.push((bp.dva[0].offset(), bp.dva[0].asize()));
+    let mut blocks = 0;
+    let mut record = |bp: &Blkptr| {
+        blocks += 1;
+        extents.extend(bp.dvas().map(|d| (d.offset(), d.asize())));
+    };
     walk_lenient(
         &mut pool.zio,
         &rootbp,
@@ -184,7 +188,7 @@ fn check_impl(pool: &mut Pool) -> Result<CheckReport> {
         );
     }
     report.unreadable = errors;
-    report.blocks = extents.len() as u64;
+    report.blocks = blocks;
     report.bytes = extents.iter().map(|e| e.1).sum();
 
     extents.sort_unstable();
@@ -215,7 +219,7 @@ fn check_impl(pool: &mut Pool) -> Result<CheckReport> {
                 read_data: false,
             };
             walk(&mut pool.zio, &d.bp, all, &mut BTreeSet::new(), &mut |b| {
-                total.referenced += b.dva[0].asize();
+                total.referenced += b.asize();
                 total.compressed += b.psize();
                 total.uncompressed += b.lsize();
             })?;
@@ -297,7 +301,7 @@ mod tests {
             options,
             &mut BTreeSet::new(),
             &mut |bp| {
-                mine.insert(bp.dva[0].offset(), bp.dva[0].asize());
+                mine.insert(bp.dva[0].offset(), bp.asize());
             },
         )
         .unwrap();

@@ -59,6 +59,7 @@ pub mod dsl;
 pub mod metaslab;
 pub mod recv;
 pub mod replicate;
+pub mod scrub;
 pub mod send;
 pub mod spa;
 pub mod traverse;

@@ -96,6 +96,47 @@ impl Metaslab {
         Ok(start)
     }
 
+    /// Allocates `size` bytes for another copy of a block whose copies so
+    /// far start at `others`: first fit at least an eighth of the device
+    /// from each (`ditto_same_vdev_distance_shift`), so that one damaged
+    /// region does not take every copy; anywhere when nothing fits so far
+    /// apart, as `metaslab_alloc_dva` drops the distance on its last try.
+    pub fn alloc_apart(&mut self, size: u64, others: &[u64]) -> Result<u64> {
+        let size = size.next_multiple_of(self.align);
+        let distance = (self.capacity() >> 3).next_multiple_of(self.align);
+        let fit = |distance: u64| {
+            self.free.iter().find_map(|(&start, &len)| {
+                let end = start + len;
+                let mut x = start;
+                // Two others at most: three passes settle any order.
+                for _ in 0..=others.len() {
+                    for &o in others {
+                        if x + distance > o && x < o + distance {
+                            x = (o + distance).next_multiple_of(self.align);
+                        }
+                    }
+                }
+                let apart = others.iter().all(|&o| x.abs_diff(o) >= distance);
+                (apart && x + size <= end).then_some((start, len, x))
+            })
+        };
+        let Some((start, len, at)) = fit(distance).or_else(|| fit(0)) else {
+            return fail(
+                Errno::ENOSPC,
+                format!("no free extent of {size} bytes for another copy"),
+            );
+        };
+        self.free.remove(&start);
+        if at > start {
+            self.free.insert(start, at - start);
+        }
+        if start + len > at + size {
+            self.free.insert(at + size, start + len - at - size);
+        }
+        self.allocated += size;
+        Ok(at)
+    }
+
     /// Marks an extent allocated (import: a block found in the tree).
     /// Returns false if any of it was not free.
     pub fn claim(&mut self, start: u64, size: u64) -> bool {
@@ -252,6 +293,27 @@ mod tests {
         assert_eq!(ms.allocated_extents(), vec![(1024, 1024)]);
         assert_eq!(ms.alloc(1024).unwrap(), 0);
         assert_eq!(ms.alloc(512).unwrap(), 2048);
+    }
+
+    #[test]
+    fn copies_go_an_eighth_of_the_device_apart_while_they_can() {
+        let mut ms = Metaslab::new(0, 64 * 512, 512);
+        let a = ms.alloc(512).unwrap();
+        let b = ms.alloc_apart(512, &[a]).unwrap();
+        let c = ms.alloc_apart(512, &[a, b]).unwrap();
+        assert_eq!((a, b, c), (0, 8 * 512, 16 * 512));
+        // Beside a later block, the copy goes first fit past the distance.
+        let d = ms.alloc_apart(1024, &[9 * 512]).unwrap();
+        assert_eq!(d, 512);
+        // Nothing far enough: anywhere free.
+        let mut small = Metaslab::new(0, 4 * 512, 512);
+        let a = small.alloc(1024).unwrap();
+        assert_eq!(small.alloc_apart(1024, &[a]).unwrap(), 1024);
+        assert_eq!(
+            small.alloc_apart(512, &[a]).unwrap_err().errno(),
+            Errno::ENOSPC
+        );
+        assert_eq!(small.allocated(), 2048);
     }
 
     #[test]

@@ -170,10 +170,22 @@ fn slot_size(sector: u64) -> u64 {
 impl Pool {
     /// `spa_create`: a new pool on `dev`, with its root filesystem.
     pub fn create(
+        dev: Box<dyn BlockDevice>,
+        name: &str,
+        clock: Box<dyn Clock>,
+        rng: Box<dyn RandomSource>,
+    ) -> Result<Pool> {
+        Pool::create_with(dev, name, clock, rng, |_| {})
+    }
+
+    /// [`Pool::create`] with the zio's tunables set by `setup` before the
+    /// first block is written (a fuzz template's `max_replication`).
+    pub fn create_with(
         mut dev: Box<dyn BlockDevice>,
         name: &str,
         clock: Box<dyn Clock>,
         mut rng: Box<dyn RandomSource>,
+        setup: impl FnOnce(&mut Zio),
     ) -> Result<Pool> {
         if !crate::dsl::valid_component(name) || name.contains(' ') {
             // unreached: only a pool name given at the command line (`pool create --name`) can be
@@ -194,10 +206,12 @@ impl Pool {
         let config = config_nvlist(name, guid, sector, size, POOL_STATE_ACTIVE, TXG_INITIAL);
         write_labels(&mut *dev, size, &config)?;
         let ms = Metaslab::new(DATA_START, size - 2 * VDEV_LABEL_SIZE, sector);
+        let mut zio = Zio::new(dev, ms);
+        setup(&mut zio);
         let mut pool = Pool {
             name: name.to_string(),
             guid,
-            zio: Zio::new(dev, ms),
+            zio,
             clock,
             rng,
             slot_size: slot_size(sector),
@@ -323,6 +337,9 @@ impl Pool {
         let ms = Metaslab::new(DATA_START, size - 2 * VDEV_LABEL_SIZE, sector);
         let mut zio = Zio::new(dev, ms);
         setup(&mut zio);
+        // Trees that may be older than the last sync are read below: no
+        // copy of theirs is rewritten (see `Zio::self_heal`).
+        let self_heal = std::mem::replace(&mut zio.self_heal, false);
 
         let mut chosen = None;
         let mut skipped = Vec::new();
@@ -389,6 +406,7 @@ impl Pool {
             long_holds: BTreeMap::new(),
         };
         pool.zio.ms.sync_done(ub.txg);
+        pool.zio.self_heal = self_heal;
         pool.destroy_inconsistent()?;
         Ok(pool)
     }
@@ -441,6 +459,8 @@ impl Pool {
         let mut zio = Zio::new(dev, self.zio.ms.clone());
         zio.stats = self.zio.stats;
         zio.mdcomp_disable = self.zio.mdcomp_disable;
+        zio.max_replication = self.zio.max_replication;
+        zio.self_heal = self.zio.self_heal;
         Ok(Pool {
             name: self.name.clone(),
             guid: self.guid,
@@ -667,7 +687,7 @@ impl Pool {
         // a block is unique when born after `unique_after`.
         let totals = |bps: &[Blkptr], unique_after: u64| {
             bps.iter().fold([0u64; 4], |[a, p, l, u], bp| {
-                let asize = bp.dva[0].asize();
+                let asize = bp.asize();
                 let unique = if bp.birth > unique_after { asize } else { 0 };
                 [
                     a.saturating_add(asize),
@@ -712,7 +732,7 @@ impl Pool {
                 if let Some(p) = prev {
                     let p = self.dsl.datasets.get_mut(&p).expect("prev snapshot exists");
                     if p.next_snap == Some(id) && bp.birth > p.prev_snap_txg {
-                        p.unique_bytes += bp.dva[0].asize();
+                        p.unique_bytes += bp.asize();
                     }
                 }
             }
@@ -974,7 +994,7 @@ fn claim_tree_into(
         read_data: false,
     };
     let mut collect = |bp: &Blkptr| {
-        extents.insert((bp.dva[0].offset(), bp.dva[0].asize()));
+        extents.extend(bp.dvas().map(|d| (d.offset(), d.asize())));
     };
     walk(zio, rootbp, options, seen, &mut collect)?;
     for ds in dsl.datasets.values() {

@@ -150,7 +150,7 @@ pub fn space_born_after(zio: &mut Zio, root: &Blkptr, min_birth: u64) -> Result<
         read_data: false,
     };
     walk(zio, root, options, &mut BTreeSet::new(), &mut |bp| {
-        total += bp.dva[0].asize()
+        total += bp.asize()
     })?;
     Ok(total)
 }

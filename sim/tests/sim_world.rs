@@ -47,7 +47,7 @@ fn a_failing_input_becomes_a_failure_file_that_replays_it() {
     let clean = config.clone();
     config.planted = vec![Planted::UberblockBeforeFlush];
     let mut caught = None;
-    for seed in 0..64 {
+    for seed in 0..256 {
         config.seed = seed;
         let report = run(&config);
         if report.violation.is_some() {
@@ -55,7 +55,7 @@ fn a_failing_input_becomes_a_failure_file_that_replays_it() {
             break;
         }
     }
-    let report = caught.expect("the missing barrier caught within 64 seeds");
+    let report = caught.expect("the missing barrier caught within 256 seeds");
     let mut clean = clean;
     clean.seed = report.seed;
     assert!(run(&clean).violation.is_none(), "without the bug it passes");

@@ -161,11 +161,28 @@ fn a_failure_file_replays_on_the_world_it_saved() {
 /// with a valid checksum had a tree that did not load.
 #[test]
 fn a_missing_barrier_is_caught_at_import() {
-    let mut c = config(8, "foreign-endian", "all", 40);
+    let mut c = config(23, "foreign-endian", "all", 40);
     c.planted = vec![Planted::UberblockBeforeFlush];
     let report = run(&c);
     let v = report.violation.expect("the missing barrier is caught");
     assert!(v.expected.contains("newest uberblock"), "{v:?}");
+    c.planted.clear();
+    assert!(
+        run(&c).violation.is_none(),
+        "without the bug the seed passes"
+    );
+}
+
+/// The same missing barrier where ditto blocks hide it from import: a
+/// copy of each block the crash kept, so the tree loads; a scrub of what
+/// the imported txg wrote finds the copies that never reached the disk.
+#[test]
+fn a_missing_barrier_that_ditto_copies_hide_is_caught_by_the_scrub() {
+    let mut c = config(82, "crash-during-recv", "all", 12);
+    c.planted = vec![Planted::UberblockBeforeFlush];
+    let v = run(&c).violation.expect("the missing barrier is caught");
+    assert!(v.expected.contains("every copy of what txg"), "{v:?}");
+    assert!(v.found.contains("0 with no good copy"), "{v:?}");
     c.planted.clear();
     assert!(
         run(&c).violation.is_none(),

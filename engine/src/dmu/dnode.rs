@@ -18,8 +18,8 @@ use std::rc::Rc;
 use crate::dmu::object_type;
 use crate::error::{Errno, Error, Result, fail};
 use crate::zio::{
-    BLKPTR_SIZE, Blkptr, SPA_MAXBLOCKSIZE, SPA_MINBLOCKSIZE, WriteProps, Zio, ZioChecksum,
-    ZioCompress,
+    BLKPTR_SIZE, Blkptr, SPA_DVAS_PER_BP, SPA_MAXBLOCKSIZE, SPA_MINBLOCKSIZE, WriteProps, Zio,
+    ZioChecksum, ZioCompress,
 };
 
 pub const DNODE_SHIFT: u32 = 9;
@@ -123,6 +123,9 @@ pub struct WritePolicy {
     pub os_dedup_checksum: ZioChecksum,
     /// The pool's [`crate::zio::Zio::mdcomp_disable`], as of the sync.
     pub mdcomp_disable: bool,
+    /// The objset's `copies` property (`os_copies`); the MOS's is
+    /// `spa_max_replication`.
+    pub os_copies: u8,
 }
 
 impl Default for WritePolicy {
@@ -132,6 +135,7 @@ impl Default for WritePolicy {
             os_compress: ZioCompress::Off,
             os_dedup_checksum: ZioChecksum::Off,
             mdcomp_disable: false,
+            os_copies: 1,
         }
     }
 }
@@ -196,6 +200,8 @@ impl WritePolicy {
             checksum,
             compress,
             fill,
+            // Ditto blocks: metadata gets one copy more than data.
+            copies: (self.os_copies + u8::from(metadata)).min(SPA_DVAS_PER_BP),
         }
     }
 }
@@ -1022,5 +1028,5 @@ fn sync_node(
 /// `dn_used` is kept as the allocated size of the top pointers' subtrees as
 /// far as the top pointers know it; zsim keeps exact space in the DSL.
 fn subtree_asize_hint(bp: Blkptr) -> u64 {
-    if bp.is_hole() { 0 } else { bp.dva[0].asize() }
+    if bp.is_hole() { 0 } else { bp.asize() }
 }

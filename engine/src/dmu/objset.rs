@@ -15,7 +15,7 @@ use super::dnode::{
 };
 use crate::dmu::object_type;
 use crate::error::{Errno, Error, Result, fail};
-use crate::zio::{Blkptr, SPA_MINBLOCKSIZE, Zio};
+use crate::zio::{Blkptr, SPA_DVAS_PER_BP, SPA_MINBLOCKSIZE, Zio};
 
 /// `dmu_objset_type_t`.
 pub const DMU_OST_NONE: u64 = 0;
@@ -570,6 +570,11 @@ impl Objset {
         }
         let policy = WritePolicy {
             mdcomp_disable: zio.mdcomp_disable,
+            os_copies: if self.os_type == DMU_OST_META {
+                SPA_DVAS_PER_BP
+            } else {
+                self.policy.os_copies
+            },
             ..self.policy
         };
         for dn in self.objects.values_mut().filter(|dn| dn.dirty) {

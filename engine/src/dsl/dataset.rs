@@ -1097,6 +1097,7 @@ impl Pool {
             os_compress,
             os_dedup_checksum,
             mdcomp_disable: false,
+            os_copies: get("copies").parse().unwrap_or(1),
         }
     }
 
@@ -1138,7 +1139,7 @@ impl Pool {
         }
         let mut unique = 0;
         walk(&mut self.zio, &ds.bp, options, &mut theirs, &mut |bp| {
-            unique += bp.dva[0].asize();
+            unique += bp.asize();
         })?;
         Ok(unique)
     }
@@ -1166,7 +1167,7 @@ impl Pool {
         let mut total = 0;
         for bp in members {
             walk(&mut self.zio, &bp, options, &mut seen, &mut |b| {
-                total += b.dva[0].asize()
+                total += b.asize()
             })?;
         }
         let children: Vec<DirId> = self.dsl.dirs[&dir].children.values().copied().collect();

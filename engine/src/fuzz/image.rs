@@ -107,11 +107,14 @@ fn fat_entry(i: u32) -> Vec<u8> {
 /// link, extended attributes), its snapshots and a clone.
 fn build(compressed: bool) -> Result<Template> {
     let base: Rc<[u8]> = vec![0u8; IMAGE_BYTES].into();
-    let mut pool = Pool::create(
+    // One copy of every block, so that the corpus's patches (by block
+    // index) keep meaning the blocks they were found on.
+    let mut pool = Pool::create_with(
         Box::new(CowDevice::new(base, 512)),
         "fz",
         Box::new(ManualClock::new(1_800_000_000)),
         Box::new(SplitMix64::new(3)),
+        |zio| zio.max_replication = 1,
     )?;
     pool.zio_mut().mdcomp_disable = !compressed;
     let id = pool.create_fs("fz/z")?;
@@ -153,7 +156,7 @@ fn build(compressed: bool) -> Result<Template> {
 
     let mut blocks = BTreeSet::new();
     let mut record = |bp: &Blkptr| {
-        blocks.insert((bp.dva[0].offset(), bp.dva[0].asize()));
+        blocks.extend(bp.dvas().map(|d| (d.offset(), d.asize())));
     };
     let all = crate::traverse::WalkOptions {
         min_birth: 0,
@@ -307,6 +310,8 @@ fn examine(input: &ImageInput) -> Outcome {
             writes_clean: false,
         };
     };
+    // As the template was written: one copy of each new block.
+    pool.zio_mut().max_replication = 1;
     let reads_clean = read_everything(&mut pool);
     reads_left.set(WRITE_PHASE_READ_BUDGET);
     let writes_clean = write_everything(&mut pool, &t.reclaim);

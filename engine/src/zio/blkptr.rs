@@ -14,12 +14,15 @@ pub const SPA_MINBLOCKSHIFT: u32 = 9;
 pub const SPA_MINBLOCKSIZE: u64 = 1 << SPA_MINBLOCKSHIFT;
 pub const SPA_MAXBLOCKSHIFT: u32 = 17;
 pub const SPA_MAXBLOCKSIZE: u64 = 1 << SPA_MAXBLOCKSHIFT;
+/// `SPA_DVAS_PER_BP`: a block has at most three copies.
+pub const SPA_DVAS_PER_BP: u8 = 3;
 /// `SPA_BLKPTRSHIFT`: a block pointer is 128 bytes.
 pub const SPA_BLKPTRSHIFT: u32 = 7;
 pub const BLKPTR_SIZE: usize = 1 << SPA_BLKPTRSHIFT;
 
 /// One data virtual address: where a copy of the block lives. zsim pools
-/// have one device, so the vdev is always 0 and only `dva[0]` is used.
+/// have one device, so the vdev is always 0; a block written with more
+/// than one copy (ditto blocks, `copies`) has one DVA per copy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Dva {
     pub word: [u64; 2],
@@ -90,6 +93,18 @@ impl Blkptr {
 
     pub fn is_hole(&self) -> bool {
         self.birth == 0
+    }
+
+    /// The copies of the block, in the order reads try them (`BP_GET_NDVAS`
+    /// counts them: the DVAs that are not empty).
+    pub fn dvas(&self) -> impl Iterator<Item = Dva> + '_ {
+        self.dva.iter().copied().filter(|d| !d.is_empty())
+    }
+
+    /// Allocated size of every copy together (`bp_get_asize`): what the
+    /// block costs the pool and its datasets.
+    pub fn asize(&self) -> u64 {
+        self.dvas().map(|d| d.asize()).sum()
     }
 
     pub fn lsize(&self) -> u64 {

@@ -10,7 +10,10 @@ pub mod blkptr;
 mod cache;
 pub mod compress;
 
-pub use blkptr::{BLKPTR_SIZE, Blkptr, Dva, SPA_MAXBLOCKSIZE, SPA_MINBLOCKSHIFT, SPA_MINBLOCKSIZE};
+pub use blkptr::{
+    BLKPTR_SIZE, Blkptr, Dva, SPA_DVAS_PER_BP, SPA_MAXBLOCKSIZE, SPA_MINBLOCKSHIFT,
+    SPA_MINBLOCKSIZE,
+};
 pub(crate) use cache::BlkptrCache;
 pub use cache::ReadCache;
 pub use compress::ZioCompress;
@@ -113,6 +116,9 @@ pub struct WriteProps {
     /// A concrete function (not inherit/on).
     pub compress: ZioCompress,
     pub fill: u64,
+    /// Copies to write (`zp_copies`), 1 to 3: the objset's `copies`, one
+    /// more for metadata; [`Zio::max_replication`] caps it.
+    pub copies: u8,
 }
 
 /// I/O counters, for benchmarks and tests.
@@ -123,6 +129,11 @@ pub struct ZioStats {
     pub blocks_read: u64,
     pub bytes_read: u64,
     pub checksum_errors: u64,
+    /// Copies that failed their read (EIO or checksum) while another copy
+    /// of the block served it.
+    pub bad_copies: u64,
+    /// Bad copies rewritten from a good one (self-healing).
+    pub repaired: u64,
 }
 
 /// The pool's device and allocator: everything that moves blocks.
@@ -139,6 +150,14 @@ pub struct Zio {
     /// set it, because compressing metadata is most of a txg sync's cost
     /// and not what they test.
     pub mdcomp_disable: bool,
+    /// `spa_max_replication`: the most copies a block gets (3, a block
+    /// pointer's DVAs). The `pool_image` fuzz target sets 1, so that its
+    /// corpus keeps addressing the blocks it was made on.
+    pub max_replication: u8,
+    /// A read that found a bad copy rewrites it from the good one. Off
+    /// while import loads trees (an older tree's blocks may have been
+    /// reused since: rewriting them would damage live ones).
+    pub self_heal: bool,
     /// Fuzzing only: reads skip the block checksum, so that bytes a fuzzer
     /// changed on the device reach the code that parses them instead of
     /// stopping at ECKSUM (a block with a valid checksum and a bad inside
@@ -156,6 +175,8 @@ impl Zio {
             blkptr_cache: None,
             read_cache: ReadCache::default(),
             mdcomp_disable: false,
+            max_replication: SPA_DVAS_PER_BP,
+            self_heal: true,
             #[cfg(feature = "fuzzing")]
             unverified: false,
         }
@@ -171,30 +192,52 @@ impl Zio {
         true
     }
 
-    /// Compresses, checksums, allocates and writes one block born in `txg`.
-    /// A block that compresses to nothing (all zeros, compression on) is a
-    /// hole and writes nothing, as `zio_write_bp_init` does.
+    /// Compresses, checksums, allocates and writes one block born in `txg`,
+    /// in as many copies as `props` asks for (each its own DVA, as far
+    /// apart as the allocator can put them). A block that compresses to
+    /// nothing (all zeros, compression on) is a hole and writes nothing, as
+    /// `zio_write_bp_init` does.
     pub fn write_block(&mut self, txg: u64, data: &[u8], props: &WriteProps) -> Result<Blkptr> {
         self.blkptr_cache = None;
         let lsize = data.len() as u64;
         debug_assert!(
             lsize > 0 && lsize.is_multiple_of(SPA_MINBLOCKSIZE) && lsize <= SPA_MAXBLOCKSIZE
         );
-        let (physical, compress) = match compress::compress_block(props.compress, data)? {
+        let (mut physical, compress) = match compress::compress_block(props.compress, data)? {
             compress::Compressed::Hole => return Ok(Blkptr::HOLE),
             compress::Compressed::Stored { data, compress } => (data, compress),
         };
         let psize = physical.len() as u64;
         let asize = psize.next_multiple_of(self.ms.align());
-        let offset = self.ms.alloc(asize)?;
+        let copies = props.copies.clamp(1, self.max_replication.max(1)) as usize;
+        let mut offsets: Vec<u64> = Vec::with_capacity(copies);
+        for _ in 0..copies {
+            let offset = if offsets.is_empty() {
+                self.ms.alloc(asize)
+            } else {
+                self.ms.alloc_apart(asize, &offsets)
+            };
+            match offset {
+                Ok(offset) => offsets.push(offset),
+                Err(e) => {
+                    // All copies or none, as `metaslab_alloc` gives them.
+                    for &o in &offsets {
+                        self.ms.free_now(o, asize);
+                    }
+                    return Err(e);
+                }
+            }
+        }
 
         let mut bp = Blkptr {
-            dva: [Dva::new(offset, asize), Dva::default(), Dva::default()],
             birth: txg,
             fill: props.fill,
             cksum: props.checksum.compute(&physical),
             ..Blkptr::default()
         };
+        for (dva, &offset) in bp.dva.iter_mut().zip(&offsets) {
+            *dva = Dva::new(offset, asize);
+        }
         bp.set_lsize(lsize);
         bp.set_psize(psize);
         bp.set_compress(compress as u8);
@@ -203,21 +246,23 @@ impl Zio {
         bp.set_level(props.level);
         bp.set_byteorder(1);
 
-        self.read_cache.overwrite(offset, asize);
-        let result = if asize == psize {
-            self.dev.write(offset, &physical)
-        } else {
-            let mut padded = physical;
-            padded.resize(asize as usize, 0);
-            self.dev.write(offset, &padded)
-        };
-        if let Err(e) = result {
-            // Never referenced: the space can be reused at once.
-            self.ms.free_now(offset, asize);
-            return Err(e);
+        physical.resize(asize as usize, 0);
+        for (i, &offset) in offsets.iter().enumerate() {
+            self.read_cache.overwrite(offset, asize);
+            if let Err(e) = self.dev.write(offset, &physical) {
+                // Never referenced: the space can be reused at once.
+                for &o in &offsets {
+                    self.ms.free_now(o, asize);
+                }
+                // Copies already written are garbage in free space.
+                for &o in &offsets[..i] {
+                    self.read_cache.overwrite(o, asize);
+                }
+                return Err(e);
+            }
+            self.stats.blocks_written += 1;
+            self.stats.bytes_written += asize;
         }
-        self.stats.blocks_written += 1;
-        self.stats.bytes_written += asize;
         Ok(bp)
     }
 
@@ -232,7 +277,75 @@ impl Zio {
     /// for its reads), with no copy made for it.
     pub fn with_block<R>(&mut self, bp: &Blkptr, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
         debug_assert!(!bp.is_hole());
-        let dva = bp.dva[0];
+        let epoch = self.dev.read_epoch();
+        if let Some(epoch) = epoch {
+            let dev = &self.dev;
+            self.read_cache
+                .enter(epoch, |since| dev.changes_since(since));
+            if self.read_cache.get(bp).is_some() {
+                let dva = bp.dva[0];
+                self.dev.charge_read(dva.offset(), dva.asize());
+                self.stats.blocks_read += 1;
+                self.stats.bytes_read += dva.asize();
+                return f(self.read_cache.get(bp).expect("just found"));
+            }
+        }
+        let data = self.read_copies(bp)?;
+        if epoch.is_none() {
+            return f(&data);
+        }
+        match self.read_cache.insert(bp, data) {
+            Some(data) => f(&data),
+            None => f(self.read_cache.get(bp).expect("just kept")),
+        }
+    }
+
+    /// Reads the block's copies in DVA order until one verifies, and
+    /// rewrites the ones before it that did not (`vdev_mirror`'s handling
+    /// of ditto blocks). With every copy bad, the worst error, as
+    /// `zio_worst_error` ranks them: EIO over ECKSUM.
+    fn read_copies(&mut self, bp: &Blkptr) -> Result<Vec<u8>> {
+        let mut bad: Vec<Dva> = Vec::new();
+        let mut worst: Option<Error> = None;
+        // A hole has no copies; a damaged pointer may have none either.
+        let dvas: Vec<Dva> = if bp.dvas().next().is_none() {
+            vec![bp.dva[0]]
+        } else {
+            bp.dvas().collect()
+        };
+        for dva in dvas {
+            match self.read_copy(bp, dva) {
+                Ok(physical) => {
+                    if !bad.is_empty() {
+                        let mut whole = physical.clone();
+                        whole.resize(dva.asize() as usize, 0);
+                        self.heal(&bad, whole);
+                    }
+                    let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
+                        Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
+                    })?;
+                    return compress::decompress_block_owned(
+                        compress,
+                        physical,
+                        bp.lsize() as usize,
+                    );
+                }
+                Err(e) => {
+                    bad.push(dva);
+                    if worst
+                        .as_ref()
+                        .is_none_or(|w| w.errno() != Errno::EIO && e.errno() == Errno::EIO)
+                    {
+                        worst = Some(e);
+                    }
+                }
+            }
+        }
+        Err(worst.expect("a block pointer has a first DVA"))
+    }
+
+    /// One copy's physical bytes (`psize` of them), verified.
+    fn read_copy(&mut self, bp: &Blkptr, dva: Dva) -> Result<Vec<u8>> {
         let (offset, asize, psize) = (dva.offset(), dva.asize(), bp.psize());
         if asize == 0
             || psize > asize
@@ -244,18 +357,6 @@ impl Zio {
                 Errno::EIO,
                 format!("block pointer out of range: offset {offset:#x} asize {asize}"),
             );
-        }
-        let epoch = self.dev.read_epoch();
-        if let Some(epoch) = epoch {
-            let dev = &self.dev;
-            self.read_cache
-                .enter(epoch, |since| dev.changes_since(since));
-            if self.read_cache.get(bp).is_some() {
-                self.dev.charge_read(offset, asize);
-                self.stats.blocks_read += 1;
-                self.stats.bytes_read += asize;
-                return f(self.read_cache.get(bp).expect("just found"));
-            }
         }
         let mut physical = vec![0u8; asize as usize];
         self.dev.read(offset, &mut physical)?;
@@ -277,16 +378,61 @@ impl Zio {
                 ),
             );
         }
-        let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
-            Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
-        })?;
-        let data = compress::decompress_block_owned(compress, physical, bp.lsize() as usize)?;
-        if epoch.is_none() {
-            return f(&data);
+        Ok(physical)
+    }
+
+    /// Reads every copy of a block, bypassing the cache, and rewrites the
+    /// bad ones from a good one (a scrub's read). With no good copy, the
+    /// worst error.
+    pub(crate) fn scrub_block(&mut self, bp: &Blkptr) -> Result<()> {
+        let mut bad = Vec::new();
+        let mut good: Option<(Dva, Vec<u8>)> = None;
+        let mut worst: Option<Error> = None;
+        for dva in bp.dvas() {
+            match self.read_copy(bp, dva) {
+                Ok(physical) => {
+                    if good.is_none() {
+                        good = Some((dva, physical));
+                    }
+                }
+                Err(e) => {
+                    bad.push(dva);
+                    if worst
+                        .as_ref()
+                        .is_none_or(|w| w.errno() != Errno::EIO && e.errno() == Errno::EIO)
+                    {
+                        worst = Some(e);
+                    }
+                }
+            }
         }
-        match self.read_cache.insert(bp, data) {
-            Some(data) => f(&data),
-            None => f(self.read_cache.get(bp).expect("just kept")),
+        match good {
+            Some((dva, mut physical)) => {
+                if !bad.is_empty() {
+                    physical.resize(dva.asize() as usize, 0);
+                    self.heal(&bad, physical);
+                }
+                Ok(())
+            }
+            None => Err(worst.unwrap_or_else(|| Error::new(Errno::EIO, "a block with no copies"))),
+        }
+    }
+
+    /// Rewrites bad copies with the bytes of a good one. A failed rewrite
+    /// changes nothing: the copy stays bad, and reads still skip it.
+    fn heal(&mut self, bad: &[Dva], physical: Vec<u8>) {
+        self.stats.bad_copies += bad.len() as u64;
+        if !self.self_heal {
+            return;
+        }
+        for dva in bad {
+            if dva.asize() != physical.len() as u64 {
+                continue;
+            }
+            self.read_cache.overwrite(dva.offset(), dva.asize());
+            if self.dev.write(dva.offset(), &physical).is_ok() {
+                self.stats.repaired += 1;
+            }
         }
     }
 
@@ -295,8 +441,16 @@ impl Zio {
         if bp.is_hole() {
             return Ok(());
         }
-        self.ms
-            .free_deferred(txg, bp.dva[0].offset(), bp.dva[0].asize())
+        if bp.dvas().next().is_none() {
+            return fail(
+                Errno::EIO,
+                "freeing a block with no copies (a damaged block pointer)",
+            );
+        }
+        for dva in bp.dvas() {
+            self.ms.free_deferred(txg, dva.offset(), dva.asize())?;
+        }
+        Ok(())
     }
 }
 
@@ -374,6 +528,7 @@ mod tests {
         checksum: ZioChecksum::Fletcher4,
         compress: ZioCompress::Lzjb,
         fill: 1,
+        copies: 1,
     };
 
     fn block(seed: u8) -> Vec<u8> {
@@ -438,5 +593,68 @@ mod tests {
         changed.set(None);
         epoch.set(Some(3));
         assert_eq!(rig.read(&mut next, &a), (Ok(block(1)), 1));
+    }
+
+    /// Ditto blocks: a bad copy is read past and rewritten from a good
+    /// one; with every copy bad, the read fails.
+    #[test]
+    fn a_bad_copy_is_read_past_and_healed() {
+        let rig = Epochs::new(None);
+        let dev = &rig.dev;
+        let mut zio = rig.zio();
+        let props = WriteProps { copies: 3, ..PROPS };
+        let bp = zio.write_block(5, &block(1), &props).unwrap();
+        let dvas: Vec<Dva> = bp.dvas().collect();
+        assert_eq!(dvas.len(), 3);
+        assert_eq!(bp.asize(), 3 * dvas[0].asize());
+        let at = |d: &Dva| d.offset() as usize;
+        let first = dev.borrow().as_bytes()[at(&dvas[0])..][..dvas[0].asize() as usize].to_vec();
+        dev.borrow_mut().as_bytes_mut()[at(&dvas[0])] ^= 1;
+        dev.borrow_mut().as_bytes_mut()[at(&dvas[1]) + 7] ^= 1;
+        assert_eq!(rig.read(&mut zio, &bp), (Ok(block(1)), 3));
+        assert_eq!((zio.stats.bad_copies, zio.stats.repaired), (2, 2));
+        for d in &dvas[..2] {
+            assert_eq!(&dev.borrow().as_bytes()[at(d)..][..first.len()], &first[..]);
+        }
+        // Healed: the first copy serves the next read.
+        assert_eq!(rig.read(&mut zio, &bp), (Ok(block(1)), 1));
+
+        // Without healing (an import loading its trees), nothing is written.
+        dev.borrow_mut().as_bytes_mut()[at(&dvas[0])] ^= 1;
+        zio.self_heal = false;
+        assert_eq!(rig.read(&mut zio, &bp), (Ok(block(1)), 2));
+        assert_eq!(rig.read(&mut zio, &bp), (Ok(block(1)), 2));
+        assert_eq!(zio.stats.repaired, 2);
+
+        for d in &dvas[1..] {
+            dev.borrow_mut().as_bytes_mut()[at(d)] ^= 1;
+        }
+        assert_eq!(rig.read(&mut zio, &bp), (Err(Errno::ECKSUM), 3));
+
+        // Freeing frees every copy.
+        let before = zio.ms.allocated();
+        zio.free_block(5, &bp).unwrap();
+        zio.ms.sync_done(7);
+        assert_eq!(before - zio.ms.allocated(), bp.asize());
+    }
+
+    /// The copies cap: `max_replication`, and a block written whole or not
+    /// at all when the space for every copy is not there.
+    #[test]
+    fn copies_are_capped_and_all_or_nothing() {
+        let rig = Epochs::new(None);
+        let mut zio = rig.zio();
+        zio.max_replication = 2;
+        let bp = zio
+            .write_block(5, &block(1), &WriteProps { copies: 3, ..PROPS })
+            .unwrap();
+        assert_eq!(bp.dvas().count(), 2);
+        // Room for one copy: ENOSPC, and nothing kept.
+        let one = bp.dva[0].asize();
+        zio.ms = Metaslab::new(0, one, 512);
+        let err = zio.write_block(6, &block(1), &WriteProps { copies: 2, ..PROPS });
+        assert_eq!(err.unwrap_err().errno(), Errno::ENOSPC);
+        assert_eq!(zio.ms.allocated(), 0);
+        assert_eq!(zio.stats.blocks_written, 2);
     }
 }

@@ -312,6 +312,41 @@ impl World {
                 ),
             ));
         }
+        // The same barrier puts every copy of what the imported txg wrote
+        // on disk before its uberblock: with ditto blocks, a tree that
+        // loads may still have lost a copy, which only a read of each copy
+        // finds.
+        if !damaged {
+            let since = pool.synced_txg().saturating_sub(1);
+            let scrubbed = self
+                .injector
+                .observe(|| engine::scrub::scrub_born_after(&mut pool, since));
+            match scrubbed {
+                Ok(r) if r.bad_copies == 0 => {}
+                Ok(r) => {
+                    return Err(violation(
+                        step,
+                        format!(
+                            "{} after {why} to hold every copy of what txg {} wrote, as its sync completed",
+                            host.name,
+                            pool.synced_txg()
+                        ),
+                        format!("a scrub of those blocks: {}", r.to_string().trim_end()),
+                    ));
+                }
+                Err(e) => {
+                    return Err(violation(
+                        step,
+                        format!(
+                            "{} after {why}: a scrub of txg {}",
+                            host.name,
+                            pool.synced_txg()
+                        ),
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
         // Damage at rest can make import fall back past the last sync that
         // completed, to a state no candidate describes (they all start
         // there): parts of it may still match one, but the model cannot
