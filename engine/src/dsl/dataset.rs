@@ -1311,4 +1311,109 @@ mod tests {
         let t = prop_to_nv("mountpoint", &PropValue::Text("/srv".into()));
         assert_eq!(t, Some(NvValue::String("/srv".into())));
     }
+
+    /// Releasing one of two holds on a snapshot marked for deferred destroy
+    /// leaves it in place; it goes with the other.
+    #[test]
+    fn a_deferred_destroy_waits_for_the_last_hold() {
+        let mut pool = new_pool();
+        pool.create_fs("tank/a").unwrap();
+        pool.snapshot("tank/a@s").unwrap();
+        pool.hold("tank/a@s", "one").unwrap();
+        pool.hold("tank/a@s", "two").unwrap();
+        pool.destroy_deferred("tank/a@s").unwrap();
+        pool.release("tank/a@s", "one").unwrap();
+        pool.lookup("tank/a@s").expect("still held");
+        pool.release("tank/a@s", "two").unwrap();
+        assert!(pool.lookup("tank/a@s").is_err(), "gone with its last hold");
+    }
+
+    /// Releasing the last hold of a snapshot nobody asked to destroy leaves
+    /// it in place.
+    #[test]
+    fn releasing_the_last_hold_keeps_a_snapshot_not_marked_for_destroy() {
+        let mut pool = new_pool();
+        pool.create_fs("tank/a").unwrap();
+        pool.snapshot("tank/a@s").unwrap();
+        pool.hold("tank/a@s", "keep").unwrap();
+        pool.release("tank/a@s", "keep").unwrap();
+        pool.lookup("tank/a@s").expect("not marked for destroy");
+        assert_eq!(flags(&pool, "tank/a@s") & DS_FLAG_DEFER_DESTROY, 0);
+    }
+
+    /// Releasing the last hold of a deferred-destroy snapshot that still
+    /// has a clone leaves it in place; it goes with the clone.
+    #[test]
+    fn a_deferred_destroy_outlives_its_last_hold_while_cloned() {
+        let mut pool = new_pool();
+        pool.create_fs("tank/a").unwrap();
+        pool.snapshot("tank/a@s").unwrap();
+        pool.clone_fs("tank/a@s", "tank/c").unwrap();
+        pool.hold("tank/a@s", "keep").unwrap();
+        pool.destroy_deferred("tank/a@s").unwrap();
+        pool.release("tank/a@s", "keep").unwrap();
+        pool.lookup("tank/a@s").expect("its clone still needs it");
+        pool.destroy("tank/c").unwrap();
+        assert!(pool.lookup("tank/a@s").is_err(), "gone with its clone");
+    }
+
+    /// Putting back the received values a failed receive replaced keeps
+    /// the target's local values, and drops what the receive added.
+    #[test]
+    fn restoring_received_values_keeps_local_ones() {
+        let mut pool = new_pool();
+        pool.create_fs("tank/a").unwrap();
+        pool.set_prop("tank/a", "org.test:x", "mine").unwrap();
+        pool.set_prop("tank/a", "compression", "lzjb").unwrap();
+        let dir = pool.lookup_dir("tank/a").unwrap();
+        let first = [
+            ("org.test:x".to_string(), "sent".to_string()),
+            ("atime".to_string(), "off".to_string()),
+        ];
+        assert!(pool.set_received(dir, &first).is_empty());
+        let second = [("copies".to_string(), "2".to_string())];
+        let before = pool.set_received(dir, &second);
+        pool.restore_received(dir, before);
+        let get = |p: &str| pool.get_prop("tank/a", p).unwrap();
+        assert_eq!(get("org.test:x"), ("mine".into(), "local".into()));
+        assert_eq!(get("compression"), ("lzjb".into(), "local".into()));
+        assert_eq!(get("atime"), ("off".into(), "received".into()));
+        assert_eq!(get("copies"), ("1".into(), "default".into()));
+        let props = &pool.dsl.dirs[&dir].props;
+        assert_eq!(
+            props.get(&format!("org.test:x{RECVD_SUFFIX}")),
+            Some(&PropValue::Text("sent".into()))
+        );
+    }
+
+    /// `zfs get all` lists the known properties in order, then the user
+    /// properties set on the filesystem or an ancestor by name, each with
+    /// its value and where it comes from.
+    #[test]
+    fn all_props_lists_known_then_user_properties_with_sources() {
+        let mut pool = new_pool();
+        pool.create_fs("tank/a").unwrap();
+        pool.set_prop("tank", "atime", "off").unwrap();
+        pool.set_prop("tank", "org.test:owner", "ops").unwrap();
+        pool.set_prop("tank/a", "compression", "lzjb").unwrap();
+        pool.set_prop("tank/a", "org.test:a", "1").unwrap();
+        let all = pool.all_props("tank/a").unwrap();
+        let names: Vec<&str> = all.iter().map(|(p, _, _)| p.as_str()).collect();
+        let mut expected: Vec<&str> = PROPERTIES.iter().map(|(p, _)| *p).collect();
+        expected.extend(["org.test:a", "org.test:owner"]);
+        assert_eq!(names, expected);
+        let find = |p: &str| {
+            let (_, v, s) = all.iter().find(|(q, _, _)| q == p).unwrap();
+            (v.as_str(), s.as_str())
+        };
+        assert_eq!(find("recordsize"), ("131072", "default"));
+        assert_eq!(find("compression"), ("lzjb", "local"));
+        assert_eq!(find("atime"), ("off", "inherited from tank"));
+        assert_eq!(find("mountpoint"), ("/tank/a", "default"));
+        assert_eq!(find("org.test:a"), ("1", "local"));
+        assert_eq!(find("org.test:owner"), ("ops", "inherited from tank"));
+        // A snapshot shows its filesystem's.
+        pool.snapshot("tank/a@s").unwrap();
+        assert_eq!(pool.all_props("tank/a@s").unwrap(), all);
+    }
 }
