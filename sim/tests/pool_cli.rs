@@ -132,6 +132,74 @@ fn zdb_lists_datasets_objects_and_finds_damage() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// `cargo sim scrub` reads every copy and rewrites the bad ones: damage
+/// to the second copy of every metadata block (which no ordinary read
+/// reaches) is found and repaired, and a scrub after finds nothing; a data
+/// block with one copy damaged is reported lost, with exit status 1.
+#[test]
+fn scrub_repairs_every_damaged_copy_and_names_lost_blocks() {
+    let dir = Scratch::new("scrub");
+    let image = dir.join("img.img");
+    populated_image(&image);
+    let second_copies: Vec<u64> = {
+        let dev = FileDevice::open(&image).unwrap();
+        let mut pool = Pool::import(
+            Box::new(dev),
+            Box::new(ManualClock::new(1_700_000_100)),
+            Box::new(SplitMix64::new(4)),
+        )
+        .unwrap();
+        let mut roots = vec![pool.uberblock.rootbp];
+        roots.extend(pool.list().into_iter().map(|d| d.bp));
+        let options = engine::traverse::WalkOptions {
+            min_birth: 0,
+            read_data: false,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut offsets = Vec::new();
+        for root in roots {
+            engine::traverse::walk(pool.zio_mut(), &root, options, &mut seen, &mut |bp| {
+                offsets.extend(bp.dvas().skip(1).map(|d| d.offset()))
+            })
+            .unwrap();
+        }
+        offsets
+    };
+    assert!(second_copies.len() > 10, "{second_copies:?}");
+    let mut bytes = std::fs::read(&image).unwrap();
+    for &at in &second_copies {
+        bytes[at as usize + 3] ^= 0x40;
+    }
+    std::fs::write(&image, &bytes).unwrap();
+
+    let out = sim(&["scrub", image.to_str().unwrap()]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let n = second_copies.len();
+    assert!(
+        t.contains(&format!("{n} bad, {n} repaired, 0 with no good copy")),
+        "{t}"
+    );
+    let out = sim(&["scrub", image.to_str().unwrap()]);
+    assert!(text(&out).contains(": 0 bad, 0 repaired"), "{}", text(&out));
+    let out = sim(&["zdb", image.to_str().unwrap(), "-b"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // File data has one copy (copies=1): nothing to repair it from.
+    let mut bytes = std::fs::read(&image).unwrap();
+    let pattern = vec![7u8; 4096];
+    let at = bytes
+        .windows(4096)
+        .position(|w| w == &pattern[..])
+        .expect("file data on disk");
+    bytes[at + 100] ^= 0xff;
+    std::fs::write(&image, &bytes).unwrap();
+    let out = sim(&["scrub", image.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("1 with no good copy"), "{}", text(&out));
+    assert!(text(&out).contains("lost: block at"), "{}", text(&out));
+}
+
 /// `--help` names every built-in scenario, and `run --help` every fault
 /// kind: a list that goes stale misleads whoever reads it.
 #[test]

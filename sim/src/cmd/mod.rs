@@ -13,6 +13,7 @@ pub mod recv;
 pub mod replay;
 pub mod report;
 pub mod run;
+pub mod scrub;
 pub mod send;
 pub mod verify;
 pub mod zdb;

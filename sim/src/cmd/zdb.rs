@@ -45,6 +45,9 @@ fn zdb(args: &ZdbArgs) -> Result<bool, String> {
     let dev = FileDevice::open(&args.image).map_err(|e| e.to_string())?;
     let mut pool = Pool::import(Box::new(dev), host_clock(), host_random(Some(0)))
         .map_err(|e| format!("cannot import {}: {e}", args.image.display()))?;
+    // zdb only looks: a bad copy it reads past stays as it is (`cargo sim
+    // scrub` repairs).
+    pool.zio_mut().self_heal = false;
     let (allocated, capacity) = pool.space();
     println!(
         "pool {} guid {:#x} txg {} allocated {} of {} bytes",
