@@ -1242,6 +1242,32 @@ mod tests {
         .unwrap()
     }
 
+    /// A filesystem's used space counts its children's: each level adds
+    /// what it holds itself to what is below it.
+    #[test]
+    fn used_space_adds_up_the_children() {
+        let mut pool = new_pool();
+        let a = pool.create_fs("tank/a").unwrap();
+        let b = pool.create_fs("tank/a/b").unwrap();
+        for (fs, len) in [(a, 100_000usize), (b, 300_000)] {
+            let mut dmu = pool.dmu(fs).unwrap();
+            let obj = dmu.object_alloc(19, 131072, 0, 0).unwrap();
+            dmu.write(obj, 0, &vec![9u8; len]).unwrap();
+        }
+        pool.txg_sync().unwrap();
+        let root = pool.lookup("tank").unwrap();
+        let (used_root, used_a, used_b) = (
+            pool.used_bytes(root).unwrap(),
+            pool.used_bytes(a).unwrap(),
+            pool.used_bytes(b).unwrap(),
+        );
+        let own = |pool: &Pool, id| pool.dsl.datasets[&id].referenced_bytes;
+        assert!(used_b >= 300_000, "{used_b}");
+        assert_eq!(used_b, own(&pool, b));
+        assert_eq!(used_a, own(&pool, a) + used_b);
+        assert_eq!(used_root, own(&pool, root) + used_a);
+    }
+
     fn flags(pool: &Pool, name: &str) -> u64 {
         pool.dsl.datasets[&pool.lookup(name).unwrap()].flags
     }
@@ -1415,5 +1441,97 @@ mod tests {
         // A snapshot shows its filesystem's.
         pool.snapshot("tank/a@s").unwrap();
         assert_eq!(pool.all_props("tank/a@s").unwrap(), all);
+    }
+
+    /// An unset known property reads its default with source `default`,
+    /// an unset user property reads `-` with source `-`, and an unset
+    /// mountpoint is the filesystem's name under `/`.
+    #[test]
+    fn unset_properties_read_their_defaults() {
+        let mut pool = new_pool();
+        pool.create_fs("tank/a").unwrap();
+        pool.create_fs("tank/a/b").unwrap();
+        let get = |fs: &str, p: &str| pool.get_prop(fs, p).unwrap();
+        let pair = |v: &str, s: &str| (v.to_string(), s.to_string());
+        assert_eq!(get("tank/a", "atime"), pair("on", "default"));
+        assert_eq!(get("tank/a", "compression"), pair("off", "default"));
+        assert_eq!(get("tank/a", "copies"), pair("1", "default"));
+        assert_eq!(get("tank/a", "recordsize"), pair("131072", "default"));
+        assert_eq!(get("tank/a", "org.test:unset"), pair("-", "-"));
+        assert_eq!(get("tank", "mountpoint"), pair("/tank", "default"));
+        assert_eq!(get("tank/a", "mountpoint"), pair("/tank/a", "default"));
+        assert_eq!(get("tank/a/b", "mountpoint"), pair("/tank/a/b", "default"));
+    }
+
+    /// A mountpoint path set on a filesystem reads as set there, and below
+    /// it as that path with the names from it down after it; a trailing
+    /// slash, or `/` itself, gives no doubled slash.
+    #[test]
+    fn an_inherited_mountpoint_path_adds_the_names_below_it() {
+        let mut pool = new_pool();
+        pool.create_fs("tank/a").unwrap();
+        pool.create_fs("tank/a/b").unwrap();
+        pool.create_fs("tank/a/b/c").unwrap();
+        let pair = |v: &str, s: &str| (v.to_string(), s.to_string());
+        for set in ["/mnt/x", "/mnt/x/"] {
+            pool.set_prop("tank/a", "mountpoint", set).unwrap();
+            let get = |fs: &str| pool.get_prop(fs, "mountpoint").unwrap();
+            assert_eq!(get("tank/a"), pair("/mnt/x", "local"), "{set}");
+            assert_eq!(
+                get("tank/a/b"),
+                pair("/mnt/x/b", "inherited from tank/a"),
+                "{set}"
+            );
+            assert_eq!(
+                get("tank/a/b/c"),
+                pair("/mnt/x/b/c", "inherited from tank/a"),
+                "{set}"
+            );
+            assert_eq!(get("tank"), pair("/tank", "default"), "{set}");
+        }
+        pool.set_prop("tank/a", "mountpoint", "/").unwrap();
+        let get = |fs: &str| pool.get_prop(fs, "mountpoint").unwrap();
+        assert_eq!(get("tank/a"), pair("/", "local"));
+        assert_eq!(get("tank/a/b"), pair("/b", "inherited from tank/a"));
+    }
+
+    /// A mountpoint of `none` or `legacy` is inherited as it is, with no
+    /// names after it.
+    #[test]
+    fn an_inherited_none_or_legacy_mountpoint_stays_as_set() {
+        let mut pool = new_pool();
+        pool.create_fs("tank/a").unwrap();
+        pool.create_fs("tank/a/b").unwrap();
+        for set in ["none", "legacy"] {
+            pool.set_prop("tank/a", "mountpoint", set).unwrap();
+            let get = |fs: &str| pool.get_prop(fs, "mountpoint").unwrap();
+            assert_eq!(get("tank/a"), (set.to_string(), "local".to_string()));
+            assert_eq!(
+                get("tank/a/b"),
+                (set.to_string(), "inherited from tank/a".to_string())
+            );
+        }
+    }
+
+    /// Properties other than mountpoint are inherited unchanged, even a
+    /// user property whose value looks like a path.
+    #[test]
+    fn other_inherited_properties_keep_their_value() {
+        let mut pool = new_pool();
+        pool.create_fs("tank/a").unwrap();
+        pool.create_fs("tank/a/b").unwrap();
+        pool.set_prop("tank/a", "org.test:path", "/srv").unwrap();
+        pool.set_prop("tank/a", "compression", "lzjb").unwrap();
+        let get = |fs: &str, p: &str| pool.get_prop(fs, p).unwrap();
+        let pair = |v: &str, s: &str| (v.to_string(), s.to_string());
+        assert_eq!(get("tank/a", "org.test:path"), pair("/srv", "local"));
+        assert_eq!(
+            get("tank/a/b", "org.test:path"),
+            pair("/srv", "inherited from tank/a")
+        );
+        assert_eq!(
+            get("tank/a/b", "compression"),
+            pair("lzjb", "inherited from tank/a")
+        );
     }
 }
