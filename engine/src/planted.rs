@@ -55,6 +55,8 @@ pub enum Bug {
     RecvEndIgnoresChanges,
     /// `recv_begin_check_existing_impl` does not look for a `%recv` clone.
     RecvBeginIgnoresRecvClone,
+    /// A read of a block with ditto copies gives up at the first bad one.
+    DittoReadFirstCopyOnly,
 }
 
 impl Bug {
@@ -81,6 +83,7 @@ impl Bug {
         Bug::SendWithoutLongHold,
         Bug::RecvEndIgnoresChanges,
         Bug::RecvBeginIgnoresRecvClone,
+        Bug::DittoReadFirstCopyOnly,
     ];
 
     /// The name the command line and failure files use.
@@ -107,6 +110,7 @@ impl Bug {
             Bug::SendWithoutLongHold => "send-without-long-hold",
             Bug::RecvEndIgnoresChanges => "recv-end-ignores-changes",
             Bug::RecvBeginIgnoresRecvClone => "recv-begin-ignores-recv-clone",
+            Bug::DittoReadFirstCopyOnly => "ditto-read-first-copy-only",
         }
     }
 
@@ -173,6 +177,9 @@ impl Bug {
             }
             Bug::RecvBeginIgnoresRecvClone => {
                 "a second receive into a filesystem being received is not refused EBUSY (its %recv clone is not looked for)"
+            }
+            Bug::DittoReadFirstCopyOnly => {
+                "a read of a block with ditto copies fails at the first bad copy instead of trying the others (zsim's own: what self-healing reads must not do)"
             }
         }
     }

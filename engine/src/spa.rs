@@ -207,6 +207,7 @@ impl Pool {
         write_labels(&mut *dev, size, &config)?;
         let ms = Metaslab::new(DATA_START, size - 2 * VDEV_LABEL_SIZE, sector);
         let mut zio = Zio::new(dev, ms);
+        zio.pool_guid = guid;
         setup(&mut zio);
         let mut pool = Pool {
             name: name.to_string(),
@@ -336,6 +337,7 @@ impl Pool {
             .filter(|ub| ub.guid_sum == guid && !ub.rootbp.is_hole());
         let ms = Metaslab::new(DATA_START, size - 2 * VDEV_LABEL_SIZE, sector);
         let mut zio = Zio::new(dev, ms);
+        zio.pool_guid = guid;
         setup(&mut zio);
         // Trees that may be older than the last sync are read below: no
         // copy of theirs is rewritten (see `Zio::self_heal`).
@@ -344,7 +346,13 @@ impl Pool {
         let mut chosen = None;
         let mut skipped = Vec::new();
         let mut last_error = Error::new(Errno::EIO, "no valid uberblock");
+        let mut newest = None;
         for ub in candidates.by_ref() {
+            // The trees of the newest uberblock and of those a deferral
+            // window before it must be whole; older ones may have had their
+            // blocks freed and written over since.
+            let newest = *newest.get_or_insert(ub.txg);
+            zio.losses_recorded = ub.txg + TXG_DEFER_SIZE >= newest;
             match load_mos(&mut zio, &ub.rootbp) {
                 Ok((mos, dsl)) => {
                     chosen = Some((ub, mos, dsl));
@@ -356,6 +364,7 @@ impl Pool {
                 }
             }
         }
+        zio.losses_recorded = true;
         let Some((ub, mos, dsl)) = chosen else {
             return Err(last_error.context("no usable uberblock"));
         };
@@ -460,6 +469,7 @@ impl Pool {
         zio.stats = self.zio.stats;
         zio.mdcomp_disable = self.zio.mdcomp_disable;
         zio.max_replication = self.zio.max_replication;
+        zio.pool_guid = self.zio.pool_guid;
         zio.self_heal = self.zio.self_heal;
         Ok(Pool {
             name: self.name.clone(),

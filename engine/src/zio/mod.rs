@@ -121,6 +121,33 @@ pub struct WriteProps {
     pub copies: u8,
 }
 
+thread_local! {
+    /// Blocks a read found with no good copy, since the last
+    /// [`take_lost_blocks`]; the first [`LOST_KEPT`] only.
+    static LOST: std::cell::RefCell<Vec<(u64, Blkptr)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many lost blocks [`take_lost_blocks`] keeps between takes.
+pub const LOST_KEPT: usize = 64;
+
+fn record_lost(pool_guid: u64, bp: &Blkptr) {
+    LOST.with(|lost| {
+        let mut lost = lost.borrow_mut();
+        let entry = (pool_guid, *bp);
+        if lost.len() < LOST_KEPT && !lost.contains(&entry) {
+            lost.push(entry);
+        }
+    });
+}
+
+/// The blocks reads on this thread found with every copy failing its
+/// checksum since the last call, each with its pool's guid: the
+/// simulator's oracle asks of each whether the damage it injected reached
+/// every copy, as only then may data be lost.
+pub fn take_lost_blocks() -> Vec<(u64, Blkptr)> {
+    LOST.with(|lost| std::mem::take(&mut *lost.borrow_mut()))
+}
+
 /// I/O counters, for benchmarks and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ZioStats {
@@ -158,6 +185,14 @@ pub struct Zio {
     /// while import loads trees (an older tree's blocks may have been
     /// reused since: rewriting them would damage live ones).
     pub self_heal: bool,
+    /// The guid of the pool this zio serves (0 until the pool sets it),
+    /// naming the pool in [`take_lost_blocks`].
+    pub pool_guid: u64,
+    /// Whether a block found with no good copy is recorded for
+    /// [`take_lost_blocks`]: not while import tries an uberblock older
+    /// than the deferral window allows, whose blocks may rightly have
+    /// been reused since.
+    pub(crate) losses_recorded: bool,
     /// Fuzzing only: reads skip the block checksum, so that bytes a fuzzer
     /// changed on the device reach the code that parses them instead of
     /// stopping at ECKSUM (a block with a valid checksum and a bad inside
@@ -177,6 +212,8 @@ impl Zio {
             mdcomp_disable: false,
             max_replication: SPA_DVAS_PER_BP,
             self_heal: true,
+            pool_guid: 0,
+            losses_recorded: true,
             #[cfg(feature = "fuzzing")]
             unverified: false,
         }
@@ -313,7 +350,12 @@ impl Zio {
         } else {
             bp.dvas().collect()
         };
-        for dva in dvas {
+        let tried = if planted!(DittoReadFirstCopyOnly) {
+            1
+        } else {
+            dvas.len()
+        };
+        for dva in dvas.into_iter().take(tried) {
             match self.read_copy(bp, dva) {
                 Ok(physical) => {
                     if !bad.is_empty() {
@@ -341,7 +383,13 @@ impl Zio {
                 }
             }
         }
-        Err(worst.expect("a block pointer has a first DVA"))
+        let worst = worst.expect("a block pointer has a first DVA");
+        // Every copy read and failed its checksum: what is there is not
+        // the block (a device error says nothing about the media).
+        if worst.errno() == Errno::ECKSUM && self.losses_recorded {
+            record_lost(self.pool_guid, bp);
+        }
+        Err(worst)
     }
 
     /// One copy's physical bytes (`psize` of them), verified.

@@ -60,6 +60,62 @@ pub(super) struct World {
     pub in_flight: Option<Rc<crate::world::transfer::Progress>>,
 }
 
+/// A loss to damage at rest stands only where the damage reached every
+/// copy of each block reads found with no copy that verifies: a copy no
+/// damage touched that still did not verify is the engine's failure (a
+/// read that did not try it, a copy never written), a violation. The loss
+/// then names the blocks.
+pub(super) fn judged_loss(disk: &SimDisk, pool_guid: u64, mut v: Violation) -> Violation {
+    let lost: Vec<_> = engine::zio::take_lost_blocks()
+        .into_iter()
+        .filter(|&(guid, _)| guid == pool_guid)
+        .map(|(_, bp)| bp)
+        .collect();
+    if !v.lost {
+        return v;
+    }
+    for bp in &lost {
+        let untouched = bp
+            .dvas()
+            .find(|d| !disk.damage_reached(d.offset(), d.asize()));
+        if let Some(d) = untouched {
+            v.lost = false;
+            v.expected = format!(
+                "{} (or, after damage at rest, a block with no good copy)",
+                v.expected
+            );
+            v.found = format!(
+                "{}; but the block at {:#x} (birth txg {}) failed every checksum though its copy at {:#x} was reached by no damage",
+                v.found,
+                bp.dva[0].offset(),
+                bp.birth,
+                d.offset()
+            );
+            return v;
+        }
+    }
+    if !lost.is_empty() {
+        let names: Vec<String> = lost
+            .iter()
+            .map(|bp| {
+                let copies = bp.dvas().count();
+                format!(
+                    "{:#x} (birth txg {}, {copies} cop{})",
+                    bp.dva[0].offset(),
+                    bp.birth,
+                    if copies == 1 { "y" } else { "ies" }
+                )
+            })
+            .collect();
+        v.found = format!(
+            "{} [damage reached every copy of: {}]",
+            v.found,
+            names.join(", ")
+        );
+    }
+    v
+}
+
 pub(super) fn violation(
     step: Option<usize>,
     expected: impl Into<String>,
@@ -362,7 +418,7 @@ impl World {
                 format!("it imported txg {}", pool.synced_txg()),
             );
             v.lost = damaged;
-            return Err(v);
+            return Err(judged_loss(&host.disk, pool.guid, v));
         }
         let chosen = self.injector.observe(|| {
             judge_check(
@@ -452,7 +508,7 @@ impl World {
                 // (misdirected writes over all four labels) no label at all.
                 v.lost = host.disk.is_damaged()
                     && matches!(e.errno(), Errno::EIO | Errno::ECKSUM | Errno::ENXIO);
-                v
+                judged_loss(&host.disk, host.pool.borrow().guid, v)
             })
     }
 }
@@ -503,7 +559,7 @@ fn choose_candidate(
             ),
         );
         v.lost = true;
-        return Err(v);
+        return Err(judged_loss(&host.disk, pool.guid, v));
     }
     let mut v = violation(
         step,
@@ -522,7 +578,7 @@ fn choose_candidate(
     // Damage at rest can make import fall back to an older txg: detected
     // (the txg went back), but the model cannot follow.
     v.lost = damaged;
-    Err(v)
+    Err(judged_loss(&host.disk, pool.guid, v))
 }
 
 /// Fills in the guid and creation time of snapshots a candidate does not

@@ -13,7 +13,7 @@ use scenarios::model::{Expect, PoolModel};
 use scenarios::oracle::{Mismatch, compare_pool_with};
 use scenarios::step::Step;
 
-use super::hosts::{World, violation};
+use super::hosts::{World, judged_loss, violation};
 use super::{Outcome, Violation};
 use crate::world::faults::{FaultCounts, FaultKind};
 use crate::world::hostile::Applied;
@@ -862,7 +862,8 @@ fn destroy_malformed(
         // Damage at rest under what the destroy reads: detected, and the
         // malformed target stays, which the model cannot follow.
         v.lost = damaged && matches!(e.errno(), Errno::EIO | Errno::ECKSUM);
-        return Err(v);
+        let guid = w.hosts[1].pool.borrow().guid;
+        return Err(judged_loss(&w.hosts[1].disk, guid, v));
     }
     if let Err(m) = w.holds(1, &before.model) {
         return Err(violation(

@@ -330,6 +330,7 @@ async fn txg_sync_task(world: Rc<RefCell<World>>) {
 
 /// At the end: both pools sync, check clean, and hold what the model says.
 fn final_check(world: &Rc<RefCell<World>>) -> Result<(), Violation> {
+    engine::zio::take_lost_blocks();
     let mut w = world.borrow_mut();
     w.heal(None)?;
     for h in 0..2 {

@@ -24,6 +24,8 @@ pub(super) async fn run_step(
     step: &Step,
 ) -> Result<(Outcome, String), Violation> {
     let at = Some(index);
+    // Blocks an earlier step found lost are that step's to judge.
+    engine::zio::take_lost_blocks();
     {
         let mut w = world.borrow_mut();
         w.heal(at)?;

@@ -75,6 +75,10 @@ struct Inner {
     down: Option<FaultKind>,
     /// Damage at rest happened: rot, or a write that landed elsewhere.
     damaged: bool,
+    /// Where: each rotten sector, and both places of each misdirected
+    /// write (where it landed, and where it was meant to, which kept its
+    /// old bytes).
+    damage: Vec<(u64, u64)>,
     /// What changed on the media other than by the pool's own writes where
     /// it meant them, one entry per read epoch (the epoch is their number):
     /// the ranges a power loss resolved, a rotten sector, where a
@@ -145,6 +149,7 @@ impl SimDisk {
                 armed: None,
                 down: None,
                 damaged: false,
+                damage: Vec::new(),
                 changes: Vec::new(),
             })),
             name: name.into(),
@@ -182,6 +187,15 @@ impl SimDisk {
     /// disk: from then on, unreadable blocks are damage found, not bugs.
     pub fn is_damaged(&self) -> bool {
         self.inner.borrow().damaged
+    }
+
+    /// Whether damage at rest reached the extent `[offset, offset + len)`.
+    pub fn damage_reached(&self, offset: u64, len: u64) -> bool {
+        self.inner
+            .borrow()
+            .damage
+            .iter()
+            .any(|&(o, l)| o < offset + len && offset < o + l)
     }
 
     /// Whether a crash is armed and has not struck yet.
@@ -323,6 +337,7 @@ impl SimDisk {
         });
         inner.dev.corrupt_sector(sector).ok()?;
         inner.damaged = true;
+        inner.damage.push((sector * ss, ss));
         inner
             .changes
             .push(Some(vec![(sector * self.sector_size, self.sector_size)]));
@@ -467,6 +482,8 @@ impl BlockDevice for SimDisk {
             );
             target = other;
             inner.damaged = true;
+            inner.damage.push((other, len));
+            inner.damage.push((offset, len));
             inner.changes.push(Some(vec![(other, len)]));
         }
         inner.dev.write(target, buf)?;
