@@ -148,6 +148,17 @@ pub fn take_lost_blocks() -> Vec<(u64, Blkptr)> {
     LOST.with(|lost| std::mem::take(&mut *lost.borrow_mut()))
 }
 
+/// Keeps the worse of two copies' errors, as `zio_worst_error` ranks
+/// them: EIO over ECKSUM; the first of equal rank.
+fn keep_worst(worst: &mut Option<Error>, e: Error) {
+    if worst
+        .as_ref()
+        .is_none_or(|w| w.errno() != Errno::EIO && e.errno() == Errno::EIO)
+    {
+        *worst = Some(e);
+    }
+}
+
 /// I/O counters, for benchmarks and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ZioStats {
@@ -374,12 +385,7 @@ impl Zio {
                 }
                 Err(e) => {
                     bad.push(dva);
-                    if worst
-                        .as_ref()
-                        .is_none_or(|w| w.errno() != Errno::EIO && e.errno() == Errno::EIO)
-                    {
-                        worst = Some(e);
-                    }
+                    keep_worst(&mut worst, e);
                 }
             }
         }
@@ -445,12 +451,7 @@ impl Zio {
                 }
                 Err(e) => {
                     bad.push(dva);
-                    if worst
-                        .as_ref()
-                        .is_none_or(|w| w.errno() != Errno::EIO && e.errno() == Errno::EIO)
-                    {
-                        worst = Some(e);
-                    }
+                    keep_worst(&mut worst, e);
                 }
             }
         }
