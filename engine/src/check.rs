@@ -137,7 +137,7 @@ pub fn check(pool: &mut Pool) -> Result<CheckReport> {
 
 fn check_impl(pool: &mut Pool) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    let rootbp = pool.uberblock.rootbp;
+    let roots = pool.tree_roots();
     let datasets: Vec<Recorded> = pool
         .dsl
         .datasets
@@ -169,18 +169,10 @@ fn check_impl(pool: &mut Pool) -> Result<CheckReport> {
         blocks += 1;
         extents.extend(bp.dvas().map(|d| (d.offset(), d.asize())));
     };
-    walk_lenient(
-        &mut pool.zio,
-        &rootbp,
-        options,
-        &mut seen,
-        &mut record,
-        &mut errors,
-    );
-    for d in &datasets {
+    for root in &roots {
         walk_lenient(
             &mut pool.zio,
-            &d.bp,
+            root,
             options,
             &mut seen,
             &mut record,

@@ -96,12 +96,36 @@ impl Metaslab {
         Ok(start)
     }
 
+    /// Allocates `copies` extents of `size` bytes for the copies of one
+    /// block, each placed by [`Metaslab::alloc_apart`]: all of them or
+    /// none, as `metaslab_alloc` allocates a block's DVAs.
+    pub fn alloc_copies(&mut self, size: u64, copies: usize) -> Result<Vec<u64>> {
+        let mut offsets: Vec<u64> = Vec::with_capacity(copies);
+        for _ in 0..copies {
+            let offset = if offsets.is_empty() {
+                self.alloc(size)
+            } else {
+                self.alloc_apart(size, &offsets)
+            };
+            match offset {
+                Ok(offset) => offsets.push(offset),
+                Err(e) => {
+                    for &o in &offsets {
+                        self.free_now(o, size.next_multiple_of(self.align));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(offsets)
+    }
+
     /// Allocates `size` bytes for another copy of a block whose copies so
     /// far start at `others`: first fit at least an eighth of the device
     /// from each (`ditto_same_vdev_distance_shift`), so that one damaged
     /// region does not take every copy; anywhere when nothing fits so far
     /// apart, as `metaslab_alloc_dva` drops the distance on its last try.
-    pub fn alloc_apart(&mut self, size: u64, others: &[u64]) -> Result<u64> {
+    fn alloc_apart(&mut self, size: u64, others: &[u64]) -> Result<u64> {
         let size = size.next_multiple_of(self.align);
         let distance = (self.capacity() >> 3).next_multiple_of(self.align);
         let fit = |distance: u64| {

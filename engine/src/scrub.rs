@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::spa::Pool;
 use crate::traverse::{WalkOptions, walk_lenient};
 use crate::zio::Blkptr;
@@ -61,17 +61,15 @@ impl fmt::Display for ScrubReport {
 
 /// Scrubs the pool as of its last synced txg. A block whose tree cannot
 /// be read is reported with no good copy, and the walk goes on past it.
-pub fn scrub(pool: &mut Pool) -> Result<ScrubReport> {
+pub fn scrub(pool: &mut Pool) -> ScrubReport {
     scrub_born_after(pool, 0)
 }
 
 /// [`scrub`] of the blocks born after txg `min_birth` only (a resilver's
 /// txg range; the simulator's check that what a sync wrote reached the
 /// disk, every copy of it, before its uberblock did).
-pub fn scrub_born_after(pool: &mut Pool, min_birth: u64) -> Result<ScrubReport> {
+pub fn scrub_born_after(pool: &mut Pool, min_birth: u64) -> ScrubReport {
     let mut report = ScrubReport::default();
-    let mut roots = vec![pool.uberblock.rootbp];
-    roots.extend(pool.dsl.datasets.values().map(|d| d.bp));
     let options = WalkOptions {
         min_birth,
         read_data: false,
@@ -83,7 +81,7 @@ pub fn scrub_born_after(pool: &mut Pool, min_birth: u64) -> Result<ScrubReport> 
     let mut seen = BTreeSet::new();
     let mut blocks = Vec::new();
     let mut errors = Vec::new();
-    for root in roots.iter().filter(|bp| !bp.is_hole()) {
+    for root in &pool.tree_roots() {
         walk_lenient(
             &mut pool.zio,
             root,
@@ -94,8 +92,8 @@ pub fn scrub_born_after(pool: &mut Pool, min_birth: u64) -> Result<ScrubReport> 
         );
     }
     let mut lost_copies = 0;
+    report.blocks = blocks.len() as u64;
     for bp in &blocks {
-        report.blocks += 1;
         report.copies += bp.dvas().count() as u64;
         if let Err(e) = pool.zio.scrub_block(bp) {
             lost_copies += bp.dvas().count() as u64;
@@ -112,7 +110,7 @@ pub fn scrub_born_after(pool: &mut Pool, min_birth: u64) -> Result<ScrubReport> 
             report.unrepairable.push((bp, e));
         }
     }
-    Ok(report)
+    report
 }
 
 #[cfg(test)]
@@ -147,14 +145,12 @@ mod tests {
 
     fn blocks(pool: &mut Pool) -> Vec<Blkptr> {
         let mut out = Vec::new();
-        let mut roots = vec![pool.uberblock.rootbp];
-        roots.extend(pool.dsl.datasets.values().map(|d| d.bp));
         let options = WalkOptions {
             min_birth: 0,
             read_data: false,
         };
         let mut seen = BTreeSet::new();
-        for root in roots.iter().filter(|bp| !bp.is_hole()) {
+        for root in &pool.tree_roots() {
             walk(&mut pool.zio, root, options, &mut seen, &mut |bp| {
                 out.push(*bp)
             })
@@ -201,7 +197,7 @@ mod tests {
         assert!(report.is_clean(), "{report}");
         assert_eq!(pool.zio.stats.repaired, ditto.len() as u64);
         // Healed: a scrub finds nothing left to do.
-        let scrubbed = scrub(&mut pool).unwrap();
+        let scrubbed = scrub(&mut pool);
         assert!(scrubbed.is_clean(), "{scrubbed}");
         assert_eq!(scrubbed.bad_copies, 0, "{scrubbed}");
     }
@@ -226,13 +222,13 @@ mod tests {
             .unwrap();
         damage(&dev, data.dva[0].offset());
         let mut pool = reimport(&dev);
-        let first = scrub(&mut pool).unwrap();
+        let first = scrub(&mut pool);
         assert_eq!(first.blocks, all.len() as u64, "{first}");
         assert_eq!(first.repaired, damaged, "{first}");
         assert_eq!(first.bad_copies, damaged + 1, "{first}");
         assert_eq!(first.unrepairable.len(), 1, "{first}");
         assert_eq!(first.unrepairable[0].0, data);
-        let again = scrub(&mut pool).unwrap();
+        let again = scrub(&mut pool);
         assert_eq!((again.bad_copies, again.repaired), (1, 0), "{again}");
     }
 

@@ -536,6 +536,15 @@ impl Pool {
         &mut self.zio
     }
 
+    /// The roots of every tree of the last synced txg: the MOS's, then
+    /// each dataset's (snapshots included). Walked from these, every block
+    /// the pool references is reached.
+    pub fn tree_roots(&self) -> Vec<Blkptr> {
+        let mut roots = vec![self.uberblock.rootbp];
+        roots.extend(self.dsl.datasets.values().map(|d| d.bp));
+        roots
+    }
+
     /// Bytes allocated to blocks some tree still references: the allocated
     /// bytes less the frees waiting out the deferral window.
     pub fn referenced_space(&self) -> u64 {

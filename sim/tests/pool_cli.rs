@@ -46,6 +46,19 @@ fn populated_image(path: &Path) {
     pool.export().unwrap();
 }
 
+/// Flips a byte in the first 4 KiB of `populated_image`'s file data (one
+/// copy: nothing can repair it).
+fn damage_file_data(image: &Path) {
+    let mut bytes = std::fs::read(image).unwrap();
+    let pattern = vec![7u8; 4096];
+    let at = bytes
+        .windows(4096)
+        .position(|w| w == &pattern[..])
+        .expect("file data on disk");
+    bytes[at + 100] ^= 0xff;
+    std::fs::write(image, &bytes).unwrap();
+}
+
 #[test]
 fn pool_create_makes_an_image_zdb_can_read() {
     let dir = Scratch::new("create");
@@ -116,14 +129,7 @@ fn zdb_lists_datasets_objects_and_finds_damage() {
     assert!(!t.contains("img/copy"));
 
     // Flip bytes in the data area: the check reports it and exits 1.
-    let mut bytes = std::fs::read(&image).unwrap();
-    let pattern = vec![7u8; 4096];
-    let at = bytes
-        .windows(4096)
-        .position(|w| w == &pattern[..])
-        .expect("file data on disk");
-    bytes[at + 100] ^= 0xff;
-    std::fs::write(&image, &bytes).unwrap();
+    damage_file_data(&image);
     let out = sim(&["zdb", image.to_str().unwrap(), "-b"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("unreadable block at"), "{}", text(&out));
@@ -149,15 +155,13 @@ fn scrub_repairs_every_damaged_copy_and_names_lost_blocks() {
             Box::new(SplitMix64::new(4)),
         )
         .unwrap();
-        let mut roots = vec![pool.uberblock.rootbp];
-        roots.extend(pool.list().into_iter().map(|d| d.bp));
         let options = engine::traverse::WalkOptions {
             min_birth: 0,
             read_data: false,
         };
         let mut seen = std::collections::BTreeSet::new();
         let mut offsets = Vec::new();
-        for root in roots {
+        for root in pool.tree_roots() {
             engine::traverse::walk(pool.zio_mut(), &root, options, &mut seen, &mut |bp| {
                 offsets.extend(bp.dvas().skip(1).map(|d| d.offset()))
             })
@@ -186,14 +190,7 @@ fn scrub_repairs_every_damaged_copy_and_names_lost_blocks() {
     assert!(out.status.success(), "{}", text(&out));
 
     // File data has one copy (copies=1): nothing to repair it from.
-    let mut bytes = std::fs::read(&image).unwrap();
-    let pattern = vec![7u8; 4096];
-    let at = bytes
-        .windows(4096)
-        .position(|w| w == &pattern[..])
-        .expect("file data on disk");
-    bytes[at + 100] ^= 0xff;
-    std::fs::write(&image, &bytes).unwrap();
+    damage_file_data(&image);
     let out = sim(&["scrub", image.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("1 with no good copy"), "{}", text(&out));

@@ -128,7 +128,7 @@ thread_local! {
 }
 
 /// How many lost blocks [`take_lost_blocks`] keeps between takes.
-pub const LOST_KEPT: usize = 64;
+const LOST_KEPT: usize = 64;
 
 fn record_lost(pool_guid: u64, bp: &Blkptr) {
     LOST.with(|lost| {
@@ -258,24 +258,7 @@ impl Zio {
         let psize = physical.len() as u64;
         let asize = psize.next_multiple_of(self.ms.align());
         let copies = props.copies.clamp(1, self.max_replication.max(1)) as usize;
-        let mut offsets: Vec<u64> = Vec::with_capacity(copies);
-        for _ in 0..copies {
-            let offset = if offsets.is_empty() {
-                self.ms.alloc(asize)
-            } else {
-                self.ms.alloc_apart(asize, &offsets)
-            };
-            match offset {
-                Ok(offset) => offsets.push(offset),
-                Err(e) => {
-                    // All copies or none, as `metaslab_alloc` gives them.
-                    for &o in &offsets {
-                        self.ms.free_now(o, asize);
-                    }
-                    return Err(e);
-                }
-            }
-        }
+        let offsets = self.ms.alloc_copies(asize, copies)?;
 
         let mut bp = Blkptr {
             birth: txg,
@@ -295,16 +278,12 @@ impl Zio {
         bp.set_byteorder(1);
 
         physical.resize(asize as usize, 0);
-        for (i, &offset) in offsets.iter().enumerate() {
+        for &offset in &offsets {
             self.read_cache.overwrite(offset, asize);
             if let Err(e) = self.dev.write(offset, &physical) {
                 // Never referenced: the space can be reused at once.
                 for &o in &offsets {
                     self.ms.free_now(o, asize);
-                }
-                // Copies already written are garbage in free space.
-                for &o in &offsets[..i] {
-                    self.read_cache.overwrite(o, asize);
                 }
                 return Err(e);
             }
@@ -369,11 +348,7 @@ impl Zio {
         for dva in dvas.into_iter().take(tried) {
             match self.read_copy(bp, dva) {
                 Ok(physical) => {
-                    if !bad.is_empty() {
-                        let mut whole = physical.clone();
-                        whole.resize(dva.asize() as usize, 0);
-                        self.heal(&bad, whole);
-                    }
+                    self.heal(&bad, dva, &physical);
                     let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
                         Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
                     })?;
@@ -456,30 +431,30 @@ impl Zio {
             }
         }
         match good {
-            Some((dva, mut physical)) => {
-                if !bad.is_empty() {
-                    physical.resize(dva.asize() as usize, 0);
-                    self.heal(&bad, physical);
-                }
+            Some((dva, physical)) => {
+                self.heal(&bad, dva, &physical);
                 Ok(())
             }
             None => Err(worst.unwrap_or_else(|| Error::new(Errno::EIO, "a block with no copies"))),
         }
     }
 
-    /// Rewrites bad copies with the bytes of a good one. A failed rewrite
+    /// Rewrites bad copies with the bytes of the good copy `good` (its
+    /// `psize` bytes, padded here to its size on disk). A failed rewrite
     /// changes nothing: the copy stays bad, and reads still skip it.
-    fn heal(&mut self, bad: &[Dva], physical: Vec<u8>) {
+    fn heal(&mut self, bad: &[Dva], good: Dva, physical: &[u8]) {
+        if bad.is_empty() {
+            return;
+        }
         self.stats.bad_copies += bad.len() as u64;
         if !self.self_heal {
             return;
         }
-        for dva in bad {
-            if dva.asize() != physical.len() as u64 {
-                continue;
-            }
+        let mut whole = physical.to_vec();
+        whole.resize(good.asize() as usize, 0);
+        for dva in bad.iter().filter(|d| d.asize() == good.asize()) {
             self.read_cache.overwrite(dva.offset(), dva.asize());
-            if self.dev.write(dva.offset(), &physical).is_ok() {
+            if self.dev.write(dva.offset(), &whole).is_ok() {
                 self.stats.repaired += 1;
             }
         }

@@ -39,7 +39,7 @@ fn scrub_image(args: &ScrubArgs) -> Result<bool, String> {
     let dev = FileDevice::open(&args.image).map_err(|e| e.to_string())?;
     let mut pool = Pool::import(Box::new(dev), host_clock(), host_random(None))
         .map_err(|e| format!("cannot import {}: {e}", args.image.display()))?;
-    let report = scrub(&mut pool).map_err(|e| format!("scrub failed: {e}"))?;
+    let report = scrub(&mut pool);
     print!("pool {}: {report}", pool.name);
     // The repairs are written; export makes them durable.
     pool.export()

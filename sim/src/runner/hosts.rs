@@ -377,30 +377,19 @@ impl World {
             let scrubbed = self
                 .injector
                 .observe(|| engine::scrub::scrub_born_after(&mut pool, since));
-            match scrubbed {
-                Ok(r) if r.bad_copies == 0 => {}
-                Ok(r) => {
-                    return Err(violation(
-                        step,
-                        format!(
-                            "{} after {why} to hold every copy of what txg {} wrote, as its sync completed",
-                            host.name,
-                            pool.synced_txg()
-                        ),
-                        format!("a scrub of those blocks: {}", r.to_string().trim_end()),
-                    ));
-                }
-                Err(e) => {
-                    return Err(violation(
-                        step,
-                        format!(
-                            "{} after {why}: a scrub of txg {}",
-                            host.name,
-                            pool.synced_txg()
-                        ),
-                        e.to_string(),
-                    ));
-                }
+            if scrubbed.bad_copies > 0 {
+                return Err(violation(
+                    step,
+                    format!(
+                        "{} after {why} to hold every copy of what txg {} wrote, as its sync completed",
+                        host.name,
+                        pool.synced_txg()
+                    ),
+                    format!(
+                        "a scrub of those blocks: {}",
+                        scrubbed.to_string().trim_end()
+                    ),
+                ));
             }
         }
         // Damage at rest can make import fall back past the last sync that

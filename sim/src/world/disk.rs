@@ -73,11 +73,9 @@ struct Inner {
     armed: Option<ArmedCrash>,
     /// The kind of the crash that has the power off, until `power_on`.
     down: Option<FaultKind>,
-    /// Damage at rest happened: rot, or a write that landed elsewhere.
-    damaged: bool,
-    /// Where: each rotten sector, and both places of each misdirected
-    /// write (where it landed, and where it was meant to, which kept its
-    /// old bytes).
+    /// Damage at rest, where it struck: each rotten sector, and both
+    /// places of each misdirected write (where it landed, and where it was
+    /// meant to, which kept its old bytes).
     damage: Vec<(u64, u64)>,
     /// What changed on the media other than by the pool's own writes where
     /// it meant them, one entry per read epoch (the epoch is their number):
@@ -148,7 +146,6 @@ impl SimDisk {
                 flushes: 0,
                 armed: None,
                 down: None,
-                damaged: false,
                 damage: Vec::new(),
                 changes: Vec::new(),
             })),
@@ -186,7 +183,7 @@ impl SimDisk {
     /// Whether damage at rest (rot, a misdirected write) ever struck this
     /// disk: from then on, unreadable blocks are damage found, not bugs.
     pub fn is_damaged(&self) -> bool {
-        self.inner.borrow().damaged
+        !self.inner.borrow().damage.is_empty()
     }
 
     /// Whether damage at rest reached the extent `[offset, offset + len)`.
@@ -336,7 +333,6 @@ impl SimDisk {
             offset / ss + rng.gen_range(0..(len / ss).max(1))
         });
         inner.dev.corrupt_sector(sector).ok()?;
-        inner.damaged = true;
         inner.damage.push((sector * ss, ss));
         inner
             .changes
@@ -481,7 +477,6 @@ impl BlockDevice for SimDisk {
                 ),
             );
             target = other;
-            inner.damaged = true;
             inner.damage.push((other, len));
             inner.damage.push((offset, len));
             inner.changes.push(Some(vec![(other, len)]));
