@@ -25,14 +25,20 @@ pub struct ScrubReport {
     pub bad_copies: u64,
     /// Bad copies rewritten from a good one.
     pub repaired: u64,
+    /// Copies found bad on a mirror child known to have missed their txg
+    /// (stale, not damaged), and how many of them were rewritten.
+    pub stale_copies: u64,
+    pub resilvered: u64,
     /// Blocks with no good copy: their data is lost.
     pub unrepairable: Vec<(Blkptr, Error)>,
 }
 
 impl ScrubReport {
-    /// Every copy read back good, or was repaired.
+    /// Every copy read back good, or was repaired (or resilvered).
     pub fn is_clean(&self) -> bool {
-        self.unrepairable.is_empty() && self.repaired == self.bad_copies
+        self.unrepairable.is_empty()
+            && self.repaired == self.bad_copies
+            && self.resilvered == self.stale_copies
     }
 }
 
@@ -47,6 +53,13 @@ impl fmt::Display for ScrubReport {
             self.repaired,
             self.unrepairable.len()
         )?;
+        if self.stale_copies > 0 {
+            writeln!(
+                f,
+                "resilvered {} of {} stale copies on mirror devices that missed their txg",
+                self.resilvered, self.stale_copies
+            )?;
+        }
         for (bp, e) in &self.unrepairable {
             writeln!(
                 f,
@@ -103,6 +116,8 @@ pub fn scrub_born_after(pool: &mut Pool, min_birth: u64) -> ScrubReport {
     // What the walk's reads found (and healed) counts as well.
     report.bad_copies = pool.zio.stats.bad_copies - stats_before.bad_copies + lost_copies;
     report.repaired = pool.zio.stats.repaired - stats_before.repaired;
+    report.stale_copies = pool.zio.stats.stale_copies - stats_before.stale_copies;
+    report.resilvered = pool.zio.stats.resilvered - stats_before.resilvered;
     // A block the walk could not parse though a copy verified (a bug, or
     // a crafted pool): its subtree went unscrubbed.
     for (bp, e) in errors {
@@ -111,6 +126,41 @@ pub fn scrub_born_after(pool: &mut Pool, min_birth: u64) -> ScrubReport {
         }
     }
     report
+}
+
+/// `zpool online` / the resilver after an import: every block born since
+/// the first txg a mirror child may have missed is read on every child and
+/// rewritten where it is stale or bad. A child none of whose rewrites
+/// failed then holds everything, and its missed txgs are forgotten (the
+/// next sync records that). `None` when no child missed anything.
+pub fn resilver(pool: &mut Pool) -> Option<ScrubReport> {
+    let first = pool
+        .zio
+        .vdev
+        .children()
+        .iter()
+        .filter_map(|c| c.missing)
+        .map(|(lo, _)| lo)
+        .min()?;
+    let write_errors: Vec<u64> = pool
+        .zio
+        .vdev
+        .children()
+        .iter()
+        .map(|c| c.errors.write)
+        .collect();
+    let report = scrub_born_after(pool, first.saturating_sub(1));
+    if report.unrepairable.is_empty() {
+        let mut forgot = false;
+        for (child, before) in pool.zio.vdev.children.iter_mut().zip(write_errors) {
+            if child.missing.is_some() && child.errors.write == before {
+                child.missing = None;
+                forgot = true;
+            }
+        }
+        pool.zio.vdev.dtl_dirty |= forgot;
+    }
+    Some(report)
 }
 
 #[cfg(test)]
@@ -255,5 +305,244 @@ mod tests {
         let report = check(&mut pool).unwrap();
         assert!(report.is_clean(), "{report}");
         assert!(pool.zio.stats.repaired >= data.len() as u64);
+    }
+
+    /// A memory disk that can be pulled: while `gone`, every request
+    /// fails with EIO.
+    #[derive(Clone)]
+    struct Pullable {
+        dev: SharedDevice<MemDevice>,
+        gone: std::rc::Rc<std::cell::Cell<bool>>,
+    }
+
+    impl crate::vdev::BlockDevice for Pullable {
+        fn sector_size(&self) -> u64 {
+            self.dev.sector_size()
+        }
+        fn size(&self) -> u64 {
+            self.dev.size()
+        }
+        fn read(&mut self, offset: u64, buf: &mut [u8]) -> crate::error::Result<()> {
+            self.up()?;
+            self.dev.read(offset, buf)
+        }
+        fn write(&mut self, offset: u64, buf: &[u8]) -> crate::error::Result<()> {
+            self.up()?;
+            self.dev.write(offset, buf)
+        }
+        fn flush(&mut self) -> crate::error::Result<()> {
+            self.up()?;
+            self.dev.flush()
+        }
+    }
+
+    impl Pullable {
+        fn new() -> Pullable {
+            Pullable {
+                dev: SharedDevice::new(MemDevice::new(64 << 20, 512)),
+                gone: Default::default(),
+            }
+        }
+        fn up(&self) -> crate::error::Result<()> {
+            if self.gone.get() {
+                return crate::error::fail(crate::error::Errno::EIO, "pulled");
+            }
+            Ok(())
+        }
+    }
+
+    fn children(disks: &[Pullable]) -> Vec<(String, Box<dyn crate::vdev::BlockDevice>)> {
+        disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let dev: Box<dyn crate::vdev::BlockDevice> = Box::new(d.clone());
+                (format!("disk{i}"), dev)
+            })
+            .collect()
+    }
+
+    /// A pool on a mirror of `disks`, with a file of 600 KiB in tank/a.
+    fn mirror_pool(disks: &[Pullable]) -> Pool {
+        let mut pool = Pool::create_mirror(
+            children(disks),
+            "tank",
+            Box::new(ManualClock::new(1_700_000_000)),
+            Box::new(SplitMix64::new(7)),
+        )
+        .unwrap();
+        let a = pool.create_fs("tank/a").unwrap();
+        write_file(&mut pool, a, 1);
+        pool
+    }
+
+    fn write_file(pool: &mut Pool, ds: crate::dsl::DatasetId, seed: u32) {
+        let mut dmu = pool.dmu(ds).unwrap();
+        let obj = dmu.object_alloc(19, 131072, 0, 0).unwrap();
+        let data: Vec<u8> = (0..600u32 << 10)
+            .map(|i| (i % 253) as u8 ^ seed as u8)
+            .collect();
+        dmu.write(obj, 0, &data).unwrap();
+        pool.txg_sync().unwrap();
+    }
+
+    fn reimport_mirror(disks: &[Pullable]) -> Pool {
+        let mut given = children(disks);
+        given.reverse();
+        Pool::import_devices(
+            given,
+            Box::new(ManualClock::new(1_700_000_100)),
+            Box::new(SplitMix64::new(8)),
+        )
+        .unwrap()
+    }
+
+    /// Rot over every copy of every block on one side of a mirror loses
+    /// nothing: reads go to the other side, and a scrub rewrites every
+    /// copy on the rotten side, counted against it as `zpool status`
+    /// shows.
+    #[test]
+    fn a_scrub_after_rot_on_one_mirror_side_repairs_every_block() {
+        let disks = [Pullable::new(), Pullable::new()];
+        let mut pool = mirror_pool(&disks);
+        let all = blocks(&mut pool);
+        drop(pool);
+        let copies: u64 = all.iter().map(|bp| bp.dvas().count() as u64).sum();
+        for bp in &all {
+            for d in bp.dvas() {
+                damage(&disks[1].dev, d.offset());
+            }
+        }
+        // Given in the other order: the labels put them back in theirs.
+        let mut pool = reimport_mirror(&disks);
+        assert!(pool.is_mirror());
+        let status = pool.vdev_status();
+        assert_eq!(status[0].path, "disk0");
+        assert_eq!(status[1].path, "disk1");
+        let report = check(&mut pool).unwrap();
+        assert!(report.is_clean(), "{report}");
+        let first = scrub(&mut pool);
+        assert!(first.is_clean(), "{first}");
+        assert_eq!(first.blocks, all.len() as u64);
+        assert_eq!(first.copies, copies);
+        let status = pool.vdev_status();
+        assert_eq!(status[0].errors, crate::vdev::VdevErrors::default());
+        // Every copy on the rotten side was found bad and rewritten once
+        // (by the reads of the check, or by the scrub).
+        assert!(status[1].errors.cksum >= copies);
+        assert_eq!(pool.zio.stats.repaired, copies);
+        let again = scrub(&mut pool);
+        assert_eq!((again.bad_copies, again.repaired), (0, 0), "{again}");
+        // Both sides now hold the same bytes everywhere a block is.
+        for bp in &all {
+            for d in bp.dvas() {
+                let range = d.offset() as usize..(d.offset() + d.asize()) as usize;
+                assert_eq!(
+                    disks[0].dev.borrow().as_bytes()[range.clone()],
+                    disks[1].dev.borrow().as_bytes()[range]
+                );
+            }
+        }
+    }
+
+    /// A disk pulled while the pool writes misses those txgs: the pool
+    /// goes on with the other, records what was missed (in memory and,
+    /// for an import after a crash, on disk), and once the disk is back a
+    /// resilver rewrites exactly that, so that it alone can serve reads.
+    #[test]
+    fn a_disk_that_missed_writes_is_resilvered() {
+        let disks = [Pullable::new(), Pullable::new()];
+        let mut pool = mirror_pool(&disks);
+        let a = pool.lookup("tank/a").unwrap();
+        let before = pool.synced_txg();
+        disks[1].gone.set(true);
+        write_file(&mut pool, a, 2);
+        write_file(&mut pool, a, 3);
+        let after = pool.synced_txg();
+        let missed = pool.vdev_status()[1].missing.unwrap();
+        assert!(missed.0 > before && missed.1 >= after - 1, "{missed:?}");
+        assert!(pool.vdev_status()[1].errors.write > 0);
+        assert_eq!(pool.vdev_status()[0].missing, None);
+        // A crash now (the pool given up): the record survives import,
+        // which also finds the child's uberblocks behind.
+        drop(pool);
+        disks[1].gone.set(false);
+        let mut pool = reimport_mirror(&disks);
+        let missed = pool.vdev_status()[1].missing.unwrap();
+        assert!(missed.0 > before && missed.1 >= after, "{missed:?}");
+        // Reads skip the stale side: the check finds nothing bad.
+        let report = check(&mut pool).unwrap();
+        assert!(report.is_clean(), "{report}");
+        assert_eq!(pool.zio.stats.bad_copies, 0);
+
+        let resilvered = resilver(&mut pool).unwrap();
+        assert!(resilvered.is_clean(), "{resilvered}");
+        assert!(resilvered.resilvered > 0, "{resilvered}");
+        assert_eq!(resilvered.bad_copies, 0, "{resilvered}");
+        assert_eq!(pool.vdev_status()[1].missing, None);
+        assert!(resilver(&mut pool).is_none());
+        pool.txg_sync().unwrap();
+        let all = blocks(&mut pool);
+        drop(pool);
+        // The resilvered side alone serves every block.
+        for bp in &all {
+            for d in bp.dvas() {
+                damage(&disks[0].dev, d.offset());
+            }
+        }
+        let mut pool = reimport_mirror(&disks);
+        assert_eq!(pool.vdev_status()[1].missing, None, "forgotten on disk too");
+        let report = check(&mut pool).unwrap();
+        assert!(report.is_clean(), "{report}");
+        let scrubbed = scrub(&mut pool);
+        assert!(scrubbed.is_clean(), "{scrubbed}");
+        assert_eq!(scrubbed.stale_copies, 0, "{scrubbed}");
+    }
+
+    /// Without a resilver, damage to the only side that has a block loses
+    /// it: the stale side is not a copy of it.
+    #[test]
+    fn a_stale_side_is_not_a_copy() {
+        let disks = [Pullable::new(), Pullable::new()];
+        let mut pool = mirror_pool(&disks);
+        let a = pool.lookup("tank/a").unwrap();
+        disks[1].gone.set(true);
+        write_file(&mut pool, a, 2);
+        disks[1].gone.set(false);
+        let born = pool.synced_txg();
+        let data: Vec<Blkptr> = blocks(&mut pool)
+            .into_iter()
+            .filter(|bp| bp.birth == born && bp.level() == 0 && bp.object_type() == 19)
+            .collect();
+        assert!(!data.is_empty());
+        drop(pool);
+        for bp in &data {
+            damage(&disks[0].dev, bp.dva[0].offset());
+        }
+        let mut pool = reimport_mirror(&disks);
+        let report = scrub(&mut pool);
+        assert_eq!(report.unrepairable.len(), data.len(), "{report}");
+    }
+
+    /// Import needs every device of a mirror, and only the pool's.
+    #[test]
+    fn a_mirror_imports_only_whole_and_only_its_own() {
+        let disks = [Pullable::new(), Pullable::new()];
+        drop(mirror_pool(&disks));
+        let clock = || Box::new(ManualClock::new(1));
+        let rng = || Box::new(SplitMix64::new(1));
+        let mut one = children(&disks);
+        one.truncate(1);
+        let err = Pool::import_devices(one, clock(), rng()).err().unwrap();
+        assert_eq!(err.errno(), crate::error::Errno::ENXIO);
+        assert!(err.to_string().contains("disk1"), "{err}");
+
+        let other = Pullable::new();
+        drop(mirror_pool(std::slice::from_ref(&other)));
+        let mut mixed = children(&disks);
+        mixed[1] = ("other".into(), Box::new(other.clone()));
+        let err = Pool::import_devices(mixed, clock(), rng()).err().unwrap();
+        assert_eq!(err.errno(), crate::error::Errno::EINVAL);
+        assert!(err.to_string().contains("other"), "{err}");
     }
 }

@@ -20,7 +20,7 @@ use crate::error::{Errno, Error, Result, fail};
 use crate::metaslab::{Metaslab, TXG_DEFER_SIZE};
 use crate::nvlist::{self, NvList, NvValue};
 use crate::traverse::{WalkOptions, walk};
-use crate::vdev::BlockDevice;
+use crate::vdev::{BlockDevice, ChildStatus, Mirror, MirrorChild, VdevErrors};
 use crate::zio::{BLKPTR_SIZE, Blkptr, ReadCache, Zio};
 
 pub const VDEV_LABEL_SIZE: u64 = 256 << 10;
@@ -41,6 +41,12 @@ pub const TXG_INITIAL: u64 = 4;
 pub const SPA_VERSION: u64 = 28;
 /// The MOS object holding the DSL record.
 const MOS_DSL_OBJECT: u64 = 1;
+/// A mirror pool's MOS object whose bonus records each child's missed
+/// txgs (`DTL_MISSING`, which ZFS keeps in a space map per leaf), so that
+/// what a child missed is still known after an import.
+const MOS_VDEV_DTL_OBJECT: u64 = 2;
+/// Room in its bonus: a count, then (guid, first, last + 1) per child.
+const DTL_RECORD_LEN: usize = 8 + 24 * crate::vdev::MIRROR_MAX_CHILDREN;
 
 /// What `spa_sync` leaves in a ring slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +120,8 @@ pub const POOL_STATE_EXPORTED: u64 = 1;
 pub struct Pool {
     pub name: String,
     pub guid: u64,
+    /// The top-level vdev's guid (the pool's own on a single disk).
+    top_guid: u64,
     pub(crate) zio: Zio,
     pub(crate) clock: Box<dyn Clock>,
     pub(crate) rng: Box<dyn RandomSource>,
@@ -181,7 +189,28 @@ impl Pool {
     /// [`Pool::create`] with the zio's tunables set by `setup` before the
     /// first block is written (a fuzz template's `max_replication`).
     pub fn create_with(
-        mut dev: Box<dyn BlockDevice>,
+        dev: Box<dyn BlockDevice>,
+        name: &str,
+        clock: Box<dyn Clock>,
+        rng: Box<dyn RandomSource>,
+        setup: impl FnOnce(&mut Zio),
+    ) -> Result<Pool> {
+        Pool::create_on(vec![(String::new(), dev)], name, clock, rng, setup)
+    }
+
+    /// `zpool create NAME mirror DEV DEV [DEV]`: a new pool on a mirror of
+    /// the devices, each named by its path (what the labels record).
+    pub fn create_mirror(
+        children: Vec<(String, Box<dyn BlockDevice>)>,
+        name: &str,
+        clock: Box<dyn Clock>,
+        rng: Box<dyn RandomSource>,
+    ) -> Result<Pool> {
+        Pool::create_on(children, name, clock, rng, |_| {})
+    }
+
+    fn create_on(
+        children: Vec<(String, Box<dyn BlockDevice>)>,
         name: &str,
         clock: Box<dyn Clock>,
         mut rng: Box<dyn RandomSource>,
@@ -192,8 +221,20 @@ impl Pool {
             // invalid; the simulation's and the fuzzers' pool names are fixed
             return fail(Errno::EINVAL, format!("invalid pool name {name:?}"));
         }
-        let sector = dev.sector_size();
-        let size = dev.size() / sector * sector;
+        let single = children.len() == 1;
+        let vdev = Mirror::new(
+            children
+                .into_iter()
+                .map(|(path, dev)| MirrorChild {
+                    dev,
+                    guid: 0,
+                    path,
+                    errors: VdevErrors::default(),
+                    missing: None,
+                })
+                .collect(),
+        )?;
+        let (sector, size) = (vdev.sector_size(), vdev.size());
         if size < SPA_MINDEVSIZE {
             // unreached: only a device under 8 MiB, from `pool create --size` at the command line;
             // the simulation's world options refuse a disk that small
@@ -203,15 +244,34 @@ impl Pool {
             );
         }
         let guid = rng.next_u64() | 1;
-        let config = config_nvlist(name, guid, sector, size, POOL_STATE_ACTIVE, TXG_INITIAL);
-        write_labels(&mut *dev, size, &config)?;
+        // A single disk is named by the pool's guid; a mirror's children
+        // and the mirror itself draw their own.
+        let mut vdev = vdev;
+        let top_guid = if single {
+            vdev.children[0].guid = guid;
+            guid
+        } else {
+            for child in &mut vdev.children {
+                child.guid = rng.next_u64() | 1;
+            }
+            rng.next_u64() | 1
+        };
+        write_all_labels(
+            &mut vdev,
+            name,
+            guid,
+            top_guid,
+            POOL_STATE_ACTIVE,
+            TXG_INITIAL,
+        )?;
         let ms = Metaslab::new(DATA_START, size - 2 * VDEV_LABEL_SIZE, sector);
-        let mut zio = Zio::new(dev, ms);
+        let mut zio = Zio::on(vdev, ms);
         zio.pool_guid = guid;
         setup(&mut zio);
         let mut pool = Pool {
             name: name.to_string(),
             guid,
+            top_guid,
             zio,
             clock,
             rng,
@@ -243,6 +303,16 @@ impl Pool {
             0,
             0,
         )?;
+        if !single {
+            pool.mos.object_claim(
+                MOS_VDEV_DTL_OBJECT,
+                crate::dmu::object_type::DMU_OT_SPACE_MAP_HEADER as u8,
+                512,
+                0,
+                0,
+            )?;
+            pool.zio.vdev.dtl_dirty = true;
+        }
         pool.create_root_dataset()?;
         pool.txg_sync()?;
         Ok(pool)
@@ -280,19 +350,29 @@ impl Pool {
         clock: Box<dyn Clock>,
         rng: Box<dyn RandomSource>,
     ) -> Result<Pool> {
-        Pool::import_cached(dev, clock, rng, ReadCache::default())
+        Pool::import_with(vec![(String::new(), dev)], clock, rng, |_| {})
     }
 
-    /// [`Pool::import`] with the blocks an earlier pool on the same device
-    /// read ([`Pool::take_read_cache`]): those the device says did not
-    /// change since are not read again.
+    /// [`Pool::import`] of a pool on every device of its vdev (one disk,
+    /// or each child of its mirror, in any order), each named by its path.
+    pub fn import_devices(
+        children: Vec<(String, Box<dyn BlockDevice>)>,
+        clock: Box<dyn Clock>,
+        rng: Box<dyn RandomSource>,
+    ) -> Result<Pool> {
+        Pool::import_with(children, clock, rng, |_| {})
+    }
+
+    /// [`Pool::import_devices`] with the blocks an earlier pool on the same
+    /// device read ([`Pool::take_read_cache`]): those the device says did
+    /// not change since are not read again.
     pub fn import_cached(
-        dev: Box<dyn BlockDevice>,
+        children: Vec<(String, Box<dyn BlockDevice>)>,
         clock: Box<dyn Clock>,
         rng: Box<dyn RandomSource>,
         cache: ReadCache,
     ) -> Result<Pool> {
-        Pool::import_with(dev, clock, rng, |zio| zio.read_cache = cache)
+        Pool::import_with(children, clock, rng, |zio| zio.read_cache = cache)
     }
 
     /// Fuzzing only: [`Pool::import`] of a pool whose block checksums are
@@ -304,39 +384,33 @@ impl Pool {
         clock: Box<dyn Clock>,
         rng: Box<dyn RandomSource>,
     ) -> Result<Pool> {
-        Pool::import_with(dev, clock, rng, |zio| zio.unverified = true)
+        Pool::import_with(vec![(String::new(), dev)], clock, rng, |zio| {
+            zio.unverified = true
+        })
     }
 
     fn import_with(
-        mut dev: Box<dyn BlockDevice>,
+        children: Vec<(String, Box<dyn BlockDevice>)>,
         clock: Box<dyn Clock>,
         rng: Box<dyn RandomSource>,
         setup: impl FnOnce(&mut Zio),
     ) -> Result<Pool> {
-        let sector = dev.sector_size();
-        let size = dev.size() / sector * sector;
-        if size < SPA_MINDEVSIZE {
-            // unreached: only an image file under 8 MiB given to the command line; the simulation
-            // and the fuzzers import devices a pool was created on
-            return fail(Errno::ENXIO, "device too small to hold a pool");
-        }
-        let config = read_config(&mut *dev, size)?;
-        // unreached: only a label written by another tool: a label must pass its checksum, and
-        // write_labels always writes the name
-        let name = config
-            .get_str("name")
-            .ok_or_else(|| Error::new(Errno::EIO, "pool config has no name"))?
-            .to_string();
-        // unreached: only a label written by another tool: a label must pass its checksum, and
-        // write_labels always writes pool_guid
-        let guid = config
-            .get_u64("pool_guid")
-            .ok_or_else(|| Error::new(Errno::EIO, "pool config has no guid"))?;
+        let (name, guid, top_guid, mut vdev) = open_vdev(children)?;
+        let (sector, size) = (vdev.sector_size(), vdev.size());
         let slot = slot_size(sector);
-        let mut candidates = read_uberblocks(&mut *dev, size, slot)
-            .filter(|ub| ub.guid_sum == guid && !ub.rootbp.is_hole());
+        let rings = read_uberblocks(&mut vdev, slot);
+        // What each child of a mirror last heard: a child whose newest
+        // uberblock is older than the one chosen missed the txgs between.
+        let heard: Vec<Option<u64>> = if vdev.is_mirror() {
+            (0..vdev.width())
+                .map(|c| rings.newest_on(c, guid))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut candidates = rings.filter(|ub| ub.guid_sum == guid && !ub.rootbp.is_hole());
         let ms = Metaslab::new(DATA_START, size - 2 * VDEV_LABEL_SIZE, sector);
-        let mut zio = Zio::new(dev, ms);
+        let mut zio = Zio::on(vdev, ms);
         zio.pool_guid = guid;
         setup(&mut zio);
         // Trees that may be older than the last sync are read below: no
@@ -353,6 +427,14 @@ impl Pool {
             // blocks freed and written over since.
             let newest = *newest.get_or_insert(ub.txg);
             zio.losses_recorded = ub.txg + TXG_DEFER_SIZE >= newest;
+            // Reads skip the children that did not hear of this txg.
+            for (child, &heard) in zio.vdev.children.iter_mut().zip(&heard) {
+                child.missing = match heard {
+                    Some(t) if t >= ub.txg => None,
+                    Some(t) => Some((t + 1, ub.txg)),
+                    None => Some((0, ub.txg)),
+                };
+            }
             match load_mos(&mut zio, &ub.rootbp) {
                 Ok((mos, dsl)) => {
                     chosen = Some((ub, mos, dsl));
@@ -368,6 +450,11 @@ impl Pool {
         let Some((ub, mos, dsl)) = chosen else {
             return Err(last_error.context("no usable uberblock"));
         };
+        // What the children missed besides: the writes they failed in
+        // txgs they heard of, as the pool recorded them.
+        if zio.vdev.is_mirror() {
+            load_dtl(&mut zio.vdev, &mos)?;
+        }
 
         // Everything the chosen tree references is allocated; what only the
         // trees of the deferral window before it reference stays deferred.
@@ -396,6 +483,7 @@ impl Pool {
         let mut pool = Pool {
             name,
             guid,
+            top_guid,
             zio,
             clock,
             rng,
@@ -422,20 +510,17 @@ impl Pool {
 
     /// `spa_export`: syncs, marks the labels exported and hands the device
     /// back.
-    pub fn export(mut self) -> Result<Box<dyn BlockDevice>> {
+    pub fn export(mut self) -> Result<Vec<Box<dyn BlockDevice>>> {
         self.txg_sync()?;
-        let size = self.zio.dev.size() / self.zio.dev.sector_size() * self.zio.dev.sector_size();
-        let config = config_nvlist(
+        write_all_labels(
+            &mut self.zio.vdev,
             &self.name,
             self.guid,
-            self.zio.dev.sector_size(),
-            size,
+            self.top_guid,
             POOL_STATE_EXPORTED,
             self.synced_txg,
-        );
-        write_labels(&mut *self.zio.dev, size, &config)?;
-        self.zio.dev.flush()?;
-        Ok(self.zio.dev)
+        )?;
+        Ok(self.zio.vdev.into_devices())
     }
 
     /// A copy of this pool's in-memory state working on `dev`, which must
@@ -460,12 +545,23 @@ impl Pool {
                 "a pool with unsynced changes cannot be forked",
             );
         }
-        if dev.size() != self.zio.dev.size() || dev.sector_size() != self.zio.dev.sector_size() {
+        let vdev = &self.zio.vdev;
+        if vdev.is_mirror()
+            || dev.size() / dev.sector_size() * dev.sector_size() != vdev.size()
+            || dev.sector_size() != vdev.sector_size()
+        {
             // unreached: fork's only caller (fuzz.rs) passes a CowDevice over the template's own
             // image, with its sector size
-            return fail(Errno::EINVAL, "a fork needs a device of the same geometry");
+            return fail(
+                Errno::EINVAL,
+                "a fork needs one device of the same geometry",
+            );
         }
-        let mut zio = Zio::new(dev, self.zio.ms.clone());
+        let child = &vdev.children()[0];
+        let mut zio = Zio::on(
+            Mirror::single(dev, child.guid, &child.path),
+            self.zio.ms.clone(),
+        );
         zio.stats = self.zio.stats;
         zio.mdcomp_disable = self.zio.mdcomp_disable;
         zio.max_replication = self.zio.max_replication;
@@ -474,6 +570,7 @@ impl Pool {
         Ok(Pool {
             name: self.name.clone(),
             guid: self.guid,
+            top_guid: self.top_guid,
             zio,
             clock,
             rng,
@@ -494,9 +591,10 @@ impl Pool {
         })
     }
 
-    /// Gives up the pool without syncing (a crash, from the pool's side).
-    pub fn into_device(self) -> Box<dyn BlockDevice> {
-        self.zio.dev
+    /// Gives up the pool without syncing (a crash, from the pool's
+    /// side): its devices, in child order.
+    pub fn into_devices(self) -> Vec<Box<dyn BlockDevice>> {
+        self.zio.vdev.into_devices()
     }
 
     /// The blocks this pool read, for the next import of its device
@@ -508,11 +606,23 @@ impl Pool {
     /// The device's read epoch ([`BlockDevice::read_epoch`]): while it
     /// stays the same, what the pool reads stays the same.
     pub fn read_epoch(&self) -> Option<u64> {
-        self.zio.dev.read_epoch()
+        self.zio.vdev.read_epoch()
     }
 
+    /// The first device of the pool's vdev (on one disk, its disk).
     pub fn device_mut(&mut self) -> &mut dyn BlockDevice {
-        &mut *self.zio.dev
+        self.zio.vdev.first_mut()
+    }
+
+    /// Each device of the pool's vdev as `zpool status` shows it: its
+    /// path, error counts and the txgs it may have missed.
+    pub fn vdev_status(&self) -> Vec<ChildStatus> {
+        self.zio.vdev.status()
+    }
+
+    /// Whether the pool is on a mirror.
+    pub fn is_mirror(&self) -> bool {
+        self.zio.vdev.is_mirror()
     }
 
     pub fn open_txg(&self) -> u64 {
@@ -657,12 +767,18 @@ impl Pool {
             self.mos.set_bonus(MOS_DSL_OBJECT, &bonus)?;
             self.dsl_dirty = false;
         }
+        if self.zio.vdev.dtl_dirty && self.zio.vdev.is_mirror() {
+            let record = encode_dtl(&self.zio.vdev);
+            self.mos.set_bonuslen(MOS_VDEV_DTL_OBJECT, record.len())?;
+            self.mos.set_bonus(MOS_VDEV_DTL_OBJECT, &record)?;
+            self.zio.vdev.dtl_dirty = false;
+        }
         let mos_out = self.mos.sync(&mut self.zio, txg)?;
         for bp in &mos_out.killed {
             self.zio.free_block(txg, bp)?;
         }
         if !planted!(UberblockBeforeFlush) {
-            self.zio.dev.flush()?;
+            self.zio.vdev.flush(txg)?;
         }
         let ub = Uberblock {
             version: SPA_VERSION,
@@ -671,16 +787,21 @@ impl Pool {
             timestamp: self.clock.now_secs(),
             rootbp: mos_out.bp,
         };
-        let size = self.zio.dev.size() / self.zio.dev.sector_size() * self.zio.dev.sector_size();
-        let slots = LABEL_RING_SIZE / self.slot_size;
-        let (mut bytes, hashed) = ub.encode(self.slot_size as usize);
-        for base in label_offsets(size) {
-            let offset = base + LABEL_RING_OFFSET + (txg % slots) * self.slot_size;
-            let sum = label_checksum_of_hashed(hashed.clone(), offset);
-            bytes[self.slot_size as usize - 32..].copy_from_slice(&sum);
-            self.zio.dev.write(offset, &bytes)?;
-        }
-        self.zio.dev.flush()?;
+        let slot_size = self.slot_size;
+        let slots = LABEL_RING_SIZE / slot_size;
+        let (mut bytes, hashed) = ub.encode(slot_size as usize);
+        // Each child's labels, at the ends of that child.
+        self.zio.vdev.for_each_child(txg, |dev| {
+            let size = dev.size() / dev.sector_size() * dev.sector_size();
+            for base in label_offsets(size) {
+                let offset = base + LABEL_RING_OFFSET + (txg % slots) * slot_size;
+                let sum = label_checksum_of_hashed(hashed.clone(), offset);
+                bytes[slot_size as usize - 32..].copy_from_slice(&sum);
+                dev.write(offset, &bytes)?;
+            }
+            Ok(())
+        })?;
+        self.zio.vdev.flush(txg)?;
         self.uberblock = ub;
         self.synced_txg = txg;
         self.open_txg = txg + 1;
@@ -847,7 +968,56 @@ fn config_nvlist(name: &str, guid: u64, sector: u64, size: u64, state: u64, txg:
     nv
 }
 
-fn write_labels(dev: &mut dyn BlockDevice, size: u64, config: &NvList) -> Result<()> {
+/// Writes the labels of every child of `vdev`: the pool's config, and on a
+/// mirror each child's own guid and the whole vdev tree (what import needs
+/// to find the other children). Fails only when no child took them.
+fn write_all_labels(
+    vdev: &mut Mirror,
+    name: &str,
+    guid: u64,
+    top_guid: u64,
+    state: u64,
+    txg: u64,
+) -> Result<()> {
+    let (sector, size) = (vdev.sector_size(), vdev.size());
+    let mut config = config_nvlist(name, guid, sector, size, state, txg);
+    if !vdev.is_mirror() {
+        return vdev.for_each_child(txg, |dev| write_labels(dev, &config));
+    }
+    let children: Vec<NvList> = vdev
+        .children()
+        .iter()
+        .enumerate()
+        .map(|(id, c)| {
+            let mut nv = NvList::new();
+            nv.push("type", NvValue::String("disk".into()));
+            nv.push("id", NvValue::Uint64(id as u64));
+            nv.push("guid", NvValue::Uint64(c.guid));
+            nv.push("path", NvValue::String(c.path.clone()));
+            nv
+        })
+        .collect();
+    let mut tree = NvList::new();
+    tree.push("type", NvValue::String("mirror".into()));
+    tree.push("id", NvValue::Uint64(0));
+    tree.push("guid", NvValue::Uint64(top_guid));
+    tree.push("children", NvValue::NvListArray(children));
+    config.push("top_guid", NvValue::Uint64(top_guid));
+    config.push("vdev_tree", NvValue::NvList(tree));
+    let guids: Vec<u64> = vdev.children().iter().map(|c| c.guid).collect();
+    let mut next = guids.iter();
+    vdev.for_each_child(txg, |dev| {
+        let mut own = config.clone();
+        own.push(
+            "guid",
+            NvValue::Uint64(*next.next().expect("one per child")),
+        );
+        write_labels(dev, &own)
+    })
+}
+
+fn write_labels(dev: &mut dyn BlockDevice, config: &NvList) -> Result<()> {
+    let size = dev.size() / dev.sector_size() * dev.sector_size();
     let packed = nvlist::pack_xdr(config);
     let mut region = vec![0u8; LABEL_CONFIG_SIZE];
     if packed.len() + 8 + 32 > LABEL_CONFIG_SIZE {
@@ -890,9 +1060,154 @@ fn read_config(dev: &mut dyn BlockDevice, size: u64) -> Result<NvList> {
     fail(Errno::ENXIO, "no valid pool label on the device")
 }
 
-/// Every uberblock that verifies, newest first (one per txg; of several
-/// copies of a txg, the first in label and slot order that verifies).
-fn read_uberblocks(dev: &mut dyn BlockDevice, size: u64, slot: u64) -> UberblockRings {
+/// The pool's vdev from the devices given for it: each one's label must
+/// name the same pool, and a mirror's every child must be there (in any
+/// order given; in the labels' order after). Returns the pool's name, guid
+/// and top-level guid with the vdev.
+fn open_vdev(children: Vec<(String, Box<dyn BlockDevice>)>) -> Result<(String, u64, u64, Mirror)> {
+    // `path: ` before a message, when the device has a path.
+    let on = |path: &str, e: Error| {
+        if path.is_empty() {
+            e
+        } else {
+            e.context(path.to_string())
+        }
+    };
+    let mut found = Vec::new();
+    for (path, mut dev) in children {
+        let sector = dev.sector_size();
+        let size = dev.size() / sector * sector;
+        if size < SPA_MINDEVSIZE {
+            // unreached: only an image file under 8 MiB given to the command line; the simulation
+            // and the fuzzers import devices a pool was created on
+            return Err(on(
+                &path,
+                Error::new(Errno::ENXIO, "device too small to hold a pool"),
+            ));
+        }
+        let config = read_config(&mut *dev, size).map_err(|e| on(&path, e))?;
+        found.push((path, dev, config));
+    }
+    let Some((_, _, config)) = found.first() else {
+        return fail(Errno::EINVAL, "no device given for the pool");
+    };
+    // unreached: only a label written by another tool: a label must pass its checksum, and
+    // write_labels always writes the name
+    let name = config
+        .get_str("name")
+        .ok_or_else(|| Error::new(Errno::EIO, "pool config has no name"))?
+        .to_string();
+    // unreached: only a label written by another tool: a label must pass its checksum, and
+    // write_labels always writes pool_guid
+    let guid = config
+        .get_u64("pool_guid")
+        .ok_or_else(|| Error::new(Errno::EIO, "pool config has no guid"))?;
+    let listed: Vec<(u64, String)> = match config.get_nvlist("vdev_tree").map(|t| t.get("children"))
+    {
+        None => vec![(guid, String::new())],
+        Some(Some(NvValue::NvListArray(kids))) => kids
+            .iter()
+            .map(|k| {
+                (
+                    k.get_u64("guid").unwrap_or(0),
+                    k.get_str("path").unwrap_or("").to_string(),
+                )
+            })
+            .collect(),
+        Some(_) => return fail(Errno::EIO, "pool config's vdev tree has no children"),
+    };
+    let top_guid = config
+        .get_nvlist("vdev_tree")
+        .and_then(|t| t.get_u64("guid"))
+        .unwrap_or(guid);
+    let mut slots: Vec<Option<MirrorChild>> = listed.iter().map(|_| None).collect();
+    for (path, dev, config) in found {
+        if config.get_u64("pool_guid") != Some(guid) {
+            return fail(
+                Errno::EINVAL,
+                format!("{path}: the device belongs to another pool than {name}"),
+            );
+        }
+        let own = config.get_u64("guid").unwrap_or(guid);
+        let Some(at) = listed.iter().position(|(g, _)| *g == own) else {
+            return fail(
+                Errno::EINVAL,
+                format!("{path}: pool {name}'s labels do not list this device"),
+            );
+        };
+        if slots[at].is_some() {
+            return fail(
+                Errno::EINVAL,
+                format!("{path}: the same device of pool {name} was given twice"),
+            );
+        }
+        slots[at] = Some(MirrorChild {
+            dev,
+            guid: own,
+            path: if path.is_empty() {
+                listed[at].1.clone()
+            } else {
+                path
+            },
+            errors: VdevErrors::default(),
+            missing: None,
+        });
+    }
+    let mut children = Vec::new();
+    for (slot, (g, path)) in slots.into_iter().zip(&listed) {
+        match slot {
+            Some(child) => children.push(child),
+            None => {
+                return fail(
+                    Errno::ENXIO,
+                    format!("pool {name}: mirror device {path} (guid {g:#x}) was not given"),
+                );
+            }
+        }
+    }
+    Ok((name, guid, top_guid, Mirror::new(children)?))
+}
+
+/// A mirror's record of each child's missed txgs, for its MOS object.
+fn encode_dtl(vdev: &Mirror) -> Vec<u8> {
+    let mut out = Vec::with_capacity(DTL_RECORD_LEN);
+    out.extend_from_slice(&(vdev.width() as u64).to_le_bytes());
+    for c in vdev.children() {
+        let (lo, end) = c.missing.map_or((0, 0), |(lo, hi)| (lo, hi + 1));
+        for v in [c.guid, lo, end] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Reads back what [`encode_dtl`] recorded, into the children it names.
+fn load_dtl(vdev: &mut Mirror, mos: &Objset) -> Result<()> {
+    let record = mos.bonus(MOS_VDEV_DTL_OBJECT)?;
+    let word = |i: usize| {
+        record
+            .get(i * 8..i * 8 + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    };
+    let n = word(0).unwrap_or(0) as usize;
+    for i in 0..n.min(crate::vdev::MIRROR_MAX_CHILDREN) {
+        let (Some(guid), Some(lo), Some(end)) = (word(1 + 3 * i), word(2 + 3 * i), word(3 + 3 * i))
+        else {
+            return fail(Errno::EIO, "the mirror's missed-txg record is cut short");
+        };
+        if end > lo
+            && let Some(child) = vdev.children.iter_mut().find(|c| c.guid == guid)
+        {
+            child.miss(lo, end - 1);
+        }
+    }
+    Ok(())
+}
+
+/// Every uberblock that verifies on any child of `vdev`, newest first (one
+/// per txg; of several copies of a txg, the first in child, label and slot
+/// order that verifies).
+fn read_uberblocks(vdev: &mut Mirror, slot: u64) -> UberblockRings {
     let slot = slot as usize;
     let mut rings = UberblockRings {
         slot,
@@ -902,47 +1217,67 @@ fn read_uberblocks(dev: &mut dyn BlockDevice, size: u64, slot: u64) -> Uberblock
         last_txg: None,
     };
     let mut ring = vec![0u8; LABEL_RING_SIZE as usize];
-    for base in label_offsets(size) {
-        let ring_offset = base + LABEL_RING_OFFSET;
-        if dev.read(ring_offset, &mut ring).is_err() {
-            continue;
-        }
-        for (i, buf) in ring.chunks_exact(slot).enumerate() {
-            let word = |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8"));
-            if word(0) == UBERBLOCK_MAGIC {
-                let offset = ring_offset + (i * slot) as u64;
-                rings.slots.push((word(2), offset, rings.bytes.len()));
-                rings.bytes.extend_from_slice(buf);
+    for c in 0..vdev.width() {
+        let dev = &mut *vdev.children[c].dev;
+        let size = dev.size() / dev.sector_size() * dev.sector_size();
+        for base in label_offsets(size) {
+            let ring_offset = base + LABEL_RING_OFFSET;
+            if dev.read(ring_offset, &mut ring).is_err() {
+                continue;
+            }
+            for (i, buf) in ring.chunks_exact(slot).enumerate() {
+                let word =
+                    |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8"));
+                if word(0) == UBERBLOCK_MAGIC {
+                    let offset = ring_offset + (i * slot) as u64;
+                    rings.slots.push((word(2), c, offset, rings.bytes.len()));
+                    rings.bytes.extend_from_slice(buf);
+                }
             }
         }
     }
-    // Stable: copies of one txg stay in label and slot order.
+    // Stable: copies of one txg stay in child, label and slot order.
     rings
         .slots
-        .sort_by_key(|&(txg, _, _)| std::cmp::Reverse(txg));
+        .sort_by_key(|&(txg, _, _, _)| std::cmp::Reverse(txg));
     rings
 }
 
-/// The uberblocks of a device's rings as [`read_uberblocks`] finds them,
+/// The uberblocks of a vdev's rings as [`read_uberblocks`] finds them,
 /// each checksummed only when it is reached: import wants the newest usable
 /// one and the few before it, not every slot of four rings.
 struct UberblockRings {
     slot: usize,
     /// The slots that carry the magic, one after another.
     bytes: Vec<u8>,
-    /// (txg the slot claims, its device offset, where in `bytes`), newest
-    /// first.
-    slots: Vec<(u64, u64, usize)>,
+    /// (txg the slot claims, its child, its device offset, where in
+    /// `bytes`), newest first.
+    slots: Vec<(u64, usize, u64, usize)>,
     next: usize,
     /// The txg of the uberblock returned last: its other copies are skipped.
     last_txg: Option<u64>,
+}
+
+impl UberblockRings {
+    /// The txg of the newest uberblock of pool `guid` that verifies on
+    /// child `child`.
+    fn newest_on(&self, child: usize, guid: u64) -> Option<u64> {
+        self.slots
+            .iter()
+            .filter(|&&(_, c, _, _)| c == child)
+            .find_map(|&(_, _, offset, at)| {
+                Uberblock::decode(&self.bytes[at..at + self.slot], offset)
+                    .filter(|ub| ub.guid_sum == guid)
+            })
+            .map(|ub| ub.txg)
+    }
 }
 
 impl Iterator for UberblockRings {
     type Item = Uberblock;
 
     fn next(&mut self) -> Option<Uberblock> {
-        while let Some(&(txg, offset, at)) = self.slots.get(self.next) {
+        while let Some(&(txg, _, offset, at)) = self.slots.get(self.next) {
             self.next += 1;
             if self.last_txg == Some(txg) {
                 continue;

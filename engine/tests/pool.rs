@@ -19,7 +19,7 @@ fn new_pool() -> Pool {
 }
 
 fn reimport(pool: Pool) -> Pool {
-    let dev = pool.export().unwrap();
+    let dev = pool.export().unwrap().remove(0);
     Pool::import(
         dev,
         Box::new(ManualClock::new(1_700_000_100)),
@@ -325,7 +325,7 @@ fn a_corrupted_block_reads_as_eio_and_the_check_finds_it() {
     dev_bytes[7] ^= 1;
     pool.device_mut().write(off, &dev_bytes).unwrap();
     let mut pool = {
-        let dev = pool.into_device();
+        let dev = pool.into_devices().remove(0);
         Pool::import(
             dev,
             Box::new(ManualClock::new(0)),

@@ -170,7 +170,7 @@ fn a_fat_zap_splits_leaves_and_outgrows_its_embedded_pointer_table() {
     assert_eq!(contents(&mut pool, id, obj), want);
     // And it survives a txg sync and an export/import.
     pool.txg_sync().unwrap();
-    let dev = pool.export().unwrap();
+    let dev = pool.export().unwrap().remove(0);
     let mut pool = Pool::import(
         dev,
         Box::new(ManualClock::new(1_800_000_100)),

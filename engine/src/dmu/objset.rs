@@ -725,8 +725,8 @@ mod tests {
             contents(&mut opened, &mut zio)
         );
         // And they go on the same way, each on its own copy of the device.
-        let mut image = vec![0u8; zio.dev.size() as usize];
-        zio.dev.read(0, &mut image).unwrap();
+        let mut image = vec![0u8; zio.vdev.size() as usize];
+        zio.vdev.read_child(0, 0, &mut image).unwrap();
         let mut copy = Zio::new(
             Box::new(MemDevice::from_bytes(image, 512).unwrap()),
             zio.ms.clone(),

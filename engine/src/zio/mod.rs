@@ -21,7 +21,7 @@ pub use compress::ZioCompress;
 use crate::checksum::{ZioCksum, fletcher_2_native, fletcher_4_native, sha256};
 use crate::error::{Errno, Error, Result, fail};
 use crate::metaslab::Metaslab;
-use crate::vdev::BlockDevice;
+use crate::vdev::{BlockDevice, Mirror};
 
 /// `enum zio_checksum`, numbered as on disk and in send streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,11 +172,17 @@ pub struct ZioStats {
     pub bad_copies: u64,
     /// Bad copies rewritten from a good one (self-healing).
     pub repaired: u64,
+    /// Copies that failed on a mirror child known to have missed the
+    /// block's txg (not damage: what a resilver is for).
+    pub stale_copies: u64,
+    /// Stale copies rewritten from a good one.
+    pub resilvered: u64,
 }
 
 /// The pool's device and allocator: everything that moves blocks.
 pub struct Zio {
-    pub dev: Box<dyn BlockDevice>,
+    /// The pool's top-level vdev: one disk or a mirror.
+    pub vdev: Mirror,
     pub ms: Metaslab,
     pub stats: ZioStats,
     /// Set by the check for its walks; any block write drops it.
@@ -213,9 +219,15 @@ pub struct Zio {
 }
 
 impl Zio {
+    /// A zio on one disk.
     pub fn new(dev: Box<dyn BlockDevice>, ms: Metaslab) -> Zio {
+        Zio::on(Mirror::single(dev, 0, ""), ms)
+    }
+
+    /// A zio on a top-level vdev.
+    pub fn on(vdev: Mirror, ms: Metaslab) -> Zio {
         Zio {
-            dev,
+            vdev,
             ms,
             stats: ZioStats::default(),
             blkptr_cache: None,
@@ -280,7 +292,7 @@ impl Zio {
         physical.resize(asize as usize, 0);
         for &offset in &offsets {
             self.read_cache.overwrite(offset, asize);
-            if let Err(e) = self.dev.write(offset, &physical) {
+            if let Err(e) = self.vdev.write(txg, offset, &physical) {
                 // Never referenced: the space can be reused at once.
                 for &o in &offsets {
                     self.ms.free_now(o, asize);
@@ -304,14 +316,14 @@ impl Zio {
     /// for its reads), with no copy made for it.
     pub fn with_block<R>(&mut self, bp: &Blkptr, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
         debug_assert!(!bp.is_hole());
-        let epoch = self.dev.read_epoch();
+        let epoch = self.vdev.read_epoch();
         if let Some(epoch) = epoch {
-            let dev = &self.dev;
+            let vdev = &self.vdev;
             self.read_cache
-                .enter(epoch, |since| dev.changes_since(since));
+                .enter(epoch, |since| vdev.changes_since(since));
             if self.read_cache.get(bp).is_some() {
                 let dva = bp.dva[0];
-                self.dev.charge_read(dva.offset(), dva.asize());
+                self.vdev.charge_read(0, dva.offset(), dva.asize());
                 self.stats.blocks_read += 1;
                 self.stats.bytes_read += dva.asize();
                 return f(self.read_cache.get(bp).expect("just found"));
@@ -327,12 +339,13 @@ impl Zio {
         }
     }
 
-    /// Reads the block's copies in DVA order until one verifies, and
+    /// Reads the block's copies in DVA order, each from the mirror's
+    /// children in [`Mirror::read_order`], until one verifies, and
     /// rewrites the ones before it that did not (`vdev_mirror`'s handling
-    /// of ditto blocks). With every copy bad, the worst error, as
-    /// `zio_worst_error` ranks them: EIO over ECKSUM.
+    /// of ditto blocks and of its children). With every copy bad, the
+    /// worst error, as `zio_worst_error` ranks them: EIO over ECKSUM.
     fn read_copies(&mut self, bp: &Blkptr) -> Result<Vec<u8>> {
-        let mut bad: Vec<Dva> = Vec::new();
+        let mut bad: Vec<(Dva, usize)> = Vec::new();
         let mut worst: Option<Error> = None;
         // A hole has no copies; a damaged pointer may have none either.
         let dvas: Vec<Dva> = if bp.dvas().next().is_none() {
@@ -346,21 +359,23 @@ impl Zio {
             dvas.len()
         };
         for dva in dvas.into_iter().take(tried) {
-            match self.read_copy(bp, dva) {
-                Ok(physical) => {
-                    self.heal(&bad, dva, &physical);
-                    let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
-                        Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
-                    })?;
-                    return compress::decompress_block_owned(
-                        compress,
-                        physical,
-                        bp.lsize() as usize,
-                    );
-                }
-                Err(e) => {
-                    bad.push(dva);
-                    keep_worst(&mut worst, e);
+            for child in self.vdev.read_order(dva.offset(), bp.birth) {
+                match self.read_copy(bp, dva, child) {
+                    Ok(physical) => {
+                        self.heal(bp, &bad, dva, &physical);
+                        let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
+                            Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
+                        })?;
+                        return compress::decompress_block_owned(
+                            compress,
+                            physical,
+                            bp.lsize() as usize,
+                        );
+                    }
+                    Err(e) => {
+                        bad.push((dva, child));
+                        keep_worst(&mut worst, e);
+                    }
                 }
             }
         }
@@ -373,14 +388,15 @@ impl Zio {
         Err(worst)
     }
 
-    /// One copy's physical bytes (`psize` of them), verified.
-    fn read_copy(&mut self, bp: &Blkptr, dva: Dva) -> Result<Vec<u8>> {
+    /// One copy's physical bytes (`psize` of them) from one mirror child,
+    /// verified.
+    fn read_copy(&mut self, bp: &Blkptr, dva: Dva, child: usize) -> Result<Vec<u8>> {
         let (offset, asize, psize) = (dva.offset(), dva.asize(), bp.psize());
         if asize == 0
             || psize > asize
             || offset
                 .checked_add(asize)
-                .is_none_or(|end| end > self.dev.size())
+                .is_none_or(|end| end > self.vdev.size())
         {
             return fail(
                 Errno::EIO,
@@ -388,7 +404,10 @@ impl Zio {
             );
         }
         let mut physical = vec![0u8; asize as usize];
-        self.dev.read(offset, &mut physical)?;
+        if let Err(e) = self.vdev.read_child(child, offset, &mut physical) {
+            self.vdev.children[child].errors.read += 1;
+            return Err(e);
+        }
         physical.truncate(psize as usize);
         self.stats.blocks_read += 1;
         self.stats.bytes_read += asize;
@@ -399,6 +418,7 @@ impl Zio {
             && checksum.compute(&physical) != bp.cksum
         {
             self.stats.checksum_errors += 1;
+            self.vdev.children[child].errors.cksum += 1;
             return fail(
                 Errno::ECKSUM,
                 format!(
@@ -410,52 +430,65 @@ impl Zio {
         Ok(physical)
     }
 
-    /// Reads every copy of a block, bypassing the cache, and rewrites the
-    /// bad ones from a good one (a scrub's read). With no good copy, the
-    /// worst error.
+    /// Reads every copy of a block on every child, bypassing the cache,
+    /// and rewrites the bad ones from a good one (a scrub's or a
+    /// resilver's read). With no good copy, the worst error.
     pub(crate) fn scrub_block(&mut self, bp: &Blkptr) -> Result<()> {
         let mut bad = Vec::new();
         let mut good: Option<(Dva, Vec<u8>)> = None;
         let mut worst: Option<Error> = None;
         for dva in bp.dvas() {
-            match self.read_copy(bp, dva) {
-                Ok(physical) => {
-                    if good.is_none() {
-                        good = Some((dva, physical));
+            for child in 0..self.vdev.width() {
+                match self.read_copy(bp, dva, child) {
+                    Ok(physical) => {
+                        if good.is_none() {
+                            good = Some((dva, physical));
+                        }
                     }
-                }
-                Err(e) => {
-                    bad.push(dva);
-                    keep_worst(&mut worst, e);
+                    Err(e) => {
+                        bad.push((dva, child));
+                        keep_worst(&mut worst, e);
+                    }
                 }
             }
         }
         match good {
             Some((dva, physical)) => {
-                self.heal(&bad, dva, &physical);
+                self.heal(bp, &bad, dva, &physical);
                 Ok(())
             }
             None => Err(worst.unwrap_or_else(|| Error::new(Errno::EIO, "a block with no copies"))),
         }
     }
 
-    /// Rewrites bad copies with the bytes of the good copy `good` (its
-    /// `psize` bytes, padded here to its size on disk). A failed rewrite
-    /// changes nothing: the copy stays bad, and reads still skip it.
-    fn heal(&mut self, bad: &[Dva], good: Dva, physical: &[u8]) {
+    /// Rewrites bad copies (each a DVA on one child) with the bytes of the
+    /// good copy `good` (its `psize` bytes, padded here to its size on
+    /// disk). A copy on a child that missed the block's txg is stale, not
+    /// bad, and is rewritten all the same. A failed rewrite changes
+    /// nothing: the copy stays bad, and reads still skip it.
+    fn heal(&mut self, bp: &Blkptr, bad: &[(Dva, usize)], good: Dva, physical: &[u8]) {
         if bad.is_empty() {
             return;
         }
-        self.stats.bad_copies += bad.len() as u64;
+        let stale = bad
+            .iter()
+            .filter(|&&(_, c)| self.vdev.children[c].missed(bp.birth))
+            .count() as u64;
+        self.stats.stale_copies += stale;
+        self.stats.bad_copies += bad.len() as u64 - stale;
         if !self.self_heal {
             return;
         }
         let mut whole = physical.to_vec();
         whole.resize(good.asize() as usize, 0);
-        for dva in bad.iter().filter(|d| d.asize() == good.asize()) {
+        for &(dva, child) in bad.iter().filter(|(d, _)| d.asize() == good.asize()) {
             self.read_cache.overwrite(dva.offset(), dva.asize());
-            if self.dev.write(dva.offset(), &whole).is_ok() {
-                self.stats.repaired += 1;
+            if self.vdev.write_child(child, dva.offset(), &whole).is_ok() {
+                if self.vdev.children[child].missed(bp.birth) {
+                    self.stats.resilvered += 1;
+                } else {
+                    self.stats.repaired += 1;
+                }
             }
         }
     }

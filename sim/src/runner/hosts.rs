@@ -481,12 +481,12 @@ impl World {
                 e.to_string(),
             ));
         }
-        let dev = Box::new(host.disk.clone());
+        let dev: Box<dyn BlockDevice> = Box::new(host.disk.clone());
         // What the pool read that the power loss did not touch need not be
         // read again (the disk says which writes it resolved).
         let cache = host.pool.borrow_mut().take_read_cache();
         self.injector
-            .suspended(|| Pool::import_cached(dev, clock, rng, cache))
+            .suspended(|| Pool::import_cached(vec![(String::new(), dev)], clock, rng, cache))
             .map_err(|e| {
                 let mut v = violation(
                     step,
