@@ -19,7 +19,8 @@ use crate::zio::Blkptr;
 #[derive(Debug, Default)]
 pub struct ScrubReport {
     pub blocks: u64,
-    /// Copies read (a block written with ditto copies has two or three).
+    /// Copies read (a block written with ditto copies has two or three,
+    /// each on every device of a mirror).
     pub copies: u64,
     /// Copies that failed to read or verify.
     pub bad_copies: u64,
@@ -106,10 +107,12 @@ pub fn scrub_born_after(pool: &mut Pool, min_birth: u64) -> ScrubReport {
     }
     let mut lost_copies = 0;
     report.blocks = blocks.len() as u64;
+    // Each copy is on every device of a mirror.
+    let width = pool.zio.vdev.width() as u64;
     for bp in &blocks {
-        report.copies += bp.dvas().count() as u64;
+        report.copies += bp.dvas().count() as u64 * width;
         if let Err(e) = pool.zio.scrub_block(bp) {
-            lost_copies += bp.dvas().count() as u64;
+            lost_copies += bp.dvas().count() as u64 * width;
             report.unrepairable.push((*bp, e));
         }
     }
@@ -424,7 +427,7 @@ mod tests {
         let first = scrub(&mut pool);
         assert!(first.is_clean(), "{first}");
         assert_eq!(first.blocks, all.len() as u64);
-        assert_eq!(first.copies, copies);
+        assert_eq!(first.copies, 2 * copies);
         let status = pool.vdev_status();
         assert_eq!(status[0].errors, crate::vdev::VdevErrors::default());
         // Every copy on the rotten side was found bad and rewritten once

@@ -1168,6 +1168,29 @@ fn open_vdev(children: Vec<(String, Box<dyn BlockDevice>)>) -> Result<(String, u
     Ok((name, guid, top_guid, Mirror::new(children)?))
 }
 
+/// The paths a device's label records for the other devices of its
+/// pool's mirror (none for a pool on one disk): what an import of that
+/// device must also open.
+pub fn mirror_partners(dev: &mut dyn BlockDevice) -> Result<Vec<String>> {
+    let size = dev.size() / dev.sector_size() * dev.sector_size();
+    if size < SPA_MINDEVSIZE {
+        return fail(Errno::ENXIO, "device too small to hold a pool");
+    }
+    let config = read_config(dev, size)?;
+    let own = config.get_u64("guid");
+    let Some(NvValue::NvListArray(kids)) = config
+        .get_nvlist("vdev_tree")
+        .and_then(|t| t.get("children"))
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(kids
+        .iter()
+        .filter(|k| k.get_u64("guid") != own)
+        .map(|k| k.get_str("path").unwrap_or("").to_string())
+        .collect())
+}
+
 /// A mirror's record of each child's missed txgs, for its MOS object.
 fn encode_dtl(vdev: &Mirror) -> Vec<u8> {
     let mut out = Vec::with_capacity(DTL_RECORD_LEN);

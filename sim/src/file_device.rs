@@ -148,6 +148,27 @@ impl BlockDevice for FileDevice {
     }
 }
 
+/// Imports the pool in the image file `image`, with the other devices of
+/// its mirror that its label names (by the absolute paths `pool create
+/// --mirror` recorded). Errors read "cannot import IMAGE: why".
+pub fn import_image(
+    image: &Path,
+    clock: Box<dyn engine::context::Clock>,
+    rng: Box<dyn engine::context::RandomSource>,
+) -> std::result::Result<engine::spa::Pool, String> {
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot import {}: {e}", image.display());
+    let mut dev = FileDevice::open(image).map_err(|e| e.to_string())?;
+    let partners = engine::spa::mirror_partners(&mut dev).map_err(|e| cannot(&e))?;
+    let mut devices: Vec<(String, Box<dyn BlockDevice>)> =
+        vec![(image.display().to_string(), Box::new(dev))];
+    for path in partners {
+        let dev = FileDevice::open(&path)
+            .map_err(|e| cannot(&format!("its mirror device {path} cannot be opened ({e})")))?;
+        devices.push((path, Box::new(dev)));
+    }
+    engine::spa::Pool::import_devices(devices, clock, rng).map_err(|e| cannot(&e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,6 +197,73 @@ fn scrub_repairs_every_damaged_copy_and_names_lost_blocks() {
     assert!(text(&out).contains("lost: block at"), "{}", text(&out));
 }
 
+/// `pool create --mirror`: every command opens the other images by the
+/// paths the labels record. Damage to one side's file data is repaired by
+/// `scrub` from the other side and counted against that device; with an
+/// image gone, the import names it.
+#[test]
+fn a_mirror_of_images_is_scrubbed_from_its_good_side() {
+    let dir = Scratch::new("mirror");
+    let (a, b) = (dir.join("a.img"), dir.join("b.img"));
+    let out = sim(&[
+        "pool",
+        "create",
+        a.to_str().unwrap(),
+        "--mirror",
+        b.to_str().unwrap(),
+        "--size",
+        "64M",
+        "--seed",
+        "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text(&out).contains("on a mirror of"), "{}", text(&out));
+    {
+        let mut pool = sim::file_device::import_image(
+            &b,
+            Box::new(ManualClock::new(1_700_000_000)),
+            Box::new(SplitMix64::new(3)),
+        )
+        .unwrap();
+        assert!(pool.is_mirror());
+        let fs = pool.create_fs("a/data").unwrap();
+        let mut dmu = pool.dmu(fs).unwrap();
+        let obj = dmu.object_alloc(19, 131072, 17, 264).unwrap();
+        dmu.write(obj, 0, &vec![7u8; 400_000]).unwrap();
+        pool.export().unwrap();
+    }
+    damage_file_data(&b);
+    let out = sim(&["scrub", a.to_str().unwrap()]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(": 1 bad, 1 repaired, 0 with no good copy"),
+        "{t}"
+    );
+    let b_line = t
+        .lines()
+        .find(|l| l.contains("b.img"))
+        .expect("b.img listed");
+    assert!(b_line.split_whitespace().last() == Some("1"), "{t}");
+    let out = sim(&["scrub", b.to_str().unwrap()]);
+    assert!(text(&out).contains(": 0 bad, 0 repaired"), "{}", text(&out));
+    let out = sim(&["zdb", a.to_str().unwrap(), "-b"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    std::fs::remove_file(&b).unwrap();
+    let out = sim(&["scrub", a.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("b.img") && err.contains("cannot be opened"),
+        "{err}"
+    );
+}
+
 /// `--help` names every built-in scenario, and `run --help` every fault
 /// kind: a list that goes stale misleads whoever reads it.
 #[test]

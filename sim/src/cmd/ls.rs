@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use engine::spa::Pool;
 use engine::zpl::{self, WalkOptions};
 
 use super::listing::{snapshot_json, write_text};
 use super::{EXIT_FAILURE, host_clock, host_random};
-use crate::file_device::FileDevice;
+use crate::file_device::import_image;
 
 /// List the files of a ZFS filesystem snapshot in a pool image: type, mode,
 /// size and path of each, a symlink's target, and with --hash the SHA-256 of
@@ -33,18 +32,11 @@ pub struct LsArgs {
 }
 
 pub fn run(args: &LsArgs) -> ExitCode {
-    let dev = match FileDevice::open(&args.image) {
-        Ok(dev) => dev,
-        Err(e) => {
-            eprintln!("ls: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
     // Not exported afterwards: listing changes nothing worth writing.
-    let mut pool = match Pool::import(Box::new(dev), host_clock(), host_random(Some(0))) {
+    let mut pool = match import_image(&args.image, host_clock(), host_random(Some(0))) {
         Ok(pool) => pool,
         Err(e) => {
-            eprintln!("ls: cannot import {}: {e}", args.image.display());
+            eprintln!("ls: {e}");
             return ExitCode::from(EXIT_FAILURE);
         }
     };

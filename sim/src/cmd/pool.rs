@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use engine::spa::Pool;
+use engine::vdev::BlockDevice;
 
 use super::{EXIT_FAILURE, EXIT_USAGE, host_clock, host_random};
 use crate::file_device::FileDevice;
@@ -42,6 +43,12 @@ pub struct CreateArgs {
     /// unless it sets its own (see `cargo sim set --help`).
     #[arg(short = 'O', value_name = "PROP=VALUE")]
     pub props: Vec<String>,
+    /// Make the pool a mirror of IMAGE and these one or two images
+    /// (created too, same size): every block is written to each. The
+    /// labels record each image's absolute path, so every command that
+    /// takes IMAGE opens the others itself.
+    #[arg(long, value_name = "IMAGE", num_args = 1..=2)]
+    pub mirror: Vec<PathBuf>,
 }
 
 /// Parses `1048576`, `64K`, `256M`, `2G`.
@@ -83,23 +90,57 @@ fn create(args: &CreateArgs) -> ExitCode {
         eprintln!("pool create: sector size must be 512 or 4096");
         return ExitCode::from(EXIT_USAGE);
     }
-    if args.image.exists() {
-        eprintln!("pool create: {} already exists", args.image.display());
-        return ExitCode::from(EXIT_USAGE);
+    let images: Vec<&PathBuf> = std::iter::once(&args.image).chain(&args.mirror).collect();
+    for (i, image) in images.iter().enumerate() {
+        if image.exists() {
+            eprintln!("pool create: {} already exists", image.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+        if images[..i].contains(image) {
+            eprintln!("pool create: {} is given twice", image.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
     }
     if let Err(e) = super::props::check_all(&args.props) {
         eprintln!("pool create: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
-    let dev = match FileDevice::create(&args.image, args.size, args.sector_size) {
-        Ok(dev) => dev,
-        Err(e) => {
-            eprintln!("pool create: {e}");
-            return ExitCode::from(EXIT_FAILURE);
+    let remove_all = || {
+        for image in &images {
+            let _ = std::fs::remove_file(image);
         }
     };
-    let pool = Pool::create(Box::new(dev), &name, host_clock(), host_random(args.seed))
-        .map_err(|e| e.to_string());
+    let mut devices: Vec<(String, Box<dyn BlockDevice>)> = Vec::new();
+    for image in &images {
+        let created = FileDevice::create(image, args.size, args.sector_size).and_then(|dev| {
+            // Absolute, so the pool is found from any directory.
+            let path = std::fs::canonicalize(image).map_err(|e| {
+                engine::error::Error::new(
+                    engine::error::Errno::EIO,
+                    format!("{}: {e}", image.display()),
+                )
+            })?;
+            Ok((path.display().to_string(), dev))
+        });
+        match created {
+            Ok((path, dev)) => devices.push((path, Box::new(dev))),
+            Err(e) => {
+                // Only what this command created.
+                for made in &images[..devices.len()] {
+                    let _ = std::fs::remove_file(made);
+                }
+                eprintln!("pool create: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    }
+    let pool = if devices.len() == 1 {
+        let (_, dev) = devices.pop().expect("one");
+        Pool::create(dev, &name, host_clock(), host_random(args.seed))
+    } else {
+        Pool::create_mirror(devices, &name, host_clock(), host_random(args.seed))
+    }
+    .map_err(|e| e.to_string());
     let result = pool.and_then(|mut pool| {
         super::props::set_all(&mut pool, &name, &args.props)?;
         let guid = pool.guid;
@@ -107,14 +148,19 @@ fn create(args: &CreateArgs) -> ExitCode {
     });
     match result {
         Ok(guid) => {
-            println!(
-                "created pool {name} (guid {guid:#x}) in {}",
-                args.image.display()
-            );
+            let names: Vec<String> = images.iter().map(|i| i.display().to_string()).collect();
+            if names.len() == 1 {
+                println!("created pool {name} (guid {guid:#x}) in {}", names[0]);
+            } else {
+                println!(
+                    "created pool {name} (guid {guid:#x}) on a mirror of {}",
+                    names.join(", ")
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&args.image);
+            remove_all();
             eprintln!("pool create: {e}");
             ExitCode::from(EXIT_FAILURE)
         }

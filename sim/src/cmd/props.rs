@@ -8,7 +8,7 @@ use clap::Args;
 use engine::spa::Pool;
 
 use super::{EXIT_FAILURE, EXIT_USAGE, host_clock, host_random};
-use crate::file_device::FileDevice;
+use crate::file_device::import_image;
 
 /// Create a filesystem in a pool image (`zfs create`), with properties set
 /// on it (`-o`). Its parent must exist.
@@ -68,9 +68,7 @@ pub fn assignment(text: &str) -> Result<(&str, &str), String> {
 }
 
 fn open(image: &Path) -> Result<Pool, String> {
-    let dev = FileDevice::open(image).map_err(|e| e.to_string())?;
-    Pool::import(Box::new(dev), host_clock(), host_random(None))
-        .map_err(|e| format!("cannot import {}: {e}", image.display()))
+    import_image(image, host_clock(), host_random(None))
 }
 
 /// Runs `f` on the pool in `image` and writes the pool back.

@@ -8,11 +8,10 @@ use std::time::Instant;
 use clap::Args;
 use engine::recv::RecvOptions;
 use engine::send::NoInterrupt;
-use engine::spa::Pool;
 use engine::stream::{ChecksumPolicy, DRR_RECORD_SIZE, Record, StreamReader, detect_byte_order};
 
 use super::{Counted, EXIT_FAILURE, EXIT_USAGE, host_clock, host_random};
-use crate::file_device::FileDevice;
+use crate::file_device::import_image;
 
 /// Receive a send stream from standard input into a pool image (as
 /// `zfs receive`): a full stream makes a new filesystem, an incremental one
@@ -118,17 +117,10 @@ pub fn run(args: &RecvArgs) -> ExitCode {
     if args.dry_run {
         return dry_run(&mut input, &target);
     }
-    let dev = match FileDevice::open(&args.image) {
-        Ok(dev) => dev,
-        Err(e) => {
-            eprintln!("recv: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
-    let mut pool = match Pool::import(Box::new(dev), host_clock(), host_random(None)) {
+    let mut pool = match import_image(&args.image, host_clock(), host_random(None)) {
         Ok(pool) => pool,
         Err(e) => {
-            eprintln!("recv: cannot import {}: {e}", args.image.display());
+            eprintln!("recv: {e}");
             return ExitCode::from(EXIT_FAILURE);
         }
     };

@@ -7,11 +7,10 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use engine::send::{DedupTable, NoInterrupt, SendOptions};
-use engine::spa::Pool;
 use engine::stream::ByteOrder;
 
 use super::{EXIT_FAILURE, EXIT_USAGE, host_clock, host_random};
-use crate::file_device::FileDevice;
+use crate::file_device::import_image;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Order {
@@ -71,17 +70,10 @@ pub fn run(args: &SendArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
-    let dev = match FileDevice::open(&args.image) {
-        Ok(dev) => dev,
-        Err(e) => {
-            eprintln!("send: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
-    let mut pool = match Pool::import(Box::new(dev), host_clock(), host_random(None)) {
+    let mut pool = match import_image(&args.image, host_clock(), host_random(None)) {
         Ok(pool) => pool,
         Err(e) => {
-            eprintln!("send: cannot import {}: {e}", args.image.display());
+            eprintln!("send: {e}");
             return ExitCode::from(EXIT_FAILURE);
         }
     };

@@ -9,7 +9,7 @@ use engine::dsl::dataset::DatasetInfo;
 use engine::spa::Pool;
 
 use super::{EXIT_FAILURE, host_clock, host_random};
-use crate::file_device::FileDevice;
+use crate::file_device::import_image;
 
 /// Inspect a pool image: its datasets and snapshots (guid, creation txg and
 /// time, space), with -d the objects of each dataset, with -b a check of every
@@ -42,9 +42,7 @@ pub fn run(args: &ZdbArgs) -> ExitCode {
 
 /// Prints what was asked; `Ok(false)` when `-b` found a problem.
 fn zdb(args: &ZdbArgs) -> Result<bool, String> {
-    let dev = FileDevice::open(&args.image).map_err(|e| e.to_string())?;
-    let mut pool = Pool::import(Box::new(dev), host_clock(), host_random(Some(0)))
-        .map_err(|e| format!("cannot import {}: {e}", args.image.display()))?;
+    let mut pool = import_image(&args.image, host_clock(), host_random(Some(0)))?;
     // zdb only looks: a bad copy it reads past stays as it is (`cargo sim
     // scrub` repairs).
     pool.zio_mut().self_heal = false;
