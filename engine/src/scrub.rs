@@ -30,6 +30,9 @@ pub struct ScrubReport {
     /// (stale, not damaged), and how many of them were rewritten.
     pub stale_copies: u64,
     pub resilvered: u64,
+    /// Where the bad copies were, as (offset, size, device index): the
+    /// first 64, of copies served by another.
+    pub bad_places: Vec<(u64, u64, usize)>,
     /// Blocks with no good copy: their data is lost.
     pub unrepairable: Vec<(Blkptr, Error)>,
 }
@@ -92,6 +95,7 @@ pub fn scrub_born_after(pool: &mut Pool, min_birth: u64) -> ScrubReport {
     // copy, healing the ones before it); every copy of every block it
     // names is then read on its own.
     let stats_before = pool.zio.stats;
+    let outer_log = pool.zio.bad_log.replace(Vec::new());
     let mut seen = BTreeSet::new();
     let mut blocks = Vec::new();
     let mut errors = Vec::new();
@@ -119,6 +123,7 @@ pub fn scrub_born_after(pool: &mut Pool, min_birth: u64) -> ScrubReport {
     // What the walk's reads found (and healed) counts as well.
     report.bad_copies = pool.zio.stats.bad_copies - stats_before.bad_copies + lost_copies;
     report.repaired = pool.zio.stats.repaired - stats_before.repaired;
+    report.bad_places = std::mem::replace(&mut pool.zio.bad_log, outer_log).unwrap_or_default();
     report.stale_copies = pool.zio.stats.stale_copies - stats_before.stale_copies;
     report.resilvered = pool.zio.stats.resilvered - stats_before.resilvered;
     // A block the walk could not parse though a copy verified (a bug, or

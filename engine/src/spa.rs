@@ -309,7 +309,9 @@ impl Pool {
                 crate::dmu::object_type::DMU_OT_SPACE_MAP_HEADER as u8,
                 512,
                 0,
-                0,
+                // Room for three children's records beside the block
+                // pointers (`dn_nblkptr` follows the bonus length).
+                DTL_RECORD_LEN,
             )?;
             pool.zio.vdev.dtl_dirty = true;
         }
@@ -1074,6 +1076,11 @@ fn open_vdev(children: Vec<(String, Box<dyn BlockDevice>)>) -> Result<(String, u
         }
     };
     let mut found = Vec::new();
+    // Devices of a mirror whose labels cannot be read (a disk failing
+    // every request): they take the places no label claims, as devices
+    // that missed everything, and the pool imports degraded.
+    let mut unlabeled = Vec::new();
+    let given = children.len();
     for (path, mut dev) in children {
         let sector = dev.sector_size();
         let size = dev.size() / sector * sector;
@@ -1085,8 +1092,16 @@ fn open_vdev(children: Vec<(String, Box<dyn BlockDevice>)>) -> Result<(String, u
                 Error::new(Errno::ENXIO, "device too small to hold a pool"),
             ));
         }
-        let config = read_config(&mut *dev, size).map_err(|e| on(&path, e))?;
-        found.push((path, dev, config));
+        match read_config(&mut *dev, size) {
+            Ok(config) => found.push((path, dev, config)),
+            Err(e) if given > 1 => unlabeled.push((path, dev, e)),
+            Err(e) => return Err(on(&path, e)),
+        }
+    }
+    if found.is_empty()
+        && let Some((path, _, e)) = unlabeled.pop()
+    {
+        return Err(on(&path, e));
     }
     let Some((_, _, config)) = found.first() else {
         return fail(Errno::EINVAL, "no device given for the pool");
@@ -1154,9 +1169,24 @@ fn open_vdev(children: Vec<(String, Box<dyn BlockDevice>)>) -> Result<(String, u
         });
     }
     let mut children = Vec::new();
+    let mut unlabeled = unlabeled.into_iter();
     for (slot, (g, path)) in slots.into_iter().zip(&listed) {
         match slot {
             Some(child) => children.push(child),
+            None if unlabeled.len() > 0 => {
+                let (given_path, dev, _) = unlabeled.next().expect("one left");
+                children.push(MirrorChild {
+                    dev,
+                    guid: *g,
+                    path: if given_path.is_empty() {
+                        path.clone()
+                    } else {
+                        given_path
+                    },
+                    errors: VdevErrors::default(),
+                    missing: None,
+                });
+            }
             None => {
                 return fail(
                     Errno::ENXIO,
@@ -1164,6 +1194,12 @@ fn open_vdev(children: Vec<(String, Box<dyn BlockDevice>)>) -> Result<(String, u
                 );
             }
         }
+    }
+    if let Some((path, _, e)) = unlabeled.next() {
+        return Err(on(
+            &path,
+            e.context("a device the pool's labels have no place for"),
+        ));
     }
     Ok((name, guid, top_guid, Mirror::new(children)?))
 }

@@ -56,6 +56,24 @@ pub struct Spec {
     /// then turns about half of them off (swarm testing).
     #[serde(default)]
     pub race: BTreeMap<String, u32>,
+    /// The pools' shape: `[pool] devices = [1, 2, 3]` draws each seed's
+    /// disks per pool (1, or a 2- or 3-way mirror) from the list.
+    #[serde(default)]
+    pub pool: PoolShape,
+}
+
+/// How many disks each pool of a run has, drawn per seed.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolShape {
+    pub devices: Vec<u8>,
+}
+
+impl Default for PoolShape {
+    /// One disk, as every scenario had before mirrors.
+    fn default() -> PoolShape {
+        PoolShape { devices: vec![1] }
+    }
 }
 
 /// How deep into the engine a workload's objects reach: how far writes,
@@ -173,6 +191,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../recv-while-target-changes.toml"),
     ),
     ("two-receivers", include_str!("../two-receivers.toml")),
+    ("redundant", include_str!("../redundant.toml")),
 ];
 
 impl Spec {
@@ -191,6 +210,11 @@ impl Spec {
             return Err(format!("scenario {name}: every weight is zero"));
         }
         spec.depth.check(name)?;
+        if spec.pool.devices.is_empty() || spec.pool.devices.iter().any(|d| !(1..=3).contains(d)) {
+            return Err(format!(
+                "scenario {name}: [pool] devices must list disk counts of 1, 2 or 3"
+            ));
+        }
         for kind in spec.race.keys() {
             if !Interleaving::ALL.iter().any(|i| i.name() == kind) {
                 let names: Vec<&str> = Interleaving::ALL.iter().map(|i| i.name()).collect();

@@ -127,6 +127,9 @@ thread_local! {
     static LOST: std::cell::RefCell<Vec<(u64, Blkptr)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// How many bad copies a scrub names.
+pub(crate) const BAD_KEPT: usize = 64;
+
 /// How many lost blocks [`take_lost_blocks`] keeps between takes.
 const LOST_KEPT: usize = 64;
 
@@ -210,6 +213,9 @@ pub struct Zio {
     /// than the deferral window allows, whose blocks may rightly have
     /// been reused since.
     pub(crate) losses_recorded: bool,
+    /// While a scrub runs: each bad copy its reads found, as (offset,
+    /// size, child), the first [`BAD_KEPT`] only.
+    pub(crate) bad_log: Option<Vec<(u64, u64, usize)>>,
     /// Fuzzing only: reads skip the block checksum, so that bytes a fuzzer
     /// changed on the device reach the code that parses them instead of
     /// stopping at ECKSUM (a block with a valid checksum and a bad inside
@@ -237,6 +243,7 @@ impl Zio {
             self_heal: true,
             pool_guid: 0,
             losses_recorded: true,
+            bad_log: None,
             #[cfg(feature = "fuzzing")]
             unverified: false,
         }
@@ -476,6 +483,13 @@ impl Zio {
             .count() as u64;
         self.stats.stale_copies += stale;
         self.stats.bad_copies += bad.len() as u64 - stale;
+        if let Some(log) = &mut self.bad_log {
+            for &(dva, child) in bad {
+                if log.len() < BAD_KEPT && !self.vdev.children[child].missed(bp.birth) {
+                    log.push((dva.offset(), dva.asize(), child));
+                }
+            }
+        }
         if !self.self_heal {
             return;
         }

@@ -19,16 +19,24 @@ use scenarios::step::HOLD_TAG;
 use super::Violation;
 use crate::world::clock::SimClock;
 use crate::world::disk::SimDisk;
-use crate::world::faults::FaultCounts;
+use crate::world::faults::{FaultCounts, FaultKind};
 use crate::world::injector::Injector;
 use crate::world::options::WorldOptions;
 use crate::world::streams::{ChaChaSource, Streams};
 use crate::world::trace::Trace;
+use rand::Rng;
 
-/// One pool on one disk, and what the model says it holds.
+/// One pool on its disk (or a mirror of disks), and what the model says
+/// it holds.
 pub(super) struct Host {
     pub name: &'static str,
+    /// The pool's first disk: the one whose power losses the faults arm.
     pub disk: SimDisk,
+    /// The other disks of a mirror pool, on the same power supply.
+    pub mirrors: Vec<SimDisk>,
+    /// A disk pulled from the mirror (its index) and the steps until it
+    /// is put back.
+    pub pulled: Option<(usize, u32)>,
     pub pool: Rc<RefCell<Pool>>,
     pub model: PoolModel,
     /// States the pool may come back in after a crash: every state since
@@ -65,7 +73,7 @@ pub(super) struct World {
 /// damage touched that still did not verify is the engine's failure (a
 /// read that did not try it, a copy never written), a violation. The loss
 /// then names the blocks.
-pub(super) fn judged_loss(disk: &SimDisk, pool_guid: u64, mut v: Violation) -> Violation {
+pub(super) fn judged_loss(host: &Host, pool_guid: u64, mut v: Violation) -> Violation {
     let lost: Vec<_> = engine::zio::take_lost_blocks()
         .into_iter()
         .filter(|&(guid, _)| guid == pool_guid)
@@ -75,9 +83,10 @@ pub(super) fn judged_loss(disk: &SimDisk, pool_guid: u64, mut v: Violation) -> V
         return v;
     }
     for bp in &lost {
-        let untouched = bp
-            .dvas()
-            .find(|d| !disk.damage_reached(d.offset(), d.asize()));
+        let untouched = bp.dvas().find(|d| {
+            host.disks()
+                .any(|disk| !host.lacks(disk, d.offset(), d.asize()))
+        });
         if let Some(d) = untouched {
             v.lost = false;
             v.expected = format!(
@@ -130,6 +139,25 @@ pub(super) fn violation(
 }
 
 impl Host {
+    /// Every disk of the pool, the first first.
+    pub fn disks(&self) -> impl Iterator<Item = &SimDisk> {
+        std::iter::once(&self.disk).chain(&self.mirrors)
+    }
+
+    /// Whether damage at rest struck any of the pool's disks.
+    pub fn is_damaged(&self) -> bool {
+        self.disks().any(SimDisk::is_damaged)
+    }
+
+    /// Whether `disk` may not hold what the pool last wrote over
+    /// `[offset, offset + len)`: damage at rest reached it, or (on a
+    /// mirror, whose writes succeed while one disk takes them) a write
+    /// there failed on it.
+    pub fn lacks(&self, disk: &SimDisk, offset: u64, len: u64) -> bool {
+        disk.damage_reached(offset, len)
+            || (!self.mirrors.is_empty() && disk.missed_write(offset, len))
+    }
+
     /// A new pool named `name` on a new disk, created with no fault firing.
     pub fn create(
         name: &'static str,
@@ -139,18 +167,31 @@ impl Host {
         streams: &Streams,
     ) -> Result<Host, Error> {
         let disk = SimDisk::new(&options.disk, name, injector);
+        let mirrors: Vec<SimDisk> = (1..options.disk.devices)
+            .map(|i| disk.sibling(&format!("{name}-{i}")))
+            .collect();
         let pool = injector.suspended(|| {
-            Pool::create(
-                Box::new(disk.clone()),
-                name,
-                Box::new(clock.clone()),
-                Box::new(ChaChaSource(streams.stream(&format!("guid:{name}:0")))),
-            )
+            let clock = Box::new(clock.clone());
+            let rng = Box::new(ChaChaSource(streams.stream(&format!("guid:{name}:0"))));
+            if mirrors.is_empty() {
+                Pool::create(Box::new(disk.clone()), name, clock, rng)
+            } else {
+                let devices = std::iter::once(&disk)
+                    .chain(&mirrors)
+                    .map(|d| {
+                        let dev: Box<dyn BlockDevice> = Box::new(d.clone());
+                        (d.name().to_string(), dev)
+                    })
+                    .collect();
+                Pool::create_mirror(devices, name, clock, rng)
+            }
         })?;
         let model = PoolModel::new(name);
         Ok(Host {
             name,
             disk,
+            mirrors,
+            pulled: None,
             pool: Rc::new(RefCell::new(pool)),
             candidates: vec![model.clone()],
             model,
@@ -163,7 +204,7 @@ impl Host {
     /// Whether the pool is gone until imported again: power lost, or a
     /// failed sync suspended it.
     pub fn is_down(&self) -> bool {
-        self.disk.is_down() || self.pool.borrow().is_suspended()
+        self.disks().any(SimDisk::is_down) || self.pool.borrow().is_suspended()
     }
 
     /// Everything the model holds is durable, as of the pool's last
@@ -203,7 +244,7 @@ impl World {
     /// durable.
     pub fn sync(&mut self, h: usize, why: &str) -> Result<(), Error> {
         let host = &mut self.hosts[h];
-        if host.pool.borrow().is_suspended() || host.disk.is_down() {
+        if host.is_down() {
             return Err(Error::new(Errno::EIO, "pool suspended"));
         }
         let result = host.pool.borrow_mut().txg_sync();
@@ -220,7 +261,66 @@ impl World {
     /// The faults each pool's disk draws at the start of a step.
     pub fn draw_step_faults(&mut self, pools: &[usize]) {
         for &h in pools {
-            self.hosts[h].disk.draw_step_faults();
+            let host = &self.hosts[h];
+            host.disk.draw_step_faults();
+            for disk in &host.mirrors {
+                disk.draw_rot();
+            }
+            if !host.mirrors.is_empty() {
+                self.draw_disk_loss(h);
+            }
+        }
+    }
+
+    /// A mirror's pulled disk is put back when its time is up (and the
+    /// pool, if up, resilvers it); else one disk may be pulled.
+    fn draw_disk_loss(&mut self, h: usize) {
+        let host = &mut self.hosts[h];
+        match host.pulled {
+            Some((i, left)) if left > 1 => host.pulled = Some((i, left - 1)),
+            Some((i, _)) => {
+                host.pulled = None;
+                let disk = host.disks().nth(i).expect("a disk of the host").clone();
+                disk.replug();
+                let line = format!("disk {}: put back", disk.name());
+                self.log(line);
+                self.resilver(h);
+            }
+            None => {
+                let rate = self.options.disk.disk_loss_probability;
+                if !self.injector.roll(FaultKind::DiskLoss, rate) {
+                    return;
+                }
+                let n = host.mirrors.len() + 1;
+                let (i, steps) = self.injector.draw(FaultKind::DiskLoss, |rng| {
+                    (rng.gen_range(0..n), rng.gen_range(1..=6u32))
+                });
+                let disk = host.disks().nth(i).expect("a disk of the host").clone();
+                disk.pull();
+                host.pulled = Some((i, steps));
+                self.injector.fired(
+                    FaultKind::DiskLoss,
+                    format!("disk {}: pulled for {steps} steps", disk.name()),
+                );
+            }
+        }
+    }
+
+    /// `zpool online`'s resilver of host `h`'s pool, if it is up and a
+    /// disk missed txgs; logged.
+    pub fn resilver(&mut self, h: usize) {
+        let host = &self.hosts[h];
+        if host.is_down() {
+            return;
+        }
+        let mut pool = host.pool.borrow_mut();
+        let report = self
+            .injector
+            .suspended(|| engine::scrub::resilver(&mut pool));
+        drop(pool);
+        if let Some(report) = report {
+            let line = format!("{}: resilver: {}", host.name, report.to_string().trim_end());
+            self.log(line);
         }
     }
 
@@ -229,7 +329,7 @@ impl World {
     /// rest, or its pool went down.
     pub fn faulted_since(&self, h: usize, before: &FaultCounts) -> bool {
         self.injector.counts().failing() > before.failing()
-            || self.hosts[h].disk.is_damaged()
+            || self.hosts[h].is_damaged()
             || self.hosts[h].is_down()
     }
 
@@ -243,7 +343,7 @@ impl World {
             .into_iter()
             .flat_map(|k| k.errnos().iter().copied())
             .collect();
-        if self.hosts.iter().any(|h| h.disk.is_damaged()) {
+        if self.hosts.iter().any(Host::is_damaged) {
             errnos.extend([Errno::ECKSUM, Errno::EIO]);
         }
         if self.hosts.iter().any(Host::is_down) {
@@ -278,7 +378,7 @@ impl World {
     /// off; on a damaged disk, all that can be read must match.
     pub fn holds(&self, h: usize, model: &PoolModel) -> Result<(), Mismatch> {
         let host = &self.hosts[h];
-        let damaged = host.disk.is_damaged();
+        let damaged = host.is_damaged();
         let mut pool = host.pool.borrow_mut();
         let mut verified = host.verified.borrow_mut();
         match self
@@ -344,7 +444,7 @@ impl World {
     pub fn recover(&mut self, h: usize, step: Option<usize>, why: &str) -> Result<(), Violation> {
         let mut pool = self.reimport(h, step, why)?;
         let host = &mut self.hosts[h];
-        let damaged = host.disk.is_damaged();
+        let damaged = host.is_damaged();
         // Without damage at rest, the newest uberblock with a valid
         // checksum always has its tree on disk (it was flushed first):
         // passing over one is a write-ordering bug, not bad luck.
@@ -377,7 +477,13 @@ impl World {
             let scrubbed = self
                 .injector
                 .observe(|| engine::scrub::scrub_born_after(&mut pool, since));
-            if scrubbed.bad_copies > 0 {
+            // On a mirror, a copy a failed write left behind on one disk
+            // is not lost: it is one the scrub must find and repair.
+            let unexplained = scrubbed.bad_places.iter().any(|&(offset, len, child)| {
+                let disk = host.disks().nth(child).expect("a disk of the host");
+                !host.lacks(disk, offset, len)
+            });
+            if unexplained || !scrubbed.unrepairable.is_empty() {
                 return Err(violation(
                     step,
                     format!(
@@ -407,7 +513,7 @@ impl World {
                 format!("it imported txg {}", pool.synced_txg()),
             );
             v.lost = damaged;
-            return Err(judged_loss(&host.disk, pool.guid, v));
+            return Err(judged_loss(host, pool.guid, v));
         }
         let chosen = self.injector.observe(|| {
             judge_check(
@@ -455,6 +561,7 @@ impl World {
             if back == 1 { "" } else { "s" }
         );
         self.log(line);
+        self.resilver(h);
         Ok(())
     }
 
@@ -464,16 +571,24 @@ impl World {
         let clock = Box::new(self.clock.clone());
         let host = &mut self.hosts[h];
         host.disk.disarm();
+        // A power loss that struck one disk took its siblings down then.
+        for disk in host.disks() {
+            disk.follow_power();
+        }
         // A pool given up without a power loss (a failed sync) is taken
-        // back as `zpool clear` would: the disk's cache is written out
-        // first, so that what the import reads is what stays.
-        let flushed = if host.disk.is_down() {
-            Ok(())
-        } else {
-            let mut disk = host.disk.clone();
-            self.injector.suspended(|| disk.flush())
-        };
-        host.disk.power_on();
+        // back as `zpool clear` would: the disks' caches are written out
+        // first, so that what the import reads is what stays (a pulled
+        // disk's is lost with it).
+        let mut flushed = Ok(());
+        for disk in host.disks() {
+            if !disk.is_down() && !disk.is_pulled() && flushed.is_ok() {
+                let mut disk = disk.clone();
+                flushed = self.injector.suspended(|| disk.flush());
+            }
+        }
+        for disk in host.disks() {
+            disk.power_on();
+        }
         if let Err(e) = flushed {
             return Err(violation(
                 step,
@@ -481,12 +596,21 @@ impl World {
                 e.to_string(),
             ));
         }
-        let dev: Box<dyn BlockDevice> = Box::new(host.disk.clone());
+        let devices: Vec<(String, Box<dyn BlockDevice>)> = if host.mirrors.is_empty() {
+            vec![(String::new(), Box::new(host.disk.clone()))]
+        } else {
+            host.disks()
+                .map(|d| {
+                    let dev: Box<dyn BlockDevice> = Box::new(d.clone());
+                    (d.name().to_string(), dev)
+                })
+                .collect()
+        };
         // What the pool read that the power loss did not touch need not be
         // read again (the disk says which writes it resolved).
         let cache = host.pool.borrow_mut().take_read_cache();
         self.injector
-            .suspended(|| Pool::import_cached(vec![(String::new(), dev)], clock, rng, cache))
+            .suspended(|| Pool::import_cached(devices, clock, rng, cache))
             .map_err(|e| {
                 let mut v = violation(
                     step,
@@ -495,9 +619,9 @@ impl World {
                 );
                 // Damage at rest can leave a block unreadable or wrong, or
                 // (misdirected writes over all four labels) no label at all.
-                v.lost = host.disk.is_damaged()
+                v.lost = host.is_damaged()
                     && matches!(e.errno(), Errno::EIO | Errno::ECKSUM | Errno::ENXIO);
-                judged_loss(&host.disk, host.pool.borrow().guid, v)
+                judged_loss(host, host.pool.borrow().guid, v)
             })
     }
 }
@@ -548,7 +672,7 @@ fn choose_candidate(
             ),
         );
         v.lost = true;
-        return Err(judged_loss(&host.disk, pool.guid, v));
+        return Err(judged_loss(host, pool.guid, v));
     }
     let mut v = violation(
         step,
@@ -567,7 +691,7 @@ fn choose_candidate(
     // Damage at rest can make import fall back to an older txg: detected
     // (the txg went back), but the model cannot follow.
     v.lost = damaged;
-    Err(judged_loss(&host.disk, pool.guid, v))
+    Err(judged_loss(host, pool.guid, v))
 }
 
 /// Fills in the guid and creation time of snapshots a candidate does not

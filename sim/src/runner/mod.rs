@@ -35,6 +35,7 @@ use scenarios::step::Step;
 use crate::world::faults::{FaultCounts, FaultPlan, FaultSpec};
 use crate::world::options::WorldOptions;
 use crate::world::streams::Streams;
+use rand::Rng;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -112,7 +113,20 @@ impl RunConfig {
     pub fn world(&self) -> WorldOptions {
         match &self.faults {
             Faults::World(world) => (**world).clone(),
-            Faults::Spec(spec) => WorldOptions::from_plan(&spec.resolve(&Streams::new(self.seed))),
+            Faults::Spec(spec) => {
+                let streams = Streams::new(self.seed);
+                let mut world = WorldOptions::from_plan(&spec.resolve(&streams));
+                // The pool shape, from its own stream: a scenario of one
+                // shape draws nothing.
+                let shapes = &self.spec.pool.devices;
+                if shapes.len() > 1 {
+                    let i = streams.stream("pool-shape").gen_range(0..shapes.len());
+                    world.disk.devices = shapes[i];
+                } else {
+                    world.disk.devices = shapes[0];
+                }
+                world
+            }
         }
     }
 

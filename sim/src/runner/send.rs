@@ -426,7 +426,7 @@ pub(super) fn judge(
     let src_model = w.hosts[0].model.clone();
     w.hosts[0].candidates.push(src_model);
     let now = w.injector.counts();
-    let disks = w.hosts.iter().any(|h| h.disk.is_damaged() || h.is_down());
+    let disks = w.hosts.iter().any(|h| h.is_damaged() || h.is_down());
     let faulted = now.failing() > before.counts.failing() || disks;
     // Faults other than a hostile sender's, which alone is judged exactly.
     let others = |c: &FaultCounts| c.failing() - c.get(FaultKind::Hostile);
@@ -569,7 +569,7 @@ impl Verdict<'_> {
         }
         let injector = w.injector.clone();
         let dst = &mut w.hosts[1];
-        let damaged = dst.disk.is_damaged();
+        let damaged = dst.is_damaged();
         // `after` holds the source snapshot (objects, guid, creation) as
         // `target@snap`: one comparison judges it and the rest.
         let judged = {
@@ -840,7 +840,7 @@ fn destroy_malformed(
     let snapshot = format!("{target}@{}", snap_name(snap));
     let new_fs = !before.model.exists(target);
     let injector = w.injector.clone();
-    let damaged = w.hosts[1].disk.is_damaged();
+    let damaged = w.hosts[1].is_damaged();
     let undone = {
         let mut pool = w.hosts[1].pool.borrow_mut();
         injector.suspended(|| {
@@ -863,7 +863,7 @@ fn destroy_malformed(
         // malformed target stays, which the model cannot follow.
         v.lost = damaged && matches!(e.errno(), Errno::EIO | Errno::ECKSUM);
         let guid = w.hosts[1].pool.borrow().guid;
-        return Err(judged_loss(&w.hosts[1].disk, guid, v));
+        return Err(judged_loss(&w.hosts[1], guid, v));
     }
     if let Err(m) = w.holds(1, &before.model) {
         return Err(violation(

@@ -340,7 +340,7 @@ fn final_check(world: &Rc<RefCell<World>>) -> Result<(), Violation> {
             return Err(violation(None, "a final sync", e.to_string()));
         }
         let host = &mut w.hosts[h];
-        let damaged = host.disk.is_damaged();
+        let damaged = host.is_damaged();
         let mut pool = host.pool.borrow_mut();
         let model = &host.model;
         let mut verified = host.verified.borrow_mut();

@@ -37,6 +37,12 @@
 //!
 //! Clones are handles to one disk: the pool owns one as its
 //! `Box<dyn BlockDevice>` and the runner keeps another.
+//!
+//! The disks of a mirror pool are siblings ([`SimDisk::sibling`]): they
+//! share one power supply, so a power loss that strikes one takes the
+//! others down at the same moment (each at its next request, or when the
+//! runner looks, keeping what its own cache had), and one of them can be
+//! pulled ([`SimDisk::pull`]) while the others serve.
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::VecDeque;
@@ -62,6 +68,9 @@ pub struct SimDisk {
     /// Cached, so a busy disk can still answer for its geometry.
     sector_size: u64,
     size: u64,
+    /// The power supply this disk shares with its siblings: set when a
+    /// power loss struck one of them, until `power_on`.
+    power_lost: Rc<Cell<bool>>,
 }
 
 struct Inner {
@@ -83,6 +92,11 @@ struct Inner {
     /// misdirected write landed, or `None` for direct access (anything).
     /// See [`BlockDevice::read_epoch`] and [`BlockDevice::changes_since`].
     changes: Vec<Option<Vec<(u64, u64)>>>,
+    /// Pulled from its mirror: every request fails with EIO.
+    pulled: bool,
+    /// Writes that failed (an injected EIO, or while pulled): the sectors
+    /// they meant to change kept their old bytes.
+    missed: Vec<(u64, u64)>,
 }
 
 thread_local! {
@@ -148,10 +162,70 @@ impl SimDisk {
                 down: None,
                 damage: Vec::new(),
                 changes: Vec::new(),
+                pulled: false,
+                missed: Vec::new(),
             })),
             name: name.into(),
             injector: injector.clone(),
             options: Rc::new(options.clone()),
+            power_lost: Rc::default(),
+        }
+    }
+
+    /// A new zeroed disk like this one, named `name`, on the same power
+    /// supply (the next device of a mirror).
+    pub fn sibling(&self, name: &str) -> SimDisk {
+        let mut disk = SimDisk::new(&self.options, name, &self.injector);
+        disk.power_lost = self.power_lost.clone();
+        disk
+    }
+
+    /// Pulls the disk: every request fails with EIO until [`replug`].
+    ///
+    /// [`replug`]: SimDisk::replug
+    pub fn pull(&self) {
+        self.inner.borrow_mut().pulled = true;
+    }
+
+    pub fn replug(&self) {
+        self.inner.borrow_mut().pulled = false;
+    }
+
+    pub fn is_pulled(&self) -> bool {
+        self.inner.borrow().pulled
+    }
+
+    /// Whether a write that failed meant to change part of
+    /// `[offset, offset + len)`: those sectors hold older bytes.
+    pub fn missed_write(&self, offset: u64, len: u64) -> bool {
+        self.inner
+            .borrow()
+            .missed
+            .iter()
+            .any(|&(o, l)| o < offset + len && offset < o + l)
+    }
+
+    /// Takes this disk down if a sibling's power loss struck since its
+    /// last request: it loses power now, as it would have then (it took
+    /// no request in between).
+    pub fn follow_power(&self) {
+        if !self.power_lost.get() || self.injector.is_suspended() {
+            return;
+        }
+        let mut inner = self.inner.borrow_mut();
+        self.follow_power_in(&mut inner);
+    }
+
+    fn follow_power_in(&self, inner: &mut Inner) {
+        if self.power_lost.get() && !inner.dev.is_down() {
+            let (mode, seed) = self.draw_crash(FaultKind::Crash);
+            inner.armed = Some(ArmedCrash {
+                kind: FaultKind::Crash,
+                writes_left: 0,
+                mode,
+                seed,
+            });
+            self.strike(inner);
         }
     }
 
@@ -177,7 +251,7 @@ impl SimDisk {
     ///
     /// [`power_on`]: SimDisk::power_on
     pub fn is_down(&self) -> bool {
-        self.inner.borrow().dev.is_down()
+        self.inner.borrow().dev.is_down() || self.power_lost.get()
     }
 
     /// Whether damage at rest (rot, a misdirected write) ever struck this
@@ -266,6 +340,7 @@ impl SimDisk {
     /// Powers the disk back on after a crash: it holds what the crash left
     /// on the media, and the pool can be imported from it again.
     pub fn power_on(&self) {
+        self.power_lost.set(false);
         let mut inner = self.inner.borrow_mut();
         inner.dev.recover();
         // Nothing changes on the media, but the pool before it is gone:
@@ -300,6 +375,18 @@ impl SimDisk {
             self.rot();
         }
         armed
+    }
+
+    /// Rot at rest alone, at the options' rate (the faults a mirror's
+    /// other disks draw at a step's start; the first draws power losses
+    /// for them all).
+    pub fn draw_rot(&self) {
+        if self
+            .injector
+            .roll(FaultKind::Corrupt, self.options.rot_probability)
+        {
+            self.rot();
+        }
     }
 
     /// Latent corruption: flips every bit of one sector on the media,
@@ -372,6 +459,7 @@ impl SimDisk {
         inner.changes.push(Some(pending));
         let outcome = inner.dev.power_loss(armed.mode, armed.seed);
         inner.down = Some(armed.kind);
+        self.power_lost.set(true);
         self.injector.fired(
             armed.kind,
             format!(
@@ -413,8 +501,12 @@ impl BlockDevice for SimDisk {
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.charge_read(offset, buf.len() as u64);
         let mut inner = self.inner()?;
+        self.follow_power_in(&mut inner);
         if inner.dev.is_down() {
             return inner.dev.read(offset, buf);
+        }
+        if inner.pulled {
+            return fail(Errno::EIO, format!("disk {} is pulled", self.name));
         }
         check_io(self.sector_size, self.size, offset, buf.len())?;
         if self
@@ -437,11 +529,16 @@ impl BlockDevice for SimDisk {
             Duration::from_micros(self.options.write_latency_us) + self.transfer_time(buf.len()),
         );
         let mut inner = self.inner()?;
+        self.follow_power_in(&mut inner);
         if inner.dev.is_down() {
             return inner.dev.write(offset, buf);
         }
         check_io(self.sector_size, self.size, offset, buf.len())?;
         let len = buf.len() as u64;
+        if inner.pulled {
+            inner.missed.push((offset, len));
+            return fail(Errno::EIO, format!("disk {} is pulled", self.name));
+        }
         if self
             .injector
             .roll(FaultKind::EioWrite, self.options.write_eio_probability)
@@ -451,6 +548,7 @@ impl BlockDevice for SimDisk {
                 self.name
             );
             self.injector.fired(FaultKind::EioWrite, &what);
+            inner.missed.push((offset, len));
             return fail(Errno::EIO, what);
         }
         let mut target = offset;
@@ -505,6 +603,10 @@ impl BlockDevice for SimDisk {
             .clock()
             .jump(Duration::from_micros(self.options.flush_latency_us));
         let mut inner = self.inner()?;
+        self.follow_power_in(&mut inner);
+        if inner.pulled && !inner.dev.is_down() {
+            return fail(Errno::EIO, format!("disk {} is pulled", self.name));
+        }
         inner.dev.flush()?;
         inner.flushes += 1;
         Ok(())

@@ -50,10 +50,13 @@ pub enum FaultKind {
     /// directory, master node or znode, which the receive accepts and a
     /// reader must refuse (see `malformed.rs`).
     Malformed,
+    /// One device of a mirror pool pulled for some steps (every request
+    /// to it fails), then put back and resilvered.
+    DiskLoss,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::Crash,
         FaultKind::Torn,
         FaultKind::EioRead,
@@ -67,6 +70,7 @@ impl FaultKind {
         FaultKind::Hostile,
         FaultKind::Enospc,
         FaultKind::Malformed,
+        FaultKind::DiskLoss,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +88,7 @@ impl FaultKind {
             FaultKind::Hostile => "hostile",
             FaultKind::Enospc => "enospc",
             FaultKind::Malformed => "malformed",
+            FaultKind::DiskLoss => "disk-loss",
         }
     }
 
@@ -110,6 +115,9 @@ impl FaultKind {
             FaultKind::Crash | FaultKind::Torn | FaultKind::EioRead | FaultKind::EioWrite => {
                 &[Errno::EIO]
             }
+            // A mirror's other device serves it: nothing may fail for it
+            // alone.
+            FaultKind::DiskLoss => &[],
             // A block read back wrong fails its checksum; a label or
             // uberblock may fail to read at all.
             FaultKind::Corrupt | FaultKind::Misdirect => &[Errno::ECKSUM, Errno::EIO],
@@ -146,6 +154,7 @@ impl FaultKind {
             FaultKind::Malformed => {
                 "per transfer, one directory, master node or znode rewritten by the sender"
             }
+            FaultKind::DiskLoss => "per step, one device of a mirror pool pulled for 1 to 6 steps",
         }
     }
 
@@ -170,6 +179,7 @@ impl FaultKind {
             // A sync allocates dozens of blocks and a receive assigns a
             // transaction per record: rare per opportunity.
             FaultKind::Enospc => (0.0002, 0.004),
+            FaultKind::DiskLoss => (0.01, 0.1),
         }
     }
 }

@@ -58,6 +58,18 @@ pub struct DiskOptions {
     /// Rot picks among the sectors of this many most recent writes, so
     /// that it usually hits live data.
     pub rot_recent_writes: u64,
+    /// Disks per pool: 1, or a 2- or 3-way mirror. Absent from failure
+    /// files older than mirrors: 1.
+    #[serde(default = "one_device")]
+    pub devices: u8,
+    /// Per step, on a mirror pool: one device pulled for 1 to 6 steps
+    /// (its every request fails), then put back and resilvered.
+    #[serde(default)]
+    pub disk_loss_probability: f64,
+}
+
+fn one_device() -> u8 {
+    1
 }
 
 /// The pipe between `zfs send` and `zfs receive`.
@@ -165,6 +177,8 @@ impl Default for WorldOptions {
                 crash_writes_max: 48,
                 rot_probability: 0.0,
                 rot_recent_writes: 1024,
+                devices: 1,
+                disk_loss_probability: 0.0,
             },
             pipe: PipeOptions {
                 capacity_bytes: 64 << 10,
@@ -230,6 +244,7 @@ impl WorldOptions {
             FaultKind::Hostile => &mut self.transfer.hostile_probability,
             FaultKind::Enospc => &mut self.engine.enospc_probability,
             FaultKind::Malformed => &mut self.transfer.malformed_probability,
+            FaultKind::DiskLoss => &mut self.disk.disk_loss_probability,
         }
     }
 
@@ -275,6 +290,9 @@ impl WorldOptions {
         // A smaller disk cannot hold a pool (`SPA_MINDEVSIZE`).
         if d.size_bytes < engine::spa::SPA_MINDEVSIZE {
             errors.push("disk.size_bytes must be at least 8 MiB (SPA_MINDEVSIZE)");
+        }
+        if !(1..=engine::vdev::MIRROR_MAX_CHILDREN as u8).contains(&d.devices) {
+            errors.push("disk.devices must be 1, 2 or 3");
         }
         if d.rot_recent_writes == 0 {
             errors.push("disk.rot_recent_writes must be at least 1");
