@@ -139,8 +139,10 @@ pub fn scrub_born_after(pool: &mut Pool, min_birth: u64) -> ScrubReport {
 /// `zpool online` / the resilver after an import: every block born since
 /// the first txg a mirror child may have missed is read on every child and
 /// rewritten where it is stale or bad. A child none of whose rewrites
-/// failed then holds everything, and its missed txgs are forgotten (the
-/// next sync records that). `None` when no child missed anything.
+/// failed then holds everything, and its missed txgs are forgotten; a txg
+/// sync then records that and puts the newest uberblock on every child,
+/// as the resilver's own syncs do in ZFS (the child's labels still name
+/// the txg before it left). `None` when no child missed anything.
 pub fn resilver(pool: &mut Pool) -> Option<ScrubReport> {
     let first = pool
         .zio
@@ -167,6 +169,11 @@ pub fn resilver(pool: &mut Pool) -> Option<ScrubReport> {
             }
         }
         pool.zio.vdev.dtl_dirty |= forgot;
+        // A failed sync suspends the pool, which says so to its next
+        // caller: nothing more to do here.
+        if forgot {
+            let _ = pool.txg_sync();
+        }
     }
     Some(report)
 }

@@ -792,16 +792,31 @@ impl Pool {
         let slot_size = self.slot_size;
         let slots = LABEL_RING_SIZE / slot_size;
         let (mut bytes, hashed) = ub.encode(slot_size as usize);
-        // Each child's labels, at the ends of that child.
+        // Each child's labels, at the ends of that child. A mirror's child
+        // has the uberblock when one of its labels took it (as
+        // `vdev_uberblock_sync` counts good writes); a single disk must
+        // take it in every label.
+        let mirror = self.zio.vdev.is_mirror();
         self.zio.vdev.for_each_child(txg, |dev| {
             let size = dev.size() / dev.sector_size() * dev.sector_size();
+            let mut first_error = None;
+            let mut good = 0;
             for base in label_offsets(size) {
                 let offset = base + LABEL_RING_OFFSET + (txg % slots) * slot_size;
                 let sum = label_checksum_of_hashed(hashed.clone(), offset);
                 bytes[slot_size as usize - 32..].copy_from_slice(&sum);
-                dev.write(offset, &bytes)?;
+                match dev.write(offset, &bytes) {
+                    Ok(()) => good += 1,
+                    Err(e) if mirror => {
+                        first_error.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            Ok(())
+            match first_error {
+                Some(e) if good == 0 => Err(e),
+                _ => Ok(()),
+            }
         })?;
         self.zio.vdev.flush(txg)?;
         self.uberblock = ub;

@@ -314,10 +314,16 @@ impl World {
             return;
         }
         let mut pool = host.pool.borrow_mut();
+        let before = pool.synced_txg();
         let report = self
             .injector
             .suspended(|| engine::scrub::resilver(&mut pool));
+        let synced = pool.synced_txg() > before;
         drop(pool);
+        if synced {
+            self.hosts[h].all_durable();
+        }
+        let host = &self.hosts[h];
         if let Some(report) = report {
             let line = format!("{}: resilver: {}", host.name, report.to_string().trim_end());
             self.log(line);
@@ -512,7 +518,14 @@ impl World {
                 ),
                 format!("it imported txg {}", pool.synced_txg()),
             );
-            v.lost = damaged;
+            // On a mirror, a sync completes when one disk took its
+            // uberblock: if a write to another failed and the one that
+            // took it is pulled now, two faults beat two disks.
+            let beyond = host.pulled.is_some()
+                && host
+                    .disks()
+                    .any(|d| d.missed_write(0, self.options.disk.size_bytes));
+            v.lost = damaged || beyond;
             return Err(judged_loss(host, pool.guid, v));
         }
         let chosen = self.injector.observe(|| {
