@@ -190,6 +190,40 @@ fn a_missing_barrier_that_ditto_copies_hide_is_caught_by_the_scrub() {
     );
 }
 
+/// Mirror pools under the `redundant` scenario's heavy damage: nothing
+/// within the redundancy is lost (no violation, no run stopped early), a
+/// pulled disk is put back and resilvered, and rot is repaired from the
+/// other side.
+#[test]
+fn mirror_pools_lose_nothing_to_damage_within_their_redundancy() {
+    let (mut pulled, mut resilvered, mut rot) = (0, 0, 0);
+    for seed in 0..12 {
+        let c = config(
+            seed,
+            "redundant",
+            "crash,torn,eio-read,eio-write,corrupt:0.05,misdirect:0.002,disk-loss:0.1",
+            60,
+        );
+        assert!(c.world().disk.devices >= 2);
+        let report = run(&c);
+        assert!(
+            report.violation.is_none(),
+            "seed {seed}: {:?}",
+            report.violation
+        );
+        assert!(report.lost.is_none(), "seed {seed}: {:?}", report.lost);
+        pulled += report.faults.get(sim::world::faults::FaultKind::DiskLoss);
+        rot += report.faults.get(sim::world::faults::FaultKind::Corrupt);
+        resilvered += report
+            .trace
+            .iter()
+            .filter(|l| l.contains("resilver:") && l.contains("resilvered"))
+            .count();
+    }
+    assert!(pulled >= 3 && rot >= 10, "{pulled} disks pulled, {rot} rot");
+    assert!(resilvered >= 1, "a stale disk was resilvered");
+}
+
 /// An object number taken back with the old object's shape: the receiver
 /// keeps the old object, so only the FREE past the new end (planted away
 /// here) clears the old blocks beyond it.

@@ -70,7 +70,7 @@ pub struct CampaignArgs {
     /// A named scenario (mix, smoke, incremental-chain, clone-send, dedup,
     /// reclaim-blocksize, holes, crash-during-recv, foreign-endian,
     /// interrupted-send, deep, zpl, misuse, concurrent, destroy-during-send,
-    /// recv-while-target-changes, two-receivers, replicate) or a path to a scenario
+    /// recv-while-target-changes, two-receivers, replicate, redundant) or a path to a scenario
     /// .toml file.
     #[arg(long, default_value = "mix", value_name = "NAME|FILE")]
     pub scenario: String,

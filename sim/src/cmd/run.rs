@@ -25,7 +25,7 @@ pub struct RunArgs {
     /// A named scenario (mix, smoke, incremental-chain, clone-send, dedup,
     /// reclaim-blocksize, holes, crash-during-recv, foreign-endian,
     /// interrupted-send, deep, zpl, misuse, concurrent, destroy-during-send,
-    /// recv-while-target-changes, two-receivers, replicate) or a path to a scenario
+    /// recv-while-target-changes, two-receivers, replicate, redundant) or a path to a scenario
     /// .toml file.
     #[arg(long, default_value = "mix")]
     pub scenario: String,
@@ -33,7 +33,7 @@ pub struct RunArgs {
     /// `all`, `none`, or kinds with optional rates, e.g.
     /// `torn,eio-read:0.01,signal,endian`. Kinds: crash, torn, eio-read,
     /// eio-write, corrupt, misdirect, signal, endian, short-io, pipe-damage,
-    /// hostile, enospc, malformed.
+    /// hostile, enospc, malformed, disk-loss.
     /// Default: the scenario's plan.
     #[arg(long)]
     pub faults: Option<String>,

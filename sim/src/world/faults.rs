@@ -93,7 +93,7 @@ impl FaultKind {
     }
 
     /// Whether a fault of this kind can make an operation fail: a byte-order
-    /// flip and short I/O must not. Short I/O reaches the receiver's record
+    /// flip, short I/O and a mirror's pulled disk must not. Short I/O reaches the receiver's record
     /// reader now (a record arrives in pieces, the receiver waits), but it
     /// never changes a byte, so it changes when things happen (which the
     /// oracle follows), never what a receive must end as: it explains no
@@ -101,7 +101,7 @@ impl FaultKind {
     pub fn can_fail(self) -> bool {
         !matches!(
             self,
-            FaultKind::Endian | FaultKind::ShortIo | FaultKind::Malformed
+            FaultKind::Endian | FaultKind::ShortIo | FaultKind::Malformed | FaultKind::DiskLoss
         )
     }
 
