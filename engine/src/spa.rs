@@ -20,7 +20,7 @@ use crate::error::{Errno, Error, Result, fail};
 use crate::metaslab::{Metaslab, TXG_DEFER_SIZE};
 use crate::nvlist::{self, NvList, NvValue};
 use crate::traverse::{WalkOptions, walk};
-use crate::vdev::{BlockDevice, ChildStatus, Mirror, MirrorChild, VdevErrors};
+use crate::vdev::{BlockDevice, Mirror, MirrorChild};
 use crate::zio::{BLKPTR_SIZE, Blkptr, ReadCache, Zio};
 
 pub const VDEV_LABEL_SIZE: u64 = 256 << 10;
@@ -222,16 +222,10 @@ impl Pool {
             return fail(Errno::EINVAL, format!("invalid pool name {name:?}"));
         }
         let single = children.len() == 1;
-        let vdev = Mirror::new(
+        let mut vdev = Mirror::new(
             children
                 .into_iter()
-                .map(|(path, dev)| MirrorChild {
-                    dev,
-                    guid: 0,
-                    path,
-                    errors: VdevErrors::default(),
-                    missing: None,
-                })
+                .map(|(path, dev)| MirrorChild::new(dev, 0, path))
                 .collect(),
         )?;
         let (sector, size) = (vdev.sector_size(), vdev.size());
@@ -246,7 +240,6 @@ impl Pool {
         let guid = rng.next_u64() | 1;
         // A single disk is named by the pool's guid; a mirror's children
         // and the mirror itself draw their own.
-        let mut vdev = vdev;
         let top_guid = if single {
             vdev.children[0].guid = guid;
             guid
@@ -618,8 +611,8 @@ impl Pool {
 
     /// Each device of the pool's vdev as `zpool status` shows it: its
     /// path, error counts and the txgs it may have missed.
-    pub fn vdev_status(&self) -> Vec<ChildStatus> {
-        self.zio.vdev.status()
+    pub fn vdev_status(&self) -> &[MirrorChild] {
+        self.zio.vdev.children()
     }
 
     /// Whether the pool is on a mirror.
@@ -1132,20 +1125,7 @@ fn open_vdev(children: Vec<(String, Box<dyn BlockDevice>)>) -> Result<(String, u
     let guid = config
         .get_u64("pool_guid")
         .ok_or_else(|| Error::new(Errno::EIO, "pool config has no guid"))?;
-    let listed: Vec<(u64, String)> = match config.get_nvlist("vdev_tree").map(|t| t.get("children"))
-    {
-        None => vec![(guid, String::new())],
-        Some(Some(NvValue::NvListArray(kids))) => kids
-            .iter()
-            .map(|k| {
-                (
-                    k.get_u64("guid").unwrap_or(0),
-                    k.get_str("path").unwrap_or("").to_string(),
-                )
-            })
-            .collect(),
-        Some(_) => return fail(Errno::EIO, "pool config's vdev tree has no children"),
-    };
+    let listed = mirror_children(config)?.unwrap_or_else(|| vec![(guid, String::new())]);
     let top_guid = config
         .get_nvlist("vdev_tree")
         .and_then(|t| t.get_u64("guid"))
@@ -1171,17 +1151,7 @@ fn open_vdev(children: Vec<(String, Box<dyn BlockDevice>)>) -> Result<(String, u
                 format!("{path}: the same device of pool {name} was given twice"),
             );
         }
-        slots[at] = Some(MirrorChild {
-            dev,
-            guid: own,
-            path: if path.is_empty() {
-                listed[at].1.clone()
-            } else {
-                path
-            },
-            errors: VdevErrors::default(),
-            missing: None,
-        });
+        slots[at] = Some(MirrorChild::new(dev, own, named(path, &listed[at].1)));
     }
     let mut children = Vec::new();
     let mut unlabeled = unlabeled.into_iter();
@@ -1190,17 +1160,7 @@ fn open_vdev(children: Vec<(String, Box<dyn BlockDevice>)>) -> Result<(String, u
             Some(child) => children.push(child),
             None if unlabeled.len() > 0 => {
                 let (given_path, dev, _) = unlabeled.next().expect("one left");
-                children.push(MirrorChild {
-                    dev,
-                    guid: *g,
-                    path: if given_path.is_empty() {
-                        path.clone()
-                    } else {
-                        given_path
-                    },
-                    errors: VdevErrors::default(),
-                    missing: None,
-                });
+                children.push(MirrorChild::new(dev, *g, named(given_path, path)));
             }
             None => {
                 return fail(
@@ -1229,17 +1189,41 @@ pub fn mirror_partners(dev: &mut dyn BlockDevice) -> Result<Vec<String>> {
     }
     let config = read_config(dev, size)?;
     let own = config.get_u64("guid");
-    let Some(NvValue::NvListArray(kids)) = config
-        .get_nvlist("vdev_tree")
-        .and_then(|t| t.get("children"))
-    else {
-        return Ok(Vec::new());
-    };
-    Ok(kids
-        .iter()
-        .filter(|k| k.get_u64("guid") != own)
-        .map(|k| k.get_str("path").unwrap_or("").to_string())
+    Ok(mirror_children(&config)?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&(guid, _)| Some(guid) != own)
+        .map(|(_, path)| path)
         .collect())
+}
+
+/// The (guid, path) of each child a mirror pool's label config lists, in
+/// child order; `None` for a pool on one disk (no vdev tree).
+fn mirror_children(config: &NvList) -> Result<Option<Vec<(u64, String)>>> {
+    match config.get_nvlist("vdev_tree").map(|t| t.get("children")) {
+        None => Ok(None),
+        Some(Some(NvValue::NvListArray(kids))) => Ok(Some(
+            kids.iter()
+                .map(|k| {
+                    (
+                        k.get_u64("guid").unwrap_or(0),
+                        k.get_str("path").unwrap_or("").to_string(),
+                    )
+                })
+                .collect(),
+        )),
+        Some(_) => fail(Errno::EIO, "pool config's vdev tree has no children"),
+    }
+}
+
+/// A child's path: the one it was given by, else the one its labels
+/// record.
+fn named(given: String, recorded: &str) -> String {
+    if given.is_empty() {
+        recorded.to_string()
+    } else {
+        given
+    }
 }
 
 /// A mirror's record of each child's missed txgs, for its MOS object.

@@ -40,6 +40,17 @@ pub struct MirrorChild {
 }
 
 impl MirrorChild {
+    /// A child with no errors counted and nothing missed.
+    pub fn new(dev: Box<dyn BlockDevice>, guid: u64, path: String) -> MirrorChild {
+        MirrorChild {
+            dev,
+            guid,
+            path,
+            errors: VdevErrors::default(),
+            missing: None,
+        }
+    }
+
     /// Whether this child may lack what was written in `txg`.
     pub fn missed(&self, txg: u64) -> bool {
         self.missing.is_some_and(|(lo, hi)| lo <= txg && txg <= hi)
@@ -52,15 +63,6 @@ impl MirrorChild {
             Some((lo, hi)) => (lo.min(first), hi.max(last)),
         });
     }
-}
-
-/// A child's state as `zpool status` prints it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChildStatus {
-    pub path: String,
-    pub guid: u64,
-    pub errors: VdevErrors,
-    pub missing: Option<(u64, u64)>,
 }
 
 /// The top-level vdev (see the module documentation).
@@ -113,14 +115,7 @@ impl Mirror {
 
     /// A vdev of one disk.
     pub fn single(dev: Box<dyn BlockDevice>, guid: u64, path: &str) -> Mirror {
-        Mirror::new(vec![MirrorChild {
-            dev,
-            guid,
-            path: path.to_string(),
-            errors: VdevErrors::default(),
-            missing: None,
-        }])
-        .expect("one child")
+        Mirror::new(vec![MirrorChild::new(dev, guid, path.to_string())]).expect("one child")
     }
 
     pub fn size(&self) -> u64 {
@@ -142,19 +137,6 @@ impl Mirror {
 
     pub fn children(&self) -> &[MirrorChild] {
         &self.children
-    }
-
-    /// Each child's state, in child order.
-    pub fn status(&self) -> Vec<ChildStatus> {
-        self.children
-            .iter()
-            .map(|c| ChildStatus {
-                path: c.path.clone(),
-                guid: c.guid,
-                errors: c.errors,
-                missing: c.missing,
-            })
-            .collect()
     }
 
     /// The first child's device (a pool on one disk: its disk).
@@ -233,17 +215,22 @@ impl Mirror {
     /// block born in `birth`: the children that cannot lack it, from a
     /// preferred one that moves with the offset so that the reads spread
     /// over the children (`vdev_mirror_child_select`, deterministic here);
-    /// then those that may lack it, as a last resort.
-    pub fn read_order(&self, offset: u64, birth: u64) -> Vec<usize> {
+    /// then those that may lack it, as a last resort. The first
+    /// [`Mirror::width`] entries count (no allocation: every uncached
+    /// read asks).
+    pub fn read_order(&self, offset: u64, birth: u64) -> [usize; MIRROR_MAX_CHILDREN] {
+        let mut order = [0; MIRROR_MAX_CHILDREN];
         let n = self.children.len();
         if n == 1 {
-            return vec![0];
+            return order;
         }
         let first = ((offset >> 17) % n as u64) as usize;
         let rotated = (0..n).map(|i| (first + i) % n);
-        let (mut order, stale): (Vec<usize>, Vec<usize>) =
-            rotated.partition(|&c| !self.children[c].missed(birth));
-        order.extend(stale);
+        let fresh = rotated.clone().filter(|&c| !self.children[c].missed(birth));
+        let stale = rotated.filter(|&c| self.children[c].missed(birth));
+        for (slot, c) in order.iter_mut().zip(fresh.chain(stale)) {
+            *slot = c;
+        }
         order
     }
 

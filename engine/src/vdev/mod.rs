@@ -23,7 +23,7 @@ mod tests;
 pub use cow::CowDevice;
 pub use crash::{CrashDevice, CrashMode, CrashOutcome, DeviceStats};
 pub use mem::MemDevice;
-pub use mirror::{ChildStatus, MIRROR_MAX_CHILDREN, Mirror, MirrorChild, VdevErrors};
+pub use mirror::{MIRROR_MAX_CHILDREN, Mirror, MirrorChild, VdevErrors};
 pub use shared::SharedDevice;
 
 use crate::error::{Errno, Result, fail};

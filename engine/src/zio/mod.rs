@@ -366,7 +366,8 @@ impl Zio {
             dvas.len()
         };
         for dva in dvas.into_iter().take(tried) {
-            for child in self.vdev.read_order(dva.offset(), bp.birth) {
+            let order = self.vdev.read_order(dva.offset(), bp.birth);
+            for &child in &order[..self.vdev.width()] {
                 match self.read_copy(bp, dva, child) {
                     Ok(physical) => {
                         self.heal(bp, &bad, dva, &physical);

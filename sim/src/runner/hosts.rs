@@ -138,7 +138,25 @@ pub(super) fn violation(
     }
 }
 
+/// A mirror's disks as the engine takes them: each named by its disk's
+/// name (what its labels record as its path).
+fn named_devices<'a>(
+    disks: impl Iterator<Item = &'a SimDisk>,
+) -> Vec<(String, Box<dyn BlockDevice>)> {
+    disks
+        .map(|d| {
+            let dev: Box<dyn BlockDevice> = Box::new(d.clone());
+            (d.name().to_string(), dev)
+        })
+        .collect()
+}
+
 impl Host {
+    /// The pool's disk number `i` (0: the first).
+    pub fn disk_at(&self, i: usize) -> &SimDisk {
+        self.disks().nth(i).expect("a disk of the host")
+    }
+
     /// Every disk of the pool, the first first.
     pub fn disks(&self) -> impl Iterator<Item = &SimDisk> {
         std::iter::once(&self.disk).chain(&self.mirrors)
@@ -176,13 +194,7 @@ impl Host {
             if mirrors.is_empty() {
                 Pool::create(Box::new(disk.clone()), name, clock, rng)
             } else {
-                let devices = std::iter::once(&disk)
-                    .chain(&mirrors)
-                    .map(|d| {
-                        let dev: Box<dyn BlockDevice> = Box::new(d.clone());
-                        (d.name().to_string(), dev)
-                    })
-                    .collect();
+                let devices = named_devices(std::iter::once(&disk).chain(&mirrors));
                 Pool::create_mirror(devices, name, clock, rng)
             }
         })?;
@@ -280,7 +292,7 @@ impl World {
             Some((i, left)) if left > 1 => host.pulled = Some((i, left - 1)),
             Some((i, _)) => {
                 host.pulled = None;
-                let disk = host.disks().nth(i).expect("a disk of the host").clone();
+                let disk = host.disk_at(i).clone();
                 disk.replug();
                 let line = format!("disk {}: put back", disk.name());
                 self.log(line);
@@ -295,7 +307,7 @@ impl World {
                 let (i, steps) = self.injector.draw(FaultKind::DiskLoss, |rng| {
                     (rng.gen_range(0..n), rng.gen_range(1..=6u32))
                 });
-                let disk = host.disks().nth(i).expect("a disk of the host").clone();
+                let disk = host.disk_at(i).clone();
                 disk.pull();
                 host.pulled = Some((i, steps));
                 self.injector.fired(
@@ -485,10 +497,10 @@ impl World {
                 .observe(|| engine::scrub::scrub_born_after(&mut pool, since));
             // On a mirror, a copy a failed write left behind on one disk
             // is not lost: it is one the scrub must find and repair.
-            let unexplained = scrubbed.bad_places.iter().any(|&(offset, len, child)| {
-                let disk = host.disks().nth(child).expect("a disk of the host");
-                !host.lacks(disk, offset, len)
-            });
+            let unexplained = scrubbed
+                .bad_places
+                .iter()
+                .any(|&(offset, len, child)| !host.lacks(host.disk_at(child), offset, len));
             if unexplained || !scrubbed.unrepairable.is_empty() {
                 return Err(violation(
                     step,
@@ -521,10 +533,7 @@ impl World {
             // On a mirror, a sync completes when one disk took its
             // uberblock: if a write to another failed and the one that
             // took it is pulled now, two faults beat two disks.
-            let beyond = host.pulled.is_some()
-                && host
-                    .disks()
-                    .any(|d| d.missed_write(0, self.options.disk.size_bytes));
+            let beyond = host.pulled.is_some() && host.disks().any(SimDisk::missed_any_write);
             v.lost = damaged || beyond;
             return Err(judged_loss(host, pool.guid, v));
         }
@@ -612,12 +621,7 @@ impl World {
         let devices: Vec<(String, Box<dyn BlockDevice>)> = if host.mirrors.is_empty() {
             vec![(String::new(), Box::new(host.disk.clone()))]
         } else {
-            host.disks()
-                .map(|d| {
-                    let dev: Box<dyn BlockDevice> = Box::new(d.clone());
-                    (d.name().to_string(), dev)
-                })
-                .collect()
+            named_devices(host.disks())
         };
         // What the pool read that the power loss did not touch need not be
         // read again (the disk says which writes it resolved).

@@ -205,6 +205,11 @@ impl SimDisk {
             .any(|&(o, l)| o < offset + len && offset < o + l)
     }
 
+    /// Whether any write to this disk failed.
+    pub fn missed_any_write(&self) -> bool {
+        !self.inner.borrow().missed.is_empty()
+    }
+
     /// Takes this disk down if a sibling's power loss struck since its
     /// last request: it loses power now, as it would have then (it took
     /// no request in between).
