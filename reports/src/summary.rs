@@ -51,7 +51,8 @@ pub struct Summary {
     pub interleavings: Vec<Tally>,
     /// The results with a violation, in order.
     pub failures: Vec<SeedResult>,
-    /// Seeds whose run stopped early on a pool lost to damage at rest.
+    /// Seeds whose run stopped early on a pool lost to faults beyond its
+    /// redundancy (damage at rest, or a failed write with a disk pulled).
     pub lost: Vec<u64>,
     /// Violations grouped by [`Violation::signature`](crate::result::Violation::signature),
     /// most runs first.

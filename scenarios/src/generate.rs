@@ -251,6 +251,9 @@ impl Generator {
             "crash" => Some(Step::Crash {
                 pool: [SRC, DST].choose(rng).expect("pools").to_string(),
             }),
+            "scrub" => Some(Step::Scrub {
+                pool: [SRC, DST].choose(rng).expect("pools").to_string(),
+            }),
             "misuse" => self.misuse(src, dst),
             "race" => self.race(src, dst),
             _ => None,

@@ -323,6 +323,7 @@ impl PoolModel {
             Step::Send { .. }
             | Step::Wait { .. }
             | Step::Crash { .. }
+            | Step::Scrub { .. }
             | Step::Misuse(_)
             | Step::Race(_) => None,
         }

@@ -196,7 +196,7 @@ fn a_missing_barrier_that_ditto_copies_hide_is_caught_by_the_scrub() {
 /// other side.
 #[test]
 fn mirror_pools_lose_nothing_to_damage_within_their_redundancy() {
-    let (mut pulled, mut resilvered, mut rot) = (0, 0, 0);
+    let (mut pulled, mut resilvered, mut rot, mut scrub_repairs) = (0, 0, 0, 0);
     for seed in 0..12 {
         let c = config(
             seed,
@@ -219,9 +219,53 @@ fn mirror_pools_lose_nothing_to_damage_within_their_redundancy() {
             .iter()
             .filter(|l| l.contains("resilver:") && l.contains("resilvered"))
             .count();
+        // A scrub step that found bad copies and rewrote them all (the
+        // step then scrubs again, with faults held off, to see them good).
+        scrub_repairs += report
+            .steps
+            .iter()
+            .filter(|s| s.step.kind() == "scrub" && s.outcome == sim::runner::Outcome::Done)
+            .filter(|s| {
+                let bad = count_before(&s.detail, " bad");
+                bad > 0 && bad == count_before(&s.detail, " repaired")
+            })
+            .count();
     }
     assert!(pulled >= 3 && rot >= 10, "{pulled} disks pulled, {rot} rot");
     assert!(resilvered >= 1, "a stale disk was resilvered");
+    assert!(scrub_repairs >= 1, "a scrub step repaired bad copies");
+}
+
+/// The number just before `what` in `text` ("3 bad" gives 3 for " bad").
+fn count_before(text: &str, what: &str) -> u64 {
+    let at = text.find(what).unwrap_or(0);
+    let digits: String = text[..at]
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits.parse().unwrap_or(0)
+}
+
+/// Two faults beat a 2-way mirror: a write of a data block (one copy)
+/// failed on one disk, then the other disk was pulled. The block is
+/// unreadable; the run stops as a loss beyond the redundancy and names
+/// what put each copy out of reach, rather than passing or failing.
+#[test]
+fn a_block_whose_only_good_copy_is_on_a_pulled_disk_is_a_detected_loss() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/regressions");
+    let file = dir.join("a-block-whose-only-good-copy-is-on-a-pulled-disk-is-a-detected-loss.toml");
+    let failure = Failure::parse(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let report = run(&failure.config().unwrap());
+    assert!(report.violation.is_none(), "{:?}", report.violation);
+    let lost = report.lost.expect("a loss beyond the redundancy");
+    assert!(
+        lost.contains("on src: failed write") && lost.contains("on src-1: pulled"),
+        "{lost}"
+    );
 }
 
 /// An object number taken back with the old object's shape: the receiver

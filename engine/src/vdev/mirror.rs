@@ -158,7 +158,7 @@ impl Mirror {
 
     /// Writes `buf` at `offset` on every child, for txg `txg`. A child
     /// that fails it has missed the txg; the write fails only when every
-    /// child failed it (with the first child's error).
+    /// child failed it (with the worst of their errors, as a read).
     pub fn write(&mut self, txg: u64, offset: u64, buf: &[u8]) -> Result<()> {
         self.for_each_child(txg, |dev| dev.write(offset, buf))
     }
@@ -177,7 +177,7 @@ impl Mirror {
         txg: u64,
         mut f: impl FnMut(&mut dyn BlockDevice) -> Result<()>,
     ) -> Result<()> {
-        let mut first_error: Option<Error> = None;
+        let mut worst: Option<Error> = None;
         let mut ok = false;
         for c in 0..self.children.len() {
             match f(&mut *self.children[c].dev) {
@@ -187,11 +187,11 @@ impl Mirror {
                     if self.is_mirror() {
                         self.missed(c, txg);
                     }
-                    first_error.get_or_insert(e);
+                    crate::zio::keep_worst(&mut worst, e);
                 }
             }
         }
-        match first_error {
+        match worst {
             Some(e) if !ok => Err(e),
             _ => Ok(()),
         }

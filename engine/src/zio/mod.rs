@@ -152,11 +152,20 @@ pub fn take_lost_blocks() -> Vec<(u64, Blkptr)> {
 }
 
 /// Keeps the worse of two copies' errors, as `zio_worst_error` ranks
-/// them: EIO over ECKSUM; the first of equal rank.
-fn keep_worst(worst: &mut Option<Error>, e: Error) {
+/// them: EIO over ECKSUM over ENXIO (a device not there says least about
+/// the block), any other errno over all three; the first of equal rank.
+pub(crate) fn keep_worst(worst: &mut Option<Error>, e: Error) {
+    fn rank(errno: Errno) -> u8 {
+        match errno {
+            Errno::ENXIO => 1,
+            Errno::ECKSUM => 2,
+            Errno::EIO => 3,
+            _ => 4,
+        }
+    }
     if worst
         .as_ref()
-        .is_none_or(|w| w.errno() != Errno::EIO && e.errno() == Errno::EIO)
+        .is_none_or(|w| rank(e.errno()) > rank(w.errno()))
     {
         *worst = Some(e);
     }

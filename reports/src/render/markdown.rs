@@ -75,7 +75,7 @@ fn campaign(out: &mut String, summary: &Summary) {
             summary.with_violation.to_string(),
         ],
         vec![
-            "runs stopped early: a pool lost to damage at rest, detected".to_string(),
+            "runs stopped early: a pool lost beyond its redundancy, detected".to_string(),
             lost_runs(&summary.lost),
         ],
         vec!["steps".to_string(), summary.outcomes.total().to_string()],

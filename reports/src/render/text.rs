@@ -50,7 +50,7 @@ fn figures(out: &mut String, summary: &Summary) {
     if !summary.lost.is_empty() {
         let _ = writeln!(
             out,
-            "runs stopped early on a pool lost to damage at rest (detected, not a violation): {}",
+            "runs stopped early on a pool lost to faults beyond its redundancy (detected, not a violation): {}",
             lost_runs(&summary.lost)
         );
     }

@@ -133,7 +133,7 @@ impl Step {
                     .filter(|f| !m.exists(f))
                     .and_then(|f| missing(f))
             }
-            Step::Wait { .. } | Step::Crash { .. } => None,
+            Step::Wait { .. } | Step::Crash { .. } | Step::Scrub { .. } => None,
             Step::Race(r) => r.send.skip_reason(model),
             Step::Misuse(m) => match m.receive() {
                 Some(send) => send.skip_reason(model),
@@ -180,6 +180,7 @@ impl Step {
             Step::Send { .. }
             | Step::Wait { .. }
             | Step::Crash { .. }
+            | Step::Scrub { .. }
             | Step::Misuse(_)
             | Step::Race(_) => {
                 unreachable!("handled by the workload task")

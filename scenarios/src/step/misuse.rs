@@ -247,8 +247,10 @@ fn attempt_step(step: &Step, pool: &mut Pool) -> Result<String, Error> {
         | Step::Unlink { .. }
         | Step::Rmdir { .. } => super::zpl::attempt(step, pool),
         Step::Send { .. } => unreachable!("a receive misuse is carried out by the runner"),
-        Step::Wait { .. } | Step::Crash { .. } | Step::Misuse(_) | Step::Race(_) => {
-            Ok("not something ZFS can refuse".to_string())
-        }
+        Step::Wait { .. }
+        | Step::Crash { .. }
+        | Step::Scrub { .. }
+        | Step::Misuse(_)
+        | Step::Race(_) => Ok("not something ZFS can refuse".to_string()),
     }
 }

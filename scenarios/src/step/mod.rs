@@ -180,6 +180,11 @@ pub enum Step {
     Crash {
         pool: String,
     },
+    /// `zpool scrub`: read every copy of every block of a pool's last
+    /// synced state and rewrite the bad ones from a good one.
+    Scrub {
+        pool: String,
+    },
     /// Something ZFS must refuse, asked for on purpose.
     Misuse(Misuse),
     /// A send with another operation while it is in flight.
@@ -246,13 +251,14 @@ impl Step {
             Step::Destroy { .. } => "destroy",
             Step::Wait { .. } => "wait",
             Step::Crash { .. } => "crash",
+            Step::Scrub { .. } => "scrub",
             Step::Misuse(_) => "misuse",
             Step::Race(_) => "race",
         }
     }
 
     /// Every step kind, in a fixed order.
-    pub const KINDS: [&'static str; 35] = [
+    pub const KINDS: [&'static str; 36] = [
         "create",
         "alloc",
         "claim",
@@ -288,6 +294,7 @@ impl Step {
         "race",
         "send-replicate",
         "set",
+        "scrub",
     ];
 
     /// The dataset a step on one filesystem names (empty for others).
@@ -332,7 +339,7 @@ impl Step {
             Step::Snapshot { snap, .. } | Step::Send { snap, .. } => snap,
             Step::Clone { origin, .. } => origin,
             Step::Destroy { name } => name,
-            Step::Crash { pool } => pool,
+            Step::Crash { pool } | Step::Scrub { pool } => pool,
             Step::Misuse(m) => m.target(),
             Step::Race(r) => return r.send.pool(),
             Step::Wait { .. } => "",

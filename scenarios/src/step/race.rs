@@ -170,6 +170,7 @@ impl Race {
             | Step::Misuse(_)
             | Step::Race(_)
             | Step::Crash { .. }
+            | Step::Scrub { .. }
             | Step::Wait { .. }
             | Step::Destroy { .. }
             | Step::Rollback { .. } => {

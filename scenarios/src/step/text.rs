@@ -144,6 +144,7 @@ impl fmt::Display for Step {
             Step::Destroy { name } => write!(f, "destroy {name}"),
             Step::Wait { ms } => write!(f, "wait ms={ms}"),
             Step::Crash { pool } => write!(f, "crash {pool}"),
+            Step::Scrub { pool } => write!(f, "scrub {pool}"),
             Step::Misuse(m) => write!(f, "misuse {m}"),
             Step::Race(r) => write!(f, "race {r}"),
         }
@@ -432,6 +433,7 @@ impl FromStr for Step {
             "destroy" => Step::Destroy { name: w.name(0)? },
             "wait" => Step::Wait { ms: w.num("ms")? },
             "crash" => Step::Crash { pool: w.name(0)? },
+            "scrub" => Step::Scrub { pool: w.name(0)? },
             "misuse" => Step::Misuse(
                 line.trim()
                     .strip_prefix("misuse")
@@ -629,6 +631,7 @@ mod tests {
             },
             Step::Wait { ms: 5000 },
             Step::Crash { pool: "dst".into() },
+            Step::Scrub { pool: "src".into() },
             Step::Race(Race {
                 send: Box::new(Step::Send {
                     snap: "src/fs0@s2".into(),

@@ -73,16 +73,30 @@ pub(super) struct World {
 /// damage touched that still did not verify is the engine's failure (a
 /// read that did not try it, a copy never written), a violation. The loss
 /// then names the blocks.
-pub(super) fn judged_loss(host: &Host, pool_guid: u64, mut v: Violation) -> Violation {
-    let lost: Vec<_> = engine::zio::take_lost_blocks()
+pub(super) fn judged_loss(host: &Host, pool_guid: u64, v: Violation) -> Violation {
+    let lost = lost_blocks(pool_guid);
+    judge_lost(host, &lost, v)
+}
+
+/// The blocks of pool `pool_guid` reads found with no good copy since the
+/// last take.
+fn lost_blocks(pool_guid: u64) -> Vec<engine::zio::blkptr::Blkptr> {
+    engine::zio::take_lost_blocks()
         .into_iter()
         .filter(|&(guid, _)| guid == pool_guid)
         .map(|(_, bp)| bp)
-        .collect();
+        .collect()
+}
+
+pub(super) fn judge_lost(
+    host: &Host,
+    lost: &[engine::zio::blkptr::Blkptr],
+    mut v: Violation,
+) -> Violation {
     if !v.lost {
         return v;
     }
-    for bp in &lost {
+    for bp in lost {
         let untouched = bp.dvas().find(|d| {
             host.disks()
                 .any(|disk| !host.lacks(disk, d.offset(), d.asize()))
@@ -104,22 +118,38 @@ pub(super) fn judged_loss(host: &Host, pool_guid: u64, mut v: Violation) -> Viol
         }
     }
     if !lost.is_empty() {
+        // Each block, and what put each copy out of reach on each disk.
         let names: Vec<String> = lost
             .iter()
             .map(|bp| {
                 let copies = bp.dvas().count();
+                let why: Vec<String> = bp
+                    .dvas()
+                    .flat_map(|d| {
+                        host.disks().map(move |disk| {
+                            let why = host.why_lacks(disk, d.offset(), d.asize());
+                            format!(
+                                "{:#x} on {}: {}",
+                                d.offset(),
+                                disk.name(),
+                                why.unwrap_or("?")
+                            )
+                        })
+                    })
+                    .collect();
                 format!(
-                    "{:#x} (birth txg {}, {copies} cop{})",
+                    "{:#x} (birth txg {}, {copies} cop{}; {})",
                     bp.dva[0].offset(),
                     bp.birth,
-                    if copies == 1 { "y" } else { "ies" }
+                    if copies == 1 { "y" } else { "ies" },
+                    why.join(", ")
                 )
             })
             .collect();
         v.found = format!(
-            "{} [damage reached every copy of: {}]",
+            "{} [every copy out of reach: {}]",
             v.found,
-            names.join(", ")
+            names.join("; ")
         );
     }
     v
@@ -170,10 +200,31 @@ impl Host {
     /// Whether `disk` may not hold what the pool last wrote over
     /// `[offset, offset + len)`: damage at rest reached it, or (on a
     /// mirror, whose writes succeed while one disk takes them) a write
-    /// there failed on it.
+    /// there failed on it, or it is pulled.
     pub fn lacks(&self, disk: &SimDisk, offset: u64, len: u64) -> bool {
-        disk.damage_reached(offset, len)
-            || (!self.mirrors.is_empty() && disk.missed_write(offset, len))
+        self.why_lacks(disk, offset, len).is_some()
+    }
+
+    /// Why [`Host::lacks`] holds, in a word or two, for a loss's report.
+    fn why_lacks(&self, disk: &SimDisk, offset: u64, len: u64) -> Option<&'static str> {
+        if disk.damage_reached(offset, len) {
+            Some("damage")
+        } else if self.mirrors.is_empty() {
+            None
+        } else if disk.is_pulled() {
+            Some("pulled")
+        } else if disk.missed_write(offset, len) {
+            Some("failed write")
+        } else {
+            None
+        }
+    }
+
+    /// Whether two faults may have beaten the mirror: one disk is pulled
+    /// and a write to one failed, so the only good copy of a block may be
+    /// on the pulled disk.
+    pub fn redundancy_spent(&self) -> bool {
+        self.pulled.is_some() && self.disks().any(SimDisk::missed_any_write)
     }
 
     /// A new pool named `name` on a new disk, created with no fault firing.
@@ -342,6 +393,26 @@ impl World {
         }
     }
 
+    /// A violation in a run where two faults may have spent a mirror's
+    /// redundancy ([`Host::redundancy_spent`]): a loss beyond the
+    /// redundancy instead, if reads in its step found blocks of that pool
+    /// with no good copy and every copy of each was out of reach (on a
+    /// pulled disk, or where a write to its disk failed or damage struck);
+    /// else it stands, saying which copy was not.
+    pub fn judged_spent(&self, v: Violation) -> Violation {
+        if v.lost {
+            return v;
+        }
+        let Some(host) = self.hosts.iter().find(|h| h.redundancy_spent()) else {
+            return v;
+        };
+        let lost = lost_blocks(host.pool.borrow().guid);
+        if lost.is_empty() {
+            return v;
+        }
+        judge_lost(host, &lost, Violation { lost: true, ..v })
+    }
+
     /// Whether something may have failed an operation on host `h` since
     /// `before`: a fault that can fail one fired, its disk holds damage at
     /// rest, or its pool went down.
@@ -502,7 +573,7 @@ impl World {
                 .iter()
                 .any(|&(offset, len, child)| !host.lacks(host.disk_at(child), offset, len));
             if unexplained || !scrubbed.unrepairable.is_empty() {
-                return Err(violation(
+                let mut v = violation(
                     step,
                     format!(
                         "{} after {why} to hold every copy of what txg {} wrote, as its sync completed",
@@ -513,7 +584,15 @@ impl World {
                         "a scrub of those blocks: {}",
                         scrubbed.to_string().trim_end()
                     ),
-                ));
+                );
+                // With a disk pulled and a write to another failed, a
+                // block may have no copy within reach.
+                if !unexplained && host.redundancy_spent() {
+                    v.lost = true;
+                    let lost: Vec<_> = scrubbed.unrepairable.iter().map(|(bp, _)| *bp).collect();
+                    return Err(judge_lost(host, &lost, v));
+                }
+                return Err(v);
             }
         }
         // Damage at rest can make import fall back past the last sync that
@@ -533,8 +612,7 @@ impl World {
             // On a mirror, a sync completes when one disk took its
             // uberblock: if a write to another failed and the one that
             // took it is pulled now, two faults beat two disks.
-            let beyond = host.pulled.is_some() && host.disks().any(SimDisk::missed_any_write);
-            v.lost = damaged || beyond;
+            v.lost = damaged || host.redundancy_spent();
             return Err(judged_loss(host, pool.guid, v));
         }
         let chosen = self.injector.observe(|| {

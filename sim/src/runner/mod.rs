@@ -20,6 +20,7 @@ pub mod failure;
 mod hosts;
 mod misuse;
 mod race;
+mod scrub;
 mod send;
 pub mod shrink;
 mod simulate;
@@ -181,9 +182,10 @@ impl Outcome {
 pub struct Violation {
     /// The step it happened in (None: the final check).
     pub step: Option<usize>,
-    /// Not a violation: a pool was lost to damage injected at rest (a
-    /// single disk without ditto blocks cannot always survive it), and
-    /// the loss was detected, not hidden. The run stops there.
+    /// Not a violation: a pool was lost to faults beyond its redundancy
+    /// (damage at rest on every copy of a block, or on a mirror a failed
+    /// write on one disk with the other pulled), and the loss was
+    /// detected, not hidden. The run stops there.
     pub lost: bool,
     pub expected: String,
     pub found: String,

@@ -95,7 +95,7 @@ pub(super) async fn simulate(config: RunConfig) -> RunReport {
         liveness(&world, &mut report).await;
     }
     if report.violation.is_none() && report.lost.is_none() {
-        match final_check(&world) {
+        match final_check(&world).map_err(|v| world.borrow().judged_spent(v)) {
             Err(v) if v.lost => report.lost = Some(format!("{}: {}", v.expected, v.found)),
             result => report.violation = result.err(),
         }
@@ -144,6 +144,8 @@ async fn workload(config: &RunConfig, world: &Rc<RefCell<World>>, report: &mut R
             }
         };
         madsim::time::sleep(Duration::from_millis(think.gen_range(1..think_ms_max))).await;
+        // What reads find lost is judged step by step.
+        engine::zio::take_lost_blocks();
         let result = run_step(world, index, &step).await;
         let w = world.borrow();
         if !record(&w, report, index, step, result) {
@@ -167,6 +169,7 @@ async fn liveness(world: &Rc<RefCell<World>>, report: &mut RunReport) {
     };
     let first = report.steps.len();
     for (i, step) in steps.into_iter().enumerate() {
+        engine::zio::take_lost_blocks();
         let result = run_step(world, first + i, &step).await;
         let w = world.borrow();
         if !record(&w, report, first + i, step, result) {
@@ -227,7 +230,7 @@ fn catch_up_steps(src: &PoolModel, dst: &PoolModel) -> Vec<Step> {
 }
 
 /// Writes a step's verdict to the trace and the report; false when it
-/// ends the run (a violation, or a pool lost to damage at rest).
+/// ends the run (a violation, or a pool lost beyond its redundancy).
 fn record(
     w: &World,
     report: &mut RunReport,
@@ -236,6 +239,7 @@ fn record(
     result: Result<(Outcome, String), Violation>,
 ) -> bool {
     let at = w.now();
+    let result = result.map_err(|v| w.judged_spent(v));
     let (outcome, detail, line) = match result {
         Ok((outcome, detail)) => {
             let line = if detail.is_empty() {
@@ -248,9 +252,9 @@ fn record(
         Err(v) if v.lost => {
             let why = format!("{}: {}", v.expected, v.found);
             let line =
-                format!("step {index} {step}: stopped: pool lost to injected damage ({why})");
+                format!("step {index} {step}: stopped: pool lost beyond its redundancy ({why})");
             report.lost = Some(why);
-            let detail = format!("pool lost to injected damage: {}", v.found);
+            let detail = format!("pool lost beyond its redundancy: {}", v.found);
             (Outcome::Faulted, detail, line)
         }
         Err(v) => {

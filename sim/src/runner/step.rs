@@ -12,6 +12,7 @@ use scenarios::step::Step;
 use super::hosts::{World, violation};
 use super::misuse::misuse_step;
 use super::race::race_step;
+use super::scrub::scrub_step;
 use super::send::send_step;
 use super::{Outcome, Violation};
 use crate::world::faults::{FaultCounts, FaultKind};
@@ -46,6 +47,7 @@ pub(super) async fn run_step(
             w.recover(h, at, "a power loss (crash step)")?;
             Ok((Outcome::Done, String::new()))
         }
+        Step::Scrub { pool } => scrub_step(&mut world.borrow_mut(), at, pool),
         Step::Send { .. } => send_step(world, index, step).await,
         Step::Race(race) => race_step(world, index, race).await,
         Step::Misuse(misuse) => match misuse.receive() {

@@ -105,7 +105,7 @@ pub fn render(report: &RunReport) -> String {
             if let Some(lost) = &report.lost {
                 let _ = writeln!(
                     out,
-                    "run: stopped early, no violation: a pool was lost to injected damage at rest, and the loss was detected ({lost})"
+                    "run: stopped early, no violation: a pool was lost to injected faults beyond its redundancy, and the loss was detected ({lost})"
                 );
             }
             let _ = writeln!(out, "run: OK: no violation in {} steps", report.steps.len());

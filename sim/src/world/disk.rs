@@ -180,7 +180,9 @@ impl SimDisk {
         disk
     }
 
-    /// Pulls the disk: every request fails with EIO until [`replug`].
+    /// Pulls the disk: every request fails with ENXIO (no such device),
+    /// which ranks below a checksum error or EIO in what a read of a
+    /// mirror returns, until [`replug`].
     ///
     /// [`replug`]: SimDisk::replug
     pub fn pull(&self) {
@@ -511,7 +513,7 @@ impl BlockDevice for SimDisk {
             return inner.dev.read(offset, buf);
         }
         if inner.pulled {
-            return fail(Errno::EIO, format!("disk {} is pulled", self.name));
+            return fail(Errno::ENXIO, format!("disk {} is pulled", self.name));
         }
         check_io(self.sector_size, self.size, offset, buf.len())?;
         if self
@@ -542,7 +544,7 @@ impl BlockDevice for SimDisk {
         let len = buf.len() as u64;
         if inner.pulled {
             inner.missed.push((offset, len));
-            return fail(Errno::EIO, format!("disk {} is pulled", self.name));
+            return fail(Errno::ENXIO, format!("disk {} is pulled", self.name));
         }
         if self
             .injector
@@ -610,7 +612,7 @@ impl BlockDevice for SimDisk {
         let mut inner = self.inner()?;
         self.follow_power_in(&mut inner);
         if inner.pulled && !inner.dev.is_down() {
-            return fail(Errno::EIO, format!("disk {} is pulled", self.name));
+            return fail(Errno::ENXIO, format!("disk {} is pulled", self.name));
         }
         inner.dev.flush()?;
         inner.flushes += 1;
