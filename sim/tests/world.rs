@@ -226,6 +226,37 @@ fn a_torn_uberblock_write_falls_back_to_the_previous_uberblock() {
     assert!(torn > 0, "some seed tore the uberblock");
 }
 
+/// A write a pulled disk missed keeps counting as missed until a later
+/// write there is flushed; a power loss before that flush forgets the
+/// rewrite (it may be lost with the rest of the cache).
+#[test]
+fn a_missed_write_counts_until_a_rewrite_of_it_is_flushed() {
+    use engine::vdev::BlockDevice;
+    run(1, async {
+        let w = world(1, "none");
+        let disk = w.disk("src");
+        let mut dev = disk.clone();
+        let block = vec![7u8; 1024];
+        disk.pull();
+        assert_eq!(dev.write(8192, &block).unwrap_err().errno(), Errno::ENXIO);
+        disk.replug();
+        assert!(disk.missed_write(8192, 512) && disk.missed_any_write());
+        dev.write(8192, &block).unwrap();
+        assert!(disk.missed_write(8192, 1024), "not flushed yet");
+        disk.crash_now(FaultKind::Crash);
+        disk.power_on();
+        dev.write(8192, &block[..512]).unwrap();
+        dev.flush().unwrap();
+        assert!(
+            disk.missed_write(8192, 1024),
+            "a rewrite of half the miss leaves it"
+        );
+        dev.write(8192, &block).unwrap();
+        dev.flush().unwrap();
+        assert!(!disk.missed_write(8192, 1024) && !disk.missed_any_write());
+    })
+}
+
 #[test]
 fn a_torn_data_block_of_an_unfinished_txg_is_never_referenced() {
     run(1, async {

@@ -92,11 +92,15 @@ struct Inner {
     /// misdirected write landed, or `None` for direct access (anything).
     /// See [`BlockDevice::read_epoch`] and [`BlockDevice::changes_since`].
     changes: Vec<Option<Vec<(u64, u64)>>>,
-    /// Pulled from its mirror: every request fails with EIO.
+    /// Pulled from its mirror: every request fails with ENXIO.
     pulled: bool,
     /// Writes that failed (an injected EIO, or while pulled): the sectors
-    /// they meant to change kept their old bytes.
+    /// they meant to change kept their old bytes, until a later write
+    /// there is flushed (a repair, a resilver, a new block).
     missed: Vec<(u64, u64)>,
+    /// Writes since the last flush that landed where they were meant to,
+    /// while some write had failed: a flush makes them undo misses.
+    rewrites: Vec<(u64, u64)>,
 }
 
 thread_local! {
@@ -164,6 +168,7 @@ impl SimDisk {
                 changes: Vec::new(),
                 pulled: false,
                 missed: Vec::new(),
+                rewrites: Vec::new(),
             })),
             name: name.into(),
             injector: injector.clone(),
@@ -198,7 +203,8 @@ impl SimDisk {
     }
 
     /// Whether a write that failed meant to change part of
-    /// `[offset, offset + len)`: those sectors hold older bytes.
+    /// `[offset, offset + len)`, and no flushed write has covered it since:
+    /// those sectors hold older bytes.
     pub fn missed_write(&self, offset: u64, len: u64) -> bool {
         self.inner
             .borrow()
@@ -207,7 +213,8 @@ impl SimDisk {
             .any(|&(o, l)| o < offset + len && offset < o + l)
     }
 
-    /// Whether any write to this disk failed.
+    /// Whether a write to this disk failed that no flushed write has
+    /// covered since.
     pub fn missed_any_write(&self) -> bool {
         !self.inner.borrow().missed.is_empty()
     }
@@ -462,6 +469,8 @@ impl SimDisk {
     /// The armed crash strikes: the power goes, now.
     fn strike(&self, inner: &mut Inner) -> Option<CrashOutcome> {
         let armed = inner.armed.take()?;
+        // Unflushed, a rewrite may be lost with the rest.
+        inner.rewrites.clear();
         let pending = inner.dev.pending();
         inner.changes.push(Some(pending));
         let outcome = inner.dev.power_loss(armed.mode, armed.seed);
@@ -587,6 +596,9 @@ impl BlockDevice for SimDisk {
             inner.changes.push(Some(vec![(other, len)]));
         }
         inner.dev.write(target, buf)?;
+        if target == offset && !inner.missed.is_empty() {
+            inner.rewrites.push((offset, len));
+        }
         let flushes = inner.flushes;
         if inner.recent.len() as u64 >= self.options.rot_recent_writes {
             inner.recent.pop_front();
@@ -616,6 +628,12 @@ impl BlockDevice for SimDisk {
         }
         inner.dev.flush()?;
         inner.flushes += 1;
+        if !inner.rewrites.is_empty() {
+            let rewrites = std::mem::take(&mut inner.rewrites);
+            inner
+                .missed
+                .retain(|&(o, l)| !rewrites.iter().any(|&(ro, rl)| ro <= o && o + l <= ro + rl));
+        }
         Ok(())
     }
 
