@@ -40,7 +40,6 @@ pub const DN_MAX_OBJECT: u64 = 1 << 48;
 pub const DN_SPILL_OFFSET: usize = DNODE_SIZE - BLKPTR_SIZE;
 
 pub const DNODE_FLAG_USED_BYTES: u8 = 1 << 0;
-pub const DNODE_FLAG_USERUSED_ACCOUNTED: u8 = 1 << 1;
 pub const DNODE_FLAG_SPILL_BLKPTR: u8 = 1 << 2;
 
 /// Top-level block pointers a dnode has room for with this bonus length.

@@ -82,10 +82,6 @@ impl Dmu<'_> {
         self.os.object_info(object)
     }
 
-    pub fn object_next(&self, object: u64) -> Option<u64> {
-        self.os.object_next(object)
-    }
-
     pub fn object_alloc(
         &mut self,
         dn_type: u8,
@@ -186,5 +182,36 @@ impl Dmu<'_> {
         let dn = self.os.dnode_mut_readonly(object)?;
         dn.visit_blocks(self.zio, &mut |b, _| out.push(b))?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::context::{ManualClock, SplitMix64};
+    use crate::spa::Pool;
+    use crate::vdev::MemDevice;
+
+    /// What a receive sets from an OBJECT record (`drr_checksumtype`,
+    /// `drr_compress`) is what the object then has; `blocks` lists the
+    /// level-0 blocks written, not the holes between them.
+    #[test]
+    fn an_objects_checksum_compression_and_blocks_read_back() {
+        let mut pool = Pool::create(
+            Box::new(MemDevice::new(16 << 20, 512)),
+            "tank",
+            Box::new(ManualClock::new(1_700_000_000)),
+            Box::new(SplitMix64::new(7)),
+        )
+        .unwrap();
+        let fs = pool.create_fs("tank/a").unwrap();
+        let mut dmu = pool.dmu(fs).unwrap();
+        let obj = dmu.object_alloc(19, 4096, 0, 0).unwrap();
+        dmu.write(obj, 0, &[1; 4096]).unwrap();
+        dmu.write(obj, 4096 * 5, &[2; 4096]).unwrap();
+        dmu.set_checksum(obj, 7).unwrap();
+        dmu.set_compress(obj, 3).unwrap();
+        let info = dmu.object_info(obj).unwrap();
+        assert_eq!((info.checksum, info.compress), (7, 3));
+        assert_eq!(dmu.blocks(obj).unwrap(), vec![0, 5]);
     }
 }

@@ -367,11 +367,6 @@ impl Objset {
         Ok(())
     }
 
-    /// `dmu_object_next`: the next allocated object after `object`.
-    pub fn object_next(&self, object: u64) -> Option<u64> {
-        self.objects.range(object + 1..).next().map(|(&o, _)| o)
-    }
-
     /// `dmu_write`.
     pub fn write(&mut self, zio: &mut Zio, object: u64, offset: u64, data: &[u8]) -> Result<()> {
         let end = offset
@@ -740,6 +735,99 @@ mod tests {
         let x = next_txg(&mut reopened, &mut zio);
         let y = next_txg(&mut opened, &mut copy);
         assert_eq!((x.bp, x.killed, x.born), (y.bp, y.killed, y.born));
+    }
+
+    /// A data object's indirect blocks are metadata (`level > 0`): one
+    /// more copy than its data, as `dmu_write_policy` gives them.
+    #[test]
+    fn a_data_objects_indirect_blocks_are_written_as_metadata() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        let a = os.object_alloc(19, 4096, 0, 0).unwrap();
+        os.write(&mut zio, a, 0, &pattern(4096 * 300, 1)).unwrap();
+        let out = os.sync(&mut zio, 4).unwrap();
+        let copies = |level: u8| -> Vec<usize> {
+            let mut n: Vec<usize> = out
+                .born
+                .iter()
+                .filter(|bp| bp.object_type() == 19 && bp.level() == level)
+                .map(|bp| bp.dvas().count())
+                .collect();
+            n.dedup();
+            n
+        };
+        assert_eq!(copies(0), vec![1]);
+        assert_eq!(copies(1), vec![2]);
+    }
+
+    /// A spill block survives the dnode's trip to disk: its flag
+    /// (`DNODE_FLAG_SPILL_BLKPTR`, bit 2 of `dn_flags` at byte 7, where
+    /// zdb and a byteswap look) says the last block pointer is the spill.
+    #[test]
+    fn a_spill_block_is_flagged_on_disk_and_read_back() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        let b = os.object_alloc(20, 1536, 44, 100).unwrap();
+        os.set_spill(b, Some(pattern(512, 3))).unwrap();
+        let out = os.sync(&mut zio, 4).unwrap();
+        let mut opened = Objset::open(&mut zio, &out.bp).unwrap();
+        assert!(opened.object_info(b).unwrap().has_spill);
+        assert_eq!(opened.spill(&mut zio, b).unwrap(), Some(pattern(512, 3)));
+        let mut phys = [0u8; DNODE_SIZE];
+        opened.dnode(b).unwrap().encode(&mut phys);
+        assert_eq!(phys[7] & 0b100, 0b100);
+        // Removed, the flag goes, and no other with it.
+        opened.set_spill(b, None).unwrap();
+        let out = opened.sync(&mut zio, 5).unwrap();
+        let mut reopened = Objset::open(&mut zio, &out.bp).unwrap();
+        assert!(!reopened.object_info(b).unwrap().has_spill);
+        assert_eq!(reopened.spill(&mut zio, b).unwrap(), None);
+        let mut after = [0u8; DNODE_SIZE];
+        reopened.dnode(b).unwrap().encode(&mut after);
+        assert_eq!(after[7], phys[7] & !0b100);
+    }
+
+    /// `dnode_set_blksz` refuses an object whose `maxblkid` went past block
+    /// 0, even when the blocks past it are holes now.
+    #[test]
+    fn the_block_size_stays_once_an_object_went_past_block_zero() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        let a = os.object_alloc(19, 512, 0, 0).unwrap();
+        os.write(&mut zio, a, 0, &pattern(512, 1)).unwrap();
+        os.write(&mut zio, a, 1024, &pattern(512, 2)).unwrap();
+        os.free_range(&mut zio, a, 1024, 512).unwrap();
+        assert_eq!(os.object_info(a).unwrap().maxblkid, 2);
+        let e = os.set_blocksize(&mut zio, a, 1024).unwrap_err();
+        assert_eq!(e.errno(), Errno::ENOTSUP);
+        // One block only: the size changes.
+        let b = os.object_alloc(19, 512, 0, 0).unwrap();
+        os.write(&mut zio, b, 0, &pattern(512, 3)).unwrap();
+        os.set_blocksize(&mut zio, b, 1024).unwrap();
+        assert_eq!(os.object_info(b).unwrap().datablksz, 1024);
+    }
+
+    /// A dnode read from disk is refused for each out-of-range shape field
+    /// on its own (a crafted pool must not drive the walks), and taken at
+    /// the edges of the ranges.
+    #[test]
+    fn a_dnode_with_a_bad_shape_is_refused_field_by_field() {
+        let mut phys = [0u8; DNODE_SIZE];
+        Dnode::allocate(5, 19, 4096, 14, 0, 0).encode(&mut phys);
+        let with = |at: usize, v: u8| {
+            let mut p = phys;
+            p[at] = v;
+            Dnode::decode(5, &p)
+        };
+        assert!(Dnode::decode(5, &phys).unwrap().is_some());
+        // indblkshift (byte 1): 10 to 14.
+        for (v, ok) in [(9, false), (10, true), (14, true), (15, false)] {
+            assert_eq!(with(1, v).is_ok(), ok, "indblkshift {v}");
+        }
+        // nlevels (byte 2): 1 to 32.
+        for (v, ok) in [(0, false), (1, true), (32, true), (33, false)] {
+            assert_eq!(with(2, v).is_ok(), ok, "nlevels {v}");
+        }
     }
 
     #[test]

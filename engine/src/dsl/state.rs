@@ -420,4 +420,21 @@ mod tests {
         damaged[16] = 0xff; // the directory count
         assert!(DslState::decode(&damaged).is_err());
     }
+
+    /// A count is held to what the rest of the record can hold, before
+    /// anything is allocated for it: 40 bytes left hold five 8-byte items,
+    /// not six.
+    #[test]
+    fn a_count_past_the_record_is_refused_before_anything_is_read() {
+        let record = |n: u64| {
+            let mut buf = n.to_le_bytes().to_vec();
+            buf.extend_from_slice(&[0u8; 40]);
+            buf
+        };
+        let fits = record(5);
+        assert_eq!(Dec { buf: &fits, pos: 0 }.count(8).unwrap(), 5);
+        let past = record(6);
+        let e = Dec { buf: &past, pos: 0 }.count(8).unwrap_err();
+        assert!(e.to_string().contains("count exceeds the record"), "{e}");
+    }
 }
