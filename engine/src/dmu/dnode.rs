@@ -514,7 +514,7 @@ impl Dnode {
     /// Whether any block at or after `blkid` is not a hole (dirty included).
     pub fn has_blocks_from(&mut self, zio: &mut Zio, blkid: u64) -> Result<bool> {
         let mut found = false;
-        self.visit_blocks(zio, &mut |b, _| {
+        self.visit_blocks(zio, &mut |b| {
             if b >= blkid {
                 found = true;
             }
@@ -522,13 +522,9 @@ impl Dnode {
         Ok(found)
     }
 
-    /// Calls `f(blkid, bp)` for every non-hole level-0 block (dirty ones with
-    /// their old pointer), in order.
-    pub fn visit_blocks(
-        &mut self,
-        zio: &mut Zio,
-        f: &mut dyn FnMut(u64, Option<Blkptr>),
-    ) -> Result<()> {
+    /// Calls `f(blkid)` for every level-0 block that is not a hole, dirty
+    /// ones included, in order.
+    pub fn visit_blocks(&mut self, zio: &mut Zio, f: &mut dyn FnMut(u64)) -> Result<()> {
         let epbs = self.epbs();
         let top_level = self.nlevels - 1;
         let span = span_blocks(epbs, top_level);
@@ -916,16 +912,16 @@ fn visit_node(
     level: u8,
     start: u64,
     epbs: u32,
-    f: &mut dyn FnMut(u64, Option<Blkptr>),
+    f: &mut dyn FnMut(u64),
 ) -> Result<()> {
     match node {
         Node::Stored(bp) if bp.is_hole() => Ok(()),
-        Node::Data(d) => {
-            f(start, Some(d.old).filter(|b| !b.is_hole()));
+        Node::Data(_) => {
+            f(start);
             Ok(())
         }
-        Node::Stored(bp) if level == 0 => {
-            f(start, Some(*bp));
+        Node::Stored(_) if level == 0 => {
+            f(start);
             Ok(())
         }
         _ => {

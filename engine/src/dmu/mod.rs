@@ -180,7 +180,7 @@ impl Dmu<'_> {
     pub fn blocks(&mut self, object: u64) -> Result<Vec<u64>> {
         let mut out = Vec::new();
         let dn = self.os.dnode_mut_readonly(object)?;
-        dn.visit_blocks(self.zio, &mut |b, _| out.push(b))?;
+        dn.visit_blocks(self.zio, &mut |b| out.push(b))?;
         Ok(out)
     }
 }

@@ -114,7 +114,7 @@ impl Objset {
                 .expect("8 bytes"),
         );
         let mut blkids = Vec::new();
-        meta.visit_blocks(zio, &mut |blkid, _| blkids.push(blkid))?;
+        meta.visit_blocks(zio, &mut |blkid| blkids.push(blkid))?;
         let mut objects = BTreeMap::new();
         for blkid in blkids {
             let Some(data) = meta.read_block(zio, blkid)? else {
@@ -758,6 +758,12 @@ mod tests {
         };
         assert_eq!(copies(0), vec![1]);
         assert_eq!(copies(1), vec![2]);
+        // A txg that changes only another object rewrites none of them.
+        let b = os.object_alloc(20, 512, 0, 0).unwrap();
+        os.write(&mut zio, b, 0, &pattern(512, 2)).unwrap();
+        let next = os.sync(&mut zio, 5).unwrap();
+        assert!(next.born.iter().all(|bp| bp.object_type() != 19));
+        assert!(next.killed.iter().all(|bp| bp.object_type() != 19));
     }
 
     /// A spill block survives the dnode's trip to disk: its flag
@@ -994,7 +1000,7 @@ mod tests {
         let mut blocks = Vec::new();
         again
             .meta_dnode()
-            .visit_blocks(&mut zio, &mut |b, _| blocks.push(b))
+            .visit_blocks(&mut zio, &mut |b| blocks.push(b))
             .unwrap();
         // Dnode block 1 held only object 40: all zeros now, compressed away.
         assert_eq!(blocks, vec![0]);
