@@ -1,7 +1,7 @@
 //! Simulation throughput: seeds per second on one core (criterion runs
 //! one thread; its `elem/s` is seeds/s), for the `smoke` scenario, and for
-//! the full `mix`, the `deep` and the `concurrent` scenarios with every
-//! fault kind on, as
+//! the full `mix`, the `deep`, the `concurrent` and the `redundant`
+//! (mirrors) scenarios with every fault kind on, as
 //! `cargo sim campaign` runs them. Each iteration is the next seed, so the figure is a mean over
 //! many different runs. `cargo bench -p sim --bench campaign`.
 
@@ -43,6 +43,7 @@ mod bench {
         seeds(c, "mix", Some("all"));
         seeds(c, "deep", Some("all"));
         seeds(c, "concurrent", Some("all"));
+        seeds(c, "redundant", Some("all"));
     }
 }
 
