@@ -764,6 +764,18 @@ mod tests {
         let next = os.sync(&mut zio, 5).unwrap();
         assert!(next.born.iter().all(|bp| bp.object_type() != 19));
         assert!(next.killed.iter().all(|bp| bp.object_type() != 19));
+        // One of its indirect blocks read (loaded, clean) and another one's
+        // data changed: only the changed one is written again.
+        os.read(&mut zio, a, 0, 4096).unwrap();
+        os.write(&mut zio, a, 4096 * 200, &pattern(4096, 3))
+            .unwrap();
+        let third = os.sync(&mut zio, 6).unwrap();
+        let l1 = third
+            .born
+            .iter()
+            .filter(|bp| bp.object_type() == 19 && bp.level() == 1)
+            .count();
+        assert_eq!(l1, 1);
     }
 
     /// A spill block survives the dnode's trip to disk: its flag
