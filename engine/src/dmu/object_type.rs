@@ -341,6 +341,15 @@ mod tests {
             }
         }
         assert_eq!(ByteswapClass::from_index(10), None);
+        // `dmu_ot_byteswap[]`'s names, in class order: zdb shows them.
+        let names: Vec<&str> = ByteswapClass::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "uint8", "uint16", "uint32", "uint64", "zap", "dnode", "objset", "znode", "oldacl",
+                "acl"
+            ]
+        );
         assert_eq!(DMU_OTN_UINT8_DATA, 0x80);
         assert_eq!(DMU_OTN_ZAP_METADATA, 0xc4);
         assert_eq!(byteswap_class(DMU_OTN_UINT64_METADATA), Some(B::Uint64));

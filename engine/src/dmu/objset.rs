@@ -758,6 +758,16 @@ mod tests {
         };
         assert_eq!(copies(0), vec![1]);
         assert_eq!(copies(1), vec![2]);
+        // An indirect block's fill is its children's: 128 blocks under each
+        // full one, 300 in all.
+        let fills: Vec<u64> = out
+            .born
+            .iter()
+            .filter(|bp| bp.object_type() == 19 && bp.level() == 1)
+            .map(|bp| bp.fill)
+            .collect();
+        assert_eq!(fills.iter().sum::<u64>(), 300);
+        assert!(fills.contains(&128), "{fills:?}");
         // A txg that changes only another object rewrites none of them.
         let b = os.object_alloc(20, 512, 0, 0).unwrap();
         os.write(&mut zio, b, 0, &pattern(512, 2)).unwrap();
@@ -846,6 +856,30 @@ mod tests {
         for (v, ok) in [(0, false), (1, true), (32, true), (33, false)] {
             assert_eq!(with(2, v).is_ok(), ok, "nlevels {v}");
         }
+    }
+
+    /// `dn_used` of an object whose block pointers are its data blocks is
+    /// what those blocks take on disk.
+    #[test]
+    fn a_one_level_objects_used_bytes_are_its_blocks() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        let a = os.object_alloc(19, 4096, 0, 0).unwrap();
+        let noise: Vec<u8> = (0..3 * 4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        os.write(&mut zio, a, 0, &noise).unwrap();
+        let out = os.sync(&mut zio, 4).unwrap();
+        let info = os.object_info(a).unwrap();
+        assert_eq!(info.nlevels, 1);
+        let blocks: u64 = out
+            .born
+            .iter()
+            .filter(|bp| bp.object_type() == 19)
+            .map(|bp| bp.asize())
+            .sum();
+        assert!(blocks >= 3 * 4096, "{blocks}");
+        assert_eq!(info.used, blocks);
     }
 
     #[test]
