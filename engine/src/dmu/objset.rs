@@ -711,6 +711,8 @@ mod tests {
         os.write(&mut zio, a, 4096 * 299, &[9; 10]).unwrap();
         let out = os.sync(&mut zio, 5).unwrap();
         os.obj_next = 40;
+        // What the DSL sets from properties, an open starts without.
+        os.policy.os_copies = 3;
 
         let mut reopened = os.reopened();
         let mut opened = Objset::open(&mut zio, &out.bp).unwrap();
@@ -880,6 +882,35 @@ mod tests {
             .sum();
         assert!(blocks >= 3 * 4096, "{blocks}");
         assert_eq!(info.used, blocks);
+    }
+
+    /// An objset block whose meta-dnode has the wrong block size is
+    /// refused, whatever its type says.
+    #[test]
+    fn an_objset_with_a_meta_dnode_of_the_wrong_block_size_is_refused() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        os.object_alloc(19, 512, 0, 0).unwrap();
+        let out = os.sync(&mut zio, 4).unwrap();
+        let reopen = |zio: &mut Zio, block: &[u8]| {
+            let bp = zio
+                .write_block(5, block, &WritePolicy::default().props(10, 0, 0, 0, 1))
+                .unwrap();
+            Objset::open(zio, &bp)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let block = zio.read_block(&out.bp).unwrap();
+        assert_eq!(reopen(&mut zio, &block), Ok(()));
+        // dn_datablkszsec (bytes 8..10): 8 sectors, not 32; refused before
+        // anything reads dnode blocks of that size.
+        let mut wrong = block.clone();
+        wrong[8..10].copy_from_slice(&8u16.to_le_bytes());
+        let e = reopen(&mut zio, &wrong).unwrap_err();
+        assert!(
+            e.starts_with("EIO") && e.contains("corrupt meta-dnode"),
+            "{e}"
+        );
     }
 
     #[test]
