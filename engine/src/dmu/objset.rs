@@ -169,10 +169,6 @@ impl Objset {
         self.objects.keys().copied()
     }
 
-    pub fn object_count(&self) -> usize {
-        self.objects.len()
-    }
-
     /// The meta-dnode (object 0), for traversal.
     pub fn meta_dnode(&mut self) -> &mut Dnode {
         &mut self.meta
@@ -1001,6 +997,23 @@ mod tests {
         // The same size again is no change either.
         os.set_blocksize(&mut zio, 5, 1536).unwrap();
         assert!(!os.is_dirty());
+    }
+
+    #[test]
+    fn a_new_object_is_refused_for_a_bad_type_and_a_bonus_fits_to_the_byte() {
+        let mut os = Objset::create(DMU_OST_ZFS);
+        for (dn_type, bonustype) in [(0, 0), (100, 0), (19, 100)] {
+            let err = os.object_alloc(dn_type, 512, bonustype, 0).unwrap_err();
+            assert_eq!(err.errno(), Errno::EINVAL, "type {dn_type}/{bonustype}");
+        }
+        assert_eq!(os.objects().count(), 0);
+        let object = os.object_alloc(19, 512, 0, 0).unwrap();
+        // Three block pointers leave 320 - 2 * 128 bytes of bonus.
+        assert_eq!(os.object_info(object).unwrap().nblkptr, 3);
+        os.set_bonuslen(object, 64).unwrap();
+        assert_eq!(os.object_info(object).unwrap().bonuslen, 64);
+        let err = os.set_bonuslen(object, 65).unwrap_err();
+        assert_eq!(err.errno(), Errno::EINVAL);
     }
 
     #[test]
