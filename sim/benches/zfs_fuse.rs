@@ -26,6 +26,20 @@
 //! zfs-fuse's (above 1: zsim is faster). Without zfs-fuse the zfs-fuse rows
 //! are left out (a panic when `CI` is set). Run without `--bench` (as `cargo
 //! test --benches` does) it makes one repetition only.
+//!
+//! Then, at scale (with `--bench` only, and only with zfs-fuse): a 256 MiB
+//! file of seeded random bytes (128K records, nothing compresses) in a
+//! filesystem made by zfs-fuse, sent once and cached under
+//! `target/zfs-fuse-bench/` (about 270 MB; delete it to make it again).
+//! Each of `ZSIM_BENCH_SCALE_REPS` (default 5) rounds, after a warm-up
+//! round, runs zsim's command and zfs-fuse's in alternation (A B A B, so
+//! the drift of a shared machine falls on both): `sim recv IMG FS < FILE`
+//! (into a fresh sparse image file) against `zfs recv FS < FILE`, `sim send
+//! IMG SNAP > /dev/null` against `zfs send SNAP > /dev/null`, and `sim dump
+//! FILE > /dev/null` against `zstreamdump < FILE > /dev/null`. It prints
+//! the median wall time of each, the median of the rounds' ratios, and the
+//! peak RSS of each zsim command (`wait4`). The warm-up round also checks
+//! that zsim sends the stream back byte for byte.
 
 #[path = "../tests/common/zfs_fuse.rs"]
 mod zfs_fuse;
@@ -261,6 +275,7 @@ fn main() {
     }
     drop(real);
     let _ = std::fs::remove_dir_all(&dir);
+    let at_scale = if bench_mode { scale::measure() } else { None };
 
     println!();
     println!(
@@ -299,6 +314,254 @@ fn main() {
             }
         }
     }
+    match at_scale {
+        Some(table) => print!("{table}"),
+        None if bench_mode => println!("\nat scale: skipped (no zfs-fuse)"),
+        None => println!("\nat scale: skipped (runs with --bench only)"),
+    }
     println!();
     println!("whole bench: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// The 256 MiB comparison (see the module documentation).
+mod scale {
+    use std::fmt::Write as _;
+    use std::fs::File;
+    use std::io::{BufWriter, Write};
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use rand::{RngCore, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::median;
+    use super::zfs_fuse::ZfsFuse;
+
+    const FILE_BYTES: usize = 256 << 20;
+    /// zfs-fuse's vdev: the file once, received once, and room to spare.
+    const VDEV_BYTES: u64 = 1 << 30;
+    const SOURCE_FS: &str = "fxp/scale";
+    const SNAPSHOT: &str = "fxp/scale@s";
+
+    fn cached_stream() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/zfs-fuse-bench/random-256m.zsend")
+    }
+
+    /// Makes the stream with zfs-fuse: a filesystem with one file of
+    /// seeded random bytes, snapshotted and sent; written to a temporary
+    /// name and renamed, so a cut-short run leaves no half stream.
+    fn make_stream(zfs: &ZfsFuse, path: &Path) {
+        eprintln!("at scale: making the 256 MiB stream with zfs-fuse (once)");
+        zfs.zfs_ok(&["create", "-o", "compression=off", SOURCE_FS]);
+        let mnt = zfs.mount(SOURCE_FS).expect("mount the new filesystem");
+        {
+            let file = File::create(mnt.join("random")).expect("create the file");
+            let mut out = BufWriter::with_capacity(1 << 20, file);
+            let mut rng = ChaCha8Rng::seed_from_u64(256);
+            let mut chunk = vec![0u8; 1 << 20];
+            for _ in 0..FILE_BYTES / chunk.len() {
+                rng.fill_bytes(&mut chunk);
+                out.write_all(&chunk).expect("write the file");
+            }
+            out.into_inner()
+                .expect("flush the file")
+                .sync_all()
+                .expect("sync the file");
+        }
+        zfs.unmount(SOURCE_FS);
+        zfs.zfs_ok(&["snapshot", SNAPSHOT]);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let partial = path.with_extension("partial");
+        zfs.send_to_file(SNAPSHOT, &[], &partial).expect_success();
+        std::fs::rename(&partial, path).unwrap();
+        zfs.destroy_recursive(SOURCE_FS);
+    }
+
+    /// A command's wall time and peak resident set, from `wait4`.
+    struct Timed {
+        elapsed: Duration,
+        peak_rss: u64,
+    }
+
+    /// Runs `program args` with standard input from `input` (or nothing)
+    /// and standard output to `output` (or `/dev/null`); panics with its
+    /// standard error unless it succeeds.
+    fn timed(program: &Path, args: &[&str], input: Option<&Path>, output: Option<&Path>) -> Timed {
+        let errors = tempfile_path("stderr");
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(input.map_or_else(Stdio::null, |p| File::open(p).unwrap().into()))
+            .stdout(File::create(output.unwrap_or(Path::new("/dev/null"))).unwrap())
+            .stderr(File::create(&errors).unwrap());
+        let started = Instant::now();
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value of the C struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child's pid, with pointers to locals.
+        let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+        let elapsed = started.elapsed();
+        assert_eq!(waited, child.id() as libc::pid_t, "wait4 failed");
+        let text = std::fs::read_to_string(&errors).unwrap_or_default();
+        let _ = std::fs::remove_file(&errors);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "`{} {}` failed (wait status {status}): {}",
+            program.display(),
+            args.join(" "),
+            text.trim_end()
+        );
+        Timed {
+            elapsed,
+            // Linux counts ru_maxrss in KiB.
+            peak_rss: (usage.ru_maxrss as u64) << 10,
+        }
+    }
+
+    fn tempfile_path(what: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("zsim-bench-scale-{}-{what}", std::process::id()))
+    }
+
+    /// One operation's rounds: zsim's and zfs-fuse's times, zsim's RSS.
+    #[derive(Default)]
+    struct Pair {
+        zsim: Vec<Duration>,
+        zfs: Vec<Duration>,
+        rss: Vec<u64>,
+    }
+
+    impl Pair {
+        fn push(&mut self, zsim: Timed, zfs: Duration) {
+            self.zsim.push(zsim.elapsed);
+            self.rss.push(zsim.peak_rss);
+            self.zfs.push(zfs);
+        }
+    }
+
+    /// Runs the rounds; `None` without zfs-fuse.
+    pub fn measure() -> Option<String> {
+        let reps: usize = std::env::var("ZSIM_BENCH_SCALE_REPS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
+        let zfs = ZfsFuse::start_sized("fxp", VDEV_BYTES)?;
+        let stream = cached_stream();
+        if !stream.is_file() {
+            make_stream(&zfs, &stream);
+        }
+        let stream_bytes = std::fs::metadata(&stream).unwrap().len();
+        let sim = Path::new(env!("CARGO_BIN_EXE_sim"));
+        let zfs_bin = zfs.binaries().zfs.clone();
+        let zstreamdump = zfs.binaries().zstreamdump.clone();
+        let image = tempfile_path("image");
+        let image_arg = image.to_str().unwrap().to_string();
+        let stream_arg = stream.to_str().unwrap().to_string();
+        let fs = SOURCE_FS;
+        let (mut recv, mut send, mut dump) = (Pair::default(), Pair::default(), Pair::default());
+        for round in 0..=reps {
+            eprintln!("at scale: round {round} of {reps} (0 is the warm-up)");
+            let _ = std::fs::remove_file(&image);
+            timed(
+                sim,
+                &[
+                    "pool", "create", &image_arg, "--name", "fxp", "--size", "1G", "--seed", "1",
+                ],
+                None,
+                None,
+            );
+            let zsim_recv = timed(sim, &["recv", &image_arg, fs], Some(&stream), None);
+            let zfs_recv = timed(&zfs_bin, &["recv", fs], Some(&stream), None).elapsed;
+            if round == 0 {
+                let back = tempfile_path("sent");
+                timed(sim, &["send", &image_arg, SNAPSHOT], None, Some(&back));
+                assert!(
+                    same_file(&back, &stream),
+                    "sim send did not send {SNAPSHOT} back byte for byte"
+                );
+                let _ = std::fs::remove_file(&back);
+            }
+            let zsim_send = timed(sim, &["send", &image_arg, SNAPSHOT], None, None);
+            let zfs_send = timed(&zfs_bin, &["send", SNAPSHOT], None, None).elapsed;
+            let zsim_dump = timed(sim, &["dump", &stream_arg], None, None);
+            let zfs_dump = timed(&zstreamdump, &[], Some(&stream), None).elapsed;
+            zfs.destroy_recursive(fs);
+            if round > 0 {
+                recv.push(zsim_recv, zfs_recv);
+                send.push(zsim_send, zfs_send);
+                dump.push(zsim_dump, zfs_dump);
+            }
+        }
+        let _ = std::fs::remove_file(&image);
+        drop(zfs);
+
+        let mut out = String::new();
+        let mb = stream_bytes as f64 / 1e6;
+        writeln!(out).unwrap();
+        writeln!(
+            out,
+            "at scale: one 256 MiB file of random bytes, a {mb:.0} MB stream made by zfs-fuse; \
+             {reps} rounds, zsim and zfs-fuse in alternation, medians"
+        )
+        .unwrap();
+        writeln!(out).unwrap();
+        writeln!(
+            out,
+            "{:<6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>14}",
+            "op", "zsim ms", "zsim MB/s", "zfs ms", "zfs MB/s", "ratio", "zsim peak RSS"
+        )
+        .unwrap();
+        for (op, pair) in [("recv", &recv), ("send", &send), ("dump", &dump)] {
+            let (a, b) = (median(&pair.zsim), median(&pair.zfs));
+            let mut ratios: Vec<f64> = pair
+                .zsim
+                .iter()
+                .zip(&pair.zfs)
+                .map(|(z, f)| f.as_secs_f64() / z.as_secs_f64())
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            let mut rss = pair.rss.clone();
+            rss.sort();
+            writeln!(
+                out,
+                "{:<6} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>9.2} {:>11} MB",
+                op,
+                a.as_secs_f64() * 1e3,
+                mb / a.as_secs_f64(),
+                b.as_secs_f64() * 1e3,
+                mb / b.as_secs_f64(),
+                ratios[ratios.len() / 2],
+                rss[rss.len() - 1] / 1_000_000,
+            )
+            .unwrap();
+        }
+        writeln!(
+            out,
+            "(ratio: the median over rounds of zfs-fuse's time / zsim's; above 1, zsim is faster; \
+             RSS: the largest of the rounds)"
+        )
+        .unwrap();
+        Some(out)
+    }
+
+    fn same_file(a: &Path, b: &Path) -> bool {
+        use std::io::Read;
+        let (mut fa, mut fb) = (File::open(a).unwrap(), File::open(b).unwrap());
+        if fa.metadata().unwrap().len() != fb.metadata().unwrap().len() {
+            return false;
+        }
+        let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        loop {
+            let n = fa.read(&mut ba).unwrap();
+            if n == 0 {
+                return true;
+            }
+            fb.read_exact(&mut bb[..n]).unwrap();
+            if ba[..n] != bb[..n] {
+                return false;
+            }
+        }
+    }
 }

@@ -582,6 +582,16 @@ impl ZfsFuse {
     /// [`ZfsFuse::start`], with more options for the daemon, e.g. `-x`
     /// (`--enable-xattr`: extended attributes through the FUSE mounts).
     pub fn start_with(pool: &str, daemon_options: &[&str]) -> Option<ZfsFuse> {
+        ZfsFuse::start_impl(pool, daemon_options, VDEV_BYTES)
+    }
+
+    /// [`ZfsFuse::start`] with a (sparse) file vdev of `vdev_bytes`, for a
+    /// pool that must hold more than the default 256 MiB.
+    pub fn start_sized(pool: &str, vdev_bytes: u64) -> Option<ZfsFuse> {
+        ZfsFuse::start_impl(pool, &[], vdev_bytes)
+    }
+
+    fn start_impl(pool: &str, daemon_options: &[&str], vdev_bytes: u64) -> Option<ZfsFuse> {
         let bins = binaries()?;
         let lock = take_lock();
         stop_leftover_daemon();
@@ -625,7 +635,7 @@ impl ZfsFuse {
             _lock: lock,
         };
         let vdev_file = File::create(&zfs.vdev).expect("vdev file");
-        vdev_file.set_len(VDEV_BYTES).expect("sparse vdev");
+        vdev_file.set_len(vdev_bytes).expect("sparse vdev");
         drop(vdev_file);
         let vdev = zfs.vdev.to_str().expect("a UTF-8 temp path").to_string();
         zfs.zpool(&[
