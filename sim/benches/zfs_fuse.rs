@@ -395,6 +395,9 @@ mod scale {
             .stdout(File::create(output.unwrap_or(Path::new("/dev/null"))).unwrap())
             .stderr(File::create(&errors).unwrap());
         let started = Instant::now();
+        // Reaped by the wait4 below, which std's `wait` cannot replace: it
+        // gives no resource usage.
+        #[allow(clippy::zombie_processes)]
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
