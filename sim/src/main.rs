@@ -38,6 +38,25 @@ enum Command {
     Zoo(cmd::zoo::ZooArgs),
 }
 
+/// Keeps glibc from handing a freed block buffer back to the kernel.
+///
+/// A send, a receive or a dump allocates and frees a buffer of up to a
+/// block (128 KiB) per record. glibc's defaults serve such sizes by `mmap`
+/// at first and then by trimming and growing the heap top, so every block
+/// paid a page fault per 4 KiB page and two `brk` calls: half or more of a
+/// 256 MiB send. Fixed thresholds (which also turn off glibc's own
+/// adjusting) keep the freed buffers for the next block; the process keeps
+/// at most `M_TRIM_THRESHOLD` bytes it does not use.
+fn keep_freed_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
+    }
+}
+
 fn main() -> ExitCode {
     // As every Unix tool: output into a pipe whose reader left (`| head`)
     // ends the process quietly. Rust ignores SIGPIPE, and `println!` then
@@ -48,6 +67,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    keep_freed_blocks();
     let cli = Cli::parse();
     match &cli.command {
         Command::Run(args) => cmd::run::run(args),

@@ -421,17 +421,24 @@ impl Dnode {
     /// The data of block `blkid`, dirtied in the open txg (created as zeros if
     /// it is a hole). `maxblkid` and the levels grow as needed.
     pub fn dirty_block(&mut self, zio: &mut Zio, blkid: u64) -> Result<&mut Vec<u8>> {
-        self.dirty_block_impl(zio, blkid, false)
+        self.dirty_block_impl(zio, blkid, None)
     }
 
-    /// As [`Dnode::dirty_block`] for a caller that overwrites the whole
-    /// block (`dmu_buf_will_fill`): a block on disk is not read first, and
-    /// its contents come back as zeros.
-    pub fn fill_block(&mut self, zio: &mut Zio, blkid: u64) -> Result<&mut Vec<u8>> {
-        self.dirty_block_impl(zio, blkid, true)
+    /// As [`Dnode::dirty_block`] for a caller that replaces the whole block
+    /// (`dmu_buf_will_fill`) with `data`, of the block size: a block on
+    /// disk is not read first, and no zeros are written only to be
+    /// overwritten.
+    pub fn fill_block(&mut self, zio: &mut Zio, blkid: u64, data: Vec<u8>) -> Result<()> {
+        debug_assert_eq!(data.len(), self.datablksz as usize);
+        self.dirty_block_impl(zio, blkid, Some(data)).map(drop)
     }
 
-    fn dirty_block_impl(&mut self, zio: &mut Zio, blkid: u64, fill: bool) -> Result<&mut Vec<u8>> {
+    fn dirty_block_impl(
+        &mut self,
+        zio: &mut Zio,
+        blkid: u64,
+        fill: Option<Vec<u8>>,
+    ) -> Result<&mut Vec<u8>> {
         if blkid > 0 && !self.is_power_of_two() {
             // unreached: only a hand-made image (an object of a non-power-of-2 block size with a block
             // past 0) received into by the command line; the engine never writes such an object
@@ -462,17 +469,24 @@ impl Dnode {
             node = &mut ind.children[child];
         }
         if let Node::Stored(bp) = *node {
-            let data = if bp.is_hole() || fill {
-                vec![0; blksz]
-            } else {
-                let mut data = read_verified(zio, &bp)?;
-                data.resize(blksz, 0);
-                data
+            let data = match fill {
+                Some(_) => Vec::new(),
+                None if bp.is_hole() => vec![0; blksz],
+                None => {
+                    let mut data = read_verified(zio, &bp)?;
+                    data.resize(blksz, 0);
+                    data
+                }
             };
             *node = Node::Data(Box::new(DataBlock { old: bp, data }));
         }
         match node {
-            Node::Data(d) => Ok(&mut d.data),
+            Node::Data(d) => {
+                if let Some(data) = fill {
+                    d.data = data;
+                }
+                Ok(&mut d.data)
+            }
             // unreached: the level-0 node is Data (a Stored one was made Data just above); only
             // load_indirect and grow_levels make Indirect nodes, always at level 1 or above
             _ => fail(Errno::EIO, "indirect block found at level 0"),

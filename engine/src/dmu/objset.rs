@@ -384,12 +384,11 @@ impl Objset {
             let n = ((blksz - at % blksz).min(end - at)) as usize;
             let src = &data[(at - offset) as usize..(at - offset) as usize + n];
             // A block written whole is not read first (`dmu_buf_will_fill`).
-            let block = if n as u64 == blksz {
-                dn.fill_block(zio, blkid)?
+            if n as u64 == blksz {
+                dn.fill_block(zio, blkid, src.to_vec())?;
             } else {
-                dn.dirty_block(zio, blkid)?
-            };
-            block[in_block..in_block + n].copy_from_slice(src);
+                dn.dirty_block(zio, blkid)?[in_block..in_block + n].copy_from_slice(src);
+            }
             at += n as u64;
         }
         Ok(())
@@ -583,7 +582,7 @@ impl Objset {
             }
             // Every dnode of the block is in memory: the old block is
             // replaced whole, never read.
-            *self.meta.fill_block(zio, blkid)? = block;
+            self.meta.fill_block(zio, blkid, block)?;
         }
         self.meta
             .sync(zio, txg, &policy, &mut out.killed, &mut out.born)?;

@@ -7,6 +7,8 @@
 //! as it is; an all-zero block becomes a hole. Decompression never trusts
 //! its input: a corrupt block is an error, never an out-of-bounds access.
 
+use std::borrow::Cow;
+
 use crate::error::{Errno, Result, fail};
 use crate::zio::blkptr::SPA_MINBLOCKSIZE;
 
@@ -112,21 +114,22 @@ impl ZioCompress {
 
 /// What compressing a block gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Compressed {
+pub enum Compressed<'a> {
     /// All zeros: no block at all.
     Hole,
     /// The physical bytes (a whole number of sectors) and how they are
-    /// compressed (`Off` when compression did not pay).
+    /// compressed (`Off` when compression did not pay). Stored as they
+    /// came, they are the caller's own bytes, not a copy.
     Stored {
-        data: Vec<u8>,
+        data: Cow<'a, [u8]>,
         compress: ZioCompress,
     },
 }
 
 /// `zio_compress_data` and the decision of `zio_write_bp_init`.
-pub fn compress_block(compress: ZioCompress, src: &[u8]) -> Result<Compressed> {
-    let stored = |data: &[u8]| Compressed::Stored {
-        data: data.to_vec(),
+pub fn compress_block(compress: ZioCompress, src: &[u8]) -> Result<Compressed<'_>> {
+    let stored = |data| Compressed::Stored {
+        data: Cow::Borrowed(data),
         compress: ZioCompress::Off,
     };
     if compress == ZioCompress::Off {
@@ -149,7 +152,10 @@ pub fn compress_block(compress: ZioCompress, src: &[u8]) -> Result<Compressed> {
         return Ok(match gzip_compress(src, level, d_len) {
             Some(mut data) => {
                 data.resize(data.len().next_multiple_of(SPA_MINBLOCKSIZE as usize), 0);
-                Compressed::Stored { data, compress }
+                Compressed::Stored {
+                    data: Cow::Owned(data),
+                    compress,
+                }
             }
             None => stored(src),
         });
@@ -175,7 +181,7 @@ pub fn compress_block(compress: ZioCompress, src: &[u8]) -> Result<Compressed> {
     dst.truncate(r_len);
     dst[c_len..].fill(0);
     Ok(Compressed::Stored {
-        data: dst,
+        data: Cow::Owned(dst),
         compress,
     })
 }
@@ -695,7 +701,7 @@ mod tests {
         // More than the block holds is refused, not allocated.
         let err = decompress_block(ZioCompress::Gzip6, &phys, 65536).unwrap_err();
         assert_eq!(err.errno(), Errno::EIO);
-        let mut bad = phys.clone();
+        let mut bad = phys.to_vec();
         bad[40] ^= 0xff;
         bad.truncate(60);
         let err = decompress_block(ZioCompress::Gzip6, &bad, 131072).unwrap_err();
@@ -721,7 +727,7 @@ mod tests {
             assert_eq!(
                 compress_block(c, &noise).unwrap(),
                 Compressed::Stored {
-                    data: noise.clone(),
+                    data: Cow::Borrowed(&noise[..]),
                     compress: ZioCompress::Off
                 }
             );

@@ -279,7 +279,7 @@ impl Zio {
         debug_assert!(
             lsize > 0 && lsize.is_multiple_of(SPA_MINBLOCKSIZE) && lsize <= SPA_MAXBLOCKSIZE
         );
-        let (mut physical, compress) = match compress::compress_block(props.compress, data)? {
+        let (physical, compress) = match compress::compress_block(props.compress, data)? {
             compress::Compressed::Hole => return Ok(Blkptr::HOLE),
             compress::Compressed::Stored { data, compress } => (data, compress),
         };
@@ -305,7 +305,15 @@ impl Zio {
         bp.set_level(props.level);
         bp.set_byteorder(1);
 
-        physical.resize(asize as usize, 0);
+        // Padded to the allocation with zeros; a block that fills it is
+        // written from where it is.
+        let physical = if physical.len() as u64 == asize {
+            physical
+        } else {
+            let mut padded = physical.into_owned();
+            padded.resize(asize as usize, 0);
+            padded.into()
+        };
         for &offset in &offsets {
             self.read_cache.overwrite(offset, asize);
             if let Err(e) = self.vdev.write(txg, offset, &physical) {
