@@ -38,7 +38,8 @@
 //! IMG SNAP > /dev/null` against `zfs send SNAP > /dev/null`, and `sim dump
 //! FILE > /dev/null` against `zstreamdump < FILE > /dev/null`. It prints
 //! the median wall time of each, the median of the rounds' ratios, and the
-//! peak RSS of each zsim command (`wait4`). The warm-up round also checks
+//! peak RSS of each zsim command (from GNU time, `/usr/bin/time`, when it
+//! is installed). The warm-up round also checks
 //! that zsim sends the stream back byte for byte.
 
 #[path = "../tests/common/zfs_fuse.rs"]
@@ -378,50 +379,61 @@ mod scale {
         zfs.destroy_recursive(SOURCE_FS);
     }
 
-    /// A command's wall time and peak resident set, from `wait4`.
+    /// A command's wall time and peak resident set.
     struct Timed {
         elapsed: Duration,
-        peak_rss: u64,
+        /// From GNU time (`/usr/bin/time -f %M`), when it is installed.
+        peak_rss: Option<u64>,
     }
+
+    const GNU_TIME: &str = "/usr/bin/time";
 
     /// Runs `program args` with standard input from `input` (or nothing)
     /// and standard output to `output` (or `/dev/null`); panics with its
     /// standard error unless it succeeds.
+    ///
+    /// The command runs under GNU time when it is installed, which forks it
+    /// and reports its peak RSS. A peak RSS taken here (`wait4`) would not
+    /// do: a child spawned from this process starts its high-water mark
+    /// from this process's, which holds the fixtures' pools. Commands of
+    /// both implementations run the same way, so each pays the same
+    /// fork.
     fn timed(program: &Path, args: &[&str], input: Option<&Path>, output: Option<&Path>) -> Timed {
         let errors = tempfile_path("stderr");
-        let mut cmd = Command::new(program);
+        let rss_file = tempfile_path("rss");
+        let gnu_time = Path::new(GNU_TIME).is_file();
+        let mut cmd = if gnu_time {
+            let mut cmd = Command::new(GNU_TIME);
+            cmd.args(["-f", "%M", "-o"]).arg(&rss_file).arg(program);
+            cmd
+        } else {
+            Command::new(program)
+        };
         cmd.args(args)
             .stdin(input.map_or_else(Stdio::null, |p| File::open(p).unwrap().into()))
             .stdout(File::create(output.unwrap_or(Path::new("/dev/null"))).unwrap())
             .stderr(File::create(&errors).unwrap());
         let started = Instant::now();
-        // Reaped by the wait4 below, which std's `wait` cannot replace: it
-        // gives no resource usage.
-        #[allow(clippy::zombie_processes)]
-        let child = cmd
-            .spawn()
+        let status = cmd
+            .status()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-        let mut status = 0;
-        // SAFETY: an all-zero rusage is a valid value of the C struct.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: wait4 on our own child's pid, with pointers to locals.
-        let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
         let elapsed = started.elapsed();
-        assert_eq!(waited, child.id() as libc::pid_t, "wait4 failed");
         let text = std::fs::read_to_string(&errors).unwrap_or_default();
         let _ = std::fs::remove_file(&errors);
         assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "`{} {}` failed (wait status {status}): {}",
+            status.success(),
+            "`{} {}` failed ({status}): {}",
             program.display(),
             args.join(" "),
             text.trim_end()
         );
-        Timed {
-            elapsed,
-            // Linux counts ru_maxrss in KiB.
-            peak_rss: (usage.ru_maxrss as u64) << 10,
-        }
+        // GNU time writes the KiB figure as the last line of its file.
+        let peak_rss = std::fs::read_to_string(&rss_file)
+            .ok()
+            .and_then(|t| t.lines().last()?.trim().parse::<u64>().ok())
+            .map(|kib| kib << 10);
+        let _ = std::fs::remove_file(&rss_file);
+        Timed { elapsed, peak_rss }
     }
 
     fn tempfile_path(what: &str) -> PathBuf {
@@ -433,7 +445,7 @@ mod scale {
     struct Pair {
         zsim: Vec<Duration>,
         zfs: Vec<Duration>,
-        rss: Vec<u64>,
+        rss: Vec<Option<u64>>,
     }
 
     impl Pair {
@@ -525,18 +537,20 @@ mod scale {
                 .map(|(z, f)| f.as_secs_f64() / z.as_secs_f64())
                 .collect();
             ratios.sort_by(f64::total_cmp);
-            let mut rss = pair.rss.clone();
-            rss.sort();
+            let rss = match pair.rss.iter().copied().collect::<Option<Vec<u64>>>() {
+                Some(all) => format!("{} MB", all.iter().max().unwrap() / 1_000_000),
+                None => format!("n/a ({GNU_TIME}?)"),
+            };
             writeln!(
                 out,
-                "{:<6} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>9.2} {:>11} MB",
+                "{:<6} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>9.2} {:>14}",
                 op,
                 a.as_secs_f64() * 1e3,
                 mb / a.as_secs_f64(),
                 b.as_secs_f64() * 1e3,
                 mb / b.as_secs_f64(),
                 ratios[ratios.len() / 2],
-                rss[rss.len() - 1] / 1_000_000,
+                rss,
             )
             .unwrap();
         }
