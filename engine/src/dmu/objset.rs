@@ -1016,6 +1016,22 @@ mod tests {
     }
 
     #[test]
+    fn a_freed_object_number_waits_for_the_objset_to_be_reopened() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        let a = os.object_alloc(19, 512, 0, 0).unwrap();
+        let b = os.object_alloc(19, 512, 0, 0).unwrap();
+        assert_eq!((a, b), (1, 2));
+        os.object_free(&mut zio, b).unwrap();
+        // The allocation goes on from where the last one left off.
+        assert_eq!(os.object_alloc(19, 512, 0, 0).unwrap(), 3);
+        let out = os.sync(&mut zio, 4).unwrap();
+        // Reopened, it starts from the beginning again and finds 2 free.
+        let mut again = Objset::open(&mut zio, &out.bp).unwrap();
+        assert_eq!(again.object_alloc(19, 512, 0, 0).unwrap(), 2);
+    }
+
+    #[test]
     fn claim_reclaim_and_errors() {
         let mut zio = zio();
         let mut os = Objset::create(DMU_OST_ZFS);
