@@ -1076,6 +1076,41 @@ mod tests {
     }
 
     #[test]
+    fn a_reclaim_keeps_what_its_new_shape_allows() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        os.object_claim(5, 19, 512, 17, 100).unwrap();
+        os.set_bonus(5, &[7; 100]).unwrap();
+        os.write(&mut zio, 5, 0, &pattern(1024, 1)).unwrap();
+        // The same shape: nothing changes, the bonus neither.
+        os.object_reclaim(&mut zio, 5, 19, 512, 17, 100).unwrap();
+        assert_eq!(os.bonus(5).unwrap(), &[7; 100][..]);
+        // A new type alone keeps the data and the block count.
+        os.object_reclaim(&mut zio, 5, 20, 512, 17, 100).unwrap();
+        assert_eq!(os.read(&mut zio, 5, 0, 1024).unwrap(), pattern(1024, 1));
+        let info = os.object_info(5).unwrap();
+        assert_eq!((info.dn_type, info.maxblkid), (20, 1));
+        // A new block size frees the data and starts from block 0.
+        os.object_reclaim(&mut zio, 5, 20, 1024, 17, 100).unwrap();
+        let info = os.object_info(5).unwrap();
+        assert_eq!((info.datablksz, info.maxblkid), (1024, 0));
+        assert_eq!(os.read(&mut zio, 5, 0, 1024).unwrap(), vec![0; 1024]);
+
+        // A spill stays while the new bonus leaves its pointer room (the
+        // last 128 bytes of the dnode), and goes when it does not.
+        let b = os.object_alloc(20, 1536, 44, 100).unwrap();
+        os.set_spill(b, Some(pattern(512, 3))).unwrap();
+        os.object_reclaim(&mut zio, b, 20, 1536, 44, 192).unwrap();
+        assert_eq!(os.spill(&mut zio, b).unwrap(), Some(pattern(512, 3)));
+        // The spill is the dnode's only flag (a pool without used-bytes
+        // accounting): the test is of that bit, not of the flags at large.
+        os.dnode_mut(b).unwrap().flags = crate::dmu::dnode::DNODE_FLAG_SPILL_BLKPTR;
+        os.object_reclaim(&mut zio, b, 20, 1536, 44, 193).unwrap();
+        assert_eq!(os.spill(&mut zio, b).unwrap(), None);
+        assert!(!os.object_info(b).unwrap().has_spill);
+    }
+
+    #[test]
     fn reclaim_with_a_longer_bonus_gives_up_block_pointers() {
         let mut zio = zio();
         let mut os = Objset::create(DMU_OST_ZFS);
