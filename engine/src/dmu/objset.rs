@@ -964,6 +964,19 @@ mod tests {
             .unwrap();
         let after = os.object_info(a).unwrap();
         assert_eq!((after.maxblkid, after.nlevels), (1, info.nlevels));
+        // A range that is not to the end frees it and leaves what follows.
+        let b = os.object_alloc(19, 512, 0, 0).unwrap();
+        os.write(&mut zio, b, 0, &pattern(512 * 4, 5)).unwrap();
+        os.free_range(&mut zio, b, 512, 512).unwrap();
+        assert_eq!(os.object_info(b).unwrap().maxblkid, 3);
+        assert_eq!(
+            os.read(&mut zio, b, 1024, 1024).unwrap(),
+            pattern(512 * 4, 5)[1024..]
+        );
+        // From offset 0 to the end, everything goes: maxblkid is 0 again.
+        os.free_range(&mut zio, b, 0, DMU_OBJECT_END).unwrap();
+        assert_eq!(os.object_info(b).unwrap().maxblkid, 0);
+        assert_eq!(os.read(&mut zio, b, 0, 2048).unwrap(), vec![0; 2048]);
     }
 
     /// A refused call changes nothing: were the objset dirtied, its
