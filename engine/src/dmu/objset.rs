@@ -935,6 +935,9 @@ mod tests {
         assert!(second.killed.contains(&data_bps[1]));
         assert!(second.killed.contains(&data_bps[2]));
         assert!(!second.killed.contains(&data_bps[0]));
+        // The block after a freed range that ends on its boundary is left
+        // alone, not written again.
+        assert!(!second.killed.contains(&data_bps[3]));
         assert!(
             second.killed.contains(&first.bp),
             "the old objset block goes too"
@@ -973,6 +976,11 @@ mod tests {
             os.read(&mut zio, b, 1024, 1024).unwrap(),
             pattern(512 * 4, 5)[1024..]
         );
+        // A range inside one block zeroes that range and nothing before it.
+        os.free_range(&mut zio, b, 1024 + 100, 100).unwrap();
+        let mut want = pattern(512 * 4, 5)[1024..1536].to_vec();
+        want[100..200].fill(0);
+        assert_eq!(os.read(&mut zio, b, 1024, 512).unwrap(), want);
         // From offset 0 to the end, everything goes: maxblkid is 0 again.
         os.free_range(&mut zio, b, 0, DMU_OBJECT_END).unwrap();
         assert_eq!(os.object_info(b).unwrap().maxblkid, 0);
