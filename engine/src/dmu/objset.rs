@@ -981,6 +981,13 @@ mod tests {
         let mut want = pattern(512 * 4, 5)[1024..1536].to_vec();
         want[100..200].fill(0);
         assert_eq!(os.read(&mut zio, b, 1024, 512).unwrap(), want);
+        // Across a block boundary, into the middle of the next block.
+        os.free_range(&mut zio, b, 1024 + 300, 512).unwrap();
+        want[300..].fill(0);
+        assert_eq!(os.read(&mut zio, b, 1024, 512).unwrap(), want);
+        let mut next = pattern(512 * 4, 5)[1536..2048].to_vec();
+        next[..300].fill(0);
+        assert_eq!(os.read(&mut zio, b, 1536, 512).unwrap(), next);
         // From offset 0 to the end, everything goes: maxblkid is 0 again.
         os.free_range(&mut zio, b, 0, DMU_OBJECT_END).unwrap();
         assert_eq!(os.object_info(b).unwrap().maxblkid, 0);
