@@ -15,7 +15,7 @@ use super::dnode::{
 };
 use crate::dmu::object_type;
 use crate::error::{Errno, Error, Result, fail};
-use crate::zio::{Blkptr, SPA_DVAS_PER_BP, SPA_MINBLOCKSIZE, Zio};
+use crate::zio::{Blkptr, SPA_DVAS_PER_BP, Zio};
 
 /// `dmu_objset_type_t`.
 pub const DMU_OST_NONE: u64 = 0;
@@ -616,11 +616,6 @@ fn not_allocated(object: u64) -> Error {
     Error::new(Errno::ENOENT, format!("object {object} is not allocated"))
 }
 
-/// A valid data block size: a multiple of 512 up to 128 KiB.
-pub fn is_valid_blksz(size: u64) -> bool {
-    valid_blksz(size) && size >= SPA_MINBLOCKSIZE
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1058,6 +1053,27 @@ mod tests {
         // Reopened, it starts from the beginning again and finds 2 free.
         let mut again = Objset::open(&mut zio, &out.bp).unwrap();
         assert_eq!(again.object_alloc(19, 512, 0, 0).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_sync_writes_the_dnode_blocks_that_changed_as_the_pool_compresses_metadata() {
+        let mut zio = zio();
+        let mut os = Objset::create(DMU_OST_ZFS);
+        let a = os.object_alloc(19, 512, 0, 0).unwrap();
+        let first = os.sync(&mut zio, 4).unwrap();
+        // Objects 0 to 31 share dnode block 0, and no other is written; the
+        // objset block's fill counts the meta-dnode with the objects.
+        assert_eq!(os.meta_dnode().maxblkid, 0);
+        assert_eq!(first.bp.fill, 2);
+        let compressed = |b: &Blkptr| b.compress() != crate::zio::compress::ZioCompress::Off as u8;
+        assert!(first.born.iter().any(compressed), "lzjb on metadata");
+        // With metadata compression off (`zfs_mdcomp_disable`), the next
+        // sync writes its metadata as it is.
+        zio.mdcomp_disable = true;
+        os.write(&mut zio, a, 0, &[1; 512]).unwrap();
+        let second = os.sync(&mut zio, 5).unwrap();
+        assert!(second.born.iter().all(|b| !compressed(b)));
+        assert_eq!(os.meta_dnode().maxblkid, 0);
     }
 
     #[test]
