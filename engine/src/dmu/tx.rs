@@ -162,3 +162,97 @@ impl Pool {
 
 /// Dirty data (by the estimate) that makes a commit sync the txg.
 pub const DIRTY_SYNC_BYTES: u64 = 64 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{ManualClock, SplitMix64};
+    use crate::vdev::MemDevice;
+
+    fn pool(bytes: u64) -> (Pool, DatasetId) {
+        let mut pool = Pool::create(
+            Box::new(MemDevice::new(bytes, 512)),
+            "tank",
+            Box::new(ManualClock::new(1_700_000_000)),
+            Box::new(SplitMix64::new(7)),
+        )
+        .unwrap();
+        let fs = pool.create_fs("tank/a").unwrap();
+        (pool, fs)
+    }
+
+    /// The estimate, hold by hold: a write is its bytes, a sector of block
+    /// pointer per block and one more, and a chain of three indirect blocks
+    /// per 128 of them; a free may rewrite a chain; a spill is a whole block;
+    /// every transaction adds a dnode block, seven meta-dnode levels, the
+    /// objset, the MOS and the DSL record (12 blocks of 16 KiB).
+    #[test]
+    fn the_worst_case_is_counted_hold_by_hold() {
+        let (pool, fs) = pool(64 << 20);
+        // Indirect and dnode blocks count as 16 KiB.
+        let ind = 16384;
+        let base = 12 * ind;
+        let mut tx = pool.tx_create(fs);
+        assert_eq!(tx.worst_case_bytes(), base);
+        tx.hold_bonus(5);
+        assert_eq!(tx.worst_case_bytes(), base);
+        tx.hold_spill(5);
+        assert_eq!(tx.worst_case_bytes(), base + SPA_MAXBLOCKSIZE);
+        tx.hold_free(5, 0, 1 << 20);
+        assert_eq!(tx.worst_case_bytes(), base + SPA_MAXBLOCKSIZE + 3 * ind);
+        let mut write = pool.tx_create(fs);
+        // 300 blocks of 128 KiB and one more: 301 block pointers, 3 chains.
+        write.hold_write(6, 0, 300 * SPA_MAXBLOCKSIZE);
+        assert_eq!(
+            write.worst_case_bytes(),
+            300 * SPA_MAXBLOCKSIZE + 301 * 512 + 3 * 3 * ind + base
+        );
+        assert_eq!(
+            write.holds(),
+            [Hold::Write {
+                object: 6,
+                offset: 0,
+                len: 300 * SPA_MAXBLOCKSIZE
+            }]
+        );
+        assert_eq!(
+            tx.holds(),
+            [
+                Hold::Bonus { object: 5 },
+                Hold::Spill { object: 5 },
+                Hold::Free {
+                    object: 5,
+                    offset: 0,
+                    len: 1 << 20
+                }
+            ]
+        );
+    }
+
+    /// An assigned transaction has the open txg and has promised its
+    /// estimate to it; one that cannot fit beside the slop reserve waits
+    /// for the promised txg to sync, and then, still not fitting, is
+    /// ENOSPC and promises nothing.
+    #[test]
+    fn a_transaction_is_assigned_what_it_may_need_or_refused() {
+        let (mut pool, fs) = pool(64 << 20);
+        let mut tx = pool.tx_create(fs);
+        tx.hold_write(5, 0, 4096);
+        assert_eq!(tx.txg(), None);
+        let before = pool.dirty_bytes;
+        let txg = pool.tx_assign(&mut tx).unwrap();
+        assert_eq!((tx.txg(), txg), (Some(pool.open_txg()), pool.open_txg()));
+        assert_eq!(pool.dirty_bytes, before + tx.worst_case_bytes());
+        pool.tx_commit(tx).unwrap();
+
+        let mut big = pool.tx_create(fs);
+        big.hold_write(6, 0, 128 << 20);
+        assert!(pool.dirty_bytes > 0);
+        let synced = pool.synced_txg();
+        let err = pool.tx_assign(&mut big).unwrap_err();
+        assert_eq!(err.errno(), Errno::ENOSPC);
+        assert_eq!(pool.synced_txg(), synced + 1);
+        assert_eq!((big.txg(), pool.dirty_bytes), (None, 0));
+        pool.tx_abort(big);
+    }
+}
