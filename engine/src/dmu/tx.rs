@@ -236,6 +236,20 @@ mod tests {
     #[test]
     fn a_transaction_is_assigned_what_it_may_need_or_refused() {
         let (mut pool, fs) = pool(64 << 20);
+        pool.txg_sync().unwrap();
+        // Too big with nothing promised: refused at once, no txg waited for.
+        let synced = pool.synced_txg();
+        let mut huge = pool.tx_create(fs);
+        huge.hold_write(6, 0, 128 << 20);
+        assert_eq!(
+            pool.tx_assign(&mut huge).unwrap_err().errno(),
+            Errno::ENOSPC
+        );
+        assert_eq!(pool.synced_txg(), synced);
+        // Two that fit go into the same open txg, without waiting.
+        let mut small = pool.tx_create(fs);
+        small.hold_bonus(5);
+        pool.tx_assign(&mut small).unwrap();
         let mut tx = pool.tx_create(fs);
         tx.hold_write(5, 0, 4096);
         assert_eq!(tx.txg(), None);
@@ -243,7 +257,9 @@ mod tests {
         let txg = pool.tx_assign(&mut tx).unwrap();
         assert_eq!((tx.txg(), txg), (Some(pool.open_txg()), pool.open_txg()));
         assert_eq!(pool.dirty_bytes, before + tx.worst_case_bytes());
+        assert_eq!(pool.synced_txg(), synced);
         pool.tx_commit(tx).unwrap();
+        pool.tx_commit(small).unwrap();
 
         let mut big = pool.tx_create(fs);
         big.hold_write(6, 0, 128 << 20);
@@ -254,5 +270,23 @@ mod tests {
         assert_eq!(pool.synced_txg(), synced + 1);
         assert_eq!((big.txg(), pool.dirty_bytes), (None, 0));
         pool.tx_abort(big);
+
+        // The last 1/32 of the pool is kept back (slop space): a write that
+        // would fit in all that is free but not beside the reserve is
+        // refused.
+        let free = pool.zio.ms.available();
+        let reserve = pool.zio.ms.capacity() / 32;
+        let target = free - reserve / 2;
+        let mut edge = pool.tx_create(fs);
+        edge.hold_write(7, 0, target);
+        let overhead = edge.worst_case_bytes() - target;
+        let mut edge = pool.tx_create(fs);
+        edge.hold_write(7, 0, target - overhead);
+        assert!(edge.worst_case_bytes() <= free);
+        assert!(edge.worst_case_bytes() + reserve > free);
+        assert_eq!(
+            pool.tx_assign(&mut edge).unwrap_err().errno(),
+            Errno::ENOSPC
+        );
     }
 }
