@@ -259,8 +259,21 @@ mod tests {
         assert_eq!(pool.dirty_bytes, before + tx.worst_case_bytes());
         assert_eq!(pool.synced_txg(), synced);
         pool.tx_commit(tx).unwrap();
+        assert_eq!(pool.synced_txg(), synced);
+        // A commit syncs only past the dirty-data limit, not at it.
+        let mut third = pool.tx_create(fs);
+        pool.tx_assign(&mut third).unwrap();
+        pool.dirty_bytes = DIRTY_SYNC_BYTES;
         pool.tx_commit(small).unwrap();
+        assert_eq!(pool.synced_txg(), synced);
+        pool.dirty_bytes += 1;
+        pool.tx_commit(third).unwrap();
+        assert_eq!(pool.synced_txg(), synced + 1);
+        assert_eq!(pool.dirty_bytes, 0);
 
+        let mut promised = pool.tx_create(fs);
+        promised.hold_write(5, 0, 4096);
+        pool.tx_assign(&mut promised).unwrap();
         let mut big = pool.tx_create(fs);
         big.hold_write(6, 0, 128 << 20);
         assert!(pool.dirty_bytes > 0);
@@ -270,6 +283,7 @@ mod tests {
         assert_eq!(pool.synced_txg(), synced + 1);
         assert_eq!((big.txg(), pool.dirty_bytes), (None, 0));
         pool.tx_abort(big);
+        pool.tx_abort(promised);
 
         // The last 1/32 of the pool is kept back (slop space): a write that
         // would fit in all that is free but not beside the reserve is
