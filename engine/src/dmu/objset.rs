@@ -790,6 +790,10 @@ mod tests {
         let b = os.object_alloc(20, 1536, 44, 100).unwrap();
         os.set_spill(b, Some(pattern(512, 3))).unwrap();
         let out = os.sync(&mut zio, 4).unwrap();
+        // The spill block is written as what it holds, system attributes,
+        // whatever the object's own type.
+        let sa = |bp: &&Blkptr| u32::from(bp.object_type()) == object_type::DMU_OT_SA;
+        assert_eq!(out.born.iter().filter(sa).count(), 1);
         let mut opened = Objset::open(&mut zio, &out.bp).unwrap();
         assert!(opened.object_info(b).unwrap().has_spill);
         assert_eq!(opened.spill(&mut zio, b).unwrap(), Some(pattern(512, 3)));
