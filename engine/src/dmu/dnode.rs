@@ -437,7 +437,7 @@ impl Dnode {
         &mut self,
         zio: &mut Zio,
         blkid: u64,
-        fill: Option<Vec<u8>>,
+        mut fill: Option<Vec<u8>>,
     ) -> Result<&mut Vec<u8>> {
         if blkid > 0 && !self.is_power_of_two() {
             // unreached: only a hand-made image (an object of a non-power-of-2 block size with a block
@@ -469,8 +469,8 @@ impl Dnode {
             node = &mut ind.children[child];
         }
         if let Node::Stored(bp) = *node {
-            let data = match fill {
-                Some(_) => Vec::new(),
+            let data = match fill.take() {
+                Some(data) => data,
                 None if bp.is_hole() => vec![0; blksz],
                 None => {
                     let mut data = read_verified(zio, &bp)?;
@@ -482,6 +482,7 @@ impl Dnode {
         }
         match node {
             Node::Data(d) => {
+                // Already dirty in this txg: the new contents replace it.
                 if let Some(data) = fill {
                     d.data = data;
                 }
