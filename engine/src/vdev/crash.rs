@@ -96,14 +96,15 @@ pub struct CrashOutcome {
     pub sectors_lost: u64,
 }
 
-/// A write in the volatile cache: where, and how long. Its bytes sit in
-/// [`CrashDevice::log`]: first what the sectors held before it, then what
-/// it wrote.
+/// A write in the volatile cache: where, and how long. What the sectors
+/// held before it sits in [`CrashDevice::log`]; what it wrote is in the
+/// image until a later pending write covers it, and a power loss recovers
+/// it on its way back (see [`CrashDevice::lose_power`]).
 #[derive(Clone, Copy)]
 struct Pending {
     offset: u64,
     len: usize,
-    /// Where its before and after bytes start in the log.
+    /// Where its before bytes start in the log.
     at: usize,
 }
 
@@ -113,9 +114,10 @@ struct Pending {
 /// Writes go straight into the image, which is therefore what a read sees,
 /// and each one logs the bytes it replaced: a power loss undoes the log
 /// back to the durable image and then lets through what its mode keeps, and
-/// a flush just forgets the log. Reads are one copy, flushes cost nothing.
+/// a flush just forgets the log. Reads are one copy, writes two, flushes
+/// cost nothing; a power loss pays for what it resolves.
 ///
-/// Memory: the image, plus twice the bytes written since the last flush.
+/// Memory: the image, plus the bytes written since the last flush.
 #[derive(Clone)]
 pub struct CrashDevice {
     /// What a read sees: the durable image with every pending write on it.
@@ -123,8 +125,8 @@ pub struct CrashDevice {
     sector_size: u64,
     /// Writes since the last flush, in issue order.
     cache: Vec<Pending>,
-    /// The before and after bytes of the pending writes (kept allocated
-    /// from one flush to the next).
+    /// The before bytes of the pending writes (kept allocated from one
+    /// flush to the next).
     log: Vec<u8>,
     /// The power is off, since a power loss, until `recover`.
     down: bool,
@@ -343,8 +345,16 @@ impl CrashDevice {
     fn lose_power(&mut self, mode: CrashMode, seed: u64) -> CrashOutcome {
         let ss = self.sector_size as usize;
         let mut rng = SplitMix64::new(seed);
-        let cache = self.cache.clone();
-        self.undo_pending();
+        let cache = std::mem::take(&mut self.cache);
+        // Undone newest first, each write's range holds just what it wrote
+        // when its turn comes (the later ones are undone already): kept
+        // there, at the write's place in the log, before the undo.
+        let mut written = vec![0u8; self.log.len()];
+        for w in cache.iter().rev() {
+            let range = self.image.slice_mut(w.offset as usize, w.len);
+            written[w.at..w.at + w.len].copy_from_slice(range);
+            range.copy_from_slice(&self.log[w.at..w.at + w.len]);
+        }
         let mut outcome = CrashOutcome {
             mode,
             seed,
@@ -369,7 +379,7 @@ impl CrashDevice {
                 CrashMode::TornLast if i == last => torn(sectors, &mut rng),
                 CrashMode::TornLast => vec![true; sectors],
             };
-            let data = &self.log[w.at + w.len..w.at + 2 * w.len];
+            let data = &written[w.at..w.at + w.len];
             for (s, kept) in keep.into_iter().enumerate() {
                 if kept {
                     self.image
@@ -435,7 +445,6 @@ impl BlockDevice for CrashDevice {
             });
             self.log
                 .extend_from_slice(&self.image.as_slice()[start..start + buf.len()]);
-            self.log.extend_from_slice(buf);
             self.image.slice_mut(start, buf.len()).copy_from_slice(buf);
         }
         self.stats.writes += 1;
