@@ -264,16 +264,8 @@ fn fold_lanes<const L: usize>(a: &[u64; L], b: &[u64; L], c: &[u64; L], d: &[u64
     let l = L as u64;
     let (l2, l3) = (l.wrapping_mul(l), l.wrapping_mul(l).wrapping_mul(l));
     let mut out = [0u64; 4];
-    for j in 0..L {
+    for (j, &[c2j, c3j, b_c, g_d, b_d]) in const { fold_coefficients::<L>() }.iter().enumerate() {
         let jj = j as u64;
-        let c2j = binom2(jj);
-        let c3j = binom3(jj);
-        let b_c = c2j.wrapping_sub(binom2(l + jj));
-        let g_d = binom3(l + jj).wrapping_sub(c3j);
-        let b_d = g_d
-            .wrapping_mul(2)
-            .wrapping_add(c3j)
-            .wrapping_sub(binom3(2 * l + jj));
         let terms = [
             a[j],
             l.wrapping_mul(b[j]).wrapping_sub(jj.wrapping_mul(a[j])),
@@ -290,6 +282,28 @@ fn fold_lanes<const L: usize>(a: &[u64; L], b: &[u64; L], c: &[u64; L], d: &[u64
         }
     }
     ZioCksum(out)
+}
+
+/// `fold_lanes`' coefficients of lane `j`, worked out when it is compiled:
+/// `C(j,2)`, `C(j,3)`, `b_c`, `g_d` and `b_d` as named there.
+const fn fold_coefficients<const L: usize>() -> [[u64; 5]; L] {
+    let l = L as u64;
+    let mut k = [[0u64; 5]; L];
+    let mut j = 0;
+    while j < L {
+        let jj = j as u64;
+        let c2j = binom2(jj);
+        let c3j = binom3(jj);
+        let b_c = c2j.wrapping_sub(binom2(l + jj));
+        let g_d = binom3(l + jj).wrapping_sub(c3j);
+        let b_d = g_d
+            .wrapping_mul(2)
+            .wrapping_add(c3j)
+            .wrapping_sub(binom3(2 * l + jj));
+        k[j] = [c2j, c3j, b_c, g_d, b_d];
+        j += 1;
+    }
+    k
 }
 
 /// State after `n` more words, given the prior state and the sums of those
@@ -315,7 +329,7 @@ fn advance(prev: ZioCksum, n: u64, new: ZioCksum) -> ZioCksum {
 }
 
 /// `C(n,2)` mod 2^64, dividing before multiplying so it never overflows.
-fn binom2(n: u64) -> u64 {
+const fn binom2(n: u64) -> u64 {
     let (x, y) = (n, n.wrapping_sub(1));
     if x % 2 == 0 {
         (x / 2).wrapping_mul(y)
@@ -326,21 +340,28 @@ fn binom2(n: u64) -> u64 {
 
 /// `C(n,3)` mod 2^64, dividing the factors by 3 and 2 first so it is exact
 /// for every `n` (word counts here are at most `usize::MAX / 4 + 2`).
-fn binom3(n: u64) -> u64 {
+const fn binom3(n: u64) -> u64 {
     if n < 3 {
         return 0;
     }
     let mut f = [n, n - 1, n - 2];
-    let i3 = f
-        .iter()
-        .position(|x| x % 3 == 0)
-        .expect("one of 3 consecutive");
+    // One of three consecutive numbers is a multiple of 3.
+    let i3 = if f[0] % 3 == 0 {
+        0
+    } else if f[1] % 3 == 0 {
+        1
+    } else {
+        2
+    };
     f[i3] /= 3;
     // Dividing by 3 keeps parity, so an even factor is still there.
-    let i2 = f
-        .iter()
-        .position(|x| x % 2 == 0)
-        .expect("one of 2 consecutive");
+    let i2 = if f[0] % 2 == 0 {
+        0
+    } else if f[1] % 2 == 0 {
+        1
+    } else {
+        2
+    };
     f[i2] /= 2;
     f[0].wrapping_mul(f[1]).wrapping_mul(f[2])
 }

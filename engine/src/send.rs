@@ -8,6 +8,7 @@
 //! FREEOBJECTS (contiguous) records are merged while pending, exactly as the
 //! seed does, which is what makes the stream byte-identical to ZFS's.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -187,15 +188,17 @@ impl<W: Write> SendArg<'_, W> {
         Ok(())
     }
 
-    /// Swaps a payload as a host of the stream's byte order holds it.
-    fn payload_in_order(&self, object_type: u32, data: &[u8]) -> Vec<u8> {
-        let mut data = data.to_vec();
-        if self.options.byte_order.is_swapped()
-            && let Some(class) = byteswap_class(object_type)
-        {
-            byteswap::byteswap_to_foreign(class, &mut data);
+    /// Swaps a payload as a host of the stream's byte order holds it (a
+    /// copy only when it is swapped).
+    fn payload_in_order<'a>(&self, object_type: u32, data: &'a [u8]) -> Cow<'a, [u8]> {
+        match byteswap_class(object_type) {
+            Some(class) if self.options.byte_order.is_swapped() => {
+                let mut data = data.to_vec();
+                byteswap::byteswap_to_foreign(class, &mut data);
+                Cow::Owned(data)
+            }
+            _ => Cow::Borrowed(data),
         }
-        data
     }
 
     /// `dump_dnode`.
@@ -321,22 +324,39 @@ impl<W: Write> SendArg<'_, W> {
             }
             return Ok(());
         }
-        let data = match zio.read_block(bp) {
-            Ok(data) => data,
-            Err(_) if self.options.corrupt_data => {
-                let mut data = Vec::with_capacity(bp.lsize() as usize);
-                while data.len() < bp.lsize() as usize {
-                    data.extend_from_slice(&CORRUPT_DATA_PATTERN.to_ne_bytes());
-                }
-                data
-            }
-            Err(e) => return Err(Error::new(Errno::EIO, e.reason().to_string())),
-        };
+        // The block is sent from where it was read, not from a copy.
+        let mut sent = None;
+        let read = zio.with_block(bp, |data| {
+            sent = Some(self.dump_block(object_type, zb, bp, data));
+            Ok(())
+        });
+        if let Some(sent) = sent {
+            return sent;
+        }
+        let e = read.expect_err("with_block gives its reader every block it reads");
+        if !self.options.corrupt_data {
+            return Err(Error::new(Errno::EIO, e.reason().to_string()));
+        }
+        let mut data = Vec::with_capacity(bp.lsize() as usize);
+        while data.len() < bp.lsize() as usize {
+            data.extend_from_slice(&CORRUPT_DATA_PATTERN.to_ne_bytes());
+        }
+        self.dump_block(object_type, zb, bp, &data)
+    }
+
+    /// A level-0 block's records: a SPILL for a spill block, else a WRITE.
+    fn dump_block(
+        &mut self,
+        object_type: u32,
+        zb: crate::traverse::Bookmark,
+        bp: &Blkptr,
+        data: &[u8],
+    ) -> Result<()> {
         if object_type == DMU_OT_SA && zb.blkid == DMU_SPILL_BLKID {
-            return self.dump_spill(zb.object, &data);
+            return self.dump_spill(zb.object, data);
         }
         let offset = zb.blkid.wrapping_mul(data.len() as u64);
-        self.dump_data(object_type, zb.object, offset, bp, &data)
+        self.dump_data(object_type, zb.object, offset, bp, data)
     }
 }
 

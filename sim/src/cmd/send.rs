@@ -109,7 +109,9 @@ pub fn run(args: &SendArgs) -> ExitCode {
     let mut table = DedupTable::default();
     let started = Instant::now();
     let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    // Headers and small payloads are gathered; a payload of 64 KiB or more
+    // goes straight out from where it was read, not through a copy.
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     if args.replicate {
         let result = pool
             .send_replication(&args.snapshot, args.from_all.as_deref(), &mut out, &options)
