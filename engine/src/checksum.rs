@@ -346,18 +346,18 @@ const fn binom3(n: u64) -> u64 {
     }
     let mut f = [n, n - 1, n - 2];
     // One of three consecutive numbers is a multiple of 3.
-    let i3 = if f[0] % 3 == 0 {
+    let i3 = if f[0].is_multiple_of(3) {
         0
-    } else if f[1] % 3 == 0 {
+    } else if f[1].is_multiple_of(3) {
         1
     } else {
         2
     };
     f[i3] /= 3;
     // Dividing by 3 keeps parity, so an even factor is still there.
-    let i2 = if f[0] % 2 == 0 {
+    let i2 = if f[0].is_multiple_of(2) {
         0
-    } else if f[1] % 2 == 0 {
+    } else if f[1].is_multiple_of(2) {
         1
     } else {
         2
