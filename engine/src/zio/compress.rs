@@ -348,9 +348,9 @@ pub fn lzjb_compress(src: &[u8], dst: &mut [u8], d_len: usize) -> usize {
             let hash = if in_zeros {
                 0
             } else {
-                let mut hash = (usize::from(here[0]) << 16)
-                    + (usize::from(here[1]) << 8)
-                    + usize::from(here[2]);
+                // The first three bytes, big-endian: (b0 << 16) + (b1 << 8) + b2.
+                let head: [u8; 4] = here[..4].try_into().expect("4 bytes");
+                let mut hash = (u32::from_be_bytes(head) >> 8) as usize;
                 hash += hash >> 9;
                 hash += hash >> 5;
                 hash
