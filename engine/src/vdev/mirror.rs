@@ -16,6 +16,10 @@ use super::BlockDevice;
 /// The most children a mirror has here (a three-way mirror).
 pub const MIRROR_MAX_CHILDREN: usize = 3;
 
+/// Bits of a mirror's read epoch per child: three children fit in 64 bits,
+/// and a child past 2^21 changes stops vouching.
+const EPOCH_BITS: u32 = 21;
+
 /// A child's error counters (`vs_read_errors`, `vs_write_errors`,
 /// `vs_checksum_errors`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -240,14 +244,27 @@ impl Mirror {
     pub fn read_epoch(&self) -> Option<u64> {
         match &self.children[..] {
             [only] => only.dev.read_epoch(),
-            _ => None,
+            // Each child's epoch in its own bits: the mirror's changes when
+            // any child's does. A cached block also answers only for the
+            // child that served it (see `Zio::with_block`).
+            many => many.iter().enumerate().try_fold(0u64, |packed, (i, c)| {
+                let epoch = c.dev.read_epoch()?;
+                (epoch < 1 << EPOCH_BITS).then_some(packed | epoch << (EPOCH_BITS * i as u32))
+            }),
         }
     }
 
     pub fn changes_since(&self, epoch: u64) -> Option<Vec<(u64, u64)>> {
         match &self.children[..] {
             [only] => only.dev.changes_since(epoch),
-            _ => None,
+            many => {
+                let mut changes = Vec::new();
+                for (i, c) in many.iter().enumerate() {
+                    let own = (epoch >> (EPOCH_BITS * i as u32)) & ((1 << EPOCH_BITS) - 1);
+                    changes.extend(c.dev.changes_since(own)?);
+                }
+                Some(changes)
+            }
         }
     }
 

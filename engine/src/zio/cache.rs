@@ -58,8 +58,9 @@ impl BlkptrCache {
 pub struct ReadCache {
     /// The device's epoch the entries were read in.
     epoch: u64,
-    /// By DVA offset: the block pointer read and the logical contents.
-    blocks: BTreeMap<u64, (Blkptr, Vec<u8>)>,
+    /// By DVA offset: the block pointer read, the mirror child that
+    /// served it (0 on a plain disk) and the logical contents.
+    blocks: BTreeMap<u64, (Blkptr, usize, Vec<u8>)>,
     /// Bytes of contents held, against [`ReadCache::LIMIT`].
     held: usize,
 }
@@ -98,10 +99,10 @@ impl ReadCache {
     }
 
     /// The contents of `bp`'s block, if read before from this very block
-    /// pointer (same DVA, birth and checksum).
-    pub(crate) fn get(&self, bp: &Blkptr) -> Option<&[u8]> {
+    /// pointer (same DVA, birth and checksum) on mirror child `child`.
+    pub(crate) fn get(&self, bp: &Blkptr, child: usize) -> Option<&[u8]> {
         match self.blocks.get(&bp.dva[0].offset()) {
-            Some((cached, data)) if cached == bp => Some(data),
+            Some((cached, from, data)) if cached == bp && *from == child => Some(data),
             _ => None,
         }
     }
@@ -109,12 +110,12 @@ impl ReadCache {
     /// Keeps `bp`'s contents, unless the cache is full (or the block is
     /// larger than a block may be, which [`ReadCache::overwrite`] would not
     /// find): then gives them back.
-    pub(crate) fn insert(&mut self, bp: &Blkptr, data: Vec<u8>) -> Option<Vec<u8>> {
+    pub(crate) fn insert(&mut self, bp: &Blkptr, child: usize, data: Vec<u8>) -> Option<Vec<u8>> {
         if self.held + data.len() > Self::LIMIT || bp.dva[0].asize() > SPA_MAXBLOCKSIZE {
             return Some(data);
         }
         self.held += data.len();
-        if let Some((_, old)) = self.blocks.insert(bp.dva[0].offset(), (*bp, data)) {
+        if let Some((_, _, old)) = self.blocks.insert(bp.dva[0].offset(), (*bp, child, data)) {
             self.held -= old.len();
         }
         None
@@ -129,11 +130,11 @@ impl ReadCache {
         let stale: Vec<u64> = self
             .blocks
             .range(first..end)
-            .filter(|(start, (bp, _))| *start + bp.dva[0].asize() > offset)
+            .filter(|(start, (bp, _, _))| *start + bp.dva[0].asize() > offset)
             .map(|(start, _)| *start)
             .collect();
         for start in stale {
-            if let Some((_, data)) = self.blocks.remove(&start) {
+            if let Some((_, _, data)) = self.blocks.remove(&start) {
                 self.held -= data.len();
             }
         }

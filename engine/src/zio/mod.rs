@@ -341,25 +341,30 @@ impl Zio {
     pub fn with_block<R>(&mut self, bp: &Blkptr, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
         debug_assert!(!bp.is_hole());
         let epoch = self.vdev.read_epoch();
+        // The child a read would try first: a cached block answers only for
+        // it, as the read would have found there just what it found before.
+        let dva = bp.dva[0];
+        let first = self.vdev.read_order(dva.offset(), bp.birth)[0];
         if let Some(epoch) = epoch {
             let vdev = &self.vdev;
             self.read_cache
                 .enter(epoch, |since| vdev.changes_since(since));
-            if self.read_cache.get(bp).is_some() {
-                let dva = bp.dva[0];
-                self.vdev.charge_read(0, dva.offset(), dva.asize());
+            if self.read_cache.get(bp, first).is_some() {
+                self.vdev.charge_read(first, dva.offset(), dva.asize());
                 self.stats.blocks_read += 1;
                 self.stats.bytes_read += dva.asize();
-                return f(self.read_cache.get(bp).expect("just found"));
+                return f(self.read_cache.get(bp, first).expect("just found"));
             }
         }
-        let data = self.read_copies(bp)?;
-        if epoch.is_none() {
+        let (data, clean) = self.read_copies(bp)?;
+        // On a mirror, only a read that its first try served is kept: one
+        // that met a bad copy first would not be the same read again.
+        if epoch.is_none() || (self.vdev.is_mirror() && !clean) {
             return f(&data);
         }
-        match self.read_cache.insert(bp, data) {
+        match self.read_cache.insert(bp, first, data) {
             Some(data) => f(&data),
-            None => f(self.read_cache.get(bp).expect("just kept")),
+            None => f(self.read_cache.get(bp, first).expect("just kept")),
         }
     }
 
@@ -368,7 +373,9 @@ impl Zio {
     /// rewrites the ones before it that did not (`vdev_mirror`'s handling
     /// of ditto blocks and of its children). With every copy bad, the
     /// worst error, as `zio_worst_error` ranks them: EIO over ECKSUM.
-    fn read_copies(&mut self, bp: &Blkptr) -> Result<Vec<u8>> {
+    /// Also says whether the first copy tried, on the first child tried,
+    /// served the read.
+    fn read_copies(&mut self, bp: &Blkptr) -> Result<(Vec<u8>, bool)> {
         let mut bad: Vec<(Dva, usize)> = Vec::new();
         let mut worst: Option<Error> = None;
         // A hole has no copies; a damaged pointer may have none either.
@@ -391,11 +398,12 @@ impl Zio {
                         let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
                             Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
                         })?;
-                        return compress::decompress_block_owned(
+                        let data = compress::decompress_block_owned(
                             compress,
                             physical,
                             bp.lsize() as usize,
-                        );
+                        )?;
+                        return Ok((data, bad.is_empty()));
                     }
                     Err(e) => {
                         bad.push((dva, child));
@@ -682,6 +690,57 @@ mod tests {
         changed.set(None);
         epoch.set(Some(3));
         assert_eq!(rig.read(&mut next, &a), (Ok(block(1)), 1));
+    }
+
+    /// A mirror vouches for its reads while every child does, and a read
+    /// is kept for the child that served it at the first try: not a read
+    /// that met a bad copy first, and not for another child.
+    #[test]
+    fn a_mirror_keeps_a_read_only_for_the_child_that_served_it_first() {
+        use crate::vdev::MirrorChild;
+        let (a, b) = (Epochs::new(Some(1)), Epochs::new(Some(1)));
+        let mirror = Mirror::new(vec![
+            MirrorChild::new(Box::new(a.clone()), 1, "a".into()),
+            MirrorChild::new(Box::new(b.clone()), 2, "b".into()),
+        ])
+        .unwrap();
+        let mut zio = Zio::on(mirror, Metaslab::new(0, 1 << 20, 512));
+        let read = |zio: &mut Zio, bp: &Blkptr| {
+            let before = a.reads.get() + b.reads.get();
+            let data = zio.read_block(bp).map_err(|e| e.errno());
+            (data, a.reads.get() + b.reads.get() - before)
+        };
+        let bp = zio.write_block(5, &block(1), &PROPS).unwrap();
+        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 1));
+        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 0));
+        // A child that cannot vouch: neither can the mirror.
+        b.epoch.set(None);
+        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 1));
+        b.epoch.set(Some(1));
+        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 0));
+
+        // The child read first may now lack the block: a read goes to the
+        // other one, and is kept for that one.
+        let offset = bp.dva[0].offset();
+        let first = zio.vdev.read_order(offset, 5)[0];
+        zio.vdev.children[first].missing = Some((5, 5));
+        assert_eq!(zio.vdev.read_order(offset, 5)[0], 1 - first);
+        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 1));
+        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 0));
+        zio.vdev.children[first].missing = None;
+        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 1));
+
+        // Damage on the child read first, named as a change: the read meets
+        // it, heals it from the other child and is not kept; the next one,
+        // served at the first try, is.
+        let rig = if first == 0 { &a } else { &b };
+        rig.dev.borrow_mut().as_bytes_mut()[offset as usize] ^= 1;
+        rig.changed.set(Some((offset, bp.dva[0].asize())));
+        rig.epoch.set(Some(2));
+        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 2));
+        assert_eq!(zio.stats.repaired, 1);
+        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 1));
+        assert_eq!(read(&mut zio, &bp), (Ok(block(1)), 0));
     }
 
     /// Ditto blocks: a bad copy is read past and rewritten from a good

@@ -642,7 +642,8 @@ impl BlockDevice for SimDisk {
     fn read_epoch(&self) -> Option<u64> {
         let exact = self.injector.is_suspended() || self.options.read_eio_probability <= 0.0;
         let inner = self.inner.try_borrow().ok()?;
-        (exact && !inner.dev.is_down()).then_some(inner.changes.len() as u64)
+        // A pulled disk's reads fail: it vouches for none.
+        (exact && !inner.dev.is_down() && !inner.pulled).then_some(inner.changes.len() as u64)
     }
 
     fn changes_since(&self, epoch: u64) -> Option<Vec<(u64, u64)>> {
@@ -872,6 +873,12 @@ mod tests {
             disk.with_device(|_| ());
             assert_eq!(disk.changes_since(after), None);
             assert_eq!(disk.changes_since(after + 100), None, "an epoch to come");
+            // A pulled disk's reads fail: it vouches for none until put back.
+            let before = inj.suspended(|| disk.read_epoch()).unwrap();
+            disk.pull();
+            assert_eq!(inj.suspended(|| disk.read_epoch()), None, "pulled");
+            disk.replug();
+            assert_eq!(inj.suspended(|| disk.read_epoch()), Some(before));
         });
     }
 }
