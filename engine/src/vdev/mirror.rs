@@ -238,15 +238,14 @@ impl Mirror {
         order
     }
 
-    /// `Some(epoch)` when the device vouches for its reads (see
-    /// [`BlockDevice::read_epoch`]): a plain disk only. A mirror's reads
-    /// may go to either child, so nothing read is kept.
+    /// `Some(epoch)` when every child vouches for its reads (see
+    /// [`BlockDevice::read_epoch`]): each child's epoch in its own bits, so
+    /// the mirror's moves when any child's does. A read may go to either
+    /// child, so a cached block answers only for the child that served it
+    /// (see `Zio::with_block`).
     pub fn read_epoch(&self) -> Option<u64> {
         match &self.children[..] {
             [only] => only.dev.read_epoch(),
-            // Each child's epoch in its own bits: the mirror's changes when
-            // any child's does. A cached block also answers only for the
-            // child that served it (see `Zio::with_block`).
             many => many.iter().enumerate().try_fold(0u64, |packed, (i, c)| {
                 let epoch = c.dev.read_epoch()?;
                 (epoch < 1 << EPOCH_BITS).then_some(packed | epoch << (EPOCH_BITS * i as u32))

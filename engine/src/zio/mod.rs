@@ -340,26 +340,26 @@ impl Zio {
     /// for its reads), with no copy made for it.
     pub fn with_block<R>(&mut self, bp: &Blkptr, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
         debug_assert!(!bp.is_hole());
-        let epoch = self.vdev.read_epoch();
+        let Some(epoch) = self.vdev.read_epoch() else {
+            return f(&self.read_copies(bp)?.0);
+        };
         // The child a read would try first: a cached block answers only for
         // it, as the read would have found there just what it found before.
         let dva = bp.dva[0];
         let first = self.vdev.read_order(dva.offset(), bp.birth)[0];
-        if let Some(epoch) = epoch {
-            let vdev = &self.vdev;
-            self.read_cache
-                .enter(epoch, |since| vdev.changes_since(since));
-            if self.read_cache.get(bp, first).is_some() {
-                self.vdev.charge_read(first, dva.offset(), dva.asize());
-                self.stats.blocks_read += 1;
-                self.stats.bytes_read += dva.asize();
-                return f(self.read_cache.get(bp, first).expect("just found"));
-            }
+        let vdev = &self.vdev;
+        self.read_cache
+            .enter(epoch, |since| vdev.changes_since(since));
+        if self.read_cache.get(bp, first).is_some() {
+            self.vdev.charge_read(first, dva.offset(), dva.asize());
+            self.stats.blocks_read += 1;
+            self.stats.bytes_read += dva.asize();
+            return f(self.read_cache.get(bp, first).expect("just found"));
         }
         let (data, clean) = self.read_copies(bp)?;
         // On a mirror, only a read that its first try served is kept: one
         // that met a bad copy first would not be the same read again.
-        if epoch.is_none() || (self.vdev.is_mirror() && !clean) {
+        if self.vdev.is_mirror() && !clean {
             return f(&data);
         }
         match self.read_cache.insert(bp, first, data) {
