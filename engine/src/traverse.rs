@@ -201,7 +201,7 @@ pub fn traverse_dataset(
 pub struct CursorVisit {
     bp: Option<Blkptr>,
     zb: Bookmark,
-    dnode: Rc<Dnode>,
+    dnode: DnodeRef,
     dnodes: Option<Rc<Vec<Option<Dnode>>>>,
 }
 
@@ -210,8 +210,25 @@ impl CursorVisit {
         Visit {
             bp: self.bp.as_ref(),
             zb: self.zb,
-            dnode: &self.dnode,
+            dnode: self.dnode.get(),
             dnodes: self.dnodes.as_deref().map(Vec::as_slice),
+        }
+    }
+}
+
+/// A dnode the walk is beneath: the meta-dnode, or one slot of a decoded
+/// dnode block, shared with the block rather than copied out of it.
+#[derive(Clone)]
+enum DnodeRef {
+    Meta(Rc<Dnode>),
+    Slot(Rc<Vec<Option<Dnode>>>, usize),
+}
+
+impl DnodeRef {
+    fn get(&self) -> &Dnode {
+        match self {
+            DnodeRef::Meta(dn) => dn,
+            DnodeRef::Slot(block, i) => block[*i].as_ref().expect("a slot holding a dnode"),
         }
     }
 }
@@ -221,13 +238,21 @@ enum Frame {
     /// The objset block: read it for the meta-dnode.
     Objset(Blkptr),
     /// Every block of a dnode: its top pointers, then its spill block.
-    Dnode(Rc<Dnode>),
+    Dnode(DnodeRef),
     /// The `i`th dnode of a decoded dnode block.
     Child(Rc<Vec<Option<Dnode>>>, usize),
     /// One block pointer, visited.
-    Bp(Rc<Dnode>, Blkptr, Bookmark),
-    /// The children of an indirect block already visited.
-    Indirect(Rc<Dnode>, Blkptr, Bookmark),
+    Bp(DnodeRef, Blkptr, Bookmark),
+    /// An indirect block already visited, whose children are to be read.
+    Indirect(DnodeRef, Blkptr, Bookmark),
+    /// The children of a read indirect block at `zb`, the `next`th to be
+    /// visited next: one frame for all of them, not one each.
+    Children {
+        dn: DnodeRef,
+        zb: Bookmark,
+        children: Vec<Blkptr>,
+        next: usize,
+    },
 }
 
 /// The traversal of [`traverse_dataset`] taken one visit at a time, so a
@@ -260,7 +285,36 @@ impl TraverseCursor {
 
     fn step(&mut self, zio: &mut Zio) -> Result<Option<CursorVisit>> {
         let min_txg = self.min_txg;
-        while let Some(frame) = self.stack.pop() {
+        loop {
+            // The next child of an indirect block is taken in place: its
+            // subtree goes above the frame, which stays for the rest.
+            if let Some(Frame::Children {
+                dn,
+                zb,
+                children,
+                next,
+            }) = self.stack.last_mut()
+            {
+                let Some(&child) = children.get(*next) else {
+                    self.stack.pop();
+                    continue;
+                };
+                let i = *next as u64;
+                *next += 1;
+                let czb = Bookmark {
+                    object: zb.object,
+                    level: zb.level - 1,
+                    blkid: zb.blkid.wrapping_mul(children.len() as u64).wrapping_add(i),
+                };
+                let dn = dn.clone();
+                if let Some(visit) = self.visit_bp(zio, dn, child, czb, min_txg)? {
+                    return Ok(Some(visit));
+                }
+                continue;
+            }
+            let Some(frame) = self.stack.pop() else {
+                return Ok(None);
+            };
             match frame {
                 Frame::Objset(bp) => {
                     let meta = zio.with_block(&bp, |data| {
@@ -274,16 +328,17 @@ impl TraverseCursor {
                     let meta = meta.ok_or_else(|| {
                         crate::error::Error::new(Errno::EIO, "objset without a meta-dnode")
                     })?;
-                    self.stack.push(Frame::Dnode(Rc::new(meta)));
+                    self.stack.push(Frame::Dnode(DnodeRef::Meta(Rc::new(meta))));
                 }
-                Frame::Dnode(dn) => {
+                Frame::Dnode(dref) => {
+                    let dn = dref.get();
                     if dn.flags & DNODE_FLAG_SPILL_BLKPTR != 0 {
                         let zb = Bookmark {
                             object: dn.object,
                             level: 0,
                             blkid: DMU_SPILL_BLKID,
                         };
-                        self.stack.push(Frame::Bp(dn.clone(), dn.spill_bp(), zb));
+                        self.stack.push(Frame::Bp(dref.clone(), dn.spill_bp(), zb));
                     }
                     let top = dn.top_bps();
                     for (j, bp) in top.iter().enumerate().rev() {
@@ -292,7 +347,7 @@ impl TraverseCursor {
                             level: dn.nlevels - 1,
                             blkid: j as u64,
                         };
-                        self.stack.push(Frame::Bp(dn.clone(), *bp, zb));
+                        self.stack.push(Frame::Bp(dref.clone(), *bp, zb));
                     }
                 }
                 Frame::Child(dnodes, i) => {
@@ -301,24 +356,22 @@ impl TraverseCursor {
                     if let Some(k) = next {
                         self.stack.push(Frame::Child(dnodes.clone(), i + 1 + k));
                     }
-                    if let Some(child) = &dnodes[i] {
-                        self.stack.push(Frame::Dnode(Rc::new(child.clone())));
+                    if dnodes[i].is_some() {
+                        self.stack.push(Frame::Dnode(DnodeRef::Slot(dnodes, i)));
                     }
                 }
                 Frame::Indirect(dn, bp, zb) => {
                     let children: Vec<Blkptr> = zio.with_block(&bp, |data| {
                         Ok(data.chunks_exact(BLKPTR_SIZE).map(Blkptr::decode).collect())
                     })?;
-                    let epb = children.len();
-                    for (i, child) in children.into_iter().enumerate().rev() {
-                        let czb = Bookmark {
-                            object: zb.object,
-                            level: zb.level - 1,
-                            blkid: zb.blkid.wrapping_mul(epb as u64).wrapping_add(i as u64),
-                        };
-                        self.stack.push(Frame::Bp(dn.clone(), child, czb));
-                    }
+                    self.stack.push(Frame::Children {
+                        dn,
+                        zb,
+                        children,
+                        next: 0,
+                    });
                 }
+                Frame::Children { .. } => unreachable!("taken in place above"),
                 Frame::Bp(dn, bp, zb) => {
                     if let Some(visit) = self.visit_bp(zio, dn, bp, zb, min_txg)? {
                         return Ok(Some(visit));
@@ -326,7 +379,6 @@ impl TraverseCursor {
                 }
             }
         }
-        Ok(None)
     }
 
     /// What `visit_bp` did for one pointer: the visit to hand out (none for
@@ -334,12 +386,12 @@ impl TraverseCursor {
     fn visit_bp(
         &mut self,
         zio: &mut Zio,
-        dn: Rc<Dnode>,
+        dn: DnodeRef,
         bp: Blkptr,
         zb: Bookmark,
         min_txg: u64,
     ) -> Result<Option<CursorVisit>> {
-        let visit = |bp: Option<Blkptr>, dn: Rc<Dnode>, dnodes| CursorVisit {
+        let visit = |bp: Option<Blkptr>, dn: DnodeRef, dnodes| CursorVisit {
             bp,
             zb,
             dnode: dn,
