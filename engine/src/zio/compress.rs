@@ -160,30 +160,53 @@ pub fn compress_block(compress: ZioCompress, src: &[u8]) -> Result<Compressed<'_
             None => stored(src),
         });
     }
-    let mut dst = vec![0u8; s_len];
-    let c_len = match compress {
-        ZioCompress::Lzjb => lzjb_compress(src, &mut dst, d_len),
-        ZioCompress::Zle => zle_compress(src, &mut dst, d_len, ZLE_LEVEL),
-        other => {
-            // unreached: WritePolicy resolves inherit and on (ZioCompress::select), so only off,
-            // empty, gzip, lzjb and zle come here, all handled above
-            return fail(
-                Errno::ENOTSUP,
-                format!("compression {} is not supported", other.name()),
-            );
+    let mut unsupported = None;
+    let compressed = SCRATCH.with_borrow_mut(|dst| {
+        if dst.len() < s_len {
+            dst.resize(s_len, 0);
         }
-    };
-    if c_len > d_len {
-        return Ok(stored(src));
+        let dst = &mut dst[..s_len];
+        let c_len = match compress {
+            ZioCompress::Lzjb => lzjb_compress(src, dst, d_len),
+            ZioCompress::Zle => zle_compress(src, dst, d_len, ZLE_LEVEL),
+            other => {
+                unsupported = Some(other);
+                return None;
+            }
+        };
+        if c_len > d_len {
+            return None;
+        }
+        // Pad out the last sector with zeros, for repeatability.
+        let r_len = c_len.next_multiple_of(SPA_MINBLOCKSIZE as usize);
+        let mut data = Vec::with_capacity(r_len);
+        data.extend_from_slice(&dst[..c_len]);
+        data.resize(r_len, 0);
+        Some(data)
+    });
+    if let Some(other) = unsupported {
+        // unreached: WritePolicy resolves inherit and on (ZioCompress::select), so only off,
+        // empty, gzip, lzjb and zle come here, all handled above
+        return fail(
+            Errno::ENOTSUP,
+            format!("compression {} is not supported", other.name()),
+        );
     }
-    // Pad out the last sector with zeros, for repeatability.
-    let r_len = c_len.next_multiple_of(SPA_MINBLOCKSIZE as usize);
-    dst.truncate(r_len);
-    dst[c_len..].fill(0);
-    Ok(Compressed::Stored {
-        data: Cow::Owned(dst),
-        compress,
+    Ok(match compressed {
+        Some(data) => Compressed::Stored {
+            data: Cow::Owned(data),
+            compress,
+        },
+        None => stored(src),
     })
+}
+
+thread_local! {
+    /// Where lzjb and zle write before the result's size is known: one
+    /// block's worth, reused, so a block written costs a copy of what it
+    /// compressed to, not a zeroed buffer of its full size (both coders
+    /// write every byte they hand back).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Whether every byte is zero: 64 bytes at a time (one test each, not 64),
@@ -677,6 +700,38 @@ mod tests {
                     Compressed::Hole => panic!("not all zeros"),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_block_after_noise_is_padded_with_zeros() {
+        // Noise leaves the coders' scratch full of bytes; what the next
+        // block compresses to is padded out with zeros all the same.
+        let mut next = xorshift(3);
+        let noise: Vec<u8> = (0..131072).map(|_| next() as u8).collect();
+        let mut small = vec![0u8; 16384];
+        small[..5].copy_from_slice(b"zfs!!");
+        for c in [ZioCompress::Lzjb, ZioCompress::Zle] {
+            compress_block(c, &noise).unwrap();
+            let Compressed::Stored { data, compress } = compress_block(c, &small).unwrap() else {
+                panic!("not all zeros")
+            };
+            assert_eq!(compress, c);
+            assert_eq!(data.len() % 512, 0, "{c:?}");
+            assert!(data.len() < small.len(), "{c:?}");
+            let mut d_len = 0;
+            let mut scratch = vec![0u8; 16384];
+            if c == ZioCompress::Lzjb {
+                d_len = lzjb_compress(&small, &mut scratch, 14336);
+            }
+            if c == ZioCompress::Zle {
+                d_len = zle_compress(&small, &mut scratch, 14336, ZLE_LEVEL);
+            }
+            assert_eq!(&data[..d_len], &scratch[..d_len], "{c:?}");
+            assert!(
+                data[d_len..].iter().all(|&b| b == 0),
+                "{c:?} pads with noise"
+            );
         }
     }
 
