@@ -97,15 +97,27 @@ pub struct CrashOutcome {
 }
 
 /// A write in the volatile cache: where, and how long. What the sectors
-/// held before it sits in [`CrashDevice::log`]; what it wrote is in the
-/// image until a later pending write covers it, and a power loss recovers
-/// it on its way back (see [`CrashDevice::lose_power`]).
+/// held before it sits in [`CrashDevice::log`] (unless they were never
+/// written: zeros); what it wrote is in the image until a later pending
+/// write covers it, and a power loss recovers it on its way back (see
+/// [`CrashDevice::lose_power`]).
 #[derive(Clone, Copy)]
 struct Pending {
     offset: u64,
     len: usize,
-    /// Where its before bytes start in the log.
-    at: usize,
+    /// Where its before bytes start in the log; `None` when they are
+    /// zeros, never written (most writes of a young pool).
+    at: Option<usize>,
+}
+
+impl Pending {
+    /// Copies what its sectors held before it into `out`.
+    fn put_before(&self, log: &[u8], out: &mut [u8]) {
+        match self.at {
+            Some(at) => out.copy_from_slice(&log[at..at + self.len]),
+            None => out.fill(0),
+        }
+    }
 }
 
 /// An in-memory disk with a volatile write cache, barriers and power loss
@@ -185,7 +197,7 @@ impl CrashDevice {
         let mut bytes = self.image.as_slice().to_vec();
         for w in self.cache.iter().rev() {
             let start = w.offset as usize;
-            bytes[start..start + w.len].copy_from_slice(&self.log[w.at..w.at + w.len]);
+            w.put_before(&self.log, &mut bytes[start..start + w.len]);
         }
         bytes
     }
@@ -304,11 +316,16 @@ impl CrashDevice {
         // it), else in the image.
         let first = self
             .cache
-            .iter()
+            .iter_mut()
             .find(|w| w.offset <= start && start < w.offset + w.len as u64);
         let bytes = match first {
             Some(w) => {
-                let at = w.at + (start - w.offset) as usize;
+                // Zeros not kept are kept now, to be damaged.
+                let at = *w.at.get_or_insert_with(|| {
+                    self.log.resize(self.log.len() + w.len, 0);
+                    self.log.len() - w.len
+                });
+                let at = at + (start - w.offset) as usize;
                 &mut self.log[at..at + ss as usize]
             }
             None => self.image.slice_mut(start as usize, ss as usize),
@@ -333,12 +350,12 @@ impl CrashDevice {
     /// Puts back what the pending writes replaced, newest first: the image
     /// is the durable one again, and the cache is empty.
     fn undo_pending(&mut self) {
-        for w in self.cache.iter().rev() {
-            self.image
-                .slice_mut(w.offset as usize, w.len)
-                .copy_from_slice(&self.log[w.at..w.at + w.len]);
+        let cache = std::mem::take(&mut self.cache);
+        for w in cache.iter().rev() {
+            let range = self.image.slice_mut(w.offset as usize, w.len);
+            w.put_before(&self.log, range);
         }
-        self.cache.clear();
+        self.log.clear();
     }
 
     /// Resolves the cache into the durable image as `mode` says.
@@ -347,13 +364,19 @@ impl CrashDevice {
         let mut rng = SplitMix64::new(seed);
         let cache = std::mem::take(&mut self.cache);
         // Undone newest first, each write's range holds just what it wrote
-        // when its turn comes (the later ones are undone already): kept
-        // there, at the write's place in the log, before the undo.
-        let mut written = vec![0u8; self.log.len()];
-        for w in cache.iter().rev() {
+        // when its turn comes (the later ones are undone already): kept,
+        // the writes one after another in issue order, before the undo.
+        let mut starts = Vec::with_capacity(cache.len());
+        let mut total = 0;
+        for w in &cache {
+            starts.push(total);
+            total += w.len;
+        }
+        let mut written = vec![0u8; total];
+        for (w, &start) in cache.iter().zip(&starts).rev() {
             let range = self.image.slice_mut(w.offset as usize, w.len);
-            written[w.at..w.at + w.len].copy_from_slice(range);
-            range.copy_from_slice(&self.log[w.at..w.at + w.len]);
+            written[start..start + w.len].copy_from_slice(range);
+            w.put_before(&self.log, range);
         }
         let mut outcome = CrashOutcome {
             mode,
@@ -368,7 +391,7 @@ impl CrashDevice {
             CrashMode::KeepOldest => below(&mut rng, cache.len() as u64 + 1) as usize,
             _ => 0,
         };
-        for (i, w) in cache.iter().enumerate() {
+        for (i, (w, &start)) in cache.iter().zip(&starts).enumerate() {
             let sectors = w.len / ss;
             let keep: Vec<bool> = match mode {
                 CrashMode::LoseAll => vec![false; sectors],
@@ -379,7 +402,7 @@ impl CrashDevice {
                 CrashMode::TornLast if i == last => torn(sectors, &mut rng),
                 CrashMode::TornLast => vec![true; sectors],
             };
-            let data = &written[w.at..w.at + w.len];
+            let data = &written[start..start + w.len];
             for (s, kept) in keep.into_iter().enumerate() {
                 if kept {
                     self.image
@@ -438,13 +461,18 @@ impl BlockDevice for CrashDevice {
         let len = buf.len() as u64;
         if !buf.is_empty() {
             let start = offset as usize;
+            let at = if self.image.never_written(start, buf.len()) {
+                None
+            } else {
+                self.log
+                    .extend_from_slice(&self.image.as_slice()[start..start + buf.len()]);
+                Some(self.log.len() - buf.len())
+            };
             self.cache.push(Pending {
                 offset,
                 len: buf.len(),
-                at: self.log.len(),
+                at,
             });
-            self.log
-                .extend_from_slice(&self.image.as_slice()[start..start + buf.len()]);
             self.image.slice_mut(start, buf.len()).copy_from_slice(buf);
         }
         self.stats.writes += 1;

@@ -11,8 +11,10 @@
 
 use std::cell::RefCell;
 
-/// Granularity of the record of what was written.
-const CHUNK: usize = 64 << 10;
+/// Granularity of the record of what was written: a sector, so that a
+/// device can tell a write over bytes never written (zeros, which it need
+/// not keep a copy of) from one over old data.
+const CHUNK: usize = 512;
 /// Images kept per thread (a run holds two disks).
 const KEPT: usize = 4;
 
@@ -70,11 +72,19 @@ impl Image {
     /// `len` bytes from `start`, to be written.
     pub fn slice_mut(&mut self, start: usize, len: usize) -> &mut [u8] {
         if len > 0 {
-            for chunk in start / CHUNK..=(start + len - 1) / CHUNK {
-                self.written[chunk / 64] |= 1 << (chunk % 64);
-            }
+            for_words(start, len, |w, mask| self.written[w] |= mask);
         }
         &mut self.bytes[start..start + len]
+    }
+
+    /// Whether `len` bytes from `start` were never written since the image
+    /// was zeroed, and so are all zeros.
+    pub fn never_written(&self, start: usize, len: usize) -> bool {
+        let mut clear = true;
+        if len > 0 {
+            for_words(start, len, |w, mask| clear &= self.written[w] & mask == 0);
+        }
+        clear
     }
 
     /// The bytes, taken out (the image is not kept).
@@ -84,16 +94,43 @@ impl Image {
 
     /// Zeroes every chunk written and forgets them.
     fn zero_written(&mut self) {
-        for (w, word) in self.written.iter_mut().enumerate() {
-            let mut bits = std::mem::take(word);
+        // Runs of written chunks, each zeroed in one fill.
+        let mut run: Option<(usize, usize)> = None;
+        for w in 0..self.written.len() {
+            let mut bits = std::mem::take(&mut self.written[w]);
             while bits != 0 {
                 let chunk = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                let start = chunk * CHUNK;
-                let end = (start + CHUNK).min(self.bytes.len());
-                self.bytes[start..end].fill(0);
+                match &mut run {
+                    Some((_, end)) if *end == chunk => *end += 1,
+                    _ => {
+                        if let Some((first, end)) = run {
+                            self.zero_chunks(first, end);
+                        }
+                        run = Some((chunk, chunk + 1));
+                    }
+                }
             }
         }
+        if let Some((first, end)) = run {
+            self.zero_chunks(first, end);
+        }
+    }
+
+    fn zero_chunks(&mut self, first: usize, end: usize) {
+        let end = (end * CHUNK).min(self.bytes.len());
+        self.bytes[first * CHUNK..end].fill(0);
+    }
+}
+
+/// Calls `f(word, mask)` for each word of a record of chunks, with the bits
+/// of the chunks that `len` (> 0) bytes from `start` touch.
+fn for_words(start: usize, len: usize, mut f: impl FnMut(usize, u64)) {
+    let (first, last) = (start / CHUNK, (start + len - 1) / CHUNK);
+    for w in first / 64..=last / 64 {
+        let lo = if w == first / 64 { first % 64 } else { 0 };
+        let hi = if w == last / 64 { last % 64 } else { 63 };
+        f(w, (u64::MAX >> (63 - hi)) & (u64::MAX << lo));
     }
 }
 
@@ -132,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_reused_image_reads_as_zeros() {
-        let len = 5 * CHUNK + 512;
+        let len = 200 * CHUNK + 100;
         let mut a = Image::zeroed(len);
         a.slice_mut(CHUNK - 3, 10).fill(7);
         a.slice_mut(len - 1, 1).fill(9);
@@ -141,6 +178,15 @@ mod tests {
         let b = Image::zeroed(len);
         assert_eq!(b.as_slice().as_ptr(), addr, "the dropped image was reused");
         assert!(b.as_slice().iter().all(|&x| x == 0));
+        assert!(b.never_written(0, len));
+        // Written at sector grain: a sector touched, and only it.
+        let mut e = b;
+        e.slice_mut(CHUNK * 70 + 5, 1).fill(1);
+        assert!(!e.never_written(CHUNK * 70, CHUNK));
+        assert!(!e.never_written(0, len));
+        assert!(e.never_written(0, CHUNK * 70));
+        assert!(e.never_written(CHUNK * 71, len - CHUNK * 71));
+        drop(e);
         let c = Image::from_vec(vec![1; len]);
         drop(c);
         let d = Image::zeroed(len);

@@ -285,6 +285,35 @@ fn corrupt_sector_flips_bits_at_rest() {
 }
 
 #[test]
+fn a_power_loss_puts_back_old_data_and_zeros_never_written() {
+    // Sector 2 holds old data; the rest were never written, and a write
+    // over them keeps no copy of their zeros.
+    let mut dev = CrashDevice::new(16 * SS, SS);
+    dev.write(2 * SS, &sector(5)).unwrap();
+    dev.flush().unwrap();
+    dev.write(0, &vec![7; 4 * SS as usize]).unwrap();
+    dev.write(8 * SS, &sector(8)).unwrap();
+    dev.write(8 * SS, &sector(9)).unwrap();
+    let mut before = vec![0; 16];
+    before[2] = 5;
+    assert_eq!(sector_marks(&dev.durable_bytes(), 16), before);
+    // Damage at rest beneath a pending write over zeros is kept there.
+    dev.corrupt_sector(8).unwrap();
+    assert_eq!(read_at(&mut dev, 8 * SS, SS as usize), sector(9));
+    dev.crash(CrashMode::LoseAll, 0);
+    before[8] = 0xff;
+    assert_eq!(sector_marks(&dev.durable_bytes(), 16), before);
+    // Kept writes come back whole over both.
+    dev.recover();
+    dev.write(0, &vec![3; 4 * SS as usize]).unwrap();
+    dev.write(8 * SS, &sector(4)).unwrap();
+    dev.crash(CrashMode::KeepAll, 0);
+    let marks = sector_marks(&dev.durable_bytes(), 16);
+    assert_eq!(&marks[..4], [3; 4]);
+    assert_eq!(marks[8], 4);
+}
+
+#[test]
 fn counters_count_successful_requests() {
     let mut dev = CrashDevice::new(8 * SS, SS);
     dev.write(0, &vec![1; 2 * SS as usize]).unwrap();
