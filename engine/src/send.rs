@@ -26,7 +26,7 @@ use crate::stream::{
     DrrBegin, DrrFree, DrrFreeObjects, DrrObject, DrrSpill, DrrWrite, DrrWriteByref, Record,
     StreamWriter,
 };
-use crate::traverse::{DMU_SPILL_BLKID, TraverseCursor, Visit, traverse_dataset};
+use crate::traverse::{DMU_SPILL_BLKID, TraverseCursor, Visit};
 use crate::zio::{Blkptr, SPA_MINBLOCKSHIFT, Zio, ZioChecksum};
 
 /// What `zfs send` was asked for.
@@ -623,13 +623,15 @@ impl Pool {
         if bp.is_hole() {
             return Ok(false);
         }
+        // The whole walk, as `traverse_dataset` makes it (the same reads),
+        // though only the dnodes are looked at.
         let mut found = false;
-        traverse_dataset(&mut self.zio, bp, 0, &mut |_, visit| {
-            if let Some(dnodes) = visit.dnodes {
+        let mut cursor = TraverseCursor::dnode_blocks(*bp);
+        while let Some(visit) = cursor.next(&mut self.zio)? {
+            if let Some(dnodes) = visit.as_visit().dnodes {
                 found |= dnodes.iter().flatten().any(|d| d.info().has_spill);
             }
-            Ok(())
-        })?;
+        }
         Ok(found)
     }
 

@@ -262,6 +262,9 @@ enum Frame {
 pub struct TraverseCursor {
     stack: Vec<Frame>,
     min_txg: u64,
+    /// Hand out only the visits of dnode blocks (the walk and its reads
+    /// are the same).
+    dnodes_only: bool,
 }
 
 impl TraverseCursor {
@@ -271,7 +274,21 @@ impl TraverseCursor {
         } else {
             vec![Frame::Objset(objset_bp)]
         };
-        TraverseCursor { stack, min_txg }
+        TraverseCursor {
+            stack,
+            min_txg,
+            dnodes_only: false,
+        }
+    }
+
+    /// The same walk, handing out only the visits of dnode blocks: for a
+    /// caller that looks at the objects alone, without a visit built and
+    /// passed up for every other block.
+    pub fn dnode_blocks(objset_bp: Blkptr) -> TraverseCursor {
+        TraverseCursor {
+            dnodes_only: true,
+            ..TraverseCursor::new(objset_bp, 0)
+        }
     }
 
     /// The next visit, `None` once the walk is over. An error ends it.
@@ -407,7 +424,7 @@ impl TraverseCursor {
             if thought_old && min_txg > 0 {
                 return Ok(None);
             }
-            return Ok(Some(visit(None, dn, None)));
+            return Ok((!self.dnodes_only).then(|| visit(None, dn, None)));
         }
         if bp.birth <= min_txg {
             return Ok(None);
@@ -428,7 +445,7 @@ impl TraverseCursor {
         }
         if bp.level() > 0 {
             self.stack.push(Frame::Indirect(dn.clone(), bp, zb));
-            return Ok(Some(visit(Some(bp), dn, None)));
+            return Ok((!self.dnodes_only).then(|| visit(Some(bp), dn, None)));
         }
         if u32::from(bp.object_type()) == DMU_OT_DNODE {
             let dnodes = zio.with_block(&bp, |data| {
@@ -446,6 +463,6 @@ impl TraverseCursor {
             }
             return Ok(Some(visit(Some(bp), dn, Some(dnodes))));
         }
-        Ok(Some(visit(Some(bp), dn, None)))
+        Ok((!self.dnodes_only).then(|| visit(Some(bp), dn, None)))
     }
 }
