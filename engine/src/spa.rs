@@ -1038,11 +1038,16 @@ fn write_labels(dev: &mut dyn BlockDevice, config: &NvList) -> Result<()> {
     region[..8].copy_from_slice(&(packed.len() as u64).to_le_bytes());
     region[8..8 + packed.len()].copy_from_slice(&packed);
     let hashed = Sha256::new_with_prefix(&region[..LABEL_CONFIG_SIZE - 32]);
-    for base in label_offsets(size) {
+    for (l, base) in label_offsets(size).into_iter().enumerate() {
         let offset = base + LABEL_CONFIG_OFFSET;
         let sum = label_checksum_of_hashed(hashed.clone(), offset);
         region[LABEL_CONFIG_SIZE - 32..].copy_from_slice(&sum);
         dev.write(offset, &region)?;
+        // The label an import reads first: known good, if read back as
+        // written, without hashing it again.
+        if l == 0 {
+            remember_verified(&region, offset);
+        }
     }
     dev.flush()
 }
@@ -1437,13 +1442,19 @@ fn config_verifies(region: &[u8], offset: u64) -> bool {
     if label_checksum(&region[..n - 32], offset) != region[n - 32..] {
         return false;
     }
+    remember_verified(region, offset);
+    true
+}
+
+/// Records a config region that carries its checksum at `offset`.
+fn remember_verified(region: &[u8], offset: u64) {
     VERIFIED_CONFIGS.with(|v| {
         let mut v = v.borrow_mut();
-        // Four labels of two pools.
+        // The labels read first of two pools of up to three disks, and
+        // a few read after a first one failed.
         if v.len() >= 8 {
             v.remove(0);
         }
         v.push((offset, region.to_vec()));
     });
-    true
 }
