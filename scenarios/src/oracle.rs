@@ -442,8 +442,21 @@ fn compare_object(
     // after it must still be right.
     let mut unread = Ok(());
     for blkid in ids {
-        let data = match dmu.read(object, blkid * blksz, blksz) {
-            Ok(data) => data,
+        // Compared where it is (a cached block, a dirty one): most blocks
+        // match, and a copy of each would cost more than the comparison.
+        let want_block = want.blocks.get(&blkid);
+        let found = dmu.with_block(object, blkid, |data| {
+            let same = match (data, want_block) {
+                (Some(data), Some(block)) => data == &block[..],
+                (Some(data), None) => data.iter().all(|&b| b == 0),
+                // A hole reads as zeros of the block size.
+                (None, Some(block)) => block.len() as u64 == blksz && block.iter().all(|&b| b == 0),
+                (None, None) => true,
+            };
+            (!same).then(|| data.map_or_else(|| vec![0; blksz as usize], <[u8]>::to_vec))
+        });
+        let differs = match found {
+            Ok(differs) => differs,
             Err(e) => {
                 keep_looking(
                     Err(unreadable(&format!("{at} block {blkid}"), e)),
@@ -452,13 +465,7 @@ fn compare_object(
                 continue;
             }
         };
-        // Compared in place: most blocks match, and a copy of each would
-        // cost more than the comparison.
-        let same = match want.blocks.get(&blkid) {
-            Some(block) => data[..] == block[..],
-            None => data.len() as u64 == blksz && data.iter().all(|&b| b == 0),
-        };
-        if !same {
+        if let Some(data) = differs {
             let expected = want.block(blkid);
             let first = data.iter().zip(&expected).position(|(a, b)| a != b);
             return Err(Mismatch::Differs(format!(
@@ -582,5 +589,72 @@ mod tests {
         assert!(matches!(m, Mismatch::Unreadable(_)), "{m}");
         let m = compare_pool(&mut pool, &model).unwrap_err();
         assert!(matches!(m, Mismatch::Unreadable(_)), "{m}");
+    }
+
+    #[test]
+    fn every_block_is_compared_whether_held_or_a_hole_on_either_side() {
+        let dev = MemDevice::new(64 << 20, 512);
+        let mut pool = Pool::create(
+            Box::new(dev),
+            "p",
+            Box::new(ManualClock::new(1_700_000_000)),
+            Box::new(SplitMix64::new(7)),
+        )
+        .unwrap();
+        let mut model = PoolModel::new("p");
+        for line in [
+            "create p/a",
+            "alloc p/a type=19 blksz=4096 bonustype=0 bonuslen=0",
+            "write p/a obj=1 off=0 len=4096 fill=8",
+            "write p/a obj=1 off=8192 len=4096 fill=1",
+        ] {
+            let step: Step = line.parse().unwrap();
+            step.apply(&mut pool, &mut model).unwrap();
+        }
+        // Dirty blocks first, then as read back from the disk.
+        for synced in [false, true] {
+            if synced {
+                pool.txg_sync().unwrap();
+            }
+            compare_pool(&mut pool, &model).unwrap();
+            let object = |m: &mut PoolModel| {
+                let fs = m.datasets.get_mut("p/a").unwrap();
+                Rc::make_mut(&mut fs.objects).get_mut(&1).unwrap().clone()
+            };
+            let mut differs = |edit: &dyn Fn(&mut Object)| {
+                let mut other = model.clone();
+                let mut o = object(&mut other);
+                edit(&mut o);
+                let fs = other.datasets.get_mut("p/a").unwrap();
+                Rc::make_mut(&mut fs.objects).insert(1, o);
+                compare_pool(&mut pool, &other).unwrap_err().to_string()
+            };
+            // A block held on both sides, with other bytes.
+            let m = differs(&|o| o.write(100, &[9]));
+            assert!(
+                m.contains("block 0: contents differ (first at byte Some(100)"),
+                "{m}"
+            );
+            // A block the pool holds where the model has none.
+            let m = differs(&|o| o.free_range(0, 4096));
+            assert!(
+                m.contains("block 0: contents differ (first at byte Some(0); expected zeros"),
+                "{m}"
+            );
+            // A hole in the pool (block 1, never written) where the model holds bytes.
+            let m = differs(&|o| o.write(4096 + 7, &[5]));
+            assert!(
+                m.contains("block 1: contents differ (first at byte Some(7); expected 0000"),
+                "{m}"
+            );
+            assert!(m.contains("found zeros"), "{m}");
+            // Zeros in the pool (fill=1 writes zeros: a dirty block, then a
+            // hole once compressed away) where the model holds bytes.
+            let m = differs(&|o| o.write(8192, &[4]));
+            assert!(
+                m.contains("block 2: contents differ (first at byte Some(0)"),
+                "{m}"
+            );
+        }
     }
 }

@@ -342,12 +342,25 @@ impl Dnode {
 
     /// Reads block `blkid`, `None` for a hole.
     pub fn read_block(&mut self, zio: &mut Zio, blkid: u64) -> Result<Option<Vec<u8>>> {
+        self.with_block(zio, blkid, |data| data.map(<[u8]>::to_vec))
+    }
+
+    /// [`read_block`](Dnode::read_block) handing the block to `f` where it
+    /// is (read, cached or dirty) rather than a copy of it: `None` for a
+    /// hole.
+    pub fn with_block<R>(
+        &mut self,
+        zio: &mut Zio,
+        blkid: u64,
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R> {
         if blkid >= self.capacity() {
-            return Ok(None);
+            return Ok(f(None));
         }
         let epbs = self.epbs();
         let nlevels = self.nlevels;
         let blksz = self.datablksz as usize;
+        let object = self.object;
         let top_idx = index_at(blkid, epbs, nlevels, nlevels - 1);
         let mut node = &mut self.top[top_idx];
         for level in (1..nlevels).rev() {
@@ -355,28 +368,28 @@ impl Dnode {
             load_indirect(zio, node, epbs)?;
             match node {
                 Node::Indirect(ind) => node = &mut Rc::make_mut(ind).children[child],
-                _ => return Ok(None),
+                _ => return Ok(f(None)),
             }
         }
         match node {
-            Node::Data(d) => Ok(Some(d.data.clone())),
-            Node::Stored(bp) if bp.is_hole() => Ok(None),
-            Node::Stored(bp) => {
-                let data = read_verified(zio, bp)?;
-                // Every data block of an object has its block size; readers
-                // slice it by that.
-                if data.len() != blksz {
-                    return fail(
-                        Errno::EIO,
-                        format!(
-                            "object {} block {blkid}: {} bytes where its blocks are {blksz}",
-                            self.object,
-                            data.len()
-                        ),
-                    );
-                }
-                Ok(Some(data))
-            }
+            Node::Data(d) => Ok(f(Some(&d.data))),
+            Node::Stored(bp) if bp.is_hole() => Ok(f(None)),
+            Node::Stored(bp) => zio
+                .with_block(bp, |data| {
+                    // Every data block of an object has its block size;
+                    // readers slice it by that.
+                    if data.len() != blksz {
+                        return fail(
+                            Errno::EIO,
+                            format!(
+                                "object {object} block {blkid}: {} bytes where its blocks are {blksz}",
+                                data.len()
+                            ),
+                        );
+                    }
+                    Ok(f(Some(data)))
+                })
+                .map_err(dmu_error),
             // unreached: level 0 holds only Stored or Data nodes: load_indirect and grow_levels
             // make Indirect nodes only at level 1 or above, and nlevels never shrinks
             Node::Indirect(_) => fail(Errno::EIO, "indirect block found at level 0"),
@@ -991,10 +1004,16 @@ fn sync_node(
                 .zip(block.chunks_exact_mut(BLKPTR_SIZE))
             {
                 // Most children are as stored (holes, mostly): nothing to
-                // write beneath them.
-                if !matches!(child, Node::Stored(_)) {
-                    sync_node(zio, child, level - 1, ctx, killed, born)?;
+                // write beneath them, and an empty pointer is the zeros the
+                // block starts as.
+                if let Node::Stored(bp) = child {
+                    if bp.birth != 0 || *bp != Blkptr::HOLE {
+                        fill += bp.fill;
+                        bp.encode(out);
+                    }
+                    continue;
                 }
+                sync_node(zio, child, level - 1, ctx, killed, born)?;
                 let bp = child.synced_bp();
                 fill += bp.fill;
                 bp.encode(out);

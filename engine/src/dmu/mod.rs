@@ -133,6 +133,16 @@ impl Dmu<'_> {
         self.os.read(self.zio, object, offset, len)
     }
 
+    /// See [`Objset::with_block`].
+    pub fn with_block<R>(
+        &mut self,
+        object: u64,
+        blkid: u64,
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R> {
+        self.os.with_block(self.zio, object, blkid, f)
+    }
+
     pub fn free_range(&mut self, object: u64, offset: u64, len: u64) -> Result<()> {
         self.writable()?;
         self.os.free_range(self.zio, object, offset, len)

@@ -427,6 +427,19 @@ impl Objset {
         Ok(out)
     }
 
+    /// Block `blkid` of `object` handed to `f` where it is, not copied
+    /// (`None` for a hole, which reads as zeros): for a caller that only
+    /// looks at it, as a comparison does.
+    pub fn with_block<R>(
+        &mut self,
+        zio: &mut Zio,
+        object: u64,
+        blkid: u64,
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R> {
+        self.dnode_mut_readonly(object)?.with_block(zio, blkid, f)
+    }
+
     /// `dmu_free_long_range`: frees `[offset, offset + len)`; a length of
     /// [`DMU_OBJECT_END`] also truncates `maxblkid`. Blocks only partly in
     /// the range are zeroed in the range.
