@@ -250,20 +250,31 @@ impl Pool {
     }
 
     pub fn dir_name(&self, dir: DirId) -> String {
+        let mut name = String::new();
+        self.push_dir_name(dir, &mut name);
+        name
+    }
+
+    /// Appends `dir`'s full name: one string grown in place, as listing
+    /// datasets names every one of them.
+    fn push_dir_name(&self, dir: DirId, name: &mut String) {
         let d = &self.dsl.dirs[&dir];
-        match d.parent {
-            Some(p) => format!("{}/{}", self.dir_name(p), d.name),
-            None => d.name.clone(),
+        if let Some(p) = d.parent {
+            self.push_dir_name(p, name);
+            name.push('/');
         }
+        name.push_str(&d.name);
     }
 
     pub fn dataset_name(&self, id: DatasetId) -> String {
         let ds = &self.dsl.datasets[&id];
-        let fs = self.dir_name(ds.dir);
-        match &ds.snapname {
-            Some(snap) => format!("{fs}@{snap}"),
-            None => fs,
+        let mut name = String::new();
+        self.push_dir_name(ds.dir, &mut name);
+        if let Some(snap) = &ds.snapname {
+            name.push('@');
+            name.push_str(snap);
         }
+        name
     }
 
     pub fn dataset(&self, id: DatasetId) -> &DslDataset {
@@ -1054,14 +1065,26 @@ impl Pool {
     /// value before a received one), which directory that is, and whether
     /// the value was received.
     fn prop_set_on(&self, dir: DirId, prop: &str) -> Option<(&PropValue, DirId, bool)> {
-        let received = format!("{prop}{RECVD_SUFFIX}");
+        // The received value's name, put together on the stack: this runs
+        // for three properties of every DMU handle taken.
+        let mut buf = [0u8; 320];
+        let n = prop.len() + RECVD_SUFFIX.len();
+        let long;
+        let received = if n <= buf.len() {
+            buf[..prop.len()].copy_from_slice(prop.as_bytes());
+            buf[prop.len()..n].copy_from_slice(RECVD_SUFFIX.as_bytes());
+            std::str::from_utf8(&buf[..n]).expect("two strings end to end")
+        } else {
+            long = format!("{prop}{RECVD_SUFFIX}");
+            &long
+        };
         let mut cur = Some(dir);
         while let Some(d) = cur {
             let d = &self.dsl.dirs[&d];
             if let Some(v) = d.props.get(prop) {
                 return Some((v, d.id, false));
             }
-            if let Some(v) = d.props.get(&received) {
+            if let Some(v) = d.props.get(received) {
                 return Some((v, d.id, true));
             }
             cur = d.parent;
