@@ -13,6 +13,7 @@ use std::rc::Rc;
 use engine::dmu::dnode::{nblkptr_for_bonus, spill_fits};
 use engine::dsl::valid_component;
 use engine::error::Errno;
+use engine::zio::compress::is_all_zeros;
 
 use crate::step::Shape;
 
@@ -63,7 +64,7 @@ impl Object {
     /// Whether the two read the same: shape, properties and bonus, blocks
     /// with holes as zeros, and a spill block with none as zeros.
     pub fn reads_same(&self, other: &Object) -> bool {
-        let zero = |b: &[u8]| b.iter().all(|&x| x == 0);
+        let zero = is_all_zeros;
         let blocks_same = |a: &Object, b: &Object| {
             a.blocks.iter().all(|(id, block)| match b.blocks.get(id) {
                 Some(other) => block == other,
@@ -92,7 +93,7 @@ impl Object {
     /// to a shape with no room for the pointer). Later OpenZFS added stream
     /// flags for this (openzfs/zfs#8668); zsim speaks the 2013 format.
     pub fn keep_unsent_spill(&mut self, old: &Object) {
-        let zero = |s: &Option<Rc<[u8]>>| s.as_ref().is_none_or(|s| s.iter().all(|&b| b == 0));
+        let zero = |s: &Option<Rc<[u8]>>| s.as_deref().is_none_or(is_all_zeros);
         if !zero(&self.spill) || zero(&old.spill) {
             return;
         }

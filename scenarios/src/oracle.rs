@@ -20,6 +20,7 @@ use engine::dsl::{DS_FLAG_INCONSISTENT, DatasetId};
 use engine::error::{Errno, Error};
 use engine::spa::Pool;
 use engine::zio::Blkptr;
+use engine::zio::compress::is_all_zeros;
 use engine::zpl::{self, WalkOptions};
 
 use crate::model::tree::{Listed, Tree};
@@ -419,7 +420,7 @@ fn compare_object(
     let spill = dmu.spill(object).map_err(|e| unreadable(&at, e))?;
     // Holes read as zeros, spill blocks included: an all-zero spill block
     // is written as a hole, as any zero block is under compression.
-    let zero = |s: Option<&[u8]>| s.is_none_or(|s| s.iter().all(|&b| b == 0));
+    let zero = |s: Option<&[u8]>| s.is_none_or(is_all_zeros);
     let same = match (spill.as_deref(), want.spill.as_deref()) {
         (a, b) if zero(a) && zero(b) => true,
         (a, b) => a == b,
@@ -448,9 +449,9 @@ fn compare_object(
         let found = dmu.with_block(object, blkid, |data| {
             let same = match (data, want_block) {
                 (Some(data), Some(block)) => data == &block[..],
-                (Some(data), None) => data.iter().all(|&b| b == 0),
+                (Some(data), None) => is_all_zeros(data),
                 // A hole reads as zeros of the block size.
-                (None, Some(block)) => block.len() as u64 == blksz && block.iter().all(|&b| b == 0),
+                (None, Some(block)) => block.len() as u64 == blksz && is_all_zeros(block),
                 (None, None) => true,
             };
             (!same).then(|| data.map_or_else(|| vec![0; blksz as usize], <[u8]>::to_vec))
@@ -479,7 +480,7 @@ fn compare_object(
 }
 
 fn describe(block: &[u8]) -> String {
-    if block.iter().all(|&b| b == 0) {
+    if is_all_zeros(block) {
         "zeros".to_string()
     } else {
         let head: Vec<String> = block.iter().take(8).map(|b| format!("{b:02x}")).collect();
