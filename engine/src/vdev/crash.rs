@@ -124,12 +124,13 @@ impl Pending {
 /// (see the module documentation).
 ///
 /// Writes go straight into the image, which is therefore what a read sees,
-/// and each one logs the bytes it replaced: a power loss undoes the log
-/// back to the durable image and then lets through what its mode keeps, and
-/// a flush just forgets the log. Reads are one copy, writes two, flushes
+/// and each one logs the bytes it replaced (unless they were never
+/// written: zeros): a power loss undoes the log back to the durable image
+/// and then lets through what its mode keeps, and a flush just forgets the
+/// log. Reads are one copy, writes two (one over fresh space), flushes
 /// cost nothing; a power loss pays for what it resolves.
 ///
-/// Memory: the image, plus the bytes written since the last flush.
+/// Memory: the image, plus at most the bytes written since the last flush.
 #[derive(Clone)]
 pub struct CrashDevice {
     /// What a read sees: the durable image with every pending write on it.
