@@ -1053,22 +1053,25 @@ fn write_labels(dev: &mut dyn BlockDevice, config: &NvList) -> Result<()> {
 }
 
 fn read_config(dev: &mut dyn BlockDevice, size: u64) -> Result<NvList> {
-    let mut region = vec![0u8; LABEL_CONFIG_SIZE];
     for base in label_offsets(size) {
         let offset = base + LABEL_CONFIG_OFFSET;
-        if dev.read(offset, &mut region).is_err() {
-            continue;
-        }
-        // Hashing 112 KiB is most of what reading a label costs: a region
-        // that verified before at this offset is compared, not hashed.
-        if !config_verifies(&region, offset) {
-            continue;
-        }
-        let len = u64::from_le_bytes(region[..8].try_into().expect("8 bytes")) as usize;
-        if len > LABEL_CONFIG_SIZE - 40 {
-            continue;
-        }
-        if let Ok(nv) = nvlist::unpack_xdr(&region[8..8 + len]) {
+        // Looked at where the device holds it, not copied out. A label
+        // that cannot be read is passed over.
+        let mut config = None;
+        let _ = dev.read_with(offset, LABEL_CONFIG_SIZE, &mut |region| {
+            // Hashing 112 KiB is most of what reading a label costs: a
+            // region that verified before at this offset is compared, not
+            // hashed.
+            if !config_verifies(region, offset) {
+                return;
+            }
+            let len = u64::from_le_bytes(region[..8].try_into().expect("8 bytes")) as usize;
+            if len > LABEL_CONFIG_SIZE - 40 {
+                return;
+            }
+            config = nvlist::unpack_xdr(&region[8..8 + len]).ok();
+        });
+        if let Some(nv) = config {
             return Ok(nv);
         }
     }
@@ -1279,24 +1282,25 @@ fn read_uberblocks(vdev: &mut Mirror, slot: u64) -> UberblockRings {
         next: 0,
         last_txg: None,
     };
-    let mut ring = vec![0u8; LABEL_RING_SIZE as usize];
     for c in 0..vdev.width() {
         let dev = &mut *vdev.children[c].dev;
         let size = dev.size() / dev.sector_size() * dev.sector_size();
         for base in label_offsets(size) {
             let ring_offset = base + LABEL_RING_OFFSET;
-            if dev.read(ring_offset, &mut ring).is_err() {
-                continue;
-            }
-            for (i, buf) in ring.chunks_exact(slot).enumerate() {
-                let word =
-                    |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8"));
-                if word(0) == UBERBLOCK_MAGIC {
-                    let offset = ring_offset + (i * slot) as u64;
-                    rings.slots.push((word(2), c, offset, rings.bytes.len()));
-                    rings.bytes.extend_from_slice(buf);
+            // Looked at where the device holds it: of a ring's 128 KiB only
+            // the slots in use are kept. A ring that cannot be read is
+            // passed over.
+            let _ = dev.read_with(ring_offset, LABEL_RING_SIZE as usize, &mut |ring| {
+                for (i, buf) in ring.chunks_exact(slot).enumerate() {
+                    let word =
+                        |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8"));
+                    if word(0) == UBERBLOCK_MAGIC {
+                        let offset = ring_offset + (i * slot) as u64;
+                        rings.slots.push((word(2), c, offset, rings.bytes.len()));
+                        rings.bytes.extend_from_slice(buf);
+                    }
                 }
-            }
+            });
         }
     }
     // Stable: copies of one txg stay in child, label and slot order.

@@ -27,6 +27,9 @@ pub struct FileDevice {
     /// Whether `flush` reaches stable storage (`fdatasync`); a scratch
     /// image, deleted when its run ends, has nothing to keep.
     durable: bool,
+    /// Where `read_with` reads to: one buffer for every read, so a read
+    /// the pool decompresses or copies costs no buffer of its own.
+    scratch: Vec<u8>,
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
@@ -66,6 +69,7 @@ impl FileDevice {
             size,
             sector_size,
             durable: true,
+            scratch: Vec::new(),
         })
     }
 
@@ -107,6 +111,7 @@ impl FileDevice {
             size: len / sector_size * sector_size,
             sector_size,
             durable: true,
+            scratch: Vec::new(),
         })
     }
 
@@ -129,6 +134,19 @@ impl BlockDevice for FileDevice {
         self.file
             .read_exact_at(buf, offset)
             .map_err(|e| io_error(&format!("read at {offset} of"), &self.path, e))
+    }
+
+    fn read_with(&mut self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        check_io(self.sector_size, self.size, offset, len)?;
+        if self.scratch.len() < len {
+            self.scratch.resize(len, 0);
+        }
+        let buf = &mut self.scratch[..len];
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| io_error(&format!("read at {offset} of"), &self.path, e))?;
+        f(buf);
+        Ok(())
     }
 
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {

@@ -446,14 +446,21 @@ impl BlockDevice for CrashDevice {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.read_with(offset, buf.len(), &mut |data| buf.copy_from_slice(data))
+    }
+
+    fn read_with(&mut self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
         self.check_up("read")?;
-        check_io(self.sector_size, self.size(), offset, buf.len())?;
-        let len = buf.len() as u64;
+        check_io(self.sector_size, self.size(), offset, len)?;
         let start = offset as usize;
-        buf.copy_from_slice(&self.image.as_slice()[start..start + buf.len()]);
+        f(&self.image.as_slice()[start..start + len]);
         self.stats.reads += 1;
-        self.stats.bytes_read += len;
+        self.stats.bytes_read += len as u64;
         Ok(())
+    }
+
+    fn lends(&self) -> bool {
+        true
     }
 
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {

@@ -215,6 +215,23 @@ impl Mirror {
         self.children[c].dev.read(offset, buf)
     }
 
+    /// [`read_child`](Mirror::read_child) handing the bytes to `f` where
+    /// the child holds them (see [`BlockDevice::read_with`]).
+    pub fn read_child_with(
+        &mut self,
+        c: usize,
+        offset: u64,
+        len: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
+        self.children[c].dev.read_with(offset, len, f)
+    }
+
+    /// See [`BlockDevice::lends`].
+    pub fn child_lends(&self, c: usize) -> bool {
+        self.children[c].dev.lends()
+    }
+
     /// The order to try the children in, for a read at `offset` of a
     /// block born in `birth`: the children that cannot lack it, from a
     /// preferred one that moves with the offset so that the reads spread

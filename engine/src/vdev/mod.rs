@@ -43,6 +43,22 @@ pub trait BlockDevice {
     /// Bytes, a multiple of `sector_size`. Constant for the device's life.
     fn size(&self) -> u64;
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// [`read`](BlockDevice::read) of `len` bytes handed to `f` where the
+    /// device holds them when it can (a device in memory), not copied out:
+    /// the same checks, faults and counts as `read`. The default reads into
+    /// a buffer.
+    fn read_with(&mut self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        let mut buf = vec![0; len];
+        self.read(offset, &mut buf)?;
+        f(&buf);
+        Ok(())
+    }
+    /// Whether [`read_with`](BlockDevice::read_with) hands over the
+    /// device's own bytes. A reader that keeps what it reads does better,
+    /// on a device that does not, to read into a buffer of its own.
+    fn lends(&self) -> bool {
+        false
+    }
     /// Completes into the device's cache: durable only after [`flush`].
     ///
     /// [`flush`]: BlockDevice::flush
@@ -82,6 +98,12 @@ impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         (**self).read(offset, buf)
     }
+    fn read_with(&mut self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        (**self).read_with(offset, len, f)
+    }
+    fn lends(&self) -> bool {
+        (**self).lends()
+    }
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         (**self).write(offset, buf)
     }
@@ -108,6 +130,12 @@ impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
     }
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         (**self).read(offset, buf)
+    }
+    fn read_with(&mut self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        (**self).read_with(offset, len, f)
+    }
+    fn lends(&self) -> bool {
+        (**self).lends()
     }
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         (**self).write(offset, buf)

@@ -105,6 +105,9 @@ impl<D: BlockDevice> BlockDevice for SharedDevice<D> {
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.device()?.read(offset, buf)
     }
+    fn read_with(&mut self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.device()?.read_with(offset, len, f)
+    }
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         self.device()?.write(offset, buf)
     }

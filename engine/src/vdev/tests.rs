@@ -314,6 +314,33 @@ fn a_power_loss_puts_back_old_data_and_zeros_never_written() {
 }
 
 #[test]
+fn read_with_sees_what_read_copies_and_counts_the_same() {
+    let mut dev = CrashDevice::new(8 * SS, SS);
+    dev.write(SS, &sector(3)).unwrap();
+    assert!(dev.lends());
+    let mut seen = Vec::new();
+    dev.read_with(0, 2 * SS as usize, &mut |b| seen = b.to_vec())
+        .unwrap();
+    assert_eq!(seen, read_at(&mut dev, 0, 2 * SS as usize));
+    assert_eq!(seen[SS as usize..], sector(3)[..]);
+    assert_eq!((dev.stats().reads, dev.stats().bytes_read), (2, 4 * SS));
+    // Refused as a read is, without calling back.
+    let mut called = false;
+    let e = dev.read_with(1, SS as usize, &mut |_| called = true);
+    assert_eq!(errno(e), Errno::EINVAL);
+    dev.power_loss(CrashMode::LoseAll, 0);
+    let e = dev.read_with(0, SS as usize, &mut |_| called = true);
+    assert_eq!(errno(e), Errno::EIO);
+    assert!(!called);
+    // A device that copies says so; its default lends a copy.
+    let mut mem = MemDevice::new(8 * SS, SS);
+    assert!(!mem.lends());
+    mem.read_with(0, SS as usize, &mut |b| called = b == &sector(0)[..])
+        .unwrap();
+    assert!(called);
+}
+
+#[test]
 fn counters_count_successful_requests() {
     let mut dev = CrashDevice::new(8 * SS, SS);
     dev.write(0, &vec![1; 2 * SS as usize]).unwrap();

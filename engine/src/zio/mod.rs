@@ -392,18 +392,35 @@ impl Zio {
         for dva in dvas.into_iter().take(tried) {
             let order = self.vdev.read_order(dva.offset(), bp.birth);
             for &child in &order[..self.vdev.width()] {
-                match self.read_copy(bp, dva, child) {
-                    Ok(physical) => {
+                let lsize = bp.lsize() as usize;
+                let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
+                    Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
+                });
+                let read = if self.vdev.child_lends(child) {
+                    // Decompressed (or copied) from where the device holds
+                    // the copy; its physical bytes kept only to heal bad ones.
+                    let healing = !bad.is_empty();
+                    self.read_copy_with(bp, dva, child, |physical| {
+                        let data =
+                            compress.and_then(|c| compress::decompress_block(c, physical, lsize));
+                        (data, healing.then(|| physical.to_vec()))
+                    })
+                } else {
+                    // Read into a buffer of its own, which a block stored
+                    // as it is becomes.
+                    self.read_copy(bp, dva, child).map(|physical| {
                         self.heal(bp, &bad, dva, &physical);
-                        let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
-                            Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
-                        })?;
-                        let data = compress::decompress_block_owned(
-                            compress,
-                            physical,
-                            bp.lsize() as usize,
-                        )?;
-                        return Ok((data, bad.is_empty()));
+                        let data = compress
+                            .and_then(|c| compress::decompress_block_owned(c, physical, lsize));
+                        (data, None)
+                    })
+                };
+                match read {
+                    Ok((data, physical)) => {
+                        if let Some(physical) = physical {
+                            self.heal(bp, &bad, dva, &physical);
+                        }
+                        return Ok((data?, bad.is_empty()));
                     }
                     Err(e) => {
                         bad.push((dva, child));
@@ -424,6 +441,19 @@ impl Zio {
     /// One copy's physical bytes (`psize` of them) from one mirror child,
     /// verified.
     fn read_copy(&mut self, bp: &Blkptr, dva: Dva, child: usize) -> Result<Vec<u8>> {
+        self.read_copy_with(bp, dva, child, <[u8]>::to_vec)
+    }
+
+    /// [`read_copy`](Zio::read_copy) handing the verified bytes to `f`
+    /// where the device holds them (see [`BlockDevice::read_with`]), so a
+    /// block decompressed or copied once is not first copied out whole.
+    fn read_copy_with<R>(
+        &mut self,
+        bp: &Blkptr,
+        dva: Dva,
+        child: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
         let (offset, asize, psize) = (dva.offset(), dva.asize(), bp.psize());
         if asize == 0
             || psize > asize
@@ -436,20 +466,26 @@ impl Zio {
                 format!("block pointer out of range: offset {offset:#x} asize {asize}"),
             );
         }
-        let mut physical = vec![0u8; asize as usize];
-        if let Err(e) = self.vdev.read_child(child, offset, &mut physical) {
+        let checksum = ZioChecksum::from_u8(bp.checksum()).unwrap_or(ZioChecksum::Fletcher4);
+        let verify = checksum != ZioChecksum::Off && self.verifies();
+        let mut f = Some(f);
+        let mut out = None;
+        let read = self
+            .vdev
+            .read_child_with(child, offset, asize as usize, &mut |bytes| {
+                let physical = &bytes[..psize as usize];
+                if verify && checksum.compute(physical) != bp.cksum {
+                    return;
+                }
+                out = f.take().map(|f| f(physical));
+            });
+        if let Err(e) = read {
             self.vdev.children[child].errors.read += 1;
             return Err(e);
         }
-        physical.truncate(psize as usize);
         self.stats.blocks_read += 1;
         self.stats.bytes_read += asize;
-
-        let checksum = ZioChecksum::from_u8(bp.checksum()).unwrap_or(ZioChecksum::Fletcher4);
-        if checksum != ZioChecksum::Off
-            && self.verifies()
-            && checksum.compute(&physical) != bp.cksum
-        {
+        let Some(out) = out else {
             self.stats.checksum_errors += 1;
             self.vdev.children[child].errors.cksum += 1;
             return fail(
@@ -459,8 +495,8 @@ impl Zio {
                     bp.birth
                 ),
             );
-        }
-        Ok(physical)
+        };
+        Ok(out)
     }
 
     /// Reads every copy of a block on every child, bypassing the cache,

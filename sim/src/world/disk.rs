@@ -515,29 +515,34 @@ impl BlockDevice for SimDisk {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.charge_read(offset, buf.len() as u64);
+        self.read_with(offset, buf.len(), &mut |data| buf.copy_from_slice(data))
+    }
+
+    fn read_with(&mut self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.charge_read(offset, len as u64);
         let mut inner = self.inner()?;
         self.follow_power_in(&mut inner);
         if inner.dev.is_down() {
-            return inner.dev.read(offset, buf);
+            return inner.dev.read_with(offset, len, f);
         }
         if inner.pulled {
             return fail(Errno::ENXIO, format!("disk {} is pulled", self.name));
         }
-        check_io(self.sector_size, self.size, offset, buf.len())?;
+        check_io(self.sector_size, self.size, offset, len)?;
         if self
             .injector
             .roll(FaultKind::EioRead, self.options.read_eio_probability)
         {
-            let what = format!(
-                "disk {}: read at {offset} of {} bytes failed",
-                self.name,
-                buf.len()
-            );
+            let what = format!("disk {}: read at {offset} of {len} bytes failed", self.name);
             self.injector.fired(FaultKind::EioRead, &what);
             return fail(Errno::EIO, what);
         }
-        inner.dev.read(offset, buf)
+        inner.dev.read_with(offset, len, f)
+    }
+
+    /// Its reads are the crash device's, which lends its image.
+    fn lends(&self) -> bool {
+        true
     }
 
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
