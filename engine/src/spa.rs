@@ -1291,6 +1291,9 @@ fn read_uberblocks(vdev: &mut Mirror, slot: u64) -> UberblockRings {
             // the slots in use are kept. A ring that cannot be read is
             // passed over.
             let _ = dev.read_with(ring_offset, LABEL_RING_SIZE as usize, &mut |ring| {
+                let magic = |buf: &[u8]| buf[..8] == UBERBLOCK_MAGIC.to_le_bytes();
+                let used = ring.chunks_exact(slot).filter(|b| magic(b)).count();
+                rings.bytes.reserve(used * slot);
                 for (i, buf) in ring.chunks_exact(slot).enumerate() {
                     let word =
                         |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8"));
