@@ -527,31 +527,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_verified_snapshot_is_compared_again_when_its_model_or_the_disk_changes() {
-        let dev = SharedDevice::new(MemDevice::new(64 << 20, 512));
-        let epoch = Rc::new(Cell::new(0));
+    /// Pool `p` on `dev`, and its model, after `steps`.
+    fn pool_after(dev: Box<dyn BlockDevice>, steps: &[&str]) -> (Pool, PoolModel) {
         let mut pool = Pool::create(
-            Box::new(Epochs {
-                dev: dev.clone(),
-                epoch: Rc::clone(&epoch),
-            }),
+            dev,
             "p",
             Box::new(ManualClock::new(1_700_000_000)),
             Box::new(SplitMix64::new(7)),
         )
         .unwrap();
         let mut model = PoolModel::new("p");
-        for line in [
-            "create p/a",
-            "alloc p/a type=19 blksz=4096 bonustype=0 bonuslen=0",
-            "write p/a obj=1 off=0 len=4096 fill=8",
-            "snapshot p/a@s",
-            "free p/a obj=1",
-        ] {
+        for line in steps {
             let step: Step = line.parse().unwrap();
             step.apply(&mut pool, &mut model).unwrap();
         }
+        (pool, model)
+    }
+
+    #[test]
+    fn a_verified_snapshot_is_compared_again_when_its_model_or_the_disk_changes() {
+        let dev = SharedDevice::new(MemDevice::new(64 << 20, 512));
+        let epoch = Rc::new(Cell::new(0));
+        let device = Epochs {
+            dev: dev.clone(),
+            epoch: Rc::clone(&epoch),
+        };
+        let (mut pool, model) = pool_after(
+            Box::new(device),
+            &[
+                "create p/a",
+                "alloc p/a type=19 blksz=4096 bonustype=0 bonuslen=0",
+                "write p/a obj=1 off=0 len=4096 fill=8",
+                "snapshot p/a@s",
+                "free p/a obj=1",
+            ],
+        );
         pool.txg_sync().unwrap();
         let mut verified = Verified::default();
         compare_pool_with(&mut pool, &model, &mut verified).unwrap();
@@ -594,24 +604,15 @@ mod tests {
 
     #[test]
     fn every_block_is_compared_whether_held_or_a_hole_on_either_side() {
-        let dev = MemDevice::new(64 << 20, 512);
-        let mut pool = Pool::create(
-            Box::new(dev),
-            "p",
-            Box::new(ManualClock::new(1_700_000_000)),
-            Box::new(SplitMix64::new(7)),
-        )
-        .unwrap();
-        let mut model = PoolModel::new("p");
-        for line in [
-            "create p/a",
-            "alloc p/a type=19 blksz=4096 bonustype=0 bonuslen=0",
-            "write p/a obj=1 off=0 len=4096 fill=8",
-            "write p/a obj=1 off=8192 len=4096 fill=1",
-        ] {
-            let step: Step = line.parse().unwrap();
-            step.apply(&mut pool, &mut model).unwrap();
-        }
+        let (mut pool, model) = pool_after(
+            Box::new(MemDevice::new(64 << 20, 512)),
+            &[
+                "create p/a",
+                "alloc p/a type=19 blksz=4096 bonustype=0 bonuslen=0",
+                "write p/a obj=1 off=0 len=4096 fill=8",
+                "write p/a obj=1 off=8192 len=4096 fill=1",
+            ],
+        );
         // Dirty blocks first, then as read back from the disk.
         for synced in [false, true] {
             if synced {
