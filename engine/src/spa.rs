@@ -1291,17 +1291,22 @@ fn read_uberblocks(vdev: &mut Mirror, slot: u64) -> UberblockRings {
             // the slots in use are kept. A ring that cannot be read is
             // passed over.
             let _ = dev.read_with(ring_offset, LABEL_RING_SIZE as usize, &mut |ring| {
-                let magic = |buf: &[u8]| buf[..8] == UBERBLOCK_MAGIC.to_le_bytes();
-                let used = ring.chunks_exact(slot).filter(|b| magic(b)).count();
+                let word = |buf: &[u8], i: usize| {
+                    u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8"))
+                };
+                let in_use = |buf: &&[u8]| word(buf, 0) == UBERBLOCK_MAGIC;
+                let used = ring.chunks_exact(slot).filter(in_use).count();
                 rings.bytes.reserve(used * slot);
-                for (i, buf) in ring.chunks_exact(slot).enumerate() {
-                    let word =
-                        |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8"));
-                    if word(0) == UBERBLOCK_MAGIC {
-                        let offset = ring_offset + (i * slot) as u64;
-                        rings.slots.push((word(2), c, offset, rings.bytes.len()));
-                        rings.bytes.extend_from_slice(buf);
-                    }
+                for (i, buf) in ring
+                    .chunks_exact(slot)
+                    .enumerate()
+                    .filter(|(_, b)| in_use(b))
+                {
+                    let offset = ring_offset + (i * slot) as u64;
+                    rings
+                        .slots
+                        .push((word(buf, 2), c, offset, rings.bytes.len()));
+                    rings.bytes.extend_from_slice(buf);
                 }
             });
         }

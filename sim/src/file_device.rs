@@ -137,16 +137,16 @@ impl BlockDevice for FileDevice {
     }
 
     fn read_with(&mut self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
-        check_io(self.sector_size, self.size, offset, len)?;
-        if self.scratch.len() < len {
-            self.scratch.resize(len, 0);
+        let mut buf = std::mem::take(&mut self.scratch);
+        if buf.len() < len {
+            buf.resize(len, 0);
         }
-        let buf = &mut self.scratch[..len];
-        self.file
-            .read_exact_at(buf, offset)
-            .map_err(|e| io_error(&format!("read at {offset} of"), &self.path, e))?;
-        f(buf);
-        Ok(())
+        let read = self.read(offset, &mut buf[..len]);
+        if read.is_ok() {
+            f(&buf[..len]);
+        }
+        self.scratch = buf;
+        read
     }
 
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {

@@ -405,23 +405,17 @@ impl Objset {
             Error::new(Errno::ENOENT, format!("object {object} is not allocated"))
         })?;
         let blksz = u64::from(dn.datablksz);
-        // One whole block (what a comparison or a send of it reads) is
-        // handed over as read, not copied again.
-        if len == blksz && len > 0 && offset.is_multiple_of(blksz) {
-            return Ok(dn
-                .read_block(zio, offset / blksz)?
-                .unwrap_or_else(|| vec![0; blksz as usize]));
-        }
         let mut out = Vec::with_capacity(len.min(1 << 30) as usize);
         let mut at = offset;
         while at < end {
             let blkid = at / blksz;
             let in_block = (at % blksz) as usize;
             let n = ((blksz - at % blksz).min(end - at)) as usize;
-            match dn.read_block(zio, blkid)? {
+            // Copied once, from where the block is.
+            dn.with_block(zio, blkid, |block| match block {
                 Some(block) => out.extend_from_slice(&block[in_block..in_block + n]),
                 None => out.resize(out.len() + n, 0),
-            }
+            })?;
             at += n as u64;
         }
         Ok(out)

@@ -389,20 +389,20 @@ impl Zio {
         } else {
             dvas.len()
         };
+        let lsize = bp.lsize() as usize;
+        let compress = ZioCompress::from_u8(bp.compress());
+        let unknown = || Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()));
         for dva in dvas.into_iter().take(tried) {
             let order = self.vdev.read_order(dva.offset(), bp.birth);
             for &child in &order[..self.vdev.width()] {
-                let lsize = bp.lsize() as usize;
-                let compress = ZioCompress::from_u8(bp.compress()).ok_or_else(|| {
-                    Error::new(Errno::EIO, format!("unknown compression {}", bp.compress()))
-                });
                 let read = if self.vdev.child_lends(child) {
                     // Decompressed (or copied) from where the device holds
                     // the copy; its physical bytes kept only to heal bad ones.
                     let healing = !bad.is_empty();
                     self.read_copy_with(bp, dva, child, |physical| {
-                        let data =
-                            compress.and_then(|c| compress::decompress_block(c, physical, lsize));
+                        let data = compress
+                            .ok_or_else(unknown)
+                            .and_then(|c| compress::decompress_block(c, physical, lsize));
                         (data, healing.then(|| physical.to_vec()))
                     })
                 } else {
@@ -411,6 +411,7 @@ impl Zio {
                     self.read_copy(bp, dva, child).map(|physical| {
                         self.heal(bp, &bad, dva, &physical);
                         let data = compress
+                            .ok_or_else(unknown)
                             .and_then(|c| compress::decompress_block_owned(c, physical, lsize));
                         (data, None)
                     })
